@@ -1,0 +1,52 @@
+# Everything a newcomer needs is two commands: `make demo` and `make test`.
+# Each target sets up what it needs (virtualenv, install, protobuf stubs) and is
+# quick when that is already done.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PROTOS := $(wildcard proto/dockside/v1/*.proto)
+STUBS := dockside/v1/sync_pb2.py
+
+.PHONY: setup stubs demo test lint typecheck pytest bench clean
+
+setup: $(VENV)/.installed $(STUBS)
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Reinstall when the dependency list changes.
+$(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+stubs: $(STUBS)
+
+$(STUBS): $(PROTOS) $(VENV)/.installed
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m grpc_tools.protoc -I proto \
+		--python_out=. --grpc_python_out=. \
+		--mypy_out=quiet:. --mypy_grpc_out=quiet:. $(PROTOS)
+
+demo: setup
+	$(BIN)/python -m bench.demo
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy dockside cloud edge_agent hardware_mocks
+
+pytest: setup
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+bench: setup
+	@for script in bench/pack_latency.py bench/render.py; do \
+		[ -f $$script ] && $(BIN)/python $$script || exit 1; \
+	done
+
+clean:
+	rm -rf $(VENV) .demo build dist *.egg-info dockside/v1/*_pb2*.py dockside/v1/*_pb2*.pyi

@@ -1,0 +1,118 @@
+"""The error tree every Dockside component raises, with messages a person can act on.
+
+    DocksideError                 anything Dockside raises on purpose
+    ├── InputError                the request or data is wrong; retrying it unchanged will fail again
+    │   ├── NotFound              an order, station, template ... that does not exist (404)
+    │   ├── Conflict              the state forbids it (packed twice, illegal transition) (409)
+    │   └── TemplateError         a template that cannot compile or render (422)
+    ├── DeviceError               a printer or scale is not doing its job; retry once it is fixed
+    │   ├── PrinterError          unreachable, refused, faulted (paper out, head open, ...)
+    │   └── ScaleError            no answer, unstable, overload, garbled frame
+    └── SyncError                 the link to the cloud; retryable unless `fatal`
+        └── AuthError             bad or revoked credential or token; not retryable
+
+Every error carries a snake_case `code` (the API's `error.code`) and a message that says what
+went wrong and what to do. HTTP status codes live in `http_status` so both APIs map them alike.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthError",
+    "Conflict",
+    "DeviceError",
+    "DocksideError",
+    "InputError",
+    "NotFound",
+    "PrinterError",
+    "ScaleError",
+    "SyncError",
+    "TemplateError",
+]
+
+
+class DocksideError(Exception):
+    """Base of every error Dockside raises on purpose."""
+
+    code = "dockside_error"
+    http_status = 500
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def to_dict(self) -> dict[str, dict[str, str]]:
+        """The contract's error body: {"error": {"code", "message"}}."""
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+class InputError(DocksideError):
+    """The request or its data is wrong; sending it again unchanged fails again."""
+
+    code = "invalid_input"
+    http_status = 422
+
+
+class NotFound(InputError):
+    """The named thing does not exist (or is not visible to the caller)."""
+
+    code = "not_found"
+    http_status = 404
+
+
+class Conflict(InputError):
+    """The current state forbids the request."""
+
+    code = "conflict"
+    http_status = 409
+
+
+class TemplateError(InputError):
+    """A template that cannot be compiled or rendered; the message names line and column."""
+
+    code = "invalid_template"
+    http_status = 422
+
+    def __init__(
+        self, message: str, *, code: str | None = None, line: int | None = None, column: int | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.line = line
+        self.column = column
+
+
+class DeviceError(DocksideError):
+    """A printer or scale is not doing its job; retry once a person has fixed it."""
+
+    code = "device_error"
+    http_status = 503
+
+
+class PrinterError(DeviceError):
+    """A printer is unreachable, refuses the connection or reports a fault."""
+
+    code = "printer_error"
+
+
+class ScaleError(DeviceError):
+    """A scale does not answer, is not stable, is overloaded or sent a garbled frame."""
+
+    code = "scale_error"
+
+
+class SyncError(DocksideError):
+    """The link between agent and cloud failed; retryable unless `fatal` is set."""
+
+    code = "sync_error"
+    http_status = 503
+    fatal = False
+
+
+class AuthError(SyncError):
+    """A bad, expired, replayed or revoked token or credential; retrying will not help."""
+
+    code = "unauthenticated"
+    http_status = 401
+    fatal = True

@@ -1,0 +1,84 @@
+"""The order: what an OMS sends, what the cloud stores and what an agent packs.
+
+The shape is the contract of DESIGN.md. Validation is strict about structure and bounded in size
+(an OMS bug must not fill a station's disk) but accepts any Unicode in free text: names and
+streets come in every script, and label rendering is what makes them safe for a printer.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+__all__ = [
+    "Address",
+    "Money",
+    "Order",
+    "OrderLine",
+    "OrderState",
+]
+
+# A reference that is safe in a URL path, a file name and a barcode.
+Ref = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+Code = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+Text = Annotated[str, StringConstraints(max_length=200)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class Address(_Strict):
+    """Where a parcel goes (or comes from). Personal data: erased on request."""
+
+    name: Text
+    company: Text = ""
+    street: Text
+    street2: Text = ""
+    city: Text
+    region: Text = ""
+    postal_code: Annotated[str, StringConstraints(max_length=20)] = ""
+    country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+    phone: Annotated[str, StringConstraints(max_length=40)] = ""
+
+
+class OrderLine(_Strict):
+    """One SKU and how many of it go in the parcel."""
+
+    sku: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    qty: Annotated[int, Field(ge=1, le=100_000)] = 1
+    description: Text = ""
+
+
+class Money(_Strict):
+    """An amount in a currency; the amount is a decimal string so no cent is lost to floats."""
+
+    amount: Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+
+
+class Order(_Strict):
+    """An order as an OMS pushes it: `POST /api/v1/orders` takes a list of these."""
+
+    order_ref: Ref
+    warehouse: Code
+    service_level: Annotated[str, StringConstraints(min_length=1, max_length=32)] = "standard"
+    ship_to: Address
+    lines: Annotated[list[OrderLine], Field(min_length=1, max_length=1000)]
+    expected_weight_g: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
+    value: Money | None = None
+
+
+class OrderState(StrEnum):
+    """Where an order is in its life; the cloud refuses transitions the lifecycle does not allow."""
+
+    CREATED = "created"
+    RELEASED = "released"
+    PACKED = "packed"
+    LABELLED = "labelled"
+    SHIPPED = "shipped"
+    CANCELLED = "cancelled"
+    EXCEPTION = "exception"
