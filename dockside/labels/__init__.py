@@ -7,7 +7,7 @@ template inserts is escaped for the printer language.
 
 from __future__ import annotations
 
-from dockside.labels.compiled import CompiledTemplate, LabelLanguage, compile_template
+from dockside.labels.compiled import CompiledTemplate, LabelLanguage, compile_template, validate_template
 from dockside.labels.context import label_context
 
-__all__ = ["CompiledTemplate", "LabelLanguage", "compile_template", "label_context"]
+__all__ = ["CompiledTemplate", "LabelLanguage", "compile_template", "label_context", "validate_template"]

@@ -12,7 +12,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from dockside.errors import TemplateError
 from dockside.labels.zpl_escape import zpl_field
 
-__all__ = ["CompiledTemplate", "LabelLanguage", "compile_template"]
+__all__ = ["CompiledTemplate", "LabelLanguage", "compile_template", "validate_template"]
 
 MAX_SOURCE_BYTES = 64 * 1024
 
@@ -85,3 +85,21 @@ def compile_template(language: str, source: str) -> CompiledTemplate:
             f"template syntax error at line {exc.lineno}: {exc.message}", line=exc.lineno
         ) from exc
     return CompiledTemplate(lang, template)
+
+
+def validate_template(
+    language: str,
+    source: str,
+    sample_data: Mapping[str, Any],
+    *,
+    width_dots: int,
+    height_dots: int,
+) -> bytes:
+    """Refuse a template that cannot compile or render its own sample data; return the sample label.
+
+    The cloud calls this when a version is created and again when it is published, so a broken
+    template never reaches a station.
+    """
+    del width_dots, height_dots  # checked by the ZPL structure validation
+    compiled = compile_template(language, source)
+    return compiled.render(sample_data)
