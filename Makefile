@@ -43,10 +43,11 @@ pytest: setup
 
 test: lint typecheck pytest
 
+# Every bench script prints one JSON object; run them as modules so they can share bench/stack.py.
+BENCHES := $(basename $(notdir $(filter-out bench/__init__.py bench/stack.py bench/provision.py bench/demo.py bench/demo_data.py,$(wildcard bench/*.py))))
+
 bench: setup
-	@for script in bench/pack_latency.py bench/render.py; do \
-		[ -f $$script ] && $(BIN)/python $$script || exit 1; \
-	done
+	@set -e; for name in $(BENCHES); do echo "== bench/$$name.py"; $(BIN)/python -m bench.$$name; done
 
 clean:
 	rm -rf $(VENV) .demo build dist *.egg-info dockside/v1/*_pb2*.py dockside/v1/*_pb2*.pyi
