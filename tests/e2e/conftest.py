@@ -1,0 +1,71 @@
+"""Fixtures that start a real Dockside stack: cloud, mock printer, mock scale and an agent."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bench.provision import provision
+from bench.stack import Stack, running_stack, wait_for
+
+
+class Station:
+    """A packer's view of station S1: the agent's local API plus the mocks around it."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.http = httpx.Client(base_url=stack.agent_url(), timeout=30)
+
+    def pack(self, order_ref: str, request_id: str, station: str = "S1") -> httpx.Response:
+        return self.http.post(
+            "/api/v1/pack", json={"order_ref": order_ref, "station": station, "request_id": request_id}
+        )
+
+    def wait_synced(self, order_ref: str, timeout: float = 30) -> None:
+        """Wait until the agent's cache has `order_ref`."""
+        wait_for(
+            lambda: self.http.get(f"/api/v1/orders/{order_ref}").status_code == 200,
+            timeout=timeout,
+            what=f"order {order_ref} to reach the agent",
+        )
+
+    def labels(self) -> list[dict[str, Any]]:
+        return list(self.stack.control("printer", "GET", "/labels"))
+
+    def set_weight(self, grams: int, stable: bool = True) -> None:
+        self.stack.control("scale", "POST", "/weight", {"grams": grams, "stable": stable})
+
+    def status(self) -> dict[str, Any]:
+        return dict(self.http.get("/api/v1/status").json())
+
+    def restart_agent(self) -> None:
+        self.http.close()
+        self.stack.processes["agent"].stop()
+        self.stack.start_agent()
+        self.http = httpx.Client(base_url=self.stack.agent_url(), timeout=30)
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    with running_stack(tmp_path) as started:
+        yield started
+
+
+@pytest.fixture
+def station(stack: Stack) -> Iterator[Station]:
+    """A provisioned warehouse WH1 with station S1 and 60 orders, the agent synced and weighing 1234 g."""
+    stack.start_cloud()
+    stack.start_printer(serial="ZD421-E2E")
+    stack.start_scale()
+    stack.control("scale", "POST", "/weight", {"grams": 1234, "stable": True})
+    provision(stack, order_count=60, order_prefix="E2E")
+    stack.enroll_agent("WH1")
+    stack.start_agent()
+    s = Station(stack)
+    s.wait_synced("E2E-0060")
+    yield s
+    s.http.close()

@@ -1,0 +1,148 @@
+"""Bad input at the station gets a clear error in the contract's shape and changes nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.stack import Stack
+from tests.e2e.conftest import Station
+
+
+def _error(response) -> dict[str, str]:
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert body["error"]["code"], body
+    assert body["error"]["message"], body
+    return dict(body["error"])
+
+
+def _still_packable(station: Station, order_ref: str, request_id: str) -> None:
+    """Nothing was recorded by the failed attempt: the order packs normally, one label."""
+    before = len(station.labels())
+    response = station.pack(order_ref, request_id)
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "printed"
+    assert len(station.labels()) == before + 1
+
+
+def test_unknown_order(station: Station) -> None:
+    response = station.pack("NO-SUCH-ORDER", "bad-1")
+    assert response.status_code == 404
+    assert _error(response)["code"] == "order_not_found"
+    assert station.labels() == []
+
+
+def test_unknown_station(station: Station) -> None:
+    response = station.pack("E2E-0003", "bad-2", station="S99")
+    assert response.status_code == 404
+    assert _error(response)["code"] == "station_not_found"
+    assert station.labels() == []
+    _still_packable(station, "E2E-0003", "good-2")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"{", b"not json", b'{"order_ref": "E2E-0004", "station": "S1", "request_id": ', b"\xff\xfe", b""],
+)
+def test_malformed_json(station: Station, raw: bytes) -> None:
+    response = station.http.post("/api/v1/pack", content=raw, headers={"content-type": "application/json"})
+    assert response.status_code in {400, 422}
+    assert _error(response)["code"] in {"invalid_json", "invalid_input"}
+    assert station.labels() == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"station": "S1", "request_id": "x"},
+        {"order_ref": "E2E-0004", "request_id": "x"},
+        {"order_ref": "E2E-0004", "station": "S1"},
+        {"order_ref": 42, "station": "S1", "request_id": "x"},
+        {"order_ref": "E2E-0004", "station": ["S1"], "request_id": "x"},
+        {"order_ref": "E2E-0004^XZ^XA", "station": "S1", "request_id": "x"},
+        {"order_ref": "E2E-0004", "station": "S1", "request_id": "x" * 100_000},
+        [],
+    ],
+)
+def test_missing_or_wrong_fields(station: Station, body: object) -> None:
+    response = station.http.post("/api/v1/pack", json=body)
+    assert 400 <= response.status_code < 500
+    error = _error(response)
+    assert "Traceback" not in error["message"]
+    assert station.labels() == []
+
+
+def test_a_scale_that_does_not_answer(stack: Stack, station: Station) -> None:
+    stack.control("scale", "POST", "/mode", {"silent": True})
+
+    response = station.pack("E2E-0005", "bad-scale")
+
+    assert response.status_code == 503
+    error = _error(response)
+    assert error["code"] == "scale_not_answering"
+    assert "scale" in error["message"]
+    assert station.labels() == []
+    stack.control("scale", "POST", "/mode", {"silent": False})
+    station.set_weight(1234)
+    _still_packable(station, "E2E-0005", "good-scale")
+
+
+def test_a_printer_that_refuses_connections(stack: Stack, station: Station) -> None:
+    stack.control("printer", "POST", "/fault", {"fault": "offline"})
+
+    response = station.pack("E2E-0006", "bad-printer")
+
+    assert response.status_code == 503
+    assert "printer" in _error(response)["message"]
+    stack.control("printer", "POST", "/fault", {"fault": "none"})
+    assert station.labels() == []
+    _still_packable(station, "E2E-0006", "good-printer")
+
+
+def test_a_bad_enrollment_token_is_refused_clearly(stack: Stack, station: Station) -> None:
+    output = stack.run(
+        [
+            "dockside-agent",
+            "enroll",
+            "--cloud",
+            stack.cloud.ready["grpc"],
+            "--token",
+            "not-a-token",
+            "--data-dir",
+            str(stack.root / "intruder"),
+        ],
+        check=False,
+    )
+    assert "token" in output.lower()
+    assert "Traceback" not in output
+
+
+def test_an_enrollment_token_works_only_once(stack: Stack, station: Station) -> None:
+    token = stack.admin_call("POST", "/api/v1/warehouses/WH1/enrollment-tokens", {"ttl_s": 600})["token"]
+    stack.run(
+        [
+            "dockside-agent",
+            "enroll",
+            "--cloud",
+            stack.cloud.ready["grpc"],
+            "--token",
+            token,
+            "--data-dir",
+            str(stack.root / "second"),
+        ]
+    )
+    replay = stack.run(
+        [
+            "dockside-agent",
+            "enroll",
+            "--cloud",
+            stack.cloud.ready["grpc"],
+            "--token",
+            token,
+            "--data-dir",
+            str(stack.root / "third"),
+        ],
+        check=False,
+    )
+    assert "token" in replay.lower()
+    assert "Traceback" not in replay
