@@ -1,0 +1,36 @@
+"""Printer and scale drivers of the edge agent, one module per printer language and scale protocol.
+
+    config.py          PrinterConfig, ScaleConfig: the station JSON entries, validated
+    printer.py         PrinterStatus, the Printer interface, open_printer
+    zpl.py             Zebra ZPL over one kept-open TCP connection; ~HS status, SGD identity
+    escpos_printer.py  ESC/POS receipt printers through python-escpos; DLE EOT status
+    scale.py           WeightReading, the Scale interface, open_scale, units to grams
+    mt_sics.py         Mettler Toledo MT-SICS
+    toledo_8217.py     Toledo 8217 (7E1)
+    nci_scp12.py       NCI / Avery Weigh-Tronix SCP-12
+    cas.py             CAS continuous output
+    scale_reader.py    ScaleReader: one background thread per scale
+    discovery.py       zeroconf printers, serial-port scale probing, agent advertising
+
+Every driver raises `dockside.errors.PrinterError` or `ScaleError` with a snake_case code and a
+message that tells a packer what to do.
+"""
+
+from __future__ import annotations
+
+from .config import PrinterConfig, ScaleConfig
+from .printer import Printer, PrinterStatus, open_printer
+from .scale import Scale, WeightReading, open_scale
+from .scale_reader import ScaleReader
+
+__all__ = [
+    "Printer",
+    "PrinterConfig",
+    "PrinterStatus",
+    "Scale",
+    "ScaleConfig",
+    "ScaleReader",
+    "WeightReading",
+    "open_printer",
+    "open_scale",
+]

@@ -1,0 +1,113 @@
+"""What every printer driver offers the pack path, whatever language the printer speaks.
+
+A driver is opened once per printer and kept: `send` hands label bytes to an already open
+connection (no connect, no status round trip), `status` asks the printer what it is doing, and
+`identify` returns the hardware id (serial number or MAC) that survives a change of address.
+Every failure is a `dockside.errors.PrinterError` whose message tells the packer what to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from dockside.errors import PrinterError
+
+from .config import PrinterConfig
+
+__all__ = [
+    "PRINTER_FAULTS",
+    "Printer",
+    "PrinterStatus",
+    "describe_faults",
+    "open_printer",
+]
+
+# Each fault with what a packer should do about it, in the order a person should fix them:
+# a printer that is offline or silent hides everything else.
+PRINTER_FAULTS: dict[str, str] = {
+    "offline": "is offline: check that it is switched on and its cable is plugged in",
+    "no_answer": "does not answer: check that it is switched on and shows no error light",
+    "head_open": "has its print head open: close the lid until it clicks",
+    "paper_out": "is out of labels: load labels, the waiting label prints by itself",
+    "ribbon_out": "is out of ribbon: load a new ribbon",
+    "paused": "is paused: press PAUSE on the printer to resume",
+    "buffer_full": "has a full buffer: wait for the queued labels to print, then try again",
+}
+
+
+@dataclass(frozen=True)
+class PrinterStatus:
+    """What a printer said about itself; `ready` is True only when nothing stops a label."""
+
+    ready: bool
+    faults: frozenset[str]
+    message: str
+    # Labels received but not yet printed; None when the printer does not say.
+    formats_in_buffer: int | None = field(default=None, compare=False)
+
+
+def describe_faults(printer_name: str, faults: Iterable[str], *, detail: str = "") -> str:
+    """One sentence per fault, most urgent first, naming the printer; or that it is ready."""
+    found = set(faults)
+    parts = [f"printer {printer_name} {advice}" for code, advice in PRINTER_FAULTS.items() if code in found]
+    parts += [f"printer {printer_name} reports {code}" for code in sorted(found - PRINTER_FAULTS.keys())]
+    if not parts:
+        parts = [f"printer {printer_name} is ready"]
+    text = "; ".join(parts)
+    return f"{text} ({detail})" if detail else text
+
+
+def status_of(
+    printer_name: str, faults: Iterable[str], *, detail: str = "", formats: int | None = None
+) -> PrinterStatus:
+    """A PrinterStatus whose message is built from its faults."""
+    found = frozenset(faults)
+    return PrinterStatus(
+        ready=not found,
+        faults=found,
+        message=describe_faults(printer_name, found, detail=detail),
+        formats_in_buffer=formats,
+    )
+
+
+@runtime_checkable
+class Printer(Protocol):
+    """A label or receipt printer the agent keeps open."""
+
+    config: PrinterConfig
+
+    def open(self) -> None:
+        """Connect now instead of at the first label; raises PrinterError if it cannot."""
+
+    def send(self, data: bytes) -> None:
+        """Hand label bytes to the printer; fast, raises PrinterError if they cannot be written."""
+
+    def status(self) -> PrinterStatus:
+        """Ask the printer what it is doing; a silent or unreachable printer is a status, not an error."""
+        ...
+
+    def identify(self) -> str:
+        """The printer's stable hardware id (serial number or MAC)."""
+        ...
+
+    def close(self) -> None:
+        """Drop the connection; the next call opens it again."""
+
+
+def open_printer(config: PrinterConfig) -> Printer:
+    """The driver for a configured printer, not yet connected (the first send or `open` connects)."""
+    if config.language == "zpl":
+        from .zpl import ZplPrinter
+
+        return ZplPrinter(config)
+    if config.language == "escpos":
+        from .escpos_printer import EscposPrinter
+
+        return EscposPrinter(config)
+    raise PrinterError(
+        f"printer {config.id} speaks {config.language!r}, which Dockside does not drive: "
+        "set the printer to ZPL or ESC/POS and update the station",
+        code="printer_language_unsupported",
+    )

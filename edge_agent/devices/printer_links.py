@@ -1,0 +1,306 @@
+"""The byte pipes a printer driver writes labels into: one kept-open TCP socket, a serial port, a file.
+
+A link is opened lazily, kept for every label after that and reopened after an error, so the
+pack path never pays for a connect. Links turn socket and serial errors into PrinterError
+messages that name the printer, its address and what to check; the language on top (ZPL)
+decides what the bytes mean.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import time
+from collections.abc import Callable
+from typing import IO, Protocol
+
+import serial
+
+from dockside.errors import PrinterError
+
+from .config import PrinterConfig
+
+__all__ = ["FileLink", "PrinterLink", "SerialLink", "TcpLink", "open_link"]
+
+# A printer reply (status, identity) is a few hundred bytes; a peer sending more is not a printer.
+MAX_REPLY_BYTES = 64 * 1024
+
+
+class PrinterLink(Protocol):
+    """A connection to one printer that stays open between labels."""
+
+    can_read: bool
+
+    def open(self) -> None: ...
+    def write(self, data: bytes) -> None: ...
+    def drain(self) -> None: ...
+    def read_until(self, done: Callable[[bytes], bool], timeout_s: float) -> bytes: ...
+    def close(self) -> None: ...
+
+
+class TcpLink:
+    """One persistent raw TCP connection (port 9100 style), TCP_NODELAY, bounded connect and write."""
+
+    can_read = True
+
+    def __init__(self, config: PrinterConfig, *, connect_timeout_s: float, write_timeout_s: float) -> None:
+        self._config = config
+        self._connect_timeout_s = connect_timeout_s
+        self._write_timeout_s = write_timeout_s
+        self._sock: socket.socket | None = None
+
+    @property
+    def _where(self) -> str:
+        return f"printer {self._config.id} at {self._config.host}:{self._config.port}"
+
+    def open(self) -> None:
+        if self._sock is None:
+            self._sock = self._connect()
+
+    def _connect(self) -> socket.socket:
+        host, port = self._config.host or "", self._config.port
+        try:
+            sock = socket.create_connection((host, port), timeout=self._connect_timeout_s)
+        except socket.gaierror as exc:
+            raise PrinterError(
+                f"{self._where} cannot be found ({exc.strerror}): check the printer's host name "
+                "in the station settings",
+                code="printer_unreachable",
+            ) from exc
+        except ConnectionRefusedError as exc:
+            raise PrinterError(
+                f"{self._where} refused the connection: check that the printer is on and that "
+                f"{port} is its raw printing port",
+                code="printer_unreachable",
+            ) from exc
+        except TimeoutError as exc:
+            raise PrinterError(
+                f"{self._where} did not answer within {self._connect_timeout_s:g} s: check that it is "
+                "on, its network cable is plugged in and its address is right",
+                code="printer_unreachable",
+            ) from exc
+        except OSError as exc:
+            raise PrinterError(
+                f"{self._where} cannot be reached ({exc.strerror or exc}): check that it is on and "
+                "on the same network as this PC",
+                code="printer_unreachable",
+            ) from exc
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.settimeout(self._write_timeout_s)
+        return sock
+
+    def _usable(self) -> socket.socket:
+        """The open socket, reconnected first if the printer closed it while we were idle."""
+        sock = self._sock
+        if sock is not None and self._peer_closed(sock):
+            self.close()
+            sock = None
+        if sock is None:
+            sock = self._sock = self._connect()
+        return sock
+
+    @staticmethod
+    def _peer_closed(sock: socket.socket) -> bool:
+        # A printer that restarted or timed out the idle connection has sent FIN or RST; writing
+        # into that socket would "succeed" and lose the label, so look before writing (a few us).
+        # Anything else waiting there is a stale reply nobody reads any more: drop it.
+        for _ in range(64):
+            readable, _, _ = select.select([sock], [], [], 0)
+            if not readable:
+                return False
+            try:
+                if not sock.recv(4096):
+                    return True
+            except OSError:
+                return True
+        return False  # a peer that keeps talking is alive; what it said is dropped
+
+    def write(self, data: bytes) -> None:
+        sock = self._usable()
+        try:
+            sock.sendall(data)
+        except TimeoutError as exc:
+            self.close()
+            raise PrinterError(
+                f"{self._where} did not take the data within {self._write_timeout_s:g} s: check that "
+                "it is not paused or jammed, then reprint",
+                code="printer_send_timeout",
+            ) from exc
+        except OSError as exc:
+            self.close()
+            raise PrinterError(
+                f"{self._where} dropped the connection while receiving ({exc.strerror or exc}): "
+                "check the printer, then reprint",
+                code="printer_send_failed",
+            ) from exc
+
+    def drain(self) -> None:
+        if self._sock is not None and self._peer_closed(self._sock):
+            self.close()
+
+    def read_until(self, done: Callable[[bytes], bool], timeout_s: float) -> bytes:
+        """Bytes read until `done(buffer)` holds or the time is up (then whatever came)."""
+        sock = self._sock
+        buffer = bytearray()
+        if sock is None:
+            return b""
+        deadline = time.monotonic() + timeout_s
+        try:
+            while not done(bytes(buffer)) and len(buffer) < MAX_REPLY_BYTES:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                readable, _, _ = select.select([sock], [], [], remaining)
+                if not readable:
+                    break
+                chunk = sock.recv(4096)
+                if not chunk:
+                    self.close()
+                    break
+                buffer += chunk
+        except OSError:
+            self.close()
+        return bytes(buffer)
+
+    def close(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+class SerialLink:
+    """A printer on a serial port (RS-232 or a USB-serial adapter)."""
+
+    can_read = True
+
+    def __init__(self, config: PrinterConfig, *, write_timeout_s: float, baudrate: int = 9600) -> None:
+        self._config = config
+        self._write_timeout_s = write_timeout_s
+        self._baudrate = baudrate
+        self._port: serial.Serial | None = None
+
+    @property
+    def _where(self) -> str:
+        return f"printer {self._config.id} on {self._config.device}"
+
+    def open(self) -> None:
+        if self._port is None:
+            try:
+                self._port = serial.Serial(
+                    self._config.device, self._baudrate, timeout=0, write_timeout=self._write_timeout_s
+                )
+            except (serial.SerialException, OSError, ValueError) as exc:
+                raise PrinterError(
+                    f"{self._where} cannot be opened ({exc}): check the cable and the port name",
+                    code="printer_unreachable",
+                ) from exc
+
+    def write(self, data: bytes) -> None:
+        self.open()
+        assert self._port is not None
+        try:
+            self._port.write(data)
+        except (serial.SerialException, OSError) as exc:
+            self.close()
+            raise PrinterError(
+                f"{self._where} did not take the data ({exc}): check the cable, then reprint",
+                code="printer_send_failed",
+            ) from exc
+
+    def drain(self) -> None:
+        if self._port is not None:
+            try:
+                self._port.reset_input_buffer()
+            except (serial.SerialException, OSError):
+                self.close()
+
+    def read_until(self, done: Callable[[bytes], bool], timeout_s: float) -> bytes:
+        self.open()
+        port = self._port
+        assert port is not None
+        buffer = bytearray()
+        deadline = time.monotonic() + timeout_s
+        try:
+            while not done(bytes(buffer)) and len(buffer) < MAX_REPLY_BYTES:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                port.timeout = remaining
+                chunk = port.read(max(1, port.in_waiting))
+                if not chunk:
+                    break
+                buffer += chunk
+        except (serial.SerialException, OSError):
+            self.close()
+        return bytes(buffer)
+
+    def close(self) -> None:
+        port, self._port = self._port, None
+        if port is not None:
+            with contextlib.suppress(serial.SerialException, OSError):
+                port.close()
+
+
+class FileLink:
+    """Labels appended to a file or device node (a spool file, /dev/usb/lp0); it cannot answer."""
+
+    can_read = False
+
+    def __init__(self, config: PrinterConfig) -> None:
+        self._config = config
+        self._file: IO[bytes] | None = None
+
+    def open(self) -> None:
+        if self._file is None:
+            try:
+                self._file = open(self._config.device or "", "ab")  # noqa: SIM115 -- kept open on purpose
+            except OSError as exc:
+                raise PrinterError(
+                    f"printer {self._config.id} at {self._config.device} cannot be opened for writing "
+                    f"({exc.strerror or exc}): check the path and its permissions",
+                    code="printer_unreachable",
+                ) from exc
+
+    def write(self, data: bytes) -> None:
+        self.open()
+        assert self._file is not None
+        try:
+            self._file.write(data)
+            self._file.flush()
+        except OSError as exc:
+            self.close()
+            raise PrinterError(
+                f"printer {self._config.id} at {self._config.device} did not take the data "
+                f"({exc.strerror or exc}): check the disk or device, then reprint",
+                code="printer_send_failed",
+            ) from exc
+
+    def drain(self) -> None:
+        return None
+
+    def read_until(self, done: Callable[[bytes], bool], timeout_s: float) -> bytes:
+        return b""
+
+    def close(self) -> None:
+        file, self._file = self._file, None
+        if file is not None:
+            with contextlib.suppress(OSError):
+                file.close()
+
+
+def open_link(config: PrinterConfig, *, connect_timeout_s: float, write_timeout_s: float) -> PrinterLink:
+    """The link a printer's configured connection calls for (not yet connected)."""
+    if config.connection == "tcp":
+        return TcpLink(config, connect_timeout_s=connect_timeout_s, write_timeout_s=write_timeout_s)
+    if config.connection == "serial":
+        return SerialLink(config, write_timeout_s=write_timeout_s)
+    if config.connection == "file":
+        return FileLink(config)
+    raise PrinterError(
+        f"printer {config.id} is connected by {config.connection}, which this driver does not use: "
+        "connect it by network, serial or file",
+        code="printer_connection_unsupported",
+    )

@@ -1,0 +1,289 @@
+"""The per-scale background reader: the pack path takes the latest stable weight, never the serial line.
+
+One thread per scale owns the port. It polls the scale, keeps the last few readings and their
+times, and turns every failure into a `state` a person can read on the station page:
+
+    starting       not read yet
+    ok             answering (the weight may still be moving)
+    not_answering  port open, no frames (scale off, wrong baud rate or protocol)
+    unplugged      port gone; reopened with backoff until the device is back at the same path
+    port_denied    the port exists but this user may not open it
+    garbled        several frames in a row were noise
+    overload / underload
+    error          the scale said something Dockside cannot use (unit, unknown command)
+    stopped
+
+`stable_weight` answers from memory in microseconds; `wait_stable` waits on a condition for the
+next good reading; `zero` and `tare` are queued to the thread, which owns the port.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+
+from dockside.errors import ScaleError
+
+from .config import ScaleConfig
+from .scale import PROTOCOL_NAMES, Scale, WeightReading, open_scale
+
+__all__ = ["ScaleReader"]
+
+log = logging.getLogger(__name__)
+
+_STATE_OF_CODE = {
+    "scale_unplugged": "unplugged",
+    "scale_port_denied": "port_denied",
+    "scale_not_answering": "not_answering",
+    "scale_overload": "overload",
+    "scale_underload": "underload",
+}
+# Codes that mean the scale answered and is fine, only the weight is not settled.
+_MOVING_CODES = frozenset({"scale_unstable", "scale_busy"})
+# Codes after which the port must be reopened.
+_REOPEN_CODES = frozenset({"scale_unplugged", "scale_port_denied"})
+_GARBLED_IN_A_ROW = 3
+
+
+class ScaleReader:
+    """Keeps one scale's latest readings current from a background thread."""
+
+    def __init__(
+        self,
+        config: ScaleConfig,
+        *,
+        poll_interval_s: float = 0.05,
+        stable_tolerance_g: int = 2,
+        reopen_backoff_s: tuple[float, float] = (0.1, 2.0),
+        command_timeout_s: float = 10.0,
+        scale_factory: Callable[[ScaleConfig], Scale] = open_scale,
+    ) -> None:
+        self.config = config
+        self._poll_interval_s = poll_interval_s
+        self._tolerance_g = stable_tolerance_g
+        self._backoff_min, self._backoff_max = reopen_backoff_s
+        self._command_timeout_s = command_timeout_s
+        self._factory = scale_factory
+        self._name = f"{PROTOCOL_NAMES.get(config.protocol, config.protocol)} scale on {config.port}"
+        self._changed = threading.Condition()
+        self._history: deque[WeightReading] = deque(maxlen=8)
+        self._latest: WeightReading | None = None
+        self._state = "stopped"
+        self._message = f"the {self._name} is not being read"
+        self._commands: deque[tuple[str, Future[None]]] = deque()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.readings_total = 0
+        self.garbled_total = 0
+
+    # -- what the agent reads ----------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    @property
+    def message(self) -> str:
+        """What the state means for a packer, and what to do about it."""
+        return self._message
+
+    def latest(self) -> WeightReading | None:
+        """The newest reading, stable or not, however old."""
+        return self._latest
+
+    def _stable_locked(self, max_age_s: float) -> WeightReading | None:
+        if len(self._history) < 2:
+            return None
+        before, last = self._history[-2], self._history[-1]
+        if not (before.stable and last.stable) or abs(last.grams - before.grams) > self._tolerance_g:
+            return None
+        if time.monotonic() - last.at > max_age_s:
+            return None
+        return last
+
+    def stable_weight(self, max_age_s: float = 1.0) -> WeightReading | None:
+        """The newest reading if the scale called it stable, the one before agrees, and it is fresh."""
+        with self._changed:
+            return self._stable_locked(max_age_s)
+
+    def wait_stable(self, timeout_s: float, *, max_age_s: float = 1.0) -> WeightReading:
+        """The next stable weight, waiting up to `timeout_s`; ScaleError saying why there is none."""
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while True:
+                found = self._stable_locked(max_age_s)
+                if found is not None:
+                    return found
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._changed.wait(remaining)
+            state, message = self._state, self._message
+        if state in ("overload", "underload"):
+            raise ScaleError(message, code=f"scale_{state}")
+        if state in ("ok", "garbled") and self._thread is not None:
+            raise ScaleError(
+                f"the weight on the {self._name} did not settle within {timeout_s:g} s: "
+                "keep the parcel still and clear of the edges, then scan again",
+                code="scale_unstable",
+            )
+        raise ScaleError(message, code="scale_not_answering")
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the reader thread (once)."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._set_state("starting", f"the {self._name} is being opened")
+        name = f"scale-reader {self.config.port}"
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop the thread and release the port; pending zero/tare calls fail."""
+        thread, self._thread = self._thread, None
+        self._stop.set()
+        self._wake.set()
+        if thread is not None:
+            thread.join(timeout_s)
+        self._fail_commands(ScaleError(f"the {self._name} reader was stopped", code="scale_not_answering"))
+        with self._changed:
+            self._history.clear()
+        self._set_state("stopped", f"the {self._name} is not being read")
+
+    def __enter__(self) -> ScaleReader:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- commands ----------------------------------------------------------------------------
+
+    def zero(self) -> None:
+        """Zero the scale through the reader thread; ScaleError if the scale refuses."""
+        self._command("zero")
+
+    def tare(self) -> None:
+        """Tare the scale through the reader thread; ScaleError if the scale refuses."""
+        self._command("tare")
+
+    def _command(self, name: str) -> None:
+        if self._thread is None:
+            raise ScaleError(
+                f"the {self._name} is not being read: restart the agent", code="scale_not_answering"
+            )
+        done: Future[None] = Future()
+        self._commands.append((name, done))
+        self._wake.set()
+        try:
+            done.result(self._command_timeout_s)
+        except FutureTimeout as exc:
+            raise ScaleError(
+                f"the {self._name} did not {name} within {self._command_timeout_s:g} s: "
+                "check that it is on and connected",
+                code="scale_not_answering",
+            ) from exc
+
+    def _fail_commands(self, error: ScaleError) -> None:
+        while self._commands:
+            _, done = self._commands.popleft()
+            if not done.done():
+                done.set_exception(error)
+
+    # -- the thread --------------------------------------------------------------------------
+
+    def _set_state(self, state: str, message: str) -> None:
+        with self._changed:
+            if (state, message) != (self._state, self._message):
+                if state != self._state:
+                    log.info("%s: %s (%s)", self._name, state, message)
+                self._state, self._message = state, message
+            self._changed.notify_all()
+
+    def _run(self) -> None:
+        scale: Scale | None = None
+        backoff = self._backoff_min
+        garbled_in_a_row = 0
+        while not self._stop.is_set():
+            try:
+                if scale is None:
+                    scale = self._factory(self.config)
+                    scale.open()
+                    backoff = self._backoff_min
+                self._run_commands(scale)
+                try:
+                    got = scale.read()
+                except ScaleError as exc:
+                    garbled_in_a_row = garbled_in_a_row + 1 if exc.code == "scale_garbled_frame" else 0
+                    self._on_error(exc, garbled_in_a_row)
+                    if exc.code in _REOPEN_CODES:
+                        raise
+                else:
+                    garbled_in_a_row = 0
+                    self._on_reading(got)
+            except ScaleError as exc:
+                # Opening failed or the port vanished: let go of it and try the same path again.
+                self._on_error(exc, 0)
+                if scale is not None:
+                    scale.close()
+                    scale = None
+                self._fail_commands(exc)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self._backoff_max)
+                continue
+            except Exception as exc:  # the reader must outlive its own bugs
+                log.exception("%s: reader error", self._name)
+                self._set_state("error", f"the {self._name} reader failed ({exc!r}): it retries by itself")
+                if scale is not None:
+                    scale.close()
+                    scale = None
+                self._stop.wait(self._backoff_max)
+                continue
+            if self._wake.wait(self._poll_interval_s):
+                self._wake.clear()
+        if scale is not None:
+            scale.close()
+
+    def _run_commands(self, scale: Scale) -> None:
+        while self._commands:
+            name, done = self._commands.popleft()
+            try:
+                scale.zero() if name == "zero" else scale.tare()
+            except ScaleError as exc:
+                done.set_exception(exc)
+                if exc.code in _REOPEN_CODES:
+                    raise
+            else:
+                done.set_result(None)
+            with self._changed:
+                self._history.clear()  # weights from before the zero or tare are no longer right
+
+    def _on_reading(self, got: WeightReading) -> None:
+        with self._changed:
+            self._history.append(got)
+            self._latest = got
+            self.readings_total += 1
+        moving = "" if got.stable else " (moving)"
+        self._set_state("ok", f"the {self._name} reads {got.grams} g{moving}")
+
+    def _on_error(self, exc: ScaleError, garbled_in_a_row: int) -> None:
+        if exc.code == "scale_garbled_frame":
+            self.garbled_total += 1
+            if garbled_in_a_row < _GARBLED_IN_A_ROW:
+                return  # one bad frame among good ones is line noise; the next frame is clean
+        with self._changed:
+            self._history.clear()
+        if exc.code in _MOVING_CODES:
+            self._set_state("ok", exc.message)
+            return
+        state = _STATE_OF_CODE.get(exc.code, "garbled" if exc.code == "scale_garbled_frame" else "error")
+        self._set_state(state, exc.message)

@@ -1,0 +1,186 @@
+"""The background scale reader on a real pty MT-SICS scale: stability, freshness, faults, replug."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from conftest import PtyScalePeer, Sics, SicsBalance, wait_for
+
+from dockside.errors import ScaleError
+from edge_agent.devices import ScaleConfig, ScaleReader
+from edge_agent.devices.mt_sics import MtSicsScale
+
+
+def fast_scale(config: ScaleConfig) -> MtSicsScale:
+    return MtSicsScale(config, read_timeout_s=0.2, command_timeout_s=0.5)
+
+
+@pytest.fixture
+def reader(sics: Sics):
+    peer, _ = sics
+    scale_reader = ScaleReader(
+        ScaleConfig(protocol="mt-sics", port=peer.path),
+        poll_interval_s=0.01,
+        reopen_backoff_s=(0.02, 0.1),
+        command_timeout_s=2.0,
+        scale_factory=fast_scale,
+    )
+    scale_reader.start()
+    yield scale_reader
+    scale_reader.stop()
+
+
+def test_stable_weight_needs_two_agreeing_stable_readings(reader: ScaleReader, sics: Sics) -> None:
+    _, balance = sics
+    balance.value = "1.250"
+    found = reader.wait_stable(3.0)
+    assert found.grams == 1250
+    assert found.stable
+    assert reader.state == "ok"
+    assert reader.stable_weight() is not None
+
+
+def test_moving_weight_is_not_stable(reader: ScaleReader, sics: Sics) -> None:
+    _, balance = sics
+    balance.mode = "D"
+    balance.value = "0.700"
+    wait_for(lambda: (r := reader.latest()) is not None and r.grams == 700, what="a moving reading")
+    assert reader.stable_weight() is None
+    with pytest.raises(ScaleError) as caught:
+        reader.wait_stable(0.2)
+    assert caught.value.code == "scale_unstable"
+    assert "keep the parcel still" in caught.value.message
+
+
+def test_readings_that_disagree_are_not_stable(reader: ScaleReader, sics: Sics) -> None:
+    _, balance = sics
+    values = iter(f"{0.1 * (n % 7):.3f}" for n in range(10**6))
+    original = balance.__call__
+
+    def jumpy(command: bytes) -> bytes | None:
+        balance.value = next(values)
+        return original(command)
+
+    peer, _ = sics
+    peer.respond = jumpy
+    wait_for(lambda: reader.readings_total > 10, what="readings")
+    assert reader.stable_weight() is None
+
+
+def test_stale_weight_is_not_taken(reader: ScaleReader, sics: Sics) -> None:
+    _, balance = sics
+    balance.value = "2.000"
+    reader.wait_stable(3.0)
+    balance.answer = False  # the scale goes quiet: the last weight ages
+    wait_for(lambda: reader.state == "not_answering", what="not_answering")
+    assert reader.stable_weight(max_age_s=0.05) is None
+    with pytest.raises(ScaleError) as caught:
+        reader.wait_stable(0.1)
+    assert caught.value.code == "scale_not_answering"
+    balance.answer = True
+    assert reader.wait_stable(3.0).grams == 2000
+
+
+def test_freshness_is_measured_from_the_reading(reader: ScaleReader, sics: Sics) -> None:
+    reader.wait_stable(3.0)
+    found = reader.stable_weight(max_age_s=10.0)
+    assert found is not None
+    assert time.monotonic() - found.at < 10.0
+
+
+@pytest.mark.parametrize(("mode", "code"), [("+", "scale_overload"), ("-", "scale_underload")])
+def test_overload_and_underload(reader: ScaleReader, sics: Sics, mode: str, code: str) -> None:
+    _, balance = sics
+    reader.wait_stable(3.0)
+    balance.mode = mode
+    wait_for(lambda: reader.state == code.removeprefix("scale_"), what=code)
+    assert reader.stable_weight() is None
+    with pytest.raises(ScaleError) as caught:
+        reader.wait_stable(0.1)
+    assert caught.value.code == code
+
+
+def test_noise_on_the_line_is_survived(reader: ScaleReader, sics: Sics) -> None:
+    peer, balance = sics
+    balance.value = "0.321"
+    reader.wait_stable(3.0)
+    for _ in range(20):
+        peer.write(b"\x13\xfe\x00noise\r\n~~")
+    before = reader.readings_total
+    wait_for(lambda: reader.readings_total > before + 5, what="readings after noise")
+    assert reader.wait_stable(3.0).grams == 321
+    assert reader.state == "ok"
+
+
+def test_unplug_and_replug_at_the_same_path(reader: ScaleReader, sics: Sics) -> None:
+    peer, balance = sics
+    balance.value = "1.000"
+    reader.wait_stable(3.0)
+    peer.unplug()
+    wait_for(lambda: reader.state == "unplugged", what="unplugged")
+    assert "cable" in reader.message
+    assert reader.stable_weight() is None
+    with pytest.raises(ScaleError) as caught:
+        reader.wait_stable(0.1)
+    assert caught.value.code == "scale_not_answering"
+    balance.value = "1.500"
+    peer.replug()
+    assert reader.wait_stable(5.0).grams == 1500
+    assert reader.state == "ok"
+
+
+def test_scale_plugged_in_after_the_agent_started(tmp_path) -> None:
+    balance = SicsBalance()
+    path = tmp_path / "scale"
+    scale_reader = ScaleReader(
+        ScaleConfig(protocol="mt-sics", port=str(path)),
+        poll_interval_s=0.01,
+        reopen_backoff_s=(0.02, 0.05),
+        scale_factory=fast_scale,
+    )
+    scale_reader.start()
+    peer = None
+    try:
+        wait_for(lambda: scale_reader.state == "unplugged", what="unplugged at start")
+        peer = PtyScalePeer(tmp_path, balance)
+        balance.value = "0.250"
+        assert scale_reader.wait_stable(5.0).grams == 250
+    finally:
+        scale_reader.stop()
+        if peer is not None:
+            peer.close()
+
+
+def test_zero_and_tare_go_through_the_reader(reader: ScaleReader, sics: Sics) -> None:
+    peer, balance = sics
+    reader.wait_stable(3.0)
+    reader.zero()
+    reader.tare()
+    assert b"Z" in peer.commands
+    assert b"T" in peer.commands
+    balance.zero_reply = "Z I"
+    with pytest.raises(ScaleError) as caught:
+        reader.zero()
+    assert caught.value.code == "scale_busy"
+    assert reader.wait_stable(3.0).grams == 0  # still reading after a refused zero
+
+
+def test_commands_fail_clearly_when_not_running(tmp_path) -> None:
+    scale_reader = ScaleReader(ScaleConfig(protocol="mt-sics", port=str(tmp_path / "none")))
+    assert scale_reader.state == "stopped"
+    with pytest.raises(ScaleError) as caught:
+        scale_reader.zero()
+    assert caught.value.code == "scale_not_answering"
+    with pytest.raises(ScaleError) as caught:
+        scale_reader.wait_stable(0.01)
+    assert caught.value.code == "scale_not_answering"
+    assert scale_reader.latest() is None
+
+
+def test_stop_releases_the_port(reader: ScaleReader, sics: Sics) -> None:
+    reader.wait_stable(3.0)
+    reader.stop()
+    assert reader.state == "stopped"
+    assert reader.stable_weight() is None
+    assert reader._thread is None
