@@ -1,0 +1,233 @@
+"""Edge agents: enrollment, the credential every RPC carries, and what they report about themselves."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from cloud import schema
+from cloud.credentials import CREDENTIAL_PREFIX, hash_secret, new_secret
+from cloud.store import CloudStore, dumps
+from dockside.errors import AuthError, InputError
+
+__all__ = [
+    "AgentIdentity",
+    "DeviceReport",
+    "Enrollment",
+    "StatusReport",
+    "authenticate_agent",
+    "enroll_agent",
+    "list_agents",
+    "report_status",
+]
+
+MAX_DEVICES = 512
+_PRINTABLE = re.compile(r"^[^\x00-\x1f\x7f]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class AgentIdentity:
+    """An authenticated agent and the scope it may see."""
+
+    agent_id: str
+    tenant_id: int
+    warehouse_id: int
+    warehouse: str
+
+
+@dataclass(frozen=True, slots=True)
+class Enrollment:
+    """What a successful enrollment gives the agent; the credential is shown only here."""
+
+    agent_id: str
+    credential: str
+    warehouse: str
+    tenant: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceReport:
+    """One printer or scale as the agent sees it."""
+
+    id: str
+    kind: str
+    station: str
+    model: str
+    address: str
+    state: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    """An agent's periodic report."""
+
+    agent_version: str
+    revision: int
+    outbox_depth: int
+    devices: Sequence[DeviceReport]
+
+
+def _text(field: str, value: str, limit: int) -> str:
+    if len(value) > limit or not _PRINTABLE.match(value):
+        raise InputError(
+            f"{field} must be at most {limit} printable characters: fix the agent's {field}",
+            code="invalid_argument",
+        )
+    return value
+
+
+def enroll_agent(store: CloudStore, token: str, *, hostname: str, agent_version: str) -> Enrollment:
+    """Trade a one-time enrollment token for a new agent identity and credential."""
+    hostname = _text("hostname", hostname, 253)
+    agent_version = _text("agent_version", agent_version, 64)
+    if not token:
+        raise AuthError("no enrollment token was sent: ask an admin for one and pass it with --token")
+    tokens = schema.enrollment_tokens
+    agent_id = f"agt_{uuid.uuid4().hex}"
+    credential = new_secret(CREDENTIAL_PREFIX)
+    with store.write() as tx:
+        row = tx.conn.execute(
+            select(
+                tokens.c.id,
+                tokens.c.tenant_id,
+                tokens.c.warehouse_id,
+                tokens.c.expires_at,
+                tokens.c.used_at,
+                schema.warehouses.c.code.label("warehouse"),
+                schema.tenants.c.code.label("tenant"),
+            )
+            .join(schema.warehouses, schema.warehouses.c.id == tokens.c.warehouse_id)
+            .join(schema.tenants, schema.tenants.c.id == tokens.c.tenant_id)
+            .where(tokens.c.token_hash == hash_secret(token))
+        ).first()
+        if row is None:
+            raise AuthError("this enrollment token is unknown: check it, or ask an admin for a new one")
+        if row.used_at is not None:
+            raise AuthError(
+                "this enrollment token was already used (tokens are one-time): ask an admin for a new one"
+            )
+        if row.expires_at <= tx.now:
+            raise AuthError(
+                f"this enrollment token expired at {row.expires_at.isoformat()}: ask an admin for a new one"
+            )
+        # The used_at guard makes two agents racing with one token end with exactly one winner.
+        taken = tx.conn.execute(
+            update(tokens)
+            .where(tokens.c.id == row.id, tokens.c.used_at.is_(None))
+            .values(used_at=tx.now, agent_id=agent_id)
+        ).rowcount
+        if taken != 1:
+            raise AuthError(
+                "this enrollment token was already used (tokens are one-time): ask an admin for a new one"
+            )
+        tx.conn.execute(
+            insert(schema.agents).values(
+                id=agent_id,
+                tenant_id=row.tenant_id,
+                warehouse_id=row.warehouse_id,
+                credential_hash=hash_secret(credential),
+                hostname=hostname,
+                version=agent_version,
+                enrolled_at=tx.now,
+                revision=0,
+                outbox_depth=0,
+                devices="[]",
+            )
+        )
+    return Enrollment(agent_id=agent_id, credential=credential, warehouse=row.warehouse, tenant=row.tenant)
+
+
+def authenticate_agent(store: CloudStore, credential: str) -> AgentIdentity:
+    """The agent behind a credential, or AuthError."""
+    if not credential:
+        raise AuthError(
+            "no agent credential was sent: enroll the agent, then send 'authorization: Bearer <credential>'"
+        )
+    agents = schema.agents
+    with store.read() as conn:
+        row = conn.execute(
+            select(agents.c.id, agents.c.tenant_id, agents.c.warehouse_id, schema.warehouses.c.code)
+            .join(schema.warehouses, schema.warehouses.c.id == agents.c.warehouse_id)
+            .where(agents.c.credential_hash == hash_secret(credential), agents.c.revoked_at.is_(None))
+        ).first()
+    if row is None:
+        raise AuthError(
+            "this agent credential is unknown or revoked: enroll the agent again with a new token"
+        )
+    return AgentIdentity(
+        agent_id=row.id, tenant_id=int(row.tenant_id), warehouse_id=int(row.warehouse_id), warehouse=row.code
+    )
+
+
+def report_status(store: CloudStore, agent: AgentIdentity, report: StatusReport) -> datetime:
+    """Store an agent's report (last seen, version, revision, outbox depth, devices); returns now."""
+    version = _text("agent_version", report.agent_version, 64)
+    if len(report.devices) > MAX_DEVICES:
+        raise InputError(
+            f"a status report lists at most {MAX_DEVICES} devices (got {len(report.devices)}): "
+            "report the stations' devices only",
+            code="invalid_argument",
+        )
+    if report.revision < 0 or report.outbox_depth < 0:
+        raise InputError(
+            "revision and outbox_depth cannot be negative: fix the agent's report", code="invalid_argument"
+        )
+    devices = [
+        {
+            "id": _text("device id", device.id, 128),
+            "kind": _text("device kind", device.kind, 32),
+            "station": _text("device station", device.station, 64),
+            "model": _text("device model", device.model, 128),
+            "address": _text("device address", device.address, 256),
+            "state": _text("device state", device.state, 32),
+            "message": _text("device message", device.message, 512),
+        }
+        for device in report.devices
+    ]
+    with store.write() as tx:
+        tx.conn.execute(
+            update(schema.agents)
+            .where(schema.agents.c.id == agent.agent_id)
+            .values(
+                last_seen=tx.now,
+                version=version,
+                revision=report.revision,
+                outbox_depth=report.outbox_depth,
+                devices=dumps(devices),
+            )
+        )
+        return tx.now
+
+
+def list_agents(store: CloudStore, tenant_id: int) -> list[dict[str, Any]]:
+    """The fleet of a tenant: each agent's identity, health and devices."""
+    agents = schema.agents
+    with store.read() as conn:
+        rows = conn.execute(
+            select(agents, schema.warehouses.c.code.label("warehouse"))
+            .join(schema.warehouses, schema.warehouses.c.id == agents.c.warehouse_id)
+            .where(agents.c.tenant_id == tenant_id, agents.c.revoked_at.is_(None))
+            .order_by(agents.c.enrolled_at, agents.c.id)
+        ).mappings()
+        return [
+            {
+                "id": row["id"],
+                "warehouse": row["warehouse"],
+                "hostname": row["hostname"],
+                "version": row["version"],
+                "enrolled_at": row["enrolled_at"].isoformat(),
+                "last_seen": row["last_seen"].isoformat() if row["last_seen"] else None,
+                "revision": row["revision"],
+                "outbox_depth": row["outbox_depth"],
+                "devices": json.loads(row["devices"]),
+            }
+            for row in rows
+        ]

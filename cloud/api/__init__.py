@@ -1,0 +1,63 @@
+"""The admin HTTP API: `create_app(store)` gives the FastAPI application `serve` runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import RedirectResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from cloud.api.errors import CatchAllMiddleware, MetricsMiddleware, install_error_handlers
+from cloud.api.routes import OrderBatch, router
+from cloud.store import CloudStore
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app"]
+
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+
+
+def create_app(store: CloudStore) -> FastAPI:
+    """The admin API over `store`: /api/v1/..., /healthz, /metrics and the OpenAPI docs at /docs."""
+    app = FastAPI(
+        title="Dockside cloud admin API",
+        version="1",
+        summary="Warehouses, stations, label templates, orders and the agent fleet.",
+        max_body_size=DEFAULT_MAX_BODY_BYTES,
+    )
+    app.state.store = store
+    install_error_handlers(app)
+    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(CatchAllMiddleware)
+    app.include_router(router)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    @app.get("/healthz", summary="Liveness and the current revision")
+    async def healthz() -> dict[str, Any]:
+        """Answers when the API and its database work."""
+        revision = await run_in_threadpool(store.current_revision)
+        return {"status": "ok", "revision": revision}
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def prometheus_metrics() -> Response:
+        """The process's metrics in the Prometheus text format."""
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+            # The ingest body is read by hand (see routes._ingest); document its shape here.
+            batch = OrderBatch.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+            schemas.update(batch.pop("$defs", {}))
+            schemas["OrderBatch"] = batch
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

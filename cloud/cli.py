@@ -1,0 +1,131 @@
+"""`dockside-cloud`: run the control plane, create its schema, and hand out admin API tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cloud.access import Role, create_api_token
+from cloud.schema import DEFAULT_TENANT
+from cloud.server import parse_address, serve
+from cloud.store import DEFAULT_DATABASE_URL, CloudStore
+from dockside.errors import DocksideError
+
+__all__ = ["main"]
+
+_database_url = click.option(
+    "--database-url",
+    envvar="DOCKSIDE_DATABASE_URL",
+    default=DEFAULT_DATABASE_URL,
+    show_default=True,
+    show_envvar=True,
+    help="Where the cloud keeps its data: sqlite:///PATH or postgresql://USER@HOST:PORT/DB.",
+)
+
+
+def _address(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    try:
+        parse_address(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
+def _run(main_coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run the coroutine on uvloop when it is installed (a lower HTTP floor), else asyncio."""
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    try:
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    except ImportError:  # Windows has no uvloop
+        pass
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(main_coroutine)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Dockside cloud control plane: admin API, agent sync service and their database."""
+
+
+@main.command("serve")
+@click.option(
+    "--http",
+    default="127.0.0.1:8000",
+    show_default=True,
+    callback=_address,
+    help="HOST:PORT for the admin API, console, /docs, /healthz and /metrics; port 0 picks a free port.",
+)
+@click.option(
+    "--grpc",
+    "grpc_address",
+    default="127.0.0.1:50051",
+    show_default=True,
+    callback=_address,
+    help="HOST:PORT for the gRPC sync service agents connect to; port 0 picks a free port.",
+)
+@_database_url
+@click.option(
+    "--ready-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help='Once both servers listen, write {"http": "host:port", "grpc": "host:port"} here (atomically).',
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+    help="How much to log to stderr.",
+)
+def serve_command(
+    http: str, grpc_address: str, database_url: str, ready_file: Path | None, log_level: str
+) -> None:
+    """Run the admin API and the sync service in one process until SIGTERM or Ctrl-C."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        _run(serve(database_url, http=http, grpc=grpc_address, ready_file=ready_file, log_level=log_level))
+    except OSError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command("create-token")
+@click.option(
+    "--role",
+    type=click.Choice([role.value for role in Role]),
+    default=Role.ADMIN.value,
+    show_default=True,
+    help="What the token may do (roles are recorded now and enforced by a later release).",
+)
+@click.option("--name", required=True, help="Who or what the token is for, e.g. 'demo' or 'oms-integration'.")
+@click.option("--tenant", default=DEFAULT_TENANT, show_default=True, help="The tenant the token acts for.")
+@_database_url
+def create_token_command(role: str, name: str, tenant: str, database_url: str) -> None:
+    """Print a new bearer token for the admin API (stored hashed; shown only this once)."""
+    store = CloudStore.open(database_url)
+    try:
+        token = create_api_token(store, name=name, role=Role(role), tenant=tenant)
+    except DocksideError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        store.close()
+    click.echo(token)
+
+
+@main.command("init-db")
+@_database_url
+def init_db_command(database_url: str) -> None:
+    """Create the cloud's tables, default tenant and sync clock (safe to run again)."""
+    store = CloudStore.open(database_url)
+    store.close()
+    click.echo(f"database ready: {database_url.split('@')[-1]}", err=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

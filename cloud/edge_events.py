@@ -1,0 +1,238 @@
+"""Edge events arriving from agents: stored once by event id, with their effect on the order.
+
+Delivery is at-least-once, so the same event may arrive any number of times; the unique event id
+makes the second arrival an acknowledgement without a second effect. Each batch is one
+transaction: the events and the order states they move commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from cloud import schema
+from cloud.agents import AgentIdentity
+from cloud.store import CloudStore, WriteTransaction, dumps
+from dockside.orders import OrderState
+from dockside.sync import EventKind
+
+__all__ = ["MAX_EVENTS_PER_BATCH", "EventOutcome", "IncomingEvent", "apply_events"]
+
+MAX_EVENTS_PER_BATCH = 5_000
+MAX_EVENT_BODY_BYTES = 64 * 1024
+_LOOKUP_CHUNK = 2_000
+_ACKED = "acked"
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+_PRINTABLE = re.compile(r"^[^\x00-\x1f\x7f]*$")
+# Year 2000 to year 3000 in Unix milliseconds: anything else is a broken agent clock or field.
+_MIN_MS, _MAX_MS = 946_684_800_000, 32_503_680_000_000
+
+_NEEDS_ORDER = frozenset(
+    {
+        EventKind.ORDER_PACKED,
+        EventKind.LABEL_PRINTED,
+        EventKind.LABEL_FAILED,
+        EventKind.LABEL_REPRINTED,
+        EventKind.WEIGHT_CAPTURED,
+    }
+)
+# The states an event moves an order out of, and where to. Any other state keeps the order where
+# it is and the event is still recorded (a later issue opens an exception for conflicts).
+_EFFECTS: dict[str, tuple[frozenset[str], str]] = {
+    EventKind.ORDER_PACKED.value: (
+        frozenset({OrderState.CREATED.value, OrderState.RELEASED.value}),
+        OrderState.PACKED.value,
+    ),
+    EventKind.LABEL_PRINTED.value: (
+        frozenset({OrderState.CREATED.value, OrderState.RELEASED.value, OrderState.PACKED.value}),
+        OrderState.LABELLED.value,
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingEvent:
+    """An edge event as it came off the wire, not yet trusted."""
+
+    event_id: str
+    kind: str
+    order_ref: str
+    station: str
+    occurred_at_ms: int
+    body: bytes
+    sequence: int
+
+
+@dataclass(slots=True)
+class EventOutcome:
+    """Which events are safe to forget (acked) and which never will be accepted (rejected)."""
+
+    acked: list[str] = field(default_factory=list)
+    rejected: list[tuple[str, str, str]] = field(default_factory=list)  # (event_id, code, message)
+
+
+@dataclass(slots=True)
+class _Checked:
+    event: IncomingEvent
+    body: dict[str, Any]
+
+
+def _check(event: IncomingEvent) -> _Checked | tuple[str, str]:
+    """The event with its decoded body, or (code, message) saying why it can never be accepted."""
+    if not _ID.match(event.event_id):
+        return "invalid_event", "event_id must be 1 to 64 letters, digits, '.', '_', ':' or '-' (a UUID)"
+    try:
+        kind = EventKind(event.kind)
+    except ValueError:
+        return "unknown_kind", f"unknown event kind {event.kind[:40]!r}: use one of {', '.join(EventKind)}"
+    if len(event.order_ref) > 64 or not _PRINTABLE.match(event.order_ref):
+        return "invalid_event", "order_ref must be at most 64 printable characters"
+    if kind in _NEEDS_ORDER and not event.order_ref:
+        return "invalid_event", f"a {kind.value} event needs the order_ref it is about"
+    if len(event.station) > 32 or not _PRINTABLE.match(event.station):
+        return "invalid_event", "station must be at most 32 printable characters"
+    if not _MIN_MS <= event.occurred_at_ms <= _MAX_MS:
+        return (
+            "invalid_event",
+            f"occurred_at_ms {event.occurred_at_ms} is not a plausible time: check the agent's clock",
+        )
+    if len(event.body) > MAX_EVENT_BODY_BYTES:
+        return "invalid_body", f"the event body is larger than {MAX_EVENT_BODY_BYTES // 1024} KiB"
+    if not event.body:
+        return _Checked(event, {})
+    try:
+        body = json.loads(event.body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return "invalid_body", "the event body is not UTF-8 JSON: the agent must send a JSON object"
+    if not isinstance(body, dict):
+        return "invalid_body", "the event body must be a JSON object"
+    return _Checked(event, body)
+
+
+def apply_events(store: CloudStore, agent: AgentIdentity, events: Sequence[IncomingEvent]) -> EventOutcome:
+    """Record a batch of an agent's events and apply their effects; idempotent by event id."""
+    verdicts: dict[str, tuple[str, str]] = {}
+    fresh: dict[str, _Checked] = {}
+    for event in events:
+        checked = _check(event)
+        if isinstance(checked, tuple):
+            verdicts.setdefault(event.event_id[:64], checked)
+        elif event.event_id not in fresh:
+            fresh[event.event_id] = checked
+    if fresh:
+        verdicts.update(_apply_with_retry(store, agent, list(fresh.values())))
+    outcome = EventOutcome()
+    for event_id, (code, message) in verdicts.items():
+        if code == _ACKED:
+            outcome.acked.append(event_id)
+        else:
+            outcome.rejected.append((event_id, code, message))
+    return outcome
+
+
+def _apply_with_retry(
+    store: CloudStore, agent: AgentIdentity, checked: list[_Checked]
+) -> dict[str, tuple[str, str]]:
+    attempts = 3
+    for attempt in range(attempts):
+        try:
+            with store.write() as tx:
+                return _apply(tx, agent, checked)
+        except IntegrityError:
+            # The same events arrived on another connection and committed first (PostgreSQL):
+            # run again, and they are acknowledged as already seen.
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _apply(tx: WriteTransaction, agent: AgentIdentity, checked: list[_Checked]) -> dict[str, tuple[str, str]]:
+    """Insert new events and move their orders; returns per event id (_ACKED, "") or (code, message)."""
+    events_table = schema.order_events
+    orders_table = schema.orders
+    ids = [c.event.event_id for c in checked]
+    already: set[str] = set()
+    for start in range(0, len(ids), _LOOKUP_CHUNK):
+        rows = tx.conn.execute(
+            select(events_table.c.event_id).where(
+                events_table.c.event_id.in_(ids[start : start + _LOOKUP_CHUNK])
+            )
+        )
+        already.update(event_id for (event_id,) in rows)
+    refs = sorted(
+        {c.event.order_ref for c in checked if c.event.order_ref and c.event.event_id not in already}
+    )
+    orders: dict[str, Any] = {}
+    for start in range(0, len(refs), _LOOKUP_CHUNK):
+        rows = tx.conn.execute(
+            select(
+                orders_table.c.id, orders_table.c.order_ref, orders_table.c.warehouse_id, orders_table.c.state
+            ).where(
+                orders_table.c.tenant_id == agent.tenant_id,
+                orders_table.c.order_ref.in_(refs[start : start + _LOOKUP_CHUNK]),
+            )
+        )
+        orders.update({row.order_ref: row for row in rows})
+
+    decided: dict[str, tuple[str, str]] = {event_id: (_ACKED, "") for event_id in already}
+    states: dict[int, str] = {}
+    moved: dict[int, str] = {}
+    inserts: list[dict[str, Any]] = []
+    # Events of one order take effect in the agent's outbox order.
+    for item in sorted(
+        (c for c in checked if c.event.event_id not in already), key=lambda c: c.event.sequence
+    ):
+        event = item.event
+        order = orders.get(event.order_ref) if event.order_ref else None
+        if event.order_ref and order is None:
+            decided[event.event_id] = (
+                "unknown_order",
+                f"there is no order {event.order_ref!r}: the event cannot be applied; keep it for a person",
+            )
+            continue
+        if order is not None and int(order.warehouse_id) != agent.warehouse_id:
+            decided[event.event_id] = (
+                "order_not_in_warehouse",
+                f"order {event.order_ref!r} belongs to another warehouse than {agent.warehouse!r}",
+            )
+            continue
+        if order is not None:
+            state = states.setdefault(int(order.id), order.state)
+            effect = _EFFECTS.get(event.kind)
+            if effect is not None and state in effect[0]:
+                states[int(order.id)] = moved[int(order.id)] = effect[1]
+        inserts.append(
+            {
+                "event_id": event.event_id,
+                "tenant_id": agent.tenant_id,
+                "warehouse_id": agent.warehouse_id,
+                "order_id": int(order.id) if order is not None else None,
+                "order_ref": event.order_ref or None,
+                "kind": event.kind,
+                "source": "edge",
+                "station": event.station,
+                "agent_id": agent.agent_id,
+                "sequence": event.sequence,
+                "occurred_at": datetime.fromtimestamp(event.occurred_at_ms / 1000, UTC),
+                "received_at": tx.now,
+                "body": dumps(item.body),
+            }
+        )
+        decided[event.event_id] = (_ACKED, "")
+    if inserts:
+        tx.conn.execute(insert(events_table), inserts)
+    if moved:
+        tx.conn.execute(
+            update(orders_table)
+            .where(orders_table.c.id == bindparam("_id"))
+            .values(state=bindparam("_state"), updated_at=tx.now),
+            [{"_id": order_id, "_state": state} for order_id, state in moved.items()],
+        )
+    return decided

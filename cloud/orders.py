@@ -1,0 +1,241 @@
+"""Orders: bulk ingest from an OMS, idempotent by order_ref, and the order with its timeline.
+
+Ingest validates each order on its own (one bad order does not sink the batch), then writes the
+whole batch in one transaction with one block of revisions. Sending the same order again changes
+nothing; changed content replaces the order while it is not yet packed and is refused after.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import bindparam, insert, select, update
+
+from cloud import schema
+from cloud.field_errors import describe_field_errors
+from cloud.store import ChangeRecord, CloudStore, WriteTransaction
+from dockside.errors import NotFound
+from dockside.orders import Order, OrderState
+from dockside.sync import ChangeKind
+
+__all__ = ["MAX_ORDERS_PER_CALL", "IngestResult", "get_order", "ingest_orders"]
+
+MAX_ORDERS_PER_CALL = 10_000
+_LOOKUP_CHUNK = 2_000
+_ORDER = TypeAdapter(Order)
+# Until an order is packed its content may still change; after that the parcel is real.
+_OPEN_STATES = frozenset({OrderState.CREATED.value, OrderState.RELEASED.value})
+
+
+@dataclass(slots=True)
+class IngestResult:
+    """What happened to each order of a batch: accepted (by ref) or an error (by index)."""
+
+    accepted: list[str]
+    errors: list[dict[str, Any]]
+    changed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The API answer: {"accepted": [...], "errors": [...]}."""
+        return {"accepted": self.accepted, "errors": self.errors}
+
+
+@dataclass(slots=True)
+class _Candidate:
+    index: int
+    order: Order
+    body: str
+
+
+def _echo_ref(item: Any) -> str | None:
+    ref = item.get("order_ref") if isinstance(item, dict) else None
+    return ref if isinstance(ref, str) and len(ref) <= 200 else None
+
+
+def _error(index: int, order_ref: str | None, code: str, message: str) -> dict[str, Any]:
+    return {"index": index, "order_ref": order_ref, "code": code, "message": message}
+
+
+def ingest_orders(store: CloudStore, tenant_id: int, items: Sequence[Any]) -> IngestResult:
+    """Validate and store a batch of orders (each item is the decoded JSON of one order)."""
+    result = IngestResult(accepted=[], errors=[])
+    candidates: dict[str, _Candidate] = {}
+    repeats: list[_Candidate] = []
+    for index, item in enumerate(items):
+        try:
+            order = _ORDER.validate_python(item)
+        except ValidationError as exc:
+            message = describe_field_errors(
+                exc.errors(include_url=False, include_input=False), what="this order"
+            )
+            result.errors.append(_error(index, _echo_ref(item), "invalid_order", message))
+            continue
+        candidate = _Candidate(index, order, order.model_dump_json())
+        first = candidates.get(order.order_ref)
+        if first is None:
+            candidates[order.order_ref] = candidate
+        elif first.body == candidate.body:
+            repeats.append(candidate)
+        else:
+            result.errors.append(
+                _error(
+                    index,
+                    order.order_ref,
+                    "duplicate_order_ref",
+                    f"order {order.order_ref} is in this batch twice with different content "
+                    f"(index {first.index} and {index}): send each order once",
+                )
+            )
+    if candidates:
+        with store.write() as tx:
+            outcome = _store_batch(tx, tenant_id, list(candidates.values()), result)
+        for repeat in repeats:
+            # An identical second copy shares the fate of the first.
+            fate = outcome[repeat.order.order_ref]
+            if fate:
+                result.errors.append({**fate, "index": repeat.index})
+            else:
+                result.accepted.append(repeat.order.order_ref)
+    result.errors.sort(key=lambda error: error["index"])
+    return result
+
+
+def _store_batch(
+    tx: WriteTransaction, tenant_id: int, candidates: list[_Candidate], result: IngestResult
+) -> dict[str, dict[str, Any]]:
+    """Write one batch; returns per order_ref {} when accepted or the error it got."""
+    tx.lock_clock()  # nothing else commits between our reads and our writes
+    table = schema.orders
+    warehouse_ids = {
+        row.code: int(row.id)
+        for row in tx.conn.execute(
+            select(schema.warehouses.c.id, schema.warehouses.c.code).where(
+                schema.warehouses.c.tenant_id == tenant_id
+            )
+        )
+    }
+    refs = [c.order.order_ref for c in candidates]
+    existing = {}
+    for start in range(0, len(refs), _LOOKUP_CHUNK):
+        chunk = refs[start : start + _LOOKUP_CHUNK]
+        rows = tx.conn.execute(
+            select(table.c.id, table.c.order_ref, table.c.state, table.c.body, table.c.warehouse_id).where(
+                table.c.tenant_id == tenant_id, table.c.order_ref.in_(chunk)
+            )
+        )
+        existing.update({row.order_ref: row for row in rows})
+
+    outcome: dict[str, dict[str, Any]] = {}
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    records: list[ChangeRecord] = []
+    kind = ChangeKind.ORDER.value
+    for candidate in candidates:
+        ref = candidate.order.order_ref
+        wh_id = warehouse_ids.get(candidate.order.warehouse)
+        if wh_id is None:
+            error = _error(
+                candidate.index,
+                ref,
+                "unknown_warehouse",
+                f"order {ref} is for warehouse {candidate.order.warehouse!r}, which does not exist: "
+                "create the warehouse first or fix the order's warehouse",
+            )
+            result.errors.append(error)
+            outcome[ref] = error
+            continue
+        row = existing.get(ref)
+        if row is not None and row.body == candidate.body:
+            result.accepted.append(ref)
+            outcome[ref] = {}
+            continue
+        if row is not None and row.state not in _OPEN_STATES:
+            error = _error(
+                candidate.index,
+                ref,
+                "order_locked",
+                f"order {ref} is already {row.state}, so its content can no longer change: "
+                "send it unchanged, or handle the difference in the warehouse",
+            )
+            result.errors.append(error)
+            outcome[ref] = error
+            continue
+        if row is None:
+            inserts.append(
+                {
+                    "tenant_id": tenant_id,
+                    "warehouse_id": wh_id,
+                    "order_ref": ref,
+                    "state": OrderState.CREATED.value,
+                    "body": candidate.body,
+                    "created_at": tx.now,
+                    "updated_at": tx.now,
+                }
+            )
+        else:
+            updates.append({"_id": row.id, "_body": candidate.body, "_warehouse_id": wh_id})
+            if row.warehouse_id != wh_id:
+                # The order moved: agents of the old warehouse must drop it.
+                records.append(ChangeRecord(tenant_id, int(row.warehouse_id), kind, ref, deleted=True))
+        records.append(ChangeRecord(tenant_id, wh_id, kind, ref, candidate.body))
+        result.accepted.append(ref)
+        outcome[ref] = {}
+    if inserts:
+        tx.conn.execute(insert(table), inserts)
+    if updates:
+        tx.conn.execute(
+            update(table)
+            .where(table.c.id == bindparam("_id"))
+            .values(body=bindparam("_body"), warehouse_id=bindparam("_warehouse_id"), updated_at=tx.now),
+            updates,
+        )
+    tx.append_changes(records)
+    result.changed = len(inserts) + len(updates)
+    return outcome
+
+
+def get_order(store: CloudStore, tenant_id: int, order_ref: str) -> dict[str, Any]:
+    """The order as ingested, with its state, timestamps and events in time order."""
+    table = schema.orders
+    events = schema.order_events
+    with store.read() as conn:
+        row = conn.execute(
+            select(table.c.id, table.c.state, table.c.body, table.c.created_at, table.c.updated_at).where(
+                table.c.tenant_id == tenant_id, table.c.order_ref == order_ref
+            )
+        ).first()
+        if row is None:
+            raise NotFound(
+                f"there is no order {order_ref[:64]!r}: check the reference or ingest the order first"
+            )
+        event_rows = conn.execute(
+            select(events)
+            .where(events.c.order_id == row.id)
+            .order_by(events.c.occurred_at, events.c.received_at, events.c.id)
+        ).mappings()
+        timeline = [
+            {
+                "event_id": event["event_id"],
+                "kind": event["kind"],
+                "source": event["source"],
+                "station": event["station"],
+                "agent": event["agent_id"],
+                "sequence": event["sequence"],
+                "occurred_at": event["occurred_at"].isoformat(),
+                "received_at": event["received_at"].isoformat(),
+                "body": json.loads(event["body"]),
+            }
+            for event in event_rows
+        ]
+    order: dict[str, Any] = json.loads(row.body)
+    order.update(
+        state=row.state,
+        created_at=row.created_at.isoformat(),
+        updated_at=row.updated_at.isoformat(),
+        events=timeline,
+    )
+    return order

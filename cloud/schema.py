@@ -1,0 +1,228 @@
+"""The cloud's tables, in one place, with types that mean the same on SQLite and PostgreSQL.
+
+JSON documents are stored as TEXT holding exactly the bytes the sync sends, so a snapshot or a
+change never re-serialises them. Timestamps are timezone-aware UTC on the way in and out.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "DEFAULT_TENANT",
+    "UtcDateTime",
+    "agents",
+    "api_tokens",
+    "changes",
+    "enrollment_tokens",
+    "metadata",
+    "order_events",
+    "orders",
+    "stations",
+    "sync_clock",
+    "template_versions",
+    "tenants",
+    "warehouses",
+]
+
+DEFAULT_TENANT = "default"
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A point in time stored as UTC; refuses naive datetimes so no local clock sneaks in."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("timestamps must be timezone-aware (UTC)")
+        value = value.astimezone(UTC)
+        # SQLite has no time zones: store the UTC wall clock and re-attach UTC when reading.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# 64-bit ids on PostgreSQL; on SQLite only INTEGER PRIMARY KEY is the auto-numbered rowid.
+Id: Any = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData()
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("code", String(32), nullable=False, unique=True),
+    Column("name", String(200), nullable=False, default=""),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+# One row (id 1): the last revision handed out and the compaction horizon. Updating this row
+# inside every synced write serialises those writes, so commit order equals revision order.
+sync_clock = Table(
+    "sync_clock",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("revision", BigInteger, nullable=False),
+    Column("horizon", BigInteger, nullable=False),
+)
+
+warehouses = Table(
+    "warehouses",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
+    Column("code", String(32), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("ship_from", Text, nullable=True),  # JSON Address or NULL
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("tenant_id", "code", name="uq_warehouses_tenant_code"),
+)
+
+stations = Table(
+    "stations",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("warehouse_id", Id, ForeignKey("warehouses.id"), nullable=False),
+    Column("code", String(32), nullable=False),
+    Column("body", Text, nullable=False),  # the station's sync body (JSON)
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("warehouse_id", "code", name="uq_stations_warehouse_code"),
+)
+
+enrollment_tokens = Table(
+    "enrollment_tokens",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
+    Column("warehouse_id", Id, ForeignKey("warehouses.id"), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("used_at", UtcDateTime, nullable=True),
+    Column("agent_id", String(40), nullable=True),
+)
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
+    Column("warehouse_id", Id, ForeignKey("warehouses.id"), nullable=False),
+    Column("credential_hash", String(64), nullable=False, unique=True),
+    Column("hostname", String(253), nullable=False, default=""),
+    Column("version", String(64), nullable=False, default=""),
+    Column("enrolled_at", UtcDateTime, nullable=False),
+    Column("last_seen", UtcDateTime, nullable=True),
+    Column("revision", BigInteger, nullable=False, default=0),
+    Column("outbox_depth", BigInteger, nullable=False, default=0),
+    Column("devices", Text, nullable=False, default="[]"),  # JSON list of DeviceStatus
+    Column("revoked_at", UtcDateTime, nullable=True),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime, nullable=True),
+)
+
+template_versions = Table(
+    "template_versions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("language", String(16), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("sample_data", Text, nullable=False),  # JSON object
+    Column("width_dots", Integer, nullable=False),
+    Column("height_dots", Integer, nullable=False),
+    Column("dpi", Integer, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("active", Boolean, nullable=False, default=False),
+    Column("published_at", UtcDateTime, nullable=True),
+    UniqueConstraint("tenant_id", "name", "version", name="uq_template_versions_name_version"),
+    Index("ix_template_versions_active", "tenant_id", "active"),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
+    Column("warehouse_id", Id, ForeignKey("warehouses.id"), nullable=False),
+    Column("order_ref", String(64), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("body", Text, nullable=False),  # the Order's canonical JSON, as synced
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("tenant_id", "order_ref", name="uq_orders_tenant_ref"),
+    Index("ix_orders_warehouse", "warehouse_id", "id"),
+)
+
+order_events = Table(
+    "order_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("event_id", String(64), nullable=False, unique=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
+    Column("warehouse_id", Id, ForeignKey("warehouses.id"), nullable=False),
+    Column("order_id", Id, ForeignKey("orders.id"), nullable=True),
+    Column("order_ref", String(64), nullable=True),
+    Column("kind", String(32), nullable=False),
+    Column("source", String(16), nullable=False),  # "edge" or "cloud"
+    Column("station", String(32), nullable=False, default=""),
+    Column("agent_id", String(40), nullable=True),
+    Column("sequence", BigInteger, nullable=False, default=0),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("body", Text, nullable=False),  # JSON object
+    Index("ix_order_events_order", "order_id", "occurred_at"),
+)
+
+# The change log the Watch stream reads: revision order is commit order (see sync_clock).
+changes = Table(
+    "changes",
+    metadata,
+    Column("revision", BigInteger, primary_key=True, autoincrement=False),
+    Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
+    Column("warehouse_id", Id, ForeignKey("warehouses.id"), nullable=True),  # NULL: every warehouse
+    Column("kind", String(32), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("body", Text, nullable=False, default=""),
+    Column("recorded_at", UtcDateTime, nullable=False),
+)

@@ -1,0 +1,228 @@
+"""Label template versions: immutable, numbered per name from 1, one active version per name.
+
+A version is validated (compiled and rendered with its own sample data) when it is created and
+again when it is published, so a broken template never reaches a station. Publishing is the
+synced write: the new active version and the one it replaces both go to the change log.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from sqlalchemy import Connection, RowMapping, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from cloud import schema
+from cloud.store import ChangeRecord, CloudStore, dumps
+from dockside.errors import InputError, NotFound, TemplateError
+from dockside.labels import LabelLanguage, validate_template
+from dockside.sync import ChangeKind
+
+__all__ = [
+    "TemplateVersionIn",
+    "create_template_version",
+    "get_template_version",
+    "list_template_versions",
+    "publish_template_version",
+]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_CREATE_ATTEMPTS = 5
+
+
+class TemplateVersionIn(BaseModel):
+    """A new version of a label template, with the sample data it must render."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    language: LabelLanguage
+    source: Annotated[str, StringConstraints(min_length=1, max_length=64 * 1024)]
+    sample_data: Annotated[dict[str, Any], Field(max_length=200)] = {}
+    width_dots: Annotated[int, Field(ge=1, le=10_000)] = 812
+    height_dots: Annotated[int, Field(ge=1, le=20_000)] = 1218
+    dpi: Annotated[int, Field(ge=100, le=600)] = 203
+
+
+def _check_name(name: str) -> None:
+    if not _NAME.match(name):
+        raise InputError(
+            f"{name[:80]!r} is not a template name: use 1 to 64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit",
+            code="invalid_template_name",
+        )
+
+
+def _validate(
+    name: str, language: str, source: str, sample_data: dict[str, Any], width: int, height: int
+) -> None:
+    try:
+        validate_template(language, source, sample_data, width_dots=width, height_dots=height)
+    except TemplateError as exc:
+        where = ""
+        if exc.line is not None and f"line {exc.line}" not in exc.message:
+            where = f" (line {exc.line}" + (f", column {exc.column})" if exc.column is not None else ")")
+        raise TemplateError(
+            f"template {name!r} does not render its sample data{where}: {exc.message}",
+            code=exc.code,
+            line=exc.line,
+            column=exc.column,
+        ) from exc
+
+
+def _body(row: RowMapping) -> dict[str, Any]:
+    """A template version's API and sync body."""
+    return {
+        "name": row["name"],
+        "version": row["version"],
+        "language": row["language"],
+        "source": row["source"],
+        "sample_data": json.loads(row["sample_data"]),
+        "width_dots": row["width_dots"],
+        "height_dots": row["height_dots"],
+        "dpi": row["dpi"],
+        "created_at": row["created_at"].isoformat(),
+        "active": bool(row["active"]),
+    }
+
+
+def template_version_body(row: RowMapping) -> dict[str, Any]:
+    """The sync body of a stored template version row."""
+    return _body(row)
+
+
+def create_template_version(
+    store: CloudStore, tenant_id: int, name: str, version: TemplateVersionIn
+) -> dict[str, Any]:
+    """Validate and store the next version of a template (not yet active)."""
+    _check_name(name)
+    _validate(
+        name,
+        version.language.value,
+        version.source,
+        version.sample_data,
+        version.width_dots,
+        version.height_dots,
+    )
+    table = schema.template_versions
+    for attempt in range(_CREATE_ATTEMPTS):
+        try:
+            with store.write() as tx:
+                latest = tx.conn.execute(
+                    select(func.max(table.c.version)).where(
+                        table.c.tenant_id == tenant_id, table.c.name == name
+                    )
+                ).scalar()
+                number = int(latest or 0) + 1
+                tx.conn.execute(
+                    insert(table).values(
+                        tenant_id=tenant_id,
+                        name=name,
+                        version=number,
+                        language=version.language.value,
+                        source=version.source,
+                        sample_data=dumps(version.sample_data),
+                        width_dots=version.width_dots,
+                        height_dots=version.height_dots,
+                        dpi=version.dpi,
+                        created_at=tx.now,
+                        active=False,
+                    )
+                )
+                return _body(_row(tx.conn, tenant_id, name, number))
+        except IntegrityError:
+            # Another writer took this number first (PostgreSQL); take the next one.
+            if attempt == _CREATE_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _row(conn: Connection, tenant_id: int, name: str, number: int) -> RowMapping:
+    table = schema.template_versions
+    row = (
+        conn.execute(
+            select(table).where(
+                table.c.tenant_id == tenant_id, table.c.name == name, table.c.version == number
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise NotFound(f"template {name!r} has no version {number}: list its versions to pick one")
+    return row
+
+
+def get_template_version(store: CloudStore, tenant_id: int, name: str, number: int) -> dict[str, Any]:
+    """One version of a template."""
+    _check_name(name)
+    with store.read() as conn:
+        return _body(_row(conn, tenant_id, name, number))
+
+
+def list_template_versions(store: CloudStore, tenant_id: int, name: str) -> list[dict[str, Any]]:
+    """Every version of a template, oldest first."""
+    _check_name(name)
+    table = schema.template_versions
+    with store.read() as conn:
+        rows = (
+            conn.execute(
+                select(table)
+                .where(table.c.tenant_id == tenant_id, table.c.name == name)
+                .order_by(table.c.version)
+            )
+            .mappings()
+            .all()
+        )
+    if not rows:
+        raise NotFound(
+            f"there is no template {name!r}: create a version with POST /api/v1/templates/{name}/versions"
+        )
+    return [_body(row) for row in rows]
+
+
+def publish_template_version(store: CloudStore, tenant_id: int, name: str, number: int) -> dict[str, Any]:
+    """Make a version the active one of its name and sync it (and the one it replaces) to agents."""
+    _check_name(name)
+    with store.read() as conn:
+        candidate = _row(conn, tenant_id, name, number)
+    _validate(
+        name,
+        candidate["language"],
+        candidate["source"],
+        json.loads(candidate["sample_data"]),
+        candidate["width_dots"],
+        candidate["height_dots"],
+    )
+    table = schema.template_versions
+    with store.write() as tx:
+        tx.lock_clock()
+        row = _row(tx.conn, tenant_id, name, number)
+        if row["active"]:
+            return _body(row)
+        replaced = (
+            tx.conn.execute(
+                select(table).where(
+                    table.c.tenant_id == tenant_id, table.c.name == name, table.c.active.is_(True)
+                )
+            )
+            .mappings()
+            .all()
+        )
+        records = []
+        for old in replaced:
+            tx.conn.execute(update(table).where(table.c.id == old["id"]).values(active=False))
+            records.append(_change(tenant_id, {**_body(old), "active": False}))
+        tx.conn.execute(update(table).where(table.c.id == row["id"]).values(active=True, published_at=tx.now))
+        body = {**_body(row), "active": True}
+        records.append(_change(tenant_id, body))
+        tx.append_changes(records)
+    return body
+
+
+def _change(tenant_id: int, body: dict[str, Any]) -> ChangeRecord:
+    # Templates belong to the tenant, not to one warehouse: every agent of the tenant gets them.
+    key = f"{body['name']}@{body['version']}"
+    return ChangeRecord(tenant_id, None, ChangeKind.TEMPLATE_VERSION.value, key, dumps(body))

@@ -1,0 +1,174 @@
+"""The Watch stream's content: a snapshot or the change log after a revision, then live changes.
+
+    feed = ChangeFeed(store)
+    async for item in feed.stream(agent, after_revision):   # WatchResponse messages, forever
+        ...
+
+Database work runs in worker threads so the event loop that serves every stream never blocks.
+A snapshot is read in one read transaction (one consistent view) but sent in pages, so a large
+warehouse never sits in memory at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Generator, Iterator
+from typing import Any
+
+from sqlalchemy import Connection, or_, select
+
+from cloud import schema
+from cloud.agents import AgentIdentity
+from cloud.store import CloudStore, dumps
+from cloud.templates import template_version_body
+from cloud.warehouses import warehouse_body
+from dockside.sync import ChangeKind
+from dockside.v1 import sync_pb2
+
+__all__ = ["ChangeFeed"]
+
+Change = tuple[str, str, str]  # kind, key, body
+
+
+class ChangeFeed:
+    """Builds each agent's Watch stream from the change log and the notifier."""
+
+    def __init__(self, store: CloudStore, *, page_size: int = 500, heartbeat_s: float = 10.0) -> None:
+        self.store = store
+        self.page_size = page_size
+        self.heartbeat_s = heartbeat_s
+
+    async def stream(
+        self, agent: AgentIdentity, after_revision: int
+    ) -> AsyncIterator[sync_pb2.WatchResponse]:
+        """Every change in the agent's scope after `after_revision`, then live ones, with heartbeats."""
+        revision, horizon = await asyncio.to_thread(self.store.clock)
+        # A revision ahead of ours comes from another database: the agent's cache is not ours.
+        if after_revision <= 0 or after_revision < horizon or after_revision > revision:
+            snapshot = _Snapshot(self.store, agent, self.page_size)
+            try:
+                while (page := await asyncio.to_thread(snapshot.next_page)) is not None:
+                    for item in page:
+                        yield item
+                after_revision = snapshot.revision
+            finally:
+                snapshot.close()
+        notifier = self.store.notifier
+        idle = False
+        while True:
+            # Everything committed up to `known` is visible to the read that follows.
+            known = notifier.latest
+            rows = await asyncio.to_thread(self._page, agent, after_revision)
+            for revision_, kind, key, deleted, body in rows:
+                yield _change(revision_, kind, key, body, deleted=deleted)
+                after_revision = revision_
+            if len(rows) == self.page_size:
+                continue
+            if idle and not rows:
+                # Every change in the agent's scope up to `known` has been sent.
+                yield sync_pb2.WatchResponse(
+                    heartbeat=sync_pb2.Heartbeat(revision=max(known, after_revision))
+                )
+            # A timeout loops back to one more read: it catches writes made by another process.
+            idle = not await notifier.wait_past(max(known, after_revision), self.heartbeat_s)
+            if notifier.closed:
+                return
+
+    def _page(self, agent: AgentIdentity, after_revision: int) -> list[tuple[int, str, str, bool, str]]:
+        table = schema.changes
+        with self.store.read() as conn:
+            rows = conn.execute(
+                select(table.c.revision, table.c.kind, table.c.key, table.c.deleted, table.c.body)
+                .where(
+                    table.c.revision > after_revision,
+                    table.c.tenant_id == agent.tenant_id,
+                    or_(table.c.warehouse_id == agent.warehouse_id, table.c.warehouse_id.is_(None)),
+                )
+                .order_by(table.c.revision)
+                .limit(self.page_size)
+            ).all()
+        return [(int(r.revision), r.kind, r.key, bool(r.deleted), r.body) for r in rows]
+
+
+def _change(
+    revision: int, kind: str, key: str, body: str, *, deleted: bool = False
+) -> sync_pb2.WatchResponse:
+    return sync_pb2.WatchResponse(
+        change=sync_pb2.Change(
+            revision=revision,
+            kind=kind,
+            key=key,
+            deleted=deleted,
+            body=b"" if deleted else body.encode("utf-8"),
+        )
+    )
+
+
+class _Snapshot:
+    """The snapshot as pages of WatchResponse (begin, every entity in scope, end), from one read view.
+
+    Pages are pulled from worker threads one at a time; the lock lets `close` run safely while a
+    page is still being read after the stream was cancelled.
+    """
+
+    def __init__(self, store: CloudStore, agent: AgentIdentity, page_size: int) -> None:
+        self.revision = 0
+        self._lock = threading.Lock()
+        self._pages = self._read(store, agent, page_size)
+
+    def next_page(self) -> list[sync_pb2.WatchResponse] | None:
+        with self._lock:
+            return next(self._pages, None)
+
+    def close(self) -> None:
+        with self._lock:
+            self._pages.close()
+
+    def _read(
+        self, store: CloudStore, agent: AgentIdentity, page_size: int
+    ) -> Generator[list[sync_pb2.WatchResponse], None, None]:
+        with store.read(consistent=True) as conn:
+            self.revision = revision = int(conn.execute(select(schema.sync_clock.c.revision)).scalar_one())
+            page = [sync_pb2.WatchResponse(snapshot_begin=sync_pb2.SnapshotBegin(revision=revision))]
+            for kind, key, body in _entities(conn, agent, page_size):
+                page.append(_change(revision, kind, key, body))
+                if len(page) >= page_size:
+                    yield page
+                    page = []
+            page.append(sync_pb2.WatchResponse(snapshot_end=sync_pb2.SnapshotEnd(revision=revision)))
+            yield page
+
+
+def _entities(conn: Connection, agent: AgentIdentity, page_size: int) -> Iterator[Change]:
+    """Every entity an agent's cache holds: its warehouse, stations, active templates and orders."""
+    wh = schema.warehouses
+    row = conn.execute(
+        select(wh.c.code, wh.c.name, wh.c.ship_from).where(wh.c.id == agent.warehouse_id)
+    ).one()
+    yield ChangeKind.WAREHOUSE.value, row.code, dumps(warehouse_body(row.code, row.name, row.ship_from))
+    st = schema.stations
+    for code, body in conn.execute(
+        select(st.c.code, st.c.body).where(st.c.warehouse_id == agent.warehouse_id).order_by(st.c.code)
+    ):
+        yield ChangeKind.STATION.value, code, body
+    tv = schema.template_versions
+    for version in conn.execute(
+        select(tv).where(tv.c.tenant_id == agent.tenant_id, tv.c.active.is_(True)).order_by(tv.c.name)
+    ).mappings():
+        document: dict[str, Any] = template_version_body(version)
+        yield ChangeKind.TEMPLATE_VERSION.value, f"{document['name']}@{document['version']}", dumps(document)
+    orders = schema.orders
+    last_id = 0
+    while True:
+        rows = conn.execute(
+            select(orders.c.id, orders.c.order_ref, orders.c.body)
+            .where(orders.c.warehouse_id == agent.warehouse_id, orders.c.id > last_id)
+            .order_by(orders.c.id)
+            .limit(page_size)
+        ).all()
+        for row_ in rows:
+            yield ChangeKind.ORDER.value, row_.order_ref, row_.body
+        if len(rows) < page_size:
+            return
+        last_id = int(rows[-1].id)
