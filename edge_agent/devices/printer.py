@@ -8,7 +8,7 @@ Every failure is a `dockside.errors.PrinterError` whose message tells the packer
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -48,10 +48,16 @@ class PrinterStatus:
     formats_in_buffer: int | None = field(default=None, compare=False)
 
 
-def describe_faults(printer_name: str, faults: Iterable[str], *, detail: str = "") -> str:
-    """One sentence per fault, most urgent first, naming the printer; or that it is ready."""
+def describe_faults(
+    printer_name: str, faults: Iterable[str], *, detail: str = "", advice: Mapping[str, str] | None = None
+) -> str:
+    """One sentence per fault, most urgent first, naming the printer; or that it is ready.
+
+    `advice` replaces the wording of some faults (a receipt printer is out of paper, not labels).
+    """
     found = set(faults)
-    parts = [f"printer {printer_name} {advice}" for code, advice in PRINTER_FAULTS.items() if code in found]
+    wording = {**PRINTER_FAULTS, **(advice or {})}
+    parts = [f"printer {printer_name} {wording[code]}" for code in PRINTER_FAULTS if code in found]
     parts += [f"printer {printer_name} reports {code}" for code in sorted(found - PRINTER_FAULTS.keys())]
     if not parts:
         parts = [f"printer {printer_name} is ready"]
@@ -60,14 +66,19 @@ def describe_faults(printer_name: str, faults: Iterable[str], *, detail: str = "
 
 
 def status_of(
-    printer_name: str, faults: Iterable[str], *, detail: str = "", formats: int | None = None
+    printer_name: str,
+    faults: Iterable[str],
+    *,
+    detail: str = "",
+    formats: int | None = None,
+    advice: Mapping[str, str] | None = None,
 ) -> PrinterStatus:
     """A PrinterStatus whose message is built from its faults."""
     found = frozenset(faults)
     return PrinterStatus(
         ready=not found,
         faults=found,
-        message=describe_faults(printer_name, found, detail=detail),
+        message=describe_faults(printer_name, found, detail=detail, advice=advice),
         formats_in_buffer=formats,
     )
 

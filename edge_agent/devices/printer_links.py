@@ -94,7 +94,7 @@ class TcpLink:
     def _usable(self) -> socket.socket:
         """The open socket, reconnected first if the printer closed it while we were idle."""
         sock = self._sock
-        if sock is not None and self._peer_closed(sock):
+        if sock is not None and self.peer_closed(sock):
             self.close()
             sock = None
         if sock is None:
@@ -102,7 +102,8 @@ class TcpLink:
         return sock
 
     @staticmethod
-    def _peer_closed(sock: socket.socket) -> bool:
+    def peer_closed(sock: socket.socket) -> bool:
+        """True if the peer closed `sock`; stale bytes waiting in it are dropped."""
         # A printer that restarted or timed out the idle connection has sent FIN or RST; writing
         # into that socket would "succeed" and lose the label, so look before writing (a few us).
         # Anything else waiting there is a stale reply nobody reads any more: drop it.
@@ -137,7 +138,7 @@ class TcpLink:
             ) from exc
 
     def drain(self) -> None:
-        if self._sock is not None and self._peer_closed(self._sock):
+        if self._sock is not None and self.peer_closed(self._sock):
             self.close()
 
     def read_until(self, done: Callable[[bytes], bool], timeout_s: float) -> bytes:
@@ -190,7 +191,7 @@ class SerialLink:
         if self._port is None:
             try:
                 self._port = serial.Serial(
-                    self._config.device, self._baudrate, timeout=0, write_timeout=self._write_timeout_s
+                    self._config.device, self._baudrate, timeout=0.02, write_timeout=self._write_timeout_s
                 )
             except (serial.SerialException, OSError, ValueError) as exc:
                 raise PrinterError(
@@ -228,11 +229,8 @@ class SerialLink:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                port.timeout = remaining
-                chunk = port.read(max(1, port.in_waiting))
-                if not chunk:
-                    break
-                buffer += chunk
+                # The port's timeout stays fixed (see SerialLine); read returns at the first byte.
+                buffer += port.read(max(1, port.in_waiting))
         except (serial.SerialException, OSError):
             self.close()
         return bytes(buffer)

@@ -22,6 +22,7 @@ __all__ = ["SerialLine"]
 # No scale frame is longer; a run of bytes without a terminator this long is noise.
 MAX_FRAME_BYTES = 256
 _SEVEN_BIT = bytes(b & 0x7F for b in range(256))
+_POLL_S = 0.02
 
 
 class SerialLine:
@@ -56,7 +57,9 @@ class SerialLine:
                 bytesize=serial.SEVENBITS if self._seven_bit else serial.EIGHTBITS,
                 parity=serial.PARITY_EVEN if self._seven_bit else serial.PARITY_NONE,
                 stopbits=serial.STOPBITS_ONE,
-                timeout=0,
+                # Fixed for the port's life: changing it later reconfigures the port, which
+                # some drivers (and ptys in 7E1) refuse. Reads loop on it up to their deadline.
+                timeout=_POLL_S,
                 write_timeout=1.0,
             )
         except (serial.SerialException, OSError, ValueError) as exc:
@@ -107,12 +110,20 @@ class SerialLine:
 
     def _fill(self, timeout_s: float) -> bool:
         """Read what is there (waiting up to `timeout_s` for the first byte); False if nothing came."""
-        assert self._port is not None
+        port = self._port
+        assert port is not None
+        deadline = time.monotonic() + timeout_s
+        chunk = b""
         try:
-            self._port.timeout = max(timeout_s, 0.0)
-            chunk = self._port.read(1)
-            if chunk and self._port.in_waiting:
-                chunk += self._port.read(self._port.in_waiting)
+            while not chunk:
+                waiting = port.in_waiting
+                if waiting:
+                    chunk = port.read(waiting)
+                elif time.monotonic() >= deadline:
+                    break
+                else:
+                    # Blocks for at most the port's short timeout, returns at the first byte.
+                    chunk = port.read(1)
         except (serial.SerialException, OSError) as exc:
             raise self._lost(exc) from exc
         if self._seven_bit:

@@ -213,10 +213,10 @@ class PtyScalePeer:
                 self.write(self.stream())
                 self._stop.wait(0.01)
             pending += data
-            while self.terminator in pending or (self.terminator == b"" and pending):
+            while pending and (not self.terminator or self.terminator in pending):
                 if self.terminator:
                     command, pending = pending.split(self.terminator, 1)
-                else:
+                else:  # single-letter commands
                     command, pending = pending[:1], pending[1:]
                 self.commands.append(command)
                 reply = self.respond(command)
@@ -269,3 +269,35 @@ def sics(tmp_path: Path) -> Iterator[tuple[PtyScalePeer, SicsBalance]]:
 
 
 Sics = tuple[PtyScalePeer, SicsBalance]
+
+
+class EscposPeer(ZebraPeer):
+    """A raw-TCP ESC/POS printer: answers DLE EOT 1/2/4 with one status byte each and GS I 68."""
+
+    def __init__(self) -> None:
+        self.printer_byte = 0x12  # online
+        self.cause_byte = 0x12  # no offline cause
+        self.paper_byte = 0x12  # paper present
+        self.serial_number: bytes | None = b"TM88-J2SF001234"
+        super().__init__()
+
+    def _handle(self, client: socket.socket, data: bytes) -> None:
+        with self._lock:
+            self.received += data
+        if self.silent:
+            return
+        replies = b""
+        for n, byte in ((1, self.printer_byte), (2, self.cause_byte), (4, self.paper_byte)):
+            replies += bytes([byte]) * data.count(b"\x10\x04" + bytes([n]))
+        if b"\x1dI\x44" in data and self.serial_number is not None:
+            replies += b"_" + self.serial_number + b"\x00"
+        if replies:
+            with contextlib.suppress(OSError):
+                client.sendall(replies)
+
+
+@pytest.fixture
+def escpos_peer() -> Iterator[EscposPeer]:
+    peer = EscposPeer()
+    yield peer
+    peer.close()
