@@ -1,0 +1,228 @@
+"""`dockside-mock`: run a software printer or scale from the command line until Ctrl-C.
+
+Both commands write a ready file (JSON, written to a temporary name and renamed, so a launcher that
+polls for it never reads half of it) once everything listens, and print one line with the
+addresses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hardware_mocks.printer import MockPrinter
+from hardware_mocks.scale import MockScale
+from hardware_mocks.scale_protocols import PROTOCOLS
+
+__all__ = ["main", "write_ready_file"]
+
+
+def write_ready_file(path: Path, content: dict[str, Any]) -> None:
+    """Write JSON atomically: a temporary file in the same folder, then a rename over the target."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(content) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+
+    def on_signal(_number: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    while not stop.is_set():
+        stop.wait(1.0)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Faithful software label printers and serial scales for tests, demos and dry runs.
+
+    Each device speaks the real protocol (ZPL or ESC/POS over raw TCP; MT-SICS, Toledo 8217,
+    NCI/SCP-12 or CAS over a serial pty) and has an HTTP control API to read what it received and
+    to inject faults. Stop it with Ctrl-C.
+    """
+
+
+@main.command()
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address the raw TCP print port binds to."
+)
+@click.option(
+    "--port",
+    default=9100,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Raw TCP print port; 0 picks a free one.",
+)
+@click.option(
+    "--control-port",
+    default=9180,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="HTTP control API port on 127.0.0.1; 0 picks a free one.",
+)
+@click.option(
+    "--language",
+    type=click.Choice(["zpl", "escpos"]),
+    default="zpl",
+    show_default=True,
+    help="Printer language: Zebra ZPL II (labels) or Epson ESC/POS (receipts, packing slips).",
+)
+@click.option("--serial", default=None, help="Serial number the printer reports [default: MOCK<port>].")
+@click.option("--model", default="ZD421", show_default=True, help="Model name the printer reports.")
+@click.option(
+    "--store",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder that receives one file per printed label (0001.zpl, 0002.zpl, ...).",
+)
+@click.option(
+    "--ready-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help='Write {"port", "control", "serial", "language"} as JSON here once listening.',
+)
+@click.option(
+    "--advertise/--no-advertise",
+    default=False,
+    show_default=True,
+    help="Announce the printer over zeroconf (_pdl-datastream._tcp and _printer._tcp).",
+)
+def printer(
+    host: str,
+    port: int,
+    control_port: int,
+    language: str,
+    serial: str | None,
+    model: str,
+    store: Path | None,
+    ready_file: Path | None,
+    advertise: bool,
+) -> None:
+    """Run a network label printer on raw TCP with the control API of DESIGN.md.
+
+    Control API: GET /labels, DELETE /labels, POST /fault {"fault": "none" | "paper_out" |
+    "head_open" | "paused" | "offline" | "slow" | "drop" | "ribbon_out" | "buffer_full" |
+    "silent"}, GET /status. OpenAPI docs at /docs.
+    """
+    mock = MockPrinter(
+        host=host,
+        port=port,
+        control_port=control_port,
+        language=language,
+        serial=serial,
+        model=model,
+        store=store,
+        advertise=advertise,
+    )
+    try:
+        mock.start()
+    except OSError as exc:
+        raise click.ClickException(
+            f"could not listen ({exc}): pick free ports, or 0 for any free port"
+        ) from None
+    try:
+        if ready_file is not None:
+            write_ready_file(
+                ready_file,
+                {
+                    "port": mock.port,
+                    "control": mock.control_address,
+                    "serial": mock.serial,
+                    "language": language,
+                    "host": host,
+                    "model": model,
+                },
+            )
+        click.echo(
+            f"mock {language} printer {mock.serial} ({model}) printing on {host}:{mock.port}, "
+            f"control http://{mock.control_address}",
+        )
+        _wait_for_signal()
+    finally:
+        mock.stop()
+
+
+@main.command()
+@click.option(
+    "--protocol",
+    type=click.Choice(list(PROTOCOLS)),
+    default="mt-sics",
+    show_default=True,
+    help="Serial protocol: Mettler Toledo MT-SICS, Toledo 8217, NCI/SCP-12 or CAS continuous output.",
+)
+@click.option(
+    "--control-port",
+    default=9181,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="HTTP control API port on 127.0.0.1; 0 picks a free one.",
+)
+@click.option(
+    "--link",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="A symlink kept pointing at the current pty (re-pointed when the scale is replugged).",
+)
+@click.option(
+    "--ready-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help='Write {"pty", "link", "control", "protocol"} as JSON here once ready.',
+)
+@click.option("--serial", default="B912345678", show_default=True, help="Serial number the scale reports.")
+@click.option(
+    "--units",
+    default=None,
+    help="Weighing unit (g, kg or lb where the protocol has it) [default: the protocol's usual one].",
+)
+def scale(
+    protocol: str,
+    control_port: int,
+    link: Path | None,
+    ready_file: Path | None,
+    serial: str,
+    units: str | None,
+) -> None:
+    """Run a serial scale on a pseudo-terminal; a driver opens the printed path with pyserial.
+
+    Control API: GET / (pty path, weight, modes), POST /weight {"grams": 1234, "stable": true},
+    POST /mode {"swing" | "overload" | "underload" | "noise" | "silent" | "unplug": true/false,
+    "units": "g" | "kg" | "lb"}. OpenAPI docs at /docs.
+    """
+    try:
+        mock = MockScale(protocol=protocol, control_port=control_port, link=link, serial=serial, units=units)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--units") from None
+    try:
+        mock.start()
+    except OSError as exc:
+        raise click.ClickException(
+            f"could not start the scale ({exc}): check --control-port and --link"
+        ) from None
+    try:
+        if ready_file is not None:
+            write_ready_file(
+                ready_file,
+                {
+                    "pty": mock.pty_path,
+                    "link": str(link) if link is not None else None,
+                    "control": mock.control_address,
+                    "protocol": protocol,
+                },
+            )
+        where = f"{mock.pty_path}" + (f" (linked from {link})" if link is not None else "")
+        click.echo(f"mock {protocol} scale on {where}, control http://{mock.control_address}")
+        _wait_for_signal()
+    finally:
+        mock.stop()

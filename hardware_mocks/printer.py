@@ -1,0 +1,539 @@
+"""A software label printer on raw TCP (port 9100 style) with a control API and injectable faults.
+
+`MockPrinter` runs in its own thread with its own event loop, so a test, a benchmark or the demo
+can start it in-process and talk to it over real sockets:
+
+    with MockPrinter(port=0, control_port=0) as printer:
+        ...send ZPL to ("127.0.0.1", printer.port)...
+        printer.wait_for_labels(1)
+
+It behaves like a networked Zebra (ZPL) or Epson (ESC/POS) printer: many long-lived connections,
+jobs parsed incrementally across reads, status queries answered at once, and faults that hold
+jobs in the receive buffer (paper out, head open, paused, ribbon out), stop reading (buffer
+full), refuse connections (offline), answer nothing (silent), print slowly (slow) or cut the
+connection in the middle of the next label (drop). Every printed job is recorded in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hardware_mocks.control_http import ControlServer
+from hardware_mocks.mock_thread import MockThread
+from hardware_mocks.printer_events import (
+    Blocked,
+    JobComplete,
+    JobStarted,
+    PrinterCommand,
+    PrinterEvent,
+    PrinterQuery,
+)
+from hardware_mocks.printer_languages import LANGUAGES, PrinterLanguage, PrinterState, PrinterStream
+
+__all__ = ["FAULTS", "HOLDING_FAULTS", "MockPrinter", "PrintedLabel"]
+
+FAULTS = (
+    "none",
+    "paper_out",
+    "head_open",
+    "paused",
+    "offline",
+    "slow",
+    "drop",
+    "ribbon_out",
+    "buffer_full",
+    "silent",
+)
+# Faults under which a printer keeps receiving into its buffer but prints nothing.
+HOLDING_FAULTS = frozenset({"paper_out", "head_open", "paused", "ribbon_out"})
+DEFAULT_SLOW_DELAY_S = 0.3
+
+
+def _iso(timestamp: float) -> str:
+    return (
+        dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    )
+
+
+@dataclass(slots=True)
+class PrintedLabel:
+    """One printed job as the printer received it."""
+
+    index: int
+    received_at: float
+    printed_at: float
+    raw: bytes
+    fields: list[str]
+    connection: int
+
+    def as_json(self) -> dict[str, Any]:
+        """The control API shape of this label."""
+        return {
+            "index": self.index,
+            "received_at": _iso(self.received_at),
+            "received_ts": self.received_at,
+            "printed_at": _iso(self.printed_at),
+            "data": self.raw.decode("utf-8", "replace"),
+            "fields": list(self.fields),
+            "connection": self.connection,
+            "bytes": len(self.raw),
+        }
+
+
+@dataclass(slots=True)
+class _Job:
+    raw: bytes
+    received_at: float
+    connection: int
+
+
+class _Connection(asyncio.Protocol):
+    """One host connection: feeds its bytes through the language's parser, in order."""
+
+    def __init__(self, printer: MockPrinter, number: int) -> None:
+        self.printer = printer
+        self.number = number
+        self.stream: PrinterStream = printer.language.new_stream()
+        self.transport: asyncio.Transport | None = None
+        self.reading_paused = False
+        self.closed = False
+        self.eof = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.printer._connection_opened(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.printer.bytes_received += len(data)
+        self.stream.feed(data)
+        self.process()
+
+    def eof_received(self) -> bool:
+        # Keep the socket open for the answers to what is still buffered; process() closes it.
+        self.eof = True
+        self.process()
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.transport = None
+        self.printer._connection_lost(self)
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def process(self) -> None:
+        """Act on every complete event in the buffer, or stop where the printer refuses jobs."""
+        printer = self.printer
+        while not (self.transport is not None and self.transport.is_closing()):
+            event = self.stream.next_event(jobs_allowed=not printer.receive_blocked)
+            if event is None:
+                break
+            if isinstance(event, Blocked):
+                self._pause()
+                return
+            printer._handle(self, event)
+        if self.eof and self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def _pause(self) -> None:
+        if self.transport is not None and not self.reading_paused:
+            self.transport.pause_reading()
+        self.reading_paused = True
+        self.printer._blocked.add(self)
+
+    def resume(self) -> None:
+        """Read again after the printer accepted jobs again."""
+        if self.reading_paused and self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+        self.reading_paused = False
+        self.process()
+        if self.closed and not self.reading_paused:
+            self.printer._finish_closed(self)
+
+
+class MockPrinter:
+    """A ZPL or ESC/POS network printer in a background thread, with an HTTP control API.
+
+    Parameters: `host`/`port` for raw TCP (port 0 picks a free port), `control_host`/`control_port`
+    for the control API, `language` ("zpl" or "escpos"), `serial` and `model` (what the printer
+    reports about itself), `store` (a folder receiving one file per printed job), `advertise`
+    (announce over zeroconf), `buffer_limit_bytes` (how much unprinted data the receive buffer
+    holds before the printer stops reading).
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 9100,
+        control_port: int = 9180,
+        language: str = "zpl",
+        serial: str | None = None,
+        model: str = "ZD421",
+        store: str | Path | None = None,
+        advertise: bool = False,
+        control_host: str = "127.0.0.1",
+        buffer_limit_bytes: int = 4 * 1024 * 1024,
+        firmware: str = "V84.20.18Z",
+        advertise_interfaces: list[str] | None = None,
+    ) -> None:
+        if language not in LANGUAGES:
+            raise ValueError(f"unknown printer language {language!r}: use one of {sorted(LANGUAGES)}")
+        self.host = host
+        self.requested_port = port
+        self.control_host = control_host
+        self.requested_control_port = control_port
+        self.language: PrinterLanguage = LANGUAGES[language]
+        self._serial = serial
+        self.model = model
+        self.firmware = firmware
+        self.store = Path(store) if store is not None else None
+        self.advertise = advertise
+        self.advertise_interfaces = advertise_interfaces
+        self.buffer_limit_bytes = buffer_limit_bytes
+        self.port = 0
+        self.bytes_received = 0
+        self._thread = MockThread(f"mock-printer-{port}")
+        self._lock = threading.Lock()
+        self._printed = threading.Condition(self._lock)
+        self._labels: list[PrintedLabel] = []
+        self._next_index = 1
+        self._printed_total = 0
+        self._waiting: deque[_Job] = deque()
+        self._waiting_bytes = 0
+        self._fault = "none"
+        self._slow_delay_s = DEFAULT_SLOW_DELAY_S
+        self._slow_timer: asyncio.TimerHandle | None = None
+        self._connections: set[_Connection] = set()
+        self._blocked: set[_Connection] = set()
+        self._connection_count = 0
+        self._drops: list[dict[str, Any]] = []
+        self._discarded_partial = 0
+        self._cancelled = 0
+        self._settings: dict[str, str] = {}
+        self._server: asyncio.Server | None = None
+        self._control: ControlServer | None = None
+        self._advertiser: Any = None
+
+    # ----- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> MockPrinter:
+        """Listen on both ports and return once they accept connections."""
+        self._thread.start(self._start())
+        return self
+
+    def stop(self) -> None:
+        """Close every connection and both ports, and end the thread."""
+        self._thread.stop(self._stop())
+
+    def __enter__(self) -> MockPrinter:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    async def _start(self) -> None:
+        from hardware_mocks.printer_control import build_printer_app
+
+        self._server = await self._listen(self.requested_port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        if self.store is not None:
+            self.store.mkdir(parents=True, exist_ok=True)
+        self._control = ControlServer(build_printer_app(self), self.control_host, self.requested_control_port)
+        await self._control.start()
+        if self.advertise:
+            from hardware_mocks.advertising import PrinterAdvertiser
+
+            self._advertiser = PrinterAdvertiser(self, self.advertise_interfaces)
+            await self._advertiser.start()
+
+    async def _stop(self) -> None:
+        if self._advertiser is not None:
+            await self._advertiser.stop()
+        if self._slow_timer is not None:
+            self._slow_timer.cancel()
+        if self._server is not None:
+            self._server.close()
+        for connection in list(self._connections):
+            if connection.transport is not None:
+                connection.transport.abort()
+        if self._control is not None:
+            await self._control.stop()
+
+    async def _listen(self, port: int) -> asyncio.Server:
+        loop = asyncio.get_running_loop()
+        return await loop.create_server(
+            lambda: self._new_connection(), self.host, port, reuse_address=True, backlog=128
+        )
+
+    def _new_connection(self) -> _Connection:
+        self._connection_count += 1
+        return _Connection(self, self._connection_count)
+
+    # ----- identity --------------------------------------------------------------------------
+
+    @property
+    def serial(self) -> str:
+        """The serial number the printer reports (`device.unique_id`)."""
+        return self._serial or f"MOCK{self.port:05d}"
+
+    @property
+    def control_port(self) -> int:
+        """The control API's port (resolved after start)."""
+        return self._control.port if self._control is not None else 0
+
+    @property
+    def control_address(self) -> str:
+        """`host:port` of the control API."""
+        return self._control.address if self._control is not None else ""
+
+    @property
+    def fault(self) -> str:
+        """The fault in force now."""
+        return self._fault
+
+    # ----- thread-safe API for tests and benches ---------------------------------------------
+
+    def labels(self, since: int = 0) -> list[dict[str, Any]]:
+        """Printed labels in the control API shape, those with index > since."""
+        with self._lock:
+            return [label.as_json() for label in self._labels if label.index > since]
+
+    def clear_labels(self) -> int:
+        """Forget the printed labels (indexes keep counting); returns how many were forgotten."""
+        with self._lock:
+            count = len(self._labels)
+            self._labels.clear()
+            return count
+
+    def wait_for_labels(self, count: int, timeout_s: float = 10.0) -> list[dict[str, Any]]:
+        """Block until at least `count` labels are recorded; TimeoutError after timeout_s."""
+        deadline = time.monotonic() + timeout_s
+        with self._printed:
+            while len(self._labels) < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"{len(self._labels)} labels printed, waited for {count}")
+                self._printed.wait(remaining)
+            return [label.as_json() for label in self._labels]
+
+    def set_fault(self, fault: str, delay_s: float | None = None) -> dict[str, Any]:
+        """Inject a fault (or "none") from any thread; returns the status after it took effect."""
+        return self._thread.call(self.apply_fault(fault, delay_s))
+
+    def status(self) -> dict[str, Any]:
+        """The printer's state as `GET /status` reports it, from any thread."""
+        return self._thread.call(self._status_now())
+
+    async def _status_now(self) -> dict[str, Any]:
+        return self.status_snapshot()
+
+    # ----- loop-side state (the control API runs on the same loop) ----------------------------
+
+    @property
+    def receive_blocked(self) -> bool:
+        """Whether the receive buffer refuses job bytes: buffer_full, or too much held unprinted."""
+        return self._fault == "buffer_full" or self._waiting_bytes >= self.buffer_limit_bytes
+
+    def status_snapshot(self) -> dict[str, Any]:
+        """The printer's state (call on the printer's loop)."""
+        with self._lock:
+            recorded = len(self._labels)
+            printed = self._printed_total
+        return {
+            "fault": self._fault,
+            "slow_delay_s": self._slow_delay_s,
+            "language": self.language.name,
+            "serial": self.serial,
+            "model": self.model,
+            "host": self.host,
+            "port": self.port,
+            "control": self.control_address,
+            "online": self._server is not None,
+            "labels_printed": printed,
+            "labels_recorded": recorded,
+            "formats_waiting": len(self._waiting),
+            "bytes_waiting": self._waiting_bytes,
+            "buffer_full": self.receive_blocked,
+            "partial_formats": sum(1 for c in self._connections if c.stream.in_format),
+            "connections_open": len(self._connections),
+            "connections_total": self._connection_count,
+            "bytes_received": self.bytes_received,
+            "discarded_partial_formats": self._discarded_partial,
+            "cancelled_formats": self._cancelled,
+            "drops": list(self._drops),
+            "last_drop": self._drops[-1] if self._drops else None,
+        }
+
+    def _state(self) -> PrinterState:
+        return PrinterState(
+            serial=self.serial,
+            model=self.model,
+            firmware=self.firmware,
+            fault=self._fault,
+            formats_waiting=len(self._waiting),
+            partial_format=any(c.stream.in_format for c in self._connections),
+            buffer_full=self.receive_blocked,
+            settings=dict(self._settings),
+        )
+
+    async def apply_fault(self, fault: str, delay_s: float | None = None) -> dict[str, Any]:
+        """Put a fault in force (call on the printer's loop); ValueError for an unknown one."""
+        if fault not in FAULTS:
+            raise ValueError(f"unknown fault {fault!r}: use one of {', '.join(FAULTS)}")
+        if delay_s is not None:
+            if not 0 < delay_s <= 60:
+                raise ValueError(f"delay_s must be above 0 and at most 60 seconds, not {delay_s}")
+            self._slow_delay_s = delay_s
+        previous = self._fault
+        if previous == "offline" and fault != "offline":
+            self._server = await self._listen(self.port)
+        if fault == "offline" and previous != "offline":
+            self._go_offline()
+        if previous == "slow" and self._slow_timer is not None:
+            self._slow_timer.cancel()
+            self._slow_timer = None
+        self._fault = fault
+        self._pump()
+        return self.status_snapshot()
+
+    def _go_offline(self) -> None:
+        if self._server is not None:
+            # Closing the listening socket makes new connections fail with "connection refused".
+            self._server.close()
+            self._server = None
+        for connection in list(self._connections):
+            if connection.transport is not None:
+                connection.transport.abort()
+
+    # ----- connections and events ------------------------------------------------------------
+
+    def _connection_opened(self, connection: _Connection) -> None:
+        if self._fault == "offline" and connection.transport is not None:
+            connection.transport.abort()
+            return
+        self._connections.add(connection)
+
+    def _connection_lost(self, connection: _Connection) -> None:
+        self._connections.discard(connection)
+        if connection in self._blocked and not self.receive_blocked:
+            connection.resume()
+        elif connection not in self._blocked:
+            self._finish_closed(connection)
+
+    def _finish_closed(self, connection: _Connection) -> None:
+        self._blocked.discard(connection)
+        if connection.stream.in_format:
+            # A job cut off by a closed connection is never printed, as on a real printer.
+            self._discarded_partial += 1
+
+    def _handle(self, connection: _Connection, event: PrinterEvent) -> None:
+        if isinstance(event, JobComplete):
+            self._accept(event.raw, connection.number)
+        elif isinstance(event, JobStarted):
+            if self._fault == "drop":
+                self._drop(connection)
+        elif isinstance(event, PrinterQuery):
+            if self._fault != "silent":
+                answer = self.language.answer(event, self._state())
+                if answer:
+                    connection.write(answer)
+        elif isinstance(event, PrinterCommand):
+            self._command(event)
+
+    def _drop(self, connection: _Connection) -> None:
+        self._drops.append(
+            {
+                "connection": connection.number,
+                "at": _iso(time.time()),
+                "label_printed": False,
+                "bytes_discarded": connection.stream.pending_bytes,
+            }
+        )
+        self._fault = "none"
+        connection.stream = self.language.new_stream()
+        if connection.transport is not None:
+            connection.transport.abort()
+
+    def _command(self, command: PrinterCommand) -> None:
+        if command.kind == "cancel_all":
+            self._cancelled += len(self._waiting)
+            self._waiting.clear()
+            self._waiting_bytes = 0
+        elif command.kind == "resume" and self._fault == "paused":
+            self._fault = "none"
+        elif command.kind == "pause" and self._fault == "none":
+            self._fault = "paused"
+        elif command.kind == "reset":
+            self._cancelled += len(self._waiting)
+            self._waiting.clear()
+            self._waiting_bytes = 0
+            if self._fault == "paused":
+                self._fault = "none"
+        elif command.kind == "sgd_setvar":
+            self._settings[command.argument] = command.value
+        self._pump()
+
+    # ----- the print engine ------------------------------------------------------------------
+
+    def _accept(self, raw: bytes, connection: int) -> None:
+        job = _Job(raw, time.time(), connection)
+        if not self._waiting and self._fault not in HOLDING_FAULTS and self._fault != "slow":
+            self._print(job)
+            return
+        self._waiting.append(job)
+        self._waiting_bytes += len(raw)
+        self._pump()
+
+    def _pump(self) -> None:
+        if self._fault in HOLDING_FAULTS:
+            return
+        if self._fault == "slow":
+            if self._slow_timer is None and self._waiting:
+                loop = asyncio.get_running_loop()
+                self._slow_timer = loop.call_later(self._slow_delay_s, self._print_slowly)
+        else:
+            while self._waiting:
+                self._print(self._take())
+        self._resume_blocked()
+
+    def _print_slowly(self) -> None:
+        self._slow_timer = None
+        if self._fault == "slow" and self._waiting:
+            self._print(self._take())
+        self._pump()
+
+    def _take(self) -> _Job:
+        job = self._waiting.popleft()
+        self._waiting_bytes -= len(job.raw)
+        return job
+
+    def _resume_blocked(self) -> None:
+        if self._blocked and not self.receive_blocked:
+            blocked = list(self._blocked)
+            self._blocked.clear()
+            loop = asyncio.get_running_loop()
+            for connection in blocked:
+                loop.call_soon(connection.resume)
+
+    def _print(self, job: _Job) -> None:
+        fields = self.language.fields(job.raw)
+        index = self._next_index
+        self._next_index += 1
+        if self.store is not None:
+            # The file exists before the label is visible, so whoever saw the label can read it.
+            (self.store / f"{index:04d}{self.language.file_suffix}").write_bytes(job.raw)
+        label = PrintedLabel(index, job.received_at, time.time(), job.raw, fields, job.connection)
+        with self._lock:
+            self._printed_total += 1
+            self._labels.append(label)
+            self._printed.notify_all()

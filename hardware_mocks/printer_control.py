@@ -1,0 +1,78 @@
+"""The mock printer's HTTP control API (contract in DESIGN.md): labels, faults, status.
+
+- `GET /labels[?since=N]`: every recorded label, oldest first, each
+  `{"index", "received_at", "received_ts", "printed_at", "data", "fields", "connection", "bytes"}`
+  (`index` starts at 1 and keeps counting after `DELETE /labels`; `since` returns only later ones).
+- `DELETE /labels`: forget the recorded labels.
+- `POST /fault` with `{"fault": name}` (and `"delay_s"` for `slow`): put a fault in force.
+- `GET /status` (also `GET /`): the fault, counts, buffer and connection figures.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Query, Request
+
+from hardware_mocks.control_http import ControlError, install_error_handlers, read_json_object
+
+if TYPE_CHECKING:
+    from hardware_mocks.printer import MockPrinter
+
+__all__ = ["build_printer_app"]
+
+
+def build_printer_app(printer: MockPrinter) -> FastAPI:
+    """The control app for one printer; its handlers run on the printer's own event loop."""
+    from hardware_mocks.printer import FAULTS
+
+    app = FastAPI(
+        title=f"Dockside mock printer {printer.serial}",
+        description="Control API of a software label printer: what it printed, and faults to inject.",
+        version="1",
+    )
+    install_error_handlers(app)
+
+    @app.get("/labels", summary="Labels printed so far, oldest first")
+    async def get_labels(
+        since: int = Query(0, ge=0, description="only labels with an index above this"),
+    ) -> list[dict[str, Any]]:
+        return printer.labels(since)
+
+    @app.delete("/labels", summary="Forget the recorded labels (indexes keep counting)")
+    async def delete_labels() -> dict[str, Any]:
+        return {"cleared": printer.clear_labels()}
+
+    @app.post("/fault", summary='Inject a fault, or clear it with {"fault": "none"}')
+    async def post_fault(request: Request) -> dict[str, Any]:
+        body = await read_json_object(request)
+        fault = body.get("fault")
+        if not isinstance(fault, str) or fault not in FAULTS:
+            raise ControlError(
+                400,
+                "unknown_fault",
+                f"fault {fault!r} is not one this printer knows: send one of {', '.join(FAULTS)}",
+            )
+        delay = body.get("delay_s")
+        if delay is not None and (isinstance(delay, bool) or not isinstance(delay, int | float)):
+            raise ControlError(400, "invalid_delay", "delay_s must be a number of seconds, like 0.3")
+        try:
+            return await printer.apply_fault(fault, None if delay is None else float(delay))
+        except ValueError as exc:
+            raise ControlError(400, "invalid_delay", str(exc)) from None
+        except OSError as exc:
+            raise ControlError(
+                409,
+                "port_unavailable",
+                f"could not listen on port {printer.port} again ({exc}): free it and retry",
+            ) from None
+
+    @app.get("/status", summary="Fault, counts, buffer and connections")
+    async def get_status() -> dict[str, Any]:
+        return printer.status_snapshot()
+
+    @app.get("/", summary="Same as /status")
+    async def get_root() -> dict[str, Any]:
+        return printer.status_snapshot()
+
+    return app
