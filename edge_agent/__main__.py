@@ -1,0 +1,5 @@
+"""`python -m edge_agent` runs the agent's command line (as the frozen installer does)."""
+
+from edge_agent.cli import main
+
+main()

@@ -1,0 +1,149 @@
+"""The edge store's schema, as an ordered registry of migrations.
+
+Each migration is a function registered with `@MIGRATIONS.register`; the store applies the ones
+it has not recorded yet, each in the same transaction as its record in `_migrations`, so a crash
+can never leave a half-applied step. A migration is never edited once released: a schema change
+is a new function at the end of the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["MIGRATIONS", "Migration", "MigrationRegistry"]
+
+MigrationFunction = Callable[[Any], None]  # takes the sqlite_utils.Database
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One schema step: its stable name (recorded in the store) and what it does."""
+
+    name: str
+    apply: MigrationFunction
+
+
+class MigrationRegistry:
+    """The ordered list of schema steps; registering the same name twice is a bug."""
+
+    def __init__(self) -> None:
+        self._steps: list[Migration] = []
+
+    def register(self, function: MigrationFunction) -> MigrationFunction:
+        """Decorator: add `function` as the next step, named after the function."""
+        name = function.__name__
+        if any(step.name == name for step in self._steps):
+            raise ValueError(f"migration {name!r} is registered twice")
+        self._steps.append(Migration(name, function))
+        return function
+
+    def __iter__(self) -> Iterator[Migration]:
+        return iter(self._steps)
+
+    def __len__(self) -> int:
+        return len(self._steps)
+
+    def names(self) -> list[str]:
+        return [step.name for step in self._steps]
+
+
+MIGRATIONS = MigrationRegistry()
+
+
+@MIGRATIONS.register
+def m0001_foundation(db: Any) -> None:
+    """Identity, the synced cache, jobs, the outbox and its dead letters."""
+    statements = [
+        # One row: who this agent is. The credential is a secret: never logged.
+        """CREATE TABLE identity (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            agent_id TEXT NOT NULL,
+            credential TEXT NOT NULL,
+            warehouse TEXT NOT NULL,
+            tenant TEXT NOT NULL DEFAULT '',
+            cloud TEXT NOT NULL,
+            enrolled_at_ms INTEGER NOT NULL
+        )""",
+        # One row: the last cloud revision whose change is applied to the cache.
+        """CREATE TABLE sync_state (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            revision INTEGER NOT NULL DEFAULT 0
+        )""",
+        "INSERT INTO sync_state (id, revision) VALUES (1, 0)",
+        # The synced cache: each row is an entity's whole body at the revision that wrote it.
+        """CREATE TABLE warehouses (
+            code TEXT PRIMARY KEY, body TEXT NOT NULL, revision INTEGER NOT NULL
+        )""",
+        """CREATE TABLE stations (
+            code TEXT PRIMARY KEY, body TEXT NOT NULL, revision INTEGER NOT NULL
+        )""",
+        """CREATE TABLE template_versions (
+            key TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            active INTEGER NOT NULL DEFAULT 0,
+            body TEXT NOT NULL,
+            compile_error TEXT,
+            revision INTEGER NOT NULL
+        )""",
+        "CREATE INDEX template_versions_by_name ON template_versions (name, active)",
+        """CREATE TABLE rulesets (
+            name TEXT PRIMARY KEY, body TEXT NOT NULL, revision INTEGER NOT NULL
+        )""",
+        """CREATE TABLE orders (
+            order_ref TEXT PRIMARY KEY,
+            body TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT '',
+            revision INTEGER NOT NULL
+        )""",
+        # A snapshot lands here first and replaces the cache in one transaction at its end.
+        """CREATE TABLE snapshot_staging (
+            kind TEXT NOT NULL, key TEXT NOT NULL, body BLOB NOT NULL, revision INTEGER NOT NULL,
+            PRIMARY KEY (kind, key)
+        )""",
+        # Print jobs: recorded `sending` before the bytes go out (at-most-once printing).
+        """CREATE TABLE jobs (
+            job_id TEXT PRIMARY KEY,
+            request_id TEXT UNIQUE,
+            order_ref TEXT NOT NULL,
+            station TEXT NOT NULL,
+            printer TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('sending', 'printed', 'failed', 'unknown')),
+            label BLOB NOT NULL,
+            weight_g INTEGER,
+            decision TEXT NOT NULL,
+            created_at_ms INTEGER NOT NULL,
+            updated_at_ms INTEGER NOT NULL,
+            reprint_of TEXT REFERENCES jobs (job_id),
+            reason TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX jobs_by_order ON jobs (order_ref, created_at_ms)",
+        "CREATE INDEX jobs_by_status ON jobs (status)",
+        # Facts for the cloud, written in the same transaction as their local effect.
+        """CREATE TABLE outbox (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            event_id TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            order_ref TEXT NOT NULL DEFAULT '',
+            station TEXT NOT NULL DEFAULT '',
+            occurred_at_ms INTEGER NOT NULL,
+            body TEXT NOT NULL
+        )""",
+        # Events the cloud refused for good: kept for a person, never resent on their own.
+        """CREATE TABLE dead_letters (
+            seq INTEGER PRIMARY KEY,
+            event_id TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            order_ref TEXT NOT NULL DEFAULT '',
+            station TEXT NOT NULL DEFAULT '',
+            occurred_at_ms INTEGER NOT NULL,
+            body TEXT NOT NULL,
+            code TEXT NOT NULL,
+            message TEXT NOT NULL,
+            dead_at_ms INTEGER NOT NULL
+        )""",
+    ]
+    for statement in statements:
+        db.execute(statement)
