@@ -7,13 +7,15 @@
   `T S <tare>`; `TA`, `TAC A`; `@` and `I4` answer `I4 A "<serial>"`; `ES` syntax error, `ET`
   transmission error, `EL` logical error.
 - Toledo 8217 (single-letter commands, 9600 7E1; on a pty no parity is applied, so only 7-bit
-  ASCII is sent): `W` answers `STX weight CR` when the weight is valid, otherwise the status record
-  `STX ? s1 s2 CR`; `S`, `Z` and `T` answer the status record. Status byte 1: bit 0 in motion,
-  bit 1 at zero, bit 2 RAM error, bit 3 EEPROM error, bits 4-5 always 1. Status byte 2: bit 0 under
-  capacity, bit 1 over capacity, bit 2 ROM error, bit 3 faulty calibration, bits 4-5 always 1.
+  ASCII is sent): `W` answers `STX weight CR` (`001.25` in pounds, `01.234kg` in kilograms) when
+  the weight is stable and not negative, otherwise the status record `STX ? status CR`; `S`, `Z`
+  and `T` answer the status record. Status byte: bit 0 in motion, bit 1 over capacity, bit 2 under
+  zero, bit 3 outside zero capture range (a refused `Z`), bit 4 center of zero, bits 5-6 always 1.
 - NCI / Weigh-Tronix SCP-12 (commands end in CR): `W` answers `LF weight units CR LF s1 s2 CR ETX`
   (status only when out of range), `S` and `Z` answer `LF s1 s2 CR ETX`, an unknown command
-  `LF ? CR ETX`; status bytes as for 8217. `U` switches units, `H` sends ten times the resolution.
+  `LF ? CR ETX`. Status byte 1: bit 0 in motion, bit 1 at zero, bit 2 RAM error, bit 3 EEPROM
+  error; byte 2: bit 0 under capacity, bit 1 over capacity, bit 2 ROM error, bit 3 faulty
+  calibration; bits 4-5 of each always 1. `U` switches units, `H` sends ten times the resolution.
 - CAS continuous output: 18-byte lines streamed without request, `ST,GS,+  1.234kg CR LF`:
   `ST` stable, `US` unstable, `OL` overload or underload; `GS` gross, `NT` net (a tare is set).
 """
@@ -81,7 +83,8 @@ class ScaleProtocol(abc.ABC):
 
 
 def _status_bytes(reading: Reading) -> bytes:
-    first = 0x30 | (0 if reading.stable else 0x01) | (0x02 if reading.at_zero else 0)
+    moving = not reading.stable and not (reading.overload or reading.underload)
+    first = 0x30 | (0x01 if moving else 0) | (0x02 if reading.at_zero else 0)
     second = 0x30 | (0x01 if reading.underload else 0) | (0x02 if reading.overload else 0)
     return bytes([first, second])
 
@@ -208,21 +211,34 @@ class Toledo8217(ScaleProtocol):
     async def answer(self, command: bytes, scale: ScaleContext) -> bytes:
         weighing = scale.weighing
         letter = command.decode("ascii")
+        refused_zero = False
         if letter == "W":
             reading = weighing.reading()
             if reading.stable and reading.net_g >= 0:
                 return STX + self._weight(reading, scale.units) + CR
         elif letter == "Z":
-            weighing.zero()
+            refused_zero = weighing.zero() in ("above_range", "below_range")
         elif letter == "T":
             weighing.tare()
-        return STX + b"?" + _status_bytes(weighing.reading()) + CR
+        return STX + b"?" + bytes([self.status_byte(weighing.reading(), refused_zero)]) + CR
+
+    @staticmethod
+    def status_byte(reading: Reading, outside_zero_range: bool = False) -> int:
+        """Bit 0 motion, 1 over capacity, 2 under zero, 3 outside zero capture range, 4 center of zero."""
+        value = 0x60
+        value |= 0x01 if not reading.stable and not (reading.overload or reading.underload) else 0
+        value |= 0x02 if reading.overload else 0
+        value |= 0x04 if reading.underload or reading.net_g < 0 else 0
+        value |= 0x08 if outside_zero_range else 0
+        value |= 0x10 if reading.at_zero else 0
+        return value
 
     @staticmethod
     def _weight(reading: Reading, unit: str) -> bytes:
-        value = reading.net_in(unit if unit in ("lb", "kg") else "kg")
-        text = f"{value:06.3f}" if unit != "lb" else f"{value:05.2f}"
-        return text.encode("ascii")
+        # Pounds carry no unit (the 8217's US default); kilograms say so.
+        if unit == "lb":
+            return f"{reading.net_in('lb'):06.2f}".encode("ascii")
+        return f"{reading.net_in('kg'):06.3f}kg".encode("ascii")
 
 
 class NciScp12(ScaleProtocol):

@@ -79,7 +79,8 @@ def parse_host_status(reply: bytes) -> list[list[str]]:
     assert lines[-1] == b"", reply
     parsed = []
     for line in lines[:-1]:
-        assert line.startswith(STX) and line.endswith(ETX), line
+        assert line.startswith(STX), line
+        assert line.endswith(ETX), line
         parsed.append(line[1:-1].decode("ascii").split(","))
     assert len(parsed) == 3, reply
     return parsed

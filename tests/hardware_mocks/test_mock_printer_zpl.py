@@ -41,7 +41,7 @@ def test_host_status_has_the_real_three_line_layout(printer, connect):
     lines = reply.split(b"\r\n")[:-1]
     assert all(line.startswith(STX) and line.endswith(ETX) for line in lines)
     first, second, third = (line[1:-1].decode().split(",") for line in lines)
-    assert len(first) == 12 and len(second) == 11 and len(third) == 2
+    assert (len(first), len(second), len(third)) == (12, 11, 2)
     assert [len(value) for value in first] == [3, 1, 1, 4, 3, 1, 1, 1, 3, 1, 1, 1]
     assert [len(value) for value in second] == [3, 1, 1, 1, 1, 1, 1, 1, 8, 1, 3]
     # idle printer: no paper out, no pause, nothing buffered, head closed, ribbon in
@@ -55,7 +55,7 @@ def test_host_status_between_labels_on_the_same_connection(printer, connect):
     first = host.read_status()
     host.send(label("two") + b"~HS" + label("three"))
     second = host.read_status()
-    assert first[0][4] == "000" and second[0][4] == "000"
+    assert (first[0][4], second[0][4]) == ("000", "000")
     assert fields_of(printer.wait_for_labels(3)) == [["one"], ["two"], ["three"]]
 
 
