@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import time
 
 import serial
@@ -18,6 +19,15 @@ import serial
 from dockside.errors import ScaleError
 
 __all__ = ["SerialLine"]
+
+log = logging.getLogger(__name__)
+
+try:  # POSIX: pyserial lets termios' own error escape when a port refuses its settings
+    import termios
+
+    _TERMIOS_ERRORS: tuple[type[Exception], ...] = (termios.error,)
+except ImportError:  # Windows
+    _TERMIOS_ERRORS = ()
 
 # No scale frame is longer; a run of bytes without a terminator this long is noise.
 MAX_FRAME_BYTES = 256
@@ -47,22 +57,33 @@ class SerialLine:
     def is_open(self) -> bool:
         return self._port is not None
 
+    def _open_port(self, seven_bit: bool) -> serial.Serial:
+        return serial.Serial(
+            self.path,
+            self._baudrate,
+            bytesize=serial.SEVENBITS if seven_bit else serial.EIGHTBITS,
+            parity=serial.PARITY_EVEN if seven_bit else serial.PARITY_NONE,
+            stopbits=serial.STOPBITS_ONE,
+            # Fixed for the port's life: changing it later reconfigures the port, which some
+            # drivers (and ptys) refuse. Reads loop on it up to their deadline.
+            timeout=_POLL_S,
+            write_timeout=1.0,
+        )
+
     def open(self) -> None:
         if self._port is not None:
             return
         try:
-            self._port = serial.Serial(
-                self.path,
-                self._baudrate,
-                bytesize=serial.SEVENBITS if self._seven_bit else serial.EIGHTBITS,
-                parity=serial.PARITY_EVEN if self._seven_bit else serial.PARITY_NONE,
-                stopbits=serial.STOPBITS_ONE,
-                # Fixed for the port's life: changing it later reconfigures the port, which
-                # some drivers (and ptys in 7E1) refuse. Reads loop on it up to their deadline.
-                timeout=_POLL_S,
-                write_timeout=1.0,
-            )
-        except (serial.SerialException, OSError, ValueError) as exc:
+            try:
+                self._port = self._open_port(self._seven_bit)
+            except _TERMIOS_ERRORS:
+                if not self._seven_bit:
+                    raise
+                # A pty (and some adapters) refuses 7E1 once it was set to 8N1. Bytes are masked
+                # to 7 bits anyway, so 8N1 reads the same frames; only a real line checks parity.
+                log.info("%s refuses 7E1; reading it as 8N1 with 7-bit masking", self.path)
+                self._port = self._open_port(False)
+        except (*_TERMIOS_ERRORS, serial.SerialException, OSError, ValueError) as exc:
             cause = getattr(exc, "errno", None) or getattr(exc.__context__, "errno", None)
             if cause in (errno.EACCES, errno.EPERM):
                 raise ScaleError(

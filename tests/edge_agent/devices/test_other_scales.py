@@ -198,6 +198,7 @@ class Nci:
         self.status = OK_STATUS
 
     def __call__(self, command: bytes) -> bytes | None:
+        command = command.lstrip(b"\n")  # SCP-12 hosts may send LF W CR; the LF is not part of it
         if command == b"W":
             return nci(self.weight, self.status)
         if command in (b"Z", b"T", b"S"):
