@@ -19,9 +19,11 @@ from sqlalchemy.exc import IntegrityError
 
 from cloud import schema
 from cloud.agents import AgentIdentity
-from cloud.store import CloudStore, WriteTransaction, dumps
+from cloud.gc_pause import paused_gc
+from cloud.orders import order_sync_body
+from cloud.store import ChangeRecord, CloudStore, WriteTransaction, dumps
 from dockside.orders import OrderState
-from dockside.sync import EventKind
+from dockside.sync import ChangeKind, EventKind
 
 __all__ = ["MAX_EVENTS_PER_BATCH", "EventOutcome", "IncomingEvent", "apply_events"]
 
@@ -127,7 +129,8 @@ def apply_events(store: CloudStore, agent: AgentIdentity, events: Sequence[Incom
         elif event.event_id not in fresh:
             fresh[event.event_id] = checked
     if fresh:
-        verdicts.update(_apply_with_retry(store, agent, list(fresh.values())))
+        with paused_gc():
+            verdicts.update(_apply_with_retry(store, agent, list(fresh.values())))
     outcome = EventOutcome()
     for event_id, (code, message) in verdicts.items():
         if code == _ACKED:
@@ -173,7 +176,11 @@ def _apply(tx: WriteTransaction, agent: AgentIdentity, checked: list[_Checked]) 
     for start in range(0, len(refs), _LOOKUP_CHUNK):
         rows = tx.conn.execute(
             select(
-                orders_table.c.id, orders_table.c.order_ref, orders_table.c.warehouse_id, orders_table.c.state
+                orders_table.c.id,
+                orders_table.c.order_ref,
+                orders_table.c.warehouse_id,
+                orders_table.c.state,
+                orders_table.c.body,
             ).where(
                 orders_table.c.tenant_id == agent.tenant_id,
                 orders_table.c.order_ref.in_(refs[start : start + _LOOKUP_CHUNK]),
@@ -234,5 +241,19 @@ def _apply(tx: WriteTransaction, agent: AgentIdentity, checked: list[_Checked]) 
             .where(orders_table.c.id == bindparam("_id"))
             .values(state=bindparam("_state"), updated_at=tx.now),
             [{"_id": order_id, "_state": state} for order_id, state in moved.items()],
+        )
+        # The state is part of the order's sync body, so its agents hear of the move.
+        by_id = {int(order.id): order for order in orders.values()}
+        tx.append_changes(
+            [
+                ChangeRecord(
+                    agent.tenant_id,
+                    int(by_id[order_id].warehouse_id),
+                    ChangeKind.ORDER.value,
+                    by_id[order_id].order_ref,
+                    order_sync_body(by_id[order_id].body, state),
+                )
+                for order_id, state in sorted(moved.items())
+            ]
         )
     return decided

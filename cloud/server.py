@@ -14,7 +14,7 @@ import os
 import signal
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import uvicorn
@@ -22,8 +22,9 @@ import uvicorn
 from cloud.api import create_app
 from cloud.store import CloudStore
 from cloud.sync_service import build_grpc_server
+from cloud.watch import ChangeFeed
 
-__all__ = ["format_address", "parse_address", "serve", "write_ready_file"]
+__all__ = ["format_address", "parse_address", "run_cloud", "serve", "write_ready_file"]
 
 log = logging.getLogger(__name__)
 
@@ -90,19 +91,53 @@ async def serve(
     log_level: str = "info",
 ) -> None:
     """Run both servers until SIGTERM or SIGINT."""
-    http_host, http_port = parse_address(http)
+    parse_address(http)
     parse_address(grpc)
     _remove(ready_file)
     store = await asyncio.to_thread(CloudStore.open, database_url)
-    sock = _listening_socket(http_host, http_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+
+    def ready(addresses: dict[str, str]) -> None:
+        if ready_file is not None:
+            write_ready_file(ready_file, addresses)
+        log.info("dockside-cloud listening: http %s, grpc %s", addresses["http"], addresses["grpc"])
+
+    try:
+        await run_cloud(store, http=http, grpc=grpc, stop=stop, on_ready=ready, log_level=log_level)
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        store.close()
+        _remove(ready_file)
+
+
+async def run_cloud(
+    store: CloudStore,
+    *,
+    http: str,
+    grpc: str,
+    stop: asyncio.Event,
+    on_ready: Callable[[dict[str, str]], None],
+    log_level: str = "info",
+    heartbeat_s: float = 10.0,
+) -> None:
+    """Run the admin API and the Sync service over `store` until `stop` is set.
+
+    `on_ready` gets {"http": "host:port", "grpc": "host:port"} once both listen. On the way out
+    the store's notifier is closed, which ends every Watch stream.
+    """
+    http_host, http_port = parse_address(http)
+    grpc_host, _ = parse_address(grpc)
+    sock = _listening_socket(http_host, http_port)
     grpc_server = None
     http_task: asyncio.Task[None] | None = None
     try:
-        grpc_server, grpc_port = build_grpc_server(store, grpc)
+        grpc_server, grpc_port = build_grpc_server(
+            store, grpc, feed=ChangeFeed(store, heartbeat_s=heartbeat_s)
+        )
         await grpc_server.start()
         config = uvicorn.Config(
             create_app(store),
@@ -116,13 +151,12 @@ async def serve(
         http_server = _EmbeddedUvicorn(config)
         http_task = asyncio.create_task(http_server.serve(sockets=[sock]))
         await _started(http_server, http_task)
-        addresses = {
-            "http": format_address(http_host, sock.getsockname()[1]),
-            "grpc": format_address(parse_address(grpc)[0], grpc_port),
-        }
-        if ready_file is not None:
-            write_ready_file(ready_file, addresses)
-        log.info("dockside-cloud listening: http %s, grpc %s", addresses["http"], addresses["grpc"])
+        on_ready(
+            {
+                "http": format_address(http_host, sock.getsockname()[1]),
+                "grpc": format_address(grpc_host, grpc_port),
+            }
+        )
         stop_task = asyncio.create_task(stop.wait())
         await asyncio.wait({stop_task, http_task}, return_when=asyncio.FIRST_COMPLETED)
         stop_task.cancel()
@@ -135,11 +169,7 @@ async def serve(
             await grpc_server.stop(_GRPC_GRACE_S)
         if http_task is not None:
             await http_task
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
         sock.close()
-        store.close()
-        _remove(ready_file)
 
 
 def _remove(path: Path | None) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, or_, select
 
 from cloud import schema
 from cloud.agents import AgentIdentity
+from cloud.orders import order_sync_body
 from cloud.store import CloudStore, dumps
 from cloud.templates import template_version_body
 from cloud.warehouses import warehouse_body
@@ -162,13 +163,13 @@ def _entities(conn: Connection, agent: AgentIdentity, page_size: int) -> Iterato
     last_id = 0
     while True:
         rows = conn.execute(
-            select(orders.c.id, orders.c.order_ref, orders.c.body)
+            select(orders.c.id, orders.c.order_ref, orders.c.body, orders.c.state)
             .where(orders.c.warehouse_id == agent.warehouse_id, orders.c.id > last_id)
             .order_by(orders.c.id)
             .limit(page_size)
         ).all()
         for row_ in rows:
-            yield ChangeKind.ORDER.value, row_.order_ref, row_.body
+            yield ChangeKind.ORDER.value, row_.order_ref, order_sync_body(row_.body, row_.state)
         if len(rows) < page_size:
             return
         last_id = int(rows[-1].id)

@@ -10,8 +10,13 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import RedirectResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from cloud.api.errors import CatchAllMiddleware, MetricsMiddleware, install_error_handlers
-from cloud.api.routes import OrderBatch, router
+from cloud.api.errors import (
+    BodyLimitMiddleware,
+    CatchAllMiddleware,
+    MetricsMiddleware,
+    install_error_handlers,
+)
+from cloud.api.routes import INGEST_MAX_BODY_BYTES, OrderBatch, router
 from cloud.store import CloudStore
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app"]
@@ -25,11 +30,15 @@ def create_app(store: CloudStore) -> FastAPI:
         title="Dockside cloud admin API",
         version="1",
         summary="Warehouses, stations, label templates, orders and the agent fleet.",
-        max_body_size=DEFAULT_MAX_BODY_BYTES,
     )
     app.state.store = store
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        default=DEFAULT_MAX_BODY_BYTES,
+        per_path={("POST", "/api/v1/orders"): INGEST_MAX_BODY_BYTES},
+    )
     app.add_middleware(CatchAllMiddleware)
     app.include_router(router)
 

@@ -21,10 +21,17 @@ from cloud import metrics
 from cloud.field_errors import describe_field_errors
 from dockside.errors import DocksideError
 
-__all__ = ["CatchAllMiddleware", "MetricsMiddleware", "error_response", "install_error_handlers"]
+__all__ = [
+    "BodyLimitMiddleware",
+    "CatchAllMiddleware",
+    "MetricsMiddleware",
+    "error_response",
+    "install_error_handlers",
+]
 
 log = logging.getLogger(__name__)
 
+_DRAIN_BYTES = 256 * 1024 * 1024
 _STATUS_CODES = {
     400: ("bad_request", "the request is malformed: check it against /docs"),
     401: ("unauthenticated", "this call needs a valid bearer token"),
@@ -71,11 +78,72 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         message = f"there is no {request.method} {request.url.path[:200]}: see /docs for the API"
     elif exc.status_code == 405:
         message = f"{request.url.path[:200]} does not take {request.method}: see /docs for the API"
-    elif exc.status_code == 413:
-        limit = request.scope.get("starlette.max_body_size")
-        if isinstance(limit, int):
-            message = f"the request body is larger than {limit:,} bytes: send less per call (split the batch)"
+    elif isinstance(exc, BodyTooLarge):
+        message = _too_large(exc.limit)
     return error_response(exc.status_code, code, message, dict(exc.headers) if exc.headers else None)
+
+
+def _too_large(limit: int) -> str:
+    return f"the request body is larger than {limit:,} bytes: send less per call (split the batch)"
+
+
+class BodyTooLarge(HTTPException):
+    """The body grew past its limit while it was read (no or a false Content-Length)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(status_code=413)
+        self.limit = limit
+
+
+async def _drain(receive: Receive) -> None:
+    """Read and drop the rest of a refused body, so the client gets to read our 413.
+
+    A client writes its whole body before it reads the answer; closing on it mid-body makes it
+    see a reset instead of the error. Past _DRAIN_BYTES the sender is not worth waiting for.
+    """
+    drained = 0
+    while drained < _DRAIN_BYTES:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        drained += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
+class BodyLimitMiddleware:
+    """Refuses a request body over its path's limit with 413, before or while it is read."""
+
+    def __init__(self, app: ASGIApp, *, default: int, per_path: dict[tuple[str, str], int]) -> None:
+        self.app = app
+        self.default = default
+        self.per_path = per_path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.per_path.get((scope["method"], scope["path"].rstrip("/")), self.default)
+        declared = next((value for name, value in scope["headers"] if name == b"content-length"), None)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _drain(receive)
+            response = error_response(413, "body_too_large", _too_large(limit), {"Connection": "close"})
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    if message.get("more_body", False):
+                        await _drain(receive)
+                    raise BodyTooLarge(limit)
+            return message
+
+        await self.app(scope, limited_receive, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from cloud import agents, metrics, orders, templates, warehouses
 from cloud.access import Principal, authenticate_api_token
 from cloud.field_errors import describe_field_errors
+from cloud.gc_pause import paused_gc
 from cloud.store import CloudStore
 from dockside.errors import InputError
 from dockside.orders import Order
@@ -154,9 +155,7 @@ _BATCH_DOC = {
 }
 
 
-@router.post(
-    "/orders", summary="Ingest orders in bulk", openapi_extra=_BATCH_DOC, max_body_size=INGEST_MAX_BODY_BYTES
-)
+@router.post("/orders", summary="Ingest orders in bulk", openapi_extra=_BATCH_DOC)
 async def ingest_orders(request: Request, caller: Caller, store: Store) -> JSONResponse:
     """Store up to 10,000 orders, idempotent by order_ref; each bad order is reported on its own."""
     raw = await request.body()
@@ -165,6 +164,11 @@ async def ingest_orders(request: Request, caller: Caller, store: Store) -> JSONR
 
 
 def _ingest(store: CloudStore, tenant_id: int, raw: bytes) -> orders.IngestResult:
+    with paused_gc():
+        return _parse_and_ingest(store, tenant_id, raw)
+
+
+def _parse_and_ingest(store: CloudStore, tenant_id: int, raw: bytes) -> orders.IngestResult:
     try:
         document = pydantic_core.from_json(raw)
     except ValueError as exc:
