@@ -107,7 +107,9 @@ def _zpl_preview(label_bytes: bytes, width_dots: int, height_dots: int) -> tuple
         images.append(image)
         notes.extend(note for note in label_notes if note not in notes)
     if len(labels) > 1:
-        shown = f"the first {MAX_LABELS_SHOWN} are shown" if len(labels) > MAX_LABELS_SHOWN else "all are shown"
+        shown = (
+            f"the first {MAX_LABELS_SHOWN} are shown" if len(labels) > MAX_LABELS_SHOWN else "all are shown"
+        )
         notes.insert(0, f"the sample prints {len(labels)} label formats ({shown}, one under another)")
     return _stack(images), notes
 
@@ -150,13 +152,19 @@ def render_preview_png(
         else:
             image, notes = _escpos_preview(source, sample_data, width_dots)
         fallback = False
-    except Exception as exc:  # noqa: BLE001 -- a preview must degrade, never fail a valid version
+    except Exception as exc:
         note = (
             f"the preview could not draw this label ({type(exc).__name__}: {str(exc)[:200]}); its content is listed "
             "instead. The template itself passed validation"
         )
-        text = label_bytes.decode("utf-8", "replace") if language == LabelLanguage.ZPL else repr(label_bytes[:4000])
-        image = _listing("Preview unavailable: label content", text.splitlines()[:60], width_dots, height_dots)
+        text = (
+            label_bytes.decode("utf-8", "replace")
+            if language == LabelLanguage.ZPL
+            else repr(label_bytes[:4000])
+        )
+        image = _listing(
+            "Preview unavailable: label content", text.splitlines()[:60], width_dots, height_dots
+        )
         notes, fallback = [note], True
     png = _png(image, dpi, notes)
     return PreviewResult(png, image.width, image.height, tuple(notes), fallback)

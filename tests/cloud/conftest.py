@@ -96,7 +96,7 @@ STATION = {
 
 TEMPLATE = {
     "language": "zpl",
-    "source": "^XA^FO50,50^A0N,40,40^FD{{ order.order_ref }}^FS^XZ",
+    "source": "^XA^CI28^FO50,50^A0N,40,40^FH^FD{{ order.order_ref }}^FS^XZ",
     "sample_data": {"order": {"order_ref": "SAMPLE-1"}},
     "width_dots": 812,
     "height_dots": 1218,

@@ -227,7 +227,7 @@ def test_template_versions_are_numbered_from_one_and_immutable(cloud: RunningClo
 
 
 def test_a_template_that_does_not_render_is_refused_with_its_line(cloud: RunningCloud) -> None:
-    broken = {**TEMPLATE, "source": "^XA\n^FO50,50\n^FD{{ order.order_ref ^FS\n^XZ"}
+    broken = {**TEMPLATE, "source": "^XA^CI28\n^FO50,50\n^FH^FD{{ order.order_ref ^FS\n^XZ"}
     response = cloud.api.post("/api/v1/templates/broken/versions", json=broken)
     assert response.status_code == 422
     error = _error(response)
