@@ -101,7 +101,8 @@ def _listing(title: str, lines: list[str], width: int, height: int) -> Image.Ima
 
 def _zpl_preview(label_bytes: bytes, width_dots: int, height_dots: int) -> tuple[Image.Image, list[str]]:
     labels: list[ZplLabel] = read_labels(label_bytes, width_dots=width_dots, height_dots=height_dots)
-    images, notes = [], []
+    images: list[Image.Image] = []
+    notes: list[str] = []
     for label in labels[:MAX_LABELS_SHOWN]:
         image, label_notes = draw_label(label)
         images.append(image)
@@ -120,7 +121,7 @@ def _escpos_preview(
     compiled = compile_template(LabelLanguage.ESCPOS, source, width_dots=width_dots)
     assert isinstance(compiled, EscposTemplate)
     resolved = compiled.resolve(sample_data)
-    notes = []
+    notes: list[str] = []
     missing = characters_not_printable(resolved, compiled.setup)
     if missing:
         notes.append(
@@ -152,10 +153,10 @@ def render_preview_png(
         else:
             image, notes = _escpos_preview(source, sample_data, width_dots)
         fallback = False
-    except Exception as exc:
+    except Exception as exc:  # a preview must degrade, never fail a valid version
         note = (
-            f"the preview could not draw this label ({type(exc).__name__}: {str(exc)[:200]}); its content is listed "
-            "instead. The template itself passed validation"
+            f"the preview could not draw this label ({type(exc).__name__}: {str(exc)[:200]}); "
+            "its content is listed instead. The template itself passed validation"
         )
         text = (
             label_bytes.decode("utf-8", "replace")
@@ -216,7 +217,7 @@ class PreviewCache:
             return result
 
     def preview_version(self, key: Hashable, version: Mapping[str, Any]) -> PreviewResult:
-        """The preview of a stored version body (language, source, sample_data, width_dots, height_dots, dpi)."""
+        """The preview of a stored version body (language, source, sample_data, sizes and dpi)."""
         return self.get(
             key,
             lambda: render_preview_png(

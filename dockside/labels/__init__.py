@@ -2,12 +2,23 @@
 
 `compile_template(language, source)` returns a `CompiledTemplate` whose `render(context)` gives
 the bytes for the printer. Order data can never change a label's structure: every value a
-template inserts is escaped for the printer language.
+template inserts is escaped for the printer language. `validate_template` is what the cloud runs
+at create and publish; `load_shipped_template` reads a template folder of `label_templates/`.
 """
 
 from __future__ import annotations
 
 from dockside.labels.compiled import CompiledTemplate, LabelLanguage, compile_template, validate_template
 from dockside.labels.context import label_context
+from dockside.labels.shipped import ShippedTemplate, load_shipped_template, shipped_template_names
 
-__all__ = ["CompiledTemplate", "LabelLanguage", "compile_template", "label_context", "validate_template"]
+__all__ = [
+    "CompiledTemplate",
+    "LabelLanguage",
+    "ShippedTemplate",
+    "compile_template",
+    "label_context",
+    "load_shipped_template",
+    "shipped_template_names",
+    "validate_template",
+]

@@ -1,0 +1,422 @@
+"""The sandboxed Jinja2 that label templates run in, and the checks a template passes before it runs.
+
+A template is written by a cloud admin and runs on every station, so it gets less than Jinja2's
+sandbox alone allows:
+
+- only a whitelist of syntax: output, `if`, `for` (at most two deep), expressions, a curated set of
+  filters and tests. No `set`, macros, includes, imports, blocks or function and method calls;
+- no name, attribute or key that starts with `_` (the way into `''.__class__.__mro__`), and no
+  `self`;
+- no operation whose result can grow without bound: `*` and `**` are checked, `%` string formatting
+  is refused, filters that take a width are capped;
+- the sample render at validation runs under a time budget, so a template that loops for ever is
+  refused instead of hanging the cloud.
+
+Every refusal is a `TemplateError` that names the line and column and says what to write instead.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from types import FrameType
+from typing import Any, TypeVar
+
+import jinja2
+from jinja2 import nodes
+from jinja2.filters import do_batch, do_center, do_replace
+from jinja2.parser import Parser
+from jinja2.sandbox import SandboxedEnvironment
+
+from dockside.errors import TemplateError
+
+__all__ = [
+    "ALLOWED_FILTERS",
+    "LabelEnvironment",
+    "check_sample_paths",
+    "locate",
+    "parse_expression",
+    "parse_template",
+    "render_within",
+]
+
+_MAX_SEQUENCE = 10_000
+_MAX_REPLACED = 100_000
+_MAX_LOOP_DEPTH = 2
+_T = TypeVar("_T")
+
+# Filters a label may use; each is bounded in what it can produce from bounded input.
+ALLOWED_FILTERS = frozenset(
+    {
+        "abs", "batch", "capitalize", "center", "count", "d", "default", "first", "float", "int",
+        "join", "last", "length", "list", "lower", "map", "max", "min", "reject", "rejectattr",
+        "replace", "reverse", "round", "select", "selectattr", "sort", "string", "sum", "title",
+        "trim", "truncate", "unique", "upper", "urlencode", "wordwrap",
+    }
+)  # fmt: skip
+_ALLOWED_TESTS = frozenset(
+    {
+        "defined", "undefined", "none", "number", "string", "even", "odd", "divisibleby", "eq",
+        "ne", "lt", "gt", "le", "ge", "in", "true", "false", "sequence", "mapping",
+    }
+)  # fmt: skip
+_ALLOWED_NODES: tuple[type[nodes.Node], ...] = (
+    nodes.Template, nodes.Output, nodes.TemplateData, nodes.For, nodes.If, nodes.Name, nodes.Const,
+    nodes.Tuple, nodes.List, nodes.Dict, nodes.Pair, nodes.Keyword, nodes.CondExpr, nodes.Filter,
+    nodes.Test, nodes.Getitem, nodes.Getattr, nodes.Slice, nodes.Concat, nodes.Compare, nodes.Operand,
+    nodes.Mul, nodes.Div, nodes.FloorDiv, nodes.Add, nodes.Sub, nodes.Mod, nodes.Pow, nodes.And,
+    nodes.Or, nodes.Not, nodes.Neg, nodes.Pos,
+)  # fmt: skip
+_REFUSED_NODES = {
+    "Assign": "{% set %} is not allowed in a label template: write the expression where it is used",
+    "AssignBlock": "{% set %} is not allowed in a label template: write the expression where it is used",
+    "With": "{% with %} is not allowed in a label template: write the expression where it is used",
+    "Macro": "macros are not allowed in a label template: repeat the ZPL or use a {% for %} loop",
+    "CallBlock": "{% call %} is not allowed in a label template: repeat the ZPL or use a {% for %} loop",
+    "Call": "calling a function or method (x()) is not allowed in a label template: "
+    "use a filter instead, e.g. {{ ship_to.name | upper }}",
+    "FilterBlock": "{% filter %} blocks are not allowed in a label template: apply the filter to a value",
+    "Include": "{% include %} is not allowed: a label template must be one self-contained source",
+    "Import": "{% import %} is not allowed: a label template must be one self-contained source",
+    "FromImport": "{% from ... import %} is not allowed: a label template must be one self-contained source",
+    "Extends": "{% extends %} is not allowed: a label template must be one self-contained source",
+    "Block": "{% block %} is not allowed: a label template must be one self-contained source",
+}
+
+
+class LabelEnvironment(SandboxedEnvironment):
+    """Jinja2's sandbox with strict undefined values and bounded operators and filters."""
+
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def __init__(self, finalize: Callable[[Any], str], extra_filters: Mapping[str, Callable[..., Any]] = {}):
+        super().__init__(
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
+            finalize=finalize,
+            keep_trailing_newline=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        filters: dict[str, Callable[..., Any]] = {name: self.filters[name] for name in ALLOWED_FILTERS}
+        filters.update(center=_center, replace=_replace, batch=_batch, **extra_filters)
+        self.filters = filters
+        self.tests = {name: test for name, test in self.tests.items() if name in _ALLOWED_TESTS}
+        # No globals: range(), lipsum(), cycler() and friends are not a label's business.
+        self.globals = {}
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        """Refuse `*` and `**` results that would grow without bound and `%` string formatting."""
+        if operator == "%":
+            if isinstance(left, str):
+                raise TemplateError(
+                    "string formatting with % is not allowed in a label template: "
+                    "write the values side by side, e.g. {{ a }} {{ b }}",
+                    code="template_unsafe",
+                )
+            return left % right
+        if operator == "**":
+            if not isinstance(right, int | float) or abs(right) > 64:
+                raise TemplateError(
+                    "an exponent above 64 is not allowed in a label template", code="template_unsafe"
+                )
+            return left**right
+        if isinstance(right, int) and isinstance(left, str | list | tuple):
+            left, right = right, left
+        if (
+            isinstance(left, int)
+            and isinstance(right, str | list | tuple)
+            and left * len(right) > _MAX_SEQUENCE
+        ):
+            raise TemplateError(
+                f"repeating text to more than {_MAX_SEQUENCE} characters is not allowed in a label template",
+                code="template_unsafe",
+            )
+        return left * right
+
+
+def _center(value: str, width: int = 80) -> str:
+    if width > 1000:
+        raise TemplateError("| center accepts a width up to 1000", code="template_unsafe")
+    return do_center(value, width)
+
+
+@jinja2.pass_eval_context
+def _replace(eval_ctx: Any, value: str, old: str, new: str, count: int | None = None) -> str:
+    text = str(value)
+    if old == "" or len(text) + text.count(old) * max(0, len(new) - len(old)) > _MAX_REPLACED:
+        raise TemplateError(
+            "| replace would make a value longer than 100,000 characters (or replaces an empty string)",
+            code="template_unsafe",
+        )
+    return str(do_replace(eval_ctx, value, old, new, count))
+
+
+def _batch(value: Iterable[Any], linecount: int, fill_with: Any = None) -> Any:
+    if not 1 <= linecount <= 1000:
+        raise TemplateError("| batch accepts a size from 1 to 1000", code="template_unsafe")
+    return do_batch(value, linecount, fill_with)
+
+
+def locate(source: str, line: int | None, needle: str = "") -> int | None:
+    """The 1-based column of `needle` on `line` of `source` (its first non-blank if not found)."""
+    if line is None:
+        return None
+    lines = source.split("\n")
+    if not 1 <= line <= len(lines):
+        return None
+    text = lines[line - 1]
+    at = text.find(needle) if needle else -1
+    if at < 0:
+        at = len(text) - len(text.lstrip())
+    return at + 1
+
+
+def parse_template(
+    env: LabelEnvironment, source: str, *, max_loop_depth: int = _MAX_LOOP_DEPTH
+) -> nodes.Template:
+    """Parse `source` and run the safety checks; errors name line and column."""
+    parser = Parser(env, source)
+    try:
+        tree = parser.parse()
+    except jinja2.TemplateSyntaxError as exc:
+        current = parser.stream.current
+        needle = "" if current.type == "eof" else str(current.value)
+        line = exc.lineno or current.lineno
+        column = locate(source, line, needle)
+        raise TemplateError(
+            f"template syntax error at line {line}, column {column}: {exc.message}", line=line, column=column
+        ) from None
+    _check_nodes(tree, source, frozenset(env.filters), max_loop_depth)
+    return tree
+
+
+def parse_expression(env: LabelEnvironment, source: str) -> nodes.Expr:
+    """Parse one expression (e.g. a loop's items) and run the safety checks."""
+    parser = Parser(env, source, state="variable")
+    try:
+        expression = parser.parse_expression()
+        if not parser.stream.eos:
+            parser.fail("there is more after the expression", parser.stream.current.lineno)
+    except jinja2.TemplateSyntaxError as exc:
+        current = parser.stream.current
+        needle = "" if current.type == "eof" else str(current.value)
+        column = locate(source, exc.lineno, needle)
+        raise TemplateError(
+            f"syntax error at line {exc.lineno}, column {column}: {exc.message}",
+            line=exc.lineno,
+            column=column,
+        ) from None
+    _check_nodes(nodes.Template([nodes.Output([expression])]), source, frozenset(env.filters), 0)
+    return expression
+
+
+def _fail(source: str, node: nodes.Node, message: str, needle: str = "") -> TemplateError:
+    line = node.lineno
+    column = locate(source, line, needle)
+    return TemplateError(
+        f"line {line}, column {column}: {message}", code="template_unsafe", line=line, column=column
+    )
+
+
+def _check_nodes(
+    tree: nodes.Template, source: str, filter_names: frozenset[str], max_loop_depth: int
+) -> None:
+    def visit(node: nodes.Node, loop_depth: int) -> None:
+        kind = type(node).__name__
+        if not isinstance(node, _ALLOWED_NODES):
+            message = _REFUSED_NODES.get(kind, f"{kind} is not allowed in a label template: remove it")
+            raise _fail(source, node, message)
+        if isinstance(node, nodes.Name) and (node.name.startswith("_") or node.name == "self"):
+            raise _fail(source, node, f"the name {node.name!r} is not allowed in a label template", node.name)
+        if isinstance(node, nodes.Getattr) and node.attr.startswith("_"):
+            raise _fail(
+                source,
+                node,
+                f"attributes starting with '_' (.{node.attr}) are not allowed in a label template",
+                node.attr,
+            )
+        if (
+            isinstance(node, nodes.Getitem)
+            and isinstance(node.arg, nodes.Const)
+            and isinstance(node.arg.value, str)
+            and node.arg.value.startswith("_")
+        ):
+            raise _fail(
+                source,
+                node,
+                f"keys starting with '_' ({node.arg.value!r}) are not allowed in a label template",
+            )
+        if isinstance(node, nodes.Filter) and node.name not in filter_names:
+            raise _fail(
+                source,
+                node,
+                f"the filter | {node.name} is not available in label templates: use one of "
+                f"{', '.join(sorted(filter_names))}",
+                node.name,
+            )
+        if isinstance(node, nodes.Test) and node.name not in _ALLOWED_TESTS:
+            raise _fail(
+                source,
+                node,
+                f"the test 'is {node.name}' is not available in label templates: use one of "
+                f"{', '.join(sorted(_ALLOWED_TESTS))}",
+                node.name,
+            )
+        if isinstance(node, nodes.For):
+            if node.recursive:
+                raise _fail(source, node, "recursive loops are not allowed in a label template", "recursive")
+            if loop_depth >= max_loop_depth:
+                raise _fail(
+                    source, node, f"loops may nest at most {_MAX_LOOP_DEPTH} deep in a label template", "for"
+                )
+            loop_depth += 1
+        for child in node.iter_child_nodes():
+            visit(child, loop_depth)
+
+    visit(tree, 0)
+
+
+_UNKNOWN = object()
+
+
+def check_sample_paths(tree: nodes.Template, source: str, sample: Mapping[str, Any]) -> None:
+    """Refuse a template that reads a variable or key its sample data lacks, even in a branch not taken.
+
+    A template may guard a value with `| default(...)` or `is defined`; such a value may be absent.
+    """
+
+    def resolve(node: nodes.Node, scope: Mapping[str, Any]) -> Any:
+        path: list[str | int] = []
+        base = node
+        while isinstance(base, nodes.Getattr | nodes.Getitem):
+            if isinstance(base, nodes.Getattr):
+                path.append(base.attr)
+            elif isinstance(base.arg, nodes.Const) and isinstance(base.arg.value, str | int):
+                path.append(base.arg.value)
+            else:
+                return _UNKNOWN
+            base = base.node
+        if not isinstance(base, nodes.Name):
+            return _UNKNOWN
+        path.reverse()
+        if base.name in scope:
+            value = scope[base.name]
+        elif base.name in sample:
+            value = sample[base.name]
+        else:
+            raise _missing(source, node, base.name, base.name)
+        walked = base.name
+        for key in path:
+            if value is _UNKNOWN:
+                return _UNKNOWN
+            shown = f"{walked}[{key}]" if isinstance(key, int) else f"{walked}.{key}"
+            if isinstance(value, Mapping):
+                if key not in value:
+                    raise _missing(source, node, shown, str(key))
+                value = value[key]
+            elif isinstance(value, list) and isinstance(key, int):
+                value = value[key] if -len(value) <= key < len(value) else _UNKNOWN
+            else:
+                return _UNKNOWN
+            walked = shown
+        return value
+
+    def visit(node: nodes.Node, scope: Mapping[str, Any]) -> None:
+        if isinstance(node, nodes.Filter) and node.name in {"default", "d"}:
+            for child in [*node.args, *node.kwargs]:
+                visit(child, scope)
+            return
+        if isinstance(node, nodes.Test) and node.name in {"defined", "undefined"}:
+            return
+        if isinstance(node, nodes.Name | nodes.Getattr | nodes.Getitem):
+            resolve(node, scope)
+            if isinstance(node, nodes.Getitem) and not isinstance(node.arg, nodes.Const):
+                visit(node.arg, scope)
+            if isinstance(node, nodes.Getattr | nodes.Getitem):
+                _visit_dynamic_bases(node, scope)
+            return
+        if isinstance(node, nodes.For):
+            visit(node.iter, scope)
+            items = (
+                resolve(node.iter, scope) if isinstance(node.iter, nodes.Name | nodes.Getattr) else _UNKNOWN
+            )
+            inner = dict(scope, loop=_UNKNOWN)
+            first = items[0] if isinstance(items, list) and items else _UNKNOWN
+            for target in _target_names(node.target):
+                inner[target] = first if isinstance(node.target, nodes.Name) else _UNKNOWN
+            if node.test is not None:
+                visit(node.test, inner)
+            for child in node.body:
+                visit(child, inner)
+            for child in node.else_:
+                visit(child, scope)
+            return
+        for child in node.iter_child_nodes():
+            visit(child, scope)
+
+    def _visit_dynamic_bases(node: nodes.Node, scope: Mapping[str, Any]) -> None:
+        base = node
+        while isinstance(base, nodes.Getattr | nodes.Getitem):
+            if isinstance(base, nodes.Getitem) and not isinstance(base.arg, nodes.Const):
+                visit(base.arg, scope)
+            base = base.node
+        if not isinstance(base, nodes.Name):
+            visit(base, scope)
+
+    visit(tree, {})
+
+
+def _target_names(target: nodes.Node) -> list[str]:
+    if isinstance(target, nodes.Name):
+        return [target.name]
+    return [name.name for name in target.find_all(nodes.Name)]
+
+
+def _missing(source: str, node: nodes.Node, shown: str, needle: str) -> TemplateError:
+    line = node.lineno
+    column = locate(source, line, needle)
+    return TemplateError(
+        f"line {line}, column {column}: the template uses {shown}, which the sample data does not have: "
+        f"add {shown} to the sample data, fix the name, or guard it with | default('')",
+        code="template_missing_value",
+        line=line,
+        column=column,
+    )
+
+
+class _Overrun(Exception):
+    """Raised inside a traced render that ran past its budget."""
+
+
+def render_within(render: Callable[[], _T], seconds: float) -> _T:
+    """Run `render` and stop it with a TemplateError if it runs longer than `seconds`.
+
+    Validation only: tracing slows the render down, and it is the one place where an admin's new
+    template meets a budget before any station runs it.
+    """
+    deadline = time.monotonic() + seconds
+    steps = 0
+
+    def trace_line(frame: FrameType, event: str, arg: Any) -> Any:
+        nonlocal steps
+        steps += 1
+        if steps % 512 == 0 and time.monotonic() > deadline:
+            raise _Overrun
+        return trace_line
+
+    def trace_call(frame: FrameType, event: str, arg: Any) -> Any:
+        return trace_line
+
+    previous = sys.gettrace()
+    sys.settrace(trace_call)
+    try:
+        return render()
+    except _Overrun:
+        raise TemplateError(
+            f"rendering the sample data took longer than {seconds:g} s: simplify the loops in the template",
+            code="template_too_slow",
+        ) from None
+    finally:
+        sys.settrace(previous)

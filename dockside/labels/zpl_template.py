@@ -1,0 +1,95 @@
+"""ZPL label templates: sandboxed Jinja2 whose every inserted value is escaped as ZPL field data.
+
+Compiling parses the source once, refuses unsafe syntax and forbidden ZPL commands, and generates
+the Jinja2 code; rendering is one Jinja2 call whose `finalize` escapes each value with one
+`str.translate` (usually just a regex scan that finds nothing to escape).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import jinja2
+from jinja2 import nodes
+
+from dockside.errors import TemplateError
+from dockside.labels.language import CompiledTemplate, LabelLanguage
+from dockside.labels.template_sandbox import (
+    LabelEnvironment,
+    check_sample_paths,
+    parse_template,
+    render_within,
+)
+from dockside.labels.zpl_check import check_label, check_template_commands
+from dockside.labels.zpl_escape import code128_data, zpl_field
+
+__all__ = ["ZplTemplate", "compile_zpl", "validate_zpl"]
+
+MAX_LABEL_BYTES = 256 * 1024
+SAMPLE_RENDER_SECONDS = 2.0
+
+_ENV = LabelEnvironment(finalize=zpl_field, extra_filters={"code128": code128_data})
+
+
+class ZplTemplate(CompiledTemplate):
+    """A compiled ZPL template; `render` is the pack path's hot call."""
+
+    language = LabelLanguage.ZPL
+
+    def __init__(self, template: jinja2.Template, tree: nodes.Template, source: str) -> None:
+        self._template = template
+        self.tree = tree
+        self.source = source
+
+    def render(self, context: Mapping[str, Any]) -> bytes:
+        """The label's ZPL for this context; raises TemplateError if the context lacks a value."""
+        try:
+            text = self._template.render(context)
+        except jinja2.UndefinedError as exc:
+            raise TemplateError(
+                f"the label needs a value this order does not have ({exc.message}): "
+                "add it to the order or change the template",
+                code="template_missing_value",
+            ) from None
+        except jinja2.exceptions.SecurityError as exc:
+            raise TemplateError(
+                f"the template tried something a label may not do ({exc}): remove it", code="template_unsafe"
+            ) from None
+        except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
+            raise TemplateError(
+                f"the template failed on this order ({type(exc).__name__}: {exc}): fix the expression "
+                "or guard it with | default(...)",
+                code="template_render_failed",
+            ) from None
+        return text.encode("utf-8")
+
+
+def compile_zpl(source: str) -> ZplTemplate:
+    """Compile a ZPL template's source once; every error names line and column."""
+    tree = parse_template(_ENV, source)
+    check_template_commands(source)
+    code = _ENV.compile(tree)
+    template = _ENV.template_class.from_code(_ENV, code, _ENV.make_globals(None), None)
+    return ZplTemplate(template, tree, source)
+
+
+def validate_zpl(source: str, sample_data: Mapping[str, Any], *, width_dots: int, height_dots: int) -> bytes:
+    """Compile, render the sample data within a time budget and check the label; return its bytes."""
+    compiled = compile_zpl(source)
+    check_sample_paths(compiled.tree, source, sample_data)
+    try:
+        label = render_within(lambda: compiled.render(sample_data), SAMPLE_RENDER_SECONDS)
+    except UnicodeEncodeError:
+        raise TemplateError(
+            "the template contains characters that are not valid Unicode text: retype or remove them",
+            code="invalid_template",
+        ) from None
+    if len(label) > MAX_LABEL_BYTES:
+        raise TemplateError(
+            f"the sample label is {len(label) // 1024} KB; a label may be at most "
+            f"{MAX_LABEL_BYTES // 1024} KB: remove repeated or unused parts",
+            code="label_too_large",
+        )
+    check_label(label.decode("utf-8"), width_dots=width_dots, height_dots=height_dots)
+    return label

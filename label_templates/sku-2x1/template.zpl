@@ -1,0 +1,14 @@
+{# 2x1 in SKU label, 203 dpi (406 x 203 dots): one label format per order line, printed qty times. #}
+{% for line in lines %}
+^XA
+^CI28
+^PW406
+^LL203
+^FO16,10^A0N,34,30^FH^FD{{ line.sku }}^FS
+^FO16,46^A0N,22,20^FH^FD{{ line.description | default('') | truncate(32, True, '') }}^FS
+^FO16,74^BY2,3,64^BCN,64,Y,N,N^FH^FD{{ line.sku | code128 }}^FS
+^FO16,172^A0N,20,18^FH^FDOrder {{ order.order_ref }}^FS
+^FO250,172^A0N,20,18^FH^FDQty {{ line.qty }}^FS
+^PQ{{ line.qty }}
+^XZ
+{% endfor %}
