@@ -127,9 +127,7 @@ def check_template_commands(source: str) -> None:
         where = f"line {command.line}, column {command.column}"
         problem = _command_rule(command, where)
         if problem is None and command.name == "CI" and command.params.strip("\r\n ") != "28":
-            problem = (
-                f"{where}: {command.text} selects another encoding: write ^CI28 (UTF-8) for every script"
-            )
+            problem = f"{where}: {command.text} selects another encoding: write ^CI28 (UTF-8) instead"
         if problem is None and command.name in ("FO", "FT", "FS"):
             has_hex = False
         elif command.name == "FH":
