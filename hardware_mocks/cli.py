@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,7 @@ def printer(
             f"mock {language} printer {mock.serial} ({model}) printing on {host}:{mock.port}, "
             f"control http://{mock.control_address}",
         )
+        sys.stdout.flush()
         _wait_for_signal()
     finally:
         mock.stop()
@@ -223,6 +225,7 @@ def scale(
             )
         where = f"{mock.pty_path}" + (f" (linked from {link})" if link is not None else "")
         click.echo(f"mock {protocol} scale on {where}, control http://{mock.control_address}")
+        sys.stdout.flush()
         _wait_for_signal()
     finally:
         mock.stop()

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from hardware_mocks.control_http import ControlServer
+from hardware_mocks.label_store import LabelStore
 from hardware_mocks.mock_thread import MockThread
 from hardware_mocks.printer_events import (
     Blocked,
@@ -223,6 +224,7 @@ class MockPrinter:
         self._server: asyncio.Server | None = None
         self._control: ControlServer | None = None
         self._advertiser: Any = None
+        self._store: LabelStore | None = None
 
     # ----- lifecycle -------------------------------------------------------------------------
 
@@ -247,7 +249,7 @@ class MockPrinter:
         self._server = await self._listen(self.requested_port)
         self.port = self._server.sockets[0].getsockname()[1]
         if self.store is not None:
-            self.store.mkdir(parents=True, exist_ok=True)
+            self._store = LabelStore(self.store, self.language.file_suffix)
         self._control = ControlServer(build_printer_app(self), self.control_host, self.requested_control_port)
         await self._control.start()
         if self.advertise:
@@ -268,6 +270,8 @@ class MockPrinter:
                 connection.transport.abort()
         if self._control is not None:
             await self._control.stop()
+        if self._store is not None:
+            self._store.close()
 
     async def _listen(self, port: int) -> asyncio.Server:
         loop = asyncio.get_running_loop()
@@ -326,6 +330,10 @@ class MockPrinter:
                 self._printed.wait(remaining)
             return [label.as_json() for label in self._labels]
 
+    def flush_store(self, timeout_s: float = 30.0) -> bool:
+        """Wait until every printed label is written to `store` (files are written in the background)."""
+        return self._store.flush(timeout_s) if self._store is not None else True
+
     def set_fault(self, fault: str, delay_s: float | None = None) -> dict[str, Any]:
         """Inject a fault (or "none") from any thread; returns the status after it took effect."""
         return self._thread.call(self.apply_fault(fault, delay_s))
@@ -370,6 +378,8 @@ class MockPrinter:
             "bytes_received": self.bytes_received,
             "discarded_partial_formats": self._discarded_partial,
             "cancelled_formats": self._cancelled,
+            "store": str(self.store) if self.store is not None else None,
+            "store_failures": list(self._store.failures[-10:]) if self._store is not None else [],
             "drops": list(self._drops),
             "last_drop": self._drops[-1] if self._drops else None,
         }
@@ -529,9 +539,8 @@ class MockPrinter:
         fields = self.language.fields(job.raw)
         index = self._next_index
         self._next_index += 1
-        if self.store is not None:
-            # The file exists before the label is visible, so whoever saw the label can read it.
-            (self.store / f"{index:04d}{self.language.file_suffix}").write_bytes(job.raw)
+        if self._store is not None:
+            self._store.put(index, job.raw)
         label = PrintedLabel(index, job.received_at, time.time(), job.raw, fields, job.connection)
         with self._lock:
             self._printed_total += 1

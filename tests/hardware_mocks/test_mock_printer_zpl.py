@@ -123,6 +123,7 @@ def test_data_is_utf8_with_replacement_and_stored_files_are_exact(printer, conne
     labels = printer.wait_for_labels(2)
     assert labels[0]["data"] == "^XA^CI28^FD€ and \ufffd^FS^XZ"
     assert labels[0]["fields"] == ["€ and \ufffd"]
+    assert printer.flush_store()
     assert (printer.store / "0001.zpl").read_bytes() == raw
     assert (printer.store / "0002.zpl").read_bytes() == label("second")
 
@@ -209,3 +210,18 @@ def test_stream_parser_framing_is_independent_of_read_size(chunk):
     assert jobs == [label("a"), label("b"), label("c")]
     queries = [event for event in events if isinstance(event, PrinterQuery)]
     assert queries == [PrinterQuery("host_status"), PrinterQuery("sgd_getvar", "device.unique_id")]
+
+
+def test_thousands_of_labels_on_one_connection_are_fast_and_complete(printer, connect):
+    # A guard against accidental slow paths (the batch benchmark needs >= 2,000 labels/s).
+    import time
+
+    body = label("4x6 shipping label " + "x" * 1500)
+    host = connect(printer.port)
+    started = time.perf_counter()
+    host.send(body * 3000)
+    labels = printer.wait_for_labels(3000, timeout_s=10)
+    elapsed = time.perf_counter() - started
+    assert len(labels) == 3000
+    assert labels[-1]["index"] == 3000
+    assert elapsed < 3.0, f"3000 labels took {elapsed:.2f} s"
