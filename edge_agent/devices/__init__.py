@@ -2,9 +2,11 @@
 
     config.py          PrinterConfig, ScaleConfig: the station JSON entries, validated
     printer.py         PrinterStatus, the Printer interface, open_printer
+    printer_links.py   the kept-open byte pipes under a printer: TCP (TCP_NODELAY), serial, file
     zpl.py             Zebra ZPL over one kept-open TCP connection; ~HS status, SGD identity
     escpos_printer.py  ESC/POS receipt printers through python-escpos; DLE EOT status
     scale.py           WeightReading, the Scale interface, open_scale, units to grams
+    serial_line.py     a scale's serial port read frame by frame (7-bit masking, resync on noise)
     mt_sics.py         Mettler Toledo MT-SICS
     toledo_8217.py     Toledo 8217 (7E1)
     nci_scp12.py       NCI / Avery Weigh-Tronix SCP-12
