@@ -80,7 +80,9 @@ def main() -> None:
     help="Printer language: Zebra ZPL II (labels) or Epson ESC/POS (receipts, packing slips).",
 )
 @click.option("--serial", default=None, help="Serial number the printer reports [default: MOCK<port>].")
-@click.option("--model", default="ZD421", show_default=True, help="Model name the printer reports.")
+@click.option(
+    "--model", default=None, help="Model name the printer reports [default: ZD421; TM-T88VI for escpos]."
+)
 @click.option(
     "--store",
     type=click.Path(file_okay=False, path_type=Path),
@@ -105,7 +107,7 @@ def printer(
     control_port: int,
     language: str,
     serial: str | None,
-    model: str,
+    model: str | None,
     store: Path | None,
     ready_file: Path | None,
     advertise: bool,
@@ -142,11 +144,11 @@ def printer(
                     "serial": mock.serial,
                     "language": language,
                     "host": host,
-                    "model": model,
+                    "model": mock.model,
                 },
             )
         click.echo(
-            f"mock {language} printer {mock.serial} ({model}) printing on {host}:{mock.port}, "
+            f"mock {language} printer {mock.serial} ({mock.model}) printing on {host}:{mock.port}, "
             f"control http://{mock.control_address}",
         )
         sys.stdout.flush()

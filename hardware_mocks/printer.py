@@ -55,6 +55,7 @@ FAULTS = (
 # Faults under which a printer keeps receiving into its buffer but prints nothing.
 HOLDING_FAULTS = frozenset({"paper_out", "head_open", "paused", "ribbon_out"})
 DEFAULT_SLOW_DELAY_S = 0.3
+DEFAULT_MODELS = {"zpl": "ZD421", "escpos": "TM-T88VI"}
 
 
 def _iso(timestamp: float) -> str:
@@ -167,9 +168,9 @@ class MockPrinter:
 
     Parameters: `host`/`port` for raw TCP (port 0 picks a free port), `control_host`/`control_port`
     for the control API, `language` ("zpl" or "escpos"), `serial` and `model` (what the printer
-    reports about itself), `store` (a folder receiving one file per printed job), `advertise`
-    (announce over zeroconf), `buffer_limit_bytes` (how much unprinted data the receive buffer
-    holds before the printer stops reading).
+    reports about itself; the model defaults to ZD421, or TM-T88VI for ESC/POS), `store` (a folder
+    receiving one file per printed job), `advertise` (announce over zeroconf), `buffer_limit_bytes`
+    (how much unprinted data the receive buffer holds before the printer stops reading).
     """
 
     def __init__(
@@ -179,7 +180,7 @@ class MockPrinter:
         control_port: int = 9180,
         language: str = "zpl",
         serial: str | None = None,
-        model: str = "ZD421",
+        model: str | None = None,
         store: str | Path | None = None,
         advertise: bool = False,
         control_host: str = "127.0.0.1",
@@ -195,7 +196,7 @@ class MockPrinter:
         self.requested_control_port = control_port
         self.language: PrinterLanguage = LANGUAGES[language]
         self._serial = serial
-        self.model = model
+        self.model = model or DEFAULT_MODELS[language]
         self.firmware = firmware
         self.store = Path(store) if store is not None else None
         self.advertise = advertise
