@@ -30,22 +30,41 @@ BACKENDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]
 HEARTBEAT_S = 0.3
 
 
-@pytest.fixture(params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database: a SQLite file, or a new PostgreSQL database dropped afterwards."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'cloud.db'}"
-        return
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """One scratch PostgreSQL database for the session (each test gets its own schema in it)."""
     base = make_url(POSTGRES_URL)
     name = f"dockside_test_{uuid.uuid4().hex[:12]}"
     admin_dsn = base.set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield base.set(database=name).render_as_string(hide_password=False)
+        yield base.set(drivername="postgresql", database=name).render_as_string(hide_password=False)
     finally:
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file, or a new PostgreSQL schema dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'cloud.db'}"
+        return
+    database = request.getfixturevalue("postgres_database")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        # Every connection of the store works in the test's own schema.
+        yield (
+            make_url(database)
+            .update_query_dict({"options": f"-csearch_path={schema}"})
+            .render_as_string(hide_password=False)
+        )
+    finally:
+        with psycopg.connect(database, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 @pytest.fixture

@@ -136,7 +136,8 @@ def test_ten_thousand_orders_in_one_call_work_and_one_more_is_refused(wh1: Runni
     assert response.status_code == 422
     error = response.json()["error"]
     assert error["code"] == "too_many_orders"
-    assert "10,000" in error["message"] and "10,001" in error["message"]
+    assert "10,000" in error["message"]
+    assert "10,001" in error["message"]
     assert wh1.api.get("/api/v1/orders/MORE-00000").status_code == 404
 
 
