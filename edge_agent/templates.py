@@ -37,8 +37,10 @@ def compile_version(name: str, version: int, body: Mapping[str, Any]) -> Shelved
     language, source = body.get("language"), body.get("source")
     if not isinstance(language, str) or not isinstance(source, str):
         return ShelvedTemplate(name, version, None, "the synced version has no language or source")
+    width = body.get("width_dots")
+    options = {"width_dots": width} if isinstance(width, int) and not isinstance(width, bool) else {}
     try:
-        return ShelvedTemplate(name, version, compile_template(language, source))
+        return ShelvedTemplate(name, version, compile_template(language, source, **options))
     except TemplateError as exc:
         return ShelvedTemplate(name, version, None, exc.message)
     except Exception as exc:  # a template engine bug must not stop the sync

@@ -1,0 +1,206 @@
+"""The running agent: the store, the cache, the packing floor and the sync tasks, on one event loop.
+
+Everything that touches the SQLite connection (the pack path, the watch loop, the outbox sender,
+the status API) runs on this loop and never awaits inside a transaction, so one connection
+serves them all without locks. Blocking device work runs in device threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from dockside.v1 import sync_pb2 as pb
+from edge_agent import __version__
+from edge_agent.cache import Cache
+from edge_agent.identity import Identity
+from edge_agent.metrics import AgentMetrics
+from edge_agent.outbox import Outbox
+from edge_agent.pack import Packer
+from edge_agent.stations import PrinterFactory, ScaleFactory, StationFloor
+from edge_agent.store import Store, now_ms
+from edge_agent.sync import Backoff, CloudLink, OutboxSender, StatusReporter, SyncTransport, Watcher
+
+__all__ = ["Agent", "AgentSettings"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """The agent's tunables; the defaults suit a warehouse."""
+
+    scale_wait_s: float = 3.0  # how long a pack waits for a scale with no fresh stable weight
+    report_interval_s: float = 30.0
+    printer_check_interval_s: float = 15.0
+    outbox_batch_size: int = 500
+    reconnect_base_s: float = 0.5
+    reconnect_cap_s: float = 30.0
+
+
+class Agent:
+    """One enrolled agent, ready to `start()` on the running event loop."""
+
+    def __init__(
+        self,
+        store: Store,
+        identity: Identity,
+        transport: SyncTransport,
+        settings: AgentSettings | None = None,
+        *,
+        printer_factory: PrinterFactory | None = None,
+        scale_factory: ScaleFactory | None = None,
+    ) -> None:
+        self.settings = settings or AgentSettings()
+        self.store = store
+        self.identity = identity
+        self.transport = transport
+        self.metrics = AgentMetrics()
+        self.link = CloudLink()
+        self.cache = Cache(store)
+        self.outbox = Outbox(store)
+        floor_options: dict[str, Any] = {}
+        if printer_factory is not None:
+            floor_options["printer_factory"] = printer_factory
+        if scale_factory is not None:
+            floor_options["scale_factory"] = scale_factory
+        self.floor = StationFloor(**floor_options)
+        self.cache.on_stations_changed(self.floor.configure)
+        self.packer = Packer(
+            store,
+            self.cache,
+            self.floor,
+            self.outbox,
+            self.metrics,
+            warehouse=identity.warehouse,
+            scale_wait_s=self.settings.scale_wait_s,
+        )
+        s = self.settings
+        self.watcher = Watcher(
+            store,
+            self.cache,
+            transport,
+            self.link,
+            self.metrics,
+            backoff=Backoff(base_s=s.reconnect_base_s, cap_s=s.reconnect_cap_s),
+        )
+        self.sender = OutboxSender(
+            self.outbox,
+            transport,
+            self.link,
+            self.metrics,
+            batch_size=s.outbox_batch_size,
+            backoff=Backoff(base_s=s.reconnect_base_s, cap_s=s.reconnect_cap_s),
+        )
+        self.reporter = StatusReporter(
+            transport, self.link, self.cloud_report, interval_s=s.report_interval_s
+        )
+        self.watcher.on_stream_up(self.sender.cloud_is_back)
+        self.watcher.on_stream_up(self.reporter.report_now)
+        self.metrics.bind_gauges(
+            outbox_depth=self.outbox.depth,
+            dead_letters=self.outbox.dead_letter_count,
+            online=lambda: 1.0 if self.link.online else 0.0,
+            revision=self.store.revision,
+            lag=lambda: self.link.lag(self.store.revision()),
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+        self.started = False
+
+    async def start(self) -> None:
+        """Recover unfinished jobs, load the cache, open the devices, start syncing."""
+        unknown = self.packer.recover_unfinished()
+        if unknown:
+            log.warning("%d job(s) were being sent when the agent stopped; marked unknown", len(unknown))
+        self.cache.load()  # configures the floor through the stations listener
+        self._spawn(self.watcher.run(), "watch")
+        self._spawn(self.sender.run(), "outbox sender")
+        self._spawn(self.reporter.run(), "status reporter")
+        self._spawn(self._check_printers(), "printer checks")
+        self.sender.wake()  # events left from a previous run
+        self.started = True
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        self._tasks.append(asyncio.get_running_loop().create_task(work, name=name))
+
+    async def stop(self) -> None:
+        """Stop syncing, close the devices and the transport (the store stays open)."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        await asyncio.to_thread(self.floor.close)
+        await self.transport.close()
+        self.started = False
+
+    async def _check_printers(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.printer_check_interval_s)
+            for lane in self.floor.lanes():
+                await lane.check()
+
+    # -- what the agent tells people and the cloud --------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """`GET /api/v1/status`: who this agent is, its link, its queues and its stations."""
+        revision = self.store.revision()
+        return {
+            "agent_id": self.identity.agent_id,
+            "warehouse": self.identity.warehouse,
+            "version": __version__,
+            "revision": revision,
+            "online": self.link.online,
+            "last_contact_ms": self.link.last_contact_ms,
+            "last_error": self.link.last_error,
+            "watch_lag": self.link.lag(revision),
+            "credential_refused": self.link.auth_refused,
+            "outbox_depth": self.outbox.depth(),
+            "dead_letters": self.outbox.dead_letter_count(),
+            "jobs": self.packer.jobs.count_by_status(),
+            "templates": self.cache.templates.names(),
+            "stations": [station.describe() for station in self.floor.stations.values()],
+        }
+
+    def cloud_report(self) -> pb.ReportStatusRequest:
+        """The ReportStatus request: version, revision, outbox depth and every device."""
+        devices = []
+        for code, station in self.floor.stations.items():
+            for lane in station.printers:
+                devices.append(
+                    pb.DeviceStatus(
+                        id=lane.hardware_id,
+                        kind="printer",
+                        station=code,
+                        model=lane.config.model,
+                        address=lane.config.address,
+                        state=lane.state,
+                        message=lane.message,
+                    )
+                )
+            if station.scale is not None:
+                state = station.scale.state
+                devices.append(
+                    pb.DeviceStatus(
+                        id=f"{socket.gethostname()}:{station.scale.config.port}",
+                        kind="scale",
+                        station=code,
+                        model=station.scale.config.protocol,
+                        address=station.scale.config.port,
+                        state="ready" if state == "ok" else ("unknown" if state == "starting" else "fault"),
+                        message=station.scale.message,
+                    )
+                )
+        return pb.ReportStatusRequest(
+            agent_version=__version__,
+            revision=self.store.revision(),
+            outbox_depth=self.outbox.depth(),
+            devices=devices,
+            sent_at_ms=now_ms(),
+        )

@@ -1,0 +1,237 @@
+"""`dockside-agent`: enroll this PC, run the agent, look at its state."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dockside.errors import DocksideError, SyncError
+from dockside.v1 import sync_pb2 as pb
+from edge_agent import __version__
+from edge_agent.agent import Agent, AgentSettings
+from edge_agent.data_dir import DATA_DIR_ENV, resolve_data_dir
+from edge_agent.identity import load_identity, require_identity, save_identity
+from edge_agent.outbox import Outbox
+from edge_agent.server import parse_address, run_agent, run_forever
+from edge_agent.store import DB_FILENAME, Store
+from edge_agent.sync import GrpcTransport
+
+__all__ = ["main"]
+
+
+class Refused(click.ClickException):
+    """A command that cannot go on; the message says why and what to do (exit status 1)."""
+
+    exit_code = 1
+
+
+class EnrollmentRefused(Refused):
+    """The cloud said no to the token (wrong, expired, used): exit status 2, unlike a network failure."""
+
+    exit_code = 2
+
+
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help=f"Folder holding the agent's database. Default: ${DATA_DIR_ENV}, else a per-OS user data folder.",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dockside-agent")
+def main() -> None:
+    """The Dockside edge agent: prints labels and reads scales for a warehouse's packing stations.
+
+    Enroll the PC once with a token from the cloud console, then `run` it (as a service in
+    production). Packing works offline; events reach the cloud when the link is back.
+    """
+
+
+@main.command()
+@click.option("--cloud", required=True, metavar="HOST:PORT", help="The cloud's gRPC sync address.")
+@click.option(
+    "--token",
+    required=True,
+    envvar="DOCKSIDE_ENROLLMENT_TOKEN",
+    help="The one-time enrollment token from the cloud console (or $DOCKSIDE_ENROLLMENT_TOKEN).",
+)
+@data_dir_option
+def enroll(cloud: str, token: str, data_dir: Path | None) -> None:
+    """Trade a one-time enrollment token for this agent's identity and store it in the data dir."""
+    try:
+        parse_address(cloud)
+    except DocksideError as exc:
+        raise Refused(exc.message) from None
+    folder = resolve_data_dir(data_dir)
+    store = _open_store(folder)
+    try:
+        existing = load_identity(store)
+        if existing is not None:
+            raise Refused(
+                f"this data dir ({folder}) is already enrolled as agent {existing.agent_id} for warehouse "
+                f"{existing.warehouse}: run it with `dockside-agent run`, or enroll into another --data-dir"
+            )
+        request = pb.EnrollRequest(
+            token=token.strip(), hostname=socket.gethostname(), agent_version=__version__
+        )
+        try:
+            answer = asyncio.run(_enroll(cloud, request))
+        except SyncError as exc:
+            if exc.fatal:
+                raise EnrollmentRefused(f"the cloud refused the enrollment: {exc.message}") from None
+            raise Refused(f"enrollment failed: {exc.message}") from None
+        identity = save_identity(
+            store,
+            agent_id=answer.agent_id,
+            credential=answer.credential,
+            warehouse=answer.warehouse,
+            tenant=answer.tenant,
+            cloud=cloud,
+        )
+    finally:
+        store.close()
+    click.echo(f"Enrolled as agent {identity.agent_id} for warehouse {identity.warehouse}.")
+    click.echo(f"Start it with: dockside-agent run --data-dir {folder}")
+
+
+async def _enroll(cloud: str, request: pb.EnrollRequest) -> pb.EnrollResponse:
+    transport = GrpcTransport(cloud)
+    try:
+        return await transport.enroll(request)
+    finally:
+        await transport.close()
+
+
+@main.command()
+@data_dir_option
+@click.option(
+    "--http",
+    default="127.0.0.1:8100",
+    show_default=True,
+    metavar="HOST:PORT",
+    help="Where the station page and local API listen (port 0 picks a free port).",
+)
+@click.option(
+    "--ready-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help='Once serving, write {"http": "host:port"} here (atomically); removed at exit.',
+)
+@click.option(
+    "--scale-wait",
+    type=click.FloatRange(0.1, 60.0),
+    default=AgentSettings.scale_wait_s,
+    show_default=True,
+    help="Seconds a pack waits for a scale that has no fresh stable weight.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+    help="How much the agent logs (to stderr).",
+)
+def run(data_dir: Path | None, http: str, ready_file: Path | None, scale_wait: float, log_level: str) -> None:
+    """Run the agent: sync, outbox sender, devices, station page and local API, until SIGTERM/Ctrl-C."""
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    try:
+        parse_address(http)
+    except DocksideError as exc:
+        raise Refused(exc.message) from None
+    folder = resolve_data_dir(data_dir)
+    store = _open_store(folder)
+    try:
+        identity = require_identity(store, folder)
+        agent = Agent(
+            store,
+            identity,
+            GrpcTransport(identity.cloud, identity.credential),
+            AgentSettings(scale_wait_s=scale_wait),
+        )
+        run_forever(run_agent(agent, http, ready_file=ready_file, handle_signals=True))
+    except DocksideError as exc:
+        raise Refused(exc.message) from None
+    finally:
+        store.close()
+
+
+@main.command()
+@data_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+def status(data_dir: Path | None, as_json: bool) -> None:
+    """Show this agent's identity, sync revision, outbox and jobs, read from its data dir."""
+    folder = resolve_data_dir(data_dir)
+    if not (folder / DB_FILENAME).exists():
+        raise Refused(
+            f"there is no agent in {folder}: enroll it with "
+            "`dockside-agent enroll --cloud HOST:PORT --token T`"
+        )
+    store = _open_store(folder)
+    try:
+        report = _status_report(store, folder)
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    enrolled = report["enrolled"]
+    click.echo(f"data dir      {report['data_dir']}")
+    if enrolled:
+        click.echo(f"agent         {report['agent_id']} (warehouse {report['warehouse']})")
+        click.echo(f"cloud         {report['cloud']}")
+    else:
+        click.echo("agent         not enrolled")
+    click.echo(f"revision      {report['revision']}")
+    click.echo(f"outbox        {report['outbox_depth']} waiting, {report['dead_letters']} dead letters")
+    jobs = ", ".join(f"{count} {state}" for state, count in sorted(report["jobs"].items())) or "none"
+    click.echo(f"jobs          {jobs}")
+    cached = report["cached"]
+    click.echo(
+        f"cache         {cached['orders']} orders, {cached['stations']} stations, "
+        f"{cached['template_versions']} template versions, {cached['rulesets']} rulesets"
+    )
+
+
+def _status_report(store: Store, folder: Path) -> dict[str, Any]:
+    identity = load_identity(store)
+    outbox = Outbox(store)
+    jobs = {
+        row["status"]: row["n"]
+        for row in store.query("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")
+    }
+    return {
+        "data_dir": str(folder),
+        "enrolled": identity is not None,
+        "agent_id": identity.agent_id if identity else None,
+        "warehouse": identity.warehouse if identity else None,
+        "cloud": identity.cloud if identity else None,
+        "revision": store.revision(),
+        "outbox_depth": outbox.depth(),
+        "dead_letters": outbox.dead_letter_count(),
+        "jobs": jobs,
+        "cached": {
+            table: store.count(table) for table in ("orders", "stations", "template_versions", "rulesets")
+        },
+    }
+
+
+def _open_store(folder: Path) -> Store:
+    try:
+        return Store.open(folder)
+    except DocksideError as exc:
+        raise Refused(exc.message) from None
+    except OSError as exc:
+        raise Refused(
+            f"cannot use the data dir {folder} ({exc.strerror or exc}): check its permissions"
+        ) from None

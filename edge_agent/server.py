@@ -1,0 +1,173 @@
+"""Serving the agent: its local API under uvicorn on the same event loop as its sync and devices.
+
+`run_agent` starts the agent, binds the HTTP socket itself (so port 0 resolves to a real port
+before anyone is told), serves until asked to stop (SIGTERM, SIGINT or the `stop` event), then
+stops the server, the agent's tasks and its devices in that order. uvicorn's own signal
+handling is switched off: it would re-raise the signal after shutdown and kill the process
+before the agent has closed its devices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import tempfile
+from collections.abc import Callable, Coroutine, Generator
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from dockside.errors import InputError
+from edge_agent.agent import Agent
+from edge_agent.api import create_app
+
+__all__ = ["parse_address", "run_agent", "run_forever", "write_ready_file"]
+
+log = logging.getLogger(__name__)
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """ "host:port" (or "[v6]:port") -> (host, port); InputError with the fix if malformed."""
+    host, sep, port_text = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise InputError(
+            f"{text!r} is not an address: write it as HOST:PORT, for example 127.0.0.1:8100 "
+            "(port 0 picks a free one)",
+            code="invalid_address",
+        )
+    return host, int(port_text)
+
+
+def write_ready_file(path: Path, content: dict[str, Any]) -> None:
+    """Write `content` as JSON so a reader sees either nothing or the whole file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(content, handle)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        if os.name != "nt":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        raise InputError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}): stop whatever uses that port, "
+            "or pass another with --http",
+            code="address_in_use",
+        ) from exc
+    return sock
+
+
+def _http_protocol() -> str:
+    try:
+        import httptools  # noqa: F401
+    except ImportError:
+        return "h11"
+    return "httptools"
+
+
+class _Server(uvicorn.Server):
+    """uvicorn that tells when it is serving and leaves the signals to the agent."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.serving = asyncio.Event()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if not self.should_exit:
+            self.serving.set()
+
+
+async def run_agent(
+    agent: Agent,
+    http: str,
+    *,
+    ready_file: Path | None = None,
+    on_ready: Callable[[str], None] | None = None,
+    stop: asyncio.Event | None = None,
+    handle_signals: bool = False,
+) -> None:
+    """Start `agent`, serve its API on `http` until stopped, then shut everything down in order."""
+    host, port = parse_address(http)
+    sock = _listening_socket(host, port)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    handled: list[signal.Signals] = []
+    if handle_signals:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows: no loop signal handlers
+                loop.add_signal_handler(signum, stop.set)
+                handled.append(signum)
+    config = uvicorn.Config(
+        create_app(agent),
+        http=_http_protocol(),
+        ws="none",
+        lifespan="off",
+        access_log=False,
+        log_config=None,
+        log_level="warning",
+        timeout_graceful_shutdown=5,
+    )
+    server = _Server(config)
+    try:
+        await agent.start()
+        serving = asyncio.create_task(server.serve(sockets=[sock]), name="http")
+        stopping = asyncio.create_task(stop.wait(), name="stop")
+        ready = asyncio.create_task(server.serving.wait(), name="ready")
+        await asyncio.wait({serving, ready}, return_when=asyncio.FIRST_COMPLETED)
+        if ready.done():
+            bound_host, bound_port = sock.getsockname()[:2]
+            address = f"[{bound_host}]:{bound_port}" if ":" in bound_host else f"{bound_host}:{bound_port}"
+            if ready_file is not None:
+                write_ready_file(ready_file, {"http": address})
+            if on_ready is not None:
+                on_ready(address)
+            log.warning("dockside-agent %s serving on http://%s", agent.identity.agent_id, address)
+            await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        server.should_exit = True
+        for task in (ready, stopping):
+            task.cancel()
+        await serving
+    finally:
+        for signum in handled:
+            loop.remove_signal_handler(signum)
+        await agent.stop()
+        sock.close()
+        if ready_file is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(ready_file)
+
+
+def run_forever(main: Coroutine[Any, Any, None]) -> None:
+    """Run the agent's main coroutine on uvloop when it is installed (lower latency), else asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    uvloop.run(main)

@@ -1,0 +1,289 @@
+"""The packing floor: each station's printers and scale, opened once and kept.
+
+Every printer gets a lane: one persistent driver object and one worker thread, so the pack path
+hands it bytes without opening a connection and labels leave in the order their jobs were
+recorded. The event loop never blocks on a printer or a serial line: sends and status queries
+run in the lane's thread, and a scale's reader thread keeps the latest stable weight in memory.
+
+The floor is rebuilt from the synced station entities whenever they change; a printer or scale
+whose configuration did not change keeps its connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from dockside.errors import DocksideError, PrinterError, ScaleError
+from edge_agent.devices import (
+    Printer,
+    PrinterConfig,
+    ScaleConfig,
+    ScaleReader,
+    WeightReading,
+    open_printer,
+)
+
+__all__ = ["PrinterLane", "Station", "StationFloor"]
+
+log = logging.getLogger(__name__)
+
+PrinterFactory = Callable[[PrinterConfig], Printer]
+ScaleFactory = Callable[[ScaleConfig], ScaleReader]
+
+
+class PrinterLane:
+    """One printer: its driver, its worker thread, its queue order and what it last said."""
+
+    def __init__(self, config: PrinterConfig, printer: Printer) -> None:
+        self.config = config
+        self.printer = printer
+        self.hardware_id = config.id
+        self.state = "unknown"
+        self.message = f"printer {config.id} has not been checked yet"
+        self.checked_at: float | None = None
+        # Held by a pack from recording its job to committing the result, so labels on one
+        # printer go out in the order their jobs were written.
+        self.lock = asyncio.Lock()
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"printer-{config.id}")
+        self._closed = False
+
+    async def _in_lane(self, call: Callable[[], Any]) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, call)
+
+    def connect_in_background(self) -> None:
+        """Open the connection and learn the hardware id ahead of the first label."""
+        self._thread.submit(self._connect)
+
+    def _connect(self) -> None:
+        try:
+            self.printer.open()
+            self.hardware_id = self.printer.identify() or self.config.id
+            self._mark("ready", f"printer {self.config.id} is connected")
+        except DocksideError as exc:
+            self._mark("offline", exc.message)
+        except Exception as exc:  # a driver bug must not kill the lane
+            log.exception("opening printer %s failed", self.config.id)
+            self._mark("offline", f"printer {self.config.id} could not be opened: {exc!r}")
+
+    async def send(self, data: bytes) -> None:
+        """Hand the label to the printer; PrinterError if it could not take every byte."""
+        try:
+            await self._in_lane(lambda: self.printer.send(data))
+        except PrinterError as exc:
+            self._mark("offline" if exc.code == "printer_unreachable" else "fault", exc.message)
+            raise
+        if self.state != "ready":
+            self._mark("ready", f"printer {self.config.id} took the last label")
+
+    async def check(self) -> None:
+        """Ask the printer how it is (in its lane, so never in the middle of a label)."""
+        try:
+            status = await self._in_lane(self.printer.status)
+        except DocksideError as exc:
+            self._mark("offline", exc.message)
+            return
+        if status.ready:
+            self._mark("ready", status.message)
+        elif "offline" in status.faults or "no_answer" in status.faults:
+            self._mark("offline", status.message)
+        else:
+            self._mark("fault", status.message)
+
+    def _mark(self, state: str, message: str) -> None:
+        self.state, self.message, self.checked_at = state, message, time.time()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.config.id,
+            "hardware_id": self.hardware_id,
+            "role": self.config.role,
+            "language": self.config.language,
+            "model": self.config.model,
+            "address": self.config.address,
+            "state": self.state,
+            "message": self.message,
+        }
+
+    def close(self) -> None:
+        """Finish queued work, drop the connection and end the thread (blocking)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._thread.submit(self.printer.close)
+        self._thread.shutdown(wait=True)
+
+
+@dataclass
+class Station:
+    """A packing station as configured, with its opened devices."""
+
+    code: str
+    name: str
+    printers: list[PrinterLane]
+    scale: ScaleReader | None
+    problems: list[str] = field(default_factory=list)
+
+    def printer_for(self, role: str) -> PrinterLane:
+        """The station's first printer with `role`; PrinterError saying what to configure."""
+        for lane in self.printers:
+            if lane.config.role == role:
+                return lane
+        detail = f" ({'; '.join(self.problems)})" if self.problems else ""
+        raise PrinterError(
+            f"station {self.code} has no {role} printer{detail}: add one to the station in the cloud console",
+            code="printer_not_configured",
+        )
+
+    async def weigh(self, wait_s: float) -> WeightReading:
+        """The parcel's stable weight: the reader's fresh one at once, else wait up to `wait_s`."""
+        scale = self.scale
+        if scale is None:
+            detail = f" ({'; '.join(self.problems)})" if self.problems else ""
+            raise ScaleError(
+                f"station {self.code} has no usable scale{detail}: set its scale in the cloud console",
+                code="scale_not_configured",
+            )
+        reading = scale.stable_weight()
+        if reading is not None:
+            return reading
+        return await asyncio.to_thread(scale.wait_stable, wait_s)
+
+    def describe(self) -> dict[str, Any]:
+        scale: dict[str, Any] | None = None
+        if self.scale is not None:
+            latest = self.scale.latest()
+            scale = {
+                "protocol": self.scale.config.protocol,
+                "port": self.scale.config.port,
+                "state": self.scale.state,
+                "message": self.scale.message,
+                "weight_g": latest.grams if latest else None,
+                "stable": latest.stable if latest else None,
+            }
+        return {
+            "code": self.code,
+            "name": self.name,
+            "printers": [lane.describe() for lane in self.printers],
+            "scale": scale,
+            "problems": list(self.problems),
+        }
+
+
+class StationFloor:
+    """Every station of the warehouse, reconfigured as the synced station entities change."""
+
+    def __init__(
+        self,
+        *,
+        printer_factory: PrinterFactory = open_printer,
+        scale_factory: ScaleFactory = ScaleReader,
+    ) -> None:
+        self._printer_factory = printer_factory
+        self._scale_factory = scale_factory
+        self.stations: dict[str, Station] = {}
+        self._lanes: dict[str, PrinterLane] = {}
+        self._scales: dict[str, ScaleReader] = {}  # by serial port
+        self._retiring: list[threading.Thread] = []
+
+    def get(self, code: str) -> Station | None:
+        return self.stations.get(code)
+
+    def lane(self, printer_id: str) -> PrinterLane | None:
+        return self._lanes.get(printer_id)
+
+    def lanes(self) -> list[PrinterLane]:
+        return list(self._lanes.values())
+
+    def scales(self) -> list[tuple[str, ScaleReader]]:
+        return [(code, s.scale) for code, s in self.stations.items() if s.scale is not None]
+
+    def configure(self, bodies: Mapping[str, Mapping[str, Any]]) -> None:
+        """Match the floor to the station entities; keep unchanged devices open."""
+        lanes: dict[str, PrinterLane] = {}
+        scales: dict[str, ScaleReader] = {}
+        stations: dict[str, Station] = {}
+        for code, body in sorted(bodies.items()):
+            problems: list[str] = []
+            station_lanes: list[PrinterLane] = []
+            entries = body.get("printers") or []
+            for entry in entries if isinstance(entries, list) else []:
+                try:
+                    config = PrinterConfig.from_dict(entry)
+                    lane = lanes.get(config.id) or self._keep_or_open_lane(config)
+                except DocksideError as exc:
+                    problems.append(exc.message)
+                    continue
+                if lane.config != config:
+                    problems.append(f"printer {config.id} is configured differently at another station")
+                    continue
+                lanes[config.id] = lane
+                station_lanes.append(lane)
+            scale = None
+            if body.get("scale"):
+                try:
+                    scale_config = ScaleConfig.from_dict(body["scale"])
+                    scale = scales.get(scale_config.port) or self._keep_or_start_scale(scale_config)
+                    scales[scale_config.port] = scale
+                except DocksideError as exc:
+                    problems.append(exc.message)
+            name = body.get("name")
+            stations[code] = Station(
+                code, name if isinstance(name, str) else code, station_lanes, scale, problems
+            )
+            for problem in problems:
+                log.warning("station %s: %s", code, problem)
+        retired_lanes = [lane for pid, lane in self._lanes.items() if lanes.get(pid) is not lane]
+        retired_scales = [s for port, s in self._scales.items() if scales.get(port) is not s]
+        self._lanes, self._scales, self.stations = lanes, scales, stations
+        for lane in retired_lanes:
+            self._in_background(lane.close, f"closing printer {lane.config.id}")
+        for reader in retired_scales:
+            self._in_background(reader.stop, f"stopping the scale on {reader.config.port}")
+
+    def _in_background(self, work: Callable[[], None], what: str) -> None:
+        """Run blocking teardown off the event loop; `close()` waits for it."""
+
+        def run() -> None:
+            try:
+                work()
+            except Exception:
+                log.exception("%s failed", what)
+
+        thread = threading.Thread(target=run, name=what, daemon=True)
+        self._retiring = [t for t in self._retiring if t.is_alive()] + [thread]
+        thread.start()
+
+    def _keep_or_open_lane(self, config: PrinterConfig) -> PrinterLane:
+        current = self._lanes.get(config.id)
+        if current is not None and current.config == config:
+            return current
+        lane = PrinterLane(config, self._printer_factory(config))
+        lane.connect_in_background()
+        return lane
+
+    def _keep_or_start_scale(self, config: ScaleConfig) -> ScaleReader:
+        current = self._scales.get(config.port)
+        if current is not None and current.config == config:
+            return current
+        reader = self._scale_factory(config)
+        reader.start()
+        return reader
+
+    def close(self) -> None:
+        """Close every printer and stop every scale reader (blocking; call off the loop)."""
+        lanes, scales = list(self._lanes.values()), list(self._scales.values())
+        self._lanes, self._scales, self.stations = {}, {}, {}
+        for lane in lanes:
+            lane.close()
+        for reader in scales:
+            reader.stop()
+        for thread in self._retiring:
+            thread.join(timeout=10)
+        self._retiring = []
