@@ -50,12 +50,12 @@ def escpos_value(value: Any) -> str:
     text = value if type(value) is str else str(value)
     if len(text) > MAX_VALUE_CHARS:
         text = text[:MAX_VALUE_CHARS]
-    return _UNPRINTABLE.sub(" ", text)
+    return _UNPRINTABLE.sub(" ", text) if _UNPRINTABLE.search(text) else text
 
 
 def printable_text(text: str) -> str:
     """`text` with every control character replaced by a space."""
-    return _UNPRINTABLE.sub(" ", text)
+    return _UNPRINTABLE.sub(" ", text) if _UNPRINTABLE.search(text) else text
 
 
 _local = threading.local()
@@ -173,19 +173,18 @@ class ColumnsOp(TextOp):
 
     widths: tuple[int, ...] = ()
     aligns: tuple[str, ...] = ()
+    layout: str = ""
+
+    def __post_init__(self) -> None:
+        TextOp.__post_init__(self)
+        # One format call pads, cuts and aligns every cell: "{:<14.14}{:>8.8}".
+        marks = {"left": "<", "center": "^", "right": ">"}
+        self.layout = "".join(
+            f"{{:{marks[align]}{width}.{width}}}" for width, align in zip(self.widths, self.aligns, strict=True)
+        )
 
     def line(self, values: list[str], setup: PrinterSetup) -> str:
-        cells = []
-        for value, width, align in zip(values, self.widths, self.aligns, strict=True):
-            text = value[:width]
-            cells.append(
-                text.rjust(width)
-                if align == "right"
-                else text.center(width)
-                if align == "center"
-                else text.ljust(width)
-            )
-        return "".join(cells).rstrip()
+        return self.layout.format(*values).rstrip()
 
 
 @dataclass(slots=True)
@@ -193,9 +192,16 @@ class RuleOp(TextOp):
     """A line of one character across the paper."""
 
     char: str = "-"
+    command: bytes = b""
 
     def line(self, values: list[str], setup: PrinterSetup) -> str:
         return self.char * (setup.columns // self.width)
+
+    def prepare(self, setup: PrinterSetup) -> None:
+        self.command = TextOp.emit(self, [], setup)
+
+    def emit(self, values: list[str], setup: PrinterSetup) -> bytes:
+        return self.command
 
 
 @dataclass(slots=True)

@@ -17,6 +17,7 @@ Every refusal is a `TemplateError` that names the line and column and says what 
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -159,15 +160,22 @@ def _batch(value: Iterable[Any], linecount: int, fill_with: Any = None) -> Any:
     return do_batch(value, linecount, fill_with)
 
 
-def locate(source: str, line: int | None, needle: str = "") -> int | None:
-    """The 1-based column of `needle` on `line` of `source` (its first non-blank if not found)."""
+def locate(source: str, line: int | None, needle: str = "", after: str = "", nth: int = 1) -> int | None:
+    """The 1-based column of the `nth` `needle` on `line` of `source` (its first non-blank if not found).
+
+    With `after`, the search starts past the first occurrence of `after` on that line.
+    """
     if line is None:
         return None
     lines = source.split("\n")
     if not 1 <= line <= len(lines):
         return None
     text = lines[line - 1]
-    at = text.find(needle) if needle else -1
+    at = text.find(after) + len(after) - 1 if after and after in text else -1
+    for _ in range(nth if needle else 0):
+        at = text.find(needle, at + 1)
+        if at < 0:
+            break
     if at < 0:
         at = len(text) - len(text.lstrip())
     return at + 1
@@ -184,7 +192,12 @@ def parse_template(
         current = parser.stream.current
         needle = "" if current.type == "eof" else str(current.value)
         line = exc.lineno or current.lineno
-        column = locate(source, line, needle)
+        # The lexer reports a stray character ("unexpected '}'") past the last token it gave.
+        stray = re.match(r"unexpected '(.)'", exc.message or "")
+        if stray is not None and current.lineno == line:
+            column = locate(source, line, stray.group(1), after=needle)
+        else:
+            column = locate(source, line, needle)
         raise TemplateError(
             f"template syntax error at line {line}, column {column}: {exc.message}", line=line, column=column
         ) from None
@@ -212,9 +225,9 @@ def parse_expression(env: LabelEnvironment, source: str) -> nodes.Expr:
     return expression
 
 
-def _fail(source: str, node: nodes.Node, message: str, needle: str = "") -> TemplateError:
+def _fail(source: str, node: nodes.Node, message: str, needle: str = "", nth: int = 1) -> TemplateError:
     line = node.lineno
-    column = locate(source, line, needle)
+    column = locate(source, line, needle, nth=nth)
     return TemplateError(
         f"line {line}, column {column}: {message}", code="template_unsafe", line=line, column=column
     )
@@ -223,6 +236,8 @@ def _fail(source: str, node: nodes.Node, message: str, needle: str = "") -> Temp
 def _check_nodes(
     tree: nodes.Template, source: str, filter_names: frozenset[str], max_loop_depth: int
 ) -> None:
+    loops_on_line: dict[int, int] = {}
+
     def visit(node: nodes.Node, loop_depth: int) -> None:
         kind = type(node).__name__
         if not isinstance(node, _ALLOWED_NODES):
@@ -265,11 +280,12 @@ def _check_nodes(
                 node.name,
             )
         if isinstance(node, nodes.For):
+            loops_on_line[node.lineno] = nth = loops_on_line.get(node.lineno, 0) + 1
             if node.recursive:
                 raise _fail(source, node, "recursive loops are not allowed in a label template", "recursive")
             if loop_depth >= max_loop_depth:
                 raise _fail(
-                    source, node, f"loops may nest at most {_MAX_LOOP_DEPTH} deep in a label template", "for"
+                    source, node, f"loops may nest at most {_MAX_LOOP_DEPTH} deep in a label template", "for", nth
                 )
             loop_depth += 1
         for child in node.iter_child_nodes():
@@ -287,31 +303,24 @@ def check_sample_paths(tree: nodes.Template, source: str, sample: Mapping[str, A
     A template may guard a value with `| default(...)` or `is defined`; such a value may be absent.
     """
 
-    def resolve(node: nodes.Node, scope: Mapping[str, Any]) -> Any:
-        path: list[str | int] = []
-        base = node
-        while isinstance(base, nodes.Getattr | nodes.Getitem):
-            if isinstance(base, nodes.Getattr):
-                path.append(base.attr)
-            elif isinstance(base.arg, nodes.Const) and isinstance(base.arg.value, str | int):
-                path.append(base.arg.value)
-            else:
-                return _UNKNOWN
-            base = base.node
-        if not isinstance(base, nodes.Name):
+    def resolve(node: nodes.Node, scope: Mapping[str, Any], guards: frozenset[str]) -> Any:
+        path = _path(node)
+        if path is None:
             return _UNKNOWN
-        path.reverse()
-        if base.name in scope:
-            value = scope[base.name]
-        elif base.name in sample:
-            value = sample[base.name]
+        name, keys = path
+        if name in guards:
+            return _UNKNOWN
+        if name in scope:
+            value = scope[name]
+        elif name in sample:
+            value = sample[name]
         else:
-            raise _missing(source, node, base.name, base.name)
-        walked = base.name
-        for key in path:
-            if value is _UNKNOWN:
-                return _UNKNOWN
+            raise _missing(source, node, name, name)
+        walked = name
+        for key in keys:
             shown = f"{walked}[{key}]" if isinstance(key, int) else f"{walked}.{key}"
+            if value is _UNKNOWN or shown in guards:
+                return _UNKNOWN
             if isinstance(value, Mapping):
                 if key not in value:
                     raise _missing(source, node, shown, str(key))
@@ -323,49 +332,85 @@ def check_sample_paths(tree: nodes.Template, source: str, sample: Mapping[str, A
             walked = shown
         return value
 
-    def visit(node: nodes.Node, scope: Mapping[str, Any]) -> None:
+    def visit(node: nodes.Node, scope: Mapping[str, Any], guards: frozenset[str]) -> None:
         if isinstance(node, nodes.Filter) and node.name in {"default", "d"}:
             for child in [*node.args, *node.kwargs]:
-                visit(child, scope)
+                visit(child, scope, guards)
             return
         if isinstance(node, nodes.Test) and node.name in {"defined", "undefined"}:
             return
         if isinstance(node, nodes.Name | nodes.Getattr | nodes.Getitem):
-            resolve(node, scope)
-            if isinstance(node, nodes.Getitem) and not isinstance(node.arg, nodes.Const):
-                visit(node.arg, scope)
-            if isinstance(node, nodes.Getattr | nodes.Getitem):
-                _visit_dynamic_bases(node, scope)
+            resolve(node, scope, guards)
+            base: nodes.Node = node
+            while isinstance(base, nodes.Getattr | nodes.Getitem):
+                if isinstance(base, nodes.Getitem) and not isinstance(base.arg, nodes.Const):
+                    visit(base.arg, scope, guards)
+                base = base.node
+            if not isinstance(base, nodes.Name):
+                visit(base, scope, guards)
+            return
+        if isinstance(node, nodes.If | nodes.CondExpr):
+            guarded = guards | _defined_in(node.test)
+            visit(node.test, scope, guards)
+            body = node.body if isinstance(node, nodes.If) else [node.expr1]
+            for child in body:
+                visit(child, scope, guarded)
+            rest = [*node.elif_, *node.else_] if isinstance(node, nodes.If) else [node.expr2]
+            for child in rest:
+                if child is not None:
+                    visit(child, scope, guards)
             return
         if isinstance(node, nodes.For):
-            visit(node.iter, scope)
-            items = (
-                resolve(node.iter, scope) if isinstance(node.iter, nodes.Name | nodes.Getattr) else _UNKNOWN
-            )
+            visit(node.iter, scope, guards)
+            iterable = node.iter
+            items = resolve(iterable, scope, guards) if isinstance(iterable, nodes.Name | nodes.Getattr) else _UNKNOWN
             inner = dict(scope, loop=_UNKNOWN)
             first = items[0] if isinstance(items, list) and items else _UNKNOWN
             for target in _target_names(node.target):
                 inner[target] = first if isinstance(node.target, nodes.Name) else _UNKNOWN
             if node.test is not None:
-                visit(node.test, inner)
+                visit(node.test, inner, guards)
             for child in node.body:
-                visit(child, inner)
+                visit(child, inner, guards)
             for child in node.else_:
-                visit(child, scope)
+                visit(child, scope, guards)
             return
         for child in node.iter_child_nodes():
-            visit(child, scope)
+            visit(child, scope, guards)
 
-    def _visit_dynamic_bases(node: nodes.Node, scope: Mapping[str, Any]) -> None:
-        base = node
-        while isinstance(base, nodes.Getattr | nodes.Getitem):
-            if isinstance(base, nodes.Getitem) and not isinstance(base.arg, nodes.Const):
-                visit(base.arg, scope)
-            base = base.node
-        if not isinstance(base, nodes.Name):
-            visit(base, scope)
+    visit(tree, {}, frozenset())
 
-    visit(tree, {})
+
+def _path(node: nodes.Node) -> tuple[str, list[str | int]] | None:
+    """`a.b[0]` as ("a", ["b", 0]); None when a step is computed."""
+    keys: list[str | int] = []
+    while isinstance(node, nodes.Getattr | nodes.Getitem):
+        if isinstance(node, nodes.Getattr):
+            keys.append(node.attr)
+        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str | int):
+            keys.append(node.arg.value)
+        else:
+            return None
+        node = node.node
+    if not isinstance(node, nodes.Name):
+        return None
+    keys.reverse()
+    return node.name, keys
+
+
+def _defined_in(test: nodes.Node) -> frozenset[str]:
+    """The paths an `if` test proves defined: `x.y is defined`, alone or joined with `and`."""
+    if isinstance(test, nodes.And):
+        return _defined_in(test.left) | _defined_in(test.right)
+    if not isinstance(test, nodes.Test) or test.name != "defined":
+        return frozenset()
+    path = _path(test.node)
+    if path is None:
+        return frozenset()
+    name, keys = path
+    for key in keys:
+        name = f"{name}[{key}]" if isinstance(key, int) else f"{name}.{key}"
+    return frozenset({name})
 
 
 def _target_names(target: nodes.Node) -> list[str]:

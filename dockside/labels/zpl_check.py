@@ -84,6 +84,11 @@ def mask_template_code(source: str) -> str:
     return "".join(out)
 
 
+def _static_params(command: ZplCommand) -> str:
+    """A command's parameters without template code that follows it (`{% ... %}`) and line breaks."""
+    return command.params.replace(CODE_MASK, "").strip("\r\n ")
+
+
 def _command_rule(command: ZplCommand, where: str) -> str | None:
     """Why a command may not appear in a label template at all, or None if it may."""
     shown = f"{command.prefix}{command.name}"
@@ -99,7 +104,7 @@ def _command_rule(command: ZplCommand, where: str) -> str | None:
         )
     if command.name not in FORMAT_COMMANDS:
         return f"{where}: unknown or unsupported ZPL command {shown}: use one of {_SUPPORTED}, or remove it"
-    if command.name == "FH" and command.params.strip("\r\n ") not in ("", "_"):
+    if command.name == "FH" and _static_params(command) not in ("", "_"):
         return (
             f"{where}: {command.text} changes the hex escape character; Dockside escapes values with '_': "
             f"write ^FH without a parameter"
@@ -126,7 +131,7 @@ def check_template_commands(source: str) -> None:
     for command in commands:
         where = f"line {command.line}, column {command.column}"
         problem = _command_rule(command, where)
-        if problem is None and command.name == "CI" and command.params.strip("\r\n ") != "28":
+        if problem is None and command.name == "CI" and _static_params(command) != "28":
             problem = f"{where}: {command.text} selects another encoding: write ^CI28 (UTF-8) instead"
         if problem is None and command.name in ("FO", "FT", "FS"):
             has_hex = False

@@ -1,0 +1,106 @@
+"""Compiled template render time, for each shipped template, with escaping on.
+
+Each template is compiled once (as the agent does when a version arrives) and rendered with its
+sample data many times; every render is timed on its own. The shipping label is also rendered with
+hostile data in every text field (so the escaping does real work), and the floor is an empty
+template in the same sandbox, measured interleaved so machine noise hits both alike. Prints one
+JSON object; the goal is p99 <= 200 us per template.
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import json
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from dockside.labels import compile_template, load_shipped_template, shipped_template_names
+from dockside.labels.zpl_template import compile_zpl
+
+RENDERS = 20_000
+WARMUP = 1_000
+GOAL_P99_US = 200.0
+HOSTILE = "^XZ^XA^FO0,0^FDPWNED^FS ~JR ~HS\n\t_ 🙂 李小龍 שלום \x00\x1b"
+
+
+def _percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _hostile(value: Any) -> Any:
+    """The sample with every string that is not a number replaced by hostile text."""
+    if isinstance(value, dict):
+        return {key: _hostile(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_hostile(item) for item in value]
+    if isinstance(value, str) and not value.replace(".", "").isdigit():
+        return HOSTILE
+    return value
+
+
+def _measure(render: Callable[[], bytes], floor: Callable[[], bytes]) -> dict[str, float]:
+    for _ in range(WARMUP):
+        render()
+        floor()
+    timings, floors = [], []
+    clock = time.perf_counter_ns
+    gc.disable()
+    try:
+        for _ in range(RENDERS):
+            start = clock()
+            render()
+            middle = clock()
+            floor()
+            end = clock()
+            timings.append((middle - start) / 1000)
+            floors.append((end - middle) / 1000)
+    finally:
+        gc.enable()
+    return {
+        "p50_us": round(_percentile(timings, 0.50), 1),
+        "p99_us": round(_percentile(timings, 0.99), 1),
+        "max_us": round(max(timings), 1),
+        "floor_p50_us": round(_percentile(floors, 0.50), 1),
+        "floor_p99_us": round(_percentile(floors, 0.99), 1),
+    }
+
+
+def main() -> int:
+    empty = compile_zpl("^XA{{ job_id }}^XZ")
+    results: dict[str, Any] = {}
+    for name in shipped_template_names():
+        shipped = load_shipped_template(name)
+        compiled = compile_template(shipped.language, shipped.source, width_dots=shipped.width_dots)
+        sample = copy.deepcopy(shipped.sample_data)
+        label = compiled.render(sample)
+        results[name] = {"language": shipped.language.value, "bytes": len(label)}
+        results[name].update(
+            _measure(lambda c=compiled, s=sample: c.render(s), lambda s=sample: empty.render(s))
+        )
+        if name == "shipping-4x6":
+            hostile = _hostile(sample)
+            results[f"{name} (hostile data)"] = {"language": "zpl", "bytes": len(compiled.render(hostile))}
+            results[f"{name} (hostile data)"].update(
+                _measure(lambda c=compiled, s=hostile: c.render(s), lambda s=sample: empty.render(s))
+            )
+    worst = max(result["p99_us"] for result in results.values())
+    report = {
+        "benchmark": "render",
+        "renders_per_template": RENDERS,
+        "escaping": True,
+        "floor": "an empty ZPL template (one escaped value) rendered in the same sandbox, interleaved",
+        "goal_p99_us": GOAL_P99_US,
+        "templates": results,
+        "worst_p99_us": worst,
+        "ok": worst <= GOAL_P99_US,
+    }
+    print(json.dumps(report, indent=2, ensure_ascii=False))
+    return 0 if report["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
