@@ -179,9 +179,8 @@ class ColumnsOp(TextOp):
         TextOp.__post_init__(self)
         # One format call pads, cuts and aligns every cell: "{:<14.14}{:>8.8}".
         marks = {"left": "<", "center": "^", "right": ">"}
-        self.layout = "".join(
-            f"{{:{marks[align]}{width}.{width}}}" for width, align in zip(self.widths, self.aligns, strict=True)
-        )
+        cells = zip(self.widths, self.aligns, strict=True)
+        self.layout = "".join(f"{{:{marks[align]}{width}.{width}}}" for width, align in cells)
 
     def line(self, values: list[str], setup: PrinterSetup) -> str:
         return self.layout.format(*values).rstrip()

@@ -133,7 +133,7 @@ class _Positions:
 
 
 def _unlocated(message: str) -> str:
-    """A message without the field-relative "line 1, column 5: " it starts with (syntax errors keep saying so)."""
+    """`message` without its field-relative "line 1, column 5: " (a syntax error still says so)."""
     return _LOCATION.sub(lambda found: f"{found.group(1)}: " if found.group(1) else "", message)
 
 

@@ -284,9 +284,8 @@ def _check_nodes(
             if node.recursive:
                 raise _fail(source, node, "recursive loops are not allowed in a label template", "recursive")
             if loop_depth >= max_loop_depth:
-                raise _fail(
-                    source, node, f"loops may nest at most {_MAX_LOOP_DEPTH} deep in a label template", "for", nth
-                )
+                message = f"loops may nest at most {_MAX_LOOP_DEPTH} deep in a label template"
+                raise _fail(source, node, message, "for", nth)
             loop_depth += 1
         for child in node.iter_child_nodes():
             visit(child, loop_depth)
@@ -355,15 +354,18 @@ def check_sample_paths(tree: nodes.Template, source: str, sample: Mapping[str, A
             body = node.body if isinstance(node, nodes.If) else [node.expr1]
             for child in body:
                 visit(child, scope, guarded)
-            rest = [*node.elif_, *node.else_] if isinstance(node, nodes.If) else [node.expr2]
-            for child in rest:
-                if child is not None:
-                    visit(child, scope, guards)
+            rest: list[nodes.Node | None] = (
+                [*node.elif_, *node.else_] if isinstance(node, nodes.If) else [node.expr2]
+            )
+            for other in rest:
+                if other is not None:
+                    visit(other, scope, guards)
             return
         if isinstance(node, nodes.For):
             visit(node.iter, scope, guards)
             iterable = node.iter
-            items = resolve(iterable, scope, guards) if isinstance(iterable, nodes.Name | nodes.Getattr) else _UNKNOWN
+            simple = isinstance(iterable, nodes.Name | nodes.Getattr)
+            items = resolve(iterable, scope, guards) if simple else _UNKNOWN
             inner = dict(scope, loop=_UNKNOWN)
             first = items[0] if isinstance(items, list) and items else _UNKNOWN
             for target in _target_names(node.target):
