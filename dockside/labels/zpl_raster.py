@@ -27,6 +27,7 @@ _ROTATION = {"N": 0, "R": 270, "I": 180, "B": 90}
 # Zebra's font 0 is a condensed face; a regular condensed bold at the same height runs wider.
 _WIDTH_FACTOR = 0.78
 _QR_TOP_OFFSET = 10
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _QR_LEVELS = {
     "L": qrcode.constants.ERROR_CORRECT_L,
     "M": qrcode.constants.ERROR_CORRECT_M,
@@ -88,6 +89,10 @@ def _text_image(text: str, font: Font, notes: _Notes) -> Image.Image:
     """One line of text as a mask (255 = ink), scaled to the font's height and width."""
     height = max(font.height, 4)
     face = _face(height)
+    if _CONTROL.search(text):
+        # Text layout engines refuse control characters; a printer prints nothing for them.
+        text = _CONTROL.sub(" ", text)
+        notes.approximate["control characters in field data are shown as spaces"] = None
     notes.text(text)
     left, _, right, _ = face.getbbox(text or " ", anchor="ls")
     ascent = round(height * 0.8)
