@@ -35,10 +35,21 @@ Change = tuple[str, str, str]  # kind, key, body
 class ChangeFeed:
     """Builds each agent's Watch stream from the change log and the notifier."""
 
-    def __init__(self, store: CloudStore, *, page_size: int = 500, heartbeat_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        store: CloudStore,
+        *,
+        page_size: int = 500,
+        heartbeat_s: float = 10.0,
+        concurrent_snapshots: int = 8,
+    ) -> None:
         self.store = store
         self.page_size = page_size
         self.heartbeat_s = heartbeat_s
+        # A snapshot holds a database connection while it streams. Many agents asking at once
+        # (a fleet restart) queue here, on the loop, instead of draining the connection pool
+        # and then blocking the worker threads every other call needs.
+        self._snapshots = asyncio.Semaphore(concurrent_snapshots)
 
     async def stream(
         self, agent: AgentIdentity, after_revision: int
@@ -47,14 +58,15 @@ class ChangeFeed:
         revision, horizon = await asyncio.to_thread(self.store.clock)
         # A revision ahead of ours comes from another database: the agent's cache is not ours.
         if after_revision <= 0 or after_revision < horizon or after_revision > revision:
-            snapshot = _Snapshot(self.store, agent, self.page_size)
-            try:
-                while (page := await asyncio.to_thread(snapshot.next_page)) is not None:
-                    for item in page:
-                        yield item
-                after_revision = snapshot.revision
-            finally:
-                snapshot.close()
+            async with self._snapshots:
+                snapshot = _Snapshot(self.store, agent, self.page_size)
+                try:
+                    while (page := await asyncio.to_thread(snapshot.next_page)) is not None:
+                        for item in page:
+                            yield item
+                    after_revision = snapshot.revision
+                finally:
+                    snapshot.close()
         notifier = self.store.notifier
         idle = False
         while True:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from datetime import timedelta
@@ -224,6 +225,32 @@ def test_a_large_snapshot_comes_in_pages_and_in_order(cloud: RunningCloud) -> No
     items = _until_snapshot_end(agent.watch(0))
     keys = [item.change.key for item in items[1:-1] if item.change.kind == "order"]
     assert keys == [f"MANY-{i:04d}" for i in range(1_200)]
+
+
+def test_many_snapshots_at_once_all_complete(cloud: RunningCloud) -> None:
+    """More concurrent snapshots than the feed lets hold a connection: the rest queue, none fail."""
+    cloud.put_warehouse("WH1")
+    cloud.ingest(*(order(f"FLEET-{i:04d}") for i in range(1_100)))
+    agent = cloud.enroll("WH1")
+    streams = [agent.watch(0) for _ in range(20)]
+    results: list[int] = []
+    errors: list[BaseException] = []
+
+    def read(stream: Any) -> None:
+        try:
+            results.append(len(_until_snapshot_end(stream)))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=read, args=(stream,)) for stream in streams]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    for stream in streams:
+        stream.cancel()
+    assert errors == []
+    assert results == [1_103] * 20  # begin, the warehouse, 1,100 orders, end
 
 
 # -- PushEvents -------------------------------------------------------------------------------
