@@ -1,8 +1,9 @@
-"""Template previews: real PNGs of every shipped template, clear notes, graceful fallback, a per-version cache."""
+"""Template previews: real PNGs of the shipped templates, clear notes, a graceful fallback, a cache."""
 
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import threading
 import time
@@ -50,7 +51,7 @@ def _dark(image: Image.Image, box: tuple[int, int, int, int] | None = None) -> f
 def _bars(image: Image.Image, y: int, x0: int, x1: int) -> int:
     """How many dark bars a horizontal scan line crosses."""
     row = [image.getpixel((x, y)) < 128 for x in range(x0, x1)]
-    return sum(1 for before, now in zip(row, row[1:], strict=False) if now and not before)
+    return sum(1 for before, now in itertools.pairwise(row) if now and not before)
 
 
 def test_the_shipping_label_preview_looks_like_the_label() -> None:
