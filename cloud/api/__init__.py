@@ -17,6 +17,7 @@ from cloud.api.errors import (
     install_error_handlers,
 )
 from cloud.api.routes import INGEST_MAX_BODY_BYTES, OrderBatch, router
+from cloud.preview import PreviewCache
 from cloud.store import CloudStore
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app"]
@@ -32,6 +33,7 @@ def create_app(store: CloudStore) -> FastAPI:
         summary="Warehouses, stations, label templates, orders and the agent fleet.",
     )
     app.state.store = store
+    app.state.previews = PreviewCache()
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(

@@ -19,6 +19,7 @@ from cloud import agents, metrics, orders, templates, warehouses
 from cloud.access import Principal, authenticate_api_token
 from cloud.field_errors import describe_field_errors
 from cloud.gc_pause import paused_gc
+from cloud.preview import PreviewCache
 from cloud.store import CloudStore
 from dockside.errors import InputError
 from dockside.orders import Order
@@ -145,6 +146,23 @@ def get_template_version(name: TemplateName, n: VersionNumber, caller: Caller, s
 def publish_template_version(name: TemplateName, n: VersionNumber, caller: Caller, store: Store) -> Any:
     """Make version n the active one of its name and sync it to every agent of the tenant."""
     return templates.publish_template_version(store, caller.tenant_id, name, n)
+
+
+@router.get(
+    "/templates/{name}/versions/{n}/preview.png",
+    summary="A template version drawn with its sample data",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}},
+)
+def template_preview(
+    name: TemplateName, n: VersionNumber, caller: Caller, store: Store, request: Request
+) -> Response:
+    """A PNG of the version rendered with its sample data; X-Preview-Note says what it could not show."""
+    version = templates.get_template_version(store, caller.tenant_id, name, n)
+    previews: PreviewCache = request.app.state.previews
+    # Versions are immutable, so (tenant, name, number) names one preview forever.
+    result = previews.preview_version((caller.tenant_id, name, n), version)
+    return Response(result.png, media_type="image/png", headers=result.headers())
 
 
 _BATCH_DOC = {

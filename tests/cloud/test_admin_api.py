@@ -242,6 +242,18 @@ def test_a_template_that_does_not_render_is_refused_with_its_line(cloud: Running
     assert cloud.api.get("/api/v1/templates/broken/versions").status_code == 404
 
 
+def test_a_version_preview_is_a_png(cloud: RunningCloud) -> None:
+    cloud.api.post("/api/v1/templates/shipping-4x6/versions", json=TEMPLATE)
+    response = cloud.api.get("/api/v1/templates/shipping-4x6/versions/1/preview.png")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/png"
+    assert response.content.startswith(b"\x89PNG\r\n\x1a\n")
+    assert cloud.api.get("/api/v1/templates/shipping-4x6/versions/1/preview.png").content == response.content
+    missing = cloud.api.get("/api/v1/templates/shipping-4x6/versions/2/preview.png")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "not_found"
+
+
 def test_publish_activates_one_version_and_logs_both_changes(cloud: RunningCloud) -> None:
     for _ in range(2):
         cloud.api.post("/api/v1/templates/shipping-4x6/versions", json=TEMPLATE)
