@@ -2,7 +2,8 @@
 
 Delivery is at-least-once, so the same event may arrive any number of times; the unique event id
 makes the second arrival an acknowledgement without a second effect. Each batch is one
-transaction: the events and the order states they move commit together or not at all.
+transaction: the events, the order states they move and the order changes that tell the
+warehouse's agents about those states commit together or not at all.
 """
 
 from __future__ import annotations

@@ -46,6 +46,8 @@ GRPC_SERVER_OPTIONS: list[tuple[str, int]] = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_recv_ping_interval_without_data_ms", 30_000),
     ("grpc.http2.max_ping_strikes", 0),
+    # Two clouds must never share a port by accident (gRPC turns SO_REUSEPORT on by default).
+    ("grpc.so_reuseport", 0),
 ]
 
 
@@ -204,7 +206,10 @@ def build_grpc_server(
     """A grpc.aio server with the Sync service bound to `address`; returns it and the bound port."""
     server = aio.server(options=GRPC_SERVER_OPTIONS)
     sync_pb2_grpc.add_SyncServicer_to_server(SyncService(store, feed), server)
-    port = server.add_insecure_port(address)
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError as exc:  # how grpcio reports a failed bind
+        raise OSError(f"cannot listen for gRPC on {address} (is the port taken?): pick another port") from exc
     if port == 0:
-        raise OSError(f"cannot listen for gRPC on {address}: is the port taken?")
+        raise OSError(f"cannot listen for gRPC on {address} (is the port taken?): pick another port")
     return server, port

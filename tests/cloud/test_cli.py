@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -166,3 +167,28 @@ def test_serve_listens_on_free_ports_and_stops_on_a_signal(
         stream.cancel()
     assert not ready_file.exists()
     assert b"Traceback" not in process.stderr.read()  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("which", ["--http", "--grpc"])
+def test_serve_on_a_taken_port_fails_clearly(tmp_path: Path, which: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = f"127.0.0.1:{taken.getsockname()[1]}"
+        addresses = {"--http": "127.0.0.1:0", "--grpc": "127.0.0.1:0", which: busy}
+        result = subprocess.run(
+            [
+                CLI,
+                "serve",
+                *(part for pair in addresses.items() for part in pair),
+                "--database-url",
+                f"sqlite:///{tmp_path / 'cloud.db'}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1, result.stderr
+    assert f"{busy}" in result.stderr
+    assert "pick another port" in result.stderr
+    assert "Traceback" not in result.stderr
