@@ -155,16 +155,21 @@ class TextOp(EscposOp):
     underline: bool = False
     width: int = 1
     height: int = 1
-    prefix: bytes = b""
+    prefix: str = ""
 
     def __post_init__(self) -> None:
-        self.prefix = _style(self.align, self.bold, self.width, self.height, self.underline)
+        # The style commands are ASCII, so a whole run of text lines can be encoded in one call.
+        self.prefix = _style(self.align, self.bold, self.width, self.height, self.underline).decode("ascii")
 
     def line(self, values: list[str], setup: PrinterSetup) -> str:
         return values[0] if values else ""
 
+    def text(self, values: list[str], setup: PrinterSetup) -> str:
+        """The style commands, the printable line and its line feed, still to be encoded."""
+        return self.prefix + printable_text(self.line(values, setup)) + "\n"
+
     def emit(self, values: list[str], setup: PrinterSetup) -> bytes:
-        return self.prefix + setup.encode(self.line(values, setup)) + b"\n"
+        return self.text(values, setup).encode(setup.codec, "replace")
 
 
 @dataclass(slots=True)
@@ -191,16 +196,16 @@ class RuleOp(TextOp):
     """A line of one character across the paper."""
 
     char: str = "-"
-    command: bytes = b""
+    printed: str = ""
 
     def line(self, values: list[str], setup: PrinterSetup) -> str:
         return self.char * (setup.columns // self.width)
 
     def prepare(self, setup: PrinterSetup) -> None:
-        self.command = TextOp.emit(self, [], setup)
+        self.printed = TextOp.text(self, [], setup)
 
-    def emit(self, values: list[str], setup: PrinterSetup) -> bytes:
-        return self.command
+    def text(self, values: list[str], setup: PrinterSetup) -> str:
+        return self.printed
 
 
 @dataclass(slots=True)

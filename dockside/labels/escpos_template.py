@@ -436,7 +436,17 @@ class EscposTemplate(CompiledTemplate):
         """The slip's ESC/POS bytes for this context."""
         setup = self.setup
         parts = [setup.init]
-        parts.extend(op.emit(values, setup) for op, values in self.resolve(context))
+        lines: list[str] = []
+        for op, values in self.resolve(context):
+            if isinstance(op, TextOp):
+                lines.append(op.text(values, setup))
+                continue
+            if lines:
+                parts.append("".join(lines).encode(setup.codec, "replace"))
+                lines.clear()
+            parts.append(op.emit(values, setup))
+        if lines:
+            parts.append("".join(lines).encode(setup.codec, "replace"))
         return b"".join(parts)
 
 
