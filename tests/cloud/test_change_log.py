@@ -11,8 +11,13 @@ import pytest
 from sqlalchemy import func, select
 
 from cloud import schema
+from cloud.agents import enroll_agent
 from cloud.notifier import LocalRevisionNotifier
+from cloud.orders import ingest_orders
 from cloud.store import ChangeRecord, CloudStore
+from cloud.warehouses import WarehouseIn, create_enrollment_token, put_warehouse
+from dockside.errors import AuthError
+from tests.cloud.conftest import order
 
 
 def _record(store: CloudStore, key: str) -> ChangeRecord:
@@ -136,3 +141,56 @@ def test_create_schema_is_safe_to_run_again(database_url: str) -> None:
             assert conn.execute(select(func.count()).select_from(schema.tenants)).scalar_one() == 1
     finally:
         second.close()
+
+
+def test_concurrent_ingests_of_the_same_orders_store_each_once(store: CloudStore) -> None:
+    tenant = store.tenant_id()
+    put_warehouse(store, tenant, WarehouseIn(code="WH1"))
+    batch = [order(f"RACE-{i:03d}") for i in range(200)]
+    results: list[int] = []
+    errors: list[BaseException] = []
+
+    def ingest() -> None:
+        try:
+            results.append(len(ingest_orders(store, tenant, batch).accepted))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ingest) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert results == [200] * 4
+    with store.read() as conn:
+        assert conn.execute(select(func.count()).select_from(schema.orders)).scalar_one() == 200
+        order_changes = (
+            select(func.count()).select_from(schema.changes).where(schema.changes.c.kind == "order")
+        )
+        assert conn.execute(order_changes).scalar_one() == 200
+
+
+def test_two_agents_racing_with_one_enrollment_token_end_with_one_winner(store: CloudStore) -> None:
+    tenant = store.tenant_id()
+    put_warehouse(store, tenant, WarehouseIn(code="WH1"))
+    token = create_enrollment_token(store, tenant, "WH1", 600)["token"]
+    winners: list[str] = []
+    refusals: list[str] = []
+    start = threading.Barrier(6)
+
+    def enroll() -> None:
+        start.wait(timeout=30)
+        try:
+            winners.append(enroll_agent(store, token, hostname="pc", agent_version="1").agent_id)
+        except AuthError as exc:
+            refusals.append(exc.message)
+
+    threads = [threading.Thread(target=enroll) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(winners) == 1
+    assert len(refusals) == 5
+    assert all("already used" in message for message in refusals)
