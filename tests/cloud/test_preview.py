@@ -50,7 +50,7 @@ def _dark(image: Image.Image, box: tuple[int, int, int, int] | None = None) -> f
 
 def _bars(image: Image.Image, y: int, x0: int, x1: int) -> int:
     """How many dark bars a horizontal scan line crosses."""
-    row = [image.getpixel((x, y)) < 128 for x in range(x0, x1)]
+    row = [image.getpixel((x, y)) < 128 for x in range(x0, x1)]  # type: ignore[operator]
     return sum(1 for before, now in itertools.pairwise(row) if now and not before)
 
 
@@ -217,7 +217,7 @@ class _WatchedRendering(dict[Any, threading.Lock]):
         self.arrivals = 0
         self.guard = threading.Lock()
 
-    def setdefault(self, key: Any, default: threading.Lock) -> threading.Lock:  # type: ignore[override]
+    def setdefault(self, key: Any, default: threading.Lock) -> threading.Lock:
         with self.guard:
             self.arrivals += 1
         return super().setdefault(key, default)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from dockside.errors import TemplateError
@@ -11,7 +13,9 @@ SAMPLE = {"name": "Ann", "lines": [{"sku": "A-1", "qty": 2}], "long": "x" * 20_0
 GOOD = "^XA\n^CI28\n^FO10,10^A0N,30,30^FH^FD{{ name }}^FS\n^XZ\n"
 
 
-def refuse(source: str, sample: dict | None = None, width: int = 812, height: int = 1218) -> TemplateError:
+def refuse(
+    source: str, sample: dict[str, Any] | None = None, width: int = 812, height: int = 1218
+) -> TemplateError:
     with pytest.raises(TemplateError) as caught:
         validate_template(
             "zpl", source, SAMPLE if sample is None else sample, width_dots=width, height_dots=height
@@ -97,7 +101,9 @@ def test_a_guarded_value_may_be_missing() -> None:
         ("^XA^PQ0^XZ", "quantity must be 1 to 99,999", (1, 4)),
     ],
 )
-def test_malformed_labels_are_refused_with_what_to_fix(source: str, fragment: str, where: tuple) -> None:
+def test_malformed_labels_are_refused_with_what_to_fix(
+    source: str, fragment: str, where: tuple[int | None, int | None]
+) -> None:
     error = refuse(source)
     assert error.code == "invalid_zpl"
     assert fragment in error.message
@@ -138,7 +144,7 @@ def test_a_position_computed_from_data_is_checked_after_rendering() -> None:
     ],
 )
 def test_forbidden_commands_are_refused_where_the_admin_wrote_them(
-    source: str, fragment: str, where: tuple
+    source: str, fragment: str, where: tuple[int, int]
 ) -> None:
     error = refuse(source)
     assert fragment in error.message
