@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 from dockside.labels.barcode_modules import code39_modules, code128_b_modules
 from dockside.labels.zpl_fields import Font, ZplField, ZplLabel
 
-__all__ = ["draw_label"]
+__all__ = ["draw_label", "preview_font_has"]
 
 _ROTATION = {"N": 0, "R": 270, "I": 180, "B": 90}
 # Zebra's font 0 is a condensed face; a regular condensed bold at the same height runs wider.
@@ -55,7 +55,8 @@ def _notdef() -> bytes:
 
 
 @functools.lru_cache(maxsize=4096)
-def _has_glyph(char: str) -> bool:
+def preview_font_has(char: str) -> bool:
+    """Whether the preview font draws `char` (else it shows as a box and the preview says so)."""
     if char.isascii() or char.isspace():
         return True
     mask = _face(40).getmask(char)
@@ -69,7 +70,7 @@ class _Notes:
 
     def text(self, text: str) -> None:
         for char in text:
-            if not _has_glyph(char):
+            if not preview_font_has(char):
                 self.missing[char] = None
 
     def lines(self) -> list[str]:
