@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import statistics
 import time
 
 import pytest
@@ -137,16 +136,13 @@ def test_labels_arrive_in_order_on_one_connection(printer: ZplPrinter, zebra: Ze
     assert zebra.connections == 1
 
 
-def test_send_is_fast_on_a_warm_connection(printer: ZplPrinter, zebra: ZebraPeer) -> None:
+def test_a_warm_connection_is_reused_for_every_label(printer: ZplPrinter, zebra: ZebraPeer) -> None:
+    # Speed lives in bench/pack_latency.py; here we check the behaviour that makes it fast:
+    # one connection for many labels, no reconnect and no status round trip per send.
     label = LABEL * 20  # about a real 4x6 label's size
-    printer.send(label)
-    times = []
     for _ in range(300):
-        started = time.perf_counter()
         printer.send(label)
-        times.append(time.perf_counter() - started)
-    wait_for(lambda: len(zebra.labels()) == 301 * len(label), what="all labels at the printer")
-    assert statistics.median(times) < 100e-6, f"median send {statistics.median(times) * 1e6:.1f} us"
+    wait_for(lambda: len(zebra.labels()) == 300 * len(label), what="all labels at the printer")
     assert zebra.connections == 1
 
 
