@@ -39,6 +39,7 @@ class AgentSettings:
     report_interval_s: float = 30.0
     printer_check_interval_s: float = 15.0
     outbox_batch_size: int = 500
+    outbox_linger_s: float = 0.01  # after a pack, how long the sender waits for more events
     reconnect_base_s: float = 0.5
     reconnect_cap_s: float = 30.0
 
@@ -95,6 +96,7 @@ class Agent:
             self.link,
             self.metrics,
             batch_size=s.outbox_batch_size,
+            linger_s=s.outbox_linger_s,
             backoff=Backoff(base_s=s.reconnect_base_s, cap_s=s.reconnect_cap_s),
         )
         self.reporter = StatusReporter(
@@ -122,6 +124,9 @@ class Agent:
         self._spawn(self.sender.run(), "outbox sender")
         self._spawn(self.reporter.run(), "status reporter")
         self._spawn(self._check_printers(), "printer checks")
+        checkpointer = self.store.checkpoint_off_the_loop()
+        if checkpointer is not None:
+            self._spawn(checkpointer.run(), "WAL checkpoints")
         self.sender.wake()  # events left from a previous run
         self.started = True
 

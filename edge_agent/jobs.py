@@ -95,6 +95,9 @@ class Jobs:
 
     def __init__(self, store: Store) -> None:
         self._store = store
+        # Counts inserts, so the pack path can tell cheaply whether any job appeared while it
+        # was waiting (for a scale or a printer lane) and only then check again.
+        self.written = 0
 
     def get(self, job_id: str) -> Job | None:
         row = self._store.conn.execute(f"SELECT {_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)).fetchone()  # noqa: S608
@@ -123,6 +126,7 @@ class Jobs:
         return [_job(row) for row in rows]
 
     def insert(self, job: Job) -> None:
+        self.written += 1
         self._store.conn.execute(
             f"INSERT INTO jobs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
             (

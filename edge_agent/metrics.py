@@ -26,6 +26,12 @@ class AgentMetrics:
             buckets=_PACK_BUCKETS,
             registry=r,
         )
+        self.printer_send_seconds = Histogram(
+            "dockside_printer_send_seconds",
+            "Time for a printer lane to take a label's bytes (thread hop included)",
+            buckets=_PACK_BUCKETS,
+            registry=r,
+        )
         self.print_failures = Counter(
             "dockside_print_failures", "Labels that did not print, by error code", ["reason"], registry=r
         )

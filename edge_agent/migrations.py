@@ -119,8 +119,9 @@ def m0001_foundation(db: Any) -> None:
             reprint_of TEXT REFERENCES jobs (job_id),
             reason TEXT NOT NULL DEFAULT ''
         )""",
+        # No index on status: only startup looks jobs up by it, and every index is a page
+        # written by each commit of the pack path.
         "CREATE INDEX jobs_by_order ON jobs (order_ref, created_at_ms)",
-        "CREATE INDEX jobs_by_status ON jobs (status)",
         # Facts for the cloud, written in the same transaction as their local effect.
         """CREATE TABLE outbox (
             seq INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -78,6 +78,20 @@ class Outbox:
         )
         return event_id
 
+    def record_many(
+        self, kinds: Sequence[EventKind], body: Mapping[str, Any], *, order_ref: str = "", station: str = ""
+    ) -> list[str]:
+        """Queue one event of each kind with the same body (one statement); returns their ids."""
+        text = json.dumps(body, separators=(",", ":"))
+        at = now_ms()
+        rows = [(str(uuid.uuid4()), kind.value, order_ref, station, at, text) for kind in kinds]
+        self._store.conn.executemany(
+            "INSERT INTO outbox (event_id, kind, order_ref, station, occurred_at_ms, body) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        return [row[0] for row in rows]
+
     def notify(self) -> None:
         """Tell the listeners that new events are committed (call after the transaction)."""
         for listener in self._listeners:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,6 +47,7 @@ NOTHING_SENT_CODES = frozenset(
     }
 )
 MAX_REASON_CHARS = 500
+_PACKED_EVENTS = (EventKind.WEIGHT_CAPTURED, EventKind.ORDER_PACKED, EventKind.LABEL_PRINTED)
 
 
 class Packer:
@@ -75,6 +77,7 @@ class Packer:
 
     async def pack(self, order_ref: str, station_code: str, request_id: str) -> dict[str, Any]:
         """Print the order's label at the station; the answer of `POST /api/v1/pack`."""
+        jobs_written = self.jobs.written
         repeated = self._repeat_of(order_ref, request_id)
         if repeated is not None:
             return repeated
@@ -146,17 +149,18 @@ class Packer:
         )
 
         async with lane.lock:
-            # Waiting for the scale or the lane let other packs run: ask again before recording.
-            repeated = self._repeat_of(order_ref, request_id) or self._already_packed(order_ref)
-            if repeated is not None:
-                return repeated
+            if self.jobs.written != jobs_written:
+                # Waiting for the scale or the lane let other packs record jobs: ask again.
+                repeated = self._repeat_of(order_ref, request_id) or self._already_packed(order_ref)
+                if repeated is not None:
+                    return repeated
             self.jobs.insert(job)  # one statement: committed before any byte goes out
             await self._send(lane, job)
             with self._store.atomic():
                 self.jobs.set_status(job_id, JobStatus.PRINTED)
-                body = _event_body(job)
-                for kind in (EventKind.WEIGHT_CAPTURED, EventKind.ORDER_PACKED, EventKind.LABEL_PRINTED):
-                    self._outbox.record(kind, body, order_ref=order_ref, station=station_code)
+                self._outbox.record_many(
+                    _PACKED_EVENTS, _event_body(job), order_ref=order_ref, station=station_code
+                )
         self._outbox.notify()
         self._metrics.labels_printed.labels(kind="pack").inc()
         return job.answer(JobStatus.PRINTED)
@@ -248,8 +252,10 @@ class Packer:
 
     async def _send(self, lane: PrinterLane, job: Job) -> None:
         """Send the job's label; on PrinterError record what happened, then re-raise."""
+        started = time.perf_counter()
         try:
             await lane.send(job.label)
+            self._metrics.printer_send_seconds.observe(time.perf_counter() - started)
         except PrinterError as exc:
             self._metrics.print_failures.labels(reason=exc.code).inc()
             body = {**_event_body(job), "code": exc.code, "message": exc.message}

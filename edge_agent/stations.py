@@ -2,8 +2,17 @@
 
 Every printer gets a lane: one persistent driver object and one worker thread, so the pack path
 hands it bytes without opening a connection and labels leave in the order their jobs were
-recorded. The event loop never blocks on a printer or a serial line: sends and status queries
-run in the lane's thread, and a scale's reader thread keeps the latest stable weight in memory.
+recorded. Connecting, identifying, status queries and any send to a printer whose connection is
+not known to be good run in the lane's thread, so a dead printer never blocks the event loop; a
+scale's reader thread keeps the latest stable weight in memory.
+
+The one exception is deliberate: a label for a printer whose connection just worked, with
+nothing else in its lane, is written on the loop itself. That write is a `sendall` of a couple
+of kilobytes into an open socket (microseconds), while the hop to a thread and back costs a
+quarter of a millisecond on a busy two-core PC, half the pack path's budget. The price is
+bounded by the driver's timeouts: a printer that vanished between two labels can hold the loop
+once for its connect or write timeout, after which its lane is no longer "good" and every
+send goes through the thread until one succeeds there.
 
 The floor is rebuilt from the synced station entities whenever they change; a printer or scale
 whose configuration did not change keeps its connection.
@@ -16,7 +25,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +44,9 @@ __all__ = ["PrinterLane", "Station", "StationFloor"]
 log = logging.getLogger(__name__)
 
 PrinterFactory = Callable[[PrinterConfig], Printer]
+# How long after a successful send a connection still counts as good for an inline write:
+# printers drop idle connections, and reconnecting belongs in the lane thread.
+INLINE_WINDOW_S = 20.0
 ScaleFactory = Callable[[ScaleConfig], ScaleReader]
 
 
@@ -53,13 +65,31 @@ class PrinterLane:
         self.lock = asyncio.Lock()
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"printer-{config.id}")
         self._closed = False
+        self._in_flight: set[Future[Any]] = set()  # lane-thread work not finished yet
+        self._last_good_send: float | None = None  # time.monotonic() of the last send that worked
+        self.inline_sends = 0
+
+    def _submit(self, call: Callable[[], Any]) -> Future[Any]:
+        future = self._thread.submit(call)
+        self._in_flight.add(future)
+        future.add_done_callback(self._in_flight.discard)
+        return future
 
     async def _in_lane(self, call: Callable[[], Any]) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._thread, call)
+        return await asyncio.wrap_future(self._submit(call))
 
     def connect_in_background(self) -> None:
         """Open the connection and learn the hardware id ahead of the first label."""
-        self._thread.submit(self._connect)
+        self._submit(self._connect)
+
+    def _connection_is_good(self) -> bool:
+        last = self._last_good_send
+        return (
+            not self._in_flight
+            and self.state == "ready"
+            and last is not None
+            and time.monotonic() - last < INLINE_WINDOW_S
+        )
 
     def _connect(self) -> None:
         try:
@@ -75,10 +105,16 @@ class PrinterLane:
     async def send(self, data: bytes) -> None:
         """Hand the label to the printer; PrinterError if it could not take every byte."""
         try:
-            await self._in_lane(lambda: self.printer.send(data))
+            if self._connection_is_good():
+                self.inline_sends += 1
+                self.printer.send(data)  # on the loop: see the module docstring
+            else:
+                await self._in_lane(lambda: self.printer.send(data))
         except PrinterError as exc:
+            self._last_good_send = None
             self._mark("offline" if exc.code == "printer_unreachable" else "fault", exc.message)
             raise
+        self._last_good_send = time.monotonic()
         if self.state != "ready":
             self._mark("ready", f"printer {self.config.id} took the last label")
 

@@ -11,6 +11,8 @@ so transactions of the pack path, the watch loop and the outbox sender never int
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import sqlite3
 import time
@@ -24,7 +26,9 @@ import sqlite_utils
 from dockside.errors import DocksideError
 from edge_agent.migrations import MIGRATIONS, MigrationRegistry
 
-__all__ = ["DB_FILENAME", "Store", "StoreError", "now_ms"]
+__all__ = ["DB_FILENAME", "Checkpointer", "Store", "StoreError", "now_ms"]
+
+log = logging.getLogger(__name__)
 
 DB_FILENAME = "agent.db"
 
@@ -88,6 +92,8 @@ class Store:
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.execute("PRAGMA foreign_keys=ON")
             self.conn.execute("PRAGMA busy_timeout=10000")
+            # A WAL reset larger than this is truncated back, so a burst does not keep its disk.
+            self.conn.execute("PRAGMA journal_size_limit=67108864")
         except sqlite3.DatabaseError as exc:
             raise StoreError(
                 f"{self.path} is not a usable agent database ({exc}): move it away and enroll again"
@@ -104,6 +110,17 @@ class Store:
         """
         with self.db.atomic():
             yield self
+
+    def checkpoint_off_the_loop(self) -> Checkpointer | None:
+        """Hand WAL checkpoints to a `Checkpointer` (None for an in-memory store).
+
+        SQLite normally checkpoints inside whichever commit crosses 1000 WAL pages, and that
+        commit then pays milliseconds of copying and fsync: too much for the pack path.
+        """
+        if self.path is None:
+            return None
+        self.conn.execute("PRAGMA wal_autocheckpoint=0")
+        return Checkpointer(self.path)
 
     # -- schema ------------------------------------------------------------------------------
 
@@ -158,3 +175,37 @@ class Store:
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         """Rows as dicts, for the slow paths (status, tests, the CLI)."""
         return list(self.db.query(sql, params))
+
+
+class Checkpointer:
+    """Copies the WAL into the database file from a worker thread on its own connection.
+
+    PASSIVE checkpoints never block the writer; they run every `every_s` seconds while the
+    agent runs, so the WAL stays small without any commit of the pack path paying for it.
+    """
+
+    def __init__(self, path: Path, *, every_s: float = 2.0) -> None:
+        self.path = path
+        self.every_s = every_s
+        self.checkpoints = 0
+
+    def checkpoint(self, conn: sqlite3.Connection) -> tuple[int, int, int]:
+        """One PASSIVE checkpoint: (busy, WAL frames, frames checkpointed), as SQLite reports."""
+        busy, frames, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        self.checkpoints += 1
+        return int(busy), int(frames), int(done)
+
+    async def run(self) -> None:
+        """Checkpoint periodically until cancelled."""
+        conn = await asyncio.to_thread(
+            sqlite3.connect, str(self.path), isolation_level=None, check_same_thread=False, timeout=10.0
+        )
+        try:
+            while True:
+                await asyncio.sleep(self.every_s)
+                try:
+                    await asyncio.to_thread(self.checkpoint, conn)
+                except sqlite3.Error as exc:  # busy or locked: the next round tries again
+                    log.warning("WAL checkpoint skipped: %s", exc)
+        finally:
+            conn.close()

@@ -1,6 +1,8 @@
 """The outbox sender: delivers queued events to the cloud in batches, at least once, in order.
 
-It sleeps while the outbox is empty and wakes the moment a pack commits new events. Each batch
+It sleeps while the outbox is empty and wakes the moment a pack commits new events, then lingers
+a few milliseconds so a burst of packs travels as one batch (one RPC and one cloud transaction
+instead of one per pack, which the packs on the same two cores would feel). Each batch
 goes out with PushEvents; what the cloud acks is deleted, what it refuses for good is moved to
 dead letters for a person, and anything else stays for the next attempt. A failed delivery is
 retried with backoff; the cloud dedupes by event id, so a batch sent twice has one effect.
@@ -25,6 +27,7 @@ __all__ = ["DEFAULT_BATCH_SIZE", "OutboxSender", "to_wire"]
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 500
+DEFAULT_LINGER_S = 0.01
 
 
 def to_wire(event: OutboxEvent) -> pb.EdgeEvent:
@@ -50,6 +53,7 @@ class OutboxSender:
         metrics: AgentMetrics,
         *,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        linger_s: float = DEFAULT_LINGER_S,
         backoff: Backoff | None = None,
     ) -> None:
         self._outbox = outbox
@@ -57,6 +61,7 @@ class OutboxSender:
         self._link = link
         self._metrics = metrics
         self.batch_size = batch_size
+        self.linger_s = linger_s
         self.backoff = backoff or Backoff()
         self._wake = asyncio.Event()
         self._retry_now = asyncio.Event()
@@ -89,6 +94,8 @@ class OutboxSender:
                 continue
             if sent is None:
                 await self._wake.wait()
+                if self.linger_s > 0:
+                    await asyncio.sleep(self.linger_s)
 
     async def send_batch(self) -> int | None:
         """Deliver the oldest batch; how many events it settled, or None if the outbox is empty.

@@ -172,3 +172,20 @@ def test_an_event_is_recorded_only_with_its_local_effect(store: Store) -> None:
     with pytest.raises(RuntimeError):
         effect_fails()
     assert outbox.depth() == 0
+
+
+def test_events_of_a_burst_of_packs_travel_in_one_batch(store: Store) -> None:
+    cloud = MemoryTransport()
+    outbox = Outbox(store)
+    sender = OutboxSender(outbox, cloud, CloudLink(), AgentMetrics(), linger_s=0.05)
+
+    async def scenario() -> None:
+        async with _running(sender):
+            await asyncio.sleep(0)  # the sender is idle, waiting to be woken
+            first = _record(store, outbox, 3)
+            await asyncio.sleep(0.01)  # it woke and lingers ...
+            second = _record(store, outbox, 3)  # ... so these join the same batch
+            await until(lambda: outbox.depth() == 0)
+            assert cloud.deliveries == [first + second]
+
+    run(scenario)

@@ -6,6 +6,9 @@ the `unchanged` fixture checks that no job, label or event appeared.
 
 from __future__ import annotations
 
+import http.client
+import statistics
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -199,3 +202,19 @@ def test_a_reprint_body_is_checked_like_a_pack_body(agent: RunningAgent) -> None
     assert "reason is longer than 500 characters" in error_of(too_long)["message"]
     assert wrong.status_code == 422
     assert "reason must be a text" in error_of(wrong)["message"]
+
+
+def test_answers_are_not_held_back_by_delayed_acks(agent: RunningAgent) -> None:
+    """A keep-alive round trip is well under the ~40 ms a missing TCP_NODELAY would add."""
+    host, port = agent.address.rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    timings = []
+    try:
+        for _ in range(21):
+            started = time.perf_counter()
+            connection.request("GET", "/healthz")
+            connection.getresponse().read()
+            timings.append(time.perf_counter() - started)
+    finally:
+        connection.close()
+    assert statistics.median(timings) < 0.02

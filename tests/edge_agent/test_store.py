@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -159,3 +160,19 @@ def test_the_identity_keeps_its_credential_out_of_its_repr(store: Store) -> None
     assert identity is not None
     assert identity.credential == "s3cret-value"
     assert "s3cret" not in repr(identity)
+
+
+def test_checkpoints_move_off_the_commit_path(store: Store) -> None:
+    checkpointer = store.checkpoint_off_the_loop()
+    assert checkpointer is not None
+    assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    for n in range(2000):  # more than the 1000 pages at which a commit would checkpoint itself
+        _put(store, f"r{n:05d}-" + "x" * 3000)
+    other = sqlite3.connect(str(checkpointer.path), isolation_level=None)
+    try:
+        busy, frames, done = checkpointer.checkpoint(other)
+    finally:
+        other.close()
+    assert busy == 0
+    assert frames > 1000
+    assert done == frames
