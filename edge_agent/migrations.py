@@ -100,7 +100,7 @@ def m0001_foundation(db: Any) -> None:
         )""",
         # A snapshot lands here first and replaces the cache in one transaction at its end.
         """CREATE TABLE snapshot_staging (
-            kind TEXT NOT NULL, key TEXT NOT NULL, body BLOB NOT NULL, revision INTEGER NOT NULL,
+            kind TEXT NOT NULL, key TEXT NOT NULL, body TEXT NOT NULL, revision INTEGER NOT NULL,
             PRIMARY KEY (kind, key)
         )""",
         # Print jobs: recorded `sending` before the bytes go out (at-most-once printing).

@@ -372,3 +372,29 @@ def test_heartbeats_measure_the_lag(store: Store) -> None:
             assert rig.link.lag(store.revision()) == 0
 
     run(scenario)
+
+
+def test_a_snapshot_checks_every_entity_and_keeps_order_states(store: Store, cloud: MemoryTransport) -> None:
+    rig = Rig(store, cloud)
+    for n in range(3000):
+        cloud.publish("order", f"O-{n}", _order(f"O-{n}", state="released" if n % 2 else "cancelled"))
+    cloud.publish("order", "BAD-JSON", _order("BAD-JSON"))
+    cloud._log[-1].body = b"{not json"
+    cloud.publish("order", "BAD-LIST", _order("BAD-LIST"))
+    cloud._log[-1].body = b"[1, 2]"
+    cloud.publish("order", "BAD-UTF8", _order("BAD-UTF8"))
+    cloud._log[-1].body = b'{"order_ref": "\xff"}'
+    cloud.publish("order", "ODD-STATE", _order("ODD-STATE", state=7))
+    cloud.compact()
+
+    async def scenario() -> None:
+        async with rig.running():
+            await until(lambda: store.revision() == cloud.head, timeout=15)
+
+    run(scenario)
+    assert store.count("orders") == 3001
+    assert rig.cache.order("O-1").state == "released"  # type: ignore[union-attr]
+    assert rig.cache.order("O-2").state == "cancelled"  # type: ignore[union-attr]
+    assert rig.cache.order("ODD-STATE").state == ""  # type: ignore[union-attr]
+    assert rig.cache.order("BAD-JSON") is None
+    assert rig.count(rig.metrics.changes_refused) == 3
