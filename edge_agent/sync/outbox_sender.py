@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 500
 DEFAULT_LINGER_S = 0.01
+# Offline, the outbox only grows (bounded by the disk); past this depth every retry says so.
+WARN_DEPTH = 10_000
 
 
 def to_wire(event: OutboxEvent) -> pb.EdgeEvent:
@@ -135,7 +137,16 @@ class OutboxSender:
 
     async def _back_off(self, reason: str) -> None:
         delay = self.backoff.next_delay()
-        log.info("%s; retrying in %.2f s", reason, delay)
+        depth = self._outbox.depth()
+        if depth >= WARN_DEPTH:
+            log.warning(
+                "%s; %d events wait in the outbox (kept on disk, none dropped); retrying in %.2f s",
+                reason,
+                depth,
+                delay,
+            )
+        else:
+            log.info("%s; retrying in %.2f s", reason, delay)
         self._retry_now.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._retry_now.wait(), delay)
