@@ -32,6 +32,7 @@ def main() -> int:
         stopping = True
 
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)  # also when started with SIGINT ignored (in the background)
     try:
         print("Starting the Dockside demo (state in .demo/, logs in .demo/logs/) ...", flush=True)
         stack.start_cloud(http="127.0.0.1:8000", grpc="127.0.0.1:50051")
