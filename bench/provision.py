@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 from bench.demo_data import SHIP_FROM, demo_orders, station_body
 from bench.stack import Stack
+from dockside.labels.shipped import load_shipped_template, shipped_template_names
 
-__all__ = ["TEMPLATES", "ingest_orders", "provision", "publish_template", "shipped_template"]
-
-TEMPLATES = Path(__file__).resolve().parent.parent / "label_templates"
+__all__ = ["ingest_orders", "provision", "publish_template", "shipped_template"]
 
 
 def shipped_template(name: str) -> dict[str, Any]:
     """The body that creates a version of a template shipped in label_templates/<name>/."""
-    folder = TEMPLATES / name
-    meta = json.loads((folder / "meta.json").read_text())
-    source_file = next(p for p in sorted(folder.iterdir()) if p.stem == "template")
-    return {
-        "language": meta["language"],
-        "source": source_file.read_text(),
-        "sample_data": json.loads((folder / "sample.json").read_text()),
-        "width_dots": meta["width_dots"],
-        "height_dots": meta["height_dots"],
-        "dpi": meta.get("dpi", 203),
-    }
+    return load_shipped_template(name).version_body()
 
 
 def publish_template(stack: Stack, name: str, body: dict[str, Any] | None = None) -> int:
@@ -73,9 +60,8 @@ def provision(
             scale_port=scale_port or stack.processes["scale"].ready["pty"],
         ),
     )
-    for folder in sorted(TEMPLATES.iterdir()):
-        if (folder / "meta.json").exists():
-            publish_template(stack, folder.name)
+    for name in shipped_template_names():
+        publish_template(stack, name)
     orders = demo_orders(order_count, warehouse=warehouse, prefix=order_prefix)
     ingest_orders(stack, orders)
     return orders
