@@ -37,7 +37,14 @@ class Station:
         return list(self.stack.control("printer", "GET", "/labels"))
 
     def set_weight(self, grams: int, stable: bool = True) -> None:
+        """Put a parcel on the scale and wait until the station shows its weight, as a packer does."""
         self.stack.control("scale", "POST", "/weight", {"grams": grams, "stable": stable})
+
+        def shown() -> bool:
+            scale = self.status()["stations"][0]["scale"]
+            return bool(scale["weight_g"] == grams and scale["stable"] == stable)
+
+        wait_for(shown, timeout=10, what=f"the station to show {grams} g")
 
     def status(self) -> dict[str, Any]:
         return dict(self.http.get("/api/v1/status").json())
