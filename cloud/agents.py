@@ -15,7 +15,7 @@ from sqlalchemy import insert, select, update
 from cloud import schema
 from cloud.credentials import CREDENTIAL_PREFIX, hash_secret, new_secret
 from cloud.store import CloudStore, dumps
-from dockside.errors import AuthError, InputError
+from dockside.errors import AuthError, InputError, NotFound
 
 __all__ = [
     "AgentIdentity",
@@ -26,6 +26,7 @@ __all__ = [
     "enroll_agent",
     "list_agents",
     "report_status",
+    "revoke_agent",
 ]
 
 MAX_DEVICES = 512
@@ -231,3 +232,29 @@ def list_agents(store: CloudStore, tenant_id: int) -> list[dict[str, Any]]:
             }
             for row in rows
         ]
+
+
+def revoke_agent(store: CloudStore, tenant_id: int, agent_id: str) -> dict[str, Any]:
+    """Revoke an agent's credential: every later RPC is refused and its open streams end now.
+
+    Revoking twice is not an error (the first revocation time is kept). The store's revocation
+    signal reaches this process's streams and, on PostgreSQL, every replica's (NOTIFY on commit).
+    """
+    agents = schema.agents
+    with store.write() as tx:
+        row = tx.conn.execute(
+            select(agents.c.id, agents.c.revoked_at).where(
+                agents.c.id == agent_id, agents.c.tenant_id == tenant_id
+            )
+        ).first()
+        if row is None:
+            raise NotFound(
+                f"there is no agent {agent_id!r} in this tenant: list agents with GET /api/v1/agents"
+            )
+        revoked_at = row.revoked_at
+        if revoked_at is None:
+            revoked_at = tx.now
+            tx.conn.execute(update(agents).where(agents.c.id == agent_id).values(revoked_at=revoked_at))
+        store.announce_revocation(tx, agent_id)
+    store.revocations.revoke(agent_id)
+    return {"id": agent_id, "revoked_at": revoked_at.isoformat()}

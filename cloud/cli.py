@@ -15,6 +15,7 @@ from cloud.access import Role, create_api_token
 from cloud.schema import DEFAULT_TENANT
 from cloud.server import parse_address, serve
 from cloud.store import DEFAULT_DATABASE_URL, CloudStore
+from cloud.tls import ServerTls
 from dockside.errors import DocksideError
 
 __all__ = ["main"]
@@ -84,13 +85,49 @@ def main() -> None:
     show_default=True,
     help="How much to log to stderr.",
 )
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="PEM certificate (chain) for gRPC TLS.",
+)
+@click.option(
+    "--tls-key", type=click.Path(dir_okay=False, path_type=Path), help="PEM private key for --tls-cert."
+)
+@click.option(
+    "--tls-client-ca",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="PEM CA that signs agents' client certificates: turns on mutual TLS.",
+)
 def serve_command(
-    http: str, grpc_address: str, database_url: str, ready_file: Path | None, log_level: str
+    http: str,
+    grpc_address: str,
+    database_url: str,
+    ready_file: Path | None,
+    log_level: str,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    tls_client_ca: Path | None,
 ) -> None:
     """Run the admin API and the sync service in one process until SIGTERM or Ctrl-C."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if (tls_cert is None) != (tls_key is None) or (tls_client_ca is not None and tls_cert is None):
+        raise click.UsageError("TLS needs both --tls-cert and --tls-key (--tls-client-ca only with them)")
     try:
-        _run(serve(database_url, http=http, grpc=grpc_address, ready_file=ready_file, log_level=log_level))
+        tls = (
+            ServerTls.load(cert=tls_cert, key=tls_key, client_ca=tls_client_ca)
+            if tls_cert and tls_key
+            else None
+        )
+        _run(
+            serve(
+                database_url,
+                http=http,
+                grpc=grpc_address,
+                ready_file=ready_file,
+                log_level=log_level,
+                tls=tls,
+            )
+        )
     except OSError as exc:
         raise click.ClickException(str(exc)) from None
 

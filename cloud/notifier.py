@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import Iterator
 from typing import Protocol
 
-__all__ = ["LocalRevisionNotifier", "RevisionNotifier"]
+__all__ = ["AgentRevocations", "LocalRevisionNotifier", "RevisionNotifier"]
 
 
 class RevisionNotifier(Protocol):
@@ -98,3 +99,37 @@ class LocalRevisionNotifier:
             if not loop.is_closed():
                 with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(event.set)
+
+
+class AgentRevocations:
+    """Ends a revoked agent's open Watch streams at once: each stream holds an event set on revoke.
+
+    `revoke` is safe from any thread (the admin API's worker, a LISTEN thread); a stream's event
+    belongs to the loop that serves it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._streams: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
+
+    @contextlib.contextmanager
+    def watching(self, agent_id: str) -> Iterator[asyncio.Event]:
+        """An event that is set if `agent_id` is revoked while the `with` block runs."""
+        entry = (asyncio.get_running_loop(), asyncio.Event())
+        with self._lock:
+            self._streams.setdefault(agent_id, set()).add(entry)
+        try:
+            yield entry[1]
+        finally:
+            with self._lock:
+                streams = self._streams.get(agent_id)
+                if streams is not None:
+                    streams.discard(entry)
+                    if not streams:
+                        del self._streams[agent_id]
+
+    def revoke(self, agent_id: str) -> None:
+        """Set the event of every open stream of `agent_id`."""
+        with self._lock:
+            waiting = list(self._streams.get(agent_id, ()))
+        LocalRevisionNotifier._wake(waiting)

@@ -20,8 +20,10 @@ from pathlib import Path
 import uvicorn
 
 from cloud.api import create_app
+from cloud.compaction import CompactionPolicy, run_compaction
 from cloud.store import CloudStore
 from cloud.sync_service import build_grpc_server
+from cloud.tls import ServerTls
 from cloud.watch import ChangeFeed
 
 __all__ = ["format_address", "parse_address", "run_cloud", "serve", "write_ready_file"]
@@ -89,8 +91,9 @@ async def serve(
     grpc: str = "127.0.0.1:50051",
     ready_file: Path | None = None,
     log_level: str = "info",
+    tls: ServerTls | None = None,
 ) -> None:
-    """Run both servers until SIGTERM or SIGINT."""
+    """Run both servers until SIGTERM or SIGINT; gRPC over TLS when `tls` is given."""
     parse_address(http)
     parse_address(grpc)
     _remove(ready_file)
@@ -106,7 +109,7 @@ async def serve(
         log.info("dockside-cloud listening: http %s, grpc %s", addresses["http"], addresses["grpc"])
 
     try:
-        await run_cloud(store, http=http, grpc=grpc, stop=stop, on_ready=ready, log_level=log_level)
+        await run_cloud(store, http=http, grpc=grpc, stop=stop, on_ready=ready, log_level=log_level, tls=tls)
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
@@ -123,8 +126,12 @@ async def run_cloud(
     on_ready: Callable[[dict[str, str]], None],
     log_level: str = "info",
     heartbeat_s: float = 10.0,
+    compaction: CompactionPolicy | None = None,
+    tls: ServerTls | None = None,
 ) -> None:
     """Run the admin API and the Sync service over `store` until `stop` is set.
+
+    The change log is compacted on `compaction`'s schedule (the default policy when None).
 
     `on_ready` gets {"http": "host:port", "grpc": "host:port"} once both listen. On the way out
     the store's notifier is closed, which ends every Watch stream.
@@ -134,9 +141,10 @@ async def run_cloud(
     sock = _listening_socket(http_host, http_port)
     grpc_server = None
     http_task: asyncio.Task[None] | None = None
+    compacting = asyncio.create_task(run_compaction(store, compaction or CompactionPolicy(), stop))
     try:
         grpc_server, grpc_port = build_grpc_server(
-            store, grpc, feed=ChangeFeed(store, heartbeat_s=heartbeat_s)
+            store, grpc, feed=ChangeFeed(store, heartbeat_s=heartbeat_s), tls=tls
         )
         await grpc_server.start()
         config = uvicorn.Config(
@@ -163,6 +171,8 @@ async def run_cloud(
         log.info("dockside-cloud stopping")
         http_server.should_exit = True
     finally:
+        stop.set()
+        await compacting
         # Watch streams wait on the notifier: wake them so the gRPC grace period is not spent idle.
         store.notifier.close()
         if grpc_server is not None:

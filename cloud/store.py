@@ -26,7 +26,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from cloud import migrations, schema
-from cloud.notifier import LocalRevisionNotifier, RevisionNotifier
+from cloud.notifier import AgentRevocations, LocalRevisionNotifier, RevisionNotifier
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
@@ -142,10 +142,17 @@ class CloudStore:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.notifier: RevisionNotifier = notifier if notifier is not None else LocalRevisionNotifier()
+        self.revocations = AgentRevocations()
+        # Set by cloud.pg_notifier: the NOTIFY channel other replicas listen on for revocations.
+        self.revocation_channel: str | None = None
 
     @classmethod
-    def open(cls, url: str, *, create: bool = True) -> CloudStore:
-        """Connect to `url` (sqlite:///path or postgresql://...) and, by default, create the schema."""
+    def open(cls, url: str, *, create: bool = True, listen: bool = True) -> CloudStore:
+        """Connect to `url` (sqlite:///path or postgresql://...) and, by default, migrate the schema.
+
+        On PostgreSQL `listen` starts the LISTEN/NOTIFY notifier (cloud.pg_notifier) so Watch
+        streams wake for writes made through other replicas.
+        """
         engine_url = _engine_url(url)
         if engine_url.startswith("sqlite"):
             engine = create_engine(
@@ -160,8 +167,32 @@ class CloudStore:
         store = cls(engine)
         if create:
             store.create_schema()
-        store.notifier.advanced(store.current_revision())
+        revision = store.current_revision()
+        if store.dialect == "postgresql" and listen:
+            store._listen_to_replicas(revision)
+        store.notifier.advanced(revision)
         return store
+
+    def _listen_to_replicas(self, revision: int) -> None:
+        """Swap in the LISTEN/NOTIFY notifier so replicas sharing this database wake each other."""
+        from cloud.pg_notifier import PostgresRevisionNotifier, channels_for_schema
+
+        with self.read() as conn:
+            schema_name = str(conn.execute(text("SELECT current_schema()")).scalar_one())
+        channels = channels_for_schema(schema_name)
+        dsn = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        notifier = PostgresRevisionNotifier(dsn, channels, self.revocations, revision=revision)
+        notifier.start()
+        self.notifier = notifier
+        self.revocation_channel = channels.revoked
+
+    def announce_revocation(self, tx: WriteTransaction, agent_id: str) -> None:
+        """Tell other replicas, when this commits, that `agent_id` is revoked (PostgreSQL NOTIFY)."""
+        if self.revocation_channel is not None:
+            tx.conn.execute(
+                text("SELECT pg_notify(:channel, :agent)"),
+                {"channel": self.revocation_channel, "agent": agent_id},
+            )
 
     def close(self) -> None:
         """Wake every watcher for good and release the connections."""

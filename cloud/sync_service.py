@@ -8,12 +8,14 @@ logged here and answered with INTERNAL, never with a stack trace.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any, NoReturn
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc import aio
 
 from cloud import metrics
@@ -27,6 +29,7 @@ from cloud.agents import (
 )
 from cloud.edge_events import MAX_EVENTS_PER_BATCH, IncomingEvent, apply_events
 from cloud.store import CloudStore
+from cloud.tls import ServerTls
 from cloud.watch import ChangeFeed
 from dockside.errors import AuthError, DocksideError, InputError
 from dockside.sync import AUTH_METADATA_KEY
@@ -90,8 +93,11 @@ class SyncService(sync_pb2_grpc.SyncServicer):
         agent = await self._agent(context, "Watch")
         metrics.WATCH_STREAMS.inc()
         try:
-            async for item in self.feed.stream(agent, request.after_revision):
-                yield item
+            with self.store.revocations.watching(agent.agent_id) as revoked:
+                async for item in _until(revoked, self.feed.stream(agent, request.after_revision)):
+                    yield item
+            if revoked.is_set():
+                raise AuthError("this agent was revoked: enroll it again with a new token")
         except Exception as exc:
             await _fail(context, "Watch", exc)
         finally:
@@ -182,6 +188,36 @@ class SyncService(sync_pb2_grpc.SyncServicer):
             await _fail(context, rpc, exc)
 
 
+async def _until(
+    stop: asyncio.Event, stream: AsyncIterator[sync_pb2.WatchResponse]
+) -> AsyncIterator[sync_pb2.WatchResponse]:
+    """The items of `stream` until `stop` is set, even while the stream is waiting for the next one."""
+    stopping = asyncio.ensure_future(stop.wait())
+    step: asyncio.Future[sync_pb2.WatchResponse] | None = None
+    try:
+        while not stop.is_set():
+            step = asyncio.ensure_future(anext(stream))
+            await asyncio.wait({step, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not step.done():
+                return
+            try:
+                item = step.result()
+            except StopAsyncIteration:
+                return
+            step = None
+            yield item
+    finally:
+        stopping.cancel()
+        # The pending read must finish before the stream can be closed (and its outcome retrieved).
+        if step is not None:
+            step.cancel()
+            with contextlib.suppress(BaseException):
+                await step
+        aclose = getattr(stream, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
 async def _fail(context: aio.ServicerContext[Any, Any], rpc: str, exc: Exception) -> NoReturn:
     """Answer an RPC with the status its failure deserves; log what is not the caller's fault."""
     if isinstance(exc, AuthError):
@@ -200,14 +236,66 @@ async def _fail(context: aio.ServicerContext[Any, Any], rpc: str, exc: Exception
     )
 
 
+def _parsed(request_type: Any, rpc: str) -> Any:
+    """Parse a request ourselves so a malformed one is INVALID_ARGUMENT, not UNKNOWN with a trace."""
+
+    async def parse(raw: bytes, context: aio.ServicerContext[Any, Any]) -> Any:
+        try:
+            return request_type.FromString(raw)
+        except DecodeError:
+            metrics.RPC_FAILURES.labels(rpc, "invalid_argument").inc()
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"the {rpc} request is not a valid {request_type.DESCRIPTOR.full_name} message: "
+                "send the message proto/dockside/v1/sync.proto defines",
+            )
+
+    return parse
+
+
+def _add_sync_service(service: SyncService, server: aio.Server) -> None:
+    """Register the Sync service like the generated code does, but with our own parsing."""
+
+    def unary(rpc: str, request_type: Any, response_type: Any) -> grpc.RpcMethodHandler[Any, Any]:
+        parse = _parsed(request_type, rpc)
+        method = getattr(service, rpc)
+
+        async def handle(raw: bytes, context: aio.ServicerContext[Any, Any]) -> Any:
+            return await method(await parse(raw, context), context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            handle, response_serializer=response_type.SerializeToString
+        )
+
+    parse_watch = _parsed(sync_pb2.WatchRequest, "Watch")
+
+    async def watch(raw: bytes, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+        async for item in service.Watch(await parse_watch(raw, context), context):
+            yield item
+
+    handlers = {
+        "Enroll": unary("Enroll", sync_pb2.EnrollRequest, sync_pb2.EnrollResponse),
+        "Watch": grpc.unary_stream_rpc_method_handler(
+            watch, response_serializer=sync_pb2.WatchResponse.SerializeToString
+        ),
+        "PushEvents": unary("PushEvents", sync_pb2.PushEventsRequest, sync_pb2.PushEventsResponse),
+        "ReportStatus": unary("ReportStatus", sync_pb2.ReportStatusRequest, sync_pb2.ReportStatusResponse),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("dockside.v1.Sync", handlers),))
+
+
 def build_grpc_server(
-    store: CloudStore, address: str, *, feed: ChangeFeed | None = None
+    store: CloudStore, address: str, *, feed: ChangeFeed | None = None, tls: ServerTls | None = None
 ) -> tuple[aio.Server, int]:
-    """A grpc.aio server with the Sync service bound to `address`; returns it and the bound port."""
+    """A grpc.aio server with the Sync service bound to `address` (TLS when `tls` is given);
+    returns it and the bound port."""
     server = aio.server(options=GRPC_SERVER_OPTIONS)
-    sync_pb2_grpc.add_SyncServicer_to_server(SyncService(store, feed), server)
+    _add_sync_service(SyncService(store, feed), server)
     try:
-        port = server.add_insecure_port(address)
+        if tls is not None:
+            port = server.add_secure_port(address, tls.credentials())
+        else:
+            port = server.add_insecure_port(address)
     except RuntimeError as exc:  # how grpcio reports a failed bind
         raise OSError(f"cannot listen for gRPC on {address} (is the port taken?): pick another port") from exc
     if port == 0:
