@@ -33,6 +33,7 @@ class EventKind(StrEnum):
     ORDER_PACKED = "order_packed"
     LABEL_PRINTED = "label_printed"
     LABEL_FAILED = "label_failed"
+    LABEL_HELD = "label_held"  # waiting for its printer (a fault to clear); no byte sent yet
     LABEL_REPRINTED = "label_reprinted"
     WEIGHT_CAPTURED = "weight_captured"
     JOB_UNKNOWN = "job_unknown"

@@ -22,6 +22,7 @@ from edge_agent.identity import Identity
 from edge_agent.metrics import AgentMetrics
 from edge_agent.outbox import Outbox
 from edge_agent.pack import Packer
+from edge_agent.scheduler import AgentScheduler, ScheduleSettings
 from edge_agent.stations import PrinterFactory, ScaleFactory, StationFloor
 from edge_agent.store import Store, now_ms
 from edge_agent.sync import Backoff, CloudLink, OutboxSender, StatusReporter, SyncTransport, Watcher
@@ -37,7 +38,9 @@ class AgentSettings:
 
     scale_wait_s: float = 3.0  # how long a pack waits for a scale with no fresh stable weight
     report_interval_s: float = 30.0
-    printer_check_interval_s: float = 15.0
+    printer_check_interval_s: float = 1.0  # status polls; the pack path reads their result
+    scale_watchdog_interval_s: float = 2.0
+    outbox_flush_interval_s: float = 5.0
     outbox_batch_size: int = 500
     outbox_linger_s: float = 0.01  # after a pack, how long the sender waits for more events
     reconnect_base_s: float = 0.5
@@ -99,8 +102,21 @@ class Agent:
             linger_s=s.outbox_linger_s,
             backoff=Backoff(base_s=s.reconnect_base_s, cap_s=s.reconnect_cap_s),
         )
+        # The scheduler asks for a report every interval; the reporter's own timer is a backstop.
         self.reporter = StatusReporter(
-            transport, self.link, self.cloud_report, interval_s=s.report_interval_s
+            transport, self.link, self.cloud_report, interval_s=s.report_interval_s * 2
+        )
+        self.scheduler = AgentScheduler(
+            self.floor,
+            self.packer,
+            flush_outbox=self.sender.wake,
+            report_status=self.reporter.report_now,
+            settings=ScheduleSettings(
+                printer_poll_s=s.printer_check_interval_s,
+                scale_watchdog_s=s.scale_watchdog_interval_s,
+                outbox_flush_s=s.outbox_flush_interval_s,
+                report_s=s.report_interval_s,
+            ),
         )
         self.watcher.on_stream_up(self.sender.cloud_is_back)
         self.watcher.on_stream_up(self.reporter.report_now)
@@ -123,7 +139,7 @@ class Agent:
         self._spawn(self.watcher.run(), "watch")
         self._spawn(self.sender.run(), "outbox sender")
         self._spawn(self.reporter.run(), "status reporter")
-        self._spawn(self._check_printers(), "printer checks")
+        self.scheduler.start()
         checkpointer = self.store.checkpoint_off_the_loop()
         if checkpointer is not None:
             self._spawn(checkpointer.run(), "WAL checkpoints")
@@ -135,6 +151,8 @@ class Agent:
 
     async def stop(self) -> None:
         """Stop syncing, close the devices and the transport (the store stays open)."""
+        self.scheduler.stop()
+        await self.packer.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -144,12 +162,6 @@ class Agent:
         await asyncio.to_thread(self.floor.close)
         await self.transport.close()
         self.started = False
-
-    async def _check_printers(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.printer_check_interval_s)
-            for lane in self.floor.lanes():
-                await lane.check()
 
     # -- what the agent tells people and the cloud --------------------------------------------
 

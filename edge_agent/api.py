@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from dockside.errors import DocksideError, InputError, NotFound
 from edge_agent import __version__
 from edge_agent.agent import Agent
+from edge_agent.station_devices_api import station_devices_router
 
 __all__ = ["MAX_BODY_BYTES", "PackRequest", "ReprintRequest", "create_app"]
 
@@ -268,7 +269,8 @@ def create_app(agent: Agent, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI
             body = await _parse(request, PackRequest, "a JSON object with order_ref, station and request_id")
             answer = await packer.pack(body.order_ref, body.station, body.request_id)
             outcome = answer["status"]
-            return _json(answer)
+            # A held label is accepted, not printed yet: it goes out once its printer is ready.
+            return _json(answer, 202 if outcome == "held" else 200)
         finally:
             pack_seconds.labels(outcome=outcome).observe(time.perf_counter() - started)
 
@@ -295,7 +297,8 @@ def create_app(agent: Agent, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI
         body = await _parse(request, ReprintRequest, 'a JSON object like {"reason": "label torn"}')
         if len(job_id) > 64:
             raise NotFound("that job id is too long to exist: check the job id", code="job_not_found")
-        return _json(await packer.reprint(job_id, body.reason, body.request_id))
+        answer = await packer.reprint(job_id, body.reason, body.request_id)
+        return _json(answer, 202 if answer["status"] == "held" else 200)
 
     @app.get("/api/v1/orders/{order_ref}", summary="An order as this agent's cache holds it")
     async def order(order_ref: str) -> Response:
@@ -318,6 +321,8 @@ def create_app(agent: Agent, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI
     @app.get("/api/v1/status", summary="Agent, cloud link, outbox and stations")
     async def status() -> Response:
         return _json(agent.status())
+
+    app.include_router(station_devices_router(agent.floor))
 
     @app.get("/healthz", summary="Liveness")
     async def healthz() -> Response:

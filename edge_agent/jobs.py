@@ -1,9 +1,16 @@
 """Print jobs: one row per label handed (or about to be handed) to a printer.
 
+    held ──(printer ready)──> sending ──> printed
+                                 │  └──(connection broke mid-label)──> failed
+                                 └──(agent stopped)──> unknown
+
 A job is written `sending` and committed before its bytes go out, so a crash during the send
 leaves a trace: on restart such a job becomes `unknown` and a person decides (printing is
-at-most-once automatically). `printed` means the printer took every byte; `failed` means the
-printer connection broke during the send, so the label may be missing or partial. Neither
+at-most-once automatically). `held` means no byte has gone out yet because its printer is in a
+fault (or labels ahead of it are): it goes out by itself, once, when the printer reports ready,
+and its `message` tells the packer what to fix. `printed` means the printer took every byte (a
+printer out of paper keeps them and prints after reloading: they are never sent again); `failed`
+means the connection broke during the send, so the label may be missing or partial. Neither
 `failed` nor `unknown` is ever reprinted without a person asking.
 """
 
@@ -21,13 +28,14 @@ __all__ = ["Job", "JobStatus", "Jobs", "new_job_id"]
 
 _COLUMNS = (
     "job_id, request_id, order_ref, station, printer, status, weight_g, decision, "
-    "created_at_ms, updated_at_ms, reprint_of, reason, label"
+    "created_at_ms, updated_at_ms, reprint_of, reason, label, message"
 )
 
 
 class JobStatus(StrEnum):
     """Where a job is: see the module docstring."""
 
+    HELD = "held"
     SENDING = "sending"
     PRINTED = "printed"
     FAILED = "failed"
@@ -55,6 +63,7 @@ class Job:
     reprint_of: str | None
     reason: str
     label: bytes
+    message: str = ""  # what the packer should do or know (why it is held, where it printed)
 
     def answer(self, status: str | None = None) -> dict[str, Any]:
         """The pack API's answer for this job (`status` overrides, e.g. "already_packed")."""
@@ -67,6 +76,7 @@ class Job:
             "service": self.decision.get("service", ""),
             "template": self.decision.get("template", ""),
             "printer": self.printer,
+            "message": self.message,
         }
 
     def details(self) -> dict[str, Any]:
@@ -125,10 +135,26 @@ class Jobs:
         ).fetchall()
         return [_job(row) for row in rows]
 
+    def next_held(self, printer: str) -> Job | None:
+        """The printer's oldest held job: the next one to go out when it is ready."""
+        row = self._store.conn.execute(
+            f"SELECT {_COLUMNS} FROM jobs WHERE status = 'held' AND printer = ? "  # noqa: S608
+            "ORDER BY created_at_ms, rowid LIMIT 1",
+            (printer,),
+        ).fetchone()
+        return _job(row) if row else None
+
+    def held_by_printer(self) -> dict[str, int]:
+        """How many jobs wait for each printer (read when the floor changes; the packer counts after)."""
+        rows = self._store.conn.execute(
+            "SELECT printer, COUNT(*) FROM jobs WHERE status = 'held' GROUP BY printer"
+        ).fetchall()
+        return {printer: count for printer, count in rows}
+
     def insert(self, job: Job) -> None:
         self.written += 1
         self._store.conn.execute(
-            f"INSERT INTO jobs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+            f"INSERT INTO jobs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
             (
                 job.job_id,
                 job.request_id,
@@ -143,20 +169,24 @@ class Jobs:
                 job.reprint_of,
                 job.reason,
                 job.label,
+                job.message,
             ),
         )
 
-    def set_status(self, job_id: str, status: JobStatus, reason: str | None = None) -> None:
-        if reason is None:
-            self._store.conn.execute(
-                "UPDATE jobs SET status = ?, updated_at_ms = ? WHERE job_id = ?",
-                (status.value, now_ms(), job_id),
-            )
-        else:
-            self._store.conn.execute(
-                "UPDATE jobs SET status = ?, reason = ?, updated_at_ms = ? WHERE job_id = ?",
-                (status.value, reason, now_ms(), job_id),
-            )
+    def set_status(
+        self, job_id: str, status: JobStatus, reason: str | None = None, *, message: str | None = None
+    ) -> None:
+        sets, values = ["status = ?", "updated_at_ms = ?"], [status.value, now_ms()]
+        if reason is not None:
+            sets.append("reason = ?")
+            values.append(reason)
+        if message is not None:
+            sets.append("message = ?")
+            values.append(message)
+        self._store.conn.execute(
+            f"UPDATE jobs SET {', '.join(sets)} WHERE job_id = ?",  # noqa: S608 -- fixed column names
+            (*values, job_id),
+        )
 
     def delete(self, job_id: str) -> None:
         self._store.conn.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))

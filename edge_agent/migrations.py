@@ -148,3 +148,40 @@ def m0001_foundation(db: Any) -> None:
     ]
     for statement in statements:
         db.execute(statement)
+
+
+@MIGRATIONS.register
+def m0002_held_jobs(db: Any) -> None:
+    """Jobs may be `held` (waiting for their printer, no byte sent) and carry a message for the packer."""
+    # SQLite cannot change a CHECK constraint in place: move the old table aside (its self
+    # reference moves with it), create the new one, copy, drop the old, all in one transaction.
+    statements = [
+        "ALTER TABLE jobs RENAME TO jobs_before_held",
+        "DROP INDEX jobs_by_order",
+        """CREATE TABLE jobs (
+            job_id TEXT PRIMARY KEY,
+            request_id TEXT UNIQUE,
+            order_ref TEXT NOT NULL,
+            station TEXT NOT NULL,
+            printer TEXT NOT NULL,
+            status TEXT NOT NULL
+                CHECK (status IN ('held', 'sending', 'printed', 'failed', 'unknown')),
+            label BLOB NOT NULL,
+            weight_g INTEGER,
+            decision TEXT NOT NULL,
+            created_at_ms INTEGER NOT NULL,
+            updated_at_ms INTEGER NOT NULL,
+            reprint_of TEXT REFERENCES jobs (job_id),
+            reason TEXT NOT NULL DEFAULT '',
+            message TEXT NOT NULL DEFAULT ''
+        )""",
+        """INSERT INTO jobs (job_id, request_id, order_ref, station, printer, status, label,
+            weight_g, decision, created_at_ms, updated_at_ms, reprint_of, reason)
+           SELECT job_id, request_id, order_ref, station, printer, status, label,
+            weight_g, decision, created_at_ms, updated_at_ms, reprint_of, reason
+           FROM jobs_before_held ORDER BY rowid""",
+        "DROP TABLE jobs_before_held",
+        "CREATE INDEX jobs_by_order ON jobs (order_ref, created_at_ms)",
+    ]
+    for statement in statements:
+        db.execute(statement)

@@ -10,12 +10,23 @@ thread.
 
 Printing is at most once. The job is committed as `sending` before the bytes go out; then one
 transaction marks it `printed` and writes the outbox events. The same request id returns the
-first job; an order that already has a job answers `already_packed` with it. A printer that
-refuses the connection before any byte went out changes nothing but a `label_failed` event.
+first job; an order that already has a job answers `already_packed` with it.
+
+Printer faults never cost a status round trip on the pack path: the scheduler polls every
+printer (`~HS`, DLE EOT) every second or so and the pack path reads the lane's last known state.
+A printer known to be in a fault, or with labels already waiting, gets the job recorded `held`
+(no byte sent, the answer says what to fix); a printer that refuses the connection does too.
+Held jobs go out once, in order, when a poll finds the printer ready. A label sent just before
+a fault is noticed sits in the printer's buffer and prints after the fix: it is never resent.
+A connection that breaks in the middle of a label leaves a `failed` job and an exception for a
+person. A station printer with role `fallback` (or `<role>-fallback`) takes the labels of a
+faulted one, and the answer says so.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
@@ -30,7 +41,7 @@ from edge_agent.cache import Cache
 from edge_agent.jobs import Job, Jobs, JobStatus, new_job_id
 from edge_agent.metrics import AgentMetrics
 from edge_agent.outbox import Outbox
-from edge_agent.stations import PrinterLane, StationFloor
+from edge_agent.stations import PrinterLane, Station, StationFloor
 from edge_agent.store import Store, now_ms
 
 __all__ = ["NOTHING_SENT_CODES", "Packer"]
@@ -48,6 +59,13 @@ NOTHING_SENT_CODES = frozenset(
 )
 MAX_REASON_CHARS = 500
 _PACKED_EVENTS = (EventKind.WEIGHT_CAPTURED, EventKind.ORDER_PACKED, EventKind.LABEL_PRINTED)
+_REPRINTED_EVENTS = (EventKind.LABEL_REPRINTED,)
+
+
+def _held_events(events: tuple[EventKind, ...]) -> tuple[EventKind, ...]:
+    """The events of a job that is held instead of printed: the same facts, `label_held` last."""
+    printed = (EventKind.LABEL_PRINTED, EventKind.LABEL_REPRINTED)
+    return (*(kind for kind in events if kind not in printed), EventKind.LABEL_HELD)
 
 
 class Packer:
@@ -70,6 +88,9 @@ class Packer:
         self._outbox = outbox
         self._metrics = metrics
         self.jobs = Jobs(store)
+        self._rechecks: dict[str, asyncio.Task[None]] = {}
+        # After the floor is rebuilt (the floor listens first), count the held jobs of each lane.
+        cache.on_stations_changed(lambda _stations: self.count_held())
         self.warehouse = warehouse
         self.scale_wait_s = scale_wait_s
 
@@ -107,7 +128,7 @@ class Packer:
         weight = await station.weigh(self.scale_wait_s)
         decision = decide(order.body, weight.grams, self._cache.ruleset())
         template = self._cache.templates.get(decision.template)
-        lane = station.printer_for(decision.printer_role)
+        lane, routed = self._route(station, decision.printer_role)
         job_id = new_job_id()
         printed_at = datetime.now(UTC).isoformat(timespec="seconds")
         context = label_context(
@@ -146,6 +167,7 @@ class Packer:
             reprint_of=None,
             reason="",
             label=label,
+            message=routed,
         )
 
         async with lane.lock:
@@ -154,16 +176,25 @@ class Packer:
                 repeated = self._repeat_of(order_ref, request_id) or self._already_packed(order_ref)
                 if repeated is not None:
                     return repeated
-            self.jobs.insert(job)  # one statement: committed before any byte goes out
-            await self._send(lane, job)
-            with self._store.atomic():
-                self.jobs.set_status(job_id, JobStatus.PRINTED)
-                self._outbox.record_many(
-                    _PACKED_EVENTS, _event_body(job), order_ref=order_ref, station=station_code
-                )
+            if lane.faulted or lane.held:
+                done = self._hold(lane, job, _PACKED_EVENTS)
+            else:
+                self.jobs.insert(job)  # one statement: committed before any byte goes out
+                done = await self._deliver(lane, job, _PACKED_EVENTS)
         self._outbox.notify()
-        self._metrics.labels_printed.labels(kind="pack").inc()
-        return job.answer(JobStatus.PRINTED)
+        if done.status == JobStatus.PRINTED:
+            self._metrics.labels_printed.labels(kind="pack").inc()
+        return done.answer()
+
+    def _route(self, station: Station, role: str) -> tuple[PrinterLane, str]:
+        """The printer for `role`, or the station's fallback while it is in a fault; and a note why."""
+        primary = station.printer_for(role)
+        if not primary.faulted:
+            return primary, ""
+        fallback = station.fallback_for(role)
+        if fallback is None or fallback is primary or fallback.faulted or fallback.held:
+            return primary, ""
+        return fallback, f"{primary.trouble(station.code)}: this label printed on {fallback.name} instead"
 
     def _repeat_of(self, order_ref: str, request_id: str) -> dict[str, Any] | None:
         first = self.jobs.by_request(request_id)
@@ -212,9 +243,14 @@ class Packer:
                         code="request_id_reused",
                     )
                 return first.answer()
-        if original.status == JobStatus.SENDING:
+        if original.status in (JobStatus.SENDING, JobStatus.HELD):
+            what = (
+                "is being printed right now"
+                if original.status == JobStatus.SENDING
+                else ("is waiting for its printer and prints by itself")
+            )
             raise Conflict(
-                f"job {job_id} is being printed right now: wait for it to finish, then reprint if needed",
+                f"job {job_id} {what}: wait for it to finish, then reprint if needed",
                 code="job_in_flight",
             )
         lane = self._floor.lane(original.printer)
@@ -234,58 +270,157 @@ class Packer:
             updated_at_ms=now,
             reprint_of=job_id,
             reason=reason,
+            message="",
         )
         async with lane.lock:
-            self.jobs.insert(job)
-            await self._send(lane, job)
-            with self._store.atomic():
-                self.jobs.set_status(job.job_id, JobStatus.PRINTED)
-                body = {**_event_body(job), "reprint_of": job_id, "reason": reason}
-                self._outbox.record(
-                    EventKind.LABEL_REPRINTED, body, order_ref=job.order_ref, station=job.station
-                )
+            if lane.faulted or lane.held:
+                done = self._hold(lane, job, _REPRINTED_EVENTS)
+            else:
+                self.jobs.insert(job)
+                done = await self._deliver(lane, job, _REPRINTED_EVENTS)
         self._outbox.notify()
-        self._metrics.labels_printed.labels(kind="reprint").inc()
-        return job.answer(JobStatus.PRINTED)
+        if done.status == JobStatus.PRINTED:
+            self._metrics.labels_printed.labels(kind="reprint").inc()
+        return done.answer()
 
-    # -- failures and recovery -----------------------------------------------------------------
+    # -- held jobs, sends and failures ---------------------------------------------------------
 
-    async def _send(self, lane: PrinterLane, job: Job) -> None:
-        """Send the job's label; on PrinterError record what happened, then re-raise."""
+    def _hold(self, lane: PrinterLane, job: Job, events: tuple[EventKind, ...]) -> Job:
+        """Record `job` as held for `lane` (no byte sent); it goes out when the printer is ready."""
+        message = job.message or lane.held_message(job.station)
+        if lane.held and not lane.faulted:
+            message = (
+                f"{lane.name} at {job.station} is printing {lane.held} waiting "
+                f"label{'s' if lane.held != 1 else ''} first: this one follows by itself"
+            )
+        held = dataclasses.replace(job, status=JobStatus.HELD, message=message)
+        with self._store.atomic():
+            self.jobs.insert(held)
+            self._record(held, _held_events(events), {"message": message, "printer_state": lane.state})
+        lane.held += 1
+        self._metrics.print_failures.labels(reason="held").inc()
+        return held
+
+    async def _deliver(self, lane: PrinterLane, job: Job, events: tuple[EventKind, ...]) -> Job:
+        """Send a job recorded `sending`; the job as it ended: printed, or held if nothing went out.
+
+        Raises PrinterError when the connection broke during the send: the job is `failed`, an
+        exception is raised for a person, and the label is never sent again by itself.
+        """
         started = time.perf_counter()
         try:
             await lane.send(job.label)
             self._metrics.printer_send_seconds.observe(time.perf_counter() - started)
         except PrinterError as exc:
             self._metrics.print_failures.labels(reason=exc.code).inc()
-            body = {**_event_body(job), "code": exc.code, "message": exc.message}
+            self.recheck_soon(lane)
+            body = {"code": exc.code, "message": exc.message}
+            if exc.code == "printer_unreachable":
+                # The connection was refused before any byte went out: hold the label.
+                message = lane.held_message(job.station)
+                held = dataclasses.replace(job, status=JobStatus.HELD, message=message)
+                with self._store.atomic():
+                    self.jobs.set_status(job.job_id, JobStatus.HELD, message=message)
+                    self._record(held, _held_events(events), {**body, "message": message})
+                lane.held += 1
+                return held
             if exc.code in NOTHING_SENT_CODES:
-                # Nothing reached the printer: forget the job, so the order stays unpacked.
+                # Nothing reached the printer and no fault will clear by itself: forget the job.
                 with self._store.atomic():
                     self.jobs.delete(job.job_id)
-                    self._outbox.record(
-                        EventKind.LABEL_FAILED,
-                        {**body, "maybe_printed": False},
-                        order_ref=job.order_ref,
-                        station=job.station,
-                    )
-                self._outbox.notify()
+                    self._record(job, (EventKind.LABEL_FAILED,), {**body, "maybe_printed": False})
                 raise
+            message = (
+                f"{exc.message} (the label may have printed in part: check the printer, and use "
+                "Reprint if no good label came out)"
+            )
             reason = f"{job.reason} | " if job.reason else ""
             with self._store.atomic():
-                self.jobs.set_status(job.job_id, JobStatus.FAILED, f"{reason}{exc.code}: {exc.message}")
-                self._outbox.record(
-                    EventKind.LABEL_FAILED,
-                    {**body, "maybe_printed": True},
-                    order_ref=job.order_ref,
-                    station=job.station,
+                self.jobs.set_status(
+                    job.job_id, JobStatus.FAILED, f"{reason}{exc.code}: {exc.message}", message=message
+                )
+                self._record(job, (EventKind.LABEL_FAILED,), {**body, "maybe_printed": True})
+                self._record(
+                    job,
+                    (EventKind.EXCEPTION_RAISED,),
+                    {**body, "reason": "label_maybe_printed", "message": message},
                 )
             self._outbox.notify()
-            raise PrinterError(
-                f"{exc.message} (the label may have printed in part: check the printer, and use "
-                "Reprint if no good label came out)",
-                code=exc.code,
-            ) from exc
+            raise PrinterError(message, code=exc.code) from exc
+        with self._store.atomic():
+            self.jobs.set_status(job.job_id, JobStatus.PRINTED)
+            self._record(job, events, {})
+        return dataclasses.replace(job, status=JobStatus.PRINTED)
+
+    def _record(self, job: Job, kinds: tuple[EventKind, ...], extra: dict[str, Any]) -> None:
+        body = {**_event_body(job), **extra}
+        if job.reprint_of is not None:
+            body.update(reprint_of=job.reprint_of, reason=job.reason)
+        self._outbox.record_many(kinds, body, order_ref=job.order_ref, station=job.station)
+
+    async def release_held(self, lane: PrinterLane) -> int:
+        """Send the printer's held jobs, oldest first, while it stays ready; how many went out.
+
+        Each job is marked `sending` (committed) before its bytes go out, exactly like a fresh
+        pack, so a crash here leaves an `unknown` job, never a second copy.
+        """
+        if not lane.held or lane.faulted:
+            return 0
+        sent = 0
+        async with lane.lock:
+            while lane.held and not lane.faulted:
+                job = self.jobs.next_held(lane.config.id)
+                if job is None:
+                    lane.held = 0
+                    break
+                self.jobs.set_status(job.job_id, JobStatus.SENDING, message="")
+                lane.held -= 1
+                events = _REPRINTED_EVENTS if job.reprint_of else (EventKind.LABEL_PRINTED,)
+                try:
+                    done = await self._deliver(lane, dataclasses.replace(job, message=""), events)
+                except PrinterError as exc:
+                    log.warning("held job %s broke while being sent: %s", job.job_id, exc.message)
+                    break
+                if done.status != JobStatus.PRINTED:
+                    break
+                sent += 1
+                self._metrics.labels_printed.labels(kind="reprint" if job.reprint_of else "pack").inc()
+        self._outbox.notify()
+        if sent:
+            log.info("printer %s is ready again: %d held label(s) sent", lane.config.id, sent)
+        return sent
+
+    def recheck_soon(self, lane: PrinterLane) -> None:
+        """Ask the printer how it is now (after a send error), and send held jobs if it is ready."""
+        if lane.config.id in self._rechecks:
+            return
+
+        async def recheck() -> None:
+            try:
+                await lane.check()
+                await self.release_held(lane)
+            finally:
+                self._rechecks.pop(lane.config.id, None)
+
+        self._rechecks[lane.config.id] = asyncio.get_running_loop().create_task(
+            recheck(), name=f"recheck {lane.config.id}"
+        )
+
+    async def stop(self) -> None:
+        """Cancel the status re-checks still running (before the printers close)."""
+        tasks = list(self._rechecks.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._rechecks.clear()
+
+    def count_held(self) -> None:
+        """At start and after the floor changes: how many held jobs wait for each printer."""
+        held = self.jobs.held_by_printer()
+        for lane in self._floor.lanes():
+            lane.held = held.get(lane.config.id, 0)
 
     def recover_unfinished(self) -> list[str]:
         """At startup: every job still `sending` becomes `unknown`, with an exception event.
@@ -296,20 +431,16 @@ class Packer:
         unfinished = self.jobs.unfinished()
         if not unfinished:
             return []
+        message = (
+            "the agent stopped while this label was being sent: check whether it printed, and "
+            "reprint it if it did not"
+        )
         with self._store.atomic():
             for job in unfinished:
-                self.jobs.set_status(job.job_id, JobStatus.UNKNOWN)
-                self._outbox.record(
-                    EventKind.JOB_UNKNOWN,
-                    {
-                        **_event_body(job),
-                        "message": (
-                            "the agent stopped while this label was being sent: check whether it "
-                            "printed, and reprint it if it did not"
-                        ),
-                    },
-                    order_ref=job.order_ref,
-                    station=job.station,
+                self.jobs.set_status(job.job_id, JobStatus.UNKNOWN, message=message)
+                self._record(job, (EventKind.JOB_UNKNOWN,), {"message": message})
+                self._record(
+                    job, (EventKind.EXCEPTION_RAISED,), {"reason": "job_unknown", "message": message}
                 )
         for job in unfinished:
             log.warning(

@@ -31,6 +31,7 @@ from typing import Any
 
 from dockside.errors import DocksideError, PrinterError, ScaleError
 from edge_agent.devices import (
+    PRINTER_FAULTS,
     Printer,
     PrinterConfig,
     ScaleConfig,
@@ -60,6 +61,10 @@ class PrinterLane:
         self.state = "unknown"
         self.message = f"printer {config.id} has not been checked yet"
         self.checked_at: float | None = None
+        self.faults: frozenset[str] = frozenset()
+        # Jobs recorded `held` for this printer and not sent yet; the packer keeps the count so
+        # the pack path knows without a query whether a new label must queue behind them.
+        self.held = 0
         # Held by a pack from recording its job to committing the result, so labels on one
         # printer go out in the order their jobs were written.
         self.lock = asyncio.Lock()
@@ -82,6 +87,33 @@ class PrinterLane:
         """Open the connection and learn the hardware id ahead of the first label."""
         self._submit(self._connect)
 
+    @property
+    def name(self) -> str:
+        """How a packer knows the printer: its model and id ("ZD421 S1-label")."""
+        model = self.config.model
+        return f"{model} {self.config.id}" if model and model != self.config.id else self.config.id
+
+    @property
+    def faulted(self) -> bool:
+        """The last check or send said this printer cannot print now."""
+        return self.state in ("fault", "offline")
+
+    def trouble(self, station: str) -> str:
+        """What stops this printer, told to a packer at `station`.
+
+        For example "ZD421 S1-label at S1 is out of labels: load labels".
+        """
+        faults = self.faults or frozenset({"offline" if self.state == "offline" else "no_answer"})
+        wording = [
+            PRINTER_FAULTS[code].split(", the waiting")[0] for code in PRINTER_FAULTS if code in faults
+        ]
+        wording += [f"reports {code}" for code in sorted(faults - PRINTER_FAULTS.keys())]
+        return f"{self.name} at {station} {'; '.join(wording)}"
+
+    def held_message(self, station: str) -> str:
+        """What a packer at `station` reads when a label waits for this printer."""
+        return f"{self.trouble(station)}, then the label prints by itself"
+
     def _connection_is_good(self) -> bool:
         last = self._last_good_send
         return (
@@ -97,10 +129,10 @@ class PrinterLane:
             self.hardware_id = self.printer.identify() or self.config.id
             self._mark("ready", f"printer {self.config.id} is connected")
         except DocksideError as exc:
-            self._mark("offline", exc.message)
+            self._mark("offline", exc.message, {"offline"})
         except Exception as exc:  # a driver bug must not kill the lane
             log.exception("opening printer %s failed", self.config.id)
-            self._mark("offline", f"printer {self.config.id} could not be opened: {exc!r}")
+            self._mark("offline", f"printer {self.config.id} could not be opened: {exc!r}", {"offline"})
 
     async def send(self, data: bytes) -> None:
         """Hand the label to the printer; PrinterError if it could not take every byte."""
@@ -112,7 +144,10 @@ class PrinterLane:
                 await self._in_lane(lambda: self.printer.send(data))
         except PrinterError as exc:
             self._last_good_send = None
-            self._mark("offline" if exc.code == "printer_unreachable" else "fault", exc.message)
+            if exc.code == "printer_unreachable":
+                self._mark("offline", exc.message, {"offline"})
+            else:
+                self._mark("fault", exc.message, {"no_answer"})
             raise
         self._last_good_send = time.monotonic()
         if self.state != "ready":
@@ -123,17 +158,20 @@ class PrinterLane:
         try:
             status = await self._in_lane(self.printer.status)
         except DocksideError as exc:
-            self._mark("offline", exc.message)
+            self._mark("offline", exc.message, {"offline"})
             return
         if status.ready:
             self._mark("ready", status.message)
-        elif "offline" in status.faults or "no_answer" in status.faults:
-            self._mark("offline", status.message)
+            # The printer just answered on this connection: the next label may go inline.
+            self._last_good_send = time.monotonic()
+        elif "offline" in status.faults:
+            self._mark("offline", status.message, status.faults)
         else:
-            self._mark("fault", status.message)
+            self._mark("fault", status.message, status.faults)
 
-    def _mark(self, state: str, message: str) -> None:
+    def _mark(self, state: str, message: str, faults: frozenset[str] | set[str] = frozenset()) -> None:
         self.state, self.message, self.checked_at = state, message, time.time()
+        self.faults = frozenset(faults)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -145,6 +183,8 @@ class PrinterLane:
             "address": self.config.address,
             "state": self.state,
             "message": self.message,
+            "faults": sorted(self.faults),
+            "held_jobs": self.held,
         }
 
     def close(self) -> None:
@@ -165,6 +205,13 @@ class Station:
     printers: list[PrinterLane]
     scale: ScaleReader | None
     problems: list[str] = field(default_factory=list)
+
+    def fallback_for(self, role: str) -> PrinterLane | None:
+        """The printer standing in for the station's `role` printer (role `fallback` or `<role>-fallback`)."""
+        for lane in self.printers:
+            if lane.config.role in (f"{role}-fallback", "fallback"):
+                return lane
+        return None
 
     def printer_for(self, role: str) -> PrinterLane:
         """The station's first printer with `role`; PrinterError saying what to configure."""

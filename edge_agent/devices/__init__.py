@@ -21,11 +21,12 @@ message that tells a packer what to do.
 from __future__ import annotations
 
 from .config import PrinterConfig, ScaleConfig
-from .printer import Printer, PrinterStatus, open_printer
+from .printer import PRINTER_FAULTS, Printer, PrinterStatus, open_printer
 from .scale import Scale, WeightReading, open_scale
 from .scale_reader import ScaleReader
 
 __all__ = [
+    "PRINTER_FAULTS",
     "Printer",
     "PrinterConfig",
     "PrinterStatus",

@@ -93,6 +93,12 @@ class ScaleReader:
         """What the state means for a packer, and what to do about it."""
         return self._message
 
+    @property
+    def died(self) -> bool:
+        """The reader thread ended without being stopped (a bug it could not survive)."""
+        thread = self._thread
+        return thread is not None and not thread.is_alive()
+
     def latest(self) -> WeightReading | None:
         """The newest reading, stable or not, however old."""
         return self._latest
@@ -138,8 +144,8 @@ class ScaleReader:
     # -- life cycle --------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the reader thread (once)."""
-        if self._thread is not None:
+        """Start the reader thread (once; again only if it died)."""
+        if self._thread is not None and self._thread.is_alive():
             return
         self._stop.clear()
         self._set_state("starting", f"the {self._name} is being opened")

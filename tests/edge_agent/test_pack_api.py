@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -96,6 +97,7 @@ def test_a_pack_prints_one_label_and_records_the_events(agent: RunningAgent, pri
         "service",
         "template",
         "printer",
+        "message",
     }
     assert answer["status"] == "printed"
     assert answer["order_ref"] == "T-0001"
@@ -262,31 +264,36 @@ def test_a_scale_that_does_not_answer_is_503_and_changes_nothing(
     assert again.json()["weight_g"] == 2000
 
 
-def test_a_printer_refusing_connections_is_503_and_the_order_stays_unpacked(
+def test_a_printer_refusing_connections_holds_the_label_until_it_is_back(
     agent: RunningAgent, printer: MockPrinter
 ) -> None:
     printer.set_fault("offline")
 
     response = agent.pack("T-0020", "printer-down")
 
-    assert response.status_code == 503
-    error = error_of(response)
-    assert error["code"] == "printer_unreachable"
-    assert "printer" in error["message"]
-    assert _jobs(agent) == []
-    wait_until(lambda: "label_failed" in _outbox_kinds(agent), what="a label_failed event")
-    assert sorted(_outbox_kinds(agent)) == ["label_failed"]
-    failed = agent.events("label_failed") or []
-    if failed:
-        assert json.loads(failed[0].body)["code"] == "printer_unreachable"
+    assert response.status_code == 202, response.text
+    held = response.json()
+    assert held["status"] == "held"
+    assert "S1-label at S1 is offline" in held["message"]
+    assert "prints by itself" in held["message"]
+    assert [job["status"] for job in _jobs(agent)] == ["held"]
+    wait_until(lambda: "label_held" in _outbox_kinds(agent), what="a label_held event")
+    assert "label_failed" not in _outbox_kinds(agent)
     assert agent.status()["stations"][0]["printers"][0]["state"] == "offline"
     assert assert_metric(agent, 'dockside_print_failures_total{reason="printer_unreachable"}') == 1.0
+    # A rescan while it waits prints nothing more: the order already has its job.
+    assert agent.pack("T-0020", "printer-down-again").json()["status"] == "already_packed"
 
     printer.set_fault("none")
-    again = agent.pack("T-0020", "printer-back")
-    assert again.status_code == 200, again.text
-    assert again.json()["status"] == "printed"
-    assert len(printer.wait_for_labels(1)) == 1
+    assert agent.agent is not None
+    assert agent._loop is not None
+    assert agent.http is not None
+    # The test agent polls hourly: run one poll the way the scheduler does.
+    poll = agent.agent.scheduler.poll_printers()
+    asyncio.run_coroutine_threadsafe(poll, agent._loop).result(10)
+    printer.wait_for_labels(1)
+    assert agent.http.get(f"/api/v1/jobs/{held['job_id']}").json()["status"] == "printed"
+    assert len(printer.labels()) == 1
 
 
 def assert_metric(agent: RunningAgent, series: str) -> float:

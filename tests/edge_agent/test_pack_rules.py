@@ -33,6 +33,7 @@ class ScriptedPrinter:
         self.config = config
         self.labels: list[bytes] = []
         self.errors: list[PrinterError] = []
+        self.down = False  # refuses connections and reports itself offline
 
     def open(self) -> None:
         pass
@@ -41,11 +42,15 @@ class ScriptedPrinter:
         return "SN-1"
 
     def send(self, data: bytes) -> None:
+        if self.down:
+            raise PrinterError("printer P1 refused the connection", code="printer_unreachable")
         if self.errors:
             raise self.errors.pop(0)
         self.labels.append(data)
 
     def status(self) -> PrinterStatus:
+        if self.down:
+            return PrinterStatus(ready=False, faults=frozenset({"offline"}), message="P1 is offline")
         return PrinterStatus(ready=True, faults=frozenset(), message="ready")
 
     def close(self) -> None:
@@ -157,7 +162,12 @@ def test_a_send_that_breaks_midway_leaves_a_failed_job_for_a_person(data_dir: Pa
             rescan = await agent.packer.pack("R-1", "S1", "mid-2")
             assert rescan["status"] == "already_packed"
             assert floor.printers["P1"].labels == []
-            # ... and a person reprints it on purpose.
+            kinds = [kind for kind, _ in _outbox(agent)]
+            assert kinds.count("exception_raised") == 1  # a person is asked to look
+            # ... and a person reprints it on purpose, once the immediate re-check found it ready.
+            lane = agent.floor.lane("P1")
+            assert lane is not None
+            await until(lambda: lane.state == "ready", what="the re-check after the broken send")
             again = await agent.packer.reprint(job.job_id, "no label came out")
             assert again["status"] == "printed"
             assert len(floor.printers["P1"].labels) == 1
@@ -232,15 +242,28 @@ def test_reprint_rules(data_dir: Path) -> None:
             with pytest.raises(DocksideError) as reused:
                 await agent.packer.reprint(job["job_id"], "torn", request_id="rp")
             assert reused.value.code == "request_id_reused"
-            floor.printers["P1"].errors.append(PrinterError("P1 is off", code="printer_unreachable"))
-            with pytest.raises(PrinterError):
-                await agent.packer.reprint(job["job_id"], "torn again")
+            # A printer that refuses the connection: the reprint is held, not lost and not doubled.
+            floor.printers["P1"].down = True
+            held = await agent.packer.reprint(job["job_id"], "torn again")
+            assert held["status"] == "held"
+            assert "is offline" in held["message"]
+            assert "prints by itself" in held["message"]
             assert len(floor.printers["P1"].labels) == 2
-            reprints = agent.store.query("SELECT job_id FROM jobs WHERE reprint_of IS NOT NULL")
-            assert len(reprints) == 1  # the refused reprint left no job behind
+            with pytest.raises(DocksideError) as waiting:
+                await agent.packer.reprint(held["job_id"], "impatient")
+            assert waiting.value.code == "job_in_flight"
+            lane = agent.floor.lane("P1")
+            assert lane is not None
+            await until(lambda: lane.state == "offline", what="the re-check to find it offline")
+            assert await agent.packer.release_held(lane) == 0
+            floor.printers["P1"].down = False
+            await agent.scheduler.poll_printers()
+            assert len(floor.printers["P1"].labels) == 3
+            assert agent.packer.jobs.get(held["job_id"]).status == "printed"  # type: ignore[union-attr]
             kinds = [kind for kind, _ in _outbox(agent)]
-            assert kinds.count("label_reprinted") == 1
-            assert kinds.count("label_failed") == 1
+            assert kinds.count("label_held") == 1
+            assert kinds.count("label_reprinted") == 2
+            assert kinds.count("label_failed") == 0
 
     run(scenario)
 

@@ -1,0 +1,131 @@
+"""The agent's clock: printer status polling, the scale watchdog, outbox flushes and status reports.
+
+One apscheduler `AsyncIOScheduler` on the agent's event loop runs four interval jobs:
+
+    printer status   every `printer_poll_s` (about 1 s): ask every printer how it is (`~HS`,
+                     DLE EOT, in its lane thread) and send its held labels once it is ready
+    scale watchdog   every `scale_watchdog_s`: restart a reader whose thread died, log changes
+    outbox flush     every `outbox_flush_s`: wake the sender (events from a failed attempt)
+    status report    every `report_s`: ask the reporter to tell the cloud how the agent is
+
+The pack path never waits for a poll: it reads what the last poll left on the lane. Every job
+coalesces and runs one instance at a time, so a slow printer delays its own next poll, never
+piles up. The jobs run on the loop because the store and the lanes live there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from edge_agent.pack import Packer
+from edge_agent.stations import PrinterLane, StationFloor
+
+__all__ = ["AgentScheduler", "ScheduleSettings"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    """How often each scheduled job runs, in seconds."""
+
+    printer_poll_s: float = 1.0
+    scale_watchdog_s: float = 2.0
+    outbox_flush_s: float = 5.0
+    report_s: float = 30.0
+
+
+class AgentScheduler:
+    """The scheduled work of one agent; `start()` on its running loop, `stop()` before closing devices."""
+
+    def __init__(
+        self,
+        floor: StationFloor,
+        packer: Packer,
+        *,
+        flush_outbox: Callable[[], None],
+        report_status: Callable[[], None],
+        settings: ScheduleSettings | None = None,
+    ) -> None:
+        self.settings = settings or ScheduleSettings()
+        self._floor = floor
+        self._packer = packer
+        self._flush_outbox = flush_outbox
+        self._report_status = report_status
+        self._scheduler: Any = None
+        self._scale_states: dict[str, str] = {}
+        self.polls = 0  # completed printer polls, for tests and the status page
+        self.scale_restarts = 0
+
+    def start(self) -> None:
+        """Add the four jobs and start the clock on the running event loop."""
+        scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop())
+        s = self.settings
+        jobs: list[tuple[str, Callable[[], Awaitable[None]], float]] = [
+            ("printer status", self.poll_printers, s.printer_poll_s),
+            ("scale watchdog", self.watch_scales, s.scale_watchdog_s),
+            ("outbox flush", self._flush, s.outbox_flush_s),
+            ("status report", self._report, s.report_s),
+        ]
+        for name, work, every in jobs:
+            scheduler.add_job(
+                work,
+                "interval",
+                seconds=every,
+                id=name,
+                name=name,
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=max(1, int(every)),
+            )
+        scheduler.start()
+        self._scheduler = scheduler
+
+    def stop(self) -> None:
+        """Stop the clock; a job already running finishes on its own."""
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
+
+    # -- the jobs ------------------------------------------------------------------------------
+
+    async def poll_printers(self) -> None:
+        """Ask every printer how it is, all at once, and release held labels of the ready ones."""
+        lanes = self._floor.lanes()
+        await asyncio.gather(*(self._poll(lane) for lane in lanes))
+        self.polls += 1
+
+    async def _poll(self, lane: PrinterLane) -> None:
+        try:
+            before = lane.state
+            await lane.check()
+            if lane.state != before:
+                log.info("printer %s: %s -> %s (%s)", lane.config.id, before, lane.state, lane.message)
+            await self._packer.release_held(lane)
+        except Exception:  # one printer's trouble must not stop the others' polls
+            log.exception("polling printer %s failed", lane.config.id)
+
+    async def watch_scales(self) -> None:
+        """Restart a scale reader whose thread died, and log each scale's state changes."""
+        for code, reader in self._floor.scales():
+            port = reader.config.port
+            state = reader.state
+            if self._scale_states.get(port) != state:
+                log.info("scale of station %s on %s: %s (%s)", code, port, state, reader.message)
+                self._scale_states[port] = state
+            if reader.died:
+                log.warning("the scale reader of station %s on %s had stopped: restarting it", code, port)
+                reader.start()
+                self.scale_restarts += 1
+
+    async def _flush(self) -> None:
+        self._flush_outbox()
+
+    async def _report(self) -> None:
+        self._report_status()
