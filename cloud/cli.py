@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from cloud.access import Role, create_api_token
+from cloud.access import Role, create_api_token, create_tenant
 from cloud.schema import DEFAULT_TENANT
 from cloud.server import parse_address, serve
 from cloud.store import DEFAULT_DATABASE_URL, CloudStore
@@ -138,21 +138,46 @@ def serve_command(
     type=click.Choice([role.value for role in Role]),
     default=Role.ADMIN.value,
     show_default=True,
-    help="What the token may do (roles are recorded now and enforced by a later release).",
+    help="What the token may do: admin (everything), editor (templates, rulesets, stations), "
+    "viewer (read only), integration (ingest and read orders).",
 )
 @click.option("--name", required=True, help="Who or what the token is for, e.g. 'demo' or 'oms-integration'.")
 @click.option("--tenant", default=DEFAULT_TENANT, show_default=True, help="The tenant the token acts for.")
+@click.option(
+    "--warehouse",
+    "warehouses",
+    multiple=True,
+    help="Limit the token to this warehouse (repeat for several); without it, the whole tenant.",
+)
 @_database_url
-def create_token_command(role: str, name: str, tenant: str, database_url: str) -> None:
+def create_token_command(
+    role: str, name: str, tenant: str, warehouses: tuple[str, ...], database_url: str
+) -> None:
     """Print a new bearer token for the admin API (stored hashed; shown only this once)."""
     store = CloudStore.open(database_url)
     try:
-        token = create_api_token(store, name=name, role=Role(role), tenant=tenant)
+        token = create_api_token(store, name=name, role=Role(role), tenant=tenant, warehouses=warehouses)
     except DocksideError as exc:
         raise click.ClickException(exc.message) from None
     finally:
         store.close()
     click.echo(token)
+
+
+@main.command("create-tenant")
+@click.option("--code", required=True, help="The tenant's short code, e.g. 'acme' (used by --tenant).")
+@click.option("--name", default="", help="The tenant's display name.")
+@_database_url
+def create_tenant_command(code: str, name: str, database_url: str) -> None:
+    """Create a tenant (a brand or business unit whose data is kept apart); safe to run again."""
+    store = CloudStore.open(database_url)
+    try:
+        create_tenant(store, code=code, name=name)
+    except DocksideError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        store.close()
+    click.echo(f"tenant {code} ready", err=True)
 
 
 @main.command("init-db")

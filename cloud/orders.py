@@ -8,7 +8,7 @@ nothing; changed content replaces the order while it is not yet packed and is re
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,8 +71,14 @@ def _error(index: int, order_ref: str | None, code: str, message: str) -> dict[s
     return {"index": index, "order_ref": order_ref, "code": code, "message": message}
 
 
-def ingest_orders(store: CloudStore, tenant_id: int, items: Sequence[Any]) -> IngestResult:
-    """Validate and store a batch of orders (each item is the decoded JSON of one order)."""
+def ingest_orders(
+    store: CloudStore, tenant_id: int, items: Sequence[Any], *, warehouses: Collection[str] | None = None
+) -> IngestResult:
+    """Validate and store a batch of orders (each item is the decoded JSON of one order).
+
+    With `warehouses`, only orders for those warehouses are taken; the others are reported as for
+    an unknown warehouse, since the caller's scope does not reach them.
+    """
     result = IngestResult(accepted=[], errors=[])
     candidates: dict[str, _Candidate] = {}
     repeats: list[_Candidate] = []
@@ -103,7 +109,7 @@ def ingest_orders(store: CloudStore, tenant_id: int, items: Sequence[Any]) -> In
             )
     if candidates:
         with store.write() as tx:
-            outcome = _store_batch(tx, tenant_id, list(candidates.values()), result)
+            outcome = _store_batch(tx, tenant_id, list(candidates.values()), result, warehouses)
         for repeat in repeats:
             # An identical second copy shares the fate of the first.
             fate = outcome[repeat.order.order_ref]
@@ -116,7 +122,11 @@ def ingest_orders(store: CloudStore, tenant_id: int, items: Sequence[Any]) -> In
 
 
 def _store_batch(
-    tx: WriteTransaction, tenant_id: int, candidates: list[_Candidate], result: IngestResult
+    tx: WriteTransaction,
+    tenant_id: int,
+    candidates: list[_Candidate],
+    result: IngestResult,
+    scope: Collection[str] | None,
 ) -> dict[str, dict[str, Any]]:
     """Write one batch; returns per order_ref {} when accepted or the error it got."""
     tx.lock_clock()  # nothing else commits between our reads and our writes
@@ -128,6 +138,7 @@ def _store_batch(
                 schema.warehouses.c.tenant_id == tenant_id
             )
         )
+        if scope is None or row.code in scope
     }
     refs = [c.order.order_ref for c in candidates]
     existing = {}
@@ -145,6 +156,7 @@ def _store_batch(
     updates: list[dict[str, Any]] = []
     records: list[ChangeRecord] = []
     kind = ChangeKind.ORDER.value
+    scoped_ids = set(warehouse_ids.values())
     for candidate in candidates:
         ref = candidate.order.order_ref
         wh_id = warehouse_ids.get(candidate.order.warehouse)
@@ -160,6 +172,18 @@ def _store_batch(
             outcome[ref] = error
             continue
         row = existing.get(ref)
+        if row is not None and scope is not None and int(row.warehouse_id) not in scoped_ids:
+            # Another warehouse's order is invisible to this caller: it may neither see nor move it.
+            error = _error(
+                candidate.index,
+                ref,
+                "order_ref_taken",
+                f"order reference {ref} is already used outside this token's warehouses: "
+                "use another reference",
+            )
+            result.errors.append(error)
+            outcome[ref] = error
+            continue
         if row is not None and row.body == candidate.body:
             result.accepted.append(ref)
             outcome[ref] = {}
@@ -210,16 +234,24 @@ def _store_batch(
     return outcome
 
 
-def get_order(store: CloudStore, tenant_id: int, order_ref: str) -> dict[str, Any]:
-    """The order as ingested, with its state, timestamps and events in time order."""
+def get_order(
+    store: CloudStore, tenant_id: int, order_ref: str, *, warehouses: Collection[str] | None = None
+) -> dict[str, Any]:
+    """The order as ingested, with its state, timestamps and events in time order.
+
+    With `warehouses`, an order of another warehouse is NotFound, exactly like a missing one.
+    """
     table = schema.orders
     events = schema.order_events
     with store.read() as conn:
-        row = conn.execute(
-            select(table.c.id, table.c.state, table.c.body, table.c.created_at, table.c.updated_at).where(
-                table.c.tenant_id == tenant_id, table.c.order_ref == order_ref
+        query = select(table.c.id, table.c.state, table.c.body, table.c.created_at, table.c.updated_at).where(
+            table.c.tenant_id == tenant_id, table.c.order_ref == order_ref
+        )
+        if warehouses is not None:
+            query = query.join(schema.warehouses, schema.warehouses.c.id == table.c.warehouse_id).where(
+                schema.warehouses.c.code.in_(sorted(warehouses))
             )
-        ).first()
+        row = conn.execute(query).first()
         if row is None:
             raise NotFound(
                 f"there is no order {order_ref[:64]!r}: check the reference or ingest the order first"

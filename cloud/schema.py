@@ -30,6 +30,7 @@ __all__ = [
     "DEFAULT_TENANT",
     "UtcDateTime",
     "agents",
+    "api_token_warehouses",
     "api_tokens",
     "changes",
     "enrollment_tokens",
@@ -225,4 +226,12 @@ changes = Table(
     Column("deleted", Boolean, nullable=False, default=False),
     Column("body", Text, nullable=False, default=""),
     Column("recorded_at", UtcDateTime, nullable=False),
+)
+
+# The warehouses an API token is limited to; a token with no rows here sees the whole tenant.
+api_token_warehouses = Table(
+    "api_token_warehouses",
+    metadata,
+    Column("token_id", Id, ForeignKey("api_tokens.id"), primary_key=True, autoincrement=False),
+    Column("warehouse_code", String(32), primary_key=True),
 )

@@ -19,7 +19,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from dockside.errors import DocksideError, InputError, NotFound
 from edge_agent import __version__
 from edge_agent.agent import Agent
+from edge_agent.web import station_page_router
 from edge_agent.station_devices_api import station_devices_router
 
 __all__ = ["MAX_BODY_BYTES", "PackRequest", "ReprintRequest", "create_app"]
@@ -332,10 +333,7 @@ def create_app(agent: Agent, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI
     async def metrics() -> Response:
         return Response(agent.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/", include_in_schema=False)
-    async def home() -> Response:
-        # The station page arrives with its own issue; until then the API docs are the front page.
-        return RedirectResponse("/docs")
+    app.include_router(station_page_router(agent))
 
     app.add_middleware(RequestGuard, max_body_bytes=max_body_bytes)
     return app

@@ -1,5 +1,7 @@
 """The admin API's calls under /api/v1 (README "Cloud admin API"), each for one tenant's principal.
 
+Each handler names the permission it needs (`cloud.roles`) and filters by the caller's warehouses.
+
 Handlers that touch the database are plain functions, which FastAPI runs in its worker threads;
 order ingest reads its raw body itself so one bad order cannot fail the whole batch.
 """
@@ -9,17 +11,28 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import pydantic_core
-from fastapi import APIRouter, Depends, Path, Request, Response, Security
+from fastapi import APIRouter, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cloud import agents, metrics, orders, templates, warehouses
-from cloud.access import Principal, authenticate_api_token
+from cloud.access import Principal
+from cloud.api.callers import (
+    Caller,
+    EditsTemplates,
+    EnrollsAgents,
+    IngestsOrders,
+    ReadsOrders,
+    ReadsSetup,
+    Store,
+    WritesStations,
+    WritesWarehouses,
+)
 from cloud.field_errors import describe_field_errors
 from cloud.gc_pause import paused_gc
 from cloud.preview import PreviewCache
+from cloud.roles import Forbidden, require_warehouse
 from cloud.store import CloudStore
 from dockside.errors import InputError
 from dockside.orders import Order
@@ -28,7 +41,6 @@ __all__ = ["INGEST_MAX_BODY_BYTES", "OrderBatch", "router"]
 
 INGEST_MAX_BODY_BYTES = 32 * 1024 * 1024
 
-_bearer = HTTPBearer(auto_error=False, description="A token from `dockside-cloud create-token`.")
 WarehouseCode = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 TemplateName = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -55,20 +67,6 @@ class _Envelope(BaseModel):
     orders: list[Any]
 
 
-def store_of(request: Request) -> CloudStore:
-    """The store the app was created with."""
-    store: CloudStore = request.app.state.store
-    return store
-
-
-def principal(request: Request, _scheme: Annotated[Any, Security(_bearer)] = None) -> Principal:
-    """The caller, from the Authorization header (401 in the contract's shape otherwise)."""
-    return authenticate_api_token(store_of(request), request.headers.get("authorization"))
-
-
-Caller = Annotated[Principal, Depends(principal)]
-Store = Annotated[CloudStore, Depends(store_of)]
-
 router = APIRouter(prefix="/api/v1")
 
 
@@ -78,72 +76,82 @@ def _created(body: Any, created: bool, response: Response) -> Any:
 
 
 @router.post("/warehouses", status_code=201, summary="Create or replace a warehouse")
-def put_warehouse(body: warehouses.WarehouseIn, caller: Caller, store: Store, response: Response) -> Any:
+def put_warehouse(
+    body: warehouses.WarehouseIn, caller: WritesWarehouses, store: Store, response: Response
+) -> Any:
     """Create a warehouse (201) or replace one with the same code (200); synced to its agents."""
+    if not caller.sees(body.code):
+        raise Forbidden(
+            f"this token is limited to warehouses {', '.join(sorted(caller.warehouses or ()))}: "
+            f"use a token for warehouse {body.code!r} or the whole tenant"
+        )
     saved, created = warehouses.put_warehouse(store, caller.tenant_id, body)
     return _created(saved, created, response)
 
 
 @router.get("/warehouses", summary="List warehouses")
-def list_warehouses(caller: Caller, store: Store) -> Any:
-    """Every warehouse of the caller's tenant."""
-    return {"warehouses": warehouses.list_warehouses(store, caller.tenant_id)}
+def list_warehouses(caller: ReadsSetup, store: Store) -> Any:
+    """Every warehouse of the caller's tenant that the caller's scope covers."""
+    found = warehouses.list_warehouses(store, caller.tenant_id)
+    return {"warehouses": [warehouse for warehouse in found if caller.sees(warehouse["code"])]}
 
 
 @router.get("/warehouses/{wh}", summary="One warehouse with its stations")
-def get_warehouse(wh: WarehouseCode, caller: Caller, store: Store) -> Any:
+def get_warehouse(wh: WarehouseCode, caller: ReadsSetup, store: Store) -> Any:
     """A warehouse and its stations."""
-    return warehouses.get_warehouse(store, caller.tenant_id, wh)
+    return warehouses.get_warehouse(store, caller.tenant_id, require_warehouse(caller, wh))
 
 
 @router.post("/warehouses/{wh}/stations", status_code=201, summary="Create or replace a station")
 def put_station(
-    wh: WarehouseCode, body: warehouses.StationIn, caller: Caller, store: Store, response: Response
+    wh: WarehouseCode, body: warehouses.StationIn, caller: WritesStations, store: Store, response: Response
 ) -> Any:
     """Create a packing station (201) or replace one with the same code (200); synced to agents."""
-    saved, created = warehouses.put_station(store, caller.tenant_id, wh, body)
+    saved, created = warehouses.put_station(store, caller.tenant_id, require_warehouse(caller, wh), body)
     return _created(saved, created, response)
 
 
 @router.get("/warehouses/{wh}/stations", summary="List a warehouse's stations")
-def list_stations(wh: WarehouseCode, caller: Caller, store: Store) -> Any:
+def list_stations(wh: WarehouseCode, caller: ReadsSetup, store: Store) -> Any:
     """The stations of one warehouse."""
-    return {"stations": warehouses.list_stations(store, caller.tenant_id, wh)}
+    return {"stations": warehouses.list_stations(store, caller.tenant_id, require_warehouse(caller, wh))}
 
 
 @router.post(
     "/warehouses/{wh}/enrollment-tokens", status_code=201, summary="Create a one-time enrollment token"
 )
 def create_enrollment_token(
-    wh: WarehouseCode, caller: Caller, store: Store, body: warehouses.EnrollmentTokenIn | None = None
+    wh: WarehouseCode, caller: EnrollsAgents, store: Store, body: warehouses.EnrollmentTokenIn | None = None
 ) -> Any:
     """A token an agent trades once, before it expires, for its identity in this warehouse."""
     ttl_s = body.ttl_s if body is not None else warehouses.EnrollmentTokenIn().ttl_s
-    return warehouses.create_enrollment_token(store, caller.tenant_id, wh, ttl_s)
+    return warehouses.create_enrollment_token(store, caller.tenant_id, require_warehouse(caller, wh), ttl_s)
 
 
 @router.post("/templates/{name}/versions", status_code=201, summary="Create a template version")
 def create_template_version(
-    name: TemplateName, body: templates.TemplateVersionIn, caller: Caller, store: Store
+    name: TemplateName, body: templates.TemplateVersionIn, caller: EditsTemplates, store: Store
 ) -> Any:
     """Validate a new version against its sample data and store it as the next number (inactive)."""
     return templates.create_template_version(store, caller.tenant_id, name, body)
 
 
 @router.get("/templates/{name}/versions", summary="List a template's versions")
-def list_template_versions(name: TemplateName, caller: Caller, store: Store) -> Any:
+def list_template_versions(name: TemplateName, caller: ReadsSetup, store: Store) -> Any:
     """Every version of a template, oldest first."""
     return {"versions": templates.list_template_versions(store, caller.tenant_id, name)}
 
 
 @router.get("/templates/{name}/versions/{n}", summary="One template version")
-def get_template_version(name: TemplateName, n: VersionNumber, caller: Caller, store: Store) -> Any:
+def get_template_version(name: TemplateName, n: VersionNumber, caller: ReadsSetup, store: Store) -> Any:
     """One version of a template."""
     return templates.get_template_version(store, caller.tenant_id, name, n)
 
 
 @router.post("/templates/{name}/versions/{n}/publish", summary="Publish a template version")
-def publish_template_version(name: TemplateName, n: VersionNumber, caller: Caller, store: Store) -> Any:
+def publish_template_version(
+    name: TemplateName, n: VersionNumber, caller: EditsTemplates, store: Store
+) -> Any:
     """Make version n the active one of its name and sync it to every agent of the tenant."""
     return templates.publish_template_version(store, caller.tenant_id, name, n)
 
@@ -155,7 +163,7 @@ def publish_template_version(name: TemplateName, n: VersionNumber, caller: Calle
     responses={200: {"content": {"image/png": {}}}},
 )
 def template_preview(
-    name: TemplateName, n: VersionNumber, caller: Caller, store: Store, request: Request
+    name: TemplateName, n: VersionNumber, caller: ReadsSetup, store: Store, request: Request
 ) -> Response:
     """A PNG of the version rendered with its sample data; X-Preview-Note says what it could not show."""
     version = templates.get_template_version(store, caller.tenant_id, name, n)
@@ -174,19 +182,19 @@ _BATCH_DOC = {
 
 
 @router.post("/orders", summary="Ingest orders in bulk", openapi_extra=_BATCH_DOC)
-async def ingest_orders(request: Request, caller: Caller, store: Store) -> JSONResponse:
+async def ingest_orders(request: Request, caller: IngestsOrders, store: Store) -> JSONResponse:
     """Store up to 10,000 orders, idempotent by order_ref; each bad order is reported on its own."""
     raw = await request.body()
-    result = await run_in_threadpool(_ingest, store, caller.tenant_id, raw)
+    result = await run_in_threadpool(_ingest, store, caller, raw)
     return JSONResponse(result.to_dict())
 
 
-def _ingest(store: CloudStore, tenant_id: int, raw: bytes) -> orders.IngestResult:
+def _ingest(store: CloudStore, caller: Principal, raw: bytes) -> orders.IngestResult:
     with paused_gc():
-        return _parse_and_ingest(store, tenant_id, raw)
+        return _parse_and_ingest(store, caller, raw)
 
 
-def _parse_and_ingest(store: CloudStore, tenant_id: int, raw: bytes) -> orders.IngestResult:
+def _parse_and_ingest(store: CloudStore, caller: Principal, raw: bytes) -> orders.IngestResult:
     try:
         document = pydantic_core.from_json(raw)
     except ValueError as exc:
@@ -201,7 +209,7 @@ def _parse_and_ingest(store: CloudStore, tenant_id: int, raw: bytes) -> orders.I
             "split the batch into several calls",
             code="too_many_orders",
         )
-    result = orders.ingest_orders(store, tenant_id, envelope.orders)
+    result = orders.ingest_orders(store, caller.tenant_id, envelope.orders, warehouses=caller.warehouses)
     metrics.ORDERS_INGESTED.labels("accepted").inc(len(result.accepted))
     metrics.ORDERS_INGESTED.labels("error").inc(len(result.errors))
     metrics.ORDERS_CHANGED.inc(result.changed)
@@ -210,13 +218,25 @@ def _parse_and_ingest(store: CloudStore, tenant_id: int, raw: bytes) -> orders.I
 
 @router.get("/orders/{order_ref}", summary="One order with its state and events")
 def get_order(
-    order_ref: Annotated[str, Path(min_length=1, max_length=64)], caller: Caller, store: Store
+    order_ref: Annotated[str, Path(min_length=1, max_length=64)], caller: ReadsOrders, store: Store
 ) -> Any:
     """The order as ingested plus `state`, `created_at`, `updated_at` and `events` in time order."""
-    return orders.get_order(store, caller.tenant_id, order_ref)
+    return orders.get_order(store, caller.tenant_id, order_ref, warehouses=caller.warehouses)
 
 
 @router.get("/agents", summary="The fleet of agents")
-def list_agents(caller: Caller, store: Store) -> Any:
+def list_agents(caller: ReadsSetup, store: Store) -> Any:
     """Each agent's id, warehouse, last seen, version, revision, outbox depth and devices."""
-    return {"agents": agents.list_agents(store, caller.tenant_id)}
+    fleet = agents.list_agents(store, caller.tenant_id)
+    return {"agents": [agent for agent in fleet if caller.sees(agent["warehouse"])]}
+
+
+@router.get("/me", summary="Who the caller is")
+def me(caller: Caller) -> Any:
+    """The caller's role, tenant, warehouse scope (null: every warehouse) and token name."""
+    return {
+        "role": caller.role.value,
+        "tenant": caller.tenant,
+        "warehouses": sorted(caller.warehouses) if caller.warehouses is not None else None,
+        "name": caller.token_name,
+    }

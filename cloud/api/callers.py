@@ -1,0 +1,68 @@
+"""Who is calling: FastAPI dependencies for the store, the caller and the caller's permissions.
+
+def handler(caller: EditsTemplates, ...)   # 401 or 403 before the handler runs
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPBearer
+
+from cloud.access import Principal, authenticate_api_token
+from cloud.roles import Permission, require
+from cloud.store import CloudStore
+
+__all__ = [
+    "Caller",
+    "EditsRulesets",
+    "EditsTemplates",
+    "EnrollsAgents",
+    "IngestsOrders",
+    "ManagesOrders",
+    "ReadsOrders",
+    "ReadsSetup",
+    "Store",
+    "WritesStations",
+    "WritesWarehouses",
+    "principal",
+    "store_of",
+]
+
+_bearer = HTTPBearer(auto_error=False, description="A token from `dockside-cloud create-token`.")
+
+
+def store_of(request: Request) -> CloudStore:
+    """The store the app was created with."""
+    store: CloudStore = request.app.state.store
+    return store
+
+
+def principal(request: Request, _scheme: Annotated[Any, Security(_bearer)] = None) -> Principal:
+    """The caller, from the Authorization header (401 in the contract's shape otherwise)."""
+    return authenticate_api_token(store_of(request), request.headers.get("authorization"))
+
+
+Caller = Annotated[Principal, Depends(principal)]
+Store = Annotated[CloudStore, Depends(store_of)]
+
+
+def _granted(permission: Permission) -> Any:
+    def check(caller: Caller) -> Principal:
+        return require(caller, permission)
+
+    check.__name__ = f"may_{permission.name.lower()}"
+    return check
+
+
+# The caller, once its role is known to grant the permission (403 before the handler runs).
+ReadsSetup = Annotated[Principal, Depends(_granted(Permission.READ_SETUP))]
+WritesWarehouses = Annotated[Principal, Depends(_granted(Permission.WRITE_WAREHOUSES))]
+WritesStations = Annotated[Principal, Depends(_granted(Permission.WRITE_STATIONS))]
+EnrollsAgents = Annotated[Principal, Depends(_granted(Permission.ENROLL_AGENTS))]
+EditsTemplates = Annotated[Principal, Depends(_granted(Permission.EDIT_TEMPLATES))]
+EditsRulesets = Annotated[Principal, Depends(_granted(Permission.EDIT_RULESETS))]
+IngestsOrders = Annotated[Principal, Depends(_granted(Permission.INGEST_ORDERS))]
+ReadsOrders = Annotated[Principal, Depends(_granted(Permission.READ_ORDERS))]
+ManagesOrders = Annotated[Principal, Depends(_granted(Permission.MANAGE_ORDERS))]

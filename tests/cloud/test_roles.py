@@ -1,0 +1,227 @@
+"""Roles and scope over real HTTP: every role on every endpoint, other tenants and other warehouses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from cloud.access import Role, create_api_token, create_tenant
+from tests.cloud.conftest import STATION, TEMPLATE, RunningCloud, order
+
+ALL = frozenset(Role)
+STAFF = frozenset({Role.ADMIN, Role.EDITOR, Role.VIEWER})
+EDITORS = frozenset({Role.ADMIN, Role.EDITOR})
+ADMIN = frozenset({Role.ADMIN})
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    allowed: frozenset[Role]
+    status: int = 200
+    body: Any = None
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+ENDPOINTS = [
+    Endpoint("GET", "/api/v1/me", ALL),
+    Endpoint("POST", "/api/v1/warehouses", ADMIN, body={"code": "WH1", "name": "Warehouse WH1"}),
+    Endpoint("GET", "/api/v1/warehouses", STAFF),
+    Endpoint("GET", "/api/v1/warehouses/WH1", STAFF),
+    Endpoint("POST", "/api/v1/warehouses/WH1/stations", EDITORS, body=STATION),
+    Endpoint("GET", "/api/v1/warehouses/WH1/stations", STAFF),
+    Endpoint("POST", "/api/v1/warehouses/WH1/enrollment-tokens", ADMIN, 201, {"ttl_s": 600}),
+    Endpoint("POST", "/api/v1/templates/t1/versions", EDITORS, 201, TEMPLATE),
+    Endpoint("GET", "/api/v1/templates/t1/versions", STAFF),
+    Endpoint("GET", "/api/v1/templates/t1/versions/1", STAFF),
+    Endpoint("POST", "/api/v1/templates/t1/versions/1/publish", EDITORS),
+    Endpoint("GET", "/api/v1/templates/t1/versions/1/preview.png", STAFF),
+    Endpoint(
+        "POST", "/api/v1/orders", frozenset({Role.ADMIN, Role.INTEGRATION}), body={"orders": [order("R1")]}
+    ),
+    Endpoint("GET", "/api/v1/orders/R1", ALL),
+    Endpoint("GET", "/api/v1/agents", STAFF),
+    # No such agent: an admin gets past the role check to the 404, the others stop at 403.
+    Endpoint("POST", "/api/v1/agents/no-such-agent/revoke", ADMIN, 404),
+]
+
+
+def _client(cloud: RunningCloud, token: str) -> httpx.Client:
+    return httpx.Client(
+        base_url=f"http://{cloud.http_address}", headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+
+
+@pytest.fixture
+def setup(cloud: RunningCloud) -> RunningCloud:
+    """WH1 with a station, template t1 v1 and order R1 in the default tenant."""
+    cloud.put_warehouse("WH1")
+    assert cloud.api.post("/api/v1/warehouses/WH1/stations", json=STATION).status_code == 201
+    assert cloud.api.post("/api/v1/templates/t1/versions", json=TEMPLATE).status_code == 201
+    assert cloud.ingest(order("R1"))["errors"] == []
+    return cloud
+
+
+@pytest.fixture
+def clients(setup: RunningCloud) -> Iterator[dict[Role, httpx.Client]]:
+    made = {
+        role: _client(setup, create_api_token(setup.store, name=f"{role.value}-token", role=role))
+        for role in Role
+    }
+    yield made
+    for client in made.values():
+        client.close()
+
+
+def _revision(cloud: RunningCloud) -> int:
+    revision: int = cloud.api.get("/healthz").json()["revision"]
+    return revision
+
+
+def test_a_refusal_names_the_callers_role_and_the_roles_that_may(clients: dict[Role, httpx.Client]) -> None:
+    error = clients[Role.VIEWER].post("/api/v1/templates/t1/versions", json=TEMPLATE).json()["error"]
+    assert error == {
+        "code": "forbidden",
+        "message": "this token's role (viewer) may not create and publish templates: "
+        "use a token with role admin, editor",
+    }
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=str)
+@pytest.mark.parametrize("role", list(Role), ids=lambda role: role.value)
+def test_each_role_on_each_endpoint(
+    setup: RunningCloud, clients: dict[Role, httpx.Client], endpoint: Endpoint, role: Role
+) -> None:
+    before = _revision(setup)
+    response = clients[role].request(endpoint.method, endpoint.path, json=endpoint.body)
+    if role in endpoint.allowed:
+        assert response.status_code == endpoint.status, response.text
+        return
+    assert response.status_code == 403, response.text
+    error = response.json()["error"]
+    assert error["code"] == "forbidden"
+    # The message says what to do: which role to use instead.
+    assert all(allowed.value in error["message"] for allowed in endpoint.allowed), error["message"]
+    # A refused write changed nothing that agents would see.
+    assert _revision(setup) == before
+
+
+def test_every_api_route_is_in_the_matrix(cloud: RunningCloud) -> None:
+    spec = cloud.api.get("/openapi.json").json()
+    routes = {(method.upper(), path) for path, methods in spec["paths"].items() for method in methods}
+    covered = set()
+    for endpoint in ENDPOINTS:
+        concrete = endpoint.path
+        for path_template in spec["paths"]:
+            pattern = path_template.replace("{wh}", "WH1").replace("{name}", "t1").replace("{n}", "1")
+            pattern = pattern.replace("{order_ref}", "R1").replace("{agent_id}", "no-such-agent")
+            if pattern == concrete:
+                covered.add((endpoint.method, path_template))
+    missing = {route for route in routes if route[1].startswith("/api/v1/")} - covered
+    assert not missing, f"add these routes to ENDPOINTS: {sorted(missing)}"
+
+
+def test_me_tells_role_tenant_scope_and_name(setup: RunningCloud) -> None:
+    assert setup.api.get("/api/v1/me").json() == {
+        "role": "admin",
+        "tenant": "default",
+        "warehouses": None,
+        "name": "tests",
+    }
+    token = create_api_token(setup.store, name="wh-viewer", role=Role.VIEWER, warehouses=["WH2", "WH1"])
+    with _client(setup, token) as scoped:
+        assert scoped.get("/api/v1/me").json() == {
+            "role": "viewer",
+            "tenant": "default",
+            "warehouses": ["WH1", "WH2"],
+            "name": "wh-viewer",
+        }
+
+
+def _missing(client: httpx.Client, path: str, method: str = "GET", body: Any = None) -> str:
+    response = client.request(method, path, json=body)
+    assert response.status_code == 404, (path, response.text)
+    error = response.json()["error"]
+    assert error["code"] == "not_found"
+    message: str = error["message"]
+    return message
+
+
+def test_another_tenants_objects_answer_404_like_missing_ones(setup: RunningCloud) -> None:
+    create_tenant(setup.store, code="acme", name="Acme")
+    token = create_api_token(setup.store, name="acme-admin", role=Role.ADMIN, tenant="acme")
+    with _client(setup, token) as acme:
+        assert acme.get("/api/v1/me").json()["tenant"] == "acme"
+        assert acme.get("/api/v1/warehouses").json() == {"warehouses": []}
+        assert acme.get("/api/v1/agents").json() == {"agents": []}
+        _missing(acme, "/api/v1/templates/t1/versions")
+        # The same 404 as for objects that exist nowhere: nothing reveals the other tenant.
+        assert _missing(acme, "/api/v1/warehouses/WH1") == _missing(acme, "/api/v1/warehouses/NOPE").replace(
+            "NOPE", "WH1"
+        )
+        assert _missing(acme, "/api/v1/orders/R1") == _missing(acme, "/api/v1/orders/NOPE").replace(
+            "NOPE", "R1"
+        )
+        _missing(acme, "/api/v1/templates/t1/versions/1")
+        _missing(acme, "/api/v1/templates/t1/versions/1/publish", "POST")
+        _missing(acme, "/api/v1/warehouses/WH1/stations", "POST", STATION)
+        _missing(acme, "/api/v1/warehouses/WH1/enrollment-tokens", "POST", {"ttl_s": 60})
+        # Writes land in acme's own space and never touch the default tenant's objects.
+        answer = acme.post("/api/v1/orders", json={"orders": [order("R1")]}).json()
+        assert [error["code"] for error in answer["errors"]] == ["unknown_warehouse"]
+        assert acme.post("/api/v1/warehouses", json={"code": "WH1", "name": "Acme WH1"}).status_code == 201
+        assert acme.post("/api/v1/orders", json={"orders": [order("R1")]}).json()["errors"] == []
+    # The default tenant's WH1 and R1 are unchanged.
+    assert setup.api.get("/api/v1/warehouses/WH1").json()["name"] == "Warehouse WH1"
+    assert len(setup.api.get("/api/v1/warehouses").json()["warehouses"]) == 1
+
+
+def test_a_warehouse_scoped_token_sees_only_its_warehouses(setup: RunningCloud) -> None:
+    setup.put_warehouse("WH2")
+    setup.enroll("WH1")
+    assert setup.ingest(order("R2", warehouse="WH2"))["errors"] == []
+    token = create_api_token(setup.store, name="wh2-admin", role=Role.ADMIN, warehouses=["WH2"])
+    with _client(setup, token) as wh2:
+        assert [w["code"] for w in wh2.get("/api/v1/warehouses").json()["warehouses"]] == ["WH2"]
+        assert wh2.get("/api/v1/agents").json() == {"agents": []}
+        assert wh2.get("/api/v1/orders/R2").status_code == 200
+        # Reads of WH1 and its orders: 404, exactly as if they did not exist.
+        assert _missing(wh2, "/api/v1/warehouses/WH1") == _missing(wh2, "/api/v1/warehouses/NOPE").replace(
+            "NOPE", "WH1"
+        )
+        _missing(wh2, "/api/v1/warehouses/WH1/stations")
+        _missing(wh2, "/api/v1/orders/R1")
+        # Writes into WH1: refused without touching it.
+        _missing(wh2, "/api/v1/warehouses/WH1/stations", "POST", {**STATION, "code": "S9"})
+        _missing(wh2, "/api/v1/warehouses/WH1/enrollment-tokens", "POST", {"ttl_s": 60})
+        renamed = wh2.post("/api/v1/warehouses", json={"code": "WH1", "name": "taken over"})
+        assert renamed.status_code == 403
+        assert "limited to warehouses WH2" in renamed.json()["error"]["message"]
+        answer = wh2.post(
+            "/api/v1/orders",
+            json={
+                "orders": [
+                    order("R3", warehouse="WH1"),
+                    order("R1", warehouse="WH2"),
+                    order("R4", warehouse="WH2"),
+                ]
+            },
+        ).json()
+        assert answer["accepted"] == ["R4"]
+        assert [(e["order_ref"], e["code"]) for e in answer["errors"]] == [
+            ("R3", "unknown_warehouse"),
+            ("R1", "order_ref_taken"),
+        ]
+    stations = setup.api.get("/api/v1/warehouses/WH1/stations").json()["stations"]
+    assert [s["code"] for s in stations] == ["S1"]
+    assert setup.api.get("/api/v1/warehouses/WH1").json()["name"] == "Warehouse WH1"
+    assert setup.api.get("/api/v1/orders/R1").json()["warehouse"] == "WH1"
+    assert setup.api.get("/api/v1/orders/R3").status_code == 404
+    assert len(setup.api.get("/api/v1/agents").json()["agents"]) == 1
