@@ -1,0 +1,362 @@
+// The packing station page: scan -> weigh -> print, driven by the agent's event stream.
+import { WORDS, fmtKg } from "/station/i18n.js";
+
+const $ = (id) => document.getElementById(id);
+const NOTHING_SENT = new Set(["printer_unreachable", "printer_not_configured",
+  "printer_language_unsupported", "printer_connection_unsupported"]);
+
+const page = {
+  lang: localStorage.getItem("dockside.lang") || (navigator.language.startsWith("zh") ? "zh" : "en"),
+  station: new URLSearchParams(location.search).get("station"),
+  snapshot: null,
+  state: "ready",
+  view: { word: "s_ready", order: "", detail: "ready_detail", todo: "" },
+  pending: null,        // {ref, requestId}: an order scanned and not printed yet
+  busy: false,
+  lastJob: null,        // the last answer with a job id: what Reprint reprints
+  heldCode: null,
+  recent: JSON.parse(sessionStorage.getItem("dockside.recent") || "[]"),
+};
+
+function t(key, arg) {
+  const word = WORDS[page.lang][key] ?? WORDS.en[key] ?? key;
+  return typeof word === "function" ? word(arg) : word;
+}
+
+function newRequestId() {
+  return globalThis.crypto?.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(16).slice(2)}`;
+}
+
+// -- showing the state ----------------------------------------------------------------------
+
+function show(state, view) {
+  page.state = state;
+  page.view = view;
+  render();
+}
+
+function text(value, arg) {
+  if (value == null) return "";
+  if (typeof value === "object") return value.raw;
+  return t(value, arg);
+}
+
+function render() {
+  document.documentElement.lang = page.lang === "zh" ? "zh-Hans" : "en";
+  document.body.dataset.state = page.state;
+  for (const el of document.querySelectorAll("[data-t]")) el.textContent = t(el.dataset.t);
+  $("lang").textContent = t("lang_button");
+  const v = page.view;
+  $("state-word").textContent = text(v.word);
+  $("state-order").textContent = v.order || "";
+  $("state-detail").textContent = text(v.detail, v.arg);
+  $("state-todo").textContent = text(v.todo, v.arg);
+  $("print").hidden = !(page.pending && !page.busy && ["weighing", "error"].includes(page.state));
+  $("reprint").hidden = !(page.lastJob && ["printed", "ready", "error", "held"].includes(page.state)
+    && page.lastJob.status !== "failed_nothing");
+  renderSnapshot();
+  renderRecent();
+}
+
+function renderSnapshot() {
+  const s = page.snapshot;
+  if (!s) return;
+  $("station-code").textContent = s.station;
+  $("station-name").textContent = s.name && s.name !== s.station ? s.name : "";
+  $("warehouse").textContent = s.warehouse;
+  const pill = $("cloud-pill");
+  pill.className = `pill ${s.online ? "pill-online" : "pill-offline"}`;
+  $("cloud-text").textContent = t(s.online ? "online" : "offline");
+  $("offline-banner").hidden = s.online;
+  $("offline-detail").textContent = s.credential_refused ? t("credential_refused") : t("offline_detail", s.outbox_depth);
+  const scale = s.scale;
+  $("weight-value").textContent = scale && scale.weight_g != null ? fmtKg(scale.weight_g) : "–";
+  const stable = $("stable");
+  stable.className = `stable ${scale && scale.stable ? "stable-yes" : "stable-no"}`;
+  $("stable-text").textContent = !scale ? t("no_scale") : t(scale.stable ? "stable" : "unstable");
+  if (!page.scaleNote) $("scale-message").textContent = scale && scale.state !== "ok" ? scale.message : "";
+  const list = $("printers");
+  list.replaceChildren(...s.printers.map((p) => {
+    const li = document.createElement("li");
+    const badge = document.createElement("span");
+    badge.className = `badge badge-${p.state}`;
+    badge.textContent = t(`p_${p.state}`);
+    const what = document.createElement("span");
+    what.textContent = `${p.id} (${p.role}) — ${p.message}`;
+    li.append(badge, what);
+    return li;
+  }));
+}
+
+function renderRecent() {
+  if (!page.recent.length) {
+    const li = document.createElement("li");
+    li.className = "muted";
+    li.textContent = t("no_recent");
+    $("recent").replaceChildren(li);
+    return;
+  }
+  $("recent").replaceChildren(...page.recent.slice(0, 6).map((r) => {
+    const li = document.createElement("li");
+    const ref = document.createElement("span");
+    ref.className = "ref";
+    ref.textContent = r.order_ref;
+    const what = document.createElement("span");
+    what.className = "muted";
+    what.textContent = `${r.carrier} · ${fmtKg(r.weight_g)} kg${r.reprint ? " · ↻" : ""}`;
+    li.append(ref, what);
+    return li;
+  }));
+}
+
+function remember(answer, reprint = false) {
+  page.recent.unshift({ order_ref: answer.order_ref, carrier: answer.carrier, weight_g: answer.weight_g, reprint });
+  page.recent = page.recent.slice(0, 20);
+  sessionStorage.setItem("dockside.recent", JSON.stringify(page.recent));
+}
+
+// -- talking to the agent --------------------------------------------------------------------
+
+async function call(method, path, body) {
+  let response;
+  try {
+    response = await fetch(path, {
+      method, headers: body ? { "content-type": "application/json" } : {},
+      body: body ? JSON.stringify(body) : undefined,
+    });
+  } catch {
+    return { ok: false, status: 0, error: { code: "agent_unreachable", message: t("agent_lost") + " " + t("agent_lost_todo") } };
+  }
+  const json = await response.json().catch(() => ({}));
+  if (response.ok) return { ok: true, status: response.status, body: json };
+  return { ok: false, status: response.status, error: json.error || { code: "http_error", message: `HTTP ${response.status}` } };
+}
+
+function scaleReady() {
+  const scale = page.snapshot?.scale;
+  if (!scale) return true; // no scale: let the agent say what to do
+  return scale.stable && scale.weight_g > 0;
+}
+
+function scanned(ref) {
+  ref = ref.trim();
+  if (!ref || page.busy) return;
+  page.pending = { ref, requestId: newRequestId() };
+  page.heldCode = null;
+  if ($("auto").checked && scaleReady()) {
+    pack();
+  } else {
+    show("weighing", { word: "s_weighing", order: ref, detail: $("auto").checked ? "weighing_detail" : "weighing_manual" });
+  }
+}
+
+async function pack() {
+  const pending = page.pending;
+  if (!pending || page.busy) return;
+  page.busy = true;
+  show("printing", { word: "s_printing", order: pending.ref, detail: "printing_detail" });
+  const result = await call("POST", "/api/v1/pack",
+    { order_ref: pending.ref, station: page.snapshot?.station ?? page.station, request_id: pending.requestId });
+  page.busy = false;
+  if (result.ok) return packed(result.body);
+  const { code, message } = result.error;
+  if (code.startsWith("printer_")) {
+    page.heldCode = code;
+    if (!NOTHING_SENT.has(code)) page.pending = null; // it may have printed: a person decides
+    return show("held", { word: "s_held", order: pending.ref, detail: { raw: message },
+      todo: NOTHING_SENT.has(code) ? "held_todo" : "held_unsure_todo" });
+  }
+  if (code.startsWith("scale_")) {
+    return show("error", { word: "s_error", order: pending.ref, detail: { raw: message }, todo: "scale_todo" });
+  }
+  page.pending = null;
+  show("error", { word: "s_error", order: pending.ref, detail: { raw: message }, todo: "error_todo" });
+}
+
+function packed(answer) {
+  page.pending = null;
+  page.lastJob = answer;
+  if (answer.status === "held") {
+    page.heldCode = "held_job";
+    watchHeldJob(answer.job_id);
+    return show("held", { word: "s_held", order: answer.order_ref, detail: { raw: answer.message || heldPrinterMessage() }, todo: "held_todo" });
+  }
+  if (answer.status === "already_packed") {
+    return show("error", { word: "s_packed", order: answer.order_ref, detail: "packed_detail", todo: "packed_todo", arg: answer });
+  }
+  remember(answer);
+  show("printed", { word: "s_printed", order: answer.order_ref, detail: "printed_detail", todo: "printed_todo", arg: answer });
+}
+
+function heldPrinterMessage() {
+  const faulty = (page.snapshot?.printers || []).filter((p) => p.state !== "ready");
+  return faulty.map((p) => p.message).join(" ");
+}
+
+// The agent keeps a held label and prints it when its printer is ready: follow that job.
+async function watchHeldJob(jobId) {
+  while (page.state === "held" && page.heldCode === "held_job") {
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const result = await call("GET", `/api/v1/jobs/${encodeURIComponent(jobId)}`);
+    if (!result.ok || page.heldCode !== "held_job") continue;
+    if (result.body.status === "printed") {
+      page.heldCode = null;
+      return packed({ ...result.body, status: "printed" });
+    }
+    if (result.body.status !== "held") {
+      page.heldCode = null;
+      return show("error", { word: "s_error", order: result.body.order_ref,
+        detail: { raw: result.body.error || result.body.status }, todo: "held_unsure_todo" });
+    }
+  }
+}
+
+async function zeroOrTare(action) {
+  const code = page.snapshot?.station;
+  if (!code) return;
+  const result = await call("POST", `/api/v1/stations/${encodeURIComponent(code)}/scale/${action}`);
+  let note;
+  if (result.ok) note = t(action === "zero" ? "zero_done" : "tare_done");
+  else if (result.status === 404 && result.error.code === "not_found") note = t("zero_missing");
+  else note = result.error.message;
+  page.scaleNote = note;
+  $("scale-message").textContent = note;
+  setTimeout(() => { page.scaleNote = null; renderSnapshot(); }, 5000);
+  focusScan();
+}
+
+// -- reprint ---------------------------------------------------------------------------------
+
+function openReprint() {
+  if (!page.lastJob || $("reprint").hidden) return;
+  $("reprint-which").textContent = `${page.lastJob.order_ref} · ${page.lastJob.carrier} ${page.lastJob.service}`;
+  $("reprint-dialog").showModal();
+  document.querySelector('input[name="reason"]:checked').focus();
+}
+
+async function reprint(event) {
+  event.preventDefault();
+  const choice = document.querySelector('input[name="reason"]:checked').value;
+  const reason = choice === "other" ? $("reason-other").value.trim() : choice;
+  if (!reason) { $("reason-other").placeholder = t("reason_needed"); $("reason-other").focus(); return; }
+  $("reprint-dialog").close();
+  const job = page.lastJob;
+  show("printing", { word: "s_printing", order: job.order_ref, detail: "printing_detail" });
+  const result = await call("POST", `/api/v1/jobs/${encodeURIComponent(job.job_id)}/reprint`,
+    { reason, request_id: newRequestId() });
+  if (!result.ok) {
+    const held = result.error.code.startsWith("printer_");
+    return show(held ? "held" : "error", { word: held ? "s_held" : "s_error", order: job.order_ref,
+      detail: { raw: result.error.message }, todo: held ? "held_unsure_todo" : "error_todo" });
+  }
+  remember(result.body, true);
+  show("printed", { word: "s_printed", order: job.order_ref, detail: "printed_detail", arg: result.body, todo: "reprinted" });
+  focusScan();
+}
+
+// -- the live stream -------------------------------------------------------------------------
+
+function onSnapshot(snapshot) {
+  page.snapshot = snapshot;
+  $("agent-banner").hidden = true;
+  const printersReady = snapshot.printers.length > 0 && snapshot.printers.every((p) => p.state === "ready");
+  if (page.state === "held" && printersReady && page.heldCode !== "held_job") {
+    if (page.pending && NOTHING_SENT.has(page.heldCode)) {
+      pack(); // the label never left: print it now
+      return;
+    }
+    page.heldCode = null;
+    show("ready", { word: "s_ready", detail: "ready_detail" });
+    return;
+  }
+  if (page.state === "weighing" && page.pending && $("auto").checked && scaleReady()) {
+    pack();
+    return;
+  }
+  renderSnapshot();
+}
+
+function listen(code) {
+  const source = new EventSource(`/api/v1/stations/${encodeURIComponent(code)}/events`);
+  source.onmessage = (event) => onSnapshot(JSON.parse(event.data));
+  source.onerror = () => { if (source.readyState !== EventSource.OPEN) $("agent-banner").hidden = false; };
+  source.addEventListener("gone", () => { source.close(); start(); });
+}
+
+async function start() {
+  let code = page.station;
+  if (!code) {
+    const result = await call("GET", "/api/v1/stations");
+    const stations = result.ok ? result.body.stations : [];
+    if (!stations.length) {
+      show("error", { word: "s_error", detail: "no_station", todo: "" });
+      setTimeout(start, 3000);
+      return;
+    }
+    code = stations[0].code;
+  }
+  page.station = code;
+  $("station-code").textContent = code;
+  listen(code);
+}
+
+// -- keyboard: the scanner types into the scan field, function keys do the rest --------------
+
+function focusScan() {
+  if (!$("reprint-dialog").open) $("scan").focus();
+}
+
+function clear() {
+  page.pending = null;
+  page.heldCode = null;
+  $("scan").value = "";
+  show("ready", { word: "s_ready", detail: "ready_detail" });
+}
+
+function wire() {
+  const scan = $("scan");
+  scan.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") {
+      event.preventDefault();
+      const ref = scan.value;
+      scan.value = "";
+      scanned(ref);
+    }
+  });
+  // Keep the scan field focused so a keyboard-wedge scanner always types into it; buttons and
+  // the dialog may take focus for a moment, then it comes back.
+  scan.addEventListener("blur", () => setTimeout(() => {
+    const active = document.activeElement;
+    const interactive = active && active !== document.body && active.closest("button, dialog, label, input");
+    if (!interactive) focusScan();
+  }, 0));
+  document.addEventListener("keydown", (event) => {
+    if ($("reprint-dialog").open) return;
+    const keys = { F2: () => pack(), F4: () => openReprint(), F8: () => zeroOrTare("zero"),
+      F9: () => zeroOrTare("tare"), Escape: () => clear() };
+    if (keys[event.key]) { event.preventDefault(); keys[event.key](); return; }
+    if (event.altKey && event.key.toLowerCase() === "l") { event.preventDefault(); toggleLang(); return; }
+    if (event.key.length === 1 && !event.ctrlKey && !event.metaKey && !event.altKey && document.activeElement !== scan) scan.focus();
+  });
+  $("print").addEventListener("click", () => { pack(); focusScan(); });
+  $("reprint").addEventListener("click", openReprint);
+  $("zero").addEventListener("click", () => zeroOrTare("zero"));
+  $("tare").addEventListener("click", () => zeroOrTare("tare"));
+  $("lang").addEventListener("click", () => { toggleLang(); focusScan(); });
+  $("auto").addEventListener("change", focusScan);
+  $("reprint-form").addEventListener("submit", reprint);
+  $("reprint-cancel").addEventListener("click", () => { $("reprint-dialog").close(); });
+  $("reprint-dialog").addEventListener("close", focusScan);
+  $("reason-other").addEventListener("focus", () => { document.querySelector('input[value="other"]').checked = true; });
+}
+
+function toggleLang() {
+  page.lang = page.lang === "zh" ? "en" : "zh";
+  localStorage.setItem("dockside.lang", page.lang);
+  render();
+}
+
+wire();
+render();
+focusScan();
+start();

@@ -1,0 +1,125 @@
+"""The station page in a real browser: a scanner packs, a printer fault holds, a cut cloud shows a banner."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from bench.stack import wait_for
+from tests.browser.conftest import screenshot
+from tests.e2e.conftest import Station
+
+
+def open_station(page: Page, station: Station) -> None:
+    station.set_weight(1234, stable=True)
+    page.goto(station.stack.agent_url() + "/?station=S1")
+    expect(page.locator("#station-code")).to_have_text("S1")
+    expect(page.locator("#weight-value")).to_have_text("1.234")
+    expect(page.locator("#scan")).to_be_focused()
+
+
+def scan(page: Page, barcode: str) -> None:
+    """What a keyboard-wedge scanner does: type the barcode's characters, then Enter."""
+    page.keyboard.type(barcode, delay=5)
+    page.keyboard.press("Enter")
+
+
+def test_a_scanners_keystrokes_pack_an_order_and_show_printed(page: Page, station: Station) -> None:
+    open_station(page, station)
+    before = len(station.labels())
+    scan(page, "WEB-0001")
+    expect(page.locator("body")).to_have_attribute("data-state", "printed")
+    expect(page.locator("#state-order")).to_have_text("WEB-0001")
+    expect(page.locator("#state-detail")).to_contain_text("1.234 kg")
+    wait_for(lambda: len(station.labels()) == before + 1, timeout=10, what="the label at the printer")
+    expect(page.locator("#scan")).to_be_focused()
+    expect(page.locator("#recent li").first).to_contain_text("WEB-0001")
+    screenshot(page, "station-printed")
+
+    # The same barcode again is refused as already packed, and nothing prints twice.
+    scan(page, "WEB-0001")
+    expect(page.locator("#state-word")).to_have_text("ALREADY PACKED")
+    assert len(station.labels()) == before + 1
+
+    # Reprint with a reason, by keyboard only.
+    page.keyboard.press("F4")
+    expect(page.locator("#reprint-dialog")).to_be_visible()
+    page.keyboard.press("Enter")
+    expect(page.locator("body")).to_have_attribute("data-state", "printed")
+    wait_for(lambda: len(station.labels()) == before + 2, timeout=10, what="the reprinted label")
+    expect(page.locator("#scan")).to_be_focused()
+
+
+def test_an_unknown_barcode_says_what_to_do(page: Page, station: Station) -> None:
+    open_station(page, station)
+    scan(page, "NOPE-404")
+    expect(page.locator("body")).to_have_attribute("data-state", "error")
+    expect(page.locator("#state-detail")).to_contain_text("check the scanned barcode")
+    page.keyboard.press("Escape")
+    expect(page.locator("body")).to_have_attribute("data-state", "ready")
+
+
+def test_an_unstable_weight_waits_then_prints_by_itself(page: Page, station: Station) -> None:
+    open_station(page, station)
+    station.set_weight(2100, stable=False)
+    expect(page.locator("#stable")).to_have_class("stable stable-no")
+    scan(page, "WEB-0002")
+    expect(page.locator("body")).to_have_attribute("data-state", "weighing")
+    screenshot(page, "station-weighing")
+    station.set_weight(2100, stable=True)
+    expect(page.locator("body")).to_have_attribute("data-state", "printed")
+    expect(page.locator("#state-detail")).to_contain_text("2.100 kg")
+
+
+def test_a_printer_fault_holds_the_label_and_clears_itself(page: Page, station: Station) -> None:
+    open_station(page, station)
+    before = len(station.labels())
+    station.stack.control("printer", "POST", "/fault", {"fault": "offline"})
+    scan(page, "WEB-0003")
+    expect(page.locator("body")).to_have_attribute("data-state", "held")
+    expect(page.locator("#state-word")).to_have_text("HELD")
+    expect(page.locator("#state-todo")).to_contain_text("prints by itself when the printer is ready")
+    screenshot(page, "station-held")
+    assert len(station.labels()) == before
+
+    station.stack.control("printer", "POST", "/fault", {"fault": "none"})
+    expect(page.locator("body")).to_have_attribute("data-state", "printed", timeout=30_000)
+    expect(page.locator("#state-order")).to_have_text("WEB-0003")
+    wait_for(lambda: len(station.labels()) == before + 1, timeout=10, what="the held label to print")
+
+
+def test_the_page_speaks_simplified_chinese(page: Page, station: Station) -> None:
+    open_station(page, station)
+    page.keyboard.press("Alt+l")
+    expect(page.locator("#state-word")).to_have_text("就绪")
+    expect(page.locator("html")).to_have_attribute("lang", "zh-Hans")
+    scan(page, "WEB-0006")
+    expect(page.locator("#state-word")).to_have_text("已打印")
+    screenshot(page, "station-printed-zh")
+
+
+def test_cutting_the_cloud_shows_the_offline_banner_while_packing_goes_on(
+    page: Page, station: Station
+) -> None:
+    open_station(page, station)
+    expect(page.locator("#offline-banner")).to_be_hidden()
+    expect(page.locator("#cloud-text")).to_have_text("Cloud connected")
+    station.stack.cloud.stop()
+    expect(page.locator("#offline-banner")).to_be_visible(timeout=30_000)
+    scan(page, "WEB-0004")
+    expect(page.locator("body")).to_have_attribute("data-state", "printed")
+    scan(page, "WEB-0005")
+    expect(page.locator("#state-order")).to_have_text("WEB-0005")
+    expect(page.locator("body")).to_have_attribute("data-state", "printed")
+    depth = station.status()["outbox_depth"]
+    assert depth >= 2  # the cloud is down: both packs' events wait
+    expect(page.locator("#offline-detail")).to_contain_text(f"{depth} events wait to be sent")
+    screenshot(page, "station-offline")
+
+
+@pytest.mark.parametrize("action", ["zero", "tare"])
+def test_zero_and_tare_buttons_answer(page: Page, station: Station, action: str) -> None:
+    open_station(page, station)
+    page.keyboard.press("F8" if action == "zero" else "F9")
+    expect(page.locator("#scale-message")).not_to_be_empty()
+    expect(page.locator("#scan")).to_be_focused()
