@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PROTOS := $(wildcard proto/dockside/v1/*.proto)
 STUBS := dockside/v1/sync_pb2.py
 
-.PHONY: setup stubs demo test lint typecheck pytest bench clean
+.PHONY: setup stubs demo test lint typecheck pytest bench clean agent-binary
 
 setup: $(VENV)/.installed $(STUBS)
 
@@ -48,6 +48,17 @@ BENCHES := $(basename $(notdir $(filter-out bench/__init__.py bench/stack.py ben
 
 bench: setup
 	@set -e; for name in $(BENCHES); do echo "== bench/$$name.py"; $(BIN)/python -m bench.$$name; done
+
+# The one-file agent binary (installers/dockside-agent.spec). Rebuilt only when the agent's
+# sources, the spec or the dependencies change: CI runs this on every submission.
+AGENT_SOURCES := $(shell find edge_agent dockside -name '*.py' -o -name '*.json' -o -name '*.j2' -o -name '*.zpl' 2>/dev/null)
+
+agent-binary: dist/dockside-agent
+
+dist/dockside-agent: $(AGENT_SOURCES) installers/dockside-agent.spec installers/dockside_agent_entry.py $(VENV)/.installed $(STUBS)
+	cd installers && ../$(BIN)/pyinstaller --noconfirm --log-level WARN \
+		--distpath ../dist --workpath ../build/agent-binary dockside-agent.spec
+	@ls -l $@
 
 clean:
 	rm -rf $(VENV) .demo build dist *.egg-info dockside/v1/*_pb2*.py dockside/v1/*_pb2*.pyi

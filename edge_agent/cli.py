@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import socket
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +14,14 @@ from dockside.errors import DocksideError, SyncError
 from dockside.v1 import sync_pb2 as pb
 from edge_agent import __version__
 from edge_agent.agent import Agent, AgentSettings
+from edge_agent.config import CONFIG_ENV, channel_credentials, configure_logging, load_config
 from edge_agent.data_dir import DATA_DIR_ENV, resolve_data_dir
 from edge_agent.identity import load_identity, require_identity, save_identity
 from edge_agent.outbox import Outbox
-from edge_agent.server import parse_address, run_agent, run_forever
+from edge_agent.server import parse_address, run_forever
 from edge_agent.store import DB_FILENAME, Store
 from edge_agent.sync import GrpcTransport
+from edge_agent.update import restart_into, self_update_for, serve_with_updates
 
 __all__ = ["main"]
 
@@ -114,11 +114,19 @@ async def _enroll(cloud: str, request: pb.EnrollRequest) -> pb.EnrollResponse:
 @main.command()
 @data_dir_option
 @click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help=f"The agent's TOML configuration (keys: installers/dockside-agent.toml). Default: ${CONFIG_ENV}, "
+    "else /etc/dockside-agent/agent.toml (Windows: %PROGRAMDATA%\\Dockside\\Agent\\agent.toml) when present.",
+)
+@click.option(
     "--http",
-    default="127.0.0.1:8100",
-    show_default=True,
+    default=None,
     metavar="HOST:PORT",
-    help="Where the station page and local API listen (port 0 picks a free port).",
+    help="Where the station page and local API listen (port 0 picks a free port). "
+    "Default: the config's http.bind, else 127.0.0.1:8100.",
 )
 @click.option(
     "--ready-file",
@@ -129,41 +137,62 @@ async def _enroll(cloud: str, request: pb.EnrollRequest) -> pb.EnrollResponse:
 @click.option(
     "--scale-wait",
     type=click.FloatRange(0.1, 60.0),
-    default=AgentSettings.scale_wait_s,
-    show_default=True,
-    help="Seconds a pack waits for a scale that has no fresh stable weight.",
+    default=None,
+    help="Seconds a pack waits for a scale that has no fresh stable weight. "
+    f"Default: the config's packing.scale_wait_s, else {AgentSettings.scale_wait_s}.",
 )
 @click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
-    default="info",
-    show_default=True,
-    help="How much the agent logs (to stderr).",
+    default=None,
+    help="How much the agent logs (to stderr). Default: the config's log.level, else info.",
 )
-def run(data_dir: Path | None, http: str, ready_file: Path | None, scale_wait: float, log_level: str) -> None:
+def run(
+    data_dir: Path | None,
+    config_path: Path | None,
+    http: str | None,
+    ready_file: Path | None,
+    scale_wait: float | None,
+    log_level: str | None,
+) -> None:
     """Run the agent: sync, outbox sender, devices, station page and local API, until SIGTERM/Ctrl-C."""
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    try:
+        config = load_config(config_path)
+    except DocksideError as exc:
+        raise Refused(exc.message) from None
+    configure_logging(config.log, level=log_level)
+    http = http or config.http.bind
     try:
         parse_address(http)
     except DocksideError as exc:
         raise Refused(exc.message) from None
-    folder = resolve_data_dir(data_dir)
+    folder = resolve_data_dir(data_dir or config.data_dir)
     store = _open_store(folder)
     try:
         identity = require_identity(store, folder)
+        updates = self_update_for(config.update, folder, identity.credential)
+        if updates is not None and updates.recover():
+            store.close()
+            restart_into(updates.slot.path)  # an update's trial was cut short: back to the proven binary
         agent = Agent(
             store,
             identity,
-            GrpcTransport(identity.cloud, identity.credential),
-            AgentSettings(scale_wait_s=scale_wait),
+            GrpcTransport(
+                config.cloud.address or identity.cloud,
+                identity.credential,
+                channel_credentials=channel_credentials(config.cloud),
+            ),
+            AgentSettings(scale_wait_s=scale_wait or config.packing.scale_wait_s),
         )
-        run_forever(run_agent(agent, http, ready_file=ready_file, handle_signals=True))
+        run_forever(serve_with_updates(agent, http, ready_file=ready_file, updates=updates))
     except DocksideError as exc:
         raise Refused(exc.message) from None
     finally:
         store.close()
+    if updates is not None and updates.staged is not None:
+        trial = ["run", "--data-dir", str(folder), "--http", "127.0.0.1:0"]
+        updates.apply([*trial, "--config", str(config_path)] if config_path else trial)
+        restart_into(updates.slot.path)
 
 
 @main.command()
