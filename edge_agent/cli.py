@@ -16,6 +16,7 @@ from edge_agent import __version__
 from edge_agent.agent import Agent, AgentSettings
 from edge_agent.config import CONFIG_ENV, channel_credentials, configure_logging, load_config
 from edge_agent.data_dir import DATA_DIR_ENV, resolve_data_dir
+from edge_agent.doctor import doctor_command
 from edge_agent.identity import load_identity, require_identity, save_identity
 from edge_agent.outbox import Outbox
 from edge_agent.server import parse_address, run_forever
@@ -264,3 +265,6 @@ def _open_store(folder: Path) -> Store:
         raise Refused(
             f"cannot use the data dir {folder} ({exc.strerror or exc}): check its permissions"
         ) from None
+
+
+main.add_command(doctor_command)
