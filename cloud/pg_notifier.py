@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 import psycopg
@@ -34,6 +35,7 @@ __all__ = ["NotifyChannels", "PostgresRevisionNotifier", "channels_for_schema"]
 log = logging.getLogger(__name__)
 
 _RECONNECT_S = 1.0
+_WAKE_S = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +109,7 @@ class PostgresRevisionNotifier:
             self._pending.notify()
         self._local.close()
         for thread in self._threads:
-            thread.join(timeout=self._poll_s + 5)
+            thread.join(timeout=_WAKE_S + 5)
         self._threads.clear()
 
     def _send(self) -> None:
@@ -141,9 +143,13 @@ class PostgresRevisionNotifier:
                     for channel in (self.channels.revision, self.channels.revoked):
                         conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
                     self._listening.set()
+                    polled = 0.0
                     while not self._stopping.is_set():
-                        self._poll_clock(conn)
-                        for note in conn.notifies(timeout=self._poll_s):
+                        if time.monotonic() - polled >= self._poll_s:
+                            self._poll_clock(conn)
+                            polled = time.monotonic()
+                        # Short waits so `close` is never kept waiting for a long poll interval.
+                        for note in conn.notifies(timeout=min(self._poll_s, _WAKE_S)):
                             self._receive(note.channel, note.payload)
                             if self._stopping.is_set():
                                 break
