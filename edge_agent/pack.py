@@ -350,6 +350,7 @@ class Packer:
         with self._store.atomic():
             self.jobs.set_status(job.job_id, JobStatus.PRINTED)
             self._record(job, events, {})
+        lane.unconfirmed.append(job.job_id)
         return dataclasses.replace(job, status=JobStatus.PRINTED)
 
     def _record(self, job: Job, kinds: tuple[EventKind, ...], extra: dict[str, Any]) -> None:
@@ -390,6 +391,36 @@ class Packer:
             log.info("printer %s is ready again: %d held label(s) sent", lane.config.id, sent)
         return sent
 
+    async def poll(self, lane: PrinterLane) -> None:
+        """One status poll of `lane`: labels put in doubt by a dropped connection, then held jobs."""
+        lost = await lane.check()
+        if lost:
+            self._put_in_doubt(lane, lost)
+        await self.release_held(lane)
+
+    def _put_in_doubt(self, lane: PrinterLane, job_ids: list[str]) -> None:
+        """Jobs sent just before the printer dropped the connection: `unknown`, for a person."""
+        doubtful = [job for job in map(self.jobs.get, job_ids) if job and job.status == JobStatus.PRINTED]
+        if not doubtful:
+            return
+        message = (
+            f"{lane.name} closed the connection right after this label was sent, so it may not "
+            "have printed: check the printer, and reprint it if no label came out"
+        )
+        with self._store.atomic():
+            for job in doubtful:
+                self.jobs.set_status(job.job_id, JobStatus.UNKNOWN, message=message)
+                self._record(job, (EventKind.JOB_UNKNOWN,), {"message": message})
+                self._record(
+                    job, (EventKind.EXCEPTION_RAISED,), {"reason": "connection_dropped", "message": message}
+                )
+        self._outbox.notify()
+        log.warning(
+            "printer %s dropped its connection after %d label(s): marked unknown",
+            lane.config.id,
+            len(doubtful),
+        )
+
     def recheck_soon(self, lane: PrinterLane) -> None:
         """Ask the printer how it is now (after a send error), and send held jobs if it is ready."""
         if lane.config.id in self._rechecks:
@@ -397,8 +428,7 @@ class Packer:
 
         async def recheck() -> None:
             try:
-                await lane.check()
-                await self.release_held(lane)
+                await self.poll(lane)
             finally:
                 self._rechecks.pop(lane.config.id, None)
 

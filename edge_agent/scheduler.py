@@ -3,7 +3,8 @@
 One apscheduler `AsyncIOScheduler` on the agent's event loop runs four interval jobs:
 
     printer status   every `printer_poll_s` (about 1 s): ask every printer how it is (`~HS`,
-                     DLE EOT, in its lane thread) and send its held labels once it is ready
+                     DLE EOT, in its lane thread), mark labels lost to a dropped connection
+                     `unknown`, and send its held labels once it is ready
     scale watchdog   every `scale_watchdog_s`: restart a reader whose thread died, log changes
     outbox flush     every `outbox_flush_s`: wake the sender (events from a failed attempt)
     status report    every `report_s`: ask the reporter to tell the cloud how the agent is
@@ -104,10 +105,9 @@ class AgentScheduler:
     async def _poll(self, lane: PrinterLane) -> None:
         try:
             before = lane.state
-            await lane.check()
+            await self._packer.poll(lane)
             if lane.state != before:
                 log.info("printer %s: %s -> %s (%s)", lane.config.id, before, lane.state, lane.message)
-            await self._packer.release_held(lane)
         except Exception:  # one printer's trouble must not stop the others' polls
             log.exception("polling printer %s failed", lane.config.id)
 

@@ -24,6 +24,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -65,6 +66,11 @@ class PrinterLane:
         # Jobs recorded `held` for this printer and not sent yet; the packer keeps the count so
         # the pack path knows without a query whether a new label must queue behind them.
         self.held = 0
+        # Jobs sent since the printer last answered a status request on the same connection.
+        # An answer proves it took them (it reads its connection in order); a connection the
+        # printer closed first puts them in doubt (see `check`).
+        self.unconfirmed: deque[str] = deque(maxlen=10_000)
+        self._drops_seen = 0
         # Held by a pack from recording its job to committing the result, so labels on one
         # printer go out in the order their jobs were written.
         self.lock = asyncio.Lock()
@@ -91,7 +97,7 @@ class PrinterLane:
     def name(self) -> str:
         """How a packer knows the printer: its model and id ("ZD421 S1-label")."""
         model = self.config.model
-        return f"{model} {self.config.id}" if model and model != self.config.id else self.config.id
+        return f"{model} {self.config.id}" if model and model not in self.config.id else self.config.id
 
     @property
     def faulted(self) -> bool:
@@ -153,13 +159,19 @@ class PrinterLane:
         if self.state != "ready":
             self._mark("ready", f"printer {self.config.id} took the last label")
 
-    async def check(self) -> None:
-        """Ask the printer how it is (in its lane, so never in the middle of a label)."""
+    async def check(self) -> list[str]:
+        """Ask the printer how it is (in its lane, so never in the middle of a label).
+
+        Returns the jobs whose labels may be lost: sent since its last answer, after which the
+        printer closed the connection (a drop mid-label, a restart, a power cut).
+        """
+        pending = list(self.unconfirmed)
         try:
             status = await self._in_lane(self.printer.status)
         except DocksideError as exc:
             self._mark("offline", exc.message, {"offline"})
-            return
+            return self._settle(pending, answered=False)
+        lost = self._settle(pending, answered=not {"offline", "no_answer"} & status.faults)
         if status.ready:
             self._mark("ready", status.message)
             # The printer just answered on this connection: the next label may go inline.
@@ -168,6 +180,16 @@ class PrinterLane:
             self._mark("offline", status.message, status.faults)
         else:
             self._mark("fault", status.message, status.faults)
+        return lost
+
+    def _settle(self, pending: list[str], *, answered: bool) -> list[str]:
+        drops = int(getattr(self.printer, "connection_drops", 0))
+        dropped, self._drops_seen = drops != self._drops_seen, drops
+        if not (dropped or answered) or not pending:
+            return []
+        done = set(pending)
+        self.unconfirmed = deque((job for job in self.unconfirmed if job not in done), maxlen=10_000)
+        return pending if dropped else []
 
     def _mark(self, state: str, message: str, faults: frozenset[str] | set[str] = frozenset()) -> None:
         self.state, self.message, self.checked_at = state, message, time.time()

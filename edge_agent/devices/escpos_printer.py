@@ -106,6 +106,7 @@ class EscposPrinter:
         self._status_timeout_s = status_timeout_s
         self._backend: Any = None
         self._lock = threading.Lock()
+        self.connection_drops = 0  # connections the printer closed on us (see PrinterLane.check)
 
     @property
     def _where(self) -> str:
@@ -135,6 +136,7 @@ class EscposPrinter:
     def _connected(self) -> Any:
         backend = self._backend
         if backend is not None and self.config.connection == "tcp" and TcpLink.peer_closed(backend.device):
+            self.connection_drops += 1
             self._drop()
             backend = None
         if backend is None:
@@ -186,6 +188,7 @@ class EscposPrinter:
                     readable, _, _ = select.select([backend.device], [], [], remaining)
                     chunk = backend.device.recv(count - len(buffer)) if readable else b""
                     if readable and not chunk:
+                        self.connection_drops += 1
                         self._drop()
                         break
                 elif self.config.connection == "serial":
@@ -204,6 +207,7 @@ class EscposPrinter:
         if backend is None:
             return
         if self.config.connection == "tcp" and TcpLink.peer_closed(backend.device):
+            self.connection_drops += 1
             self._drop()
         elif self.config.connection == "serial":
             with contextlib.suppress(OSError, serial.SerialException):

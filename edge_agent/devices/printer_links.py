@@ -49,6 +49,8 @@ class TcpLink:
         self._connect_timeout_s = connect_timeout_s
         self._write_timeout_s = write_timeout_s
         self._sock: socket.socket | None = None
+        # Connections the printer closed on us; one right after a label means it may be lost.
+        self.peer_closes = 0
 
     @property
     def _where(self) -> str:
@@ -95,6 +97,7 @@ class TcpLink:
         """The open socket, reconnected first if the printer closed it while we were idle."""
         sock = self._sock
         if sock is not None and self.peer_closed(sock):
+            self.peer_closes += 1
             self.close()
             sock = None
         if sock is None:
@@ -139,6 +142,7 @@ class TcpLink:
 
     def drain(self) -> None:
         if self._sock is not None and self.peer_closed(self._sock):
+            self.peer_closes += 1
             self.close()
 
     def read_until(self, done: Callable[[bytes], bool], timeout_s: float) -> bytes:
@@ -158,10 +162,12 @@ class TcpLink:
                     break
                 chunk = sock.recv(4096)
                 if not chunk:
+                    self.peer_closes += 1
                     self.close()
                     break
                 buffer += chunk
         except OSError:
+            self.peer_closes += 1
             self.close()
         return bytes(buffer)
 

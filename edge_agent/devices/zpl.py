@@ -146,6 +146,11 @@ class ZplPrinter:
         # landing in the middle of a status exchange.
         self._lock = threading.Lock()
 
+    @property
+    def connection_drops(self) -> int:
+        """How many times the printer closed the connection on us (see PrinterLane.check)."""
+        return int(getattr(self._link, "peer_closes", 0))
+
     def open(self) -> None:
         with self._lock:
             self._link.open()
