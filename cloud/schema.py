@@ -37,6 +37,7 @@ __all__ = [
     "metadata",
     "order_events",
     "orders",
+    "ruleset_versions",
     "stations",
     "sync_clock",
     "template_versions",
@@ -234,4 +235,20 @@ api_token_warehouses = Table(
     metadata,
     Column("token_id", Id, ForeignKey("api_tokens.id"), primary_key=True, autoincrement=False),
     Column("warehouse_code", String(32), primary_key=True),
+)
+
+# Decision-center rulesets: immutable numbered versions per name; the published one is active.
+ruleset_versions = Table(
+    "ruleset_versions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("body", Text, nullable=False),  # JSON: default, rules, sku_tags
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("created_by", String(100), nullable=False, default=""),
+    Column("active", Boolean, nullable=False, default=False),
+    Column("published_at", UtcDateTime, nullable=True),
+    UniqueConstraint("tenant_id", "name", "version", name="uq_ruleset_versions_name_version"),
 )

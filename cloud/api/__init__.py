@@ -10,7 +10,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import RedirectResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from cloud.api import agent_admin
+from cloud.api import agent_admin, rulesets
 from cloud.api.errors import (
     BodyLimitMiddleware,
     CatchAllMiddleware,
@@ -45,6 +45,7 @@ def create_app(store: CloudStore) -> FastAPI:
     app.add_middleware(CatchAllMiddleware)
     app.include_router(router)
     app.include_router(agent_admin.router)
+    app.include_router(rulesets.router)
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:
