@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from cloud.access import Role, create_api_token, create_tenant
+from cloud.import_orders import import_command
 from cloud.schema import DEFAULT_TENANT
 from cloud.server import parse_address, serve
 from cloud.store import DEFAULT_DATABASE_URL, CloudStore
@@ -187,6 +188,9 @@ def init_db_command(database_url: str) -> None:
     store = CloudStore.open(database_url)
     store.close()
     click.echo(f"database ready: {database_url.split('@')[-1]}", err=True)
+
+
+main.add_command(import_command)
 
 
 if __name__ == "__main__":  # pragma: no cover
