@@ -41,7 +41,7 @@ class AgentSettings:
     printer_check_interval_s: float = 1.0  # status polls; the pack path reads their result
     scale_watchdog_interval_s: float = 2.0
     outbox_flush_interval_s: float = 5.0
-    outbox_batch_size: int = 500
+    outbox_batch_size: int = 2_000  # outbox_sender.DEFAULT_BATCH_SIZE; cut further by bytes
     outbox_linger_s: float = 0.01  # after a pack, how long the sender waits for more events
     reconnect_base_s: float = 0.5
     reconnect_cap_s: float = 30.0

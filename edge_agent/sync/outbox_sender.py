@@ -26,7 +26,10 @@ __all__ = ["DEFAULT_BATCH_SIZE", "OutboxSender", "to_wire"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BATCH_SIZE = 500
+# Large enough that a long outage drains in few round trips (each batch is one cloud
+# transaction); the byte budget keeps a batch of large bodies under the cloud's message limit.
+DEFAULT_BATCH_SIZE = 2_000
+MAX_BATCH_BYTES = 3 * 1024 * 1024
 DEFAULT_LINGER_S = 0.01
 # Offline, the outbox only grows (bounded by the disk); past this depth every retry says so.
 WARN_DEPTH = 10_000
@@ -104,7 +107,7 @@ class OutboxSender:
 
         Raises SyncError when the batch was not delivered (it stays queued).
         """
-        batch = self._outbox.peek(self.batch_size)
+        batch = _within_budget(self._outbox.peek(self.batch_size))
         if not batch:
             return None
         answer = await self._transport.push_events([to_wire(event) for event in batch])
@@ -150,3 +153,13 @@ class OutboxSender:
         self._retry_now.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._retry_now.wait(), delay)
+
+
+def _within_budget(batch: list[OutboxEvent]) -> list[OutboxEvent]:
+    """The oldest events of `batch` whose bodies fit MAX_BATCH_BYTES (at least one, in order)."""
+    total = 0
+    for index, event in enumerate(batch):
+        total += len(event.body.encode()) + len(event.order_ref) + 128
+        if total > MAX_BATCH_BYTES and index > 0:
+            return batch[:index]
+    return batch

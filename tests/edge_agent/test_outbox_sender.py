@@ -189,3 +189,27 @@ def test_events_of_a_burst_of_packs_travel_in_one_batch(store: Store) -> None:
             assert cloud.deliveries == [first + second]
 
     run(scenario)
+
+
+def test_a_batch_of_large_bodies_is_cut_under_the_cloud_message_limit(store: Store) -> None:
+    from edge_agent.sync.outbox_sender import MAX_BATCH_BYTES
+
+    cloud = MemoryTransport()
+    outbox, sender = _sender(store, cloud, batch_size=2_000)
+    with store.atomic():
+        ids = [
+            outbox.record(EventKind.STATION_STATUS, {"blob": "é" * 30_000, "n": n}, station="S1")
+            for n in range(150)
+        ]
+    outbox.notify()
+
+    async def scenario() -> None:
+        async with _running(sender):
+            await until(lambda: outbox.depth() == 0)
+
+    run(scenario)
+    assert len(cloud.deliveries) > 1
+    for batch in cloud.deliveries:
+        assert sum(len(cloud.received[event_id].body) for event_id in batch) <= MAX_BATCH_BYTES
+    delivered = [event_id for batch in cloud.deliveries for event_id in batch]
+    assert delivered == ids  # every event once, in order
