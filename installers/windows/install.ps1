@@ -28,7 +28,7 @@ if (-not $principal.IsInRole([Security.Principal.WindowsBuiltInRole]::Administra
     throw 'Run this script in an elevated PowerShell (Run as administrator).'
 }
 foreach ($file in @($Binary, $Wrapper, $Config, (Join-Path $PSScriptRoot 'dockside-agent-service.xml'))) {
-    if (-not (Test-Path -LiteralPath $file -PathType Leaf)) { throw "There is no file $file: check the path." }
+    if (-not (Test-Path -LiteralPath $file -PathType Leaf)) { throw "There is no file ${file}: check the path." }
 }
 & $Binary --version | Out-Null
 if ($LASTEXITCODE -ne 0) { throw "$Binary does not run ('--version' failed): is it the Windows build?" }
