@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from cloud.api import agent_admin, rulesets
@@ -18,6 +18,7 @@ from cloud.api.errors import (
     install_error_handlers,
 )
 from cloud.api.routes import INGEST_MAX_BODY_BYTES, OrderBatch, router
+from cloud.console import console_router
 from cloud.preview import PreviewCache
 from cloud.store import CloudStore
 
@@ -47,9 +48,7 @@ def create_app(store: CloudStore) -> FastAPI:
     app.include_router(agent_admin.router)
     app.include_router(rulesets.router)
 
-    @app.get("/", include_in_schema=False)
-    async def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
+    app.include_router(console_router())
 
     @app.get("/healthz", summary="Liveness and the current revision")
     async def healthz() -> dict[str, Any]:
