@@ -288,6 +288,10 @@ class ScaleReader:
                 return  # one bad frame among good ones is line noise; the next frame is clean
         with self._changed:
             self._history.clear()
+            if exc.code in _MOVING_CODES and self._latest is not None:
+                # Protocols that only say "in motion" carry no weight: what the station shows
+                # must stop calling the last weight stable.
+                self._latest = WeightReading(self._latest.grams, False, time.monotonic())
         if exc.code in _MOVING_CODES:
             self._set_state("ok", exc.message)
             return
