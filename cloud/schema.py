@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -29,6 +30,9 @@ from sqlalchemy.types import TypeDecorator
 __all__ = [
     "DEFAULT_TENANT",
     "UtcDateTime",
+    "agent_release_assignments",
+    "agent_releases",
+    "agent_update_reports",
     "agents",
     "api_token_warehouses",
     "api_tokens",
@@ -251,4 +255,43 @@ ruleset_versions = Table(
     Column("active", Boolean, nullable=False, default=False),
     Column("published_at", UtcDateTime, nullable=True),
     UniqueConstraint("tenant_id", "name", "version", name="uq_ruleset_versions_name_version"),
+)
+
+# Agent releases (cloud/releases.py): signed binaries, which one each warehouse runs, and how
+# each agent's update went.
+agent_releases = Table(
+    "agent_releases",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("signature", String(128), nullable=False),  # base64 Ed25519
+    Column("size", BigInteger, nullable=False),
+    Column("binary", LargeBinary, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("tenant_id", "version", name="uq_agent_releases_tenant_version"),
+)
+
+agent_release_assignments = Table(
+    "agent_release_assignments",
+    metadata,
+    Column("warehouse_id", Id, ForeignKey("warehouses.id"), primary_key=True, autoincrement=False),
+    Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("assigned_at", UtcDateTime, nullable=False),
+)
+
+agent_update_reports = Table(
+    "agent_update_reports",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
+    Column("agent_id", String(40), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("outcome", String(16), nullable=False),  # installed, refused, rolled_back
+    Column("message", Text, nullable=False, default=""),
+    Column("reported_at", UtcDateTime, nullable=False),
+    Index("ix_agent_update_reports_version", "tenant_id", "version", "id"),
+    Index("ix_agent_update_reports_agent", "agent_id", "id"),
 )

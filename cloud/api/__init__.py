@@ -17,6 +17,8 @@ from cloud.api.errors import (
     MetricsMiddleware,
     install_error_handlers,
 )
+from cloud.api.releases import RELEASE_MAX_BODY_BYTES
+from cloud.api.releases import router as releases_router
 from cloud.api.routes import INGEST_MAX_BODY_BYTES, OrderBatch, router
 from cloud.console import console_router
 from cloud.preview import PreviewCache
@@ -41,11 +43,15 @@ def create_app(store: CloudStore) -> FastAPI:
     app.add_middleware(
         BodyLimitMiddleware,
         default=DEFAULT_MAX_BODY_BYTES,
-        per_path={("POST", "/api/v1/orders"): INGEST_MAX_BODY_BYTES},
+        per_path={
+            ("POST", "/api/v1/orders"): INGEST_MAX_BODY_BYTES,
+            ("POST", "/api/v1/releases"): RELEASE_MAX_BODY_BYTES,
+        },
     )
     app.add_middleware(CatchAllMiddleware)
     app.include_router(router)
     app.include_router(agent_admin.router)
+    app.include_router(releases_router)
     app.include_router(rulesets.router)
 
     app.include_router(console_router())
