@@ -175,11 +175,12 @@ async function pack() {
 
 function packed(answer) {
   page.pending = null;
-  page.lastJob = answer;
+  page.lastJob = answer.status === "held" ? null : answer; // a held label has nothing to reprint yet
   if (answer.status === "held") {
     page.heldCode = "held_job";
-    watchHeldJob(answer.job_id);
-    return show("held", { word: "s_held", order: answer.order_ref, detail: { raw: answer.message || heldPrinterMessage() }, todo: "held_todo" });
+    show("held", { word: "s_held", order: answer.order_ref, detail: { raw: answer.message || heldPrinterMessage() }, todo: "held_todo" });
+    watchHeldJob(answer.job_id); // after show(): it follows the job while the page is held
+    return;
   }
   if (answer.status === "already_packed") {
     return show("error", { word: "s_packed", order: answer.order_ref, detail: "packed_detail", todo: "packed_todo", arg: answer });
