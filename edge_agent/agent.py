@@ -19,6 +19,7 @@ from dockside.v1 import sync_pb2 as pb
 from edge_agent import __version__
 from edge_agent.cache import Cache
 from edge_agent.identity import Identity
+from edge_agent.lan_presence import LanPresence
 from edge_agent.metrics import AgentMetrics
 from edge_agent.outbox import Outbox
 from edge_agent.pack import Packer
@@ -45,6 +46,10 @@ class AgentSettings:
     outbox_linger_s: float = 0.01  # after a pack, how long the sender waits for more events
     reconnect_base_s: float = 0.5
     reconnect_cap_s: float = 30.0
+    advertise: bool = (
+        False  # announce `_dockside._tcp` and browse printers (`dockside-agent run` turns it on)
+    )
+    lan_interfaces: tuple[str, ...] | None = None  # None: every interface
 
 
 class Agent:
@@ -129,6 +134,7 @@ class Agent:
         )
         self._tasks: list[asyncio.Task[None]] = []
         self.started = False
+        self.lan: LanPresence | None = None  # set by run_agent while it advertises
 
     async def start(self) -> None:
         """Recover unfinished jobs, load the cache, open the devices, start syncing."""
@@ -212,6 +218,23 @@ class Agent:
                         address=station.scale.config.port,
                         state="ready" if state == "ok" else ("unknown" if state == "starting" else "fault"),
                         message=station.scale.message,
+                    )
+                )
+        if self.lan is not None:
+            configured = {lane.hardware_id for lane in self.floor.lanes()}
+            configured |= {lane.config.id for lane in self.floor.lanes()}
+            configured |= {lane.config.address for lane in self.floor.lanes()}
+            for printer in self.lan.unconfigured(configured):
+                devices.append(
+                    pb.DeviceStatus(
+                        id=printer.id,
+                        kind="printer",
+                        station="",
+                        model=printer.model,
+                        address=f"{printer.host}:{printer.port}",
+                        state="discovered",
+                        message=f"seen on the LAN ({printer.language or 'language unknown'}); "
+                        "add it to a station in the cloud console to print on it",
                     )
                 )
         return pb.ReportStatusRequest(

@@ -16,6 +16,7 @@ from edge_agent import __version__
 from edge_agent.agent import Agent, AgentSettings
 from edge_agent.config import CONFIG_ENV, channel_credentials, configure_logging, load_config
 from edge_agent.data_dir import DATA_DIR_ENV, resolve_data_dir
+from edge_agent.discover_command import discover_command
 from edge_agent.doctor import doctor_command
 from edge_agent.identity import load_identity, require_identity, save_identity
 from edge_agent.outbox import Outbox
@@ -148,6 +149,11 @@ async def _enroll(cloud: str, request: pb.EnrollRequest) -> pb.EnrollResponse:
     default=None,
     help="How much the agent logs (to stderr). Default: the config's log.level, else info.",
 )
+@click.option(
+    "--no-advertise",
+    is_flag=True,
+    help="Do not announce the agent as _dockside._tcp on the LAN nor watch for printers there.",
+)
 def run(
     data_dir: Path | None,
     config_path: Path | None,
@@ -155,6 +161,7 @@ def run(
     ready_file: Path | None,
     scale_wait: float | None,
     log_level: str | None,
+    no_advertise: bool,
 ) -> None:
     """Run the agent: sync, outbox sender, devices, station page and local API, until SIGTERM/Ctrl-C."""
     try:
@@ -183,7 +190,7 @@ def run(
                 identity.credential,
                 channel_credentials=channel_credentials(config.cloud),
             ),
-            AgentSettings(scale_wait_s=scale_wait or config.packing.scale_wait_s),
+            AgentSettings(scale_wait_s=scale_wait or config.packing.scale_wait_s, advertise=not no_advertise),
         )
         run_forever(serve_with_updates(agent, http, ready_file=ready_file, updates=updates))
     except DocksideError as exc:
@@ -268,3 +275,4 @@ def _open_store(folder: Path) -> Store:
 
 
 main.add_command(doctor_command)
+main.add_command(discover_command)

@@ -24,8 +24,10 @@ from typing import Any
 import uvicorn
 
 from dockside.errors import InputError
+from edge_agent import __version__
 from edge_agent.agent import Agent
 from edge_agent.api import create_app
+from edge_agent.lan_presence import LanPresence
 
 __all__ = ["parse_address", "run_agent", "run_forever", "write_ready_file"]
 
@@ -136,6 +138,7 @@ async def run_agent(
         timeout_graceful_shutdown=5,
     )
     server = _Server(config)
+    advertising: asyncio.Task[None] | None = None
     try:
         await agent.start()
         serving = asyncio.create_task(server.serve(sockets=[sock]), name="http")
@@ -149,6 +152,17 @@ async def run_agent(
                 write_ready_file(ready_file, {"http": address})
             if on_ready is not None:
                 on_ready(address)
+            if agent.settings.advertise:
+                agent.lan = LanPresence(
+                    agent.identity.agent_id,
+                    int(bound_port),
+                    warehouse=agent.identity.warehouse,
+                    version=__version__,
+                    host=str(bound_host),
+                    interfaces=list(agent.settings.lan_interfaces) if agent.settings.lan_interfaces else None,
+                )
+                # zeroconf blocks while it announces: never on the loop, never before serving.
+                advertising = asyncio.create_task(asyncio.to_thread(agent.lan.start), name="advertise")
             log.warning("dockside-agent %s serving on http://%s", agent.identity.agent_id, address)
             await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
         server.should_exit = True
@@ -156,6 +170,12 @@ async def run_agent(
             task.cancel()
         await serving
     finally:
+        if advertising is not None:
+            with contextlib.suppress(Exception):  # a LAN that refused us must not fail the shutdown
+                await advertising
+        if agent.lan is not None:
+            await asyncio.to_thread(agent.lan.stop)
+            agent.lan = None
         for signum in handled:
             loop.remove_signal_handler(signum)
         await agent.stop()
