@@ -20,10 +20,13 @@ from sqlalchemy.exc import IntegrityError
 
 from cloud import schema
 from cloud.agents import AgentIdentity
+from cloud.exceptions_center import ExceptionKind, open_exception
 from cloud.gc_pause import paused_gc
 from cloud.orders import order_sync_body
+from cloud.rulesets import active_ruleset
 from cloud.store import ChangeRecord, CloudStore, WriteTransaction, dumps
 from dockside.orders import OrderState
+from dockside.rules import CompiledRuleset, compile_ruleset
 from dockside.sync import ChangeKind, EventKind
 
 __all__ = ["MAX_EVENTS_PER_BATCH", "EventOutcome", "IncomingEvent", "apply_events"]
@@ -47,7 +50,7 @@ _NEEDS_ORDER = frozenset(
     }
 )
 # The states an event moves an order out of, and where to. Any other state keeps the order where
-# it is and the event is still recorded (a later issue opens an exception for conflicts).
+# it is and the event is still recorded; conflicts open exceptions (see _conflicts).
 _EFFECTS: dict[str, tuple[frozenset[str], str]] = {
     EventKind.ORDER_PACKED.value: (
         frozenset({OrderState.CREATED.value, OrderState.RELEASED.value}),
@@ -190,6 +193,7 @@ def _apply(tx: WriteTransaction, agent: AgentIdentity, checked: list[_Checked]) 
         orders.update({row.order_ref: row for row in rows})
 
     decided: dict[str, tuple[str, str]] = {event_id: (_ACKED, "") for event_id in already}
+    conflicts = _Conflicts(tx, agent)
     states: dict[int, str] = {}
     moved: dict[int, str] = {}
     inserts: list[dict[str, Any]] = []
@@ -213,6 +217,7 @@ def _apply(tx: WriteTransaction, agent: AgentIdentity, checked: list[_Checked]) 
             continue
         if order is not None:
             state = states.setdefault(int(order.id), order.state)
+            conflicts.check(item, order, state)
             effect = _EFFECTS.get(event.kind)
             if effect is not None and state in effect[0]:
                 states[int(order.id)] = moved[int(order.id)] = effect[1]
@@ -233,9 +238,12 @@ def _apply(tx: WriteTransaction, agent: AgentIdentity, checked: list[_Checked]) 
                 "body": dumps(item.body),
             }
         )
+        if order is None and event.kind == EventKind.JOB_UNKNOWN.value:
+            conflicts.check(item, None, "")
         decided[event.event_id] = (_ACKED, "")
     if inserts:
         tx.conn.execute(insert(events_table), inserts)
+    conflicts.open_all()
     if moved:
         tx.conn.execute(
             update(orders_table)
@@ -258,3 +266,81 @@ def _apply(tx: WriteTransaction, agent: AgentIdentity, checked: list[_Checked]) 
             ]
         )
     return decided
+
+
+class _Conflicts:
+    """Edge facts that contradict the cloud's view, each opening an exception for a person."""
+
+    def __init__(self, tx: WriteTransaction, agent: AgentIdentity) -> None:
+        self._tx = tx
+        self._agent = agent
+        self._ruleset: CompiledRuleset | None = None
+        self._found: list[dict[str, Any]] = []
+
+    def _rules(self) -> CompiledRuleset:
+        # Looked up once per batch, and only when a packed parcel needs its tolerance.
+        if self._ruleset is None:
+            active = active_ruleset(self._tx.conn, self._agent.tenant_id)
+            self._ruleset = compile_ruleset(active or {})
+        return self._ruleset
+
+    def _add(
+        self, item: _Checked, order: Any, kind: ExceptionKind, message: str, detail: dict[str, Any]
+    ) -> None:
+        self._found.append(
+            {
+                "tenant_id": self._agent.tenant_id,
+                "warehouse_id": int(order.warehouse_id) if order is not None else self._agent.warehouse_id,
+                "order_ref": item.event.order_ref or None,
+                "kind": kind,
+                "message": message,
+                "detail": {"station": item.event.station, "agent": self._agent.agent_id, **detail},
+                "event_id": item.event.event_id,
+            }
+        )
+
+    def check(self, item: _Checked, order: Any, state: str) -> None:
+        """Note the exceptions `item` opens against `order` (in `state` before the event)."""
+        event, ref = item.event, item.event.order_ref
+        if event.kind == EventKind.JOB_UNKNOWN.value:
+            self._add(
+                item,
+                order,
+                ExceptionKind.JOB_UNKNOWN,
+                f"the label of order {ref} may or may not have printed at station {event.station}: "
+                "check the printer's output, then reprint or resolve",
+                {"job_id": item.body.get("job_id"), "printer": item.body.get("printer")},
+            )
+        if event.kind != EventKind.ORDER_PACKED.value or order is None:
+            return
+        if state == OrderState.CANCELLED.value:
+            self._add(
+                item,
+                order,
+                ExceptionKind.PACKED_AFTER_CANCEL,
+                f"order {ref} was packed at station {event.station} after it was cancelled: "
+                "stop the parcel before it ships",
+                {"job_id": item.body.get("job_id")},
+            )
+        weight = item.body.get("weight_g")
+        if not isinstance(weight, int) or isinstance(weight, bool):
+            return
+        body = json.loads(order.body)
+        expected = body.get("expected_weight_g")
+        if expected is None:
+            return
+        tolerance = self._rules().decide(body, weight).weight_tolerance_g
+        if tolerance is not None and abs(weight - int(expected)) > tolerance:
+            self._add(
+                item,
+                order,
+                ExceptionKind.WEIGHT_OUT_OF_TOLERANCE,
+                f"order {ref} weighed {weight} g, expected {expected} g ± {tolerance} g: "
+                "check the parcel's contents",
+                {"weight_g": weight, "expected_weight_g": expected, "tolerance_g": tolerance},
+            )
+
+    def open_all(self) -> None:
+        """Open every exception found, in the batch's transaction."""
+        for found in self._found:
+            open_exception(self._tx, **found)

@@ -22,7 +22,14 @@ from dockside.errors import NotFound
 from dockside.orders import Order, OrderState
 from dockside.sync import ChangeKind
 
-__all__ = ["MAX_ORDERS_PER_CALL", "IngestResult", "get_order", "ingest_orders", "order_sync_body"]
+__all__ = [
+    "MAX_ORDERS_PER_CALL",
+    "IngestResult",
+    "get_order",
+    "ingest_orders",
+    "order_sync_body",
+    "order_timeline",
+]
 
 MAX_ORDERS_PER_CALL = 10_000
 _LOOKUP_CHUNK = 2_000
@@ -283,3 +290,47 @@ def get_order(
         events=timeline,
     )
     return order
+
+
+def order_timeline(
+    store: CloudStore, tenant_id: int, order_ref: str, *, warehouses: Collection[str] | None = None
+) -> dict[str, Any]:
+    """Every cloud and edge event of an order in time order, each with who or what it came from.
+
+    A source names the agent, station and printer for edge facts and the user for cloud writes;
+    exceptions the order opened appear at the time they opened.
+    """
+    order = get_order(store, tenant_id, order_ref, warehouses=warehouses)
+    entries: list[dict[str, Any]] = [
+        {"at": order["created_at"], "kind": "order_created", "source": {"type": "oms"}, "detail": {}}
+    ]
+    for event in order["events"]:
+        body = event["body"]
+        if event["source"] == "edge":
+            source = {
+                "type": "agent",
+                "agent": event["agent"],
+                "station": event["station"] or None,
+                "printer": body.get("printer") if isinstance(body, dict) else None,
+            }
+        else:
+            source = {"type": "user", "user": body.get("by") if isinstance(body, dict) else None}
+        entries.append({"at": event["occurred_at"], "kind": event["kind"], "source": source, "detail": body})
+    exceptions = schema.order_exceptions
+    with store.read() as conn:
+        rows = conn.execute(
+            select(exceptions.c.id, exceptions.c.kind, exceptions.c.opened_at, exceptions.c.status).where(
+                exceptions.c.tenant_id == tenant_id, exceptions.c.order_ref == order_ref
+            )
+        ).all()
+    for row in rows:
+        entries.append(
+            {
+                "at": row.opened_at.isoformat(),
+                "kind": "exception_opened",
+                "source": {"type": "cloud"},
+                "detail": {"exception_id": row.id, "exception_kind": row.kind, "status": row.status},
+            }
+        )
+    entries.sort(key=lambda entry: entry["at"])
+    return {"order_ref": order_ref, "state": order["state"], "timeline": entries}

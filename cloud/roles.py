@@ -1,9 +1,9 @@
 """What each role may do in the admin API, and the warehouse scope every query is filtered by.
 
     admin        everything, including warehouses, enrollment tokens and API tokens
-    editor       templates, rulesets and stations; reads everything in scope
+    editor       templates, rulesets, stations, order states and exceptions; reads everything in scope
     viewer       reads everything in scope, writes nothing
-    integration  the OMS: ingests orders and reads them, nothing else
+    integration  the OMS: ingests, reads and cancels orders, reads exceptions, nothing else
 
 A token limited to some warehouses sees the rest of its tenant as if it did not exist: another
 warehouse's (or tenant's) objects answer 404, never 403, so a scope reveals nothing beyond itself.
@@ -37,7 +37,9 @@ class Permission(StrEnum):
     EDIT_RULESETS = "edit, simulate and publish rulesets"
     INGEST_ORDERS = "ingest orders"
     READ_ORDERS = "read orders"
-    MANAGE_ORDERS = "change order state, release waves and work exceptions"
+    MANAGE_ORDERS = "change an order's state or cancel it"
+    WORK_EXCEPTIONS = "assign, acknowledge and resolve exceptions"
+    READ_AUDIT = "read and export the audit log"
 
 
 _ALL = frozenset(Role)
@@ -54,6 +56,8 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.INGEST_ORDERS: frozenset({Role.ADMIN, Role.INTEGRATION}),
     Permission.READ_ORDERS: _ALL,
     Permission.MANAGE_ORDERS: frozenset({Role.ADMIN, Role.EDITOR, Role.INTEGRATION}),
+    Permission.WORK_EXCEPTIONS: _EDITORS,
+    Permission.READ_AUDIT: frozenset({Role.ADMIN}),
 }
 
 

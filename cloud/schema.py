@@ -36,10 +36,12 @@ __all__ = [
     "agents",
     "api_token_warehouses",
     "api_tokens",
+    "audit_log",
     "changes",
     "enrollment_tokens",
     "metadata",
     "order_events",
+    "order_exceptions",
     "orders",
     "ruleset_versions",
     "stations",
@@ -294,4 +296,43 @@ agent_update_reports = Table(
     Column("reported_at", UtcDateTime, nullable=False),
     Index("ix_agent_update_reports_version", "tenant_id", "version", "id"),
     Index("ix_agent_update_reports_agent", "agent_id", "id"),
+)
+
+# The exception center: conflicts for a person to decide (cloud/exceptions_center.py).
+order_exceptions = Table(
+    "order_exceptions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
+    Column("warehouse_id", Id, ForeignKey("warehouses.id"), nullable=False),
+    Column("order_ref", String(64), nullable=True),
+    Column("kind", String(32), nullable=False),
+    Column("status", String(16), nullable=False),  # open, acknowledged, resolved
+    Column("assignee", String(100), nullable=True),
+    Column("message", Text, nullable=False),
+    Column("detail", Text, nullable=False, default="{}"),  # JSON object
+    Column("event_id", String(64), nullable=True),  # the edge event that opened it
+    Column("comment", Text, nullable=True),
+    Column("opened_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("resolved_at", UtcDateTime, nullable=True),
+    Index("ix_order_exceptions_status", "tenant_id", "status", "id"),
+)
+
+# Every admin write: who, when, what, before and after (cloud/audit.py); kept at least 6 months.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("object_kind", String(32), nullable=False),
+    Column("object_key", String(200), nullable=False),
+    Column("before", Text, nullable=True),  # JSON or NULL
+    Column("after", Text, nullable=True),  # JSON or NULL
+    Index("ix_audit_log_object", "tenant_id", "object_kind", "object_key", "id"),
+    Index("ix_audit_log_actor", "tenant_id", "actor", "id"),
 )

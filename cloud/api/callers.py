@@ -21,9 +21,11 @@ __all__ = [
     "EnrollsAgents",
     "IngestsOrders",
     "ManagesOrders",
+    "ReadsAudit",
     "ReadsOrders",
     "ReadsSetup",
     "Store",
+    "WorksExceptions",
     "WritesStations",
     "WritesWarehouses",
     "principal",
@@ -66,3 +68,5 @@ EditsRulesets = Annotated[Principal, Depends(_granted(Permission.EDIT_RULESETS))
 IngestsOrders = Annotated[Principal, Depends(_granted(Permission.INGEST_ORDERS))]
 ReadsOrders = Annotated[Principal, Depends(_granted(Permission.READ_ORDERS))]
 ManagesOrders = Annotated[Principal, Depends(_granted(Permission.MANAGE_ORDERS))]
+WorksExceptions = Annotated[Principal, Depends(_granted(Permission.WORK_EXCEPTIONS))]
+ReadsAudit = Annotated[Principal, Depends(_granted(Permission.READ_AUDIT))]

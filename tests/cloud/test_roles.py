@@ -20,6 +20,7 @@ ALL = frozenset(Role)
 STAFF = frozenset({Role.ADMIN, Role.EDITOR, Role.VIEWER})
 EDITORS = frozenset({Role.ADMIN, Role.EDITOR})
 ADMIN = frozenset({Role.ADMIN})
+ORDER_MANAGERS = frozenset({Role.ADMIN, Role.EDITOR, Role.INTEGRATION})
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,15 @@ ENDPOINTS = [
     Endpoint("GET", "/api/v1/rulesets/t1/versions/1", STAFF),
     Endpoint("POST", "/api/v1/rulesets/t1/versions/1/simulate", EDITORS, body={"last": 10}),
     Endpoint("POST", "/api/v1/rulesets/t1/versions/1/publish", EDITORS),
+    Endpoint("POST", "/api/v1/orders/R1/state", ORDER_MANAGERS, body={"state": "released"}),
+    Endpoint("POST", "/api/v1/orders/R1/cancel", ORDER_MANAGERS, body={"reason": "customer called"}),
+    Endpoint("GET", "/api/v1/orders/R1/timeline", ALL),
+    Endpoint("GET", "/api/v1/exceptions", ALL),
+    # No exception 1 exists: allowed roles get past the role check to the 404.
+    Endpoint("GET", "/api/v1/exceptions/1", ALL, 404),
+    Endpoint("POST", "/api/v1/exceptions/1/assign", EDITORS, 404, {"assignee": "maria"}),
+    Endpoint("POST", "/api/v1/exceptions/1/acknowledge", EDITORS, 404),
+    Endpoint("POST", "/api/v1/exceptions/1/resolve", EDITORS, 404, {"comment": "done"}),
     # No such agent: an admin gets past the role check to the 404, the others stop at 403.
     Endpoint("POST", "/api/v1/agents/no-such-agent/revoke", ADMIN, 404),
 ]
@@ -138,6 +148,7 @@ def test_every_api_route_is_in_the_matrix(cloud: RunningCloud) -> None:
         for path_template in spec["paths"]:
             pattern = path_template.replace("{wh}", "WH1").replace("{name}", "t1").replace("{n}", "1")
             pattern = pattern.replace("{order_ref}", "R1").replace("{agent_id}", "no-such-agent")
+            pattern = pattern.replace("{exception_id}", "1")
             if pattern == concrete:
                 covered.add((endpoint.method, path_template))
     missing = {

@@ -1,0 +1,152 @@
+"""Order lifecycle calls: state changes, cancel, the order timeline and the exception center."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from cloud import exceptions_center, order_states, orders
+from cloud.api.callers import ManagesOrders, ReadsOrders, Store, WorksExceptions
+from dockside.orders import OrderState
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1")
+OrderRef = Annotated[str, Path(min_length=1, max_length=64)]
+ExceptionId = Annotated[int, Path(ge=1, le=2**62)]
+_Reason = Annotated[str, StringConstraints(max_length=500)]
+
+
+class StateChangeIn(BaseModel):
+    """The state an order should move to, and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    state: OrderState
+    reason: _Reason = ""
+
+
+class CancelIn(BaseModel):
+    """Why an order is cancelled."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: _Reason = ""
+
+
+class AssignIn(BaseModel):
+    """Who takes an exception."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    assignee: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+
+class ResolveIn(BaseModel):
+    """What was done about an exception."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    comment: Annotated[str, StringConstraints(min_length=1, max_length=5000)]
+
+
+@router.post("/orders/{order_ref}/state", summary="Move an order to another state")
+def change_order_state(order_ref: OrderRef, body: StateChangeIn, caller: ManagesOrders, store: Store) -> Any:
+    """Move an order along its lifecycle; an illegal change is refused (409) naming the current state."""
+    return order_states.change_state(
+        store,
+        caller.tenant_id,
+        order_ref,
+        body.state,
+        by=caller.token_name,
+        reason=body.reason,
+        warehouses=caller.warehouses,
+    )
+
+
+@router.post("/orders/{order_ref}/cancel", summary="Cancel an order")
+def cancel_order(
+    order_ref: OrderRef, caller: ManagesOrders, store: Store, body: CancelIn | None = None
+) -> Any:
+    """Cancel an order; its warehouse's agents hear of it and refuse to pack it."""
+    return order_states.change_state(
+        store,
+        caller.tenant_id,
+        order_ref,
+        OrderState.CANCELLED,
+        by=caller.token_name,
+        reason=body.reason if body is not None else "",
+        warehouses=caller.warehouses,
+    )
+
+
+@router.get("/orders/{order_ref}/timeline", summary="Everything that happened to an order")
+def order_timeline(order_ref: OrderRef, caller: ReadsOrders, store: Store) -> Any:
+    """Cloud and edge events of one order in time order, with sources (agent, station, printer, user)."""
+    return orders.order_timeline(store, caller.tenant_id, order_ref, warehouses=caller.warehouses)
+
+
+@router.get("/exceptions", summary="List exceptions")
+def list_exceptions(
+    caller: ReadsOrders,
+    store: Store,
+    status: exceptions_center.ExceptionStatus | None = None,
+    kind: exceptions_center.ExceptionKind | None = None,
+    warehouse: Annotated[str | None, Query(max_length=32)] = None,
+    order_ref: Annotated[str | None, Query(max_length=64)] = None,
+    assignee: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=exceptions_center.MAX_LISTED)] = 100,
+) -> Any:
+    """Exceptions in the caller's scope, newest first, filtered by status, kind, warehouse, order or owner."""
+    return {
+        "exceptions": exceptions_center.list_exceptions(
+            store,
+            caller.tenant_id,
+            warehouses=caller.warehouses,
+            status=status.value if status else None,
+            kind=kind.value if kind else None,
+            warehouse=warehouse,
+            order_ref=order_ref,
+            assignee=assignee,
+            limit=limit,
+        )
+    }
+
+
+@router.get("/exceptions/{exception_id}", summary="One exception")
+def get_exception(exception_id: ExceptionId, caller: ReadsOrders, store: Store) -> Any:
+    """One exception with its status, owner and detail."""
+    return exceptions_center.get_exception(
+        store, caller.tenant_id, exception_id, warehouses=caller.warehouses
+    )
+
+
+@router.post("/exceptions/{exception_id}/assign", summary="Give an exception an owner")
+def assign_exception(exception_id: ExceptionId, body: AssignIn, caller: WorksExceptions, store: Store) -> Any:
+    """Set who handles the exception."""
+    _, after = exceptions_center.assign_exception(
+        store, caller.tenant_id, exception_id, body.assignee, warehouses=caller.warehouses
+    )
+    return after
+
+
+@router.post("/exceptions/{exception_id}/acknowledge", summary="Acknowledge an exception")
+def acknowledge_exception(exception_id: ExceptionId, caller: WorksExceptions, store: Store) -> Any:
+    """Mark the exception as seen and being handled."""
+    _, after = exceptions_center.acknowledge_exception(
+        store, caller.tenant_id, exception_id, warehouses=caller.warehouses
+    )
+    return after
+
+
+@router.post("/exceptions/{exception_id}/resolve", summary="Resolve an exception with a comment")
+def resolve_exception(
+    exception_id: ExceptionId, body: ResolveIn, caller: WorksExceptions, store: Store
+) -> Any:
+    """Close the exception, saying what was done; a resolved exception cannot change again."""
+    _, after = exceptions_center.resolve_exception(
+        store, caller.tenant_id, exception_id, body.comment, warehouses=caller.warehouses
+    )
+    return after
