@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -18,6 +17,7 @@ from cloud.server import parse_address, serve
 from cloud.store import DEFAULT_DATABASE_URL, CloudStore
 from cloud.tls import ServerTls
 from dockside.errors import DocksideError
+from dockside.logs import configure_logging
 
 __all__ = ["main"]
 
@@ -87,6 +87,14 @@ def main() -> None:
     help="How much to log to stderr.",
 )
 @click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    envvar="DOCKSIDE_LOG_FORMAT",
+    default="text",
+    show_default=True,
+    help="text for people, json (one object a line, secrets masked) for log shippers.",
+)
+@click.option(
     "--tls-cert",
     type=click.Path(dir_okay=False, path_type=Path),
     help="PEM certificate (chain) for gRPC TLS.",
@@ -105,12 +113,13 @@ def serve_command(
     database_url: str,
     ready_file: Path | None,
     log_level: str,
+    log_format: str,
     tls_cert: Path | None,
     tls_key: Path | None,
     tls_client_ca: Path | None,
 ) -> None:
     """Run the admin API and the sync service in one process until SIGTERM or Ctrl-C."""
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(log_level, log_format)
     if (tls_cert is None) != (tls_key is None) or (tls_client_ca is not None and tls_cert is None):
         raise click.UsageError("TLS needs both --tls-cert and --tls-key (--tls-client-ca only with them)")
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -86,6 +87,18 @@ def test_a_printer_fault_holds_the_label_and_clears_itself(page: Page, station: 
     expect(page.locator("body")).to_have_attribute("data-state", "printed", timeout=30_000)
     expect(page.locator("#state-order")).to_have_text("WEB-0003")
     wait_for(lambda: len(station.labels()) == before + 1, timeout=10, what="the held label to print")
+
+
+def test_metrics_on_both_sides_after_packing(station: Station) -> None:
+    """The agent's and the cloud's /metrics show packs, failures, outbox, lag and connected agents."""
+    agent = station.http.get("/metrics").text
+    assert 'dockside_pack_seconds_count{outcome="printed"}' in agent
+    assert "dockside_print_failures_total" in agent or "dockside_print_failures" in agent
+    assert "dockside_outbox_depth " in agent
+    assert "dockside_sync_lag_revisions " in agent
+    cloud = httpx.get(f"http://{station.stack.cloud.ready['http']}/metrics", timeout=10).text
+    assert "dockside_cloud_watch_streams 1.0" in cloud
+    assert 'dockside_cloud_orders_ingested_total{outcome="accepted"} 20.0' in cloud
 
 
 def test_the_page_speaks_simplified_chinese(page: Page, station: Station) -> None:
