@@ -61,6 +61,7 @@ class AgentScheduler:
         self._report_status = report_status
         self._scheduler: Any = None
         self._scale_states: dict[str, str] = {}
+        self._polling: dict[str, asyncio.Task[None]] = {}  # printer id -> its poll still running
         self.polls = 0  # completed printer polls, for tests and the status page
         self.scale_restarts = 0
 
@@ -89,18 +90,32 @@ class AgentScheduler:
         self._scheduler = scheduler
 
     def stop(self) -> None:
-        """Stop the clock; a job already running finishes on its own."""
+        """Stop the clock and the printer polls still running."""
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
+        for task in list(self._polling.values()):
+            task.cancel()
 
     # -- the jobs ------------------------------------------------------------------------------
 
     async def poll_printers(self) -> None:
-        """Ask every printer how it is, all at once, and release held labels of the ready ones."""
-        lanes = self._floor.lanes()
-        await asyncio.gather(*(self._poll(lane) for lane in lanes))
-        self.polls += 1
+        """Start a status poll of every printer whose last poll has finished, and wait for them.
+
+        Each printer polls in its own task: a printer that takes its whole connect timeout to
+        fail delays its own next poll, never the other printers' polls.
+        """
+        started = []
+        for lane in self._floor.lanes():
+            key = lane.config.id
+            if key in self._polling:
+                continue
+            task = asyncio.get_running_loop().create_task(self._poll(lane), name=f"poll {key}")
+            self._polling[key] = task
+            task.add_done_callback(lambda _task, key=key: self._polling.pop(key, None))  # type: ignore[misc]
+            started.append(task)
+        if started:
+            await asyncio.wait(started)
 
     async def _poll(self, lane: PrinterLane) -> None:
         try:
@@ -110,6 +125,7 @@ class AgentScheduler:
                 log.info("printer %s: %s -> %s (%s)", lane.config.id, before, lane.state, lane.message)
         except Exception:  # one printer's trouble must not stop the others' polls
             log.exception("polling printer %s failed", lane.config.id)
+        self.polls += 1
 
     async def watch_scales(self) -> None:
         """Restart a scale reader whose thread died, and log each scale's state changes."""
