@@ -7,8 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from cloud import exceptions_center, order_states, orders
+from cloud import audit, exceptions_center, order_states, orders
+from cloud.access import Principal
 from cloud.api.callers import ManagesOrders, ReadsOrders, Store, WorksExceptions
+from cloud.store import CloudStore
 from dockside.orders import OrderState
 
 __all__ = ["router"]
@@ -52,17 +54,35 @@ class ResolveIn(BaseModel):
     comment: Annotated[str, StringConstraints(min_length=1, max_length=5000)]
 
 
+def _audited(caller: Principal, store: CloudStore, moved: dict[str, Any]) -> dict[str, Any]:
+    if moved["changed"]:
+        audit.record(
+            store,
+            caller,
+            "change_order_state",
+            "order",
+            moved["order_ref"],
+            {"state": moved["from"]},
+            {"state": moved["to"]},
+        )
+    return moved
+
+
 @router.post("/orders/{order_ref}/state", summary="Move an order to another state")
 def change_order_state(order_ref: OrderRef, body: StateChangeIn, caller: ManagesOrders, store: Store) -> Any:
     """Move an order along its lifecycle; an illegal change is refused (409) naming the current state."""
-    return order_states.change_state(
+    return _audited(
+        caller,
         store,
-        caller.tenant_id,
-        order_ref,
-        body.state,
-        by=caller.token_name,
-        reason=body.reason,
-        warehouses=caller.warehouses,
+        order_states.change_state(
+            store,
+            caller.tenant_id,
+            order_ref,
+            body.state,
+            by=caller.token_name,
+            reason=body.reason,
+            warehouses=caller.warehouses,
+        ),
     )
 
 
@@ -71,14 +91,18 @@ def cancel_order(
     order_ref: OrderRef, caller: ManagesOrders, store: Store, body: CancelIn | None = None
 ) -> Any:
     """Cancel an order; its warehouse's agents hear of it and refuse to pack it."""
-    return order_states.change_state(
+    return _audited(
+        caller,
         store,
-        caller.tenant_id,
-        order_ref,
-        OrderState.CANCELLED,
-        by=caller.token_name,
-        reason=body.reason if body is not None else "",
-        warehouses=caller.warehouses,
+        order_states.change_state(
+            store,
+            caller.tenant_id,
+            order_ref,
+            OrderState.CANCELLED,
+            by=caller.token_name,
+            reason=body.reason if body is not None else "",
+            warehouses=caller.warehouses,
+        ),
     )
 
 
@@ -126,18 +150,20 @@ def get_exception(exception_id: ExceptionId, caller: ReadsOrders, store: Store) 
 @router.post("/exceptions/{exception_id}/assign", summary="Give an exception an owner")
 def assign_exception(exception_id: ExceptionId, body: AssignIn, caller: WorksExceptions, store: Store) -> Any:
     """Set who handles the exception."""
-    _, after = exceptions_center.assign_exception(
+    before, after = exceptions_center.assign_exception(
         store, caller.tenant_id, exception_id, body.assignee, warehouses=caller.warehouses
     )
+    audit.record(store, caller, "assign_exception", "exception", str(exception_id), before, after)
     return after
 
 
 @router.post("/exceptions/{exception_id}/acknowledge", summary="Acknowledge an exception")
 def acknowledge_exception(exception_id: ExceptionId, caller: WorksExceptions, store: Store) -> Any:
     """Mark the exception as seen and being handled."""
-    _, after = exceptions_center.acknowledge_exception(
+    before, after = exceptions_center.acknowledge_exception(
         store, caller.tenant_id, exception_id, warehouses=caller.warehouses
     )
+    audit.record(store, caller, "acknowledge_exception", "exception", str(exception_id), before, after)
     return after
 
 
@@ -146,7 +172,8 @@ def resolve_exception(
     exception_id: ExceptionId, body: ResolveIn, caller: WorksExceptions, store: Store
 ) -> Any:
     """Close the exception, saying what was done; a resolved exception cannot change again."""
-    _, after = exceptions_center.resolve_exception(
+    before, after = exceptions_center.resolve_exception(
         store, caller.tenant_id, exception_id, body.comment, warehouses=caller.warehouses
     )
+    audit.record(store, caller, "resolve_exception", "exception", str(exception_id), before, after)
     return after

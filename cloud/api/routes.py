@@ -8,6 +8,7 @@ order ingest reads its raw body itself so one bad order cannot fail the whole ba
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import pydantic_core
@@ -16,7 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from cloud import agents, metrics, orders, templates, warehouses
+from cloud import agents, audit, metrics, orders, templates, warehouses
 from cloud.access import Principal
 from cloud.api.callers import (
     Caller,
@@ -34,7 +35,7 @@ from cloud.gc_pause import paused_gc
 from cloud.preview import PreviewCache
 from cloud.roles import Forbidden, require_warehouse
 from cloud.store import CloudStore
-from dockside.errors import InputError
+from dockside.errors import InputError, NotFound
 from dockside.orders import Order
 
 __all__ = ["INGEST_MAX_BODY_BYTES", "OrderBatch", "router"]
@@ -70,6 +71,20 @@ class _Envelope(BaseModel):
 router = APIRouter(prefix="/api/v1")
 
 
+def _or_none(read: Callable[[], Any]) -> Any:
+    """What `read` returns, or None when the object does not exist yet."""
+    try:
+        return read()
+    except NotFound:
+        return None
+
+
+def _active_version(versions: Callable[[], list[dict[str, Any]]]) -> dict[str, Any]:
+    """{"active_version": n or None} for the audit log's before and after."""
+    found = _or_none(versions) or []
+    return {"active_version": next((v["version"] for v in found if v.get("active")), None)}
+
+
 def _created(body: Any, created: bool, response: Response) -> Any:
     response.status_code = 201 if created else 200
     return body
@@ -85,7 +100,9 @@ def put_warehouse(
             f"this token is limited to warehouses {', '.join(sorted(caller.warehouses or ()))}: "
             f"use a token for warehouse {body.code!r} or the whole tenant"
         )
+    before = _or_none(lambda: warehouses.get_warehouse(store, caller.tenant_id, body.code))
     saved, created = warehouses.put_warehouse(store, caller.tenant_id, body)
+    audit.record(store, caller, "put_warehouse", "warehouse", body.code, before, saved)
     return _created(saved, created, response)
 
 
@@ -107,7 +124,10 @@ def put_station(
     wh: WarehouseCode, body: warehouses.StationIn, caller: WritesStations, store: Store, response: Response
 ) -> Any:
     """Create a packing station (201) or replace one with the same code (200); synced to agents."""
-    saved, created = warehouses.put_station(store, caller.tenant_id, require_warehouse(caller, wh), body)
+    existing = warehouses.list_stations(store, caller.tenant_id, require_warehouse(caller, wh))
+    before = next((station for station in existing if station.get("code") == body.code), None)
+    saved, created = warehouses.put_station(store, caller.tenant_id, wh, body)
+    audit.record(store, caller, "put_station", "station", f"{wh}/{body.code}", before, saved)
     return _created(saved, created, response)
 
 
@@ -125,7 +145,11 @@ def create_enrollment_token(
 ) -> Any:
     """A token an agent trades once, before it expires, for its identity in this warehouse."""
     ttl_s = body.ttl_s if body is not None else warehouses.EnrollmentTokenIn().ttl_s
-    return warehouses.create_enrollment_token(store, caller.tenant_id, require_warehouse(caller, wh), ttl_s)
+    made = warehouses.create_enrollment_token(store, caller.tenant_id, require_warehouse(caller, wh), ttl_s)
+    # The token itself is a secret: the log keeps only that one was made, and until when.
+    after = {key: value for key, value in made.items() if key != "token"}
+    audit.record(store, caller, "create_enrollment_token", "warehouse", wh, None, after)
+    return made
 
 
 @router.post("/templates/{name}/versions", status_code=201, summary="Create a template version")
@@ -133,7 +157,9 @@ def create_template_version(
     name: TemplateName, body: templates.TemplateVersionIn, caller: EditsTemplates, store: Store
 ) -> Any:
     """Validate a new version against its sample data and store it as the next number (inactive)."""
-    return templates.create_template_version(store, caller.tenant_id, name, body)
+    made = templates.create_template_version(store, caller.tenant_id, name, body)
+    audit.record(store, caller, "create_template_version", "template", name, None, made)
+    return made
 
 
 @router.get("/templates/{name}/versions", summary="List a template's versions")
@@ -153,7 +179,12 @@ def publish_template_version(
     name: TemplateName, n: VersionNumber, caller: EditsTemplates, store: Store
 ) -> Any:
     """Make version n the active one of its name and sync it to every agent of the tenant."""
-    return templates.publish_template_version(store, caller.tenant_id, name, n)
+    before = _active_version(lambda: templates.list_template_versions(store, caller.tenant_id, name))
+    published = templates.publish_template_version(store, caller.tenant_id, name, n)
+    after = {"active_version": n}
+    if before != after:
+        audit.record(store, caller, "publish_template_version", "template", name, before, after)
+    return published
 
 
 @router.get(
@@ -210,6 +241,9 @@ def _parse_and_ingest(store: CloudStore, caller: Principal, raw: bytes) -> order
             code="too_many_orders",
         )
     result = orders.ingest_orders(store, caller.tenant_id, envelope.orders, warehouses=caller.warehouses)
+    if result.changed:
+        summary = {"accepted": len(result.accepted), "errors": len(result.errors), "changed": result.changed}
+        audit.record(store, caller, "ingest_orders", "orders", "ingest", None, summary)
     metrics.ORDERS_INGESTED.labels("accepted").inc(len(result.accepted))
     metrics.ORDERS_INGESTED.labels("error").inc(len(result.errors))
     metrics.ORDERS_CHANGED.inc(result.changed)

@@ -7,8 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from cloud import rulesets
+from cloud import audit, rulesets
 from cloud.api.callers import EditsRulesets, ReadsSetup, Store
+from dockside.errors import NotFound
 
 __all__ = ["RulesetIn", "router"]
 
@@ -66,7 +67,9 @@ def create_ruleset_version(name: RulesetName, body: RulesetIn, caller: EditsRule
     document = body.model_dump(exclude_none=True)
     for index, rule in enumerate(document["rules"], start=1):
         rule["name"] = rule["name"] or f"rule {index}"
-    return rulesets.create_ruleset_version(store, caller.tenant_id, name, document, caller.token_name)
+    made = rulesets.create_ruleset_version(store, caller.tenant_id, name, document, caller.token_name)
+    audit.record(store, caller, "create_ruleset_version", "ruleset", name, None, made)
+    return made
 
 
 @router.get("/rulesets/{name}/versions", summary="List a ruleset's versions")
@@ -95,4 +98,12 @@ def simulate_ruleset_version(
 @router.post("/rulesets/{name}/versions/{n}/publish", summary="Publish a ruleset version")
 def publish_ruleset_version(name: RulesetName, n: VersionNumber, caller: EditsRulesets, store: Store) -> Any:
     """Make version n the active one of its name and sync it to every agent of the tenant."""
-    return rulesets.publish_ruleset_version(store, caller.tenant_id, name, n)
+    try:
+        versions = rulesets.list_ruleset_versions(store, caller.tenant_id, name)
+    except NotFound:
+        versions = []
+    before = {"active_version": next((v["version"] for v in versions if v["active"]), None)}
+    published = rulesets.publish_ruleset_version(store, caller.tenant_id, name, n)
+    if before["active_version"] != n:
+        audit.record(store, caller, "publish_ruleset_version", "ruleset", name, before, {"active_version": n})
+    return published

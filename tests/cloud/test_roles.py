@@ -67,6 +67,8 @@ ENDPOINTS = [
     Endpoint("POST", "/api/v1/exceptions/1/assign", EDITORS, 404, {"assignee": "maria"}),
     Endpoint("POST", "/api/v1/exceptions/1/acknowledge", EDITORS, 404),
     Endpoint("POST", "/api/v1/exceptions/1/resolve", EDITORS, 404, {"comment": "done"}),
+    Endpoint("GET", "/api/v1/audit", ADMIN),
+    Endpoint("GET", "/api/v1/export/orders", ALL),
     # No such agent: an admin gets past the role check to the 404, the others stop at 403.
     Endpoint("POST", "/api/v1/agents/no-such-agent/revoke", ADMIN, 404),
 ]
@@ -148,7 +150,7 @@ def test_every_api_route_is_in_the_matrix(cloud: RunningCloud) -> None:
         for path_template in spec["paths"]:
             pattern = path_template.replace("{wh}", "WH1").replace("{name}", "t1").replace("{n}", "1")
             pattern = pattern.replace("{order_ref}", "R1").replace("{agent_id}", "no-such-agent")
-            pattern = pattern.replace("{exception_id}", "1")
+            pattern = pattern.replace("{exception_id}", "1").replace("{kind}", "orders")
             if pattern == concrete:
                 covered.add((endpoint.method, path_template))
     missing = {

@@ -1,0 +1,140 @@
+"""The audit log: every admin write, with who, when, what, and the object before and after.
+
+Entries are only ever added; `purge_audit` removes entries older than the retention, which may
+never be shorter than six months. Secrets (tokens) are never written here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+
+from cloud import schema
+from cloud.access import Principal
+from cloud.store import CloudStore, dumps, utcnow
+from dockside.errors import InputError
+
+__all__ = ["MIN_RETENTION_DAYS", "iter_audit", "purge_audit", "query_audit", "record"]
+
+MIN_RETENTION_DAYS = 183  # "kept at least six months"
+MAX_LISTED = 1000
+
+
+def record(
+    store: CloudStore,
+    caller: Principal,
+    action: str,
+    object_kind: str,
+    object_key: str,
+    before: Any = None,
+    after: Any = None,
+) -> None:
+    """Add one entry for a write `caller` made."""
+    with store.write() as tx:
+        tx.conn.execute(
+            insert(schema.audit_log).values(
+                tenant_id=caller.tenant_id,
+                at=tx.now,
+                actor=caller.token_name,
+                role=caller.role.value,
+                action=action[:64],
+                object_kind=object_kind[:32],
+                object_key=object_key[:200],
+                before=dumps(before) if before is not None else None,
+                after=dumps(after) if after is not None else None,
+            )
+        )
+
+
+def _entry(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "at": row.at.isoformat(),
+        "actor": row.actor,
+        "role": row.role,
+        "action": row.action,
+        "object_kind": row.object_kind,
+        "object_key": row.object_key,
+        "before": json.loads(row.before) if row.before is not None else None,
+        "after": json.loads(row.after) if row.after is not None else None,
+    }
+
+
+def _select(
+    tenant_id: int,
+    object_kind: str | None,
+    object_key: str | None,
+    actor: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> Any:
+    table = schema.audit_log
+    query = select(table).where(table.c.tenant_id == tenant_id)
+    for column, value in (
+        (table.c.object_kind, object_kind),
+        (table.c.object_key, object_key),
+        (table.c.actor, actor),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if since is not None:
+        query = query.where(table.c.at >= since)
+    if until is not None:
+        query = query.where(table.c.at < until)
+    return query
+
+
+def query_audit(
+    store: CloudStore,
+    tenant_id: int,
+    *,
+    object_kind: str | None = None,
+    object_key: str | None = None,
+    actor: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Entries of a tenant, newest first, by object and/or by user and time."""
+    table = schema.audit_log
+    query = _select(tenant_id, object_kind, object_key, actor, since, until)
+    with store.read() as conn:
+        rows = conn.execute(query.order_by(table.c.id.desc()).limit(min(limit, MAX_LISTED))).all()
+    return [_entry(row) for row in rows]
+
+
+def iter_audit(store: CloudStore, tenant_id: int, *, page: int = 1000) -> Iterator[dict[str, Any]]:
+    """Every entry of a tenant, oldest first, read a page at a time (for export)."""
+    table = schema.audit_log
+    last = 0
+    while True:
+        with store.read() as conn:
+            rows = conn.execute(
+                _select(tenant_id, None, None, None, None, None)
+                .where(table.c.id > last)
+                .order_by(table.c.id)
+                .limit(page)
+            ).all()
+        if not rows:
+            return
+        for row in rows:
+            yield _entry(row)
+        last = rows[-1].id
+
+
+def purge_audit(
+    store: CloudStore, *, keep_days: int = MIN_RETENTION_DAYS, now: datetime | None = None
+) -> int:
+    """Delete entries older than `keep_days` (at least six months); returns how many went."""
+    if keep_days < MIN_RETENTION_DAYS:
+        raise InputError(
+            f"the audit log is kept at least {MIN_RETENTION_DAYS} days: ask for a longer retention"
+        )
+    cutoff = (now or utcnow()) - timedelta(days=keep_days)
+    with store.write() as tx:
+        result = tx.conn.execute(delete(schema.audit_log).where(schema.audit_log.c.at < cutoff))
+    return int(result.rowcount)
