@@ -94,5 +94,5 @@ def test_fleet_and_order_pages(page: Page, cloud: Stack) -> None:
     page.click("text=Orders")
     page.fill("#order-search", "CON-0002")
     page.keyboard.press("Enter")
-    expect(page.locator(".timeline")).to_contain_text("ingested")
+    expect(page.locator(".timeline")).to_contain_text("order created")
     screenshot(page, "console-order")

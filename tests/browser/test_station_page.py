@@ -101,6 +101,31 @@ def test_metrics_on_both_sides_after_packing(station: Station) -> None:
     assert 'dockside_cloud_orders_ingested_total{outcome="accepted"} 20.0' in cloud
 
 
+def test_the_console_fleet_shows_this_agent_and_its_devices(page: Page, station: Station) -> None:
+    # The agent reports its devices every half minute: wait for a report that has them.
+    wait_for(
+        lambda: station.stack.admin_call("GET", "/api/v1/agents")["agents"][0]["devices"],
+        timeout=45,
+        interval=0.5,
+        what="the agent's device report",
+    )
+    page.goto(f"http://{station.stack.cloud.ready['http']}/console/#/fleet")
+    page.fill("#token", station.stack.admin_token)
+    page.keyboard.press("Enter")
+    expect(page.locator("#main h1")).to_have_text("Fleet")
+    row = page.locator("#main tbody tr").first
+    expect(row).to_contain_text("online")
+    expect(row).to_contain_text("printer ZD421-WEB")
+    page.click("text=Orders")
+    page.fill("#order-search", "WEB-0001")
+    page.keyboard.press("Enter")
+    expect(page.locator(".timeline")).to_contain_text("label printed")
+    screenshot(page, "console-order-timeline")
+    page.click("text=Fleet")
+    expect(page.locator("#main tbody tr").first).to_contain_text("online")
+    screenshot(page, "console-fleet")
+
+
 def test_the_page_speaks_simplified_chinese(page: Page, station: Station) -> None:
     open_station(page, station)
     page.keyboard.press("Alt+l")

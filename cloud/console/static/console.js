@@ -220,10 +220,33 @@ async function optionalList(path, title, subtitle, columns, row) {
   }
 }
 
-function exceptionsPage() {
-  return optionalList("/api/v1/exceptions", "Exceptions", "Orders that need a person: weight mismatches, failed labels, held jobs",
-    ["When", "Order", "Kind", "What happened", "Station"],
-    (e) => [when(e.created_at || e.occurred_at), h("a", { href: `#/orders/${encodeURIComponent(e.order_ref || "")}` }, e.order_ref || "–"), e.kind || e.code, e.message || "", e.station || ""]);
+async function exceptionsPage() {
+  const { exceptions } = await api("GET", "/api/v1/exceptions?limit=200");
+  const open = exceptions.filter((e) => e.status !== "resolved");
+  const badge = { open: "bad", acknowledged: "warn", resolved: "ok" };
+  async function act(e, action) {
+    let body;
+    if (action === "resolve") {
+      const comment = prompt(`What was done about ${e.order_ref}?`);
+      if (!comment) return;
+      body = { comment };
+    }
+    try { await api("POST", `/api/v1/exceptions/${e.id}/${action}`, body); toast(`Exception ${e.id}: ${action}d.`); exceptionsPage(); }
+    catch (error) { toast(error.message); }
+  }
+  page("Exceptions", `${open.length} open of ${exceptions.length} shown — parcels that need a person`,
+    h("div", { class: "card" }, exceptions.length ? h("table", {},
+      h("thead", {}, h("tr", {}, ["Opened", "Order", "Warehouse", "Kind", "What happened", "Status", ""].map((c) => h("th", {}, c)))),
+      h("tbody", {}, exceptions.map((e) => h("tr", {},
+        h("td", { class: "muted" }, when(e.opened_at)),
+        h("td", {}, h("a", { href: `#/orders/${encodeURIComponent(e.order_ref)}`, class: "mono" }, e.order_ref)),
+        h("td", {}, e.warehouse),
+        h("td", {}, e.kind.replaceAll("_", " ")),
+        h("td", {}, e.message, e.comment ? h("div", { class: "muted small" }, `Resolved: ${e.comment}`) : null),
+        h("td", {}, h("span", { class: `badge ${badge[e.status] || "grey"}` }, e.status), e.assignee ? h("div", { class: "muted small" }, e.assignee) : null),
+        h("td", {}, canEdit() && e.status === "open" ? h("button", { onclick: () => act(e, "acknowledge") }, "Acknowledge") : null,
+          canEdit() && e.status !== "resolved" ? h("button", { onclick: () => act(e, "resolve") }, "Resolve") : null)))))
+      : h("p", { class: "empty" }, "No exceptions: every parcel went as planned.")));
 }
 
 function auditPage() {
@@ -249,11 +272,25 @@ async function ordersPage(ref) {
           h("tr", {}, h("th", {}, "Ship to"), h("td", {}, [order.ship_to?.name, order.ship_to?.city, order.ship_to?.country].filter(Boolean).join(", "))),
           h("tr", {}, h("th", {}, "Lines"), h("td", {}, (order.lines || []).map((l) => `${l.qty} × ${l.sku}`).join(", "))),
           h("tr", {}, h("th", {}, "Ingested"), h("td", {}, when(order.created_at)))))),
-      h("div", { class: "card" }, h("h2", {}, "Timeline"),
-        h("ol", { class: "timeline" }, h("li", {}, h("strong", {}, "ingested"), h("div", { class: "muted small" }, when(order.created_at))),
-          (order.events || []).map((e) => h("li", {}, h("strong", {}, e.kind.replaceAll("_", " ")),
-            e.station ? ` at ${e.station}` : "", h("div", { class: "muted small" }, `${when(e.occurred_at)} · ${e.source || ""} ${e.agent || ""}`)))))));
+      h("div", { class: "card" }, h("h2", {}, "Timeline"), timelineList(await timelineOf(order)))));
   } catch (error) { result.append(failure(error)); }
+}
+
+async function timelineOf(order) {
+  try {
+    return (await api("GET", `/api/v1/orders/${encodeURIComponent(order.order_ref)}/timeline`)).timeline;
+  } catch (error) {
+    if (error.status !== 404) throw error;
+    return [{ at: order.created_at, kind: "order_created", source: { type: "oms" } },
+      ...(order.events || []).map((e) => ({ at: e.occurred_at, kind: e.kind, source: { type: e.source, agent: e.agent, station: e.station } }))];
+  }
+}
+
+function timelineList(entries) {
+  const from = (s) => [s.type, s.user, s.station && `station ${s.station}`, s.printer && `printer ${s.printer}`, s.agent]
+    .filter(Boolean).join(" · ");
+  return h("ol", { class: "timeline" }, entries.map((e) => h("li", {},
+    h("strong", {}, e.kind.replaceAll("_", " ")), h("div", { class: "muted small" }, `${when(e.at)} · ${from(e.source || {})}`))));
 }
 
 // -- shell -----------------------------------------------------------------------------------
