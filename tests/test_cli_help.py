@@ -51,7 +51,12 @@ def test_help_prints(path: str, command: click.Command) -> None:
 
 
 # Commands that only read and report: each offers --json for scripts and monitoring.
-READ_COMMANDS = ["dockside-agent status", "dockside-agent doctor", "dockside-cloud import-orders"]
+READ_COMMANDS = [
+    "dockside-agent status",
+    "dockside-agent doctor",
+    "dockside-agent discover",
+    "dockside-cloud import-orders",
+]
 
 
 @pytest.mark.parametrize("path", READ_COMMANDS)
