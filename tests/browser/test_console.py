@@ -77,6 +77,7 @@ def test_a_viewer_sees_no_edit_buttons_and_the_api_refuses_it(page: Page, cloud:
     expect(page.locator("#main h1")).to_have_text(name)
     page.wait_for_function(PREVIEW_SHOWN)
     expect(page.locator("button[data-publish]")).to_have_count(0)
+    screenshot(page, "console-viewer")
     answer = httpx.post(
         f"http://{cloud.cloud.ready['http']}/api/v1/templates/{name}/versions/1/publish",
         headers={"Authorization": f"Bearer {viewer}"},
