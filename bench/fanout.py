@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
 import re
 import statistics
@@ -33,6 +34,7 @@ from dockside.v1 import sync_pb2_grpc as pb_grpc
 from edge_agent.sync.grpc_transport import CHANNEL_OPTIONS
 
 ENROLLED = 100
+OPEN_WAVE = 100
 TEMPLATE = {
     "language": "zpl",
     "source": "^XA^CI28^FO50,50^A0N,40,40^FH^FD{{ order.order_ref }}^FS^XZ",
@@ -50,7 +52,21 @@ def _open_streams(http: str) -> int:
     return int(float(found.group(1))) if found else 0
 
 
+FAILURES: list[str] = []
+
+
 async def _agent(
+    target: str, credential: str, after: int, opened: asyncio.Event, arrived: list[float]
+) -> None:
+    try:
+        await _watch(target, credential, after, opened, arrived)
+    except grpc.aio.AioRpcError as exc:
+        FAILURES.append(f"{exc.code().name}: {exc.details()}")
+    except asyncio.CancelledError:
+        pass
+
+
+async def _watch(
     target: str, credential: str, after: int, opened: asyncio.Event, arrived: list[float]
 ) -> None:
     async with grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS) as channel:
@@ -71,13 +87,18 @@ async def _fan_out(
 ) -> dict:
     arrived: list[float] = []
     opened = asyncio.Event()
-    tasks = [
-        asyncio.create_task(_agent(target, credentials[i % len(credentials)], after, opened, arrived))
-        for i in range(n)
-    ]
+    tasks = []
+    for i in range(n):
+        tasks.append(
+            asyncio.create_task(_agent(target, credentials[i % len(credentials)], after, opened, arrived))
+        )
+        if i % OPEN_WAVE == OPEN_WAVE - 1:
+            # A fleet reconnects spread out by its jittered backoff, not in one instant.
+            await asyncio.sleep(0.1)
     deadline = time.monotonic() + 120
     while await asyncio.to_thread(_open_streams, http) < n:
         if time.monotonic() > deadline:
+            print(collections.Counter(FAILURES).most_common(5))
             raise TimeoutError(f"only {await asyncio.to_thread(_open_streams, http)} of {n} streams opened")
         await asyncio.sleep(0.2)
     response = await asyncio.to_thread(admin.post, "/api/v1/templates/fanout/versions", json=TEMPLATE)

@@ -12,6 +12,7 @@ warehouse never sits in memory at once.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import threading
 from collections.abc import AsyncIterator, Generator, Iterator
 from typing import Any
@@ -50,6 +51,7 @@ class ChangeFeed:
         # (a fleet restart) queue here, on the loop, instead of draining the connection pool
         # and then blocking the worker threads every other call needs.
         self._snapshots = asyncio.Semaphore(concurrent_snapshots)
+        self._recent = _RecentChanges(store)
 
     async def stream(
         self, agent: AgentIdentity, after_revision: int
@@ -72,7 +74,11 @@ class ChangeFeed:
         while True:
             # Everything committed up to `known` is visible to the read that follows.
             known = notifier.latest
-            rows = await asyncio.to_thread(self._page, agent, after_revision)
+            # Woken by the notifier, every stream wants the same new changes: read them once. After
+            # a timeout read the table itself: another process may have written without a signal.
+            rows = None if idle else await self._recent.after(agent, after_revision, known, self.page_size)
+            if rows is None:
+                rows = await asyncio.to_thread(self._page, agent, after_revision)
             for revision_, kind, key, deleted, body in rows:
                 yield _change(revision_, kind, key, body, deleted=deleted)
                 after_revision = revision_
@@ -102,6 +108,98 @@ class ChangeFeed:
                 .limit(self.page_size)
             ).all()
         return [(int(r.revision), r.kind, r.key, bool(r.deleted), r.body) for r in rows]
+
+
+_Row = tuple[
+    int, int, int | None, str, str, bool, str
+]  # revision, tenant, warehouse, kind, key, deleted, body
+
+
+class _RecentChanges:
+    """The newest stretch of the whole change log, read once per advance and shared by all streams.
+
+    A publish wakes thousands of streams at once; each would otherwise run its own query for the
+    same few rows. The window covers revisions in (floor, top]: everything committed up to `top`
+    (revision order is commit order, see sync_clock). A stream further behind than the window
+    reads the table itself.
+    """
+
+    def __init__(self, store: CloudStore, *, capacity: int = 20_000, read_limit: int = 5_000) -> None:
+        self._store = store
+        self._capacity = capacity
+        self._read_limit = read_limit
+        self.floor = self.top = -1
+        self._revisions: list[int] = []
+        self._rows: list[_Row] = []
+        self._lock = asyncio.Lock()
+
+    async def after(
+        self, agent: AgentIdentity, after_revision: int, known: int, limit: int
+    ) -> list[tuple[int, str, str, bool, str]] | None:
+        """The agent's changes after `after_revision` (up to `limit`), or None if out of the window."""
+        if self.top < known:
+            async with self._lock:
+                if self.top < known:
+                    await self._refresh(known)
+        if after_revision < self.floor:
+            return None
+        revisions, rows = self._revisions, self._rows
+        found: list[tuple[int, str, str, bool, str]] = []
+        for revision, tenant_id, warehouse_id, kind, key, deleted, body in rows[
+            bisect.bisect_right(revisions, after_revision) :
+        ]:
+            if tenant_id == agent.tenant_id and warehouse_id in (None, agent.warehouse_id):
+                found.append((revision, kind, key, deleted, body))
+                if len(found) >= limit:
+                    break
+        return found
+
+    async def _refresh(self, known: int) -> None:
+        if self.top < 0:  # first use: the window starts empty at the current revision
+            self.floor = self.top = known
+            return
+        while self.top < known:
+            fresh = await asyncio.to_thread(self._read, self.top)
+            if not fresh:
+                self.top = known
+                break
+            revisions = self._revisions + [row[0] for row in fresh]
+            rows = self._rows + fresh
+            if len(rows) > self._capacity:
+                cut = len(rows) - self._capacity
+                self.floor = revisions[cut - 1]
+                revisions, rows = revisions[cut:], rows[cut:]
+            self._revisions, self._rows = revisions, rows
+            self.top = fresh[-1][0] if len(fresh) == self._read_limit else max(known, fresh[-1][0])
+
+    def _read(self, after_revision: int) -> list[_Row]:
+        table = schema.changes
+        with self._store.read() as conn:
+            return [
+                (
+                    int(r.revision),
+                    int(r.tenant_id),
+                    None if r.warehouse_id is None else int(r.warehouse_id),
+                    r.kind,
+                    r.key,
+                    bool(r.deleted),
+                    r.body,
+                )
+                for r in conn.execute(
+                    select(
+                        table.c.revision,
+                        table.c.tenant_id,
+                        table.c.warehouse_id,
+                        table.c.kind,
+                        table.c.key,
+                        table.c.deleted,
+                        table.c.body,
+                    )
+                    .where(table.c.revision > after_revision)
+                    .order_by(table.c.revision)
+                    .limit(self._read_limit)
+                )
+            ]
 
 
 def _change(
