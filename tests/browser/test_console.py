@@ -66,6 +66,9 @@ def test_an_admin_publishes_a_template_version_and_sees_its_preview(page: Page, 
     # v1 is now a rollback, offered as such.
     expect(page.locator('button[data-publish="1"]')).to_have_text("Roll back to v1")
     screenshot(page, "console-template-published")
+    page.click("text=Audit log")
+    expect(page.locator("#main tbody tr").first).to_contain_text("publish template version")
+    expect(page.locator("#main tbody tr").first).to_contain_text(f"template {name}")
 
 
 def test_a_viewer_sees_no_edit_buttons_and_the_api_refuses_it(page: Page, cloud: Stack) -> None:

@@ -250,9 +250,10 @@ async function exceptionsPage() {
 }
 
 function auditPage() {
-  return optionalList("/api/v1/audit", "Audit log", "Who changed what, newest first",
+  return optionalList("/api/v1/audit?limit=200", "Audit log", "Who changed what, newest first",
     ["When", "Who", "Action", "What"],
-    (e) => [when(e.at || e.created_at), e.actor || e.who || e.token_name || "", e.action || "", e.target || e.detail || ""]);
+    (e) => [when(e.at), h("span", {}, e.actor, " ", h("span", { class: "badge grey" }, e.role || "")),
+      (e.action || "").replaceAll("_", " "), h("span", { class: "mono" }, `${e.object_kind} ${e.object_key}`)]);
 }
 
 async function ordersPage(ref) {
