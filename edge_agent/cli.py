@@ -181,7 +181,7 @@ def run(
         updates = self_update_for(config.update, folder, identity.credential)
         if updates is not None and updates.recover():
             store.close()
-            restart_into(updates.slot.path)  # an update's trial was cut short: back to the proven binary
+            restart_into(updates.slot.path)  # a swapped-in release never served: back to the previous one
         agent = Agent(
             store,
             identity,
@@ -200,7 +200,7 @@ def run(
     if updates is not None and updates.staged is not None:
         trial = ["run", "--data-dir", str(folder), "--http", "127.0.0.1:0"]
         updates.apply([*trial, "--config", str(config_path)] if config_path else trial)
-        restart_into(updates.slot.path)
+        restart_into(updates.slot.path)  # at once: after a swap the old process may not import anything
 
 
 @main.command()

@@ -72,10 +72,19 @@ async def serve_with_updates(
     if updates is None:
         await run_agent(agent, http, ready_file=ready_file, handle_signals=True)
         return
-    stop = asyncio.Event()
-    watching = asyncio.create_task(updates.watch(lambda: floor_is_busy(agent), stop), name="self-update")
+    stop, serving = asyncio.Event(), asyncio.Event()
+    watching = asyncio.create_task(
+        updates.watch(lambda: floor_is_busy(agent), stop, serving), name="self-update"
+    )
     try:
-        await run_agent(agent, http, ready_file=ready_file, handle_signals=True, stop=stop)
+        await run_agent(
+            agent,
+            http,
+            ready_file=ready_file,
+            handle_signals=True,
+            stop=stop,
+            on_ready=lambda _: serving.set(),
+        )
     finally:
         watching.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -2,13 +2,15 @@
 
 While the agent runs, `SelfUpdate.watch` polls the cloud, downloads and verifies an assigned
 release and stages it; then it waits until no job is held or sending and asks the agent to
-stop (the HTTP server drains, the devices close). With the agent stopped, `apply` swaps the
-binary, runs the new one as a trial child against a spare port, and either keeps it or renames
-the previous one back; it reports the outcome to the cloud and restarts the process into
-whichever binary is now current (exec on POSIX; on Windows the service manager restarts it).
+stop (the HTTP server drains, the devices close). With the agent stopped, `apply` runs the
+staged binary as a trial child on a spare port: unhealthy within the deadline, it is set aside
+and the current binary restarts; healthy, it is swapped in and the process execs into it (on
+Windows the service manager restarts it). Every outcome is reported to the cloud.
 
-A marker file (`<data dir>/update-trial.json`) is written before the swap and removed once the
-trial is decided, so if the power goes mid-trial the next start rolls back to the proven binary.
+A marker file (`<data dir>/update-trial.json`) is written before the swap; the new binary marks
+it started on its first start and removes it once serving. If that start dies before serving
+(the service manager restarts it), the second start finds the marker started and rolls back to
+`.previous`: a station always ends up on a binary that serves.
 Versions that were refused or rolled back are remembered (`update-refused.json`) and not tried
 again until the cloud assigns a different one.
 """
@@ -73,11 +75,17 @@ class SelfUpdate:
         self.current_version = current_version
         self.probe = probe
         self.staged: Release | None = None
+        self.probation = False  # this run is the first of a swapped-in release
 
     # -- while the agent runs -----------------------------------------------------------------
 
-    async def watch(self, busy: Callable[[], bool], stop: asyncio.Event) -> None:
+    async def watch(
+        self, busy: Callable[[], bool], stop: asyncio.Event, serving: asyncio.Event | None = None
+    ) -> None:
         """Poll for a release until one is staged and the floor is quiet, then set `stop`."""
+        if serving is not None:
+            await serving.wait()
+            await asyncio.to_thread(self.confirm)
         releases = CloudReleases(self.cloud_http, self.credential)
         try:
             while self.staged is None:
@@ -120,11 +128,14 @@ class SelfUpdate:
     # -- with the agent stopped ---------------------------------------------------------------
 
     def apply(self, trial_args: Sequence[str]) -> str:
-        """Swap in the staged release, try it, keep it or roll back; report; return the outcome."""
+        """Try the staged release; swap it in if healthy (then exec at once), else reject it; report.
+
+        Returns "installed" (the binary was swapped: the caller must exec it now, doing nothing
+        else) or "rolled_back" (the current binary is untouched).
+        """
         release = self.staged
         assert release is not None, "apply needs a staged release"
-        self._write_marker(release.version)
-        self.slot.swap()
+        self.staged = None
         result = self.slot.trial(
             trial_args,
             release.version,
@@ -132,39 +143,59 @@ class SelfUpdate:
             probe=self.probe,
             env={**os.environ, TRIAL_ENV: "1"},
         )
-        if result.healthy:
-            outcome, message = "installed", f"{self.current_version} -> {release.version}"
-        else:
-            self.slot.roll_back()
+        if not result.healthy:
+            self.slot.reject()
             self._remember_refused(release.version)
-            outcome = "rolled_back"
             message = (
                 f"release {release.version} failed its health check ({result.reason}); "
                 f"kept {self.current_version}"
             )
             log.error("%s\n%s", message, result.output)
-        self._clear_marker()
-        self._report(release.version, outcome, message)
-        self.staged = None
-        return outcome
+            self._report(release.version, "rolled_back", message)
+            return "rolled_back"
+        # Reported before the swap: after it, this process must not import or run anything.
+        self._report(release.version, "installed", f"{self.current_version} -> {release.version}")
+        self._write_marker(release.version)
+        self.slot.swap()
+        return "installed"
 
     def recover(self) -> bool:
-        """At start: if a trial was cut short (power loss, kill), roll back. True when it did."""
+        """At start: roll back a swapped-in release that failed to come up. True when it did.
+
+        The marker written before the swap is marked `started` by the new binary's first start
+        and removed once it serves (`confirm`); finding it already `started` means that start
+        never reached serving, so the previous binary is put back.
+        """
         if os.environ.get(TRIAL_ENV):
             return False
-        marker = self.data_dir / MARKER
+        marker_path = self.data_dir / MARKER
         try:
-            version = str(json.loads(marker.read_text())["version"])
+            marker = json.loads(marker_path.read_text())
+            version = str(marker["version"])
         except FileNotFoundError:
             return False
-        except (ValueError, KeyError, OSError):
-            version = "unknown"
+        except (ValueError, KeyError, TypeError, OSError):
+            marker, version = {"started": True}, "unknown"
+        if version != self.current_version and version != "unknown":
+            self._clear_marker()  # the swap never happened (stopped before it): nothing to undo
+            return False
+        if not marker.get("started"):
+            marker_path.write_text(json.dumps({**marker, "started": True}))
+            self.probation = True
+            return False
         if self.slot.previous.is_file():
             self.slot.roll_back()
         self._remember_refused(version)
         self._clear_marker()
-        self._report(version, "rolled_back", f"the trial of release {version} was interrupted; rolled back")
+        self._report(version, "rolled_back", f"release {version} did not come up after the swap; rolled back")
         return True
+
+    def confirm(self) -> None:
+        """The swapped-in release serves: end its probation."""
+        if self.probation:
+            self._clear_marker()
+            self.probation = False
+            log.warning("agent release %s is serving; update complete", self.current_version)
 
     def _report(self, version: str, outcome: str, message: str) -> None:
         try:

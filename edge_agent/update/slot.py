@@ -5,12 +5,16 @@
     <binary>.previous   the binary before the last swap, for rollback
     <binary>.failed     the last release that failed its trial (kept for a post-mortem)
 
-The swap hard-links the current binary to `.previous` and then renames `.new` over the current
-one: each step is one atomic rename, so at every instant `<binary>` is a complete binary (the
-old or the new), and a power cut mid-update leaves a station with one that starts. The trial
-runs the new binary as a child (`run --http 127.0.0.1:0 --ready-file F` plus the caller's
-options) and calls it healthy when it answers its status with the expected version before the
-deadline; otherwise the previous binary is renamed back.
+The trial runs the staged binary as a child (`run --http 127.0.0.1:0 --ready-file F` plus the
+caller's options) and calls it healthy when it answers its status with the expected version
+before the deadline; a release that fails never replaces anything. The swap hard-links the
+current binary to `.previous` and then renames `.new` over the current one: each step is one
+atomic rename, so at every instant `<binary>` is a complete binary (the old or the new), and a
+power cut mid-update leaves a station with one that starts.
+
+A one-file binary reads its own file lazily while it runs (PyInstaller re-opens the archive by
+path for each late import), so nothing may run in the old process between the swap and the
+exec into the new binary.
 """
 
 from __future__ import annotations
@@ -91,6 +95,10 @@ class BinarySlot:
         os.replace(self.staged, self.path)
         self._sync_folder()
 
+    def reject(self) -> None:
+        """Keep a staged release that failed its trial as `.failed`; the current binary is untouched."""
+        os.replace(self.staged, self.failed)
+
     def roll_back(self) -> None:
         """Put `.previous` back as the current binary; the rejected one is kept as `.failed`."""
         if not self.previous.is_file():
@@ -119,13 +127,13 @@ class BinarySlot:
         probe: Probe = status_probe,
         env: Mapping[str, str] | None = None,
     ) -> TrialResult:
-        """Run the current binary with `args` as a child and judge its health within the deadline."""
+        """Run the staged binary with `args` as a child and judge its health within the deadline."""
         with tempfile.TemporaryDirectory(prefix="dockside-update-") as folder:
             ready = Path(folder) / "ready.json"
             log_path = Path(folder) / "trial.log"
             with log_path.open("wb") as log:
                 child = subprocess.Popen(  # noqa: S603 - our own binary, our own arguments
-                    [str(self.path), *args, "--ready-file", str(ready)],
+                    [str(self.staged), *args, "--ready-file", str(ready)],
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,

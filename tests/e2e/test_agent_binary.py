@@ -7,6 +7,7 @@ on PATH) so a missing hidden import or data file fails here rather than at a war
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -120,3 +121,116 @@ def test_the_binary_enrolls_and_packs_to_the_mock_printer(binary: Path, stack: S
         return versions if versions == [__version__] else None
 
     wait_for(reported_versions, timeout=30, what="the binary agent to report its version to the cloud")
+
+
+FAKE_RELEASE = """#!{python}
+# A stand-in for a newer dockside-agent ({mode}): a status page with its version, a ready file.
+import http.server, json, os, sys
+args = sys.argv[1:]
+if {mode!r} == "crash":
+    sys.exit("this release cannot start")
+class Status(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(json.dumps({{"version": "9.0.0"}}).encode())
+    def log_message(self, *a):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", 0), Status)
+ready = args[args.index("--ready-file") + 1]
+with open(ready + ".tmp", "w") as f:
+    json.dump({{"http": "127.0.0.1:%d" % server.server_address[1]}}, f)
+os.replace(ready + ".tmp", ready)
+server.serve_forever()
+"""
+
+
+@pytest.mark.parametrize("mode", ["healthy", "crash"])
+def test_the_binary_updates_itself_or_rolls_back(binary: Path, stack: Stack, mode: str) -> None:
+    import shutil
+    import sys
+
+    from cloud.releases import PUBLIC_KEY_ENV, generate_release_key, sign_release
+
+    private, public = generate_release_key()
+    stack.env[PUBLIC_KEY_ENV] = public
+    stack.start_cloud()
+    stack.admin_call("POST", "/api/v1/warehouses", {"code": "WH1", "name": "Warehouse WH1"})
+    token = stack.admin_call("POST", "/api/v1/warehouses/WH1/enrollment-tokens", {"ttl_s": 600})["token"]
+    installed = stack.root / "opt" / "dockside-agent"
+    installed.parent.mkdir()
+    shutil.copy2(binary, installed)
+    config = stack.root / "agent.toml"
+    config.write_text(
+        f'[update]\nenabled = true\ncloud_http = "http://{stack.cloud.ready["http"]}"\n'
+        f'public_key = "{public}"\ncheck_interval_s = 10\nhealth_deadline_s = 20\n'
+    )
+    release = FAKE_RELEASE.format(python=sys.executable, mode=mode).encode()
+    published = stack.admin.post(
+        "/api/v1/releases",
+        params={"version": "9.0.0"},
+        content=release,
+        headers={"X-Release-Signature": sign_release(private, "9.0.0", release)},
+    )
+    assert published.status_code == 201, published.text
+    stack.admin_call("POST", "/api/v1/releases/9.0.0/assign", {"warehouses": ["WH1"]})
+    data_dir = stack.root / "agent"
+    stack.env = _bare_env()
+    stack.run(
+        [
+            str(installed),
+            "enroll",
+            "--cloud",
+            stack.cloud.ready["grpc"],
+            "--token",
+            token,
+            "--data-dir",
+            str(data_dir),
+        ]
+    )
+
+    agent = stack.spawn(
+        "agent",
+        [
+            str(installed),
+            "run",
+            "--config",
+            str(config),
+            "--data-dir",
+            str(data_dir),
+            "--http",
+            "127.0.0.1:0",
+        ],
+    )
+
+    def outcome() -> str | None:
+        reports = stack.admin_call("GET", "/api/v1/releases/9.0.0")["reports"]
+        return reports[-1]["outcome"] if reports else None
+
+    seen = wait_for(outcome, timeout=60, what="the update outcome to reach the cloud")
+    ready_file = stack.root / "agent.ready.json"
+
+    def serving_version() -> str | None:
+        if not ready_file.exists():
+            return None
+        try:
+            address = json.loads(ready_file.read_text())["http"]
+            return str(httpx.get(f"http://{address}/api/v1/status", timeout=5).json()["version"])
+        except (ValueError, KeyError, httpx.HTTPError):
+            return None
+
+    if mode == "healthy":
+        assert seen == "installed"
+        assert installed.read_bytes() == release
+        assert (installed.parent / "dockside-agent.previous").read_bytes() == binary.read_bytes()
+        assert wait_for(lambda: serving_version() == "9.0.0", timeout=30, what="the new release to serve")
+    else:
+        assert seen == "rolled_back"
+        assert installed.read_bytes() == binary.read_bytes()
+        assert (installed.parent / "dockside-agent.failed").read_bytes() == release
+        # The same process (exec) runs the proven binary again and does not retry the release.
+        assert wait_for(
+            lambda: serving_version() == __version__, timeout=60, what="the old agent to serve again"
+        )
+        assert "9.0.0" in json.loads((data_dir / "update-refused.json").read_text())
+    assert agent.alive()

@@ -157,7 +157,8 @@ def test_a_good_release_is_installed_and_reported(fleet: Fleet) -> None:
     assert fleet.binary.stat().st_mode & 0o111
     assert updater.slot.previous.read_bytes() == fleet.old
     assert not updater.slot.staged.exists()
-    assert not (fleet.data_dir / MARKER).exists()
+    # On probation until the new binary serves (it marks the marker started, then removes it).
+    assert json.loads((fleet.data_dir / MARKER).read_text()) == {"version": "0.2.0", "from": "0.1.0"}
     assert fleet.reports("0.2.0") == [(fleet.agent.agent_id, "installed")]
     assert fleet.messages("0.2.0") == ["0.1.0 -> 0.2.0"]
 
@@ -225,7 +226,8 @@ def test_a_release_that_fails_its_health_check_is_rolled_back_and_reported(
     assert outcome == "rolled_back"
     assert fleet.binary.read_bytes() == fleet.old
     assert updater.slot.failed.read_bytes() == broken
-    assert not updater.slot.previous.exists()
+    assert not updater.slot.previous.exists()  # a failed release never replaced anything
+    assert not updater.slot.staged.exists()
     assert not (fleet.data_dir / MARKER).exists()
     assert fleet.reports("0.2.0") == [(fleet.agent.agent_id, "rolled_back")]
     assert why in fleet.messages("0.2.0")[0]
@@ -233,21 +235,70 @@ def test_a_release_that_fails_its_health_check_is_rolled_back_and_reported(
     assert _check_once(updater) is None  # the cloud still assigns it, the agent does not retry
 
 
-def test_a_trial_cut_short_is_rolled_back_at_the_next_start(fleet: Fleet) -> None:
+def _started_as(fleet: Fleet, version: str) -> SelfUpdate:
+    updater = fleet.updater()
+    updater.current_version = version
+    return updater
+
+
+def test_a_swapped_in_release_that_never_serves_is_rolled_back(fleet: Fleet) -> None:
     new = fake_agent("0.2.0")
     fleet.release("0.2.0", new)
     updater = fleet.updater()
     _watch(updater)
-    # The power goes after the swap, during the trial: the marker is still there.
-    (fleet.data_dir / MARKER).write_text(json.dumps({"version": "0.2.0", "from": "0.1.0"}))
-    updater.slot.swap()
+    assert updater.apply(TRIAL) == "installed"
 
-    assert fleet.updater().recover() is True
+    first = _started_as(fleet, "0.2.0")  # the exec'd new binary's first start
+    assert first.recover() is False
+    assert first.probation
+    # ...it dies before serving; the service manager starts it again:
+    second = _started_as(fleet, "0.2.0")
+
+    assert second.recover() is True
 
     assert fleet.binary.read_bytes() == fleet.old
     assert not (fleet.data_dir / MARKER).exists()
-    assert fleet.reports("0.2.0") == [(fleet.agent.agent_id, "rolled_back")]
-    assert fleet.updater().recover() is False
+    assert fleet.reports("0.2.0") == [
+        (fleet.agent.agent_id, "installed"),
+        (fleet.agent.agent_id, "rolled_back"),
+    ]
+    assert "0.2.0" in second.refused()
+    assert _started_as(fleet, "0.1.0").recover() is False
+
+
+def test_a_swapped_in_release_that_serves_ends_its_probation(fleet: Fleet) -> None:
+    fleet.release("0.2.0", fake_agent("0.2.0"))
+    updater = fleet.updater()
+    _watch(updater)
+    assert updater.apply(TRIAL) == "installed"
+    started = _started_as(fleet, "0.2.0")
+    assert started.recover() is False
+
+    async def serve() -> None:
+        stop, serving = asyncio.Event(), asyncio.Event()
+        watching = asyncio.create_task(started.watch(lambda: False, stop, serving))
+        serving.set()
+        deadline = asyncio.get_running_loop().time() + 20
+        while (fleet.data_dir / MARKER).exists() and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        watching.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await watching
+
+    asyncio.run(serve())
+
+    assert not (fleet.data_dir / MARKER).exists()
+    assert not started.probation
+    assert _started_as(fleet, "0.2.0").recover() is False  # a later restart is an ordinary start
+
+
+def test_a_marker_left_before_the_swap_is_just_cleared(fleet: Fleet) -> None:
+    (fleet.data_dir / MARKER).write_text(json.dumps({"version": "0.2.0", "from": "0.1.0"}))
+
+    assert fleet.updater().recover() is False  # still the old binary: the swap never happened
+
+    assert fleet.binary.read_bytes() == fleet.old
+    assert not (fleet.data_dir / MARKER).exists()
 
 
 def test_the_swap_never_leaves_the_station_without_a_binary(tmp_path: Path) -> None:
