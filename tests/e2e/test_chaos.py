@@ -1,0 +1,137 @@
+"""Chaos on real processes: the agent SIGKILLed mid-run and restarted, the cloud killed and restarted.
+
+Afterwards the mock printer's ledger shows no order printed twice, every edge event is in the
+cloud exactly once, and every job a kill interrupted is `unknown` with an exception raised.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import random
+import re
+import sqlite3
+import threading
+from typing import Any
+
+import httpx
+import pytest
+
+from bench.provision import provision
+from bench.stack import Stack, running_stack, wait_for
+from cloud.store import CloudStore
+
+PACKS = 2_000
+AGENT_KILLS = 3
+_REF = re.compile(r"CH-\d{4}")
+
+pytestmark = pytest.mark.slow
+
+
+def _start(stack: Stack) -> httpx.Client:
+    stack.start_agent()
+    return httpx.Client(base_url=stack.agent_url(), timeout=30)
+
+
+def _pack(client: httpx.Client, ref: str, request_id: str) -> dict[str, Any] | None:
+    """The pack's answer, or None when the agent died under it."""
+    try:
+        response = client.post(
+            "/api/v1/pack", json={"order_ref": ref, "station": "S1", "request_id": request_id}
+        )
+    except httpx.TransportError:
+        return None
+    assert response.status_code < 500 or response.status_code == 503, response.text
+    return dict(response.json())
+
+
+def test_kills_of_agent_and_cloud_lose_and_repeat_nothing(tmp_path) -> None:
+    rng = random.Random(int(os.environ.get("DOCKSIDE_CHAOS_SEED", "20261122")))
+    with running_stack(tmp_path) as stack:
+        stack.start_cloud()
+        stack.start_printer(serial="ZD421-CHAOS")
+        stack.start_scale()
+        stack.control("scale", "POST", "/weight", {"grams": 1234, "stable": True})
+        provision(stack, order_count=PACKS, order_prefix="CH")
+        stack.enroll_agent("WH1")
+        client = _start(stack)
+        wait_for(
+            lambda: client.get(f"/api/v1/orders/CH-{PACKS:04d}").status_code == 200,
+            timeout=60,
+            what="the orders to reach the agent",
+        )
+        kills = set(rng.sample(range(50, PACKS - 50), AGENT_KILLS))
+        cloud_down, cloud_up = PACKS // 2, PACKS // 2 + 300
+        grpc_address = stack.cloud.ready["grpc"]
+        outcomes: dict[str, dict[str, Any] | None] = {}
+        for n in range(1, PACKS + 1):
+            ref = f"CH-{n:04d}"
+            if n == cloud_down:
+                stack.cloud.stop(kill=True)
+            if n == cloud_up:
+                stack.start_cloud(grpc=grpc_address)
+            if n in kills:
+                # SIGKILL at a random instant while this pack is in flight.
+                killer = threading.Timer(
+                    rng.uniform(0.0, 0.01), stack.processes["agent"].stop, kwargs={"kill": True}
+                )
+                killer.start()
+                outcomes[ref] = _pack(client, ref, f"chaos-{n}")
+                killer.join()
+                client.close()
+                client = _start(stack)
+                # The packer scans again with the same request: a finished job answers as it is.
+                outcomes[ref] = _pack(client, ref, f"chaos-{n}")
+                continue
+            answer = _pack(client, ref, f"chaos-{n}")
+            assert answer is not None, ref
+            assert answer.get("status") == "printed", (ref, answer)
+            outcomes[ref] = answer
+
+        # Everything converges: the outbox drains into the cloud.
+        wait_for(
+            lambda: client.get("/api/v1/status").json()["outbox_depth"] == 0,
+            timeout=90,
+            what="the outbox to drain",
+        )
+        labels = stack.control("printer", "GET", "/labels")
+        client.close()
+        stack.processes["agent"].stop()
+        with sqlite3.connect(stack.agent_dir("agent") / "agent.db") as conn:
+            jobs = conn.execute("SELECT job_id, order_ref, status FROM jobs").fetchall()
+        store = CloudStore.open(stack.database_url, create=False, listen=False)
+        try:
+            with store.read() as conn:
+                events = [
+                    (row[0], row[1], row[2])
+                    for row in conn.exec_driver_sql(
+                        "SELECT event_id, order_ref, kind FROM order_events WHERE source = 'edge'"
+                    )
+                ]
+        finally:
+            store.close()
+
+    # The printer's ledger: no order printed twice (this run asks for no reprint).
+    printed = collections.Counter(
+        match.group(0) for label in labels for match in [_REF.search("\n".join(label["fields"]))] if match
+    )
+    assert len(labels) >= PACKS - AGENT_KILLS
+    assert [ref for ref, count in printed.items() if count > 1] == []
+    # One job per order, each printed or, when a kill interrupted it, unknown.
+    per_order = collections.Counter(order_ref for _, order_ref, _ in jobs)
+    assert [ref for ref, count in per_order.items() if count > 1] == []
+    statuses = {order_ref: status for _, order_ref, status in jobs}
+    assert set(statuses.values()) <= {"printed", "unknown"}
+    unknown = {ref for ref, status in statuses.items() if status == "unknown"}
+    assert unknown <= {f"CH-{n:04d}" for n in kills}
+    # Every edge event is in the cloud exactly once, with the effects expected per job.
+    assert len({event_id for event_id, _, _ in events}) == len(events)
+    kinds = collections.Counter((order_ref, kind) for _, order_ref, kind in events)
+    for ref, status in statuses.items():
+        if status == "printed":
+            assert kinds[(ref, "order_packed")] == 1, ref
+            assert kinds[(ref, "label_printed")] == 1, ref
+        else:
+            assert kinds[(ref, "job_unknown")] == 1, ref
+            assert kinds[(ref, "exception_raised")] == 1, ref
+    assert all(count == 1 for (_, kind), count in kinds.items() if kind in ("order_packed", "label_printed"))
