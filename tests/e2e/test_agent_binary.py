@@ -234,3 +234,24 @@ def test_the_binary_updates_itself_or_rolls_back(binary: Path, stack: Stack, mod
         )
         assert "9.0.0" in json.loads((data_dir / "update-refused.json").read_text())
     assert agent.alive()
+
+
+def test_the_binary_refuses_a_store_from_a_newer_agent(binary: Path, tmp_path: Path) -> None:
+    from edge_agent.store import Store
+
+    store = Store.open(tmp_path / "agent")
+    store.conn.execute("INSERT INTO _migrations (name, applied_at_ms) VALUES ('9999_from_the_future', 0)")
+    store.close()
+
+    result = subprocess.run(
+        [str(binary), "status", "--data-dir", str(tmp_path / "agent")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_bare_env(),
+        check=False,
+    )
+
+    assert result.returncode == 1
+    assert "newer dockside-agent" in result.stderr
+    assert "Traceback" not in result.stderr
