@@ -128,6 +128,11 @@ def authenticate_api_token(store: CloudStore, authorization: str | None) -> Prin
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise Unauthenticated("the Authorization header must read 'Bearer <token>': fix the header")
+    if token.startswith("dss_"):
+        # A console session (cloud.users imports this module, hence the late import).
+        from cloud.users import authenticate_session
+
+        return authenticate_session(store, token)
     tokens = schema.api_tokens
     with store.read() as conn:
         row = conn.execute(

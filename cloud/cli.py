@@ -190,6 +190,60 @@ def create_tenant_command(code: str, name: str, database_url: str) -> None:
     click.echo(f"tenant {code} ready", err=True)
 
 
+@main.command("create-user")
+@click.option("--email", required=True, help="The person's email; they sign in with it.")
+@click.option("--name", required=True, help="The person's name, as the audit log shows it.")
+@click.option(
+    "--role",
+    type=click.Choice([role.value for role in Role]),
+    default=Role.VIEWER.value,
+    show_default=True,
+    help="What the person may do (same roles as API tokens).",
+)
+@click.option("--tenant", default=DEFAULT_TENANT, show_default=True, help="The tenant the person works for.")
+@click.option(
+    "--warehouse", "warehouses", multiple=True, help="Limit the person to this warehouse (repeatable)."
+)
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    envvar="DOCKSIDE_USER_PASSWORD",
+    help="At least 12 characters; prompted when not given (or $DOCKSIDE_USER_PASSWORD).",
+)
+@_database_url
+def create_user_command(
+    email: str,
+    name: str,
+    role: str,
+    tenant: str,
+    warehouses: tuple[str, ...],
+    password: str,
+    database_url: str,
+) -> None:
+    """Create a console user and print the TOTP secret to add to their authenticator app (shown once)."""
+    from cloud.users import create_user  # argon2 loads only for this command
+
+    store = CloudStore.open(database_url)
+    try:
+        made = create_user(
+            store,
+            email=email,
+            name=name,
+            password=password,
+            role=Role(role),
+            tenant=tenant,
+            warehouses=warehouses,
+        )
+    except DocksideError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        store.close()
+    click.echo(f"TOTP secret: {made.totp_secret}")
+    click.echo(f"authenticator URI: {made.provisioning_uri}")
+
+
 @main.command("init-db")
 @_database_url
 def init_db_command(database_url: str) -> None:

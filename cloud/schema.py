@@ -48,6 +48,8 @@ __all__ = [
     "sync_clock",
     "template_versions",
     "tenants",
+    "user_sessions",
+    "users",
     "warehouses",
 ]
 
@@ -335,4 +337,32 @@ audit_log = Table(
     Column("after", Text, nullable=True),  # JSON or NULL
     Index("ix_audit_log_object", "tenant_id", "object_kind", "object_key", "id"),
     Index("ix_audit_log_actor", "tenant_id", "actor", "id"),
+)
+
+# People who sign in to the console (cloud/users.py): argon2 password hash and a TOTP secret.
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
+    Column("email", String(254), nullable=False, unique=True),
+    Column("name", String(100), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("warehouses", Text, nullable=False, default=""),  # comma-separated codes; "" = whole tenant
+    Column("password_hash", String(200), nullable=False),
+    Column("totp_secret", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("disabled_at", UtcDateTime, nullable=True),
+)
+
+# Console sessions: a bearer token (hashed) that acts for its user until it expires.
+user_sessions = Table(
+    "user_sessions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("user_id", Id, ForeignKey("users.id"), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime, nullable=True),
 )
