@@ -329,3 +329,41 @@ def test_tls_files_that_are_missing_or_not_pem_fail_clearly(tmp_path: Path) -> N
     junk.write_text("not a certificate")
     with pytest.raises(OSError, match="is not PEM"):
         ServerTls.load(cert=junk, key=junk)
+
+
+def test_the_agents_grpc_transport_enrolls_and_watches_over_mutual_tls(
+    store: CloudStore, pki: dict[str, Path]
+) -> None:
+    from cloud.warehouses import WarehouseIn, create_enrollment_token, put_warehouse
+    from edge_agent.sync import GrpcTransport
+    from edge_agent.sync.tls import client_credentials
+
+    tls = ServerTls.load(cert=pki["server.pem"], key=pki["server.key"], client_ca=pki["ca"])
+    tenant = store.tenant_id()
+    put_warehouse(store, tenant, WarehouseIn(code="WH1", name="Warehouse 1"))
+    token = create_enrollment_token(store, tenant, "WH1", ttl_s=600)["token"]
+    credentials = client_credentials(ca=pki["ca"], cert=pki["client.pem"], key=pki["client.key"])
+    for address in _tls_cloud(store, tls):
+        target = f"localhost:{address.rsplit(':', 1)[1]}"
+
+        async def scenario(target: str = target) -> tuple[str, bool]:
+            enrolling = GrpcTransport(target, channel_credentials=credentials)
+            answer = await enrolling.enroll(
+                sync_pb2.EnrollRequest(token=token, hostname="pc", agent_version="1")
+            )
+            await enrolling.close()
+            agent = GrpcTransport(target, answer.credential, channel_credentials=credentials)
+            try:
+                async for item in agent.watch(0):
+                    return answer.agent_id, item.HasField("snapshot_begin")
+            finally:
+                await agent.close()
+            raise AssertionError("the stream ended")
+
+        agent_id, snapshot = asyncio.run(scenario())
+        assert agent_id.startswith("agt_")
+        assert snapshot
+    with pytest.raises(ValueError, match="both --tls-cert and --tls-key"):
+        client_credentials(ca=pki["ca"], cert=pki["client.pem"])
+    with pytest.raises(OSError, match="cannot read the TLS CA"):
+        client_credentials(ca=pki["ca"].with_name("missing.pem"))
