@@ -40,6 +40,7 @@ class Permission(StrEnum):
     MANAGE_ORDERS = "change an order's state or cancel it"
     WORK_EXCEPTIONS = "assign, acknowledge and resolve exceptions"
     READ_AUDIT = "read and export the audit log"
+    ERASE_PERSONAL_DATA = "erase an order's personal data"
 
 
 _ALL = frozenset(Role)
@@ -58,6 +59,7 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.MANAGE_ORDERS: frozenset({Role.ADMIN, Role.EDITOR, Role.INTEGRATION}),
     Permission.WORK_EXCEPTIONS: _EDITORS,
     Permission.READ_AUDIT: frozenset({Role.ADMIN}),
+    Permission.ERASE_PERSONAL_DATA: frozenset({Role.ADMIN}),
 }
 
 

@@ -19,6 +19,7 @@ __all__ = [
     "EditsRulesets",
     "EditsTemplates",
     "EnrollsAgents",
+    "ErasesPersonalData",
     "IngestsOrders",
     "ManagesOrders",
     "ReadsAudit",
@@ -70,3 +71,4 @@ ReadsOrders = Annotated[Principal, Depends(_granted(Permission.READ_ORDERS))]
 ManagesOrders = Annotated[Principal, Depends(_granted(Permission.MANAGE_ORDERS))]
 WorksExceptions = Annotated[Principal, Depends(_granted(Permission.WORK_EXCEPTIONS))]
 ReadsAudit = Annotated[Principal, Depends(_granted(Permission.READ_AUDIT))]
+ErasesPersonalData = Annotated[Principal, Depends(_granted(Permission.ERASE_PERSONAL_DATA))]

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from cloud import audit, exceptions_center, order_states, orders
+from cloud import audit, exceptions_center, order_states, orders, privacy
 from cloud.access import Principal
-from cloud.api.callers import ManagesOrders, ReadsOrders, Store, WorksExceptions
+from cloud.api.callers import ErasesPersonalData, ManagesOrders, ReadsOrders, Store, WorksExceptions
 from cloud.store import CloudStore
 from dockside.orders import OrderState
 
@@ -104,6 +104,26 @@ def cancel_order(
             warehouses=caller.warehouses,
         ),
     )
+
+
+@router.post("/orders/{order_ref}/erase-personal-data", summary="Erase an order's personal data")
+def erase_personal_data(order_ref: OrderRef, caller: ErasesPersonalData, store: Store) -> Any:
+    """Blank the ship-to's personal fields (country kept) in the cloud and at the warehouse's agents."""
+    done = privacy.erase_order_personal_data(
+        store, caller.tenant_id, order_ref, by=caller.token_name, warehouses=caller.warehouses
+    )
+    if done["erased"]:
+        # The audit trail records the erasure, never the erased values.
+        audit.record(
+            store,
+            caller,
+            "erase_personal_data",
+            "order",
+            order_ref,
+            {"personal_data": "present"},
+            {"personal_data": "erased"},
+        )
+    return done
 
 
 @router.get("/orders/{order_ref}/timeline", summary="Everything that happened to an order")

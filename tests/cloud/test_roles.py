@@ -61,6 +61,7 @@ ENDPOINTS = [
     Endpoint("POST", "/api/v1/orders/R1/state", ORDER_MANAGERS, body={"state": "released"}),
     Endpoint("POST", "/api/v1/orders/R1/cancel", ORDER_MANAGERS, body={"reason": "customer called"}),
     Endpoint("GET", "/api/v1/orders/R1/timeline", ALL),
+    Endpoint("POST", "/api/v1/orders/R1/erase-personal-data", ADMIN),
     Endpoint("GET", "/api/v1/exceptions", ALL),
     # No exception 1 exists: allowed roles get past the role check to the 404.
     Endpoint("GET", "/api/v1/exceptions/1", ALL, 404),
