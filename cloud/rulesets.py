@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 from sqlalchemy import Connection, RowMapping, func, insert, select, update
@@ -26,6 +26,7 @@ from dockside.sync import ChangeKind
 __all__ = [
     "MAX_SIMULATED_ORDERS",
     "active_ruleset",
+    "active_rulesets",
     "create_ruleset_version",
     "get_ruleset_version",
     "list_ruleset_versions",
@@ -159,6 +160,15 @@ def active_ruleset(conn: Connection, tenant_id: int, name: str = "default") -> d
         .first()
     )
     return json.loads(_sync_body(row)) if row is not None else None
+
+
+def active_rulesets(conn: Connection, tenant_id: int) -> Iterator[tuple[str, str]]:
+    """(name, sync body) of every active ruleset of a tenant (for snapshots)."""
+    table = schema.ruleset_versions
+    for row in conn.execute(
+        select(table).where(table.c.tenant_id == tenant_id, table.c.active.is_(True)).order_by(table.c.name)
+    ).mappings():
+        yield row["name"], _sync_body(row)
 
 
 def publish_ruleset_version(store: CloudStore, tenant_id: int, name: str, number: int) -> dict[str, Any]:

@@ -46,6 +46,7 @@ __all__ = [
     "ruleset_versions",
     "stations",
     "sync_clock",
+    "template_rollouts",
     "template_versions",
     "tenants",
     "user_sessions",
@@ -365,4 +366,17 @@ user_sessions = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("expires_at", UtcDateTime, nullable=False),
     Column("revoked_at", UtcDateTime, nullable=True),
+)
+
+# Staged template rollout: the version a warehouse runs ahead of (or behind) the tenant's active one.
+template_rollouts = Table(
+    "template_rollouts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("warehouse_id", Id, ForeignKey("warehouses.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("tenant_id", "name", "warehouse_id", name="uq_template_rollouts_name_warehouse"),
 )

@@ -12,7 +12,7 @@ import re
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from sqlalchemy import Connection, RowMapping, func, insert, select, update
+from sqlalchemy import Connection, RowMapping, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cloud import schema
@@ -23,10 +23,13 @@ from dockside.sync import ChangeKind
 
 __all__ = [
     "TemplateVersionIn",
+    "check_publishable",
     "create_template_version",
     "get_template_version",
     "list_template_versions",
     "publish_template_version",
+    "stored_version",
+    "template_change",
 ]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -155,6 +158,11 @@ def _row(conn: Connection, tenant_id: int, name: str, number: int) -> RowMapping
     return row
 
 
+def stored_version(conn: Connection, tenant_id: int, name: str, number: int) -> RowMapping:
+    """The stored row of one version (NotFound when it does not exist)."""
+    return _row(conn, tenant_id, name, number)
+
+
 def get_template_version(store: CloudStore, tenant_id: int, name: str, number: int) -> dict[str, Any]:
     """One version of a template."""
     _check_name(name)
@@ -183,8 +191,8 @@ def list_template_versions(store: CloudStore, tenant_id: int, name: str) -> list
     return [_body(row) for row in rows]
 
 
-def publish_template_version(store: CloudStore, tenant_id: int, name: str, number: int) -> dict[str, Any]:
-    """Make a version the active one of its name and sync it (and the one it replaces) to agents."""
+def check_publishable(store: CloudStore, tenant_id: int, name: str, number: int) -> RowMapping:
+    """The stored version, once it renders its sample data again (TemplateError otherwise)."""
     _check_name(name)
     with store.read() as conn:
         candidate = _row(conn, tenant_id, name, number)
@@ -196,11 +204,26 @@ def publish_template_version(store: CloudStore, tenant_id: int, name: str, numbe
         candidate["width_dots"],
         candidate["height_dots"],
     )
+    return candidate
+
+
+def publish_template_version(store: CloudStore, tenant_id: int, name: str, number: int) -> dict[str, Any]:
+    """Make a version the active one of its name everywhere and sync it (and the one it replaces).
+
+    Warehouses that ran a staged version (cloud.template_rollout) join everyone else on this one.
+    """
+    check_publishable(store, tenant_id, name, number)
     table = schema.template_versions
+    rollouts = schema.template_rollouts
     with store.write() as tx:
         tx.lock_clock()
         row = _row(tx.conn, tenant_id, name, number)
-        if row["active"]:
+        staged = tx.conn.execute(
+            select(rollouts.c.id, rollouts.c.warehouse_id, rollouts.c.version).where(
+                rollouts.c.tenant_id == tenant_id, rollouts.c.name == name
+            )
+        ).all()
+        if row["active"] and not staged:
             return _body(row)
         replaced = (
             tx.conn.execute(
@@ -212,7 +235,18 @@ def publish_template_version(store: CloudStore, tenant_id: int, name: str, numbe
             .all()
         )
         records = []
+        for rollout in staged:
+            if rollout.version != number:
+                # That warehouse ran a staged version: it goes inactive there before the new one lands.
+                old = _row(tx.conn, tenant_id, name, rollout.version)
+                records.append(_change(tenant_id, {**_body(old), "active": False}, int(rollout.warehouse_id)))
+        if staged:
+            tx.conn.execute(
+                delete(rollouts).where(rollouts.c.tenant_id == tenant_id, rollouts.c.name == name)
+            )
         for old in replaced:
+            if old["version"] == number:
+                continue
             tx.conn.execute(update(table).where(table.c.id == old["id"]).values(active=False))
             records.append(_change(tenant_id, {**_body(old), "active": False}))
         tx.conn.execute(update(table).where(table.c.id == row["id"]).values(active=True, published_at=tx.now))
@@ -222,7 +256,13 @@ def publish_template_version(store: CloudStore, tenant_id: int, name: str, numbe
     return body
 
 
-def _change(tenant_id: int, body: dict[str, Any]) -> ChangeRecord:
-    # Templates belong to the tenant, not to one warehouse: every agent of the tenant gets them.
+def _change(tenant_id: int, body: dict[str, Any], warehouse_id: int | None = None) -> ChangeRecord:
+    # Templates belong to the tenant: every agent gets them, unless a staged rollout names one
+    # warehouse (warehouse_id).
     key = f"{body['name']}@{body['version']}"
-    return ChangeRecord(tenant_id, None, ChangeKind.TEMPLATE_VERSION.value, key, dumps(body))
+    return ChangeRecord(tenant_id, warehouse_id, ChangeKind.TEMPLATE_VERSION.value, key, dumps(body))
+
+
+def template_change(tenant_id: int, body: dict[str, Any], warehouse_id: int | None = None) -> ChangeRecord:
+    """The change-log record of a template version body, for every warehouse or one."""
+    return _change(tenant_id, body, warehouse_id)

@@ -22,7 +22,9 @@ from sqlalchemy import Connection, or_, select
 from cloud import schema
 from cloud.agents import AgentIdentity
 from cloud.orders import order_sync_body
+from cloud.rulesets import active_rulesets
 from cloud.store import CloudStore, dumps
+from cloud.template_rollout import effective_template_versions
 from cloud.templates import template_version_body
 from cloud.warehouses import warehouse_body
 from dockside.sync import ChangeKind
@@ -252,7 +254,7 @@ class _Snapshot:
 
 
 def _entities(conn: Connection, agent: AgentIdentity, page_size: int) -> Iterator[Change]:
-    """Every entity an agent's cache holds: its warehouse, stations, active templates and orders."""
+    """Every entity an agent's cache holds: warehouse, stations, active templates, rulesets, orders."""
     wh = schema.warehouses
     row = conn.execute(
         select(wh.c.code, wh.c.name, wh.c.ship_from).where(wh.c.id == agent.warehouse_id)
@@ -263,12 +265,12 @@ def _entities(conn: Connection, agent: AgentIdentity, page_size: int) -> Iterato
         select(st.c.code, st.c.body).where(st.c.warehouse_id == agent.warehouse_id).order_by(st.c.code)
     ):
         yield ChangeKind.STATION.value, code, body
-    tv = schema.template_versions
-    for version in conn.execute(
-        select(tv).where(tv.c.tenant_id == agent.tenant_id, tv.c.active.is_(True)).order_by(tv.c.name)
-    ).mappings():
-        document: dict[str, Any] = template_version_body(version)
+    # One active version per template name: the tenant's, or the warehouse's staged one.
+    for version in effective_template_versions(conn, agent.tenant_id, agent.warehouse_id):
+        document: dict[str, Any] = {**template_version_body(version), "active": True}
         yield ChangeKind.TEMPLATE_VERSION.value, f"{document['name']}@{document['version']}", dumps(document)
+    for name, ruleset in active_rulesets(conn, agent.tenant_id):
+        yield ChangeKind.RULESET.value, name, ruleset
     orders = schema.orders
     last_id = 0
     while True:

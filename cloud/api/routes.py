@@ -17,7 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from cloud import agents, audit, metrics, orders, templates, warehouses
+from cloud import agents, audit, metrics, orders, template_rollout, templates, warehouses
 from cloud.access import Principal
 from cloud.api.callers import (
     Caller,
@@ -174,17 +174,61 @@ def get_template_version(name: TemplateName, n: VersionNumber, caller: ReadsSetu
     return templates.get_template_version(store, caller.tenant_id, name, n)
 
 
+class PublishIn(BaseModel):
+    """Where a version goes: the chosen warehouses first (staged), or everywhere when omitted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    warehouses: (
+        Annotated[list[Annotated[str, Field(min_length=1, max_length=32)]], Field(max_length=1000)] | None
+    ) = None
+
+
 @router.post("/templates/{name}/versions/{n}/publish", summary="Publish a template version")
 def publish_template_version(
-    name: TemplateName, n: VersionNumber, caller: EditsTemplates, store: Store
+    name: TemplateName, n: VersionNumber, caller: EditsTemplates, store: Store, body: PublishIn | None = None
 ) -> Any:
-    """Make version n the active one of its name and sync it to every agent of the tenant."""
+    """Make version n active everywhere, or only in `warehouses` (a staged rollout); synced to agents."""
+    if body is not None and body.warehouses is not None:
+        codes = [require_warehouse(caller, code) for code in body.warehouses]
+        before = _or_none(lambda: template_rollout.rollout_status(store, caller.tenant_id, name))
+        status = template_rollout.publish_to_warehouses(store, caller.tenant_id, name, n, codes)
+        audit.record(store, caller, "publish_template_to_warehouses", "template", name, before, status)
+        return status
+    if caller.warehouses is not None:
+        raise Forbidden(
+            f"this token is limited to warehouses {', '.join(sorted(caller.warehouses))}: "
+            'publish to them with {"warehouses": [...]}, or use a token for the whole tenant'
+        )
     before = _active_version(lambda: templates.list_template_versions(store, caller.tenant_id, name))
     published = templates.publish_template_version(store, caller.tenant_id, name, n)
     after = {"active_version": n}
     if before != after:
         audit.record(store, caller, "publish_template_version", "template", name, before, after)
     return published
+
+
+class RollbackIn(PublishIn):
+    """The earlier version to go back to, everywhere or in the chosen warehouses."""
+
+    version: Annotated[int, Field(ge=1, le=2**31 - 1)]
+
+
+@router.post("/templates/{name}/rollback", summary="Go back to an earlier template version")
+def rollback_template(name: TemplateName, body: RollbackIn, caller: EditsTemplates, store: Store) -> Any:
+    """Make an earlier (immutable) version active again: a publish of that version, logged as a rollback."""
+    target = PublishIn(warehouses=body.warehouses)
+    answer = publish_template_version(name, body.version, caller, store, target)
+    audit.record(store, caller, "rollback_template", "template", name, None, {"version": body.version})
+    return answer
+
+
+@router.get("/templates/{name}/rollout", summary="Where each version of a template runs")
+def template_rollout_status(name: TemplateName, caller: ReadsSetup, store: Store) -> Any:
+    """The tenant's active version and the warehouses running another (staged) one."""
+    status = template_rollout.rollout_status(store, caller.tenant_id, name)
+    status["warehouses"] = {code: v for code, v in status["warehouses"].items() if caller.sees(code)}
+    return status
 
 
 @router.get(

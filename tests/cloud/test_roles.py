@@ -48,6 +48,8 @@ ENDPOINTS = [
     Endpoint("GET", "/api/v1/templates/t1/versions/1", STAFF),
     Endpoint("POST", "/api/v1/templates/t1/versions/1/publish", EDITORS),
     Endpoint("GET", "/api/v1/templates/t1/versions/1/preview.png", STAFF),
+    Endpoint("POST", "/api/v1/templates/t1/rollback", EDITORS, body={"version": 1}),
+    Endpoint("GET", "/api/v1/templates/t1/rollout", STAFF, 404),
     Endpoint(
         "POST", "/api/v1/orders", frozenset({Role.ADMIN, Role.INTEGRATION}), body={"orders": [order("R1")]}
     ),

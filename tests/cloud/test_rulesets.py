@@ -137,6 +137,21 @@ def test_publishing_syncs_the_ruleset_to_agents_and_replaces_the_active_one(clou
     assert decide(order("X"), 25_000, held).carrier == "FREIGHT"
     versions = cloud.api.get("/api/v1/rulesets/default/versions").json()["versions"]
     assert [v["active"] for v in versions] == [False, True]
+    # An agent enrolled later gets the active ruleset in its snapshot.
+    newcomer = cloud.enroll("WH1")
+    snapshot = newcomer.watch(0)
+    try:
+        items = []
+        for item in snapshot:
+            items.append(item)
+            if item.HasField("snapshot_end"):
+                break
+    finally:
+        snapshot.cancel()
+    rulesets_held = [
+        json.loads(i.change.body) for i in items if i.HasField("change") and i.change.kind == "ruleset"
+    ]
+    assert [(r["name"], r["version"]) for r in rulesets_held] == [("default", second)]
     assert cloud.api.get("/api/v1/rulesets/default/versions/9").status_code == 404
 
 
