@@ -367,3 +367,22 @@ def test_the_agents_grpc_transport_enrolls_and_watches_over_mutual_tls(
         client_credentials(ca=pki["ca"], cert=pki["client.pem"])
     with pytest.raises(OSError, match="cannot read the TLS CA"):
         client_credentials(ca=pki["ca"].with_name("missing.pem"))
+
+
+def test_an_agent_never_sees_or_touches_another_tenants_data(two_warehouses: RunningCloud) -> None:
+    from cloud.access import create_tenant
+    from cloud.orders import ingest_orders
+    from cloud.warehouses import WarehouseIn, put_warehouse
+
+    store = two_warehouses.store
+    other = create_tenant(store, code="acme", name="Acme")
+    put_warehouse(store, other, WarehouseIn(code="WH1", name="Acme's WH1"))
+    assert ingest_orders(store, other, [order("ACME-1", warehouse="WH1")]).accepted == ["ACME-1"]
+    agent = two_warehouses.enroll("WH1")  # the default tenant's WH1: same warehouse code
+    keys = _snapshot_keys(agent.watch(0))
+    assert "ACME-1" not in keys
+    assert {"WH1-0", "WH1-1", "WH1-2"} <= keys
+    event = _event("ACME-1")
+    answer = agent.push(event)
+    assert list(answer.acked) == []
+    assert [rejected.event_id for rejected in answer.rejected] == [event.event_id]
