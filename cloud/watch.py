@@ -126,7 +126,7 @@ class _RecentChanges:
     reads the table itself.
     """
 
-    def __init__(self, store: CloudStore, *, capacity: int = 20_000, read_limit: int = 5_000) -> None:
+    def __init__(self, store: CloudStore, *, capacity: int = 5_000, read_limit: int = 2_000) -> None:
         self._store = store
         self._capacity = capacity
         self._read_limit = read_limit
