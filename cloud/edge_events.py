@@ -25,6 +25,7 @@ from cloud.gc_pause import paused_gc
 from cloud.orders import order_sync_body
 from cloud.rulesets import active_ruleset
 from cloud.store import ChangeRecord, CloudStore, WriteTransaction, dumps
+from cloud.webhooks import WebhookEvent, emit
 from dockside.orders import OrderState
 from dockside.rules import CompiledRuleset, compile_ruleset
 from dockside.sync import ChangeKind, EventKind
@@ -253,6 +254,21 @@ def _apply(tx: WriteTransaction, agent: AgentIdentity, checked: list[_Checked]) 
         )
         # The state is part of the order's sync body, so its agents hear of the move.
         by_id = {int(order.id): order for order in orders.values()}
+        emit(
+            tx,
+            agent.tenant_id,
+            WebhookEvent.ORDER_STATE_CHANGED,
+            [
+                {
+                    "order_ref": by_id[order_id].order_ref,
+                    "warehouse": agent.warehouse,
+                    "from": by_id[order_id].state,
+                    "to": state,
+                    "by": f"agent:{agent.agent_id}",
+                }
+                for order_id, state in sorted(moved.items())
+            ],
+        )
         tx.append_changes(
             [
                 ChangeRecord(

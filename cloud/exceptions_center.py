@@ -19,6 +19,7 @@ from sqlalchemy import Select, insert, select, update
 
 from cloud import schema
 from cloud.store import CloudStore, WriteTransaction, dumps
+from cloud.webhooks import WebhookEvent, emit
 from dockside.errors import DocksideError, InputError, NotFound
 
 __all__ = [
@@ -71,7 +72,7 @@ def open_exception(
     event_id: str | None = None,
 ) -> int:
     """Record a new open exception inside the caller's transaction; returns its id."""
-    return int(
+    exception_id = int(
         tx.conn.execute(
             insert(schema.order_exceptions)
             .values(
@@ -89,6 +90,9 @@ def open_exception(
             .returning(schema.order_exceptions.c.id)
         ).scalar_one()
     )
+    payload = {"id": exception_id, "kind": kind.value, "order_ref": order_ref, "message": message}
+    emit(tx, tenant_id, WebhookEvent.EXCEPTION_OPENED, [payload])
+    return exception_id
 
 
 def _query(tenant_id: int, warehouses: Collection[str] | None) -> Select[Any]:
@@ -187,6 +191,7 @@ def _change(
         if values.get("status") == ExceptionStatus.RESOLVED.value:
             tx.conn.execute(update(table).where(table.c.id == exception_id).values(resolved_at=tx.now))
         after = _body(_row(tx, tx.conn, tenant_id, exception_id, warehouses))
+        emit(tx, tenant_id, WebhookEvent.EXCEPTION_UPDATED, [after])
     return before, after
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import insert, select, update
 from cloud import schema
 from cloud.orders import order_sync_body
 from cloud.store import ChangeRecord, CloudStore, WriteTransaction, dumps
+from cloud.webhooks import WebhookEvent, emit
 from dockside.errors import DocksideError, NotFound
 from dockside.orders import OrderState
 from dockside.sync import ChangeKind
@@ -118,6 +119,20 @@ def change_state(
         tx.conn.execute(update(table).where(table.c.id == order.id).values(state=to.value, updated_at=tx.now))
         record_cloud_event(
             tx, order, "state_changed", {"from": current.value, "to": to.value, "by": by, "reason": reason}
+        )
+        emit(
+            tx,
+            tenant_id,
+            WebhookEvent.ORDER_STATE_CHANGED,
+            [
+                {
+                    "order_ref": order_ref,
+                    "warehouse": order.code,
+                    "from": current.value,
+                    "to": to.value,
+                    "by": by,
+                }
+            ],
         )
         tx.append_changes(
             [

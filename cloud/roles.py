@@ -41,6 +41,7 @@ class Permission(StrEnum):
     WORK_EXCEPTIONS = "assign, acknowledge and resolve exceptions"
     READ_AUDIT = "read and export the audit log"
     ERASE_PERSONAL_DATA = "erase an order's personal data"
+    MANAGE_WEBHOOKS = "manage webhook subscriptions"
 
 
 _ALL = frozenset(Role)
@@ -60,6 +61,7 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.WORK_EXCEPTIONS: _EDITORS,
     Permission.READ_AUDIT: frozenset({Role.ADMIN}),
     Permission.ERASE_PERSONAL_DATA: frozenset({Role.ADMIN}),
+    Permission.MANAGE_WEBHOOKS: frozenset({Role.ADMIN}),
 }
 
 

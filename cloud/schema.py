@@ -52,6 +52,9 @@ __all__ = [
     "user_sessions",
     "users",
     "warehouses",
+    "webhook_deliveries",
+    "webhook_events",
+    "webhook_subscriptions",
 ]
 
 DEFAULT_TENANT = "default"
@@ -379,4 +382,45 @@ template_rollouts = Table(
     Column("version", Integer, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     UniqueConstraint("tenant_id", "name", "warehouse_id", name="uq_template_rollouts_name_warehouse"),
+)
+
+# Webhooks (cloud/webhooks.py): subscribers, the events they may hear of, and each delivery.
+webhook_subscriptions = Table(
+    "webhook_subscriptions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
+    Column("url", String(2000), nullable=False),
+    Column("secret", String(100), nullable=False),  # the HMAC key; the subscriber holds the same
+    Column("events", String(200), nullable=False),  # comma-separated event kinds
+    Column("cursor", BigInteger, nullable=False, default=0),  # last webhook_events.id handed out
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("disabled_at", UtcDateTime, nullable=True),
+)
+
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("payload", Text, nullable=False),  # JSON object
+    Index("ix_webhook_events_tenant", "tenant_id", "id"),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("subscription_id", Id, ForeignKey("webhook_subscriptions.id"), nullable=False),
+    Column("event_id", Id, ForeignKey("webhook_events.id"), nullable=False),
+    Column("status", String(16), nullable=False),  # pending, delivered, failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UtcDateTime, nullable=False),
+    Column("last_status_code", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("delivered_at", UtcDateTime, nullable=True),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
 )

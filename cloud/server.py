@@ -25,6 +25,7 @@ from cloud.store import CloudStore
 from cloud.sync_service import build_grpc_server
 from cloud.tls import ServerTls
 from cloud.watch import ChangeFeed
+from cloud.webhooks import run_webhooks
 
 __all__ = ["format_address", "parse_address", "run_cloud", "serve", "write_ready_file"]
 
@@ -142,6 +143,7 @@ async def run_cloud(
     grpc_server = None
     http_task: asyncio.Task[None] | None = None
     compacting = asyncio.create_task(run_compaction(store, compaction or CompactionPolicy(), stop))
+    delivering = asyncio.create_task(run_webhooks(store, stop))
     try:
         grpc_server, grpc_port = build_grpc_server(
             store, grpc, feed=ChangeFeed(store, heartbeat_s=heartbeat_s), tls=tls
@@ -173,6 +175,7 @@ async def run_cloud(
     finally:
         stop.set()
         await compacting
+        await delivering
         # Watch streams wait on the notifier: wake them so the gRPC grace period is not spent idle.
         store.notifier.close()
         if grpc_server is not None:

@@ -22,6 +22,7 @@ __all__ = [
     "ErasesPersonalData",
     "IngestsOrders",
     "ManagesOrders",
+    "ManagesWebhooks",
     "ReadsAudit",
     "ReadsOrders",
     "ReadsSetup",
@@ -71,4 +72,5 @@ ReadsOrders = Annotated[Principal, Depends(_granted(Permission.READ_ORDERS))]
 ManagesOrders = Annotated[Principal, Depends(_granted(Permission.MANAGE_ORDERS))]
 WorksExceptions = Annotated[Principal, Depends(_granted(Permission.WORK_EXCEPTIONS))]
 ReadsAudit = Annotated[Principal, Depends(_granted(Permission.READ_AUDIT))]
+ManagesWebhooks = Annotated[Principal, Depends(_granted(Permission.MANAGE_WEBHOOKS))]
 ErasesPersonalData = Annotated[Principal, Depends(_granted(Permission.ERASE_PERSONAL_DATA))]

@@ -72,6 +72,18 @@ ENDPOINTS = [
     Endpoint("POST", "/api/v1/exceptions/1/resolve", EDITORS, 404, {"comment": "done"}),
     Endpoint("GET", "/api/v1/audit", ADMIN),
     Endpoint("GET", "/api/v1/export/orders", ALL),
+    Endpoint(
+        "POST",
+        "/api/v1/webhooks",
+        ADMIN,
+        201,
+        {"url": "http://127.0.0.1:9/hook", "events": ["exception.opened"]},
+    ),
+    Endpoint("GET", "/api/v1/webhooks", ADMIN),
+    # No webhook 1 exists: the admin gets past the role check to the 404.
+    Endpoint("DELETE", "/api/v1/webhooks/1", ADMIN, 404),
+    Endpoint("GET", "/api/v1/webhooks/1/deliveries", ADMIN, 404),
+    Endpoint("POST", "/api/v1/webhooks/1/replay", ADMIN, 404, {"since": "2026-01-01T00:00:00Z"}),
     # No such agent: an admin gets past the role check to the 404, the others stop at 403.
     Endpoint("POST", "/api/v1/agents/no-such-agent/revoke", ADMIN, 404),
 ]
@@ -155,6 +167,7 @@ def test_every_api_route_is_in_the_matrix(cloud: RunningCloud) -> None:
             pattern = path_template.replace("{wh}", "WH1").replace("{name}", "t1").replace("{n}", "1")
             pattern = pattern.replace("{order_ref}", "R1").replace("{agent_id}", "no-such-agent")
             pattern = pattern.replace("{exception_id}", "1").replace("{kind}", "orders")
+            pattern = pattern.replace("{webhook_id}", "1")
             if pattern == concrete:
                 covered.add((endpoint.method, path_template))
     missing = {

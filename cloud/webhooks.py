@@ -1,0 +1,320 @@
+"""Webhooks: an OMS hears of order state changes and exceptions, signed, retried and logged.
+
+    a write (state change, exception)  ──emit()──►  webhook_events (same transaction)
+    dispatcher, every second            ──►  a delivery per subscriber and event  ──POST──►  OMS
+
+Each POST carries `X-Dockside-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "t.body")>`,
+`X-Dockside-Event` and `X-Dockside-Delivery`. A delivery answered with anything but 2xx is retried
+with exponential backoff (1 s, 2 s, 4 s ... at most an hour apart) up to MAX_ATTEMPTS, and every
+attempt's outcome is kept. A subscriber can replay every event since a point in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import time
+from collections.abc import Collection
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import httpx
+from sqlalchemy import func, insert, select, update
+
+from cloud import schema
+from cloud.store import CloudStore, WriteTransaction, dumps, utcnow
+from dockside.errors import InputError, NotFound
+
+__all__ = [
+    "MAX_ATTEMPTS",
+    "WebhookEvent",
+    "create_subscription",
+    "deliver_due",
+    "disable_subscription",
+    "emit",
+    "list_deliveries",
+    "list_subscriptions",
+    "replay",
+    "run_webhooks",
+    "signature",
+]
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 10
+_MAX_BACKOFF_S = 3600.0
+_BATCH = 100
+_TIMEOUT_S = 10.0
+
+
+class WebhookEvent(StrEnum):
+    """What a subscriber may hear of."""
+
+    ORDER_STATE_CHANGED = "order.state_changed"
+    EXCEPTION_OPENED = "exception.opened"
+    EXCEPTION_UPDATED = "exception.updated"
+
+
+def emit(tx: WriteTransaction, tenant_id: int, kind: WebhookEvent, payloads: list[dict[str, Any]]) -> None:
+    """Queue events for subscribers inside the writer's transaction (nothing is sent from here)."""
+    if payloads:
+        tx.conn.execute(
+            insert(schema.webhook_events),
+            [
+                {"tenant_id": tenant_id, "kind": kind.value, "occurred_at": tx.now, "payload": dumps(payload)}
+                for payload in payloads
+            ],
+        )
+
+
+def signature(secret: str, timestamp: int, body: bytes) -> str:
+    """The X-Dockside-Signature header value for a body sent at `timestamp` (Unix seconds)."""
+    digest = hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def _subscription(row: Any, *, with_secret: bool = False) -> dict[str, Any]:
+    answer = {
+        "id": row.id,
+        "url": row.url,
+        "events": row.events.split(","),
+        "created_at": row.created_at.isoformat(),
+        "active": row.disabled_at is None,
+    }
+    if with_secret:
+        answer["secret"] = row.secret
+    return answer
+
+
+def create_subscription(
+    store: CloudStore, tenant_id: int, url: str, events: Collection[WebhookEvent]
+) -> dict[str, Any]:
+    """A new subscriber; the answer holds its signing secret, shown only this once."""
+    if not url.startswith(("https://", "http://")) or len(url) > 2000:
+        raise InputError("a webhook url is an http:// or https:// address of at most 2,000 characters")
+    if not events:
+        raise InputError(f"subscribe to at least one event: {', '.join(WebhookEvent)}")
+    table = schema.webhook_subscriptions
+    with store.write() as tx:
+        # Only events from now on: history is what replay is for.
+        top = tx.conn.execute(
+            select(func.max(schema.webhook_events.c.id)).where(schema.webhook_events.c.tenant_id == tenant_id)
+        ).scalar()
+        new_id = tx.conn.execute(
+            insert(table)
+            .values(
+                tenant_id=tenant_id,
+                url=url,
+                secret="whsec_" + secrets.token_urlsafe(32),
+                events=",".join(sorted({event.value for event in events})),
+                cursor=int(top or 0),
+                created_at=tx.now,
+            )
+            .returning(table.c.id)
+        ).scalar_one()
+        row = tx.conn.execute(select(table).where(table.c.id == new_id)).one()
+    return _subscription(row, with_secret=True)
+
+
+def list_subscriptions(store: CloudStore, tenant_id: int) -> list[dict[str, Any]]:
+    """A tenant's subscribers (without their secrets)."""
+    table = schema.webhook_subscriptions
+    with store.read() as conn:
+        rows = conn.execute(select(table).where(table.c.tenant_id == tenant_id).order_by(table.c.id)).all()
+    return [_subscription(row) for row in rows]
+
+
+def _owned(conn: Any, tenant_id: int, subscription_id: int) -> Any:
+    table = schema.webhook_subscriptions
+    row = conn.execute(
+        select(table).where(table.c.id == subscription_id, table.c.tenant_id == tenant_id)
+    ).first()
+    if row is None:
+        raise NotFound(f"there is no webhook {subscription_id}: list webhooks to find its id")
+    return row
+
+
+def disable_subscription(store: CloudStore, tenant_id: int, subscription_id: int) -> dict[str, Any]:
+    """Stop sending to a subscriber (its log stays)."""
+    table = schema.webhook_subscriptions
+    with store.write() as tx:
+        _owned(tx.conn, tenant_id, subscription_id)
+        tx.conn.execute(
+            update(table)
+            .where(table.c.id == subscription_id, table.c.disabled_at.is_(None))
+            .values(disabled_at=tx.now)
+        )
+        return _subscription(_owned(tx.conn, tenant_id, subscription_id))
+
+
+def list_deliveries(
+    store: CloudStore, tenant_id: int, subscription_id: int, limit: int = 100
+) -> list[dict[str, Any]]:
+    """A subscriber's delivery log, newest first."""
+    deliveries, events = schema.webhook_deliveries, schema.webhook_events
+    with store.read() as conn:
+        _owned(conn, tenant_id, subscription_id)
+        rows = conn.execute(
+            select(deliveries, events.c.kind, events.c.occurred_at)
+            .join(events, events.c.id == deliveries.c.event_id)
+            .where(deliveries.c.subscription_id == subscription_id)
+            .order_by(deliveries.c.id.desc())
+            .limit(min(limit, 1000))
+        ).all()
+    return [
+        {
+            "id": row.id,
+            "event_id": row.event_id,
+            "event": row.kind,
+            "occurred_at": row.occurred_at.isoformat(),
+            "status": row.status,
+            "attempts": row.attempts,
+            "last_status_code": row.last_status_code,
+            "last_error": row.last_error,
+            "delivered_at": row.delivered_at.isoformat() if row.delivered_at else None,
+        }
+        for row in rows
+    ]
+
+
+def replay(store: CloudStore, tenant_id: int, subscription_id: int, since: datetime) -> dict[str, Any]:
+    """Queue again every subscribed event since `since` (the subscriber dedupes by event id)."""
+    events = schema.webhook_events
+    with store.write() as tx:
+        row = _owned(tx.conn, tenant_id, subscription_id)
+        ids = (
+            tx.conn.execute(
+                select(events.c.id)
+                .where(
+                    events.c.tenant_id == tenant_id,
+                    events.c.occurred_at >= since,
+                    events.c.id <= row.cursor,
+                    events.c.kind.in_(row.events.split(",")),
+                )
+                .order_by(events.c.id)
+            )
+            .scalars()
+            .all()
+        )
+        _queue(tx, subscription_id, list(ids))
+    return {"webhook": subscription_id, "queued": len(ids)}
+
+
+def _queue(tx: WriteTransaction, subscription_id: int, event_ids: list[int]) -> None:
+    if event_ids:
+        tx.conn.execute(
+            insert(schema.webhook_deliveries),
+            [
+                {
+                    "subscription_id": subscription_id,
+                    "event_id": event_id,
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": tx.now,
+                    "created_at": tx.now,
+                }
+                for event_id in event_ids
+            ],
+        )
+
+
+def _fan_out(store: CloudStore) -> None:
+    """Turn new events into pending deliveries, one per interested subscriber."""
+    subs, events = schema.webhook_subscriptions, schema.webhook_events
+    with store.read() as conn:
+        # Most clouds have no subscriber: then this round costs one read, never a write lock.
+        if conn.execute(select(subs.c.id).where(subs.c.disabled_at.is_(None)).limit(1)).first() is None:
+            return
+    with store.write() as tx:
+        for sub in tx.conn.execute(select(subs).where(subs.c.disabled_at.is_(None))).all():
+            rows = tx.conn.execute(
+                select(events.c.id, events.c.kind)
+                .where(events.c.tenant_id == sub.tenant_id, events.c.id > sub.cursor)
+                .order_by(events.c.id)
+                .limit(10_000)
+            ).all()
+            if not rows:
+                continue
+            kinds = set(sub.events.split(","))
+            _queue(tx, int(sub.id), [int(row.id) for row in rows if row.kind in kinds])
+            tx.conn.execute(update(subs).where(subs.c.id == sub.id).values(cursor=rows[-1].id))
+
+
+def deliver_due(
+    store: CloudStore, client: httpx.Client, *, backoff_s: float = 1.0, now: datetime | None = None
+) -> int:
+    """Fan out new events, then attempt every delivery that is due; returns how many were attempted."""
+    _fan_out(store)
+    deliveries, subs, events = schema.webhook_deliveries, schema.webhook_subscriptions, schema.webhook_events
+    moment = now or utcnow()
+    with store.read() as conn:
+        due = conn.execute(
+            select(
+                deliveries, subs.c.url, subs.c.secret, events.c.kind, events.c.payload, events.c.occurred_at
+            )
+            .join(subs, subs.c.id == deliveries.c.subscription_id)
+            .join(events, events.c.id == deliveries.c.event_id)
+            .where(
+                deliveries.c.status == "pending",
+                deliveries.c.next_attempt_at <= moment,
+                subs.c.disabled_at.is_(None),
+            )
+            .order_by(deliveries.c.id)
+            .limit(_BATCH)
+        ).all()
+    for row in due:
+        body = json.dumps(
+            {
+                "event_id": row.event_id,
+                "event": row.kind,
+                "occurred_at": row.occurred_at.isoformat(),
+                "data": json.loads(row.payload),
+            },
+            separators=(",", ":"),
+        ).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "X-Dockside-Event": row.kind,
+            "X-Dockside-Delivery": str(row.id),
+            "X-Dockside-Signature": signature(row.secret, int(time.time()), body),
+        }
+        code: int | None = None
+        error: str | None = None
+        try:
+            response = client.post(row.url, content=body, headers=headers, timeout=_TIMEOUT_S)
+            code = response.status_code
+            if not 200 <= code < 300:
+                error = f"the subscriber answered {code}"
+        except httpx.HTTPError as exc:
+            error = f"could not deliver: {exc.__class__.__name__}: {str(exc)[:200]}"
+        attempts = int(row.attempts) + 1
+        values: dict[str, Any] = {"attempts": attempts, "last_status_code": code, "last_error": error}
+        if error is None:
+            values.update(status="delivered", delivered_at=utcnow())
+        elif attempts >= MAX_ATTEMPTS:
+            values.update(status="failed")
+        else:
+            delay = min(backoff_s * 2 ** (attempts - 1), _MAX_BACKOFF_S)
+            values.update(next_attempt_at=moment + timedelta(seconds=delay))
+        with store.write() as tx:
+            tx.conn.execute(update(deliveries).where(deliveries.c.id == row.id).values(**values))
+    return len(due)
+
+
+async def run_webhooks(store: CloudStore, stop: asyncio.Event, *, interval_s: float = 1.0) -> None:
+    """Deliver webhooks every `interval_s` until `stop` is set (one dispatcher per process)."""
+    with httpx.Client(follow_redirects=False) as client:
+        while not stop.is_set():
+            try:
+                await asyncio.to_thread(deliver_due, store, client)
+            except Exception:
+                # A broken database moment must not end deliveries for good: log and go on.
+                log.exception("webhook delivery round failed; trying again shortly")
+            try:
+                await asyncio.wait_for(stop.wait(), interval_s)
+            except TimeoutError:
+                continue
