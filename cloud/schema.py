@@ -52,6 +52,7 @@ __all__ = [
     "user_sessions",
     "users",
     "warehouses",
+    "waves",
     "webhook_deliveries",
     "webhook_events",
     "webhook_subscriptions",
@@ -423,4 +424,17 @@ webhook_deliveries = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("delivered_at", UtcDateTime, nullable=True),
     Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+)
+
+# Waves (cloud/waves.py): a batch of orders released to one station, in print order.
+waves = Table(
+    "waves",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
+    Column("warehouse_id", Id, ForeignKey("warehouses.id"), nullable=False),
+    Column("station", String(32), nullable=False),
+    Column("order_refs", Text, nullable=False),  # JSON list, in print order
+    Column("created_by", String(100), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
 )

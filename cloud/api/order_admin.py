@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from cloud import audit, exceptions_center, order_states, orders, privacy
+from cloud import audit, exceptions_center, order_states, orders, privacy, waves
 from cloud.access import Principal
 from cloud.api.callers import ErasesPersonalData, ManagesOrders, ReadsOrders, Store, WorksExceptions
 from cloud.store import CloudStore
@@ -124,6 +124,43 @@ def erase_personal_data(order_ref: OrderRef, caller: ErasesPersonalData, store: 
             {"personal_data": "erased"},
         )
     return done
+
+
+class WaveIn(BaseModel):
+    """Orders to release to one station, in the order their labels should print."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    warehouse: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+    station: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+    order_refs: Annotated[
+        list[Annotated[str, StringConstraints(min_length=1, max_length=64)]],
+        Field(min_length=1, max_length=waves.MAX_WAVE_ORDERS),
+    ]
+
+
+@router.post("/waves", status_code=201, summary="Release a wave of orders to a station")
+def release_wave(body: WaveIn, caller: ManagesOrders, store: Store) -> Any:
+    """Release the orders to the station in print order; orders that cannot join are listed in `errors`."""
+    wave = waves.release_wave(
+        store,
+        caller.tenant_id,
+        warehouse=body.warehouse,
+        station=body.station,
+        order_refs=body.order_refs,
+        by=caller.token_name,
+        warehouses=caller.warehouses,
+    )
+    audit.record(
+        store, caller, "release_wave", "wave", str(wave["id"]), None, {**wave, "errors": len(wave["errors"])}
+    )
+    return wave
+
+
+@router.get("/waves/{wave_id}", summary="One wave with its orders' states")
+def get_wave(wave_id: Annotated[int, Path(ge=1, le=2**62)], caller: ReadsOrders, store: Store) -> Any:
+    """A wave's station and its orders in print order, with their current states."""
+    return waves.get_wave(store, caller.tenant_id, wave_id, warehouses=caller.warehouses)
 
 
 @router.get("/orders/{order_ref}/timeline", summary="Everything that happened to an order")

@@ -63,6 +63,14 @@ ENDPOINTS = [
     Endpoint("POST", "/api/v1/orders/R1/state", ORDER_MANAGERS, body={"state": "released"}),
     Endpoint("POST", "/api/v1/orders/R1/cancel", ORDER_MANAGERS, body={"reason": "customer called"}),
     Endpoint("GET", "/api/v1/orders/R1/timeline", ALL),
+    Endpoint(
+        "POST",
+        "/api/v1/waves",
+        ORDER_MANAGERS,
+        201,
+        {"warehouse": "WH1", "station": "S1", "order_refs": ["R1"]},
+    ),
+    Endpoint("GET", "/api/v1/waves/1", ALL, 404),
     Endpoint("POST", "/api/v1/orders/R1/erase-personal-data", ADMIN),
     Endpoint("GET", "/api/v1/exceptions", ALL),
     # No exception 1 exists: allowed roles get past the role check to the 404.
@@ -167,7 +175,7 @@ def test_every_api_route_is_in_the_matrix(cloud: RunningCloud) -> None:
             pattern = path_template.replace("{wh}", "WH1").replace("{name}", "t1").replace("{n}", "1")
             pattern = pattern.replace("{order_ref}", "R1").replace("{agent_id}", "no-such-agent")
             pattern = pattern.replace("{exception_id}", "1").replace("{kind}", "orders")
-            pattern = pattern.replace("{webhook_id}", "1")
+            pattern = pattern.replace("{webhook_id}", "1").replace("{wave_id}", "1")
             if pattern == concrete:
                 covered.add((endpoint.method, path_template))
     missing = {
