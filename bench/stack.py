@@ -157,12 +157,29 @@ class Stack:
     # -- the parts -------------------------------------------------------------------------
 
     def start_cloud(
-        self, *, http: str = "127.0.0.1:0", grpc: str = "127.0.0.1:0", name: str = "cloud"
+        self,
+        *,
+        http: str = "127.0.0.1:0",
+        grpc: str = "127.0.0.1:0",
+        name: str = "cloud",
+        extra: Sequence[str] = (),
     ) -> Process:
-        """Start (or restart) the cloud on this stack's database; on first start, mint an admin token."""
+        """Start (or restart) the cloud on this stack's database; on first start, mint an admin token.
+
+        `extra` goes to `serve` as is, e.g. ("--tls-cert", ..., "--tls-key", ...)."""
         process = self.spawn(
             name,
-            ["dockside-cloud", "serve", "--http", http, "--grpc", grpc, "--database-url", self.database_url],
+            [
+                "dockside-cloud",
+                "serve",
+                "--http",
+                http,
+                "--grpc",
+                grpc,
+                "--database-url",
+                self.database_url,
+                *extra,
+            ],
         )
         if not self.admin_token:
             out = self.run(
@@ -240,7 +257,7 @@ class Stack:
     def agent_dir(self, name: str) -> Path:
         return self.root / name
 
-    def enroll_agent(self, warehouse: str, name: str = "agent") -> None:
+    def enroll_agent(self, warehouse: str, name: str = "agent", *, extra: Sequence[str] = ()) -> None:
         token = self.admin_call("POST", f"/api/v1/warehouses/{warehouse}/enrollment-tokens", {"ttl_s": 600})[
             "token"
         ]
@@ -254,6 +271,7 @@ class Stack:
                 token,
                 "--data-dir",
                 str(self.agent_dir(name)),
+                *extra,
             ]
         )
 

@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import click
+import grpc
 
 from dockside.errors import DocksideError, SyncError
 from dockside.v1 import sync_pb2 as pb
 from edge_agent import __version__
 from edge_agent.agent import Agent, AgentSettings
-from edge_agent.config import CONFIG_ENV, channel_credentials, configure_logging, load_config
+from edge_agent.cloud_tls import CloudTls, resolve_cloud_tls, save_enrolled_tls
+from edge_agent.config import CONFIG_ENV, configure_logging, load_config
 from edge_agent.data_dir import DATA_DIR_ENV, resolve_data_dir
 from edge_agent.discover_command import discover_command
 from edge_agent.doctor import doctor_command
@@ -48,6 +50,41 @@ data_dir_option = click.option(
 )
 
 
+def tls_options(command: Any) -> Any:
+    """--tls-ca/--tls-cert/--tls-key: TLS to the cloud's sync service (options win over the config)."""
+    pem = click.Path(dir_okay=False, path_type=Path)
+    for option in reversed(
+        [
+            click.option(
+                "--tls-ca",
+                type=pem,
+                default=None,
+                help="PEM CA that signed the cloud's certificate: sync over TLS. "
+                "Default: the config's [cloud] tls_ca, else what enrollment recorded, else plain gRPC.",
+            ),
+            click.option(
+                "--tls-cert",
+                type=pem,
+                default=None,
+                help="PEM certificate of this PC, when the cloud asks for mutual TLS (with --tls-key).",
+            ),
+            click.option("--tls-key", type=pem, default=None, help="PEM private key for --tls-cert."),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def _tls_hint(tls: CloudTls) -> str:
+    if tls.enabled:
+        return (
+            f"; check that the cloud serves TLS on this port, that {tls.ca or 'the system CA store'} "
+            "is the CA that signed the cloud's certificate and the certificate names the host you gave"
+            + (", and that the cloud trusts this PC's --tls-cert" if tls.cert else "")
+        )
+    return "; if the cloud serves TLS, give --tls-ca (the CA that signed its certificate)"
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dockside-agent")
 def main() -> None:
@@ -67,13 +104,39 @@ def main() -> None:
     help="The one-time enrollment token from the cloud console (or $DOCKSIDE_ENROLLMENT_TOKEN).",
 )
 @data_dir_option
-def enroll(cloud: str, token: str, data_dir: Path | None) -> None:
-    """Trade a one-time enrollment token for this agent's identity and store it in the data dir."""
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The agent's TOML configuration, for its [cloud] tls_* keys. Default: as `run`.",
+)
+@tls_options
+def enroll(
+    cloud: str,
+    token: str,
+    data_dir: Path | None,
+    config_path: Path | None,
+    tls_ca: Path | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+) -> None:
+    """Trade a one-time enrollment token for this agent's identity and store it in the data dir.
+
+    With --tls-ca (and --tls-cert/--tls-key for mutual TLS) the paths are recorded beside the
+    store, so `run` uses TLS without repeating them unless the config's [cloud] keys say otherwise.
+    """
     try:
         parse_address(cloud)
+        config = load_config(config_path)
     except DocksideError as exc:
         raise Refused(exc.message) from None
-    folder = resolve_data_dir(data_dir)
+    folder = resolve_data_dir(data_dir or config.data_dir)
+    try:
+        tls = resolve_cloud_tls(config.cloud, folder, ca=tls_ca, cert=tls_cert, key=tls_key)
+        credentials = tls.credentials()
+    except DocksideError as exc:
+        raise Refused(exc.message) from None
     store = _open_store(folder)
     try:
         existing = load_identity(store)
@@ -86,11 +149,11 @@ def enroll(cloud: str, token: str, data_dir: Path | None) -> None:
             token=token.strip(), hostname=socket.gethostname(), agent_version=__version__
         )
         try:
-            answer = asyncio.run(_enroll(cloud, request))
+            answer = asyncio.run(_enroll(cloud, request, credentials))
         except SyncError as exc:
             if exc.fatal:
                 raise EnrollmentRefused(f"the cloud refused the enrollment: {exc.message}") from None
-            raise Refused(f"enrollment failed: {exc.message}") from None
+            raise Refused(f"enrollment failed: {exc.message}{_tls_hint(tls)}") from None
         identity = save_identity(
             store,
             agent_id=answer.agent_id,
@@ -99,14 +162,19 @@ def enroll(cloud: str, token: str, data_dir: Path | None) -> None:
             tenant=answer.tenant,
             cloud=cloud,
         )
+        save_enrolled_tls(folder, tls)
     finally:
         store.close()
     click.echo(f"Enrolled as agent {identity.agent_id} for warehouse {identity.warehouse}.")
+    if tls.enabled:
+        click.echo(f"Sync uses TLS with CA {tls.ca or 'from the system store'} (recorded for `run`).")
     click.echo(f"Start it with: dockside-agent run --data-dir {folder}")
 
 
-async def _enroll(cloud: str, request: pb.EnrollRequest) -> pb.EnrollResponse:
-    transport = GrpcTransport(cloud)
+async def _enroll(
+    cloud: str, request: pb.EnrollRequest, credentials: grpc.ChannelCredentials | None
+) -> pb.EnrollResponse:
+    transport = GrpcTransport(cloud, channel_credentials=credentials)
     try:
         return await transport.enroll(request)
     finally:
@@ -154,6 +222,7 @@ async def _enroll(cloud: str, request: pb.EnrollRequest) -> pb.EnrollResponse:
     is_flag=True,
     help="Do not announce the agent as _dockside._tcp on the LAN nor watch for printers there.",
 )
+@tls_options
 def run(
     data_dir: Path | None,
     config_path: Path | None,
@@ -162,6 +231,9 @@ def run(
     scale_wait: float | None,
     log_level: str | None,
     no_advertise: bool,
+    tls_ca: Path | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
 ) -> None:
     """Run the agent: sync, outbox sender, devices, station page and local API, until SIGTERM/Ctrl-C."""
     try:
@@ -175,6 +247,11 @@ def run(
     except DocksideError as exc:
         raise Refused(exc.message) from None
     folder = resolve_data_dir(data_dir or config.data_dir)
+    try:
+        tls = resolve_cloud_tls(config.cloud, folder, ca=tls_ca, cert=tls_cert, key=tls_key)
+        credentials = tls.credentials()
+    except DocksideError as exc:
+        raise Refused(exc.message) from None
     store = _open_store(folder)
     try:
         identity = require_identity(store, folder)
@@ -188,7 +265,7 @@ def run(
             GrpcTransport(
                 config.cloud.address or identity.cloud,
                 identity.credential,
-                channel_credentials=channel_credentials(config.cloud),
+                channel_credentials=credentials,
             ),
             AgentSettings(scale_wait_s=scale_wait or config.packing.scale_wait_s, advertise=not no_advertise),
         )

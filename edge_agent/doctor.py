@@ -34,6 +34,7 @@ from dockside.errors import DocksideError
 from dockside.v1 import sync_pb2 as pb
 from edge_agent import __version__
 from edge_agent.cache import Cache
+from edge_agent.cloud_tls import resolve_cloud_tls
 from edge_agent.config import load_config
 from edge_agent.data_dir import resolve_data_dir
 from edge_agent.devices import PrinterConfig, ScaleConfig, open_printer, open_scale
@@ -567,13 +568,18 @@ def doctor_command(
         config = load_config(config_path)
     except DocksideError as exc:
         raise click.ClickException(exc.message) from None
+    folder = resolve_data_dir(data_dir or config.data_dir)
+    try:
+        # The same files `run` would use: the config's [cloud] keys, else enrollment's record.
+        tls = resolve_cloud_tls(config.cloud, folder)
+    except DocksideError as exc:
+        raise click.ClickException(exc.message) from None
     settings = DoctorSettings(
         cloud=config.cloud.address,
-        tls=TlsFiles(config.cloud.tls_ca, config.cloud.tls_cert, config.cloud.tls_key),
+        tls=TlsFiles(tls.ca, tls.cert, tls.key),
         agent_url=agent_url.rstrip("/"),
         timeout_s=timeout,
     )
-    folder = resolve_data_dir(data_dir or config.data_dir)
     try:
         findings = Doctor(folder, settings).run()
     except DocksideError as exc:

@@ -1,0 +1,183 @@
+"""The agent syncs with a cloud serving gRPC over TLS and mutual TLS, as real processes.
+
+Certificates are made here with `cryptography`; the agent enrolls with --tls-ca (and its own
+pair for mTLS), `run` picks the recorded paths up without flags, and orders sync and pack. A
+wrong CA is refused with a message that says what to check, never a traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from bench.provision import provision
+from bench.stack import Stack, running_stack, wait_for
+from edge_agent.cloud_tls import TLS_FILENAME
+from tests.e2e.conftest import Station
+
+
+@dataclass(frozen=True)
+class Pki:
+    """A CA, a server pair it signed for localhost/127.0.0.1, a client pair, and an unrelated CA."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+    other_ca: Path
+
+
+Issuer = tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
+
+
+def _issue(
+    folder: Path, name: str, issuer: Issuer | None, *, server: bool
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey, Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer[0].subject if issuer else subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+    )
+    if issuer is None:
+        builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+    elif server:
+        names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    cert = builder.sign(issuer[1] if issuer else key, hashes.SHA256())
+    cert_path, key_path = folder / f"{name}.pem", folder / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert, key, cert_path, key_path
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Pki:
+    folder = tmp_path / "pki"
+    folder.mkdir()
+    ca_cert, ca_key, ca, _ = _issue(folder, "ca", None, server=False)
+    _, _, server_cert, server_key = _issue(folder, "cloud", (ca_cert, ca_key), server=True)
+    _, _, client_cert, client_key = _issue(folder, "agent", (ca_cert, ca_key), server=False)
+    _, _, other_ca, _ = _issue(folder, "other-ca", None, server=False)
+    return Pki(ca, server_cert, server_key, client_cert, client_key, other_ca)
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    with running_stack(tmp_path / "stack") as started:
+        yield started
+
+
+def _start_parts(stack: Stack, cloud_tls: list[str]) -> None:
+    stack.start_cloud(extra=cloud_tls)
+    stack.start_printer(serial="ZD421-TLS")
+    stack.start_scale()
+    stack.control("scale", "POST", "/weight", {"grams": 1500, "stable": True})
+    provision(stack, order_count=3, order_prefix="TLS")
+
+
+def _enroll(stack: Stack, extra: list[str], *, check: bool = True) -> str:
+    token = stack.admin_call("POST", "/api/v1/warehouses/WH1/enrollment-tokens", {"ttl_s": 600})["token"]
+    command = ["dockside-agent", "enroll", "--cloud", stack.cloud.ready["grpc"], "--token", token]
+    return stack.run([*command, "--data-dir", str(stack.agent_dir("agent")), *extra], check=check)
+
+
+def _packs_and_reports(stack: Stack) -> None:
+    station = Station(stack)
+    try:
+        station.wait_synced("TLS-0003")
+        response = station.pack("TLS-0001", "req-tls-1")
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == "printed"
+
+        def cloud_has_packed() -> bool:
+            events = stack.admin_call("GET", "/api/v1/orders/TLS-0001")["events"]
+            return any(event["kind"] == "order_packed" for event in events)
+
+        wait_for(cloud_has_packed, timeout=20, what="the pack event to reach the cloud over TLS")
+    finally:
+        station.http.close()
+
+
+def test_the_agent_enrolls_syncs_and_packs_over_tls(stack: Stack, pki: Pki) -> None:
+    _start_parts(stack, ["--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key)])
+    out = _enroll(stack, ["--tls-ca", str(pki.ca)])
+    assert "TLS" in out
+    recorded = json.loads((stack.agent_dir("agent") / TLS_FILENAME).read_text())
+    assert recorded == {"ca": str(pki.ca.resolve()), "cert": None, "key": None}
+    stack.start_agent()  # no --tls-* flags: `run` uses what enrollment recorded
+    _packs_and_reports(stack)
+    # The doctor reads the same settings: it checks TLS with the recorded CA and passes.
+    command = ["dockside-agent", "doctor", "--data-dir", str(stack.agent_dir("agent")), "--json"]
+    report = json.loads(stack.run([*command, "--agent-url", stack.agent_url()], check=False))
+    findings = {finding["check"]: finding for finding in report["findings"]}
+    assert findings["tls"]["severity"] == "ok", findings["tls"]
+
+
+def test_the_agent_syncs_over_mutual_tls_with_its_own_certificate(stack: Stack, pki: Pki) -> None:
+    _start_parts(
+        stack,
+        [
+            *("--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key)),
+            *("--tls-client-ca", str(pki.ca)),
+        ],
+    )
+    client = ["--tls-cert", str(pki.client_cert), "--tls-key", str(pki.client_key)]
+    refused = _enroll(stack, ["--tls-ca", str(pki.ca)], check=False)  # no client certificate
+    assert "enrollment failed" in refused
+    assert "Traceback" not in refused
+    _enroll(stack, ["--tls-ca", str(pki.ca), *client])
+    stack.start_agent()
+    _packs_and_reports(stack)
+
+
+def test_a_wrong_ca_is_refused_with_what_to_check(stack: Stack, pki: Pki) -> None:
+    _start_parts(stack, ["--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key)])
+    out = _enroll(stack, ["--tls-ca", str(pki.other_ca)], check=False)
+    assert "Traceback" not in out
+    assert "enrollment failed" in out
+    assert f"that {pki.other_ca} is the CA that signed the cloud's certificate" in out
+    assert not (stack.agent_dir("agent") / TLS_FILENAME).exists()
+
+
+def test_plain_grpc_against_a_tls_cloud_says_to_give_the_ca(stack: Stack, pki: Pki) -> None:
+    _start_parts(stack, ["--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key)])
+    out = _enroll(stack, [], check=False)
+    assert "Traceback" not in out
+    assert "if the cloud serves TLS, give --tls-ca" in out
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--tls-cert", "x.pem"], "needs both --tls-cert and --tls-key"),
+        (["--tls-ca", "/nonexistent/ca.pem"], "cannot read the TLS CA /nonexistent/ca.pem"),
+    ],
+)
+def test_bad_tls_options_are_refused_before_dialling(tmp_path: Path, extra: list[str], expected: str) -> None:
+    with running_stack(tmp_path / "bare") as bare:
+        command = ["dockside-agent", "enroll", "--cloud", "127.0.0.1:1", "--token", "dse_x"]
+        out = bare.run([*command, "--data-dir", str(tmp_path / "agent"), *extra], check=False)
+    assert expected in out
+    assert "Traceback" not in out
