@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 import os
 import sys
@@ -28,6 +27,7 @@ import grpc
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dockside.errors import InputError
+from dockside.logs import configure_logging as dockside_logging
 
 __all__ = [
     "CONFIG_ENV",
@@ -229,29 +229,13 @@ def load_config(option: str | Path | None = None, env: Mapping[str, str] | None 
     return parse_config(text, path)
 
 
-class _JsonLines(logging.Formatter):
-    """One JSON object a line, for log shippers (log.format = "json")."""
+def configure_logging(section: LogSection, *, level: str | None = None) -> logging.Handler:
+    """Send the agent's log to stderr at the configured level and format (`level` overrides).
 
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": self.formatTime(record),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
-
-
-def configure_logging(section: LogSection, *, level: str | None = None) -> None:
-    """Send the agent's log to stderr at the configured level and format (`level` overrides)."""
-    handler = logging.StreamHandler(sys.stderr)
-    if section.format == "json":
-        handler.setFormatter(_JsonLines())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=(level or section.level).upper(), handlers=[handler], force=True)
+    The shared `dockside.logs` setup: JSON lines carry the ids a log call passes (order_ref,
+    job_id, station, printer...) and every secret-shaped value is masked before it is written.
+    """
+    return dockside_logging(level or section.level, section.format)
 
 
 def channel_credentials(section: CloudSection) -> grpc.ChannelCredentials | None:

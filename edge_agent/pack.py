@@ -180,10 +180,15 @@ class Packer:
                 done = self._hold(lane, job, _PACKED_EVENTS)
             else:
                 self.jobs.insert(job)  # one statement: committed before any byte goes out
-                done = await self._deliver(lane, job, _PACKED_EVENTS)
+                try:
+                    done = await self._deliver(lane, job, _PACKED_EVENTS)
+                except PrinterError as exc:
+                    _log_outcome(job, "failed", exc.message)
+                    raise
         self._outbox.notify()
         if done.status == JobStatus.PRINTED:
             self._metrics.labels_printed.labels(kind="pack").inc()
+        _log_outcome(done, str(done.status), done.message)
         return done.answer()
 
     def _route(self, station: Station, role: str) -> tuple[PrinterLane, str]:
@@ -414,6 +419,8 @@ class Packer:
                 self._record(
                     job, (EventKind.EXCEPTION_RAISED,), {"reason": "connection_dropped", "message": message}
                 )
+        for job in doubtful:
+            _log_outcome(job, "unknown", message)
         self._outbox.notify()
         log.warning(
             "printer %s dropped its connection after %d label(s): marked unknown",
@@ -479,6 +486,13 @@ class Packer:
                 job.order_ref,
             )
         return [job.job_id for job in unfinished]
+
+
+def _log_outcome(job: Job, outcome: str, detail: str) -> None:
+    """One log line per pack outcome (printed, held, failed, unknown), with the ids to find it by."""
+    ids = {"order_ref": job.order_ref, "job_id": job.job_id, "station": job.station, "printer": job.printer}
+    level = logging.INFO if outcome == "printed" else logging.WARNING
+    log.log(level, "pack %s: %s%s", outcome, job.order_ref, f" ({detail})" if detail else "", extra=ids)
 
 
 def _event_body(job: Job) -> dict[str, Any]:
