@@ -12,6 +12,7 @@ import click
 
 from cloud.access import Role, create_api_token, create_tenant
 from cloud.import_orders import import_command
+from cloud.release_commands import keygen_release_command, sign_release_command
 from cloud.schema import DEFAULT_TENANT
 from cloud.server import parse_address, serve
 from cloud.store import DEFAULT_DATABASE_URL, CloudStore
@@ -254,6 +255,8 @@ def init_db_command(database_url: str) -> None:
 
 
 main.add_command(import_command)
+main.add_command(keygen_release_command)
+main.add_command(sign_release_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,7 +1,7 @@
 """Agent releases: publish a signed binary, assign it to warehouses, hand it to agents, log outcomes.
 
 A release is (version, SHA-256, Ed25519 signature, bytes). The release tooling signs with the
-private key (`python -m cloud.releases keygen` / `sign`); the cloud only verifies, with the
+private key (`dockside-cloud keygen-release` / `sign-release`); the cloud only verifies, with the
 public key in `$DOCKSIDE_RELEASE_PUBLIC_KEY`, and refuses what does not verify, so a stolen
 admin token alone cannot push a binary to the fleet. Agents check the same signature again
 before running anything. The signed message covers the version and the digest (see
@@ -86,6 +86,7 @@ def generate_release_key() -> tuple[bytes, str]:
 
 def sign_release(private_pem: bytes, version: str, blob: bytes) -> str:
     """The base64 signature of `blob` released as `version`."""
+    _check_version(version)  # a signature over a bad version could never be published
     key = load_pem_private_key(private_pem, password=None)
     if not isinstance(key, Ed25519PrivateKey):
         raise InputError("the release signing key must be an Ed25519 private key (PEM)", code="bad_key")
@@ -99,7 +100,7 @@ def release_public_key() -> str:
     if not key:
         raise NoReleaseKey(
             f"this cloud has no release public key: start it with ${PUBLIC_KEY_ENV} set to the base64 "
-            "public key printed by `python -m cloud.releases keygen`"
+            "public key printed by `dockside-cloud keygen-release`"
         )
     return key
 
@@ -127,7 +128,7 @@ def _verify(version: str, blob: bytes, signature: str, public_key: str) -> str:
     except (InvalidSignature, binascii.Error, ValueError):
         raise BadRelease(
             f"the signature of release {version} does not verify against the release public key: sign "
-            "these exact bytes with the release key (`python -m cloud.releases sign`) and upload again"
+            "these exact bytes with the release key (`dockside-cloud sign-release`) and upload again"
         ) from None
     return digest
 

@@ -138,7 +138,7 @@ class UpdateSection(_Section):
         if len(raw) != 32:
             raise ValueError(
                 "give the base64 of the raw 32-byte Ed25519 public key, as printed by "
-                "`dockside-cloud release-key`"
+                "`dockside-cloud keygen-release`"
             )
         return value
 

@@ -2,7 +2,7 @@
 
 The signature is Ed25519 over `signed_message(version, sha256)`, not over the bytes alone, so a
 signed binary cannot be replayed under another version number. The release tooling signs with
-the private key (`python -m cloud.releases sign`); agents hold only the public key.
+the private key (`dockside-cloud sign-release`); agents hold only the public key.
 """
 
 from __future__ import annotations

@@ -94,7 +94,7 @@ def test_bad_uploads_are_refused_with_the_fix(
     for refused in (forged, other_version, garbage):
         assert refused.status_code == 422, refused.text
         assert refused.json()["error"]["code"] == "bad_release"
-        assert "python -m cloud.releases sign" in refused.json()["error"]["message"]
+        assert "dockside-cloud sign-release" in refused.json()["error"]["message"]
     assert damaged.status_code == 422
     assert "upload again" in damaged.json()["error"]["message"]
     assert bad_version.status_code == 422
