@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 
 from cloud import schema
 from cloud.credentials import CREDENTIAL_PREFIX, hash_secret, new_secret
@@ -209,13 +209,34 @@ def report_status(store: CloudStore, agent: AgentIdentity, report: StatusReport)
 
 
 def list_agents(store: CloudStore, tenant_id: int) -> list[dict[str, Any]]:
-    """The fleet of a tenant: each agent's identity, health and devices."""
+    """The fleet of a tenant: each agent's identity, health, devices, last self-update and revocation.
+
+    Revoked agents stay listed (with `revoked_at`) so an admin can see what was cut off and when;
+    `update` is the agent's latest self-update report (installed, refused, rolled_back) or None.
+    """
     agents = schema.agents
+    reports = schema.agent_update_reports
+    # The newest report per agent: the highest id (ids grow with time within a tenant).
+    latest = (
+        select(reports.c.agent_id, func.max(reports.c.id).label("report_id"))
+        .where(reports.c.tenant_id == tenant_id)
+        .group_by(reports.c.agent_id)
+        .subquery()
+    )
     with store.read() as conn:
         rows = conn.execute(
-            select(agents, schema.warehouses.c.code.label("warehouse"))
+            select(
+                agents,
+                schema.warehouses.c.code.label("warehouse"),
+                reports.c.version.label("update_version"),
+                reports.c.outcome.label("update_outcome"),
+                reports.c.message.label("update_message"),
+                reports.c.reported_at.label("update_reported_at"),
+            )
             .join(schema.warehouses, schema.warehouses.c.id == agents.c.warehouse_id)
-            .where(agents.c.tenant_id == tenant_id, agents.c.revoked_at.is_(None))
+            .outerjoin(latest, latest.c.agent_id == agents.c.id)
+            .outerjoin(reports, reports.c.id == latest.c.report_id)
+            .where(agents.c.tenant_id == tenant_id)
             .order_by(agents.c.enrolled_at, agents.c.id)
         ).mappings()
         return [
@@ -229,9 +250,22 @@ def list_agents(store: CloudStore, tenant_id: int) -> list[dict[str, Any]]:
                 "revision": row["revision"],
                 "outbox_depth": row["outbox_depth"],
                 "devices": json.loads(row["devices"]),
+                "update": _update_outcome(row),
+                "revoked_at": row["revoked_at"].isoformat() if row["revoked_at"] else None,
             }
             for row in rows
         ]
+
+
+def _update_outcome(row: Any) -> dict[str, Any] | None:
+    if row["update_outcome"] is None:
+        return None
+    return {
+        "version": row["update_version"],
+        "outcome": row["update_outcome"],
+        "message": row["update_message"],
+        "reported_at": row["update_reported_at"].isoformat(),
+    }
 
 
 def revoke_agent(store: CloudStore, tenant_id: int, agent_id: str) -> dict[str, Any]:

@@ -191,16 +191,16 @@ function deviceBadge(d) {
 
 async function fleetPage() {
   const { agents } = await api("GET", "/api/v1/agents");
-  const online = (a) => a.last_seen && Date.now() - new Date(a.last_seen).getTime() < 90_000;
+  const online = (a) => !a.revoked_at && a.last_seen && Date.now() - new Date(a.last_seen).getTime() < 90_000;
   page("Fleet", `${agents.filter(online).length} of ${agents.length} agent(s) online`,
     h("div", { class: "card" }, agents.length ? h("table", {},
       h("thead", {}, h("tr", {}, ["Agent", "Warehouse", "Status", "Last seen", "Version", "Outbox", "Printers and scales"].map((c) => h("th", {}, c)))),
       h("tbody", {}, agents.map((a) => h("tr", {},
         h("td", {}, h("div", {}, a.hostname || a.id), h("div", { class: "muted small mono" }, a.id)),
         h("td", {}, a.warehouse),
-        h("td", {}, online(a) ? h("span", { class: "badge ok" }, "online") : h("span", { class: "badge bad" }, "offline")),
+        h("td", {}, a.revoked_at ? h("span", { class: "badge grey", title: a.revoked_at }, "revoked") : online(a) ? h("span", { class: "badge ok" }, "online") : h("span", { class: "badge bad" }, "offline")),
         h("td", { title: a.last_seen || "" }, ago(a.last_seen)),
-        h("td", {}, a.version || "–"),
+        h("td", { title: a.update ? `update ${a.update.version}: ${a.update.outcome} ${a.update.message}` : "" }, a.version || "–", a.update && a.update.outcome !== "installed" ? h("span", { class: "badge warn" }, ` ${a.update.outcome} ${a.update.version}`) : null),
         h("td", {}, a.outbox_depth > 0 ? h("span", { class: "badge warn" }, a.outbox_depth) : "0"),
         h("td", {}, (a.devices || []).map(deviceBadge))))))
       : h("p", { class: "empty" }, "No agent enrolled yet: create an enrollment token for a warehouse.")));
