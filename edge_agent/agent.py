@@ -23,6 +23,7 @@ from edge_agent.lan_presence import LanPresence
 from edge_agent.metrics import AgentMetrics
 from edge_agent.outbox import Outbox
 from edge_agent.pack import Packer
+from edge_agent.privacy import purge_shipped_personal_data
 from edge_agent.scheduler import AgentScheduler, ScheduleSettings
 from edge_agent.stations import PrinterFactory, ScaleFactory, StationFloor
 from edge_agent.store import Store, now_ms
@@ -50,6 +51,7 @@ class AgentSettings:
         False  # announce `_dockside._tcp` and browse printers (`dockside-agent run` turns it on)
     )
     lan_interfaces: tuple[str, ...] | None = None  # None: every interface
+    personal_data_retention_days: int = 30  # ship-to of shipped orders is blanked after this
 
 
 class Agent:
@@ -116,6 +118,9 @@ class Agent:
             self.packer,
             flush_outbox=self.sender.wake,
             report_status=self.reporter.report_now,
+            purge_personal_data=lambda: purge_shipped_personal_data(
+                store, keep_days=s.personal_data_retention_days
+            ),
             settings=ScheduleSettings(
                 printer_poll_s=s.printer_check_interval_s,
                 scale_watchdog_s=s.scale_watchdog_interval_s,

@@ -1,6 +1,6 @@
 """The agent's clock: printer status polling, the scale watchdog, outbox flushes and status reports.
 
-One apscheduler `AsyncIOScheduler` on the agent's event loop runs four interval jobs:
+One apscheduler `AsyncIOScheduler` on the agent's event loop runs five interval jobs:
 
     printer status   every `printer_poll_s` (about 1 s): ask every printer how it is (`~HS`,
                      DLE EOT, in its lane thread), mark labels lost to a dropped connection
@@ -8,6 +8,8 @@ One apscheduler `AsyncIOScheduler` on the agent's event loop runs four interval 
     scale watchdog   every `scale_watchdog_s`: restart a reader whose thread died, log changes
     outbox flush     every `outbox_flush_s`: wake the sender (events from a failed attempt)
     status report    every `report_s`: ask the reporter to tell the cloud how the agent is
+    privacy purge    every `privacy_purge_s` (hourly): blank the ship-to of orders shipped longer
+                     ago than the retention period (`edge_agent.privacy`)
 
 The pack path never waits for a poll: it reads what the last poll left on the lane. Every job
 coalesces and runs one instance at a time, so a slow printer delays its own next poll, never
@@ -40,6 +42,7 @@ class ScheduleSettings:
     scale_watchdog_s: float = 2.0
     outbox_flush_s: float = 5.0
     report_s: float = 30.0
+    privacy_purge_s: float = 3600.0
 
 
 class AgentScheduler:
@@ -52,6 +55,7 @@ class AgentScheduler:
         *,
         flush_outbox: Callable[[], None],
         report_status: Callable[[], None],
+        purge_personal_data: Callable[[], object] | None = None,
         settings: ScheduleSettings | None = None,
     ) -> None:
         self.settings = settings or ScheduleSettings()
@@ -59,6 +63,7 @@ class AgentScheduler:
         self._packer = packer
         self._flush_outbox = flush_outbox
         self._report_status = report_status
+        self._purge_personal_data = purge_personal_data
         self._scheduler: Any = None
         self._scale_states: dict[str, str] = {}
         self._polling: dict[str, asyncio.Task[None]] = {}  # printer id -> its poll still running
@@ -66,7 +71,7 @@ class AgentScheduler:
         self.scale_restarts = 0
 
     def start(self) -> None:
-        """Add the four jobs and start the clock on the running event loop."""
+        """Add the jobs and start the clock on the running event loop."""
         scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop())
         s = self.settings
         jobs: list[tuple[str, Callable[[], Awaitable[None]], float]] = [
@@ -75,6 +80,8 @@ class AgentScheduler:
             ("outbox flush", self._flush, s.outbox_flush_s),
             ("status report", self._report, s.report_s),
         ]
+        if self._purge_personal_data is not None:
+            jobs.append(("privacy purge", self._purge, s.privacy_purge_s))
         for name, work, every in jobs:
             scheduler.add_job(
                 work,
@@ -145,3 +152,11 @@ class AgentScheduler:
 
     async def _report(self) -> None:
         self._report_status()
+
+    async def _purge(self) -> None:
+        if self._purge_personal_data is None:
+            return
+        try:
+            self._purge_personal_data()
+        except Exception:  # a failed purge is retried at the next run; packing goes on
+            log.exception("purging personal data of shipped orders failed")

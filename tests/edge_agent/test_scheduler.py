@@ -185,3 +185,33 @@ def test_scale_reader_died_is_false_while_running_and_after_stop(unused: Any) ->
     assert not reader.died
     with pytest.raises(ScaleError):
         reader.zero()
+
+
+def test_the_clock_purges_personal_data_and_survives_a_failed_purge() -> None:
+    floor = StationFloor()
+    purges: list[int] = []
+
+    def purge() -> None:
+        purges.append(1)
+        if len(purges) == 1:
+            raise RuntimeError("disk hiccup")
+
+    async def scenario() -> None:
+        clock = AgentScheduler(
+            floor,
+            NoPacker(),  # type: ignore[arg-type]
+            flush_outbox=lambda: None,
+            report_status=lambda: None,
+            purge_personal_data=purge,
+            settings=ScheduleSettings(privacy_purge_s=0.05),
+        )
+        clock.start()
+        try:
+            await until(lambda: len(purges) >= 2, what="a purge after a failed one")
+        finally:
+            clock.stop()
+
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), 20))
+    finally:
+        floor.close()
