@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.stack import Stack
+from bench.stack import Stack, wait_for
 from tests.e2e.conftest import Station
 
 
@@ -88,15 +88,28 @@ def test_a_scale_that_does_not_answer(stack: Stack, station: Station) -> None:
 
 
 def test_a_printer_that_refuses_connections(stack: Stack, station: Station) -> None:
+    """Nothing is sent while the printer refuses; the job is held and prints once by itself later."""
     stack.control("printer", "POST", "/fault", {"fault": "offline"})
+    wait_for(
+        lambda: station.status()["stations"][0]["printers"][0]["state"] != "ready",
+        timeout=10,
+        what="the agent's status poll to notice the printer is gone",
+    )
 
     response = station.pack("E2E-0006", "bad-printer")
 
-    assert response.status_code == 503
-    assert "printer" in _error(response)["message"]
-    stack.control("printer", "POST", "/fault", {"fault": "none"})
+    assert response.status_code == 202, response.text
+    held = response.json()
+    assert held["status"] == "held"
+    assert "ZD421-E2E" in held["message"]  # names the printer and says what to do
+    assert "prints by itself" in held["message"]
+    assert station.pack("E2E-0006", "rescan").json()["status"] == "already_packed"
     assert station.labels() == []
-    _still_packable(station, "E2E-0006", "good-printer")
+    stack.control("printer", "POST", "/fault", {"fault": "none"})
+    wait_for(lambda: len(station.labels()) == 1, timeout=20, what="the held label to print by itself")
+    job = station.http.get(f"/api/v1/jobs/{held['job_id']}").json()
+    assert job["status"] == "printed"
+    assert len(station.labels()) == 1
 
 
 def test_a_bad_enrollment_token_is_refused_clearly(stack: Stack, station: Station) -> None:
