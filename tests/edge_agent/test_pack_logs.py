@@ -6,6 +6,7 @@ Logging is set up the way `dockside-agent run` does it (the config's [log] secti
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
@@ -21,6 +22,7 @@ from edge_agent.store import Store
 from edge_agent.sync import MemoryTransport
 from hardware_mocks import MockPrinter, MockScale
 from tests.edge_agent.agent_harness import (
+    FAST,
     RunningAgent,
     order_body,
     publish_warehouse,
@@ -30,6 +32,8 @@ from tests.edge_agent.agent_harness import (
 from tests.edge_agent.waiting import wait_until
 
 CREDENTIAL = "dsa_" + "Q" * 40
+# Printers polled every 0.1 s, so a dropped connection is noticed while the test waits.
+POLLING = dataclasses.replace(FAST, printer_check_interval_s=0.1)
 
 
 @pytest.fixture
@@ -64,7 +68,7 @@ def agent(tmp_path: Path) -> Iterator[tuple[RunningAgent, MockPrinter]]:
     cloud.publish("station", "S1", station_body("S1", printer, scale.pty_path))
     for n in (1, 2):
         cloud.publish("order", f"L-{n:04d}", order_body(f"L-{n:04d}"))
-    running = RunningAgent(data_dir, cloud).start()
+    running = RunningAgent(data_dir, cloud, POLLING).start()
     try:
         running.wait_synced()
         wait_until(lambda: scale_settled(running), timeout=10, what="the scale reader to settle")
@@ -119,3 +123,26 @@ def test_a_credential_never_reaches_the_log(
     assert CREDENTIAL not in text
     assert "Bearer ***" in text
     assert any(e.get("order_ref") == "L-0001" for e in _entries(json_log))
+
+
+def test_a_label_cut_off_mid_send_logs_a_failed_or_unknown_line_with_its_ids(
+    json_log: io.StringIO, agent: tuple[RunningAgent, MockPrinter]
+) -> None:
+    running, printer = agent
+    printer.set_fault("drop")  # the printer closes the connection in the middle of the label
+    response = running.pack("L-0001", "log-4")
+    assert response.status_code >= 400 or response.json()["status"] == "printed", response.text
+
+    def outcome_line() -> dict[str, Any] | None:
+        lines = [
+            e
+            for e in _entries(json_log)
+            if e.get("order_ref") == "L-0001" and e["message"].startswith(("pack failed", "pack unknown"))
+        ]
+        return lines[0] if lines else None
+
+    entry = wait_until(outcome_line, timeout=10, what="the failed/unknown pack line")
+    assert entry is not None
+    assert entry["level"] == "warning"
+    assert (entry["station"], entry["printer"]) == ("S1", "S1-label")
+    assert entry["job_id"]
