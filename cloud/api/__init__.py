@@ -15,6 +15,7 @@ from cloud.api.errors import (
     BodyLimitMiddleware,
     CatchAllMiddleware,
     MetricsMiddleware,
+    PathCheckMiddleware,
     install_error_handlers,
 )
 from cloud.api.releases import RELEASE_MAX_BODY_BYTES
@@ -48,6 +49,7 @@ def create_app(store: CloudStore) -> FastAPI:
             ("POST", "/api/v1/releases"): RELEASE_MAX_BODY_BYTES,
         },
     )
+    app.add_middleware(PathCheckMiddleware)
     app.add_middleware(CatchAllMiddleware)
     app.include_router(router)
     app.include_router(agent_admin.router)

@@ -25,6 +25,7 @@ __all__ = [
     "BodyLimitMiddleware",
     "CatchAllMiddleware",
     "MetricsMiddleware",
+    "PathCheckMiddleware",
     "error_response",
     "install_error_handlers",
 ]
@@ -144,6 +145,32 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, limited_receive, send)
+
+
+_CONTROL_CHARACTERS = frozenset(chr(c) for c in (*range(0x20), 0x7F))
+
+
+class PathCheckMiddleware:
+    """Refuses a URL path holding control characters with 422, before any route reads it.
+
+    No Dockside key (order ref, template name, warehouse code) can hold one, and PostgreSQL
+    cannot even compare text with a NUL in it, so such a path is a client error, never a 500.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not _CONTROL_CHARACTERS.isdisjoint(scope["path"]):
+            response = error_response(
+                422,
+                "invalid_path",
+                "the URL path holds a control character (such as %00): no Dockside name or "
+                "reference contains one; check the reference you sent",
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:
