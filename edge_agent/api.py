@@ -27,8 +27,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from dockside.errors import DocksideError, InputError, NotFound
 from edge_agent import __version__
 from edge_agent.agent import Agent
-from edge_agent.web import station_page_router
 from edge_agent.station_devices_api import station_devices_router
+from edge_agent.web import station_page_router
 
 __all__ = ["MAX_BODY_BYTES", "PackRequest", "ReprintRequest", "create_app"]
 

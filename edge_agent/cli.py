@@ -267,7 +267,11 @@ def run(
                 identity.credential,
                 channel_credentials=credentials,
             ),
-            AgentSettings(scale_wait_s=scale_wait or config.packing.scale_wait_s, advertise=not no_advertise),
+            AgentSettings(
+                scale_wait_s=scale_wait or config.packing.scale_wait_s,
+                advertise=not no_advertise,
+                personal_data_retention_days=config.privacy.personal_data_retention_days,
+            ),
         )
         run_forever(serve_with_updates(agent, http, ready_file=ready_file, updates=updates))
     except DocksideError as exc:
