@@ -55,8 +55,9 @@ def main() -> int:
         f"""
 Dockside demo is running. Ctrl-C stops everything.
 
-  Station page and agent API   http://127.0.0.1:8100/
-  Cloud admin API (OpenAPI)    http://127.0.0.1:8000/docs   (token in .demo/admin-token)
+  Station page (packers)       http://127.0.0.1:8100/      type DEMO-0001 in the scan field, Enter
+  Admin console                http://127.0.0.1:8000/console/   sign in with the token in .demo/admin-token
+  Cloud admin API (OpenAPI)    http://127.0.0.1:8000/docs
   Cloud gRPC sync              127.0.0.1:50051
   Mock printer                 127.0.0.1:9100, labels at http://127.0.0.1:9180/labels and .demo/printer/
   Mock scale                   {stack.processes["scale"].ready["pty"]} (.demo/scale), control http://127.0.0.1:9181/
