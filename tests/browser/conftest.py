@@ -32,8 +32,10 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Module scope, not session: Playwright's sync API keeps an event loop running in this thread
+    # until it stops, and later tests that call asyncio.run() must not find it there.
     if shutil.which(CHROMIUM) is None and not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (see .ci/run)")
     with sync_playwright() as driver:
