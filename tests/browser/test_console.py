@@ -1,4 +1,5 @@
-"""The admin console in a real browser: an admin publishes a template version, a viewer cannot."""
+"""The admin console in a real browser: an admin publishes a template version (everywhere or staged
+to chosen warehouses) and rolls it back; a viewer cannot."""
 
 from __future__ import annotations
 
@@ -19,16 +20,16 @@ PREVIEW_SHOWN = "() => { const i = document.getElementById('preview'); return i 
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """A cloud with warehouse WH1, every shipped template live at v1 and a v2 draft of the first."""
+    """A cloud with warehouses WH1 and WH2, every shipped template live at v1, v2 drafts of the first two."""
     with running_stack(tmp_path_factory.mktemp("console")) as stack:
         stack.start_cloud()
-        stack.admin_call(
-            "POST", "/api/v1/warehouses", {"code": "WH1", "name": "Warehouse WH1", "ship_from": SHIP_FROM}
-        )
+        for code in ("WH1", "WH2"):
+            warehouse = {"code": code, "name": f"Warehouse {code}", "ship_from": SHIP_FROM}
+            stack.admin_call("POST", "/api/v1/warehouses", warehouse)
         for name in shipped_template_names():
             publish_template(stack, name)
-        first = shipped_template_names()[0]
-        stack.admin_call("POST", f"/api/v1/templates/{first}/versions", shipped_template(first))
+        for name in shipped_template_names()[:2]:
+            stack.admin_call("POST", f"/api/v1/templates/{name}/versions", shipped_template(name))
         ingest_orders(stack, demo_orders(3, prefix="CON"))
         yield stack
 
@@ -71,6 +72,49 @@ def test_an_admin_publishes_a_template_version_and_sees_its_preview(page: Page, 
     expect(page.locator("#main tbody tr").first).to_contain_text(f"template {name}")
 
 
+def test_an_admin_stages_a_version_to_one_warehouse_then_rolls_it_back(page: Page, cloud: Stack) -> None:
+    name = shipped_template_names()[1]
+    sign_in(page, cloud, cloud.admin_token)
+    page.goto(f"http://{cloud.cloud.ready['http']}/console/#/templates/{name}")
+    expect(page.locator("#main h1")).to_have_text(name)
+    expect(page.locator("#main .page-head")).to_contain_text("Live: v1 on every warehouse of the tenant")
+    for code in ("WH1", "WH2"):
+        expect(page.locator(f'tr[data-rollout="{code}"]')).to_contain_text("v1")
+    # "All warehouses" is the default target; choosing WH2 alone makes the publish a staged one.
+    expect(page.locator("#rollout-all")).to_be_checked()
+    expect(page.locator('button[data-publish="2"]')).to_have_text("Publish v2")
+    page.uncheck("#rollout-all")
+    page.check('input[data-warehouse="WH2"]')
+    publish = page.locator('button[data-publish="2"]')
+    expect(publish).to_have_text("Publish v2 to WH2")
+    publish.click()
+    expect(page.locator("#toast")).to_contain_text(f"{name} v2 is live on WH2")
+    expect(page.locator('tr[data-rollout="WH2"]')).to_contain_text("v2")
+    expect(page.locator('tr[data-rollout="WH2"]')).to_contain_text("staged")
+    expect(page.locator('tr[data-rollout="WH1"]')).to_contain_text("v1")
+    expect(page.locator("#main .page-head")).to_contain_text("Staged: v2 on WH2; v1 on every other warehouse")
+    page.wait_for_function(PREVIEW_SHOWN)
+    rollout = cloud.admin_call("GET", f"/api/v1/templates/{name}/rollout")
+    assert rollout["active_version"] == 1
+    assert rollout["warehouses"] == {"WH2": 2}
+    screenshot(page, "console-rollout")
+
+    # The target survives the publish: WH2 alone is still chosen, so v1 is offered as its rollback.
+    expect(page.locator('input[data-warehouse="WH2"]')).to_be_checked()
+    rollback = page.locator('button[data-publish="1"]')
+    expect(rollback).to_have_text("Roll back to v1 at WH2")
+    page.once("dialog", lambda dialog: dialog.accept())
+    rollback.click()
+    expect(page.locator("#toast")).to_contain_text(f"{name} v1 is live on WH2")
+    expect(page.locator('tr[data-rollout="WH2"]')).to_contain_text("v1")
+    expect(page.locator("#main .page-head")).to_contain_text("Live: v1 on every warehouse of the tenant")
+    rollout = cloud.admin_call("GET", f"/api/v1/templates/{name}/rollout")
+    assert rollout["active_version"] == 1
+    assert set(rollout["warehouses"].values()) <= {1}
+    entries = cloud.admin_call("GET", f"/api/v1/audit?object_kind=template&object_key={name}")["entries"]
+    assert [e["action"] for e in entries][:1] == ["rollback_template"]
+
+
 def test_a_viewer_sees_no_edit_buttons_and_the_api_refuses_it(page: Page, cloud: Stack) -> None:
     name = shipped_template_names()[0]
     viewer = token(cloud, "viewer")
@@ -80,6 +124,8 @@ def test_a_viewer_sees_no_edit_buttons_and_the_api_refuses_it(page: Page, cloud:
     expect(page.locator("#main h1")).to_have_text(name)
     page.wait_for_function(PREVIEW_SHOWN)
     expect(page.locator("button[data-publish]")).to_have_count(0)
+    expect(page.locator("#rollout-target")).to_have_count(0)
+    expect(page.locator('tr[data-rollout="WH1"]')).to_contain_text("v2")
     screenshot(page, "console-viewer")
     answer = httpx.post(
         f"http://{cloud.cloud.ready['http']}/api/v1/templates/{name}/versions/1/publish",

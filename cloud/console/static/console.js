@@ -92,30 +92,103 @@ async function templatesPage() {
       h("tbody", {}, rows))));
 }
 
-async function templatePage(name, selected) {
-  const { versions } = await api("GET", `/api/v1/templates/${encodeURIComponent(name)}/versions`);
+// Which version each warehouse runs: the tenant's live version unless a staged rollout says otherwise.
+async function rolloutOf(name) {
+  const [{ warehouses }, rollout] = await Promise.all([
+    api("GET", "/api/v1/warehouses"),
+    api("GET", `/api/v1/templates/${encodeURIComponent(name)}/rollout`).catch((error) => {
+      if (error.status === 404) return { active_version: null, warehouses: {} };
+      throw error;
+    }),
+  ]);
+  const running = {};
+  for (const w of warehouses) running[w.code] = rollout.warehouses[w.code] ?? rollout.active_version;
+  return { tenant: rollout.active_version, staged: rollout.warehouses, running, names: Object.fromEntries(warehouses.map((w) => [w.code, w.name])) };
+}
+
+function rolloutSummary(rollout) {
+  const codes = Object.keys(rollout.running);
+  const staged = codes.filter((c) => c in rollout.staged && rollout.staged[c] !== rollout.tenant);
+  if (rollout.tenant == null && !staged.length) return "Not published yet";
+  if (!staged.length) return `Live: v${rollout.tenant} on every warehouse of the tenant`;
+  const byVersion = {};
+  for (const c of staged) (byVersion[rollout.staged[c]] ||= []).push(c);
+  const stagedText = Object.entries(byVersion).map(([v, cs]) => `v${v} on ${cs.join(", ")}`).join("; ");
+  return rollout.tenant == null ? `Staged: ${stagedText}` : `Staged: ${stagedText}; v${rollout.tenant} on every other warehouse`;
+}
+
+async function templatePage(name, selected, target) {
+  const [{ versions }, rollout] = await Promise.all([
+    api("GET", `/api/v1/templates/${encodeURIComponent(name)}/versions`), rolloutOf(name)]);
   const live = versions.find((v) => v.active);
   const shown = versions.find((v) => v.version === selected) || live || versions[versions.length - 1];
   const img = h("img", { id: "preview", alt: `Preview of ${name} v${shown.version}` });
   const note = h("div", { class: "muted small" });
+  const codes = Object.keys(rollout.running);
+  // A token limited to some warehouses cannot publish tenant-wide, so it always picks warehouses.
+  const mayReachAll = !state.me.warehouses;
+  const chosen = { all: mayReachAll && (target ? target.all : true), codes: new Set(target?.codes ?? []) };
+  const targetCodes = () => chosen.all ? codes : codes.filter((c) => chosen.codes.has(c));
+  const whereText = (word) => chosen.all ? "" : targetCodes().length > 2 ? ` ${word} ${targetCodes().length} warehouses` : ` ${word} ${targetCodes().join(", ")}`;
+  const runningOn = (version) => codes.filter((c) => rollout.running[c] === version);
+
   const publishButton = (v) => {
-    if (!canEdit() || v.active) return null;
-    const rollback = live && v.version < live.version;
+    if (!canEdit()) return null;
+    const reach = targetCodes();
+    if (!chosen.all && !reach.length) return null;
+    if (chosen.all ? v.active && runningOn(v.version).length === codes.length : reach.every((c) => rollout.running[c] === v.version)) return null;
+    const newest = Math.max(0, ...reach.map((c) => rollout.running[c] ?? 0), chosen.all ? live?.version ?? 0 : 0);
+    const rollback = v.version < newest;
     return h("button", { class: rollback ? "danger" : "primary", "data-publish": v.version,
-      onclick: (event) => { event.stopPropagation(); publish(name, v.version, rollback); } },
-      rollback ? `Roll back to v${v.version}` : `Publish v${v.version}`);
+      onclick: (event) => { event.stopPropagation(); publish(name, v.version, rollback, chosen.all ? null : reach, chosen); } },
+      rollback ? `Roll back to v${v.version}${whereText("at")}` : `Publish v${v.version}${whereText("to")}`);
   };
-  const rows = [...versions].reverse().map((v) => h("tr", { class: `clickable ${v.version === shown.version ? "selected" : ""}`,
+  const statusOf = (v) => {
+    const on = runningOn(v.version);
+    if (codes.length && on.length === codes.length) return h("span", { class: "badge ok" }, "live");
+    // The tenant's live version minus the staged warehouses reads "live on", a staged one "staged on".
+    const where = on.length > 2 ? `${on.length} warehouses` : on.join(", ");
+    if (on.length) return h("span", { class: `badge ${v.active ? "ok" : "warn"}`, title: `live on ${on.join(", ")}` }, `${v.active ? "live" : "staged"} on ${where}`);
+    if (v.active) return h("span", { class: "badge ok" }, "live");
+    return h("span", { class: "badge grey" }, "draft");
+  };
+  const tbody = h("tbody", {});
+  const drawRows = () => tbody.replaceChildren(...[...versions].reverse().map((v) => h("tr", { class: `clickable ${v.version === shown.version ? "selected" : ""}`,
     onclick: () => { location.hash = `#/templates/${encodeURIComponent(name)}/${v.version}`; } },
     h("td", {}, h("strong", {}, `v${v.version}`)),
-    h("td", {}, v.active ? h("span", { class: "badge ok" }, "live") : h("span", { class: "badge grey" }, "draft")),
+    h("td", {}, statusOf(v)),
     h("td", {}, h("div", {}, v.language.toUpperCase()), h("div", { class: "muted small" }, `${v.width_dots}×${v.height_dots} dots, ${v.dpi} dpi`)),
     h("td", { class: "muted" }, when(v.created_at)),
-    h("td", {}, publishButton(v))));
-  page(name, live ? `Live: v${live.version} on every warehouse of the tenant` : "Not published yet",
-    h("div", { class: "grid2" },
-      h("div", { class: "card" }, h("h2", {}, "Version history"),
-        h("table", {}, h("thead", {}, h("tr", {}, ["Version", "Status", "Format", "Created", ""].map((c) => h("th", {}, c)))), h("tbody", {}, rows))),
+    h("td", {}, publishButton(v)))));
+  drawRows();
+
+  const boxes = codes.map((c) => h("input", { type: "checkbox", value: c, "data-warehouse": c, checked: chosen.all || chosen.codes.has(c), disabled: chosen.all,
+    onchange: (event) => { if (event.target.checked) chosen.codes.add(c); else chosen.codes.delete(c); drawRows(); } }));
+  const allBox = h("input", { type: "checkbox", id: "rollout-all", checked: chosen.all, onchange: (event) => {
+    chosen.all = event.target.checked;
+    for (const box of boxes) { box.disabled = chosen.all; box.checked = chosen.all || chosen.codes.has(box.value); }
+    drawRows();
+  } });
+  const targetChooser = canEdit() && codes.length ? h("div", { class: "rollout-target", id: "rollout-target" },
+    h("div", { class: "muted small" }, "Publish and roll back to:"),
+    mayReachAll ? h("label", {}, allBox, " All warehouses") : null,
+    boxes.map((box) => h("label", {}, box, ` ${box.value}`))) : null;
+  const rolloutRows = codes.map((c) => h("tr", { "data-rollout": c },
+    h("td", {}, h("strong", {}, c), h("div", { class: "muted small" }, rollout.names[c])),
+    h("td", {}, rollout.running[c] != null ? `v${rollout.running[c]}` : "–"),
+    h("td", {}, rollout.running[c] == null ? h("span", { class: "badge grey" }, "not published")
+      : c in rollout.staged && rollout.staged[c] !== rollout.tenant ? h("span", { class: "badge warn" }, "staged")
+        : h("span", { class: "badge ok" }, "tenant's live version"))));
+  const rolloutCard = h("div", { class: "card", id: "rollout" }, h("h2", {}, "Rollout"),
+    codes.length ? h("table", {}, h("thead", {}, h("tr", {}, ["Warehouse", "Live version", ""].map((c) => h("th", {}, c)))), h("tbody", {}, rolloutRows))
+      : h("p", { class: "muted" }, "No warehouse yet: a published version reaches every warehouse you add."),
+    targetChooser);
+
+  page(name, rolloutSummary(rollout),
+    h("div", { class: "grid2 wide-left" },
+      h("div", {}, rolloutCard,
+        h("div", { class: "card" }, h("h2", {}, "Version history"),
+          h("table", { class: "versions" }, h("thead", {}, h("tr", {}, ["Version", "Status", "Format", "Created", ""].map((c) => h("th", {}, c)))), tbody))),
       h("div", { class: "card" }, h("h2", {}, `Preview of v${shown.version} with its sample data`), h("div", { class: "preview" }, img), note)));
   try {
     const preview = await previewUrl(name, shown.version);
@@ -124,12 +197,16 @@ async function templatePage(name, selected) {
   } catch (error) { note.textContent = error.message; }
 }
 
-async function publish(name, version, rollback) {
-  if (rollback && !confirm(`Roll ${name} back to v${version}? Stations print it from their next label.`)) return;
+// warehouses is null for the whole tenant, else the chosen codes (a staged rollout or a partial rollback).
+async function publish(name, version, rollback, warehouses, chosen) {
+  const where = warehouses ? warehouses.join(", ") : "every warehouse";
+  if (rollback && !confirm(`Roll ${name} back to v${version} on ${where}? Stations print it from their next label.`)) return;
   try {
-    await api("POST", `/api/v1/templates/${encodeURIComponent(name)}/versions/${version}/publish`);
-    toast(`${name} v${version} is live; agents pick it up within seconds.`);
-    await templatePage(name, version);
+    const scope = warehouses ? { warehouses } : {};
+    if (rollback) await api("POST", `/api/v1/templates/${encodeURIComponent(name)}/rollback`, { version, ...scope });
+    else await api("POST", `/api/v1/templates/${encodeURIComponent(name)}/versions/${version}/publish`, scope);
+    toast(`${name} v${version} is live on ${where}; agents pick it up within seconds.`);
+    await templatePage(name, version, { all: chosen.all, codes: [...chosen.codes] });
   } catch (error) { toast(error.message); }
 }
 
