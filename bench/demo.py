@@ -18,6 +18,7 @@ from bench.stack import Stack, StackError
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / ".demo"
+CLOUD_RESTART_S = 30
 
 
 def main() -> int:
@@ -75,11 +76,26 @@ See the order in the cloud:
         flush=True,
     )
     try:
+        cloud_down_since: float | None = None
         while not stopping:
-            for process in stack.processes.values():
-                if not process.alive():
-                    print(f"{process.name} stopped unexpectedly:\n{process.log_tail()}", file=sys.stderr)
-                    stopping = True
+            for process in list(stack.processes.values()):
+                if process.alive():
+                    continue
+                if process.name == "cloud":
+                    # Stopping the cloud is how the demo shows offline packing: bring it back later.
+                    if cloud_down_since is None:
+                        cloud_down_since = time.monotonic()
+                        print(
+                            f"Cloud stopped: packing goes on offline; it restarts in {CLOUD_RESTART_S} s.",
+                            flush=True,
+                        )
+                    elif time.monotonic() - cloud_down_since > CLOUD_RESTART_S:
+                        stack.start_cloud(http="127.0.0.1:8000", grpc="127.0.0.1:50051")
+                        cloud_down_since = None
+                        print("The cloud is back: the agent sends what it packed meanwhile.", flush=True)
+                    continue
+                print(f"{process.name} stopped unexpectedly:\n{process.log_tail()}", file=sys.stderr)
+                stopping = True
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
