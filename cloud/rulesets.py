@@ -10,16 +10,15 @@ active one of its name and syncs it to every agent of the tenant (change kind `r
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, RowMapping, select, update
 
 from cloud import schema
 from cloud.store import ChangeRecord, CloudStore, dumps
-from dockside.errors import InputError, NotFound
+from cloud.versions import check_name, insert_next_version, version_row, version_rows
+from dockside.errors import InputError
 from dockside.rules import CompiledRuleset, Decision, compile_ruleset
 from dockside.sync import ChangeKind
 
@@ -35,18 +34,11 @@ __all__ = [
 ]
 
 MAX_SIMULATED_ORDERS = 10_000
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_CREATE_ATTEMPTS = 5
 _COMPARED = ("carrier", "service", "template", "printer_role", "weight_tolerance_g")
 
 
 def _check_name(name: str) -> None:
-    if not _NAME.match(name):
-        raise InputError(
-            f"{name[:80]!r} is not a ruleset name: use 1 to 64 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit (the edge packs with the one named 'default')",
-            code="invalid_ruleset_name",
-        )
+    check_name(name, "ruleset", " (the edge packs with the one named 'default')")
 
 
 def _body(row: RowMapping) -> dict[str, Any]:
@@ -76,47 +68,19 @@ def create_ruleset_version(
     content = {key: value for key, value in ruleset.items() if key not in ("name", "version")}
     compile_ruleset(content)
     text = dumps({"default": {}, "rules": [], "sku_tags": {}, **content})
-    table = schema.ruleset_versions
-    for _attempt in range(_CREATE_ATTEMPTS):
-        try:
-            with store.write() as tx:
-                top = tx.conn.execute(
-                    select(func.max(table.c.version)).where(
-                        table.c.tenant_id == tenant_id, table.c.name == name
-                    )
-                ).scalar()
-                number = int(top or 0) + 1
-                tx.conn.execute(
-                    insert(table).values(
-                        tenant_id=tenant_id,
-                        name=name,
-                        version=number,
-                        body=text,
-                        created_at=tx.now,
-                        created_by=created_by[:100],
-                        active=False,
-                    )
-                )
-                return _body(_row(tx.conn, tenant_id, name, number))
-        except IntegrityError:
-            continue  # another writer took this number: take the next one
-    raise InputError(f"ruleset {name} is being saved by others right now: try again", code="busy")
+    values = {"body": text, "created_by": created_by[:100], "active": False}
+    return insert_next_version(
+        store,
+        schema.ruleset_versions,
+        tenant_id,
+        name,
+        values,
+        lambda conn, number: _body(_row(conn, tenant_id, name, number)),
+    )
 
 
 def _row(conn: Connection, tenant_id: int, name: str, number: int) -> RowMapping:
-    table = schema.ruleset_versions
-    row = (
-        conn.execute(
-            select(table).where(
-                table.c.tenant_id == tenant_id, table.c.name == name, table.c.version == number
-            )
-        )
-        .mappings()
-        .first()
-    )
-    if row is None:
-        raise NotFound(f"ruleset {name[:64]!r} has no version {number}: list its versions to pick one")
-    return row
+    return version_row(conn, schema.ruleset_versions, "ruleset", tenant_id, name, number)
 
 
 def get_ruleset_version(store: CloudStore, tenant_id: int, name: str, number: int) -> dict[str, Any]:
@@ -129,21 +93,8 @@ def get_ruleset_version(store: CloudStore, tenant_id: int, name: str, number: in
 def list_ruleset_versions(store: CloudStore, tenant_id: int, name: str) -> list[dict[str, Any]]:
     """Every version of a ruleset, oldest first (NotFound when it has none)."""
     _check_name(name)
-    table = schema.ruleset_versions
     with store.read() as conn:
-        rows = (
-            conn.execute(
-                select(table)
-                .where(table.c.tenant_id == tenant_id, table.c.name == name)
-                .order_by(table.c.version)
-            )
-            .mappings()
-            .all()
-        )
-    if not rows:
-        raise NotFound(
-            f"there is no ruleset {name!r}: create a version with POST /api/v1/rulesets/{name}/versions"
-        )
+        rows = version_rows(conn, schema.ruleset_versions, "ruleset", tenant_id, name)
     return [_body(row) for row in rows]
 
 

@@ -8,16 +8,15 @@ synced write: the new active version and the one it replaces both go to the chan
 from __future__ import annotations
 
 import json
-import re
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from sqlalchemy import Connection, RowMapping, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, RowMapping, delete, select, update
 
 from cloud import schema
 from cloud.store import ChangeRecord, CloudStore, dumps
-from dockside.errors import InputError, NotFound, TemplateError
+from cloud.versions import check_name, insert_next_version, version_row, version_rows
+from dockside.errors import TemplateError
 from dockside.labels import LabelLanguage, validate_template
 from dockside.sync import ChangeKind
 
@@ -31,9 +30,6 @@ __all__ = [
     "stored_version",
     "template_change",
 ]
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_CREATE_ATTEMPTS = 5
 
 
 class TemplateVersionIn(BaseModel):
@@ -50,12 +46,7 @@ class TemplateVersionIn(BaseModel):
 
 
 def _check_name(name: str) -> None:
-    if not _NAME.match(name):
-        raise InputError(
-            f"{name[:80]!r} is not a template name: use 1 to 64 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit",
-            code="invalid_template_name",
-        )
+    check_name(name, "template")
 
 
 def _validate(
@@ -109,53 +100,27 @@ def create_template_version(
         version.width_dots,
         version.height_dots,
     )
-    table = schema.template_versions
-    for attempt in range(_CREATE_ATTEMPTS):
-        try:
-            with store.write() as tx:
-                latest = tx.conn.execute(
-                    select(func.max(table.c.version)).where(
-                        table.c.tenant_id == tenant_id, table.c.name == name
-                    )
-                ).scalar()
-                number = int(latest or 0) + 1
-                tx.conn.execute(
-                    insert(table).values(
-                        tenant_id=tenant_id,
-                        name=name,
-                        version=number,
-                        language=version.language.value,
-                        source=version.source,
-                        sample_data=dumps(version.sample_data),
-                        width_dots=version.width_dots,
-                        height_dots=version.height_dots,
-                        dpi=version.dpi,
-                        created_at=tx.now,
-                        active=False,
-                    )
-                )
-                return _body(_row(tx.conn, tenant_id, name, number))
-        except IntegrityError:
-            # Another writer took this number first (PostgreSQL); take the next one.
-            if attempt == _CREATE_ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
+    values = {
+        "language": version.language.value,
+        "source": version.source,
+        "sample_data": dumps(version.sample_data),
+        "width_dots": version.width_dots,
+        "height_dots": version.height_dots,
+        "dpi": version.dpi,
+        "active": False,
+    }
+    return insert_next_version(
+        store,
+        schema.template_versions,
+        tenant_id,
+        name,
+        values,
+        lambda conn, number: _body(_row(conn, tenant_id, name, number)),
+    )
 
 
 def _row(conn: Connection, tenant_id: int, name: str, number: int) -> RowMapping:
-    table = schema.template_versions
-    row = (
-        conn.execute(
-            select(table).where(
-                table.c.tenant_id == tenant_id, table.c.name == name, table.c.version == number
-            )
-        )
-        .mappings()
-        .first()
-    )
-    if row is None:
-        raise NotFound(f"template {name!r} has no version {number}: list its versions to pick one")
-    return row
+    return version_row(conn, schema.template_versions, "template", tenant_id, name, number)
 
 
 def stored_version(conn: Connection, tenant_id: int, name: str, number: int) -> RowMapping:
@@ -173,21 +138,8 @@ def get_template_version(store: CloudStore, tenant_id: int, name: str, number: i
 def list_template_versions(store: CloudStore, tenant_id: int, name: str) -> list[dict[str, Any]]:
     """Every version of a template, oldest first."""
     _check_name(name)
-    table = schema.template_versions
     with store.read() as conn:
-        rows = (
-            conn.execute(
-                select(table)
-                .where(table.c.tenant_id == tenant_id, table.c.name == name)
-                .order_by(table.c.version)
-            )
-            .mappings()
-            .all()
-        )
-    if not rows:
-        raise NotFound(
-            f"there is no template {name!r}: create a version with POST /api/v1/templates/{name}/versions"
-        )
+        rows = version_rows(conn, schema.template_versions, "template", tenant_id, name)
     return [_body(row) for row in rows]
 
 
