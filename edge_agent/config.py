@@ -113,7 +113,6 @@ class UpdateSection(_Section):
     """[update]: self-update from the releases the cloud assigns to this warehouse."""
 
     enabled: bool = False
-    channel: Literal["stable", "beta"] = "stable"
     cloud_http: str = ""  # the cloud's admin/API HTTP base URL, e.g. https://cloud.example:8000
     public_key: str = ""  # the release signing key: base64 of the raw 32-byte Ed25519 public key
     check_interval_s: Annotated[float, Field(ge=10.0, le=86400.0)] = 300.0
