@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import ARRAY, Text, any_, bindparam, select, update
 
 from cloud import schema
 from cloud.field_errors import describe_field_errors
@@ -147,16 +147,7 @@ def _store_batch(
         )
         if scope is None or row.code in scope
     }
-    refs = [c.order.order_ref for c in candidates]
-    existing = {}
-    for start in range(0, len(refs), _LOOKUP_CHUNK):
-        chunk = refs[start : start + _LOOKUP_CHUNK]
-        rows = tx.conn.execute(
-            select(table.c.id, table.c.order_ref, table.c.state, table.c.body, table.c.warehouse_id).where(
-                table.c.tenant_id == tenant_id, table.c.order_ref.in_(chunk)
-            )
-        )
-        existing.update({row.order_ref: row for row in rows})
+    existing = _existing_orders(tx, tenant_id, [c.order.order_ref for c in candidates])
 
     outcome: dict[str, dict[str, Any]] = {}
     inserts: list[dict[str, Any]] = []
@@ -228,7 +219,7 @@ def _store_batch(
         result.accepted.append(ref)
         outcome[ref] = {}
     if inserts:
-        tx.conn.execute(insert(table), inserts)
+        schema.insert_rows(tx.conn, table, inserts)
     if updates:
         tx.conn.execute(
             update(table)
@@ -239,6 +230,38 @@ def _store_batch(
     tx.append_changes(records)
     result.changed = len(inserts) + len(updates)
     return outcome
+
+
+_EXISTING_COLUMNS = (
+    schema.orders.c.id,
+    schema.orders.c.order_ref,
+    schema.orders.c.state,
+    schema.orders.c.body,
+    schema.orders.c.warehouse_id,
+)
+
+
+def _existing_orders(tx: WriteTransaction, tenant_id: int, refs: list[str]) -> dict[str, Any]:
+    """The batch's orders that are already stored, by order_ref.
+
+    PostgreSQL takes the whole list as one array parameter (one round trip, one plan); SQLite,
+    which has no arrays, is asked in chunks that stay under its bound-parameter limit.
+    """
+    table = schema.orders
+    if tx.dialect == "postgresql":
+        query = select(*_EXISTING_COLUMNS).where(
+            table.c.tenant_id == tenant_id, table.c.order_ref == any_(bindparam("refs", type_=ARRAY(Text)))
+        )
+        return {row.order_ref: row for row in tx.conn.execute(query, {"refs": refs})}
+    existing = {}
+    for start in range(0, len(refs), _LOOKUP_CHUNK):
+        rows = tx.conn.execute(
+            select(*_EXISTING_COLUMNS).where(
+                table.c.tenant_id == tenant_id, table.c.order_ref.in_(refs[start : start + _LOOKUP_CHUNK])
+            )
+        )
+        existing.update({row.order_ref: row for row in rows})
+    return existing
 
 
 def get_order(

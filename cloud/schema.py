@@ -6,6 +6,7 @@ change never re-serialises them. Timestamps are timezone-aware UTC on the way in
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Connection,
     DateTime,
     Dialect,
     ForeignKey,
@@ -39,6 +41,7 @@ __all__ = [
     "audit_log",
     "changes",
     "enrollment_tokens",
+    "insert_rows",
     "metadata",
     "order_events",
     "order_exceptions",
@@ -80,6 +83,37 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert many rows of one shape (bulk ingest, the change log) in as few round trips as can be.
+
+    SQLite takes one executemany. On PostgreSQL psycopg's executemany is still one INSERT per
+    row (pipelined), each row's values bound and its timestamps converted one by one; COPY
+    streams every row in one command and takes aware datetimes as they are. UtcDateTime's rule
+    holds: a naive timestamp is refused (checked per distinct value, cheap when rows share one).
+    """
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql":
+        conn.execute(table.insert(), list(rows))
+        return
+    names = list(rows[0])
+    times = [name for name in names if isinstance(table.c[name].type, UtcDateTime)]
+    checked: set[int] = set()
+    for row in rows:
+        for name in times:
+            value = row[name]
+            if value is not None and id(value) not in checked:
+                if value.tzinfo is None:
+                    raise ValueError("timestamps must be timezone-aware (UTC)")
+                checked.add(id(value))
+    columns = ", ".join(f'"{name}"' for name in names)
+    raw = conn.connection.driver_connection
+    assert raw is not None  # a live connection inside the caller's transaction
+    with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({columns}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row([row[name] for name in names])
 
 
 # 64-bit ids on PostgreSQL; on SQLite only INTEGER PRIMARY KEY is the auto-numbered rowid.

@@ -115,8 +115,9 @@ class WriteTransaction:
         ).scalar_one()
         first = int(top) - len(records) + 1
         revisions = list(range(first, int(top) + 1))
-        self.conn.execute(
-            insert(schema.changes),
+        schema.insert_rows(
+            self.conn,
+            schema.changes,
             [
                 {
                     "revision": revision,

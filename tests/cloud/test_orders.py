@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
+from sqlalchemy.exc import StatementError
 
+from cloud import schema
 from cloud.agents import authenticate_agent
 from cloud.edge_events import IncomingEvent, apply_events
+from cloud.store import CloudStore
 from tests.cloud.conftest import RunningCloud, order
 
 
@@ -249,3 +253,50 @@ def test_a_packed_order_is_locked_and_its_events_are_in_time_order(wh1: RunningC
     assert first["agent"] == agent.agent_id
     assert first["body"] == {"weight_g": 1234}
     assert set(first) >= {"event_id", "kind", "source", "station", "occurred_at", "received_at", "body"}
+
+
+def test_bulk_insert_keeps_utc_and_refuses_naive_timestamps(store: CloudStore) -> None:
+    """schema.insert_rows (COPY on PostgreSQL, executemany on SQLite) keeps UtcDateTime's rules."""
+    at = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
+    with store.write() as tx:
+        tenant = tx.conn.execute(select(schema.tenants.c.id)).scalar_one()
+        schema.insert_rows(
+            tx.conn,
+            schema.changes,
+            [
+                {
+                    "revision": 10_000 + n,
+                    "tenant_id": tenant,
+                    "warehouse_id": None,
+                    "kind": "order",
+                    "key": f"K-{n}",
+                    "deleted": n == 1,
+                    "body": "" if n == 1 else '{"a":"\\\\ \\t é"}',
+                    "recorded_at": at,
+                }
+                for n in range(3)
+            ],
+        )
+    with store.read() as conn:
+        rows = conn.execute(
+            select(schema.changes)
+            .where(schema.changes.c.revision >= 10_000)
+            .order_by(schema.changes.c.revision)
+        ).all()
+    assert [(r.key, r.deleted, r.body, r.recorded_at) for r in rows] == [
+        ("K-0", False, '{"a":"\\\\ \\t é"}', at),
+        ("K-1", True, "", at),
+        ("K-2", False, '{"a":"\\\\ \\t é"}', at),
+    ]
+    naive = {
+        "revision": 20_000,
+        "tenant_id": tenant,
+        "warehouse_id": None,
+        "kind": "order",
+        "key": "naive",
+        "deleted": False,
+        "body": "{}",
+        "recorded_at": datetime(2026, 3, 1, 12, 30),
+    }
+    with pytest.raises((ValueError, StatementError), match="timezone-aware"), store.write() as tx:
+        schema.insert_rows(tx.conn, schema.changes, [naive])
