@@ -23,10 +23,11 @@ from cloud import schema
 from cloud.agents import AgentIdentity
 from cloud.orders import order_sync_body
 from cloud.rulesets import active_rulesets
-from cloud.store import CloudStore, dumps
+from cloud.store import CloudStore, dumps, utcnow
 from cloud.template_rollout import effective_template_versions
 from cloud.templates import template_version_body
 from cloud.warehouses import warehouse_body
+from cloud.waves import recent_wave_bodies
 from dockside.sync import ChangeKind
 from dockside.v1 import sync_pb2
 
@@ -254,7 +255,7 @@ class _Snapshot:
 
 
 def _entities(conn: Connection, agent: AgentIdentity, page_size: int) -> Iterator[Change]:
-    """Every entity an agent's cache holds: warehouse, stations, active templates, rulesets, orders."""
+    """Every entity an agent's cache holds: warehouse, stations, templates, rulesets, recent waves, orders."""
     wh = schema.warehouses
     row = conn.execute(
         select(wh.c.code, wh.c.name, wh.c.ship_from).where(wh.c.id == agent.warehouse_id)
@@ -271,6 +272,8 @@ def _entities(conn: Connection, agent: AgentIdentity, page_size: int) -> Iterato
         yield ChangeKind.TEMPLATE_VERSION.value, f"{document['name']}@{document['version']}", dumps(document)
     for name, ruleset in active_rulesets(conn, agent.tenant_id):
         yield ChangeKind.RULESET.value, name, ruleset
+    for key, body in recent_wave_bodies(conn, agent.warehouse_id, row.code, utcnow()):
+        yield ChangeKind.WAVE.value, key, body
     orders = schema.orders
     last_id = 0
     while True:

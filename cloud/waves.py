@@ -4,15 +4,22 @@ Releasing a wave moves each of its orders from created to released (released ord
 tells the warehouse's agents, in each order's sync body, which wave and station it belongs to and
 its position in the print order. Orders that cannot join (unknown, in another warehouse, already
 packed, cancelled...) are reported one by one and left out; the rest of the wave goes ahead.
+
+The wave itself is a synced entity too (`ChangeKind.WAVE`, after its orders in the change log):
+the station page lists the waves of its station and prints one in a single run. The agent
+reports each label through the ordinary edge events (`order_packed` with `wave_id` and
+`weight_source: "expected"`, then `label_printed` or `label_held`), so the wave's progress
+here is read from its orders' states and their last label event: nothing extra is stored.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from cloud import schema
 from cloud.order_states import record_cloud_event
@@ -21,17 +28,65 @@ from cloud.store import ChangeRecord, CloudStore, dumps
 from cloud.webhooks import WebhookEvent, emit
 from dockside.errors import InputError, NotFound
 from dockside.orders import OrderState
-from dockside.sync import ChangeKind
+from dockside.sync import ChangeKind, EventKind
 
-__all__ = ["MAX_WAVE_ORDERS", "get_wave", "release_wave"]
+__all__ = ["MAX_WAVE_ORDERS", "WAVES_SYNCED_FOR", "get_wave", "recent_wave_bodies", "release_wave"]
 
 MAX_WAVE_ORDERS = 10_000
+# A snapshot carries the waves released this recently; older ones are long printed.
+WAVES_SYNCED_FOR = timedelta(days=14)
 _JOINABLE = frozenset({OrderState.CREATED.value, OrderState.RELEASED.value})
+_LABELLED = frozenset({OrderState.LABELLED.value, OrderState.SHIPPED.value})
+# The edge events that say where an order's label is; the last one wins.
+_LABEL_EVENTS = {
+    EventKind.LABEL_HELD.value: "held",
+    EventKind.LABEL_PRINTED.value: "printed",
+    EventKind.LABEL_FAILED.value: "failed",
+    EventKind.JOB_UNKNOWN.value: "unknown",
+}
 
 
 def _wave_body(body: str, state: str, wave: dict[str, Any]) -> str:
     text = order_sync_body(body, state)
     return f'{text[:-1]},"wave":{dumps(wave)}}}'
+
+
+def wave_sync_body(
+    wave_id: int,
+    warehouse: str,
+    station: str,
+    order_refs: Sequence[str],
+    created_by: str,
+    created_at: datetime,
+) -> str:
+    """The wave as its warehouse's agents receive it (`ChangeKind.WAVE`, key: the wave number)."""
+    return dumps(
+        {
+            "id": wave_id,
+            "warehouse": warehouse,
+            "station": station,
+            "order_refs": list(order_refs),
+            "created_by": created_by,
+            "created_at": created_at.isoformat(),
+        }
+    )
+
+
+def recent_wave_bodies(
+    conn: Connection, warehouse_id: int, warehouse: str, now: datetime
+) -> Iterator[tuple[str, str]]:
+    """(key, body) of the warehouse's waves released within WAVES_SYNCED_FOR, for a snapshot."""
+    waves = schema.waves
+    rows = conn.execute(
+        select(waves.c.id, waves.c.station, waves.c.order_refs, waves.c.created_by, waves.c.created_at)
+        .where(waves.c.warehouse_id == warehouse_id, waves.c.created_at >= now - WAVES_SYNCED_FOR)
+        .order_by(waves.c.id)
+    )
+    for row in rows:
+        refs = json.loads(row.order_refs)
+        if refs:
+            body = wave_sync_body(row.id, warehouse, row.station, refs, row.created_by, row.created_at)
+            yield str(row.id), body
 
 
 def release_wave(
@@ -150,6 +205,11 @@ def release_wave(
                     _wave_body(row.body, released, wave),
                 )
             )
+        if joined:
+            # After its orders, so an agent applying the log in order has them all when it sees the wave.
+            refs = [row.order_ref for row in joined]
+            body = wave_sync_body(wave_id, warehouse, station, refs, by, tx.now)
+            records.append(ChangeRecord(tenant_id, int(wh_id), ChangeKind.WAVE.value, str(wave_id), body))
         tx.append_changes(records)
         emit(tx, tenant_id, WebhookEvent.ORDER_STATE_CHANGED, moved)
     return {
@@ -164,8 +224,13 @@ def release_wave(
 def get_wave(
     store: CloudStore, tenant_id: int, wave_id: int, *, warehouses: Collection[str] | None = None
 ) -> dict[str, Any]:
-    """A wave with its orders' current states, in print order."""
-    waves, wh, orders = schema.waves, schema.warehouses, schema.orders
+    """A wave with its progress and its orders' states and labels, in print order.
+
+    `state` is `released` (no label yet), `printing` (some labels printed or held) or `printed`
+    (every order labelled or cancelled). Each order's `label` is where its label is according to
+    the agent's last label event (`held`, `printed`, `failed`, `unknown`) or null.
+    """
+    waves, wh, orders, events = schema.waves, schema.warehouses, schema.orders, schema.order_events
     with store.read() as conn:
         row = conn.execute(
             select(waves, wh.c.code)
@@ -175,24 +240,57 @@ def get_wave(
         if row is None or (warehouses is not None and row.code not in warehouses):
             raise NotFound(f"there is no wave {wave_id}: check the wave number")
         refs: list[str] = json.loads(row.order_refs)
-        states = (
-            dict(
-                conn.execute(
-                    select(orders.c.order_ref, orders.c.state).where(
+        found = (
+            {
+                found.order_ref: found
+                for found in conn.execute(
+                    select(orders.c.id, orders.c.order_ref, orders.c.state).where(
                         orders.c.tenant_id == tenant_id, orders.c.order_ref.in_(refs)
                     )
-                ).all()
-            )
+                )
+            }
             if refs
             else {}
         )
+        labels: dict[int, str] = {}
+        if found:
+            for order_id, kind in conn.execute(
+                select(events.c.order_id, events.c.kind)
+                .where(
+                    events.c.order_id.in_([int(o.id) for o in found.values()]),
+                    events.c.kind.in_(list(_LABEL_EVENTS)),
+                )
+                .order_by(events.c.occurred_at, events.c.id)
+            ):
+                labels[int(order_id)] = _LABEL_EVENTS[kind]
+    listed = []
+    counts = {"orders": len(refs), "labelled": 0, "held": 0, "cancelled": 0, "waiting": 0}
+    for position, ref in enumerate(refs, start=1):
+        order = found.get(ref)
+        state = order.state if order is not None else None
+        label = labels.get(int(order.id)) if order is not None else None
+        listed.append({"order_ref": ref, "position": position, "state": state, "label": label})
+        if state in _LABELLED:
+            counts["labelled"] += 1
+        elif state == OrderState.CANCELLED.value:
+            counts["cancelled"] += 1
+        elif label == "held":
+            counts["held"] += 1
+        else:
+            counts["waiting"] += 1
+    if refs and counts["labelled"] + counts["cancelled"] == len(refs):
+        state = "printed"
+    elif counts["labelled"] or counts["held"]:
+        state = "printing"
+    else:
+        state = "released"
     return {
         "id": row.id,
         "warehouse": row.code,
         "station": row.station,
         "created_by": row.created_by,
         "created_at": row.created_at.isoformat(),
-        "orders": [
-            {"order_ref": ref, "position": i, "state": states.get(ref)} for i, ref in enumerate(refs, start=1)
-        ],
+        "state": state,
+        "progress": counts,
+        "orders": listed,
     }

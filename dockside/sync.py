@@ -25,6 +25,7 @@ class ChangeKind(StrEnum):
     TEMPLATE_VERSION = "template_version"  # key: "name@version"
     RULESET = "ruleset"  # key: ruleset name
     ORDER = "order"  # key: order_ref
+    WAVE = "wave"  # key: the wave's number, in decimal; body: station and order_refs in print order
 
 
 class EventKind(StrEnum):

@@ -28,9 +28,10 @@ from dockside.errors import DocksideError, InputError, NotFound
 from edge_agent import __version__
 from edge_agent.agent import Agent
 from edge_agent.station_devices_api import station_devices_router
+from edge_agent.waves import WavePrinter, wave_number
 from edge_agent.web import station_page_router
 
-__all__ = ["MAX_BODY_BYTES", "PackRequest", "ReprintRequest", "create_app"]
+__all__ = ["MAX_BODY_BYTES", "PackRequest", "PrintWaveRequest", "ReprintRequest", "create_app"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,15 @@ class ReprintRequest(BaseModel):
 
     reason: Annotated[str, StringConstraints(max_length=500)]
     request_id: RequestId | None = None
+
+
+class PrintWaveRequest(BaseModel):
+    """`POST /api/v1/waves/{wave_id}/print`: at which station, under which client request id."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    station: Code
+    request_id: RequestId
 
 
 class MalformedJson(InputError):
@@ -318,6 +328,41 @@ def create_app(agent: Agent, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI
                 "job": first.answer() if first else None,
             }
         )
+
+    waves = WavePrinter(
+        agent.store,
+        agent.cache,
+        agent.floor,
+        packer,
+        agent.outbox,
+        agent.metrics,
+        warehouse=agent.identity.warehouse,
+    )
+    app.state.waves = waves
+
+    @app.get("/api/v1/waves", summary="The waves released to this agent's stations, newest first")
+    async def list_waves(station: str | None = None) -> Response:
+        if station is not None and (not station or len(station) > 32):
+            raise InputError("station must be a station code of 1 to 32 characters", code="invalid_input")
+        return _json({"waves": waves.waves(station)})
+
+    @app.get("/api/v1/waves/{wave_id}", summary="A wave: its progress and each order's label")
+    async def wave(wave_id: str) -> Response:
+        return _json(waves.describe(wave_number(wave_id)))
+
+    @app.post(
+        "/api/v1/waves/{wave_id}/print",
+        summary="Print every label of a wave, in order, once (the weight printed is the expected one)",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": PrintWaveRequest.model_json_schema()}},
+            }
+        },
+    )
+    async def print_wave(wave_id: str, request: Request) -> Response:
+        body = await _parse(request, PrintWaveRequest, "a JSON object with station and request_id")
+        return _json(await waves.print_wave(wave_number(wave_id), body.station, body.request_id))
 
     @app.get("/api/v1/status", summary="Agent, cloud link, outbox and stations")
     async def status() -> Response:

@@ -1,4 +1,4 @@
-"""The synced cache: this warehouse's stations, templates, rulesets and orders, as the cloud sent them.
+"""The synced cache: this warehouse's stations, templates, rulesets, orders and waves, as the cloud sent them.
 
 The watch loop calls `apply()` inside the transaction that also stores the change's revision, so
 data and revision never disagree. A snapshot is staged in `snapshot_staging` and swapped in with
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +33,10 @@ _PLAIN_TABLES = {
     ChangeKind.RULESET: ("rulesets", "name"),
 }
 _KEY_COLUMNS = dict(_PLAIN_TABLES.values())
-_CACHE_TABLES = ("warehouses", "stations", "rulesets", "orders", "template_versions")
+_CACHE_TABLES = ("warehouses", "stations", "rulesets", "orders", "template_versions", "waves")
+_WAVE_KEY = re.compile(r"^[1-9][0-9]{0,17}$")
+_MAX_CODE_CHARS = 32
+_MAX_REF_CHARS = 64
 _STAGE_FLUSH_EVERY = 1000
 # A staged order that can be cached: a key, and a body that is a JSON object.
 _USABLE_ORDER = "(key != '' AND CASE WHEN json_valid(body) THEN json_type(body) = 'object' ELSE 0 END)"
@@ -145,6 +149,8 @@ class Cache:
                 )
         elif kind == ChangeKind.TEMPLATE_VERSION:
             self._write_template_version(key, body, text, revision)
+        elif kind == ChangeKind.WAVE:
+            self._write_wave(key, body, text, revision)
         else:
             raise UnusableChange(f"unknown change kind {kind!r} (a newer cloud?)")
 
@@ -177,6 +183,28 @@ class Cache:
             self._shelf_ops.append(lambda: self.templates.put(shelved))
         else:
             self._shelf_ops.append(lambda: self.templates.remove(name, version))
+
+    def _write_wave(self, key: str, body: dict[str, Any] | None, text: str | None, revision: int) -> None:
+        """A wave: its station and its order_refs in print order (see edge_agent.waves)."""
+        if not _WAVE_KEY.match(key):
+            raise UnusableChange(f"wave key {key[:40]!r} is not a wave number")
+        if body is None or text is None:
+            self._store.conn.execute("DELETE FROM waves WHERE wave_id = ?", (int(key),))
+            return
+        station = body.get("station")
+        refs = body.get("order_refs")
+        if not isinstance(station, str) or not 0 < len(station) <= _MAX_CODE_CHARS:
+            raise UnusableChange(f"wave {key}: station must be a station code")
+        if not isinstance(refs, list) or not all(
+            isinstance(ref, str) and 0 < len(ref) <= _MAX_REF_CHARS for ref in refs
+        ):
+            raise UnusableChange(f"wave {key}: order_refs must be a list of order references")
+        self._store.conn.execute(
+            "INSERT INTO waves (wave_id, station, body, revision) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (wave_id) DO UPDATE SET station = excluded.station, body = excluded.body, "
+            "revision = excluded.revision",
+            (int(key), station, text, revision),
+        )
 
     # -- snapshots ---------------------------------------------------------------------------
 

@@ -185,3 +185,31 @@ def m0002_held_jobs(db: Any) -> None:
     ]
     for statement in statements:
         db.execute(statement)
+
+
+@MIGRATIONS.register
+def m0003_waves(db: Any) -> None:
+    """Waves synced from the cloud (a station's orders in print order) and the wave prints asked for."""
+    statements = [
+        # The synced wave entities; a snapshot replaces them like the rest of the cache.
+        """CREATE TABLE waves (
+            wave_id INTEGER PRIMARY KEY,
+            station TEXT NOT NULL,
+            body TEXT NOT NULL,
+            revision INTEGER NOT NULL
+        )""",
+        "CREATE INDEX waves_by_station ON waves (station, wave_id)",
+        # One row per "Print wave" request id (local facts, never replaced by a snapshot): a
+        # retried request finds its run here and prints nothing more.
+        """CREATE TABLE wave_prints (
+            request_id TEXT PRIMARY KEY,
+            wave_id INTEGER NOT NULL,
+            station TEXT NOT NULL,
+            started_at_ms INTEGER NOT NULL,
+            finished_at_ms INTEGER,
+            report TEXT NOT NULL DEFAULT '{}'
+        )""",
+        "CREATE INDEX wave_prints_by_wave ON wave_prints (wave_id, started_at_ms)",
+    ]
+    for statement in statements:
+        db.execute(statement)
