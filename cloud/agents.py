@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -268,27 +268,40 @@ def _update_outcome(row: Any) -> dict[str, Any] | None:
     }
 
 
-def revoke_agent(store: CloudStore, tenant_id: int, agent_id: str) -> dict[str, Any]:
+def revoke_agent(
+    store: CloudStore, tenant_id: int, agent_id: str, *, warehouses: Collection[str] | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Revoke an agent's credential: every later RPC is refused and its open streams end now.
 
-    Revoking twice is not an error (the first revocation time is kept). The store's revocation
-    signal reaches this process's streams and, on PostgreSQL, every replica's (NOTIFY on commit).
+    Returns the agent before and after, for the audit log. With `warehouses`, an agent of another
+    warehouse is as missing as an unknown one (404). Revoking twice is not an error (the first
+    revocation time is kept). The store's revocation signal reaches this process's streams after
+    the commit (of the caller's unit of work, if any) and, on PostgreSQL, every replica's (NOTIFY
+    on commit).
     """
-    agents = schema.agents
+    agents, sites = schema.agents, schema.warehouses
     with store.write() as tx:
-        row = tx.conn.execute(
-            select(agents.c.id, agents.c.revoked_at).where(
-                agents.c.id == agent_id, agents.c.tenant_id == tenant_id
-            )
-        ).first()
+        query = (
+            select(agents.c.id, agents.c.revoked_at, sites.c.code)
+            .join(sites, sites.c.id == agents.c.warehouse_id)
+            .where(agents.c.id == agent_id, agents.c.tenant_id == tenant_id)
+        )
+        if warehouses is not None:
+            query = query.where(sites.c.code.in_(sorted(warehouses)))
+        row = tx.conn.execute(query).first()
         if row is None:
             raise NotFound(
-                f"there is no agent {agent_id!r} in this tenant: list agents with GET /api/v1/agents"
+                f"there is no agent {agent_id!r} in your scope: list agents with GET /api/v1/agents"
             )
         revoked_at = row.revoked_at
         if revoked_at is None:
             revoked_at = tx.now
             tx.conn.execute(update(agents).where(agents.c.id == agent_id).values(revoked_at=revoked_at))
         store.announce_revocation(tx, agent_id)
-    store.revocations.revoke(agent_id)
-    return {"id": agent_id, "revoked_at": revoked_at.isoformat()}
+        tx.after_commit(lambda: store.revocations.revoke(agent_id))
+    before = {
+        "id": agent_id,
+        "warehouse": row.code,
+        "revoked_at": row.revoked_at.isoformat() if row.revoked_at else None,
+    }
+    return before, {**before, "revoked_at": revoked_at.isoformat()}

@@ -2,6 +2,12 @@
 
 Entries are only ever added; `purge_audit` removes entries older than the retention, which may
 never be shorter than six months. Secrets (tokens) are never written here.
+
+An entry commits with the write it describes, or neither commits:
+
+    with store.unit_of_work():
+        saved = warehouses.put_warehouse(store, ...)
+        audit.record(store, caller, "put_warehouse", "warehouse", code, before, saved)
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ def record(
     before: Any = None,
     after: Any = None,
 ) -> None:
-    """Add one entry for a write `caller` made."""
+    """Add one entry for a write `caller` made (inside the write's `store.unit_of_work()`)."""
     with store.write() as tx:
         tx.conn.execute(
             insert(schema.audit_log).values(

@@ -6,6 +6,10 @@
         tx.append_changes([ChangeRecord(...)])
     # after commit the notifier wakes the Watch streams
 
+    with store.unit_of_work():             # an admin write and its audit entry: one transaction
+        domain_write(store, ...)           # its store.write() joins the unit (a savepoint)
+        audit.record(store, ...)           # so does this one; both commit, or neither
+
 On SQLite every write transaction is BEGIN IMMEDIATE, so two writers never deadlock on a lock
 upgrade; on PostgreSQL the clock row's lock does the same job for synced writes.
 """
@@ -15,8 +19,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -89,6 +94,11 @@ class WriteTransaction:
     now: datetime
     last_revision: int = 0
     _clock_locked: bool = field(default=False)
+    _after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once the outermost transaction has committed (never on rollback)."""
+        self._after_commit.append(callback)
 
     def lock_clock(self) -> int:
         """Take the clock row's lock now and return the current revision.
@@ -239,18 +249,65 @@ class CloudStore:
 
     @contextmanager
     def write(self) -> Iterator[WriteTransaction]:
-        """A write transaction; on success it commits, then wakes watchers of new revisions."""
+        """A write transaction; on success it commits, then wakes watchers of new revisions.
+
+        Inside `unit_of_work()` it joins the unit's transaction as a savepoint instead: an error
+        in it undoes only its own statements, and nothing commits before the unit does.
+        """
+        unit = _UNIT.get()
+        if unit is not None and unit.store is self:
+            tx = unit.transaction()
+            with tx.conn.begin_nested():
+                yield tx
+            return
         with self.engine.connect() as conn:
             conn.execution_options(**{_WRITE_OPTION: True})
             with conn.begin():
                 tx = WriteTransaction(conn=conn, dialect=self.dialect, now=utcnow())
                 yield tx
+        self._committed(tx)
+
+    def _committed(self, tx: WriteTransaction) -> None:
         if tx.last_revision:
             self.notifier.advanced(tx.last_revision)
+        for callback in tx._after_commit:
+            callback()
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[None]:
+        """One transaction for every `write()` (and, once one began, `read()`) made inside it.
+
+        The transaction begins at the first write, so validation and reads before it hold no
+        write lock; it commits when the block ends and rolls back if the block raises. Nested
+        units join the outer one. The unit belongs to this store and this thread's context.
+        """
+        outer = _UNIT.get()
+        if outer is not None and outer.store is self:
+            yield
+            return
+        unit = _UnitOfWork(self)
+        token = _UNIT.set(unit)
+        try:
+            yield
+        except BaseException:
+            unit.rollback()
+            raise
+        else:
+            unit.commit()
+        finally:
+            _UNIT.reset(token)
 
     @contextmanager
     def read(self, *, consistent: bool = False) -> Iterator[Connection]:
-        """A read-only transaction; `consistent` gives one snapshot for all its statements."""
+        """A read-only transaction; `consistent` gives one snapshot for all its statements.
+
+        Inside a unit of work that has begun writing, it reads on the unit's connection, so it
+        sees the unit's own uncommitted writes.
+        """
+        unit = _UNIT.get()
+        if unit is not None and unit.store is self and unit.tx is not None:
+            yield unit.tx.conn
+            return
         with self.engine.connect() as conn:
             if consistent and self.dialect == "postgresql":
                 conn.execution_options(isolation_level="REPEATABLE READ")
@@ -275,6 +332,48 @@ class CloudStore:
             return int(
                 conn.execute(select(schema.tenants.c.id).where(schema.tenants.c.code == code)).scalar_one()
             )
+
+
+class _UnitOfWork:
+    """The transaction a `CloudStore.unit_of_work()` block shares, opened at its first write."""
+
+    def __init__(self, store: CloudStore) -> None:
+        self.store = store
+        self.tx: WriteTransaction | None = None
+        self._conn: Connection | None = None
+
+    def transaction(self) -> WriteTransaction:
+        if self.tx is None:
+            conn = self.store.engine.connect()
+            try:
+                conn.execution_options(**{_WRITE_OPTION: True})
+                conn.begin()
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
+            self.tx = WriteTransaction(conn=conn, dialect=self.store.dialect, now=utcnow())
+        return self.tx
+
+    def commit(self) -> None:
+        if self._conn is None or self.tx is None:
+            return
+        try:
+            self._conn.commit()
+        finally:
+            self._conn.close()
+        self.store._committed(self.tx)
+
+    def rollback(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.rollback()
+            finally:
+                self._conn.close()
+
+
+# The unit of work open in this context (a request runs in one thread, so one per request).
+_UNIT: ContextVar[_UnitOfWork | None] = ContextVar("dockside_unit_of_work", default=None)
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -4,39 +4,31 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request, Security
-from fastapi.security import HTTPBearer
+from fastapi import APIRouter, Path
 
-from cloud import agents
-from cloud.access import Role, authenticate_api_token
-from cloud.store import CloudStore
-from dockside.errors import DocksideError
+from cloud import agents, audit
+from cloud.access import Role
+from cloud.api.callers import Caller, Store
+from cloud.roles import Forbidden
 
 __all__ = ["router"]
 
 AgentId = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_-]+$")]
 
 router = APIRouter(prefix="/api/v1")
-_bearer = HTTPBearer(auto_error=False, description="A token from `dockside-cloud create-token`.")
-
-
-class Forbidden(DocksideError):
-    """The caller's role may not do this."""
-
-    code = "forbidden"
-    http_status = 403
 
 
 @router.post("/agents/{agent_id}/revoke", summary="Revoke an agent's credential")
-def revoke_agent(
-    agent_id: AgentId, request: Request, _scheme: Annotated[Any, Security(_bearer)] = None
-) -> Any:
+def revoke_agent(agent_id: AgentId, caller: Caller, store: Store) -> Any:
     """Refuse the agent's credential from now on and end its open Watch streams (UNAUTHENTICATED).
 
-    The agent has to be enrolled again with a new token. Revoking twice answers the same.
+    The agent has to be enrolled again with a new token. Revoking twice answers the same. A token
+    limited to some warehouses sees agents of other warehouses as missing (404). Every call is in
+    the audit log, in the same transaction as the revocation.
     """
-    store: CloudStore = request.app.state.store
-    caller = authenticate_api_token(store, request.headers.get("authorization"))
     if caller.role is not Role.ADMIN:
         raise Forbidden("revoking an agent needs an admin token: ask an admin, or use an admin token")
-    return agents.revoke_agent(store, caller.tenant_id, agent_id)
+    with store.unit_of_work():
+        before, after = agents.revoke_agent(store, caller.tenant_id, agent_id, warehouses=caller.warehouses)
+        audit.record(store, caller, "revoke_agent", "agent", agent_id, before, after)
+    return after

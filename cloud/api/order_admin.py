@@ -54,36 +54,37 @@ class ResolveIn(BaseModel):
     comment: Annotated[str, StringConstraints(min_length=1, max_length=5000)]
 
 
-def _audited(caller: Principal, store: CloudStore, moved: dict[str, Any]) -> dict[str, Any]:
-    if moved["changed"]:
-        audit.record(
+def _change_state(
+    caller: Principal, store: CloudStore, order_ref: str, state: OrderState, reason: str
+) -> dict[str, Any]:
+    """Move the order and log the move in one transaction."""
+    with store.unit_of_work():
+        moved = order_states.change_state(
             store,
-            caller,
-            "change_order_state",
-            "order",
-            moved["order_ref"],
-            {"state": moved["from"]},
-            {"state": moved["to"]},
+            caller.tenant_id,
+            order_ref,
+            state,
+            by=caller.token_name,
+            reason=reason,
+            warehouses=caller.warehouses,
         )
+        if moved["changed"]:
+            audit.record(
+                store,
+                caller,
+                "change_order_state",
+                "order",
+                moved["order_ref"],
+                {"state": moved["from"]},
+                {"state": moved["to"]},
+            )
     return moved
 
 
 @router.post("/orders/{order_ref}/state", summary="Move an order to another state")
 def change_order_state(order_ref: OrderRef, body: StateChangeIn, caller: ManagesOrders, store: Store) -> Any:
     """Move an order along its lifecycle; an illegal change is refused (409) naming the current state."""
-    return _audited(
-        caller,
-        store,
-        order_states.change_state(
-            store,
-            caller.tenant_id,
-            order_ref,
-            body.state,
-            by=caller.token_name,
-            reason=body.reason,
-            warehouses=caller.warehouses,
-        ),
-    )
+    return _change_state(caller, store, order_ref, body.state, body.reason)
 
 
 @router.post("/orders/{order_ref}/cancel", summary="Cancel an order")
@@ -91,38 +92,29 @@ def cancel_order(
     order_ref: OrderRef, caller: ManagesOrders, store: Store, body: CancelIn | None = None
 ) -> Any:
     """Cancel an order; its warehouse's agents hear of it and refuse to pack it."""
-    return _audited(
-        caller,
-        store,
-        order_states.change_state(
-            store,
-            caller.tenant_id,
-            order_ref,
-            OrderState.CANCELLED,
-            by=caller.token_name,
-            reason=body.reason if body is not None else "",
-            warehouses=caller.warehouses,
-        ),
+    return _change_state(
+        caller, store, order_ref, OrderState.CANCELLED, body.reason if body is not None else ""
     )
 
 
 @router.post("/orders/{order_ref}/erase-personal-data", summary="Erase an order's personal data")
 def erase_personal_data(order_ref: OrderRef, caller: ErasesPersonalData, store: Store) -> Any:
     """Blank the ship-to's personal fields (country kept) in the cloud and at the warehouse's agents."""
-    done = privacy.erase_order_personal_data(
-        store, caller.tenant_id, order_ref, by=caller.token_name, warehouses=caller.warehouses
-    )
-    if done["erased"]:
-        # The audit trail records the erasure, never the erased values.
-        audit.record(
-            store,
-            caller,
-            "erase_personal_data",
-            "order",
-            order_ref,
-            {"personal_data": "present"},
-            {"personal_data": "erased"},
+    with store.unit_of_work():
+        done = privacy.erase_order_personal_data(
+            store, caller.tenant_id, order_ref, by=caller.token_name, warehouses=caller.warehouses
         )
+        if done["erased"]:
+            # The audit trail records the erasure, never the erased values.
+            audit.record(
+                store,
+                caller,
+                "erase_personal_data",
+                "order",
+                order_ref,
+                {"personal_data": "present"},
+                {"personal_data": "erased"},
+            )
     return done
 
 
@@ -142,18 +134,18 @@ class WaveIn(BaseModel):
 @router.post("/waves", status_code=201, summary="Release a wave of orders to a station")
 def release_wave(body: WaveIn, caller: ManagesOrders, store: Store) -> Any:
     """Release the orders to the station in print order; orders that cannot join are listed in `errors`."""
-    wave = waves.release_wave(
-        store,
-        caller.tenant_id,
-        warehouse=body.warehouse,
-        station=body.station,
-        order_refs=body.order_refs,
-        by=caller.token_name,
-        warehouses=caller.warehouses,
-    )
-    audit.record(
-        store, caller, "release_wave", "wave", str(wave["id"]), None, {**wave, "errors": len(wave["errors"])}
-    )
+    with store.unit_of_work():
+        wave = waves.release_wave(
+            store,
+            caller.tenant_id,
+            warehouse=body.warehouse,
+            station=body.station,
+            order_refs=body.order_refs,
+            by=caller.token_name,
+            warehouses=caller.warehouses,
+        )
+        after = {**wave, "errors": len(wave["errors"])}
+        audit.record(store, caller, "release_wave", "wave", str(wave["id"]), None, after)
     return wave
 
 
@@ -207,20 +199,22 @@ def get_exception(exception_id: ExceptionId, caller: ReadsOrders, store: Store) 
 @router.post("/exceptions/{exception_id}/assign", summary="Give an exception an owner")
 def assign_exception(exception_id: ExceptionId, body: AssignIn, caller: WorksExceptions, store: Store) -> Any:
     """Set who handles the exception."""
-    before, after = exceptions_center.assign_exception(
-        store, caller.tenant_id, exception_id, body.assignee, warehouses=caller.warehouses
-    )
-    audit.record(store, caller, "assign_exception", "exception", str(exception_id), before, after)
+    with store.unit_of_work():
+        before, after = exceptions_center.assign_exception(
+            store, caller.tenant_id, exception_id, body.assignee, warehouses=caller.warehouses
+        )
+        audit.record(store, caller, "assign_exception", "exception", str(exception_id), before, after)
     return after
 
 
 @router.post("/exceptions/{exception_id}/acknowledge", summary="Acknowledge an exception")
 def acknowledge_exception(exception_id: ExceptionId, caller: WorksExceptions, store: Store) -> Any:
     """Mark the exception as seen and being handled."""
-    before, after = exceptions_center.acknowledge_exception(
-        store, caller.tenant_id, exception_id, warehouses=caller.warehouses
-    )
-    audit.record(store, caller, "acknowledge_exception", "exception", str(exception_id), before, after)
+    with store.unit_of_work():
+        before, after = exceptions_center.acknowledge_exception(
+            store, caller.tenant_id, exception_id, warehouses=caller.warehouses
+        )
+        audit.record(store, caller, "acknowledge_exception", "exception", str(exception_id), before, after)
     return after
 
 
@@ -229,8 +223,9 @@ def resolve_exception(
     exception_id: ExceptionId, body: ResolveIn, caller: WorksExceptions, store: Store
 ) -> Any:
     """Close the exception, saying what was done; a resolved exception cannot change again."""
-    before, after = exceptions_center.resolve_exception(
-        store, caller.tenant_id, exception_id, body.comment, warehouses=caller.warehouses
-    )
-    audit.record(store, caller, "resolve_exception", "exception", str(exception_id), before, after)
+    with store.unit_of_work():
+        before, after = exceptions_center.resolve_exception(
+            store, caller.tenant_id, exception_id, body.comment, warehouses=caller.warehouses
+        )
+        audit.record(store, caller, "resolve_exception", "exception", str(exception_id), before, after)
     return after

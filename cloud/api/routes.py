@@ -100,9 +100,10 @@ def put_warehouse(
             f"this token is limited to warehouses {', '.join(sorted(caller.warehouses or ()))}: "
             f"use a token for warehouse {body.code!r} or the whole tenant"
         )
-    before = _or_none(lambda: warehouses.get_warehouse(store, caller.tenant_id, body.code))
-    saved, created = warehouses.put_warehouse(store, caller.tenant_id, body)
-    audit.record(store, caller, "put_warehouse", "warehouse", body.code, before, saved)
+    with store.unit_of_work():
+        before = _or_none(lambda: warehouses.get_warehouse(store, caller.tenant_id, body.code))
+        saved, created = warehouses.put_warehouse(store, caller.tenant_id, body)
+        audit.record(store, caller, "put_warehouse", "warehouse", body.code, before, saved)
     return _created(saved, created, response)
 
 
@@ -126,8 +127,9 @@ def put_station(
     """Create a packing station (201) or replace one with the same code (200); synced to agents."""
     existing = warehouses.list_stations(store, caller.tenant_id, require_warehouse(caller, wh))
     before = next((station for station in existing if station.get("code") == body.code), None)
-    saved, created = warehouses.put_station(store, caller.tenant_id, wh, body)
-    audit.record(store, caller, "put_station", "station", f"{wh}/{body.code}", before, saved)
+    with store.unit_of_work():
+        saved, created = warehouses.put_station(store, caller.tenant_id, wh, body)
+        audit.record(store, caller, "put_station", "station", f"{wh}/{body.code}", before, saved)
     return _created(saved, created, response)
 
 
@@ -145,10 +147,12 @@ def create_enrollment_token(
 ) -> Any:
     """A token an agent trades once, before it expires, for its identity in this warehouse."""
     ttl_s = body.ttl_s if body is not None else warehouses.EnrollmentTokenIn().ttl_s
-    made = warehouses.create_enrollment_token(store, caller.tenant_id, require_warehouse(caller, wh), ttl_s)
-    # The token itself is a secret: the log keeps only that one was made, and until when.
-    after = {key: value for key, value in made.items() if key != "token"}
-    audit.record(store, caller, "create_enrollment_token", "warehouse", wh, None, after)
+    code = require_warehouse(caller, wh)
+    with store.unit_of_work():
+        made = warehouses.create_enrollment_token(store, caller.tenant_id, code, ttl_s)
+        # The token itself is a secret: the log keeps only that one was made, and until when.
+        after = {key: value for key, value in made.items() if key != "token"}
+        audit.record(store, caller, "create_enrollment_token", "warehouse", wh, None, after)
     return made
 
 
@@ -157,8 +161,9 @@ def create_template_version(
     name: TemplateName, body: templates.TemplateVersionIn, caller: EditsTemplates, store: Store
 ) -> Any:
     """Validate a new version against its sample data and store it as the next number (inactive)."""
-    made = templates.create_template_version(store, caller.tenant_id, name, body)
-    audit.record(store, caller, "create_template_version", "template", name, None, made)
+    with store.unit_of_work():
+        made = templates.create_template_version(store, caller.tenant_id, name, body)
+        audit.record(store, caller, "create_template_version", "template", name, None, made)
     return made
 
 
@@ -192,8 +197,9 @@ def publish_template_version(
     if body is not None and body.warehouses is not None:
         codes = [require_warehouse(caller, code) for code in body.warehouses]
         before = _or_none(lambda: template_rollout.rollout_status(store, caller.tenant_id, name))
-        status = template_rollout.publish_to_warehouses(store, caller.tenant_id, name, n, codes)
-        audit.record(store, caller, "publish_template_to_warehouses", "template", name, before, status)
+        with store.unit_of_work():
+            status = template_rollout.publish_to_warehouses(store, caller.tenant_id, name, n, codes)
+            audit.record(store, caller, "publish_template_to_warehouses", "template", name, before, status)
         return status
     if caller.warehouses is not None:
         raise Forbidden(
@@ -201,10 +207,11 @@ def publish_template_version(
             'publish to them with {"warehouses": [...]}, or use a token for the whole tenant'
         )
     before = _active_version(lambda: templates.list_template_versions(store, caller.tenant_id, name))
-    published = templates.publish_template_version(store, caller.tenant_id, name, n)
-    after = {"active_version": n}
-    if before != after:
-        audit.record(store, caller, "publish_template_version", "template", name, before, after)
+    with store.unit_of_work():
+        published = templates.publish_template_version(store, caller.tenant_id, name, n)
+        after = {"active_version": n}
+        if before != after:
+            audit.record(store, caller, "publish_template_version", "template", name, before, after)
     return published
 
 
@@ -218,8 +225,9 @@ class RollbackIn(PublishIn):
 def rollback_template(name: TemplateName, body: RollbackIn, caller: EditsTemplates, store: Store) -> Any:
     """Make an earlier (immutable) version active again: a publish of that version, logged as a rollback."""
     target = PublishIn(warehouses=body.warehouses)
-    answer = publish_template_version(name, body.version, caller, store, target)
-    audit.record(store, caller, "rollback_template", "template", name, None, {"version": body.version})
+    with store.unit_of_work():  # the publish inside joins it: publish and both entries, or nothing
+        answer = publish_template_version(name, body.version, caller, store, target)
+        audit.record(store, caller, "rollback_template", "template", name, None, {"version": body.version})
     return answer
 
 
@@ -284,10 +292,15 @@ def _parse_and_ingest(store: CloudStore, caller: Principal, raw: bytes) -> order
             "split the batch into several calls",
             code="too_many_orders",
         )
-    result = orders.ingest_orders(store, caller.tenant_id, envelope.orders, warehouses=caller.warehouses)
-    if result.changed:
-        summary = {"accepted": len(result.accepted), "errors": len(result.errors), "changed": result.changed}
-        audit.record(store, caller, "ingest_orders", "orders", "ingest", None, summary)
+    with store.unit_of_work():
+        result = orders.ingest_orders(store, caller.tenant_id, envelope.orders, warehouses=caller.warehouses)
+        if result.changed:
+            summary = {
+                "accepted": len(result.accepted),
+                "errors": len(result.errors),
+                "changed": result.changed,
+            }
+            audit.record(store, caller, "ingest_orders", "orders", "ingest", None, summary)
     metrics.ORDERS_INGESTED.labels("accepted").inc(len(result.accepted))
     metrics.ORDERS_INGESTED.labels("error").inc(len(result.errors))
     metrics.ORDERS_CHANGED.inc(result.changed)

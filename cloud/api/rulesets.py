@@ -67,8 +67,9 @@ def create_ruleset_version(name: RulesetName, body: RulesetIn, caller: EditsRule
     document = body.model_dump(exclude_none=True)
     for index, rule in enumerate(document["rules"], start=1):
         rule["name"] = rule["name"] or f"rule {index}"
-    made = rulesets.create_ruleset_version(store, caller.tenant_id, name, document, caller.token_name)
-    audit.record(store, caller, "create_ruleset_version", "ruleset", name, None, made)
+    with store.unit_of_work():
+        made = rulesets.create_ruleset_version(store, caller.tenant_id, name, document, caller.token_name)
+        audit.record(store, caller, "create_ruleset_version", "ruleset", name, None, made)
     return made
 
 
@@ -103,7 +104,10 @@ def publish_ruleset_version(name: RulesetName, n: VersionNumber, caller: EditsRu
     except NotFound:
         versions = []
     before = {"active_version": next((v["version"] for v in versions if v["active"]), None)}
-    published = rulesets.publish_ruleset_version(store, caller.tenant_id, name, n)
-    if before["active_version"] != n:
-        audit.record(store, caller, "publish_ruleset_version", "ruleset", name, before, {"active_version": n})
+    with store.unit_of_work():
+        published = rulesets.publish_ruleset_version(store, caller.tenant_id, name, n)
+        if before["active_version"] != n:
+            audit.record(
+                store, caller, "publish_ruleset_version", "ruleset", name, before, {"active_version": n}
+            )
     return published

@@ -37,9 +37,10 @@ class ReplayIn(BaseModel):
 @router.post("/webhooks", status_code=201, summary="Subscribe to order state changes and exceptions")
 def create_webhook(body: SubscriptionIn, caller: ManagesWebhooks, store: Store) -> Any:
     """A new subscriber; the answer's `secret` signs every delivery and is shown only this once."""
-    made = webhooks.create_subscription(store, caller.tenant_id, body.url, body.events)
-    logged = {key: value for key, value in made.items() if key != "secret"}
-    audit.record(store, caller, "create_webhook", "webhook", str(made["id"]), None, logged)
+    with store.unit_of_work():
+        made = webhooks.create_subscription(store, caller.tenant_id, body.url, body.events)
+        logged = {key: value for key, value in made.items() if key != "secret"}
+        audit.record(store, caller, "create_webhook", "webhook", str(made["id"]), None, logged)
     return made
 
 
@@ -52,8 +53,9 @@ def list_webhooks(caller: ManagesWebhooks, store: Store) -> Any:
 @router.delete("/webhooks/{webhook_id}", summary="Stop a webhook subscription")
 def disable_webhook(webhook_id: WebhookId, caller: ManagesWebhooks, store: Store) -> Any:
     """Stop sending to the subscriber; its delivery log stays."""
-    after = webhooks.disable_subscription(store, caller.tenant_id, webhook_id)
-    audit.record(store, caller, "disable_webhook", "webhook", str(webhook_id), None, after)
+    with store.unit_of_work():
+        after = webhooks.disable_subscription(store, caller.tenant_id, webhook_id)
+        audit.record(store, caller, "disable_webhook", "webhook", str(webhook_id), None, after)
     return after
 
 
@@ -71,14 +73,8 @@ def list_webhook_deliveries(
 @router.post("/webhooks/{webhook_id}/replay", summary="Send events again from a point in time")
 def replay_webhook(webhook_id: WebhookId, body: ReplayIn, caller: ManagesWebhooks, store: Store) -> Any:
     """Queue every subscribed event since `since` again (subscribers dedupe by event_id)."""
-    done = webhooks.replay(store, caller.tenant_id, webhook_id, body.since)
-    audit.record(
-        store,
-        caller,
-        "replay_webhook",
-        "webhook",
-        str(webhook_id),
-        None,
-        {**done, "since": body.since.isoformat()},
-    )
+    with store.unit_of_work():
+        done = webhooks.replay(store, caller.tenant_id, webhook_id, body.since)
+        after = {**done, "since": body.since.isoformat()}
+        audit.record(store, caller, "replay_webhook", "webhook", str(webhook_id), None, after)
     return done

@@ -284,3 +284,45 @@ def test_a_warehouse_scoped_token_sees_only_its_warehouses(setup: RunningCloud) 
     assert setup.api.get("/api/v1/orders/R1").json()["warehouse"] == "WH1"
     assert setup.api.get("/api/v1/orders/R3").status_code == 404
     assert len(setup.api.get("/api/v1/agents").json()["agents"]) == 1
+
+
+def test_a_warehouse_scoped_admin_revokes_only_its_own_agents_and_every_revoke_is_audited(
+    setup: RunningCloud,
+) -> None:
+    setup.put_warehouse("WH2")
+    wh1_agent, wh2_agent = setup.enroll("WH1"), setup.enroll("WH2")
+    wh1_token = create_api_token(setup.store, name="wh1-admin", role=Role.ADMIN, warehouses=["WH1"])
+    with _client(setup, wh1_token) as wh1:
+        # WH2's agent is as missing to WH1's admin as an agent that never existed.
+        message = _missing(wh1, f"/api/v1/agents/{wh2_agent.agent_id}/revoke", "POST")
+        assert message == _missing(wh1, "/api/v1/agents/agt_nobody/revoke", "POST").replace(
+            "agt_nobody", wh2_agent.agent_id
+        )
+        done = wh1.post(f"/api/v1/agents/{wh1_agent.agent_id}/revoke")
+        assert done.status_code == 200, done.text
+        again = wh1.post(f"/api/v1/agents/{wh1_agent.agent_id}/revoke")
+        assert again.json()["revoked_at"] == done.json()["revoked_at"]
+    fleet = {agent["id"]: agent for agent in setup.api.get("/api/v1/agents").json()["agents"]}
+    assert fleet[wh2_agent.agent_id]["revoked_at"] is None
+    assert fleet[wh1_agent.agent_id]["revoked_at"] == done.json()["revoked_at"]
+
+    entries = setup.api.get("/api/v1/audit", params={"object_kind": "agent"}).json()["entries"]
+    assert [(e["action"], e["object_key"], e["actor"]) for e in entries] == [
+        ("revoke_agent", wh1_agent.agent_id, "wh1-admin"),
+        ("revoke_agent", wh1_agent.agent_id, "wh1-admin"),
+    ]
+    second, first = entries
+    assert first["before"] == {"id": wh1_agent.agent_id, "warehouse": "WH1", "revoked_at": None}
+    assert first["after"] == {**first["before"], "revoked_at": done.json()["revoked_at"]}
+    assert second["before"] == second["after"] == first["after"]
+    assert first["role"] == "admin"
+
+
+@pytest.mark.parametrize("role", [Role.EDITOR, Role.VIEWER, Role.INTEGRATION])
+def test_only_admins_revoke_agents(setup: RunningCloud, role: Role) -> None:
+    agent = setup.enroll("WH1")
+    with _client(setup, create_api_token(setup.store, name=f"{role.value}-x", role=role)) as client:
+        refused = client.post(f"/api/v1/agents/{agent.agent_id}/revoke")
+    assert refused.status_code == 403
+    assert "admin token" in refused.json()["error"]["message"]
+    assert setup.api.get("/api/v1/audit", params={"object_kind": "agent"}).json()["entries"] == []
