@@ -47,6 +47,7 @@ __all__ = [
     "order_exceptions",
     "orders",
     "ruleset_versions",
+    "sign_in_failures",
     "stations",
     "sync_clock",
     "template_rollouts",
@@ -406,6 +407,18 @@ user_sessions = Table(
     Column("revoked_at", UtcDateTime, nullable=True),
 )
 
+# Failed console sign-ins (cloud/sign_in_limits.py), one row per account and per client address,
+# keyed by a hash so unknown emails are not stored; every replica counts in the same rows.
+sign_in_failures = Table(
+    "sign_in_failures",
+    metadata,
+    Column("key_hash", String(64), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("window_started_at", UtcDateTime, nullable=False),
+    Column("locked_until", UtcDateTime, nullable=True),
+    Index("ix_sign_in_failures_window", "window_started_at"),
+)
+
 # Staged template rollout: the version a warehouse runs ahead of (or behind) the tenant's active one.
 template_rollouts = Table(
     "template_rollouts",
@@ -457,6 +470,9 @@ webhook_deliveries = Table(
     Column("last_error", Text, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("delivered_at", UtcDateTime, nullable=True),
+    # The dispatcher (replica) sending it now, and until when its claim holds (cloud/webhooks.py).
+    Column("claimed_by", String(64), nullable=True),
+    Column("claimed_until", UtcDateTime, nullable=True),
     Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
 )
 

@@ -17,7 +17,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import insert, select, update
 
-from cloud import schema
+from cloud import schema, sign_in_limits
 from cloud.access import Principal, Role, Unauthenticated
 from cloud.credentials import hash_secret, new_secret
 from cloud.store import CloudStore, utcnow
@@ -94,8 +94,23 @@ def create_user(
     return NewUser(email=email, totp_secret=secret, provisioning_uri=uri)
 
 
-def sign_in(store: CloudStore, *, email: str, password: str, code: str) -> dict[str, Any]:
-    """A new session for a user whose password and current TOTP code are right; else Unauthenticated."""
+def sign_in(store: CloudStore, *, email: str, password: str, code: str, address: str) -> dict[str, Any]:
+    """A new session for a user whose password and current TOTP code are right; else Unauthenticated.
+
+    `address` is the client's network address. Failures count per account and per address
+    (cloud.sign_in_limits): past the limit the answer is SignInLimited (429) for a while.
+    """
+    attempt = sign_in_limits.begin_attempt(store, email, address)
+    try:
+        answer = _verified_session(store, email=email, password=password, code=code)
+    except Unauthenticated:
+        attempt.failed(store)
+        raise
+    attempt.succeeded(store)
+    return answer
+
+
+def _verified_session(store: CloudStore, *, email: str, password: str, code: str) -> dict[str, Any]:
     users = schema.users
     with store.read() as conn:
         user = conn.execute(

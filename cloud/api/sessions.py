@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 from cloud import users
 from cloud.access import Unauthenticated
 from cloud.api.callers import Caller, Store
+from cloud.api.errors import error_response
+from cloud.sign_in_limits import SignInLimited
 
 __all__ = ["router"]
 
@@ -27,13 +29,28 @@ class SignIn(BaseModel):
     totp: Annotated[str, StringConstraints(min_length=6, max_length=10)]
 
 
-@router.post("/session", status_code=201, summary="Sign in to the console")
-async def sign_in(body: SignIn, store: Store) -> Any:
-    """A session token (`Authorization: Bearer <token>`) with the user's role, tenant and warehouses."""
-    # argon2 takes tens of milliseconds on purpose: keep it off the event loop.
-    return await run_in_threadpool(
-        users.sign_in, store, email=body.email, password=body.password, code=body.totp
-    )
+@router.post(
+    "/session",
+    status_code=201,
+    summary="Sign in to the console",
+    responses={429: {"description": "Too many failed sign-ins for this account or address (Retry-After)"}},
+)
+async def sign_in(body: SignIn, store: Store, request: Request) -> Any:
+    """A session token (`Authorization: Bearer <token>`) with the user's role, tenant and warehouses.
+
+    After 5 failed sign-ins of one account, or 20 from one address, within 15 minutes, the answer
+    is 429 with `Retry-After` (seconds) for up to 15 minutes; a successful sign-in clears the
+    account's count.
+    """
+    # The peer's address; behind a proxy, uvicorn's --forwarded-allow-ips decides what that is.
+    address = request.client.host if request.client is not None else "unknown"
+    try:
+        # argon2 takes tens of milliseconds on purpose: keep it off the event loop.
+        return await run_in_threadpool(
+            users.sign_in, store, email=body.email, password=body.password, code=body.totp, address=address
+        )
+    except SignInLimited as exc:
+        return error_response(exc.http_status, exc.code, exc.message, {"Retry-After": str(exc.retry_after_s)})
 
 
 @router.delete("/session", status_code=204, summary="Sign out")
