@@ -33,6 +33,7 @@ _STATIC = {
     "station.css": "text/css; charset=utf-8",
     "station.js": "text/javascript; charset=utf-8",
     "i18n.js": "text/javascript; charset=utf-8",
+    "waves.js": "text/javascript; charset=utf-8",
     "favicon.svg": "image/svg+xml",
 }
 

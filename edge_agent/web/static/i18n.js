@@ -34,6 +34,12 @@ export const WORDS = {
     reason_needed: "Type a reason for the reprint.", reprinted: "Label printed again.",
     no_station: "No station configured yet: the agent waits for its stations from the cloud.",
     pick_station: "Choose a station", lang_button: "中文",
+    waves: "Waves", no_waves: "No wave released to this station.", print_wave: "Print wave",
+    wave_printing: "Printing…",
+    wave_title: (w) => `Wave ${w.wave_id} · ${w.total} orders`,
+    wave_progress: (w) => `${w.printed} of ${w.total} printed · ${w.held} held · ${w.skipped} skipped`,
+    wave_done: (r) => `Wave ${r.wave_id}: ${r.printed} printed, ${r.held} held, ${r.skipped.length + r.failed.length} not printed.`,
+    wave_expected_weight: "Wave labels show each order's expected weight: nothing was weighed.",
   },
   zh: {
     station: "工位", warehouse: "仓库", online: "云端已连接", offline: "云端离线",
@@ -68,6 +74,12 @@ export const WORDS = {
     reason_needed: "请填写重打原因。", reprinted: "面单已重打。",
     no_station: "尚未配置工位：代理正在等待云端下发工位。",
     pick_station: "选择工位", lang_button: "English",
+    waves: "波次", no_waves: "本工位暂无波次。", print_wave: "打印波次",
+    wave_printing: "打印中…",
+    wave_title: (w) => `波次 ${w.wave_id} · ${w.total} 个订单`,
+    wave_progress: (w) => `已打印 ${w.printed}/${w.total} · 暂停 ${w.held} · 跳过 ${w.skipped}`,
+    wave_done: (r) => `波次 ${r.wave_id}：已打印 ${r.printed}，暂停 ${r.held}，未打印 ${r.skipped.length + r.failed.length}。`,
+    wave_expected_weight: "波次面单上的重量为订单预计重量：未经称重。",
   },
 };
 

@@ -1,5 +1,6 @@
 // The packing station page: scan -> weigh -> print, driven by the agent's event stream.
 import { WORDS, fmtKg } from "/station/i18n.js";
+import { renderWaves, watchWaves } from "/station/waves.js";
 
 const $ = (id) => document.getElementById(id);
 const NOTHING_SENT = new Set(["printer_unreachable", "printer_not_configured",
@@ -56,6 +57,7 @@ function render() {
     && page.lastJob.status !== "failed_nothing");
   renderSnapshot();
   renderRecent();
+  renderWaves();
 }
 
 function renderSnapshot() {
@@ -299,6 +301,7 @@ async function start() {
   page.station = code;
   $("station-code").textContent = code;
   listen(code);
+  watchWaves(code, { t, call, newRequestId });
 }
 
 // -- keyboard: the scanner types into the scan field, function keys do the rest --------------
