@@ -2,17 +2,19 @@
 
 Every printer gets a lane: one persistent driver object and one worker thread, so the pack path
 hands it bytes without opening a connection and labels leave in the order their jobs were
-recorded. Connecting, identifying, status queries and any send to a printer whose connection is
-not known to be good run in the lane's thread, so a dead printer never blocks the event loop; a
-scale's reader thread keeps the latest stable weight in memory.
+recorded. Nothing that can wait ever runs on the event loop: connecting, identifying, status
+queries and any send that cannot complete at once run in the lane's thread, and the loop
+awaits their future, so a printer that vanishes holds up only its own lane (its packs come
+back `held` or `failed` with what to do), never the station page or the other stations.
 
-The one exception is deliberate: a label for a printer whose connection just worked, with
-nothing else in its lane, is written on the loop itself. That write is a `sendall` of a couple
-of kilobytes into an open socket (microseconds), while the hop to a thread and back costs a
-quarter of a millisecond on a busy two-core PC, half the pack path's budget. The price is
-bounded by the driver's timeouts: a printer that vanished between two labels can hold the loop
-once for its connect or write timeout, after which its lane is no longer "good" and every
-send goes through the thread until one succeeds there.
+A label for a printer whose driver can take it without waiting (`InlineSender`: ZPL over an
+open TCP connection with room in its buffer) is handed over on the loop itself: a non-blocking
+`send` of a couple of kilobytes (microseconds), where the hop to a thread and back costs a
+quarter of a millisecond on a busy two-core PC, half the pack path's budget. Whatever would
+wait (no connection yet, a closed one, a full buffer, the rest of a label the socket took in
+part) goes to the lane thread. A status poll never stands in a label's way: its request and
+the label are written one after the other on the same connection, and the reply is read in
+the lane thread while the label goes out.
 
 The floor is rebuilt from the synced station entities whenever they change; a printer or scale
 whose configuration did not change keeps its connection.
@@ -21,6 +23,7 @@ whose configuration did not change keeps its connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -40,15 +43,13 @@ from edge_agent.devices import (
     WeightReading,
     open_printer,
 )
+from edge_agent.devices.printer import InlineSender
 
 __all__ = ["PrinterLane", "Station", "StationFloor"]
 
 log = logging.getLogger(__name__)
 
 PrinterFactory = Callable[[PrinterConfig], Printer]
-# How long after a successful send a connection still counts as good for an inline write:
-# printers drop idle connections, and reconnecting belongs in the lane thread.
-INLINE_WINDOW_S = 20.0
 ScaleFactory = Callable[[ScaleConfig], ScaleReader]
 
 
@@ -76,18 +77,35 @@ class PrinterLane:
         self.lock = asyncio.Lock()
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"printer-{config.id}")
         self._closed = False
-        self._in_flight: set[Future[Any]] = set()  # lane-thread work not finished yet
-        self._last_good_send: float | None = None  # time.monotonic() of the last send that worked
-        self.inline_sends = 0
+        self._inline = printer if isinstance(printer, InlineSender) else None
+        # Sends still running in the lane thread (one whose pack was cancelled may outlive it):
+        # a label handed over on the loop must not overtake them.
+        self._lane_sends = 0
+        self.inline_sends = 0  # labels handed over on the loop (for tests and the bench)
+        self.checks = 0  # status checks answered or failed (for the status page and the bench)
 
     def _submit(self, call: Callable[[], Any]) -> Future[Any]:
-        future = self._thread.submit(call)
-        self._in_flight.add(future)
-        future.add_done_callback(self._in_flight.discard)
-        return future
+        return self._thread.submit(call)
 
     async def _in_lane(self, call: Callable[[], Any]) -> Any:
         return await asyncio.wrap_future(self._submit(call))
+
+    async def _send_in_lane(self, call: Callable[[], None]) -> None:
+        self._lane_sends += 1
+        future = self._submit(call)
+
+        def done(_future: Future[Any]) -> None:
+            self._lane_sends -= 1
+
+        # Counted down on the loop, where it is read (the future may finish after a cancelled pack).
+        loop = asyncio.get_running_loop()
+
+        def done_in_lane(finished: Future[Any]) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop already closed (agent stopping)
+                loop.call_soon_threadsafe(done, finished)
+
+        future.add_done_callback(done_in_lane)
+        await asyncio.wrap_future(future)
 
     def connect_in_background(self) -> None:
         """Open the connection and learn the hardware id ahead of the first label."""
@@ -120,15 +138,6 @@ class PrinterLane:
         """What a packer at `station` reads when a label waits for this printer."""
         return f"{self.trouble(station)}, then the label prints by itself"
 
-    def _connection_is_good(self) -> bool:
-        last = self._last_good_send
-        return (
-            not self._in_flight
-            and self.state == "ready"
-            and last is not None
-            and time.monotonic() - last < INLINE_WINDOW_S
-        )
-
     def _connect(self) -> None:
         try:
             self.printer.open()
@@ -141,26 +150,32 @@ class PrinterLane:
             self._mark("offline", f"printer {self.config.id} could not be opened: {exc!r}", {"offline"})
 
     async def send(self, data: bytes) -> None:
-        """Hand the label to the printer; PrinterError if it could not take every byte."""
+        """Hand the label to the printer; PrinterError if it could not take every byte.
+
+        On the loop when the driver can take it at once, else in the lane thread (see the
+        module docstring); the loop never waits on the printer either way.
+        """
+        inline = self._inline
         try:
-            if self._connection_is_good():
-                self.inline_sends += 1
-                self.printer.send(data)  # on the loop: see the module docstring
+            taken = inline.send_nowait(data) if inline is not None and not self._lane_sends else None
+            if taken is None:
+                await self._send_in_lane(lambda: self.printer.send(data))
+            elif taken < len(data):
+                assert inline is not None
+                await self._send_in_lane(inline.finish_send)
             else:
-                await self._in_lane(lambda: self.printer.send(data))
+                self.inline_sends += 1
         except PrinterError as exc:
-            self._last_good_send = None
             if exc.code == "printer_unreachable":
                 self._mark("offline", exc.message, {"offline"})
             else:
                 self._mark("fault", exc.message, {"no_answer"})
             raise
-        self._last_good_send = time.monotonic()
         if self.state != "ready":
             self._mark("ready", f"printer {self.config.id} took the last label")
 
     async def check(self) -> list[str]:
-        """Ask the printer how it is (in its lane, so never in the middle of a label).
+        """Ask the printer how it is (in its lane thread; labels go out meanwhile).
 
         Returns the jobs whose labels may be lost: sent since its last answer, after which the
         printer closed the connection (a drop mid-label, a restart, a power cut).
@@ -171,11 +186,11 @@ class PrinterLane:
         except DocksideError as exc:
             self._mark("offline", exc.message, {"offline"})
             return self._settle(pending, answered=False)
+        finally:
+            self.checks += 1
         lost = self._settle(pending, answered=not {"offline", "no_answer"} & status.faults)
         if status.ready:
             self._mark("ready", status.message)
-            # The printer just answered on this connection: the next label may go inline.
-            self._last_good_send = time.monotonic()
         elif "offline" in status.faults:
             self._mark("offline", status.message, status.faults)
         else:
@@ -185,11 +200,16 @@ class PrinterLane:
     def _settle(self, pending: list[str], *, answered: bool) -> list[str]:
         drops = int(getattr(self.printer, "connection_drops", 0))
         dropped, self._drops_seen = drops != self._drops_seen, drops
-        if not (dropped or answered) or not pending:
-            return []
-        done = set(pending)
-        self.unconfirmed = deque((job for job in self.unconfirmed if job not in done), maxlen=10_000)
-        return pending if dropped else []
+        if dropped:
+            # Every label sent before the drop was seen may be lost, one handed over while this
+            # check waited for its answer included: a person looks (it is never resent).
+            lost = list(self.unconfirmed)
+            self.unconfirmed.clear()
+            return lost
+        if answered and pending:
+            done = set(pending)
+            self.unconfirmed = deque((job for job in self.unconfirmed if job not in done), maxlen=10_000)
+        return []
 
     def _mark(self, state: str, message: str, faults: frozenset[str] | set[str] = frozenset()) -> None:
         self.state, self.message, self.checked_at = state, message, time.time()
@@ -207,6 +227,7 @@ class PrinterLane:
             "message": self.message,
             "faults": sorted(self.faults),
             "held_jobs": self.held,
+            "status_checks": self.checks,
         }
 
     def close(self) -> None:

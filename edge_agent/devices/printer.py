@@ -18,6 +18,7 @@ from .config import PrinterConfig
 
 __all__ = [
     "PRINTER_FAULTS",
+    "InlineSender",
     "Printer",
     "PrinterStatus",
     "describe_faults",
@@ -105,6 +106,21 @@ class Printer(Protocol):
 
     def close(self) -> None:
         """Drop the connection; the next call opens it again."""
+
+
+@runtime_checkable
+class InlineSender(Protocol):
+    """A printer that can take a label from the event loop without waiting (ZPL over TCP).
+
+    `send_nowait` never connects and never waits: it answers None when the label would have to
+    wait (no open connection, a full buffer, another write under way), and the caller sends it
+    through the printer's lane thread instead. After a partial start, `finish_send` (which may
+    wait, so only in the lane thread) writes the rest before anything else.
+    """
+
+    def send_nowait(self, data: bytes) -> int | None: ...
+
+    def finish_send(self) -> None: ...
 
 
 def open_printer(config: PrinterConfig) -> Printer:

@@ -1,7 +1,9 @@
 """The byte pipes a printer driver writes labels into: one kept-open TCP socket, a serial port, a file.
 
 A link is opened lazily, kept for every label after that and reopened after an error, so the
-pack path never pays for a connect. Links turn socket and serial errors into PrinterError
+pack path never pays for a connect. Only a TCP link can take a label without waiting
+(`write_nowait`); every link answers None there when it cannot, and the caller then writes
+through the printer's lane thread. Links turn socket and serial errors into PrinterError
 messages that name the printer, its address and what to check; the language on top (ZPL)
 decides what the bytes mean.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import select
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import IO, Protocol
@@ -34,13 +37,22 @@ class PrinterLink(Protocol):
 
     def open(self) -> None: ...
     def write(self, data: bytes) -> None: ...
+    def write_nowait(self, data: bytes) -> int | None: ...
+    def finish(self) -> None: ...
     def drain(self) -> None: ...
     def read_until(self, done: Callable[[bytes], bool], timeout_s: float) -> bytes: ...
     def close(self) -> None: ...
 
 
 class TcpLink:
-    """One persistent raw TCP connection (port 9100 style), TCP_NODELAY, bounded connect and write."""
+    """One persistent raw TCP connection (port 9100 style), TCP_NODELAY, bounded connect and write.
+
+    The socket is non-blocking: `write_nowait` hands a label to it from the event loop without
+    ever waiting (no connect, no full buffer), and every operation that may wait (connect,
+    `write`, `finish`, the status reply) runs in the printer's lane thread with its own
+    deadline. Writes take `_write_lock`, reads never do: a label can go out while a status
+    query waits for its reply, and only the lane thread reads.
+    """
 
     can_read = True
 
@@ -49,6 +61,10 @@ class TcpLink:
         self._connect_timeout_s = connect_timeout_s
         self._write_timeout_s = write_timeout_s
         self._sock: socket.socket | None = None
+        self._write_lock = threading.Lock()
+        # The tail of a label `write_nowait` could not hand over at once: it goes out before
+        # anything else (see `finish`).
+        self._unsent = b""
         # Connections the printer closed on us; one right after a label means it may be lost.
         self.peer_closes = 0
 
@@ -57,8 +73,9 @@ class TcpLink:
         return f"printer {self._config.id} at {self._config.host}:{self._config.port}"
 
     def open(self) -> None:
-        if self._sock is None:
-            self._sock = self._connect()
+        with self._write_lock:
+            if self._sock is None:
+                self._sock = self._connect()
 
     def _connect(self) -> socket.socket:
         host, port = self._config.host or "", self._config.port
@@ -90,7 +107,7 @@ class TcpLink:
             ) from exc
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        sock.settimeout(self._write_timeout_s)
+        sock.setblocking(False)
         return sock
 
     def _usable(self) -> socket.socket:
@@ -98,7 +115,7 @@ class TcpLink:
         sock = self._sock
         if sock is not None and self.peer_closed(sock):
             self.peer_closes += 1
-            self.close()
+            self._close_locked()
             sock = None
         if sock is None:
             sock = self._sock = self._connect()
@@ -106,7 +123,7 @@ class TcpLink:
 
     @staticmethod
     def peer_closed(sock: socket.socket) -> bool:
-        """True if the peer closed `sock`; stale bytes waiting in it are dropped."""
+        """True if the peer closed `sock`; stale bytes waiting in it are dropped (lane thread only)."""
         # A printer that restarted or timed out the idle connection has sent FIN or RST; writing
         # into that socket would "succeed" and lose the label, so look before writing (a few us).
         # Anything else waiting there is a stale reply nobody reads any more: drop it.
@@ -117,33 +134,111 @@ class TcpLink:
             try:
                 if not sock.recv(4096):
                     return True
+            except BlockingIOError:
+                return False
             except OSError:
                 return True
         return False  # a peer that keeps talking is alive; what it said is dropped
 
-    def write(self, data: bytes) -> None:
-        sock = self._usable()
+    @staticmethod
+    def _closed_by_peer_peek(sock: socket.socket) -> bool:
+        """True if the peer closed `sock`, looking without taking a byte (safe beside a reader)."""
+        readable, _, _ = select.select([sock], [], [], 0)
+        if not readable:
+            return False
         try:
-            sock.sendall(data)
+            return not sock.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+
+    def _send_all(self, sock: socket.socket, data: bytes) -> None:
+        """Write every byte before the write deadline; PrinterError (and the link closed) if not."""
+        view = memoryview(data)
+        deadline = time.monotonic() + self._write_timeout_s
+        try:
+            while view:
+                try:
+                    sent = sock.send(view)
+                except BlockingIOError:
+                    sent = 0
+                view = view[sent:]
+                if not view:
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                select.select([], [sock], [], remaining)
         except TimeoutError as exc:
-            self.close()
+            self._close_locked()
             raise PrinterError(
                 f"{self._where} did not take the data within {self._write_timeout_s:g} s: check that "
                 "it is not paused or jammed, then reprint",
                 code="printer_send_timeout",
             ) from exc
         except OSError as exc:
-            self.close()
+            self._close_locked()
             raise PrinterError(
                 f"{self._where} dropped the connection while receiving ({exc.strerror or exc}): "
                 "check the printer, then reprint",
                 code="printer_send_failed",
             ) from exc
 
+    def write(self, data: bytes) -> None:
+        """Write `data` after any unfinished label, connecting first if needed (may wait: lane thread)."""
+        with self._write_lock:
+            self._finish_locked()
+            self._send_all(self._usable(), data)
+
+    def write_nowait(self, data: bytes) -> int | None:
+        """Start `data` without waiting: how many bytes the socket took, or None if none went out.
+
+        Never connects and never waits for buffer space or for another writer: whatever would
+        wait (no connection yet, a closed one, a full buffer, a status request being written)
+        answers None, and the caller sends through `write` in the lane thread instead. When only
+        part went out, the rest is kept and goes out first through `finish`.
+        """
+        if not self._write_lock.acquire(blocking=False):
+            return None
+        try:
+            sock = self._sock
+            if sock is None or self._unsent or self._closed_by_peer_peek(sock):
+                return None
+            try:
+                sent = sock.send(data)
+            except OSError:  # BlockingIOError or a broken socket: the lane thread sorts it out
+                return None
+            if sent <= 0:
+                return None
+            self._unsent = data[sent:]
+            return sent
+        finally:
+            self._write_lock.release()
+
+    def finish(self) -> None:
+        """Write what `write_nowait` left unsent (lane thread); PrinterError if the printer stops."""
+        with self._write_lock:
+            self._finish_locked()
+
+    def _finish_locked(self) -> None:
+        rest, self._unsent = self._unsent, b""
+        if not rest:
+            return
+        sock = self._sock
+        if sock is None:
+            raise PrinterError(
+                f"{self._where} dropped the connection in the middle of a label: check the printer, "
+                "then reprint",
+                code="printer_send_failed",
+            )
+        self._send_all(sock, rest)
+
     def drain(self) -> None:
-        if self._sock is not None and self.peer_closed(self._sock):
-            self.peer_closes += 1
-            self.close()
+        with self._write_lock:
+            if self._sock is not None and self.peer_closed(self._sock):
+                self.peer_closes += 1
+                self._close_locked()
 
     def read_until(self, done: Callable[[bytes], bool], timeout_s: float) -> bytes:
         """Bytes read until `done(buffer)` holds or the time is up (then whatever came)."""
@@ -160,19 +255,31 @@ class TcpLink:
                 readable, _, _ = select.select([sock], [], [], remaining)
                 if not readable:
                     break
-                chunk = sock.recv(4096)
+                try:
+                    chunk = sock.recv(4096)
+                except BlockingIOError:
+                    continue
                 if not chunk:
-                    self.peer_closes += 1
-                    self.close()
+                    self._peer_went_away(sock)
                     break
                 buffer += chunk
         except OSError:
-            self.peer_closes += 1
-            self.close()
+            self._peer_went_away(sock)
         return bytes(buffer)
 
+    def _peer_went_away(self, sock: socket.socket) -> None:
+        with self._write_lock:
+            if self._sock is sock:
+                self.peer_closes += 1
+                self._close_locked()
+
     def close(self) -> None:
+        with self._write_lock:
+            self._close_locked()
+
+    def _close_locked(self) -> None:
         sock, self._sock = self._sock, None
+        self._unsent = b""
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.close()
@@ -216,6 +323,13 @@ class SerialLink:
                 f"{self._where} did not take the data ({exc}): check the cable, then reprint",
                 code="printer_send_failed",
             ) from exc
+
+    def write_nowait(self, data: bytes) -> int | None:
+        # A serial write can wait (flow control, a full output buffer): always the lane thread.
+        return None
+
+    def finish(self) -> None:
+        return None
 
     def drain(self) -> None:
         if self._port is not None:
@@ -281,6 +395,13 @@ class FileLink:
                 f"({exc.strerror or exc}): check the disk or device, then reprint",
                 code="printer_send_failed",
             ) from exc
+
+    def write_nowait(self, data: bytes) -> int | None:
+        # A device node such as /dev/usb/lp0 blocks when the printer stalls: always the lane thread.
+        return None
+
+    def finish(self) -> None:
+        return None
 
     def drain(self) -> None:
         return None

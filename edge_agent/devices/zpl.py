@@ -1,7 +1,8 @@
 """The driver for Zebra (ZPL) label printers: one kept-open connection, `~HS` status, SGD identity.
 
-`send` is a single `sendall` on a socket that is already open, so a label costs the pack path
-a few microseconds of driver time. `status` asks `~HS` and reads the three-line host status;
+`send_nowait` hands a label to a socket that is already open without ever waiting, so a label
+costs the pack path a few microseconds of driver time; `send` (connect if needed, wait for
+buffer space) is for the printer's lane thread. `status` asks `~HS` and reads the three-line host status;
 a printer that stays silent (some do when faulted) is reported as `no_answer`, one that cannot
 be reached as `offline`. The `~HS` parser is a pure function so it can be fuzzed.
 """
@@ -142,9 +143,10 @@ class ZplPrinter:
         self._link = link or open_link(
             config, connect_timeout_s=connect_timeout_s, write_timeout_s=write_timeout_s
         )
-        # The pack path and the status poller share one connection; a lock keeps a label from
-        # landing in the middle of a status exchange.
-        self._lock = threading.Lock()
+        # Status and identity exchanges (a request, then its reply) one at a time. Labels do not
+        # take this lock: the link orders writes itself, and a label written while a reply is
+        # awaited follows the request on the wire, which the printer answers regardless.
+        self._exchange = threading.Lock()
 
     @property
     def connection_drops(self) -> int:
@@ -152,16 +154,25 @@ class ZplPrinter:
         return int(getattr(self._link, "peer_closes", 0))
 
     def open(self) -> None:
-        with self._lock:
-            self._link.open()
+        self._link.open()
 
     def send(self, data: bytes) -> None:
-        with self._lock:
-            self._link.write(data)
+        self._link.write(data)
+
+    def send_nowait(self, data: bytes) -> int | None:
+        """Start a label without waiting: bytes taken, or None (then `send` it in the lane thread).
+
+        After a partial start, `finish_send` (which may wait) writes the rest.
+        """
+        return self._link.write_nowait(data)
+
+    def finish_send(self) -> None:
+        """Write the rest of a label `send_nowait` started; PrinterError if the printer stops taking it."""
+        self._link.finish()
 
     def status(self) -> PrinterStatus:
         name = self.config.id
-        with self._lock:
+        with self._exchange:
             if not self._link.can_read:
                 return status_of(name, (), detail=f"writes to {self.config.device}; it reports no status")
             try:
@@ -182,7 +193,7 @@ class ZplPrinter:
             return PrinterStatus(ready=False, faults=frozenset({"no_answer"}), message=exc.message)
 
     def _ask(self, request: bytes, done: Callable[[bytes], bool], timeout_s: float) -> bytes:
-        with self._lock:
+        with self._exchange:
             self._link.drain()
             self._link.write(request)
             return self._link.read_until(done, timeout_s)
@@ -207,5 +218,4 @@ class ZplPrinter:
         )
 
     def close(self) -> None:
-        with self._lock:
-            self._link.close()
+        self._link.close()

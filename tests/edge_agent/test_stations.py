@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import select
+import socket
 import threading
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
 
 from dockside.errors import PrinterError, ScaleError
 from edge_agent.devices import PrinterConfig, PrinterStatus, ScaleConfig
+from edge_agent.devices.zpl import ZplPrinter
 from edge_agent.stations import PrinterLane, StationFloor
+
+LABEL = b"^XA^FO50,50^FDDEMO-0001^FS^XZ"
 
 
 def run(test: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(asyncio.wait_for(test(), 10))
+    asyncio.run(asyncio.wait_for(test(), 60))
 
 
 class RecordingPrinter:
@@ -55,36 +62,23 @@ def _lane() -> tuple[PrinterLane, RecordingPrinter]:
     return PrinterLane(config, printer), printer
 
 
-def test_a_lane_sends_inline_only_while_its_connection_is_known_good() -> None:
+def test_a_lane_without_a_nonblocking_driver_sends_everything_in_its_thread_in_order() -> None:
     lane, printer = _lane()
 
     async def scenario() -> None:
-        loop_thread = threading.current_thread().name
         lane.connect_in_background()
-        await lane.send(b"first")  # nothing known yet: through the lane thread
-        await lane.send(b"second")  # the last send worked: inline on the loop
+        for data in (b"first", b"second"):
+            await lane.send(data)
         printer.fail = PrinterError("gone", code="printer_send_failed")
         with pytest.raises(PrinterError):
-            await lane.send(b"third")  # inline, and it failed ...
-        await lane.send(b"fourth")  # ... so the next one goes through the thread again
-        await lane.send(b"fifth")
-        printer.status_gate.clear()
-        checking = asyncio.create_task(lane.check())  # the lane thread is busy with a status query
-        await asyncio.sleep(0)
-        sending = asyncio.create_task(lane.send(b"sixth"))
-        await asyncio.sleep(0.01)
-        assert not sending.done(), "a send must not overtake the lane's queued work"
-        printer.status_gate.set()
-        await checking
-        await sending
+            await lane.send(b"third")
+        assert lane.state == "fault"
+        await lane.send(b"fourth")
+        assert lane.state == "ready"
 
-        threads = {data: thread for data, thread in printer.sends}
-        assert threads[b"first"].startswith("printer-P1")
-        assert threads[b"second"] == loop_thread
-        assert threads[b"fourth"].startswith("printer-P1")
-        assert threads[b"fifth"] == loop_thread
-        assert threads[b"sixth"].startswith("printer-P1")
-        assert [data for data, _ in printer.sends] == [b"first", b"second", b"fourth", b"fifth", b"sixth"]
+        assert [data for data, _ in printer.sends] == [b"first", b"second", b"fourth"]
+        assert all(thread.startswith("printer-P1") for _, thread in printer.sends)
+        assert lane.inline_sends == 0
         assert lane.hardware_id == "SN-P1"
 
     try:
@@ -92,6 +86,165 @@ def test_a_lane_sends_inline_only_while_its_connection_is_known_good() -> None:
     finally:
         lane.close()
     assert printer.closed
+
+
+HOST_STATUS_READY = b"".join(
+    b"\x02" + line + b"\x03\r\n"
+    for line in (b"030,0,0,1218,000,0,0,0,000,0,0,0", b"001,0,0,0,0,2,4,0,00000000,1,000", b"1234,0")
+)
+
+
+class RawZebra:
+    """A raw-TCP printer peer: records bytes, answers ~HS and the serial-number query.
+
+    `answering` cleared holds ~HS replies back (a status query in flight); `reading` cleared makes
+    it stop reading its socket, as a jammed or vanished printer does, so the sender's buffers fill.
+    """
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(0.02)
+        self.port = int(self.server.getsockname()[1])
+        self.received = bytearray()
+        self.answering = threading.Event()
+        self.answering.set()
+        self.reading = threading.Event()
+        self.reading.set()
+        self._owed = 0  # ~HS requests not answered yet
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        client: socket.socket | None = None
+        while not self._stop.is_set():
+            if client is None:
+                with contextlib.suppress(TimeoutError, OSError):
+                    client, _ = self.server.accept()
+                continue
+            if self.answering.is_set() and self._owed:
+                client.sendall(HOST_STATUS_READY * self._owed)
+                self._owed = 0
+            if not self.reading.is_set():
+                self.reading.wait(0.02)
+                continue
+            readable, _, _ = select.select([client], [], [], 0.02)
+            if not readable:
+                continue
+            data = client.recv(1 << 20)
+            if not data:
+                client.close()
+                client = None
+                continue
+            self.received += data
+            self._owed += data.count(b"~HS")
+            if b"getvar" in data:
+                client.sendall(b'"XXZJ0001"')
+        if client is not None:
+            client.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.reading.set()
+        self._thread.join(5)
+        self.server.close()
+
+
+@pytest.fixture
+def zebra() -> Iterator[RawZebra]:
+    peer = RawZebra()
+    yield peer
+    peer.stop()
+
+
+def _zpl_lane(port: int, **timeouts: float) -> PrinterLane:
+    config = PrinterConfig.from_dict({"id": f"Z{port}", "language": "zpl", "host": "127.0.0.1", "port": port})
+    return PrinterLane(config, ZplPrinter(config, **timeouts))
+
+
+async def _until(condition: Callable[[], object], what: str, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.005)
+
+
+def test_a_label_goes_out_on_the_loop_while_a_status_query_waits_for_its_reply(zebra: RawZebra) -> None:
+    lane = _zpl_lane(zebra.port, status_timeout_s=30.0)
+
+    async def scenario() -> None:
+        await lane.send(LABEL)  # no connection yet: the lane thread connects and sends
+        assert lane.inline_sends == 0
+        zebra.answering.clear()
+        checking = asyncio.create_task(lane.check())
+        await _until(lambda: b"~HS" in zebra.received, "the status request")
+
+        await lane.send(LABEL)
+
+        assert not checking.done(), "the label went out while the status query waited for its reply"
+        assert lane.inline_sends == 1
+        await _until(lambda: zebra.received.endswith(b"~HS" + LABEL), "the label after the request")
+        zebra.answering.set()
+        assert await checking == []
+        assert lane.state == "ready"
+        assert lane.checks == 1
+
+    try:
+        run(scenario)
+    finally:
+        lane.close()
+
+
+def test_a_printer_that_stops_taking_bytes_holds_up_only_its_own_lane(zebra: RawZebra) -> None:
+    healthy = RawZebra()
+    stuck, fine = _zpl_lane(zebra.port, write_timeout_s=60.0), _zpl_lane(healthy.port)
+    # Bigger than every socket buffer between the two ends: the send cannot finish at once.
+    big = b"^XA^FD" + b"x" * (48 << 20) + b"^FS^XZ"
+
+    async def scenario() -> None:
+        await stuck.send(LABEL)
+        await fine.send(LABEL)
+        zebra.reading.clear()
+        stalled = asyncio.create_task(stuck.send(big))
+        await asyncio.sleep(0)
+
+        await fine.send(LABEL)  # another station's label, on the same loop
+        ticks = [await asyncio.sleep(0, result=n) for n in range(100)]  # the loop keeps turning
+
+        assert ticks[-1] == 99
+        assert not stalled.done(), "the stuck printer's label is still waiting"
+        await _until(lambda: healthy.received.count(LABEL) == 2, "the other printer's label")
+        assert not stalled.done()
+        zebra.reading.set()
+        await stalled
+        await _until(lambda: len(zebra.received) == len(LABEL) + len(big), "every byte")
+
+    try:
+        run(scenario)
+    finally:
+        stuck.close()
+        fine.close()
+        healthy.stop()
+
+
+def test_a_send_the_printer_never_takes_fails_with_what_to_do(zebra: RawZebra) -> None:
+    lane = _zpl_lane(zebra.port, write_timeout_s=0.3)
+
+    async def scenario() -> None:
+        await lane.send(LABEL)
+        zebra.reading.clear()
+        with pytest.raises(PrinterError) as stuck:
+            await lane.send(b"^XA" + b"x" * (48 << 20) + b"^XZ")
+        assert stuck.value.code == "printer_send_timeout"
+        assert "did not take the data" in stuck.value.message
+        assert "then reprint" in stuck.value.message
+        assert lane.state == "fault"
+
+    try:
+        run(scenario)
+    finally:
+        lane.close()
 
 
 def test_a_refused_connection_marks_the_lane_offline() -> None:

@@ -67,18 +67,22 @@ class ZebraPeer:
 
     def _serve(self) -> None:
         while not self._stop.is_set():
-            with contextlib.suppress(TimeoutError, OSError):
-                client, _ = self.server.accept()
-                client.setblocking(False)
-                with self._lock:
-                    self._clients.append(client)
-                    self.connections += 1
             with self._lock:
                 clients = list(self._clients)
-            if not clients:
+            try:
+                readable, _, _ = select.select([self.server, *clients], [], [], 0.01)
+            except (OSError, ValueError):  # a client `drop` closed meanwhile
                 continue
-            readable, _, _ = select.select(clients, [], [], 0.01)
+            if self.server in readable:
+                with contextlib.suppress(TimeoutError, OSError):
+                    client, _ = self.server.accept()
+                    client.setblocking(False)
+                    with self._lock:
+                        self._clients.append(client)
+                        self.connections += 1
             for client in readable:
+                if client is self.server:
+                    continue
                 try:
                     data = client.recv(65536)
                 except OSError:
@@ -115,6 +119,10 @@ class ZebraPeer:
             for victim in victims:
                 if victim in self._clients:
                     self._clients.remove(victim)
+                with contextlib.suppress(OSError):
+                    # shutdown first: the serving thread may be polling this socket, and a bare
+                    # close would only take effect (send FIN) when that poll returns.
+                    victim.shutdown(socket.SHUT_RDWR)
                 with contextlib.suppress(OSError):
                     victim.close()
 

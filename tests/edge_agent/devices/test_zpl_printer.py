@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from dockside.errors import PrinterError
 from edge_agent.devices import PrinterConfig, PrinterStatus, open_printer
+from edge_agent.devices.printer import InlineSender
 from edge_agent.devices.zpl import ZplPrinter, parse_host_status, parse_sgd_value
 
 LABEL = b"^XA^FO50,50^A0N,40,40^FDDEMO-0001^FS^XZ"
@@ -144,6 +145,37 @@ def test_a_warm_connection_is_reused_for_every_label(printer: ZplPrinter, zebra:
         printer.send(label)
     wait_for(lambda: len(zebra.labels()) == 300 * len(label), what="all labels at the printer")
     assert zebra.connections == 1
+
+
+def test_send_nowait_never_connects_and_never_waits(printer: ZplPrinter, zebra: ZebraPeer) -> None:
+    assert isinstance(printer, InlineSender)
+    assert printer.send_nowait(LABEL) is None  # not connected: the lane thread connects
+    assert zebra.connections == 0
+    printer.open()
+    assert printer.send_nowait(LABEL) == len(LABEL)
+    wait_for(lambda: zebra.labels() == LABEL, what="the label handed over without waiting")
+
+    zebra.drop()  # the printer restarts: a closed connection is the lane thread's to reopen
+    wait_for(lambda: printer.send_nowait(b"\r\n") is None, what="the closed connection to be seen")
+    printer.send(LABEL)
+    wait_for(lambda: zebra.labels().endswith(LABEL) and zebra.connections == 2, what="the reconnect")
+    assert printer.connection_drops == 1
+
+
+def test_a_label_the_socket_takes_in_part_is_finished_before_anything_else(
+    printer: ZplPrinter, zebra: ZebraPeer
+) -> None:
+    printer.open()
+    wait_for(lambda: zebra.connections == 1, what="the connection")
+    big = b"^XA^FD" + b"y" * (32 << 20) + b"^FS^XZ"  # more than the socket buffers hold at once
+    taken = printer.send_nowait(big)
+    assert taken is not None
+    assert 0 < taken < len(big)
+    assert printer.send_nowait(LABEL) is None, "nothing may start before the rest of the big label"
+    printer.finish_send()
+    printer.send(LABEL)
+    wait_for(lambda: len(zebra.labels()) == len(big) + len(LABEL), timeout_s=30, what="both labels")
+    assert zebra.labels() == big + LABEL
 
 
 def test_open_printer_picks_the_zpl_driver(zebra: ZebraPeer) -> None:
