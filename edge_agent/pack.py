@@ -12,6 +12,12 @@ Printing is at most once. The job is committed as `sending` before the bytes go 
 transaction marks it `printed` and writes the outbox events. The same request id returns the
 first job; an order that already has a job answers `already_packed` with it.
 
+A weight serves one parcel: the pack claims the scale's stable weight for its order, and the
+next pack at that scale waits (up to `scale_wait_s`) for a new parcel to settle on it, then
+says what to do ("put the parcel for order B on the scale at S1: the weight it shows, 1,234 g,
+was already used for order A"). A pack that records no job gives its weight back. Reprints
+reuse their job's weight and never touch the scale.
+
 Printer faults never cost a status round trip on the pack path: the scheduler polls every
 printer (`~HS`, DLE EOT) every second or so and the pack path reads the lane's last known state.
 A printer known to be in a fault, or with labels already waiting, gets the job recorded `held`
@@ -68,6 +74,14 @@ def _held_events(events: tuple[EventKind, ...]) -> tuple[EventKind, ...]:
     return (*(kind for kind in events if kind not in printed), EventKind.LABEL_HELD)
 
 
+@dataclasses.dataclass
+class _OrderLock:
+    """Serialises the scans of one order; dropped when no scan of it is running or waiting."""
+
+    lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
 class Packer:
     """Packs orders and reprints labels for the stations of one agent."""
 
@@ -89,6 +103,7 @@ class Packer:
         self._metrics = metrics
         self.jobs = Jobs(store)
         self._rechecks: dict[str, asyncio.Task[None]] = {}
+        self._order_locks: dict[str, _OrderLock] = {}  # orders being packed now
         # After the floor is rebuilt (the floor listens first), count the held jobs of each lane.
         cache.on_stations_changed(lambda _stations: self.count_held())
         self.warehouse = warehouse
@@ -97,7 +112,25 @@ class Packer:
     # -- pack ----------------------------------------------------------------------------------
 
     async def pack(self, order_ref: str, station_code: str, request_id: str) -> dict[str, Any]:
-        """Print the order's label at the station; the answer of `POST /api/v1/pack`."""
+        """Print the order's label at the station; the answer of `POST /api/v1/pack`.
+
+        Scans of one order run one after the other: a second scan (a double click, a retry)
+        waits for the first and answers with its job, instead of waiting for a parcel weight
+        the first one already took.
+        """
+        lock = self._order_locks.get(order_ref)
+        if lock is None:
+            lock = self._order_locks[order_ref] = _OrderLock()
+        lock.users += 1
+        try:
+            async with lock.lock:
+                return await self._pack(order_ref, station_code, request_id)
+        finally:
+            lock.users -= 1
+            if not lock.users:
+                del self._order_locks[order_ref]
+
+    async def _pack(self, order_ref: str, station_code: str, request_id: str) -> dict[str, Any]:
         jobs_written = self.jobs.written
         repeated = self._repeat_of(order_ref, request_id)
         if repeated is not None:
@@ -125,71 +158,82 @@ class Packer:
                 code="station_not_found",
             )
 
-        weight = await station.weigh(self.scale_wait_s)
-        decision = decide(order.body, weight.grams, self._cache.ruleset())
-        template = self._cache.templates.get(decision.template)
-        lane, routed = self._route(station, decision.printer_role)
-        job_id = new_job_id()
-        printed_at = datetime.now(UTC).isoformat(timespec="seconds")
-        context = label_context(
-            order.body,
-            weight_g=weight.grams,
-            carrier=decision.carrier,
-            service=decision.service,
-            # Carrier integration (real tracking numbers) is later work; the job id is unique
-            # and traceable meanwhile.
-            tracking=job_id.upper()[:20],
-            ship_from=self._cache.ship_from(self.warehouse),
-            station=station_code,
-            job_id=job_id,
-            printed_at=printed_at,
-        )
-        assert template.compiled is not None  # TemplateShelf.get only returns usable ones
-        label = template.compiled.render(context)
-        now = now_ms()
-        job = Job(
-            job_id=job_id,
-            request_id=request_id,
-            order_ref=order_ref,
-            station=station_code,
-            printer=lane.config.id,
-            status=JobStatus.SENDING,
-            weight_g=weight.grams,
-            decision={
-                "carrier": decision.carrier,
-                "service": decision.service,
-                "template": template.name,
-                "template_version": template.version,
-                "printer_role": decision.printer_role,
-            },
-            created_at_ms=now,
-            updated_at_ms=now,
-            reprint_of=None,
-            reason="",
-            label=label,
-            message=routed,
-        )
+        weight = await station.weigh(self.scale_wait_s, order_ref)
+        # Whether a recorded job used the weight; if not (an error, a repeat found while waiting,
+        # nothing sent), it goes back to the scale for the next scan of this parcel.
+        spent = False
+        try:
+            decision = decide(order.body, weight.grams, self._cache.ruleset())
+            template = self._cache.templates.get(decision.template)
+            lane, routed = self._route(station, decision.printer_role)
+            job_id = new_job_id()
+            printed_at = datetime.now(UTC).isoformat(timespec="seconds")
+            context = label_context(
+                order.body,
+                weight_g=weight.grams,
+                carrier=decision.carrier,
+                service=decision.service,
+                # Carrier integration (real tracking numbers) is later work; the job id is unique
+                # and traceable meanwhile.
+                tracking=job_id.upper()[:20],
+                ship_from=self._cache.ship_from(self.warehouse),
+                station=station_code,
+                job_id=job_id,
+                printed_at=printed_at,
+            )
+            assert template.compiled is not None  # TemplateShelf.get only returns usable ones
+            label = template.compiled.render(context)
+            now = now_ms()
+            job = Job(
+                job_id=job_id,
+                request_id=request_id,
+                order_ref=order_ref,
+                station=station_code,
+                printer=lane.config.id,
+                status=JobStatus.SENDING,
+                weight_g=weight.grams,
+                decision={
+                    "carrier": decision.carrier,
+                    "service": decision.service,
+                    "template": template.name,
+                    "template_version": template.version,
+                    "printer_role": decision.printer_role,
+                },
+                created_at_ms=now,
+                updated_at_ms=now,
+                reprint_of=None,
+                reason="",
+                label=label,
+                message=routed,
+            )
 
-        async with lane.lock:
-            if self.jobs.written != jobs_written:
-                # Waiting for the scale or the lane let other packs record jobs: ask again.
-                repeated = self._repeat_of(order_ref, request_id) or self._already_packed(order_ref)
-                if repeated is not None:
-                    return repeated
-            if lane.faulted or lane.held:
-                done = self._hold(lane, job, _PACKED_EVENTS)
-            else:
-                self.jobs.insert(job)  # one statement: committed before any byte goes out
-                try:
-                    done = await self._deliver(lane, job, _PACKED_EVENTS)
-                except PrinterError as exc:
-                    _log_outcome(job, "failed", exc.message)
-                    raise
-        self._outbox.notify()
-        if done.status == JobStatus.PRINTED:
-            self._metrics.labels_printed.labels(kind="pack").inc()
-        _log_outcome(done, str(done.status), done.message)
-        return done.answer()
+            async with lane.lock:
+                if self.jobs.written != jobs_written:
+                    # Waiting for the scale or the lane let other packs record jobs: ask again.
+                    repeated = self._repeat_of(order_ref, request_id) or self._already_packed(order_ref)
+                    if repeated is not None:
+                        return repeated
+                if lane.faulted or lane.held:
+                    done = self._hold(lane, job, _PACKED_EVENTS)
+                else:
+                    self.jobs.insert(job)  # one statement: committed before any byte goes out
+                    spent = True
+                    try:
+                        done = await self._deliver(lane, job, _PACKED_EVENTS)
+                    except PrinterError as exc:
+                        # A `failed` job keeps the weight (a reprint reuses it); a forgotten one does not.
+                        spent = exc.code not in NOTHING_SENT_CODES
+                        _log_outcome(job, "failed", exc.message)
+                        raise
+                spent = True
+            self._outbox.notify()
+            if done.status == JobStatus.PRINTED:
+                self._metrics.labels_printed.labels(kind="pack").inc()
+            _log_outcome(done, str(done.status), done.message)
+            return done.answer()
+        finally:
+            if not spent:
+                station.give_back(order_ref)
 
     def _route(self, station: Station, role: str) -> tuple[PrinterLane, str]:
         """The printer for `role`, or the station's fallback while it is in a fault; and a note why."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
@@ -267,8 +268,7 @@ class Station:
             code="printer_not_configured",
         )
 
-    async def weigh(self, wait_s: float) -> WeightReading:
-        """The parcel's stable weight: the reader's fresh one at once, else wait up to `wait_s`."""
+    def _scale(self) -> ScaleReader:
         scale = self.scale
         if scale is None:
             detail = f" ({'; '.join(self.problems)})" if self.problems else ""
@@ -276,10 +276,25 @@ class Station:
                 f"station {self.code} has no usable scale{detail}: set its scale in the cloud console",
                 code="scale_not_configured",
             )
-        reading = scale.stable_weight()
+        return scale
+
+    async def weigh(self, wait_s: float, order_ref: str) -> WeightReading:
+        """The parcel's stable weight, claimed for `order_ref`: at once, else waiting up to `wait_s`.
+
+        A weight serves one parcel (see ScaleReader): once a pack took it, the next pack waits
+        for a new parcel on the scale, and says so if none comes. `give_back` undoes the claim
+        of a pack that recorded no job.
+        """
+        scale = self._scale()
+        reading = scale.take_parcel_weight(order_ref)
         if reading is not None:
             return reading
-        return await asyncio.to_thread(scale.wait_stable, wait_s)
+        return await asyncio.to_thread(scale.wait_parcel_weight, order_ref, wait_s, where=f"at {self.code}")
+
+    def give_back(self, order_ref: str) -> None:
+        """The pack of `order_ref` recorded no job: its weight may serve the next pack."""
+        if self.scale is not None:
+            self.scale.give_back(order_ref)
 
     def describe(self) -> dict[str, Any]:
         scale: dict[str, Any] | None = None
@@ -292,6 +307,9 @@ class Station:
                 "message": self.scale.message,
                 "weight_g": latest.grams if latest else None,
                 "stable": latest.stable if latest else None,
+                # A parcel's weight waits to be used: a scan now packs at once.
+                "parcel_ready": self.scale.parcel_weight() is not None,
+                "last_used": dataclasses.asdict(used) if (used := self.scale.used()) else None,
             }
         return {
             "code": self.code,

@@ -15,6 +15,13 @@ times, and turns every failure into a `state` a person can read on the station p
 
 `stable_weight` answers from memory in microseconds; `wait_stable` waits on a condition for the
 next good reading; `zero` and `tare` are queued to the thread, which owns the port.
+
+A weight is used for one parcel only. `take_parcel_weight` claims the stable weight for an
+order; after that the scale must show a new parcel before the next claim succeeds: it read
+(near) empty since, or it settled on a weight clearly different from the claimed one. So a
+packer who scans the next order while the previous parcel is still on the scale (or just
+lifted it, and the reader still holds its weight) waits for the new parcel instead of getting
+the old parcel's weight. An empty platform is never a parcel weight.
 """
 
 from __future__ import annotations
@@ -26,13 +33,14 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
 
 from dockside.errors import ScaleError
 
 from .config import ScaleConfig
 from .scale import PROTOCOL_NAMES, Scale, WeightReading, open_scale
 
-__all__ = ["ScaleReader"]
+__all__ = ["ScaleReader", "UsedWeight"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +58,14 @@ _REOPEN_CODES = frozenset({"scale_unplugged", "scale_port_denied"})
 _GARBLED_IN_A_ROW = 3
 
 
+@dataclass(frozen=True)
+class UsedWeight:
+    """The weight the last pack took from this scale, and for which order."""
+
+    grams: int
+    order_ref: str
+
+
 class ScaleReader:
     """Keeps one scale's latest readings current from a background thread."""
 
@@ -62,8 +78,17 @@ class ScaleReader:
         reopen_backoff_s: tuple[float, float] = (0.1, 2.0),
         command_timeout_s: float = 10.0,
         scale_factory: Callable[[ScaleConfig], Scale] = open_scale,
+        empty_below_g: int = 10,
+        same_parcel_g: int = 10,
     ) -> None:
         self.config = config
+        # Below this the platform is empty (or holds only scale noise): never a parcel weight.
+        self._empty_below_g = empty_below_g
+        # A weight this close to the used one, with no empty reading between, is the same parcel.
+        self._same_parcel_g = same_parcel_g
+        self._used: UsedWeight | None = None
+        self._emptied = True  # the scale read (near) empty since `_used` was taken
+        self._before_claim: tuple[UsedWeight | None, bool] = (None, True)
         self._poll_interval_s = poll_interval_s
         self._tolerance_g = stable_tolerance_g
         self._backoff_min, self._backoff_max = reopen_backoff_s
@@ -130,16 +155,96 @@ class ScaleReader:
                 if remaining <= 0:
                     break
                 self._changed.wait(remaining)
-            state, message = self._state, self._message
+        raise self._no_stable_weight(timeout_s)
+
+    def _no_stable_weight(self, timeout_s: float) -> ScaleError:
+        """Why no stable weight came within `timeout_s`, as the error to raise."""
+        state, message = self._state, self._message
         if state in ("overload", "underload"):
-            raise ScaleError(message, code=f"scale_{state}")
+            return ScaleError(message, code=f"scale_{state}")
         if state in ("ok", "garbled") and self._thread is not None:
-            raise ScaleError(
+            return ScaleError(
                 f"the weight on the {self._name} did not settle within {timeout_s:g} s: "
                 "keep the parcel still and clear of the edges, then scan again",
                 code="scale_unstable",
             )
-        raise ScaleError(message, code="scale_not_answering")
+        return ScaleError(message, code="scale_not_answering")
+
+    # -- one weight, one parcel ----------------------------------------------------------------
+
+    def _parcel_locked(self, max_age_s: float) -> WeightReading | None:
+        found = self._stable_locked(max_age_s)
+        if found is None or found.grams < self._empty_below_g:
+            return None
+        used = self._used
+        if used is None or self._emptied or abs(found.grams - used.grams) > self._same_parcel_g:
+            return found
+        return None
+
+    def parcel_weight(self, max_age_s: float = 1.0) -> WeightReading | None:
+        """The stable weight a pack could take now (a parcel's, not used yet), without taking it."""
+        with self._changed:
+            return self._parcel_locked(max_age_s)
+
+    def used(self) -> UsedWeight | None:
+        """The weight the last pack took, and for which order (None before the first)."""
+        return self._used
+
+    def _claim_locked(self, found: WeightReading, order_ref: str) -> WeightReading:
+        self._before_claim = (self._used, self._emptied)
+        self._used, self._emptied = UsedWeight(found.grams, order_ref), False
+        return found
+
+    def take_parcel_weight(self, order_ref: str, max_age_s: float = 1.0) -> WeightReading | None:
+        """Claim the parcel weight for `order_ref` if there is one now (microseconds), else None."""
+        with self._changed:
+            found = self._parcel_locked(max_age_s)
+            return self._claim_locked(found, order_ref) if found is not None else None
+
+    def wait_parcel_weight(
+        self, order_ref: str, timeout_s: float, *, where: str = "", max_age_s: float = 1.0
+    ) -> WeightReading:
+        """Claim the next parcel weight for `order_ref`, waiting up to `timeout_s`.
+
+        ScaleError when none came: `scale_weight_used` (the weight on the scale was already
+        used), `scale_empty`, or why the scale gives no stable weight. `where` names the
+        station in the message ("at S1").
+        """
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while True:
+                found = self._parcel_locked(max_age_s)
+                if found is not None:
+                    return self._claim_locked(found, order_ref)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._changed.wait(remaining)
+            stable = self._stable_locked(max_age_s)
+            used = self._used
+        scale = f"the scale {where}".rstrip() if where else f"the {self._name}"
+        if stable is not None and stable.grams < self._empty_below_g:
+            raise ScaleError(
+                f"put the parcel for order {order_ref} on {scale}: it reads {stable.grams} g, "
+                "as if nothing is on it; then scan again",
+                code="scale_empty",
+            )
+        if stable is not None and used is not None:
+            raise ScaleError(
+                f"put the parcel for order {order_ref} on {scale}: the weight it shows, "
+                f"{stable.grams:,} g, was already used for order {used.order_ref}. If this "
+                "parcel is already on it, lift it off and put it back, then scan again",
+                code="scale_weight_used",
+            )
+        raise self._no_stable_weight(timeout_s)
+
+    def give_back(self, order_ref: str) -> None:
+        """Undo `order_ref`'s claim (its pack recorded no job), so the weight can be used again."""
+        with self._changed:
+            if self._used is not None and self._used.order_ref == order_ref:
+                self._used, self._emptied = self._before_claim
+                self._before_claim = (None, True)
+                self._changed.notify_all()
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -278,6 +383,8 @@ class ScaleReader:
             self._history.append(got)
             self._latest = got
             self.readings_total += 1
+            if abs(got.grams) < self._empty_below_g:
+                self._emptied = True
         moving = "" if got.stable else " (moving)"
         self._set_state("ok", f"the {self._name} reads {got.grams} g{moving}")
 

@@ -21,7 +21,7 @@ from edge_agent.identity import Identity, load_identity, save_identity
 from edge_agent.server import run_agent
 from edge_agent.store import Store
 from edge_agent.sync import MemoryTransport
-from hardware_mocks import MockPrinter
+from hardware_mocks import MockPrinter, MockScale
 from tests.edge_agent.waiting import wait_until
 
 SHIP_FROM = {
@@ -104,6 +104,17 @@ def scale_settled(agent: RunningAgent) -> bool:
     """The agent's first station reads a stable weight."""
     scale = agent.status()["stations"][0]["scale"]
     return bool(scale and scale["state"] == "ok" and scale["stable"])
+
+
+def put_parcel(agent: RunningAgent, scale: MockScale, grams: int, station: int = 0) -> None:
+    """A new parcel of `grams` on the mock scale, once the agent sees it ready (one weight, one parcel)."""
+    scale.set_weight(grams, stable=True)
+
+    def ready() -> bool:
+        seen = agent.status()["stations"][station]["scale"]
+        return bool(seen and seen["weight_g"] == grams and seen["parcel_ready"])
+
+    wait_until(ready, what=f"a {grams} g parcel ready on the scale")
 
 
 class RunningAgent:

@@ -20,6 +20,7 @@ from tests.edge_agent.agent_harness import (
     error_of,
     order_body,
     publish_warehouse,
+    put_parcel,
     scale_settled,
     station_body,
 )
@@ -180,20 +181,103 @@ def test_concurrent_scans_of_one_order_print_once(agent: RunningAgent, printer: 
     assert len(printer.labels()) == 1
 
 
-def test_concurrent_packs_of_many_orders_each_print_exactly_once(
-    agent: RunningAgent, printer: MockPrinter
+def test_concurrent_scans_of_many_orders_on_one_parcel_use_its_weight_once(
+    agent: RunningAgent, printer: MockPrinter, scale: MockScale
 ) -> None:
     refs = [f"T-{n:04d}" for n in range(7, 19)]
     with ThreadPoolExecutor(max_workers=6) as pool:
         responses = list(pool.map(lambda ref: agent.pack(ref, f"many-{ref}"), refs))
 
-    assert all(response.status_code == 200 for response in responses), [r.text for r in responses]
+    printed = [r.json() for r in responses if r.status_code == 200]
+    assert len(printed) == 1, [r.text for r in responses]
+    winner = printed[0]["order_ref"]
+    for response in responses:
+        if response.status_code != 200:
+            error = error_of(response)
+            assert error["code"] == "scale_weight_used", error
+            assert f"already used for order {winner}" in error["message"]
+            assert "1,234 g" in error["message"]
+    # Each remaining order gets its own parcel, and prints exactly once.
+    rest = [ref for ref in refs if ref != winner]
+    for n, ref in enumerate(rest):
+        put_parcel(agent, scale, 1300 + 50 * n)
+        answer = agent.pack(ref, f"many-again-{ref}")
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["weight_g"] == 1300 + 50 * n
     labels = printer.wait_for_labels(len(refs))
     printed_refs = sorted(ref for label in labels for ref in refs if any(ref in f for f in label["fields"]))
     assert printed_refs == refs
-    # One lane per printer: labels leave in the order their jobs were recorded.
-    jobs = sorted(_jobs(agent), key=lambda job: job["job_id"])
-    assert len(jobs) == len(refs)
+    assert len(_jobs(agent)) == len(refs)
+
+
+def test_the_next_scan_waits_for_a_new_parcel_and_never_takes_the_last_weight(
+    agent: RunningAgent, printer: MockPrinter, scale: MockScale
+) -> None:
+    first = agent.pack("T-0001", "next-1").json()
+    assert first["weight_g"] == 1234
+
+    # The packer scans the next order while the first parcel still sits on the scale.
+    stale = agent.pack("T-0002", "next-2")
+
+    assert stale.status_code >= 400
+    error = error_of(stale)
+    assert error["code"] == "scale_weight_used"
+    assert error["message"].startswith("put the parcel for order T-0002 on the scale at S1")
+    assert "1,234 g, was already used for order T-0001" in error["message"]
+    assert "lift it off and put it back" in error["message"]
+    assert agent.status()["stations"][0]["scale"]["last_used"] == {"grams": 1234, "order_ref": "T-0001"}
+    assert not agent.status()["stations"][0]["scale"]["parcel_ready"]
+
+    # The parcel is lifted (the scale reads empty), the same-weight next parcel goes on: it counts.
+    scale.set_weight(0, stable=True)
+    wait_until(lambda: agent.status()["stations"][0]["scale"]["weight_g"] == 0, what="the empty scale")
+    empty = agent.pack("T-0002", "next-3")
+    assert error_of(empty)["code"] == "scale_empty"
+    assert "reads 0 g" in error_of(empty)["message"]
+    put_parcel(agent, scale, 1234)
+    second = agent.pack("T-0002", "next-4").json()
+    assert (second["status"], second["weight_g"]) == ("printed", 1234)
+
+    # Reprint is explicit and takes no weight.
+    assert agent.http is not None
+    again = agent.http.post(f"/api/v1/jobs/{first['job_id']}/reprint", json={"reason": "label torn"})
+    assert again.status_code == 200, again.text
+    assert again.json()["weight_g"] == 1234
+    labels = printer.wait_for_labels(3)
+    assert len(labels) == 3
+
+
+def test_a_scan_that_waits_takes_the_parcel_put_on_meanwhile(
+    agent: RunningAgent, printer: MockPrinter, scale: MockScale
+) -> None:
+    assert agent.pack("T-0001", "wait-1").status_code == 200
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        waiting = pool.submit(agent.pack, "T-0002", "wait-2")
+        scale.set_weight(2222, stable=True)  # the parcel lands while the scan waits for it
+        answer = waiting.result(timeout=30)
+    if answer.status_code == 200:
+        assert answer.json()["weight_g"] == 2222
+    else:  # the scan gave up before the scale settled: it says so, and takes nothing
+        assert error_of(answer)["code"] == "scale_weight_used"
+        put_parcel(agent, scale, 2222)
+        assert agent.pack("T-0002", "wait-3").json()["weight_g"] == 2222
+    printer.wait_for_labels(2)
+
+
+def test_a_pack_that_records_no_job_leaves_the_weight_for_the_next_scan(
+    agent: RunningAgent, printer: MockPrinter, scale: MockScale
+) -> None:
+    assert scale.pty_path
+    slip_only = station_body("S2", printer, scale.pty_path)  # the same scale, no label printer
+    slip_only["printers"][0].update(id="S2-slip", role="slip")
+    agent.cloud.publish("station", "S2", slip_only)
+    agent.wait_synced()
+
+    refused = agent.pack("T-0001", "no-label-printer", station="S2")
+
+    assert error_of(refused)["code"] == "printer_not_configured"
+    assert agent.status()["stations"][0]["scale"]["parcel_ready"]
+    assert agent.pack("T-0001", "good-station").json()["weight_g"] == 1234
 
 
 # -- what the packer gets wrong ------------------------------------------------------------------

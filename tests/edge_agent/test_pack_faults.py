@@ -24,6 +24,7 @@ from tests.edge_agent.agent_harness import (
     error_of,
     order_body,
     publish_warehouse,
+    put_parcel,
     scale_settled,
     station_body,
 )
@@ -106,7 +107,7 @@ def _fields(printer: MockPrinter) -> str:
 
 
 def test_a_faulted_printer_sends_its_labels_to_the_station_fallback(
-    agent: RunningAgent, printers: tuple[MockPrinter, MockPrinter]
+    agent: RunningAgent, printers: tuple[MockPrinter, MockPrinter], scale: MockScale
 ) -> None:
     primary, spare = printers
     primary.set_fault("head_open")
@@ -125,6 +126,7 @@ def test_a_faulted_printer_sends_its_labels_to_the_station_fallback(
 
     primary.set_fault("none")
     wait_until(lambda: _printer(agent, "S1-label")["state"] == "ready", what="the primary to be ready")
+    put_parcel(agent, scale, 2100)
     assert agent.pack("F-0002", "fallback-2").json()["printer"] == "S1-label"
     primary.wait_for_labels(1)
     assert "F-0001" not in _fields(primary)  # never printed twice

@@ -26,6 +26,7 @@ from tests.edge_agent.agent_harness import (
     RunningAgent,
     order_body,
     publish_warehouse,
+    put_parcel,
     scale_settled,
     station_body,
 )
@@ -52,7 +53,7 @@ def json_log() -> Iterator[io.StringIO]:
 
 
 @pytest.fixture
-def agent(tmp_path: Path) -> Iterator[tuple[RunningAgent, MockPrinter]]:
+def agent(tmp_path: Path) -> Iterator[tuple[RunningAgent, MockPrinter, MockScale]]:
     printer = MockPrinter(port=0, control_port=0, serial="ZLOGS0001").start()
     scale = MockScale(control_port=0, stable_timeout_s=0.3, interval_s=0.02).start()
     scale.set_weight(1234, stable=True)
@@ -72,7 +73,7 @@ def agent(tmp_path: Path) -> Iterator[tuple[RunningAgent, MockPrinter]]:
     try:
         running.wait_synced()
         wait_until(lambda: scale_settled(running), timeout=10, what="the scale reader to settle")
-        yield running, printer
+        yield running, printer, scale
     finally:
         running.stop()
         printer.stop()
@@ -92,9 +93,9 @@ def _outcome(stream: io.StringIO, order_ref: str) -> dict[str, Any]:
 
 
 def test_each_pack_outcome_is_one_json_line_with_its_ids(
-    json_log: io.StringIO, agent: tuple[RunningAgent, MockPrinter]
+    json_log: io.StringIO, agent: tuple[RunningAgent, MockPrinter, MockScale]
 ) -> None:
-    running, printer = agent
+    running, printer, scale = agent
     printed = running.pack("L-0001", "log-1").json()
     assert printed["status"] == "printed"
     entry = _outcome(json_log, "L-0001")
@@ -104,6 +105,7 @@ def test_each_pack_outcome_is_one_json_line_with_its_ids(
     assert (entry["job_id"], entry["station"], entry["printer"]) == (printed["job_id"], "S1", "S1-label")
 
     printer.stop()  # nothing listens: the label is held for the printer
+    put_parcel(running, scale, 2100)
     held = running.pack("L-0002", "log-2").json()
     assert held["status"] == "held"
     entry = _outcome(json_log, "L-0002")
@@ -113,9 +115,9 @@ def test_each_pack_outcome_is_one_json_line_with_its_ids(
 
 
 def test_a_credential_never_reaches_the_log(
-    json_log: io.StringIO, agent: tuple[RunningAgent, MockPrinter]
+    json_log: io.StringIO, agent: tuple[RunningAgent, MockPrinter, MockScale]
 ) -> None:
-    running, _ = agent
+    running, _, _ = agent
     assert running.pack("L-0001", "log-3").status_code == 200
     # A careless call that formats the credential into a message is masked all the same.
     logging.getLogger("edge_agent.sync").warning("the cloud refused Bearer %s", CREDENTIAL)
@@ -126,9 +128,9 @@ def test_a_credential_never_reaches_the_log(
 
 
 def test_a_label_cut_off_mid_send_logs_a_failed_or_unknown_line_with_its_ids(
-    json_log: io.StringIO, agent: tuple[RunningAgent, MockPrinter]
+    json_log: io.StringIO, agent: tuple[RunningAgent, MockPrinter, MockScale]
 ) -> None:
-    running, printer = agent
+    running, printer, _ = agent
     printer.set_fault("drop")  # the printer closes the connection in the middle of the label
     response = running.pack("L-0001", "log-4")
     assert response.status_code >= 400 or response.json()["status"] == "printed", response.text

@@ -58,7 +58,7 @@ class ScriptedPrinter:
 
 
 class ScriptedScale:
-    """A stable 1500 g, or the scripted error."""
+    """A new parcel of a stable 1500 g at every scan, or the scripted error."""
 
     def __init__(self, config: ScaleConfig) -> None:
         self.config = config
@@ -71,12 +71,17 @@ class ScriptedScale:
     def stop(self) -> None:
         pass
 
-    def stable_weight(self, max_age_s: float = 1.0) -> WeightReading | None:
+    def take_parcel_weight(self, order_ref: str) -> WeightReading | None:
+        # Every scan finds a new parcel on it (the real rule, one weight per parcel, is tested
+        # against the mock scale).
         return None if self.error else WeightReading(1500, True, time.monotonic())
 
-    def wait_stable(self, timeout_s: float) -> WeightReading:
+    def wait_parcel_weight(self, order_ref: str, timeout_s: float, *, where: str) -> WeightReading:
         assert self.error is not None
         raise self.error
+
+    def give_back(self, order_ref: str) -> None:
+        pass
 
     def latest(self) -> WeightReading | None:
         return None

@@ -278,11 +278,11 @@ class IdleScale:
     def stop(self) -> None:
         self.stopped = True
 
-    def stable_weight(self, max_age_s: float = 1.0) -> Any:
+    def take_parcel_weight(self, order_ref: str) -> Any:
         return None
 
-    def wait_stable(self, timeout_s: float) -> Any:
-        raise ScaleError("the scale is not answering: switch it on", code="scale_not_answering")
+    def wait_parcel_weight(self, order_ref: str, timeout_s: float, *, where: str) -> Any:
+        raise ScaleError(f"the scale {where} is not answering: switch it on", code="scale_not_answering")
 
     def latest(self) -> Any:
         return None
@@ -352,7 +352,7 @@ def test_a_station_with_a_bad_device_entry_says_what_is_wrong() -> None:
         assert "klingon" in no_printer.value.message
 
         with pytest.raises(ScaleError) as no_scale:
-            run(lambda: station.weigh(0.1))  # type: ignore[arg-type, return-value]
+            run(lambda: station.weigh(0.1, "F-1"))  # type: ignore[arg-type, return-value]
         assert no_scale.value.code == "scale_not_configured"
         assert "baudrate" in no_scale.value.message
     finally:
@@ -367,10 +367,11 @@ def test_weighing_waits_for_the_scale_and_passes_its_error_on() -> None:
         assert station is not None
 
         async def weigh() -> None:
-            await station.weigh(0.1)
+            await station.weigh(0.1, "F-1")
 
         with pytest.raises(ScaleError) as silent:
             run(weigh)
         assert silent.value.code == "scale_not_answering"
+        assert "the scale at S1" in silent.value.message
     finally:
         floor.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -10,6 +11,7 @@ from conftest import PtyScalePeer, Sics, SicsBalance, wait_for
 from dockside.errors import ScaleError
 from edge_agent.devices import ScaleConfig, ScaleReader
 from edge_agent.devices.mt_sics import MtSicsScale
+from edge_agent.devices.scale_reader import UsedWeight
 
 
 def fast_scale(config: ScaleConfig) -> MtSicsScale:
@@ -184,3 +186,63 @@ def test_stop_releases_the_port(reader: ScaleReader, sics: Sics) -> None:
     assert reader.state == "stopped"
     assert reader.stable_weight() is None
     assert reader._thread is None
+
+
+# -- one weight, one parcel ---------------------------------------------------------------------
+
+
+def test_a_weight_serves_one_parcel_until_the_scale_shows_a_new_one(reader: ScaleReader, sics: Sics) -> None:
+    _, balance = sics
+    balance.value = "1.234"
+    first = reader.wait_parcel_weight("A-1", 3.0)
+    assert first.grams == 1234
+    assert reader.used() == UsedWeight(1234, "A-1")
+
+    # The parcel stays on the scale (a drift of a few grams included): never the next order's weight.
+    balance.value = "1.236"
+    wait_for(lambda: (r := reader.latest()) is not None and r.grams == 1236, what="the drift")
+    assert reader.take_parcel_weight("A-2") is None
+    with pytest.raises(ScaleError) as used:
+        reader.wait_parcel_weight("A-2", 0.2, where="at S1")
+    assert used.value.code == "scale_weight_used"
+    assert used.value.message.startswith("put the parcel for order A-2 on the scale at S1")
+    assert "1,236 g, was already used for order A-1" in used.value.message
+
+    # Lifted: the empty platform is no parcel either, and says so.
+    balance.value = "0.000"
+    with pytest.raises(ScaleError) as empty:
+        reader.wait_parcel_weight("A-2", 0.3, where="at S1")
+    assert empty.value.code == "scale_empty"
+    assert "reads 0 g" in empty.value.message
+
+    # A parcel of the very same weight after the scale was empty is a new parcel.
+    balance.value = "1.234"
+    second = reader.wait_parcel_weight("A-2", 3.0)
+    assert second.grams == 1234
+    # A clearly different weight counts as a new parcel even without an empty reading between.
+    balance.value = "2.500"
+    assert reader.wait_parcel_weight("A-3", 3.0).grams == 2500
+
+
+def test_a_claim_given_back_can_be_taken_again_and_only_by_its_order(reader: ScaleReader, sics: Sics) -> None:
+    _, balance = sics
+    balance.value = "0.800"
+    assert reader.wait_parcel_weight("B-1", 3.0).grams == 800
+    reader.give_back("B-9")  # not the order that took it: nothing changes
+    assert reader.parcel_weight() is None
+    reader.give_back("B-1")  # its pack recorded no job
+    assert reader.used() is None
+    assert reader.take_parcel_weight("B-2") is not None
+    assert reader.used() == UsedWeight(800, "B-2")
+
+
+def test_a_scan_waiting_for_a_parcel_takes_the_one_put_on_meanwhile(reader: ScaleReader, sics: Sics) -> None:
+    _, balance = sics
+    balance.value = "0.500"
+    reader.wait_parcel_weight("C-1", 3.0)
+    result: list[int] = []
+    waiter = threading.Thread(target=lambda: result.append(reader.wait_parcel_weight("C-2", 10.0).grams))
+    waiter.start()
+    balance.value = "0.900"
+    waiter.join(15)
+    assert result == [900]
