@@ -6,7 +6,7 @@ change never re-serialises them. Timestamps are timezone-aware UTC on the way in
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -89,32 +89,57 @@ class UtcDateTime(TypeDecorator[datetime]):
 def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert many rows of one shape (bulk ingest, the change log) in as few round trips as can be.
 
-    SQLite takes one executemany. On PostgreSQL psycopg's executemany is still one INSERT per
-    row (pipelined), each row's values bound and its timestamps converted one by one; COPY
-    streams every row in one command and takes aware datetimes as they are. UtcDateTime's rule
-    holds: a naive timestamp is refused (checked per distinct value, cheap when rows share one).
+    Bulk writes stamp every row with the transaction's one `now`, so each column's own bind
+    conversion (UtcDateTime's UTC rule and refusal of naive values, SQLite's text format) runs
+    once per distinct timestamp instead of once per row, and the rows go to the driver as plain
+    tuples: COPY on PostgreSQL (psycopg's executemany would still be one INSERT per row),
+    one executemany on SQLite.
     """
     if not rows:
         return
-    if conn.dialect.name != "postgresql":
-        conn.execute(table.insert(), list(rows))
-        return
     names = list(rows[0])
-    times = [name for name in names if isinstance(table.c[name].type, UtcDateTime)]
-    checked: set[int] = set()
-    for row in rows:
-        for name in times:
-            value = row[name]
-            if value is not None and id(value) not in checked:
-                if value.tzinfo is None:
-                    raise ValueError("timestamps must be timezone-aware (UTC)")
-                checked.add(id(value))
+    dialect = conn.dialect
+    conversions = [
+        (index, convert)
+        for index, name in enumerate(names)
+        if (convert := _converter(table.c[name].type, dialect)) is not None
+    ]
+    values: list[tuple[Any, ...]] = []
+    for mapping in rows:
+        record = [mapping[name] for name in names]
+        for index, convert in conversions:
+            record[index] = convert(record[index])
+        values.append(tuple(record))
     columns = ", ".join(f'"{name}"' for name in names)
+    if dialect.name != "postgresql":
+        marks = ", ".join("?" * len(names))
+        conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({columns}) VALUES ({marks})', values)  # noqa: S608
+        return
     raw = conn.connection.driver_connection
     assert raw is not None  # a live connection inside the caller's transaction
     with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({columns}) FROM STDIN') as copy:
-        for row in rows:
-            copy.write_row([row[name] for name in names])
+        for converted in values:
+            copy.write_row(converted)
+
+
+def _converter(column_type: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
+    """The column's bind conversion for `dialect`; for timestamps, run once per distinct value."""
+    # The dialect's own variant (SQLite's DATETIME writes the text SQLAlchemy reads and compares).
+    process = column_type.dialect_impl(dialect).bind_processor(dialect)
+    if not isinstance(column_type, UtcDateTime):
+        # psycopg adapts Python values itself; SQLite's text, integer and boolean need nothing.
+        return process if dialect.name != "postgresql" else None
+    seen: dict[int, tuple[Any, Any]] = {}
+
+    def once(value: Any) -> Any:
+        if value is None:
+            return None
+        hit = seen.get(id(value))
+        if hit is None or hit[0] is not value:
+            hit = seen[id(value)] = (value, process(value) if process is not None else value)
+        return hit[1]
+
+    return once
 
 
 # 64-bit ids on PostgreSQL; on SQLite only INTEGER PRIMARY KEY is the auto-numbered rowid.

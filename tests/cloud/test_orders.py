@@ -278,9 +278,10 @@ def test_bulk_insert_keeps_utc_and_refuses_naive_timestamps(store: CloudStore) -
             ],
         )
     with store.read() as conn:
+        # Compared in SQL, so the stored form must be exactly what the column type writes.
         rows = conn.execute(
             select(schema.changes)
-            .where(schema.changes.c.revision >= 10_000)
+            .where(schema.changes.c.revision >= 10_000, schema.changes.c.recorded_at == at)
             .order_by(schema.changes.c.revision)
         ).all()
     assert [(r.key, r.deleted, r.body, r.recorded_at) for r in rows] == [
