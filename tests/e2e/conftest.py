@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -62,9 +63,9 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         yield started
 
 
-@pytest.fixture
-def station(stack: Stack) -> Iterator[Station]:
-    """A provisioned warehouse WH1 with station S1 and 60 orders, the agent synced and weighing 1234 g."""
+@contextmanager
+def provisioned_station(stack: Stack) -> Iterator[Station]:
+    """Start a provisioned warehouse WH1 on `stack`: station S1, 60 orders, the agent synced, 1234 g."""
     stack.start_cloud()
     stack.start_printer(serial="ZD421-E2E")
     stack.start_scale()
@@ -73,6 +74,26 @@ def station(stack: Stack) -> Iterator[Station]:
     stack.enroll_agent("WH1")
     stack.start_agent()
     s = Station(stack)
-    s.wait_synced("E2E-0060")
-    yield s
-    s.http.close()
+    try:
+        s.wait_synced("E2E-0060")
+        yield s
+    finally:
+        s.http.close()
+
+
+@pytest.fixture
+def station(stack: Stack) -> Iterator[Station]:
+    """A provisioned warehouse WH1 with station S1 and 60 orders, the agent synced and weighing 1234 g."""
+    with provisioned_station(stack) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def shared_station(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Station]:
+    """One `station` stack for a whole module, for tests that each use their own orders.
+
+    Starting a stack costs seconds; a module whose tests leave the devices as they found them
+    (each test undoes the faults it sets) shares one.
+    """
+    with running_stack(tmp_path_factory.mktemp("stack")) as stack, provisioned_station(stack) as s:
+        yield s
