@@ -275,9 +275,13 @@ class Stack:
             ]
         )
 
-    def start_agent(self, name: str = "agent", *, http: str = "127.0.0.1:0") -> Process:
+    def start_agent(
+        self, name: str = "agent", *, http: str = "127.0.0.1:0", extra: Sequence[str] = ()
+    ) -> Process:
+        """Start (or restart) an enrolled agent; `extra` goes to `run` as is, e.g. ("--scale-wait", "0.5")."""
         return self.spawn(
-            name, ["dockside-agent", "run", "--data-dir", str(self.agent_dir(name)), "--http", http]
+            name,
+            ["dockside-agent", "run", "--data-dir", str(self.agent_dir(name)), "--http", http, *extra],
         )
 
     # -- API conveniences ------------------------------------------------------------------
