@@ -7,10 +7,12 @@ publish the wave and read the events the agent delivered. The agent polls its pr
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -365,3 +367,38 @@ def test_the_cache_keeps_waves_and_refuses_unusable_ones(store: Store) -> None:
     with store.atomic():
         cache.apply(pb.Change(revision=10, kind="wave", key="7", deleted=True))
     assert store.count("waves") == 0
+
+
+def test_a_double_click_during_a_run_gets_the_same_run_and_another_request_is_refused(
+    agent: RunningAgent, cloud: MemoryTransport, printer: MockPrinter
+) -> None:
+    _wave(cloud, 51, CHOSEN[:3])
+    agent.wait_synced()
+    assert agent.agent is not None
+    assert agent.http is not None
+    lane = agent.agent.floor.lane("S1-label")
+    assert lane is not None
+    send = lane.send
+    gate = asyncio.Event()
+
+    async def send_when_let_through(data: bytes) -> None:
+        await gate.wait()  # the run stays in its first label until the test lets it go on
+        await send(data)
+
+    lane.send = send_when_let_through  # type: ignore[method-assign]
+    with ThreadPoolExecutor(max_workers=2) as clicks:
+        first = clicks.submit(_print, agent, 51, "click-1")
+        wait_until(lambda: agent.http.get("/api/v1/waves/51").json()["running"], what="the run to start")
+        again = clicks.submit(_print, agent, 51, "click-1")
+        other = _print(agent, 51, "click-2")
+        assert other.status_code == 409
+        assert error_of(other)["code"] == "wave_printing"
+        assert "click-1" in error_of(other)["message"]
+        agent.call_on_loop(gate.set)
+        answers = [first.result(timeout=20), again.result(timeout=20)]
+    assert [a.status_code for a in answers] == [200, 200]
+    assert answers[0].json() == answers[1].json()
+    assert answers[0].json()["printed"] == 3
+    printer.wait_for_labels(3)
+    assert _printed_refs(printer) == CHOSEN[:3]
+    assert agent.http.get("/api/v1/waves/51").json()["running"] is False
