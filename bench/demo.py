@@ -13,6 +13,9 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
+
+from bench.demo_parcels import ParcelFeeder
 from bench.provision import provision
 from bench.stack import Stack, StackError
 
@@ -63,7 +66,9 @@ Dockside demo is running. Ctrl-C stops everything.
   Mock printer                 127.0.0.1:9100, labels at http://127.0.0.1:9180/labels and .demo/printer/
   Mock scale                   {stack.processes["scale"].ready["pty"]} (.demo/scale), control http://127.0.0.1:9181/
 
-Pack an order (the scale reads 1234 g; change it with the second command):
+Pack an order (the scale reads 1234 g). A weight serves one parcel: after each label the demo's
+packer lifts the parcel off and puts the next one on (the console says so); the second command
+puts a parcel of your own:
 
   curl -s -X POST http://127.0.0.1:8100/api/v1/pack -H 'content-type: application/json' \\
        -d '{{"order_ref": "DEMO-0001", "station": "S1", "request_id": "demo-1"}}'
@@ -75,9 +80,20 @@ See the order in the cloud:
 """,
         flush=True,
     )
+
+    def set_weight(grams: int) -> None:
+        try:
+            stack.control("scale", "POST", "/weight", {"grams": grams, "stable": True})
+        except (StackError, OSError) as exc:
+            print(f"Demo packer: could not put a parcel on the mock scale: {exc}", file=sys.stderr)
+        except httpx.HTTPError as exc:
+            print(f"Demo packer: the mock scale does not answer: {exc}", file=sys.stderr)
+
+    feeder = ParcelFeeder(stack.agent_url(), set_weight, lambda line: print(line, flush=True))
     try:
         cloud_down_since: float | None = None
         while not stopping:
+            feeder.tick()
             for process in list(stack.processes.values()):
                 if process.alive():
                     continue
@@ -100,6 +116,7 @@ See the order in the cloud:
     except KeyboardInterrupt:
         pass
     print("\nStopping the demo ...", flush=True)
+    feeder.close()
     stack.stop()
     print("Stopped. State is kept in .demo/ until the next `make demo`.")
     return 0
