@@ -51,6 +51,13 @@ GRPC_SERVER_OPTIONS: list[tuple[str, int]] = [
     ("grpc.http2.max_ping_strikes", 0),
     # Two clouds must never share a port by accident (gRPC turns SO_REUSEPORT on by default).
     ("grpc.so_reuseport", 0),
+    # A fleet reconnecting at once (a cloud restart, a network back) brings calls faster than the
+    # Python server loop takes them off gRPC's queue. Past 1,000 waiting calls gRPC starts refusing
+    # new ones at random, and past 3,000 all of them, with a bare CANCELLED the agent cannot tell
+    # from a real cancel. A waiting call costs little; let a whole fleet wait its turn instead.
+    # (Calls still waiting after 30 s are dropped: gRPC's grpc.server_max_unrequested_time_in_server.)
+    ("grpc.server.max_pending_requests", 20_000),
+    ("grpc.server.max_pending_requests_hard_limit", 40_000),
 ]
 
 

@@ -18,13 +18,16 @@ __all__ = ["CHANNEL_OPTIONS", "GrpcTransport", "sync_error"]
 # streams that look idle; more frequent pings get a GOAWAY "too_many_pings" from servers).
 # The channel's own reconnect backoff is kept short because the watch loop has its own,
 # jittered one; a long channel backoff would keep failing calls fast after the cloud is back.
+# grpc.min_reconnect_backoff_ms is left alone on purpose: gRPC uses it as the minimum time a
+# connection attempt (TCP, TLS and HTTP/2 handshake) may take, 20 s by default. Set to 250 ms it
+# failed every attempt that took longer ("connection attempt timed out before receiving SETTINGS
+# frame"): a busy cloud after a restart, or a slow warehouse uplink with TLS.
 CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.keepalive_time_ms", 60_000),
     ("grpc.keepalive_timeout_ms", 20_000),
     ("grpc.keepalive_permit_without_calls", 0),
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.initial_reconnect_backoff_ms", 250),
-    ("grpc.min_reconnect_backoff_ms", 250),
     ("grpc.max_reconnect_backoff_ms", 5_000),
 )
 

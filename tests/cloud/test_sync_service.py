@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -10,12 +11,13 @@ from datetime import timedelta
 from typing import Any
 
 import grpc
+import grpc.aio
 import pytest
 from sqlalchemy import text
 
 from cloud.store import utcnow
 from cloud.warehouses import create_enrollment_token
-from dockside.v1 import sync_pb2
+from dockside.v1 import sync_pb2, sync_pb2_grpc
 from tests.cloud.conftest import STATION, TEMPLATE, Agent, RunningCloud, order
 
 
@@ -251,6 +253,67 @@ def test_many_snapshots_at_once_all_complete(cloud: RunningCloud) -> None:
         stream.cancel()
     assert errors == []
     assert results == [1_103] * 20  # begin, the warehouse, 1,100 orders, end
+
+
+def test_a_fleet_opening_its_streams_at_once_is_served_and_each_gets_only_its_changes(
+    two_warehouses: RunningCloud,
+) -> None:
+    """2,000 streams opened in the same instant (a fleet after a cloud restart): none is refused.
+
+    gRPC's default lets 1,000 calls wait for the server loop and then refuses new ones with a
+    bare CANCELLED; the cloud raises that limit. One change per warehouse then reaches every
+    stream of its warehouse and no other.
+    """
+    agents = {code: two_warehouses.enroll(code) for code in ("WH1", "WH2")}
+    after = two_warehouses.store.current_revision()
+    per_warehouse = 1_000
+    received: dict[str, list[str]] = {"WH1": [], "WH2": []}
+    failures: list[str] = []
+
+    async def follow(channel: grpc.aio.Channel, agent: Agent, opened: set[int], index: int) -> None:
+        call = sync_pb2_grpc.SyncStub(channel).Watch(
+            sync_pb2.WatchRequest(after_revision=after), metadata=agent.metadata
+        )
+        try:
+            async for item in call:
+                if item.HasField("heartbeat"):
+                    opened.add(index)
+                if item.HasField("change"):
+                    received[agent.warehouse].append(item.change.key)
+                    return
+        except grpc.aio.AioRpcError as exc:
+            failures.append(f"{exc.code().name}: {exc.details()}")
+        finally:
+            call.cancel()
+
+    async def fleet() -> None:
+        opened: set[int] = set()
+        async with grpc.aio.insecure_channel(two_warehouses.grpc_address) as channel:
+            tasks = [
+                asyncio.create_task(follow(channel, agents[code], opened, index))
+                for index, code in enumerate(["WH1", "WH2"] * per_warehouse)
+            ]
+            try:
+                # Every stream has answered with a heartbeat: all are open.
+                async with asyncio.timeout(60):
+                    while len(opened) < len(tasks) and not failures:
+                        await asyncio.sleep(0.05)
+                if not failures:
+                    await asyncio.to_thread(
+                        two_warehouses.ingest,
+                        order("LIVE-1", warehouse="WH1"),
+                        order("LIVE-2", warehouse="WH2"),
+                    )
+                    async with asyncio.timeout(60):
+                        await asyncio.gather(*tasks)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run(fleet())
+    assert failures[:3] == []
+    assert received == {"WH1": ["LIVE-1"] * per_warehouse, "WH2": ["LIVE-2"] * per_warehouse}
 
 
 # -- PushEvents -------------------------------------------------------------------------------
