@@ -4,9 +4,18 @@
     dispatcher, every second            ──►  a delivery per subscriber and event  ──POST──►  OMS
 
 Each POST carries `X-Dockside-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "t.body")>`,
-`X-Dockside-Event` and `X-Dockside-Delivery`. A delivery answered with anything but 2xx is retried
-with exponential backoff (1 s, 2 s, 4 s ... at most an hour apart) up to MAX_ATTEMPTS, and every
-attempt's outcome is kept. A subscriber can replay every event since a point in time.
+`X-Dockside-Event`, `X-Dockside-Event-Id` and `X-Dockside-Delivery`. A delivery answered with
+anything but 2xx (redirects are not followed) is retried with exponential backoff (1 s, 2 s, 4 s
+... at most an hour apart) up to MAX_ATTEMPTS, and every attempt's outcome is kept. A subscriber
+can replay every event since a point in time.
+
+Several replicas may share one database, each running a dispatcher: a dispatcher first claims
+the deliveries it will send (claimed_by, claimed_until, in one transaction: PostgreSQL skips rows
+another dispatcher has locked, SQLite has one writer), so no two send the same delivery. A claim
+that expires because its dispatcher died mid-delivery is taken again by another: delivery is at
+least once, and a subscriber dedupes by `event_id` (body and X-Dockside-Event-Id header).
+
+Every URL is checked by cloud.webhook_targets when it is saved and again before each delivery.
 """
 
 from __future__ import annotations
@@ -16,21 +25,26 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import secrets
+import socket
 import time
+import uuid
 from collections.abc import Collection
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 import httpx
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, or_, select, update
 
 from cloud import schema
 from cloud.store import CloudStore, WriteTransaction, dumps, utcnow
+from cloud.webhook_targets import UnsafeWebhookUrl, WebhookTarget, webhook_target
 from dockside.errors import InputError, NotFound
 
 __all__ = [
+    "CLAIM",
     "MAX_ATTEMPTS",
     "WebhookEvent",
     "create_subscription",
@@ -47,8 +61,13 @@ __all__ = [
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 10
 _MAX_BACKOFF_S = 3600.0
-_BATCH = 100
 _TIMEOUT_S = 10.0
+# A dispatcher claims few deliveries at a time, so the claim outlives sending them all even when
+# every one runs into the timeout; a dead dispatcher's claims are taken again after CLAIM.
+_BATCH = 10
+CLAIM = timedelta(seconds=_BATCH * _TIMEOUT_S + 20)
+_MAX_PER_ROUND = 1000
+_DISPATCHER = f"{socket.gethostname()[:30]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 class WebhookEvent(StrEnum):
@@ -93,9 +112,11 @@ def _subscription(row: Any, *, with_secret: bool = False) -> dict[str, Any]:
 def create_subscription(
     store: CloudStore, tenant_id: int, url: str, events: Collection[WebhookEvent]
 ) -> dict[str, Any]:
-    """A new subscriber; the answer holds its signing secret, shown only this once."""
-    if not url.startswith(("https://", "http://")) or len(url) > 2000:
-        raise InputError("a webhook url is an http:// or https:// address of at most 2,000 characters")
+    """A new subscriber; the answer holds its signing secret, shown only this once.
+
+    The URL must reach a public address (cloud.webhook_targets): UnsafeWebhookUrl (422) otherwise.
+    """
+    webhook_target(url)
     if not events:
         raise InputError(f"subscribe to at least one event: {', '.join(WebhookEvent)}")
     table = schema.webhook_subscriptions
@@ -230,7 +251,11 @@ def _fan_out(store: CloudStore) -> None:
         if conn.execute(select(subs.c.id).where(subs.c.disabled_at.is_(None)).limit(1)).first() is None:
             return
     with store.write() as tx:
-        for sub in tx.conn.execute(select(subs).where(subs.c.disabled_at.is_(None))).all():
+        active = select(subs).where(subs.c.disabled_at.is_(None)).order_by(subs.c.id)
+        if tx.dialect == "postgresql":
+            # Another replica fanning out a subscriber now holds its cursor: leave it to that one.
+            active = active.with_for_update(skip_locked=True)
+        for sub in tx.conn.execute(active).all():
             rows = tx.conn.execute(
                 select(events.c.id, events.c.kind)
                 .where(events.c.tenant_id == sub.tenant_id, events.c.id > sub.cursor)
@@ -245,64 +270,156 @@ def _fan_out(store: CloudStore) -> None:
 
 
 def deliver_due(
-    store: CloudStore, client: httpx.Client, *, backoff_s: float = 1.0, now: datetime | None = None
+    store: CloudStore,
+    client: httpx.Client,
+    *,
+    backoff_s: float = 1.0,
+    now: datetime | None = None,
+    dispatcher: str = _DISPATCHER,
 ) -> int:
-    """Fan out new events, then attempt every delivery that is due; returns how many were attempted."""
+    """Fan out new events, then claim and attempt the deliveries that are due; returns how many.
+
+    `dispatcher` names this sender in its claims; two dispatchers on one database never attempt
+    the same delivery while a claim holds.
+    """
     _fan_out(store)
-    deliveries, subs, events = schema.webhook_deliveries, schema.webhook_subscriptions, schema.webhook_events
     moment = now or utcnow()
-    with store.read() as conn:
-        due = conn.execute(
+    attempted = 0
+    while attempted < _MAX_PER_ROUND:
+        claimed = _claim(store, dispatcher, moment)
+        for row in claimed:
+            _attempt(store, client, row, dispatcher, moment, backoff_s)
+        attempted += len(claimed)
+        if len(claimed) < _BATCH:
+            break
+    return attempted
+
+
+def _claim(store: CloudStore, dispatcher: str, moment: datetime) -> list[Any]:
+    """Claim up to _BATCH due deliveries for `dispatcher` in one transaction; returns them."""
+    deliveries, subs, events = schema.webhook_deliveries, schema.webhook_subscriptions, schema.webhook_events
+    free = or_(deliveries.c.claimed_until.is_(None), deliveries.c.claimed_until < moment)
+    due = (
+        select(deliveries.c.id)
+        .join(subs, subs.c.id == deliveries.c.subscription_id)
+        .where(
+            deliveries.c.status == "pending",
+            deliveries.c.next_attempt_at <= moment,
+            subs.c.disabled_at.is_(None),
+            free,
+        )
+        .order_by(deliveries.c.id)
+        .limit(_BATCH)
+    )
+    with store.write() as tx:
+        if tx.dialect == "postgresql":
+            # Rows another dispatcher is claiming right now are skipped, not waited for.
+            due = due.with_for_update(of=deliveries, skip_locked=True)
+        ids = list(tx.conn.execute(due).scalars())
+        if not ids:
+            return []
+        # The `free` condition again: a claim is taken only from nobody, or from an expired one.
+        claimed = set(
+            tx.conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id.in_(ids), free)
+                .values(claimed_by=dispatcher, claimed_until=moment + CLAIM)
+                .returning(deliveries.c.id)
+            ).scalars()
+        )
+        rows = tx.conn.execute(
             select(
                 deliveries, subs.c.url, subs.c.secret, events.c.kind, events.c.payload, events.c.occurred_at
             )
             .join(subs, subs.c.id == deliveries.c.subscription_id)
             .join(events, events.c.id == deliveries.c.event_id)
-            .where(
-                deliveries.c.status == "pending",
-                deliveries.c.next_attempt_at <= moment,
-                subs.c.disabled_at.is_(None),
-            )
+            .where(deliveries.c.id.in_(claimed))
             .order_by(deliveries.c.id)
-            .limit(_BATCH)
         ).all()
-    for row in due:
-        body = json.dumps(
-            {
-                "event_id": row.event_id,
-                "event": row.kind,
-                "occurred_at": row.occurred_at.isoformat(),
-                "data": json.loads(row.payload),
-            },
-            separators=(",", ":"),
-        ).encode()
+    return list(rows)
+
+
+def _post(
+    client: httpx.Client, target: WebhookTarget, body: bytes, headers: dict[str, str]
+) -> httpx.Response:
+    """POST to the first of the target's checked addresses that takes the connection."""
+    for index, url in enumerate(target.connect_urls):
+        try:
+            return client.post(
+                url,
+                content=body,
+                headers=headers,
+                timeout=_TIMEOUT_S,
+                extensions=target.extensions,
+                follow_redirects=False,
+            )
+        except httpx.ConnectError:
+            if index == len(target.connect_urls) - 1:
+                raise
+    raise AssertionError("a webhook target always has an address")
+
+
+def _attempt(
+    store: CloudStore, client: httpx.Client, row: Any, dispatcher: str, moment: datetime, backoff_s: float
+) -> None:
+    """Send one claimed delivery and record the outcome (only while the claim is still ours)."""
+    body = json.dumps(
+        {
+            "event_id": row.event_id,
+            "event": row.kind,
+            "occurred_at": row.occurred_at.isoformat(),
+            "data": json.loads(row.payload),
+        },
+        separators=(",", ":"),
+    ).encode()
+    code: int | None = None
+    error: str | None = None
+    try:
+        # Checked again now: the name may resolve elsewhere than when the subscription was saved.
+        target = webhook_target(row.url)
         headers = {
+            "Host": target.host_header,
             "Content-Type": "application/json",
             "X-Dockside-Event": row.kind,
+            "X-Dockside-Event-Id": str(row.event_id),
             "X-Dockside-Delivery": str(row.id),
             "X-Dockside-Signature": signature(row.secret, int(time.time()), body),
         }
-        code: int | None = None
-        error: str | None = None
-        try:
-            response = client.post(row.url, content=body, headers=headers, timeout=_TIMEOUT_S)
-            code = response.status_code
-            if not 200 <= code < 300:
-                error = f"the subscriber answered {code}"
-        except httpx.HTTPError as exc:
-            error = f"could not deliver: {exc.__class__.__name__}: {str(exc)[:200]}"
-        attempts = int(row.attempts) + 1
-        values: dict[str, Any] = {"attempts": attempts, "last_status_code": code, "last_error": error}
-        if error is None:
-            values.update(status="delivered", delivered_at=utcnow())
-        elif attempts >= MAX_ATTEMPTS:
-            values.update(status="failed")
-        else:
-            delay = min(backoff_s * 2 ** (attempts - 1), _MAX_BACKOFF_S)
-            values.update(next_attempt_at=moment + timedelta(seconds=delay))
-        with store.write() as tx:
-            tx.conn.execute(update(deliveries).where(deliveries.c.id == row.id).values(**values))
-    return len(due)
+        if target.extensions:
+            # A TLS connection made for one name is never reused for another on the same address.
+            headers["Connection"] = "close"
+        response = _post(client, target, body, headers)
+        code = response.status_code
+        if response.is_redirect:
+            error = f"the subscriber answered {code} (a redirect, not followed): give the final URL"
+        elif not 200 <= code < 300:
+            error = f"the subscriber answered {code}"
+    except UnsafeWebhookUrl as exc:
+        error = f"not sent: {exc.message}"
+    except httpx.HTTPError as exc:
+        error = f"could not deliver: {exc.__class__.__name__}: {str(exc)[:200]}"
+    attempts = int(row.attempts) + 1
+    values: dict[str, Any] = {
+        "attempts": attempts,
+        "last_status_code": code,
+        "last_error": error,
+        "claimed_by": None,
+        "claimed_until": None,
+    }
+    if error is None:
+        values.update(status="delivered", delivered_at=utcnow())
+    elif attempts >= MAX_ATTEMPTS:
+        values.update(status="failed")
+    else:
+        delay = min(backoff_s * 2 ** (attempts - 1), _MAX_BACKOFF_S)
+        values.update(next_attempt_at=moment + timedelta(seconds=delay))
+    deliveries = schema.webhook_deliveries
+    with store.write() as tx:
+        tx.conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id == row.id, deliveries.c.claimed_by == dispatcher)
+            .values(**values)
+        )
 
 
 async def run_webhooks(store: CloudStore, stop: asyncio.Event, *, interval_s: float = 1.0) -> None:

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from cloud.access import Role, create_api_token, create_tenant
+from cloud.webhook_targets import ALLOW_PRIVATE_ENV
 from tests.cloud.conftest import STATION, TEMPLATE, RunningCloud, order
 
 RULESET = {
@@ -110,8 +111,12 @@ def _client(cloud: RunningCloud, token: str) -> httpx.Client:
 
 
 @pytest.fixture
-def setup(cloud: RunningCloud) -> RunningCloud:
-    """WH1 with a station, template t1 v1, ruleset t1 v1 and order R1 in the default tenant."""
+def setup(cloud: RunningCloud, monkeypatch: pytest.MonkeyPatch) -> RunningCloud:
+    """WH1 with a station, template t1 v1, ruleset t1 v1 and order R1 in the default tenant.
+
+    Webhooks may go to loopback here (the matrix subscribes http://127.0.0.1:9/hook).
+    """
+    monkeypatch.setenv(ALLOW_PRIVATE_ENV, "1")
     cloud.put_warehouse("WH1")
     assert cloud.api.post("/api/v1/warehouses/WH1/stations", json=STATION).status_code == 201
     assert cloud.api.post("/api/v1/templates/t1/versions", json=TEMPLATE).status_code == 201

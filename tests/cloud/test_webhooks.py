@@ -5,11 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -19,46 +16,7 @@ from cloud import order_states, orders, warehouses, webhooks
 from cloud.store import CloudStore, utcnow
 from dockside.orders import OrderState
 from tests.cloud.conftest import RunningCloud, order
-
-
-class Receiver:
-    """An OMS endpoint on an ephemeral port: records each request, fails the first `fail` ones."""
-
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
-        self.fail = 0
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                with receiver.lock:
-                    failing = receiver.fail > 0
-                    receiver.fail -= 1 if failing else 0
-                    receiver.received.append({"headers": dict(self.headers), "body": body, "failed": failing})
-                self.send_response(500 if failing else 204)
-                self.end_headers()
-
-            def log_message(self, *_args: Any) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=10)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    running = Receiver()
-    yield running
-    running.close()
+from tests.cloud.webhook_receiver import Receiver, receiver_fixture  # noqa: F401 (the `receiver` fixture)
 
 
 def _subscribe(cloud: RunningCloud, url: str, events: list[str]) -> dict[str, Any]:
@@ -94,6 +52,8 @@ def test_state_changes_and_exceptions_are_delivered_signed(cloud: RunningCloud, 
     payload = json.loads(got["body"])
     assert payload["event"] == "order.state_changed"
     assert got["headers"]["X-Dockside-Event"] == "order.state_changed"
+    # The event id rides in a header too, so a subscriber can dedupe before parsing the body.
+    assert got["headers"]["X-Dockside-Event-Id"] == str(payload["event_id"])
     assert payload["data"] == {
         "order_ref": "H1",
         "warehouse": "WH1",
