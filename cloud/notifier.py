@@ -14,7 +14,28 @@ import threading
 from collections.abc import Iterator
 from typing import Protocol
 
-__all__ = ["AgentRevocations", "LocalRevisionNotifier", "RevisionNotifier"]
+__all__ = ["AgentRevocations", "LocalRevisionNotifier", "RevisionNotifier", "StreamStop", "settle"]
+
+
+class StreamStop:
+    """Ends one Watch stream, at once even while it waits; set on the loop that serves the stream.
+
+    A waiting stream puts the future it awaits in `waiting`, and `set` settles it.
+    """
+
+    __slots__ = ("_set", "waiting")
+
+    def __init__(self) -> None:
+        self._set = False
+        self.waiting: asyncio.Future[None] | None = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        if self.waiting is not None:
+            settle(self.waiting)
 
 
 class RevisionNotifier(Protocol):
@@ -43,14 +64,20 @@ class RevisionNotifier(Protocol):
         ...
 
 
+_Waiting = dict[asyncio.AbstractEventLoop, set["asyncio.Future[None]"]]
+
+
 class LocalRevisionNotifier:
-    """The in-process notifier: one asyncio.Event per event loop, replaced at each advance."""
+    """The in-process notifier: one future per waiter, all released by one call per event loop.
+
+    A wait costs one future and one timer, no task (as asyncio.wait_for would make).
+    """
 
     def __init__(self, revision: int = 0) -> None:
         self._lock = threading.Lock()
         self._latest = revision
         self._closed = False
-        self._events: dict[asyncio.AbstractEventLoop, asyncio.Event] = {}
+        self._waiting: _Waiting = {}
 
     @property
     def latest(self) -> int:
@@ -65,16 +92,14 @@ class LocalRevisionNotifier:
             if revision <= self._latest:
                 return
             self._latest = revision
-            waiting = list(self._events.items())
-            self._events.clear()
-        self._wake(waiting)
+            waiting, self._waiting = self._waiting, {}
+        _release(waiting)
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            waiting = list(self._events.items())
-            self._events.clear()
-        self._wake(waiting)
+            waiting, self._waiting = self._waiting, {}
+        _release(waiting)
 
     async def wait_past(self, revision: int, seconds: float) -> bool:
         loop = asyncio.get_running_loop()
@@ -83,39 +108,53 @@ class LocalRevisionNotifier:
                 return False
             if self._latest > revision:
                 return True
-            event = self._events.get(loop)
-            if event is None:
-                event = self._events[loop] = asyncio.Event()
+            woken: asyncio.Future[None] = loop.create_future()
+            self._waiting.setdefault(loop, set()).add(woken)
+        timer = loop.call_later(seconds, settle, woken)
         try:
-            await asyncio.wait_for(event.wait(), seconds)
-        except TimeoutError:
-            return False
+            await woken
+        finally:
+            timer.cancel()
+            with self._lock:
+                # Gone already if an advance released it; a timed-out wait must not pile up.
+                self._waiting.get(loop, set()).discard(woken)
         return not self._closed and self._latest > revision
 
-    @staticmethod
-    def _wake(waiting: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]) -> None:
-        for loop, event in waiting:
-            # A loop that has already stopped has no waiters left to wake.
-            if not loop.is_closed():
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(event.set)
+
+def settle(future: asyncio.Future[None]) -> None:
+    """Resolve a waiter's future unless it is already done (woken, timed out or cancelled)."""
+    if not future.done():
+        future.set_result(None)
+
+
+def _settle_all(futures: set[asyncio.Future[None]]) -> None:
+    for future in futures:
+        settle(future)
+
+
+def _release(waiting: _Waiting) -> None:
+    for loop, futures in waiting.items():
+        # A loop that has already stopped has no waiters left to wake.
+        if futures and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle_all, futures)
 
 
 class AgentRevocations:
-    """Ends a revoked agent's open Watch streams at once: each stream holds an event set on revoke.
+    """Ends a revoked agent's open Watch streams at once: each stream holds a StreamStop set on revoke.
 
-    `revoke` is safe from any thread (the admin API's worker, a LISTEN thread); a stream's event
+    `revoke` is safe from any thread (the admin API's worker, a LISTEN thread); a stream's stop
     belongs to the loop that serves it.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._streams: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
+        self._streams: dict[str, set[tuple[asyncio.AbstractEventLoop, StreamStop]]] = {}
 
     @contextlib.contextmanager
-    def watching(self, agent_id: str) -> Iterator[asyncio.Event]:
-        """An event that is set if `agent_id` is revoked while the `with` block runs."""
-        entry = (asyncio.get_running_loop(), asyncio.Event())
+    def watching(self, agent_id: str) -> Iterator[StreamStop]:
+        """A stop that is set if `agent_id` is revoked while the `with` block runs."""
+        entry = (asyncio.get_running_loop(), StreamStop())
         with self._lock:
             self._streams.setdefault(agent_id, set()).add(entry)
         try:
@@ -129,7 +168,10 @@ class AgentRevocations:
                         del self._streams[agent_id]
 
     def revoke(self, agent_id: str) -> None:
-        """Set the event of every open stream of `agent_id`."""
+        """Set the stop of every open stream of `agent_id`."""
         with self._lock:
             waiting = list(self._streams.get(agent_id, ()))
-        LocalRevisionNotifier._wake(waiting)
+        for loop, stop in waiting:
+            if not loop.is_closed():
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(stop.set)

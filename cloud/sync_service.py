@@ -8,7 +8,6 @@ logged here and answered with INTERNAL, never with a stack trace.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -92,17 +91,19 @@ class SyncService(sync_pb2_grpc.SyncServicer):
             tenant=enrollment.tenant,
         )
 
-    async def Watch(
+    # Yields bytes, not messages: registered without a serializer (see _add_sync_service).
+    async def Watch(  # type: ignore[override]
         self,
         request: sync_pb2.WatchRequest,
         context: aio.ServicerContext[Any, Any],
-    ) -> AsyncIterator[sync_pb2.WatchResponse]:
+    ) -> AsyncIterator[bytes]:
+        """The agent's changes as serialized WatchResponse messages (see cloud.watch)."""
         agent = await self._agent(context, "Watch")
         metrics.WATCH_STREAMS.inc()
         try:
             with self.store.revocations.watching(agent.agent_id) as revoked:
-                async for item in _until(revoked, self.feed.stream(agent, request.after_revision)):
-                    yield item
+                async for wire in self.feed.stream(agent, request.after_revision, revoked):
+                    yield wire
             if revoked.is_set():
                 raise AuthError("this agent was revoked: enroll it again with a new token")
         except Exception as exc:
@@ -195,36 +196,6 @@ class SyncService(sync_pb2_grpc.SyncServicer):
             await _fail(context, rpc, exc)
 
 
-async def _until(
-    stop: asyncio.Event, stream: AsyncIterator[sync_pb2.WatchResponse]
-) -> AsyncIterator[sync_pb2.WatchResponse]:
-    """The items of `stream` until `stop` is set, even while the stream is waiting for the next one."""
-    stopping = asyncio.ensure_future(stop.wait())
-    step: asyncio.Future[sync_pb2.WatchResponse] | None = None
-    try:
-        while not stop.is_set():
-            step = asyncio.ensure_future(anext(stream))
-            await asyncio.wait({step, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            if not step.done():
-                return
-            try:
-                item = step.result()
-            except StopAsyncIteration:
-                return
-            step = None
-            yield item
-    finally:
-        stopping.cancel()
-        # The pending read must finish before the stream can be closed (and its outcome retrieved).
-        if step is not None:
-            step.cancel()
-            with contextlib.suppress(BaseException):
-                await step
-        aclose = getattr(stream, "aclose", None)
-        if aclose is not None:
-            await aclose()
-
-
 async def _fail(context: aio.ServicerContext[Any, Any], rpc: str, exc: Exception) -> NoReturn:
     """Answer an RPC with the status its failure deserves; log what is not the caller's fault."""
     if isinstance(exc, AuthError):
@@ -276,15 +247,14 @@ def _add_sync_service(service: SyncService, server: aio.Server) -> None:
 
     parse_watch = _parsed(sync_pb2.WatchRequest, "Watch")
 
-    async def watch(raw: bytes, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-        async for item in service.Watch(await parse_watch(raw, context), context):
-            yield item
+    async def watch(raw: bytes, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[bytes]:
+        async for wire in service.Watch(await parse_watch(raw, context), context):
+            yield wire
 
     handlers = {
         "Enroll": unary("Enroll", sync_pb2.EnrollRequest, sync_pb2.EnrollResponse),
-        "Watch": grpc.unary_stream_rpc_method_handler(
-            watch, response_serializer=sync_pb2.WatchResponse.SerializeToString
-        ),
+        # No serializer: the feed hands over WatchResponse bytes, serialized once for every stream.
+        "Watch": grpc.unary_stream_rpc_method_handler(watch),
         "PushEvents": unary("PushEvents", sync_pb2.PushEventsRequest, sync_pb2.PushEventsResponse),
         "ReportStatus": unary("ReportStatus", sync_pb2.ReportStatusRequest, sync_pb2.ReportStatusResponse),
     }

@@ -1,26 +1,31 @@
 """The Watch stream's content: a snapshot or the change log after a revision, then live changes.
 
     feed = ChangeFeed(store)
-    async for item in feed.stream(agent, after_revision):   # WatchResponse messages, forever
+    async for wire in feed.stream(agent, after_revision, stop):   # serialized WatchResponses
         ...
 
-Database work runs in worker threads so the event loop that serves every stream never blocks.
-A snapshot is read in one read transaction (one consistent view) but sent in pages, so a large
-warehouse never sits in memory at once.
+The stream yields WatchResponse messages already serialized: a live change is read from the
+database and serialized once, in a worker thread, and the same bytes go to every stream that
+may see it. Database work runs in worker threads so the event loop that serves every stream
+never blocks. A snapshot is read in one read transaction (one consistent view) but sent in
+pages, so a large warehouse never sits in memory at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+import logging
 import threading
 from collections.abc import AsyncIterator, Generator, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, or_, select
 
 from cloud import schema
 from cloud.agents import AgentIdentity
+from cloud.notifier import StreamStop, settle
 from cloud.orders import order_sync_body
 from cloud.rulesets import active_rulesets
 from cloud.store import CloudStore, dumps, utcnow
@@ -33,7 +38,10 @@ from dockside.v1 import sync_pb2
 
 __all__ = ["ChangeFeed"]
 
+log = logging.getLogger(__name__)
+
 Change = tuple[str, str, str]  # kind, key, body
+Wire = tuple[int, bytes]  # revision, serialized WatchResponse
 
 
 class ChangeFeed:
@@ -54,12 +62,14 @@ class ChangeFeed:
         # (a fleet restart) queue here, on the loop, instead of draining the connection pool
         # and then blocking the worker threads every other call needs.
         self._snapshots = asyncio.Semaphore(concurrent_snapshots)
-        self._recent = _RecentChanges(store)
+        self._recent = _RecentChanges(store, poll_s=min(1.0, heartbeat_s))
 
     async def stream(
-        self, agent: AgentIdentity, after_revision: int
-    ) -> AsyncIterator[sync_pb2.WatchResponse]:
-        """Every change in the agent's scope after `after_revision`, then live ones, with heartbeats."""
+        self, agent: AgentIdentity, after_revision: int, stop: StreamStop | None = None
+    ) -> AsyncIterator[bytes]:
+        """Every change in the agent's scope after `after_revision`, then live ones, with heartbeats,
+        until `stop` is set (nothing is yielded after that) or the notifier closes."""
+        stop = stop if stop is not None else StreamStop()
         revision, horizon = await asyncio.to_thread(self.store.clock)
         # A revision ahead of ours comes from another database: the agent's cache is not ours.
         if after_revision <= 0 or after_revision < horizon or after_revision > revision:
@@ -67,37 +77,39 @@ class ChangeFeed:
                 snapshot = _Snapshot(self.store, agent, self.page_size)
                 try:
                     while (page := await asyncio.to_thread(snapshot.next_page)) is not None:
-                        for item in page:
-                            yield item
+                        for wire in page:
+                            if stop.is_set():
+                                return
+                            yield wire
                     after_revision = snapshot.revision
                 finally:
                     snapshot.close()
-        notifier = self.store.notifier
+        recent = self._recent
+        recent.follow()
+        scope = (agent.tenant_id, agent.warehouse_id)
+        cursor = after_revision  # every change in scope up to here has been sent
         idle = False
-        while True:
-            # Everything committed up to `known` is visible to the read that follows.
-            known = notifier.latest
-            # Woken by the notifier, every stream wants the same new changes: read them once. After
-            # a timeout read the table itself: another process may have written without a signal.
-            rows = None if idle else await self._recent.after(agent, after_revision, known, self.page_size)
-            if rows is None:
-                rows = await asyncio.to_thread(self._page, agent, after_revision)
-            for revision_, kind, key, deleted, body in rows:
-                yield _change(revision_, kind, key, body, deleted=deleted)
-                after_revision = revision_
+        while not stop.is_set():
+            # Everything committed up to `known` is in the window (or below its floor).
+            known = recent.top
+            rows = recent.after(scope, cursor, self.page_size)
+            if rows is None:  # further behind than the window: read the table itself
+                rows = await asyncio.to_thread(self._page, agent, cursor)
+            for revision_, wire in rows:
+                if stop.is_set():
+                    return
+                yield wire
+                cursor = revision_
             if len(rows) == self.page_size:
                 continue
-            if idle and not rows:
-                # Every change in the agent's scope up to `known` has been sent.
-                yield sync_pb2.WatchResponse(
-                    heartbeat=sync_pb2.Heartbeat(revision=max(known, after_revision))
-                )
-            # A timeout loops back to one more read: it catches writes made by another process.
-            idle = not await notifier.wait_past(max(known, after_revision), self.heartbeat_s)
-            if notifier.closed:
+            cursor = max(cursor, known)
+            if idle and not rows and not stop.is_set():
+                yield _heartbeat(cursor)
+            idle = not await recent.wait_past(scope, cursor, self.heartbeat_s, stop)
+            if self.store.notifier.closed:
                 return
 
-    def _page(self, agent: AgentIdentity, after_revision: int) -> list[tuple[int, str, str, bool, str]]:
+    def _page(self, agent: AgentIdentity, after_revision: int) -> list[Wire]:
         table = schema.changes
         with self.store.read() as conn:
             rows = conn.execute(
@@ -110,99 +122,184 @@ class ChangeFeed:
                 .order_by(table.c.revision)
                 .limit(self.page_size)
             ).all()
-        return [(int(r.revision), r.kind, r.key, bool(r.deleted), r.body) for r in rows]
+        return [(int(r.revision), _change_wire(r.revision, r.kind, r.key, r.body, r.deleted)) for r in rows]
 
 
-_Row = tuple[
-    int, int, int | None, str, str, bool, str
-]  # revision, tenant, warehouse, kind, key, deleted, body
+Scope = tuple[int, int | None]  # tenant id, warehouse id (None: every warehouse of the tenant)
+
+
+@dataclass
+class _ScopeLog:
+    """The window's changes of one scope, in revision order."""
+
+    revisions: list[int] = field(default_factory=list)
+    wires: list[bytes] = field(default_factory=list)
+
+    def after(self, revision: int, limit: int) -> list[Wire]:
+        start = bisect.bisect_right(self.revisions, revision)
+        end = start + limit
+        return list(zip(self.revisions[start:end], self.wires[start:end], strict=True))
+
+    def drop_through(self, revision: int) -> None:
+        cut = bisect.bisect_right(self.revisions, revision)
+        del self.revisions[:cut], self.wires[:cut]
 
 
 class _RecentChanges:
     """The newest stretch of the whole change log, read once per advance and shared by all streams.
 
-    A publish wakes thousands of streams at once; each would otherwise run its own query for the
-    same few rows. The window covers revisions in (floor, top]: everything committed up to `top`
-    (revision order is commit order, see sync_clock). A stream further behind than the window
-    reads the table itself.
+    A publish must reach thousands of streams at once. One task per event loop follows the
+    notifier; when the log advances it reads the new rows once (one worker thread, one query),
+    serializes each change once, files it under its scope, and only then wakes the streams of
+    the scopes that changed. A woken stream finds its rows ready: no stream queries the
+    database, none serializes, and a publish for one warehouse wakes no other warehouse's
+    streams. When the notifier is quiet the task still reads the table every `poll_s`, for
+    rows another process wrote without a signal.
+
+    The window covers revisions in (floor, top]: everything committed up to `top` (revision
+    order is commit order, see sync_clock). A stream further behind reads the table itself.
     """
 
-    def __init__(self, store: CloudStore, *, capacity: int = 5_000, read_limit: int = 2_000) -> None:
+    def __init__(
+        self, store: CloudStore, *, capacity: int = 5_000, read_limit: int = 2_000, poll_s: float = 1.0
+    ) -> None:
         self._store = store
         self._capacity = capacity
         self._read_limit = read_limit
+        self._poll_s = poll_s
         self.floor = self.top = -1
-        self._revisions: list[int] = []
-        self._rows: list[_Row] = []
-        self._lock = asyncio.Lock()
+        self._revisions: list[int] = []  # every row's revision, to find where to cut
+        self._scopes: dict[Scope, _ScopeLog] = {}
+        self._waiting: dict[Scope, set[asyncio.Future[None]]] = {}
+        self._follower: asyncio.Task[None] | None = None
 
-    async def after(
-        self, agent: AgentIdentity, after_revision: int, known: int, limit: int
-    ) -> list[tuple[int, str, str, bool, str]] | None:
-        """The agent's changes after `after_revision` (up to `limit`), or None if out of the window."""
-        if self.top < known:
-            async with self._lock:
-                if self.top < known:
-                    await self._refresh(known)
+    def follow(self) -> None:
+        """Make sure the window follows the log on the running event loop."""
+        follower = self._follower
+        loop = asyncio.get_running_loop()
+        if follower is not None and not follower.done() and follower.get_loop() is loop:
+            return
+        if self.top < 0:  # first use: the window starts empty at the current revision
+            self.floor = self.top = self._store.notifier.latest
+        self._follower = loop.create_task(self._follow(), name="change window")
+
+    def after(self, scope: Scope, after_revision: int, limit: int) -> list[Wire] | None:
+        """The scope's changes after `after_revision` (up to `limit`), or None if out of the window."""
         if after_revision < self.floor:
             return None
-        revisions, rows = self._revisions, self._rows
-        found: list[tuple[int, str, str, bool, str]] = []
-        for revision, tenant_id, warehouse_id, kind, key, deleted, body in rows[
-            bisect.bisect_right(revisions, after_revision) :
-        ]:
-            if tenant_id == agent.tenant_id and warehouse_id in (None, agent.warehouse_id):
-                found.append((revision, kind, key, deleted, body))
-                if len(found) >= limit:
+        tenant_wide = self._scopes.get((scope[0], None))
+        warehouse = self._scopes.get(scope)
+        if tenant_wide is None or warehouse is None:
+            only = tenant_wide or warehouse
+            return only.after(after_revision, limit) if only is not None else []
+        both = tenant_wide.after(after_revision, limit) + warehouse.after(after_revision, limit)
+        both.sort(key=lambda row: row[0])
+        return both[:limit]
+
+    async def wait_past(self, scope: Scope, revision: int, seconds: float, stop: StreamStop) -> bool:
+        """Wait up to `seconds` for the scope's changes past `revision`; False on timeout, stop or close."""
+        if stop.is_set() or self._store.notifier.closed:
+            return False
+        if self.top > revision:
+            return True
+        loop = asyncio.get_running_loop()
+        woken: asyncio.Future[None] = loop.create_future()
+        self._waiting.setdefault(scope, set()).add(woken)
+        timer = loop.call_later(seconds, settle, woken)
+        stop.waiting = woken
+        try:
+            await woken
+        finally:
+            timer.cancel()
+            stop.waiting = None
+            waiting = self._waiting.get(scope)
+            if waiting is not None:
+                waiting.discard(woken)
+                if not waiting:
+                    del self._waiting[scope]
+        return self.top > revision and not stop.is_set()
+
+    async def _follow(self) -> None:
+        notifier = self._store.notifier
+        try:
+            while True:
+                await notifier.wait_past(self.top, self._poll_s)
+                if notifier.closed:
                     break
-        return found
+                try:
+                    touched = await self._refresh(notifier.latest)
+                except Exception:
+                    # The database may be restarting: streams keep what they have and wait.
+                    log.warning("cannot read the change log; retrying", exc_info=True)
+                    await asyncio.sleep(self._poll_s)
+                    continue
+                self._wake(touched)
+        finally:
+            self._wake(None)
 
-    async def _refresh(self, known: int) -> None:
-        if self.top < 0:  # first use: the window starts empty at the current revision
-            self.floor = self.top = known
-            return
-        while self.top < known:
+    async def _refresh(self, known: int) -> set[Scope]:
+        """Read every row past `top` into the window; the scopes that got rows."""
+        touched: set[Scope] = set()
+        while True:
             fresh = await asyncio.to_thread(self._read, self.top)
-            if not fresh:
-                self.top = known
+            self._add(fresh)
+            touched.update(scope for _, scope, _ in fresh)
+            if len(fresh) < self._read_limit:
                 break
-            revisions = self._revisions + [row[0] for row in fresh]
-            rows = self._rows + fresh
-            if len(rows) > self._capacity:
-                cut = len(rows) - self._capacity
-                self.floor = revisions[cut - 1]
-                revisions, rows = revisions[cut:], rows[cut:]
-            self._revisions, self._rows = revisions, rows
-            self.top = fresh[-1][0] if len(fresh) == self._read_limit else max(known, fresh[-1][0])
+        self.top = max(self.top, known)
+        return touched
 
-    def _read(self, after_revision: int) -> list[_Row]:
+    def _wake(self, touched: set[Scope] | None) -> None:
+        """Wake the streams of the `touched` scopes (a tenant-wide row touches all its warehouses);
+        None wakes every stream."""
+        tenants = None if touched is None else {tenant for tenant, warehouse in touched if warehouse is None}
+        for scope in list(self._waiting):
+            if touched is None or tenants is None or scope in touched or scope[0] in tenants:
+                for future in self._waiting.pop(scope):
+                    settle(future)
+
+    def _add(self, fresh: list[tuple[int, Scope, bytes]]) -> None:
+        for revision, scope, wire in fresh:
+            log_ = self._scopes.get(scope)
+            if log_ is None:
+                log_ = self._scopes[scope] = _ScopeLog()
+            log_.revisions.append(revision)
+            log_.wires.append(wire)
+            self._revisions.append(revision)
+            self.top = revision
+        if len(self._revisions) > self._capacity:
+            self.floor = self._revisions[len(self._revisions) - self._capacity - 1]
+            del self._revisions[: len(self._revisions) - self._capacity]
+            for scope, log_ in list(self._scopes.items()):
+                log_.drop_through(self.floor)
+                if not log_.revisions:
+                    del self._scopes[scope]
+
+    def _read(self, after_revision: int) -> list[tuple[int, Scope, bytes]]:
         table = schema.changes
         with self._store.read() as conn:
-            return [
-                (
-                    int(r.revision),
-                    int(r.tenant_id),
-                    None if r.warehouse_id is None else int(r.warehouse_id),
-                    r.kind,
-                    r.key,
-                    bool(r.deleted),
-                    r.body,
+            rows = conn.execute(
+                select(
+                    table.c.revision,
+                    table.c.tenant_id,
+                    table.c.warehouse_id,
+                    table.c.kind,
+                    table.c.key,
+                    table.c.deleted,
+                    table.c.body,
                 )
-                for r in conn.execute(
-                    select(
-                        table.c.revision,
-                        table.c.tenant_id,
-                        table.c.warehouse_id,
-                        table.c.kind,
-                        table.c.key,
-                        table.c.deleted,
-                        table.c.body,
-                    )
-                    .where(table.c.revision > after_revision)
-                    .order_by(table.c.revision)
-                    .limit(self._read_limit)
-                )
-            ]
+                .where(table.c.revision > after_revision)
+                .order_by(table.c.revision)
+                .limit(self._read_limit)
+            ).all()
+        return [
+            (
+                int(r.revision),
+                (int(r.tenant_id), None if r.warehouse_id is None else int(r.warehouse_id)),
+                _change_wire(r.revision, r.kind, r.key, r.body, r.deleted),
+            )
+            for r in rows
+        ]
 
 
 def _change(
@@ -219,6 +316,14 @@ def _change(
     )
 
 
+def _change_wire(revision: Any, kind: str, key: str, body: str, deleted: Any) -> bytes:
+    return _change(int(revision), kind, key, body, deleted=bool(deleted)).SerializeToString()
+
+
+def _heartbeat(revision: int) -> bytes:
+    return sync_pb2.WatchResponse(heartbeat=sync_pb2.Heartbeat(revision=revision)).SerializeToString()
+
+
 class _Snapshot:
     """The snapshot as pages of WatchResponse (begin, every entity in scope, end), from one read view.
 
@@ -231,9 +336,11 @@ class _Snapshot:
         self._lock = threading.Lock()
         self._pages = self._read(store, agent, page_size)
 
-    def next_page(self) -> list[sync_pb2.WatchResponse] | None:
+    def next_page(self) -> list[bytes] | None:
+        """The next page, serialized (in the worker thread that reads it), or None after the end."""
         with self._lock:
-            return next(self._pages, None)
+            page = next(self._pages, None)
+        return None if page is None else [item.SerializeToString() for item in page]
 
     def close(self) -> None:
         with self._lock:

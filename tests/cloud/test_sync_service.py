@@ -15,8 +15,8 @@ import grpc.aio
 import pytest
 from sqlalchemy import text
 
-from cloud.store import utcnow
-from cloud.warehouses import create_enrollment_token
+from cloud.store import CloudStore, utcnow
+from cloud.warehouses import WarehouseIn, create_enrollment_token, put_warehouse
 from dockside.v1 import sync_pb2, sync_pb2_grpc
 from tests.cloud.conftest import STATION, TEMPLATE, Agent, RunningCloud, order
 
@@ -200,6 +200,25 @@ def test_a_live_change_arrives_while_streaming_and_scope_holds(two_warehouses: R
     assert [json.loads(c.body)["active"] for c in seen[1:]] == [False, True]
     # The heartbeat after that says WH2's changes were passed over, not lost.
     assert _next_heartbeat(stream).revision == two_warehouses.store.current_revision()
+    stream.cancel()
+
+
+def test_a_write_by_another_process_reaches_a_live_stream_without_a_signal(
+    two_warehouses: RunningCloud, database_url: str
+) -> None:
+    """A second store on the same database (as another process would be) wakes nobody: the feed
+    still reads the log on its own when quiet, so the change arrives anyway."""
+    agent = two_warehouses.enroll("WH1")
+    stream = agent.watch(two_warehouses.store.current_revision())
+    _next_heartbeat(stream)
+    other = CloudStore.open(database_url, create=False, listen=False)
+    try:
+        put_warehouse(other, other.tenant_id(), WarehouseIn(code="WH2", name="Elsewhere"))
+        put_warehouse(other, other.tenant_id(), WarehouseIn(code="WH1", name="Renamed"))
+    finally:
+        other.close()
+    change = _next_change(stream)
+    assert (change.kind, change.key, json.loads(change.body)["name"]) == ("warehouse", "WH1", "Renamed")
     stream.cancel()
 
 
