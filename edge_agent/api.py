@@ -236,7 +236,7 @@ def create_app(agent: Agent, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI
     app = FastAPI(
         title="Dockside agent",
         version=__version__,
-        description="The station API of a Dockside edge agent: pack, jobs, reprint, status.",
+        description="The station API of a Dockside edge agent: pack, jobs, reprint, waves, status.",
     )
     packer = agent.packer
     pack_seconds = agent.metrics.pack_seconds
