@@ -12,6 +12,8 @@ from tests.e2e.conftest import Station
 
 
 def open_station(page: Page, station: Station) -> None:
+    # A weight serves one parcel: lift the last test's parcel off, then put this test's on.
+    station.set_weight(0, stable=True)
     station.set_weight(1234, stable=True)
     page.goto(station.stack.agent_url() + "/?station=S1")
     expect(page.locator("#station-code")).to_have_text("S1")
@@ -146,6 +148,8 @@ def test_cutting_the_cloud_shows_the_offline_banner_while_packing_goes_on(
     expect(page.locator("#offline-banner")).to_be_visible(timeout=30_000)
     scan(page, "WEB-0004")
     expect(page.locator("body")).to_have_attribute("data-state", "printed")
+    station.set_weight(0, stable=True)  # the next parcel goes on the scale
+    station.set_weight(1480, stable=True)
     scan(page, "WEB-0005")
     expect(page.locator("#state-order")).to_have_text("WEB-0005")
     expect(page.locator("body")).to_have_attribute("data-state", "printed")
