@@ -1,14 +1,27 @@
-"""Load a started stack with the demo warehouse: ship-from, station S1, shipped templates, orders."""
+"""Load a started stack with the demo warehouse (ship-from, station S1, shipped templates, orders),
+or with a fleet of enrolled agents for the sync benchmarks."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from bench.demo_data import SHIP_FROM, demo_orders, station_body
 from bench.stack import Stack
+from cloud.agents import create_enrollment_tokens
+from cloud.store import CloudStore
 from dockside.labels.shipped import load_shipped_template, shipped_template_names
+from dockside.v1 import sync_pb2 as pb
+from edge_agent.sync import GrpcTransport
 
-__all__ = ["ingest_orders", "provision", "publish_template", "shipped_template"]
+__all__ = [
+    "enroll_fleet",
+    "ingest_orders",
+    "mint_enrollment_tokens",
+    "provision",
+    "publish_template",
+    "shipped_template",
+]
 
 
 def shipped_template(name: str) -> dict[str, Any]:
@@ -65,3 +78,32 @@ def provision(
     orders = demo_orders(order_count, warehouse=warehouse, prefix=order_prefix)
     ingest_orders(stack, orders)
     return orders
+
+
+def mint_enrollment_tokens(database_url: str, warehouse: str, count: int, *, ttl_s: int = 3_600) -> list[str]:
+    """`count` one-time enrollment tokens for `warehouse` (default tenant), in one transaction.
+
+    cloud.agents.create_enrollment_tokens, straight on the database: the admin API makes one
+    token per call (with its audit line), which for thousands of agents takes minutes.
+    """
+    store = CloudStore.open(database_url, create=False, listen=False)
+    try:
+        return create_enrollment_tokens(store, store.tenant_id(), warehouse, count, ttl_s=ttl_s)
+    finally:
+        store.close()
+
+
+async def enroll_fleet(target: str, tokens: list[str], *, in_flight: int = 64) -> list[pb.EnrollResponse]:
+    """Trade every token for its own agent identity through the real Enroll RPC, `in_flight` at once."""
+    transport = GrpcTransport(target)
+    slots = asyncio.Semaphore(in_flight)
+
+    async def enroll(index: int, token: str) -> pb.EnrollResponse:
+        async with slots:
+            request = pb.EnrollRequest(token=token, hostname=f"bench-{index}", agent_version="bench")
+            return await transport.enroll(request)
+
+    try:
+        return list(await asyncio.gather(*(enroll(i, token) for i, token in enumerate(tokens))))
+    finally:
+        await transport.close()

@@ -7,13 +7,13 @@ import re
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
 
 from cloud import schema
-from cloud.credentials import CREDENTIAL_PREFIX, hash_secret, new_secret
+from cloud.credentials import CREDENTIAL_PREFIX, ENROLLMENT_PREFIX, hash_secret, new_secret
 from cloud.store import CloudStore, dumps
 from dockside.errors import AuthError, InputError, NotFound
 
@@ -23,6 +23,7 @@ __all__ = [
     "Enrollment",
     "StatusReport",
     "authenticate_agent",
+    "create_enrollment_tokens",
     "enroll_agent",
     "list_agents",
     "report_status",
@@ -30,6 +31,7 @@ __all__ = [
 ]
 
 MAX_DEVICES = 512
+MAX_TOKENS_AT_ONCE = 100_000
 _PRINTABLE = re.compile(r"^[^\x00-\x1f\x7f]*$")
 
 
@@ -83,6 +85,45 @@ def _text(field: str, value: str, limit: int) -> str:
             code="invalid_argument",
         )
     return value
+
+
+def create_enrollment_tokens(
+    store: CloudStore, tenant_id: int, warehouse: str, count: int, *, ttl_s: int
+) -> list[str]:
+    """`count` one-time enrollment tokens for one warehouse, made in one transaction.
+
+    For provisioning many PCs at once (a new site, a load test): each token is still traded
+    by its own agent through Enroll for its own credential. Only hashes are stored.
+    """
+    if not 1 <= count <= MAX_TOKENS_AT_ONCE:
+        raise InputError(
+            f"make between 1 and {MAX_TOKENS_AT_ONCE} tokens at once (asked for {count})",
+            code="invalid_argument",
+        )
+    tokens = [new_secret(ENROLLMENT_PREFIX) for _ in range(count)]
+    with store.write() as tx:
+        wh_id = tx.conn.execute(
+            select(schema.warehouses.c.id).where(
+                schema.warehouses.c.tenant_id == tenant_id, schema.warehouses.c.code == warehouse
+            )
+        ).scalar_one_or_none()
+        if wh_id is None:
+            raise NotFound(f"there is no warehouse {warehouse!r}: create it first")
+        expires_at = tx.now + timedelta(seconds=ttl_s)
+        tx.conn.execute(
+            insert(schema.enrollment_tokens),
+            [
+                {
+                    "tenant_id": tenant_id,
+                    "warehouse_id": wh_id,
+                    "token_hash": hash_secret(token),
+                    "created_at": tx.now,
+                    "expires_at": expires_at,
+                }
+                for token in tokens
+            ],
+        )
+    return tokens
 
 
 def enroll_agent(store: CloudStore, token: str, *, hostname: str, agent_version: str) -> Enrollment:

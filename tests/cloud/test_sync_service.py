@@ -15,8 +15,10 @@ import grpc.aio
 import pytest
 from sqlalchemy import text
 
+from cloud.agents import MAX_TOKENS_AT_ONCE, create_enrollment_tokens
 from cloud.store import CloudStore, utcnow
 from cloud.warehouses import WarehouseIn, create_enrollment_token, put_warehouse
+from dockside.errors import InputError, NotFound
 from dockside.v1 import sync_pb2, sync_pb2_grpc
 from tests.cloud.conftest import STATION, TEMPLATE, Agent, RunningCloud, order
 
@@ -124,6 +126,23 @@ def test_enroll_refuses_expired_unknown_and_empty_tokens(cloud: RunningCloud) ->
     )
     assert hostile.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert cloud.api.get("/api/v1/agents").json() == {"agents": []}
+
+
+def test_tokens_made_in_bulk_each_enroll_one_agent_once(cloud: RunningCloud) -> None:
+    cloud.put_warehouse("WH1")
+    tenant = cloud.store.tenant_id()
+    tokens = create_enrollment_tokens(cloud.store, tenant, "WH1", 3, ttl_s=600)
+    assert len(set(tokens)) == 3
+    answers = [cloud.stub.Enroll(sync_pb2.EnrollRequest(token=t), timeout=10) for t in tokens]
+    assert len({answer.credential for answer in answers}) == 3
+    assert {answer.warehouse for answer in answers} == {"WH1"}
+    replay = _rpc_error(lambda: cloud.stub.Enroll(sync_pb2.EnrollRequest(token=tokens[1]), timeout=10))
+    assert "already used" in (replay.details() or "")
+    with pytest.raises(NotFound, match="no warehouse 'WH9'"):
+        create_enrollment_tokens(cloud.store, tenant, "WH9", 1, ttl_s=600)
+    for count in (0, -1, MAX_TOKENS_AT_ONCE + 1):
+        with pytest.raises(InputError, match="make between 1 and"):
+            create_enrollment_tokens(cloud.store, tenant, "WH1", count, ttl_s=600)
 
 
 @pytest.mark.parametrize(
