@@ -266,6 +266,7 @@ def run(
                 config.cloud.address or identity.cloud,
                 identity.credential,
                 channel_credentials=credentials,
+                tls=tls,
             ),
             AgentSettings(
                 scale_wait_s=scale_wait or config.packing.scale_wait_s,

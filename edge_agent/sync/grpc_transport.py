@@ -11,6 +11,7 @@ from dockside.errors import AuthError, SyncError
 from dockside.sync import bearer
 from dockside.v1 import sync_pb2 as pb
 from dockside.v1 import sync_pb2_grpc as pb_grpc
+from edge_agent.sync.tls import TlsPaths, handshake_hint
 
 __all__ = ["CHANNEL_OPTIONS", "GrpcTransport", "sync_error"]
 
@@ -45,8 +46,11 @@ _FATAL = {
 }
 
 
-def sync_error(exc: grpc.aio.AioRpcError, target: str) -> SyncError:
-    """The Dockside error for a failed RPC: the cloud's own words when it gave a reason."""
+def sync_error(
+    exc: grpc.aio.AioRpcError, target: str, *, tls: TlsPaths | None = None, tls_enabled: bool = False
+) -> SyncError:
+    """The Dockside error for a failed RPC: the cloud's own words when it gave a reason, and what
+    to fix when the two ends disagree about TLS (code `cloud_tls`, retried like any link failure)."""
     code = exc.code()
     details = (exc.details() or "").strip()
     if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
@@ -59,6 +63,12 @@ def sync_error(exc: grpc.aio.AioRpcError, target: str) -> SyncError:
         error.fatal = True
         return error
     reason = f"{code.name.lower()}: {details}" if details else code.name.lower()
+    hint = handshake_hint(details, tls, enabled=tls_enabled) if code == grpc.StatusCode.UNAVAILABLE else None
+    if hint is not None:
+        return SyncError(
+            f"{hint}; the agent keeps retrying and packing goes on meanwhile (cloud {target}: {reason})",
+            code="cloud_tls",
+        )
     return SyncError(
         f"cannot reach the cloud at {target} ({reason}): check the network and the cloud address; "
         "the agent keeps retrying and packing goes on meanwhile",
@@ -75,8 +85,11 @@ class GrpcTransport:
         credential: str | None = None,
         *,
         channel_credentials: grpc.ChannelCredentials | None = None,
+        tls: TlsPaths | None = None,
     ) -> None:
+        """`tls` names the files `channel_credentials` were made from, for hints when TLS fails."""
         self.target = target
+        self._tls = tls
         self._metadata = bearer(credential) if credential else ()
         self._channel_credentials = channel_credentials
         self._channel: grpc.aio.Channel | None = None
@@ -99,7 +112,7 @@ class GrpcTransport:
         try:
             return await self._sync_stub().Enroll(request, timeout=ENROLL_TIMEOUT_S)
         except grpc.aio.AioRpcError as exc:
-            raise sync_error(exc, self.target) from None
+            raise self._error(exc) from None
 
     async def watch(self, after_revision: int) -> AsyncIterator[pb.WatchResponse]:
         call = self._sync_stub().Watch(
@@ -109,7 +122,7 @@ class GrpcTransport:
             async for item in call:
                 yield item
         except grpc.aio.AioRpcError as exc:
-            raise sync_error(exc, self.target) from None
+            raise self._error(exc) from None
         finally:
             call.cancel()
 
@@ -119,7 +132,7 @@ class GrpcTransport:
                 pb.PushEventsRequest(events=events), metadata=self._metadata, timeout=PUSH_TIMEOUT_S
             )
         except grpc.aio.AioRpcError as exc:
-            raise sync_error(exc, self.target) from None
+            raise self._error(exc) from None
 
     async def report_status(self, request: pb.ReportStatusRequest) -> pb.ReportStatusResponse:
         try:
@@ -127,7 +140,10 @@ class GrpcTransport:
                 request, metadata=self._metadata, timeout=REPORT_TIMEOUT_S
             )
         except grpc.aio.AioRpcError as exc:
-            raise sync_error(exc, self.target) from None
+            raise self._error(exc) from None
+
+    def _error(self, exc: grpc.aio.AioRpcError) -> SyncError:
+        return sync_error(exc, self.target, tls=self._tls, tls_enabled=self._channel_credentials is not None)
 
     async def close(self) -> None:
         if self._channel is not None:

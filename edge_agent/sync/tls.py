@@ -7,10 +7,21 @@ the agent's own certificate and key when the cloud asks for mutual TLS.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
 
 import grpc
 
-__all__ = ["client_credentials"]
+__all__ = ["TlsPaths", "client_credentials", "handshake_hint"]
+
+
+class TlsPaths(Protocol):
+    """Where the sync channel's TLS files are (edge_agent.cloud_tls.CloudTls is one)."""
+
+    @property
+    def ca(self) -> Path | None: ...
+
+    @property
+    def cert(self) -> Path | None: ...
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -35,3 +46,40 @@ def client_credentials(
         private_key=_read(key, "TLS key") if key is not None else None,
         certificate_chain=_read(cert, "TLS certificate") if cert is not None else None,
     )
+
+
+def handshake_hint(details: str, tls: TlsPaths | None, *, enabled: bool) -> str | None:
+    """What to fix when gRPC's `details` show a TLS mismatch with the cloud; None when they do not.
+
+    `enabled`: this agent speaks TLS to the cloud; `tls` says with which files (when known).
+    """
+    where = "--tls-ca or [cloud] tls_ca"
+    ca = f"the TLS CA {tls.ca} ({where})" if tls is not None and tls.ca else f"the TLS CA ({where})"
+    if not enabled:
+        # A TLS server drops a plain HTTP/2 client's connection before any answer.
+        if "Socket closed" in details:
+            return (
+                "the cloud closed the connection before answering: if it serves TLS, give the agent the CA "
+                f"that signed its certificate ({where})"
+            )
+        return None
+    if "WRONG_VERSION_NUMBER" in details:
+        return (
+            f"the cloud does not speak TLS on this port but this agent uses TLS with {ca}: point the "
+            "cloud address at its TLS port, or drop the TLS settings if the cloud runs without TLS"
+        )
+    if "CERTIFICATE_VERIFY_FAILED" in details or "not in peer certificate" in details:
+        return (
+            f"cannot verify the cloud's certificate: check {ca}: it must be the CA that signed the "
+            "cloud's certificate, and that certificate must name the host in the cloud address "
+            "(and be valid today)"
+        )
+    if "andshake" in details or "SSL_ERROR" in details:
+        client = (
+            f"and that the cloud trusts this PC's certificate {tls.cert}"
+            if tls is not None and tls.cert
+            else "and, if the cloud asks for mutual TLS, give this PC's certificate (--tls-cert/--tls-key "
+            "or [cloud] tls_cert/tls_key)"
+        )
+        return f"the TLS handshake with the cloud failed: check {ca} {client}"
+    return None

@@ -47,6 +47,7 @@ class Watcher:
         self._metrics = metrics
         self.backoff = backoff or Backoff()
         self._stream_up_listeners: list[Callable[[], None]] = []
+        self._told = ""  # the TLS problem last logged as an error
 
     def on_stream_up(self, listener: Callable[[], None]) -> None:
         """Call `listener` each time a stream starts delivering (the cloud is back)."""
@@ -64,6 +65,10 @@ class Watcher:
                 log.error("the cloud refused this agent: %s", exc.message)
             except SyncError as exc:
                 reason = exc.message
+                if exc.code == "cloud_tls" and reason != self._told:
+                    # A setting to fix, not a passing outage: say it loudly, once per new reason.
+                    log.error("cannot sync with the cloud: %s", reason)
+                    self._told = reason
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -85,6 +90,7 @@ class Watcher:
             if first:
                 first = False
                 self.backoff.reset()
+                self._told = ""
                 self._link.stream_up()
                 for listener in self._stream_up_listeners:
                     listener()

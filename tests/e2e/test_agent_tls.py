@@ -72,15 +72,19 @@ def _issue(
     return cert, key, cert_path, key_path
 
 
-@pytest.fixture
-def pki(tmp_path: Path) -> Pki:
-    folder = tmp_path / "pki"
+def make_pki(folder: Path) -> Pki:
+    """Write the test PKI's PEM files into `folder` (created)."""
     folder.mkdir()
     ca_cert, ca_key, ca, _ = _issue(folder, "ca", None, server=False)
     _, _, server_cert, server_key = _issue(folder, "cloud", (ca_cert, ca_key), server=True)
     _, _, client_cert, client_key = _issue(folder, "agent", (ca_cert, ca_key), server=False)
     _, _, other_ca, _ = _issue(folder, "other-ca", None, server=False)
     return Pki(ca, server_cert, server_key, client_cert, client_key, other_ca)
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Pki:
+    return make_pki(tmp_path / "pki")
 
 
 @pytest.fixture

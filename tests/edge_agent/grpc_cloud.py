@@ -75,12 +75,15 @@ class MemoryServicer(pb_grpc.SyncServicer):
 
 
 @contextlib.asynccontextmanager
-async def serving(cloud: MemoryTransport, port: int = 0) -> AsyncIterator[tuple[MemoryServicer, int]]:
-    """A grpc.aio Sync server on this loop; yields the servicer and the bound port."""
+async def serving(
+    cloud: MemoryTransport, port: int = 0, *, tls: grpc.ServerCredentials | None = None
+) -> AsyncIterator[tuple[MemoryServicer, int]]:
+    """A grpc.aio Sync server on this loop (over TLS with `tls`); yields the servicer and the bound port."""
     servicer = MemoryServicer(cloud)
     server = grpc.aio.server()
     pb_grpc.add_SyncServicer_to_server(servicer, server)
-    bound = server.add_insecure_port(f"127.0.0.1:{port}")
+    address = f"127.0.0.1:{port}"
+    bound = server.add_secure_port(address, tls) if tls is not None else server.add_insecure_port(address)
     await server.start()
     try:
         yield servicer, bound

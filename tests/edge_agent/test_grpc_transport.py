@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
+import grpc
 import pytest
 
 from dockside.errors import AuthError, SyncError
 from dockside.sync import EventKind
 from dockside.v1 import sync_pb2 as pb
 from edge_agent.cache import Cache
+from edge_agent.cloud_tls import CloudTls
 from edge_agent.metrics import AgentMetrics
 from edge_agent.outbox import Outbox
 from edge_agent.store import Store
 from edge_agent.sync import Backoff, CloudLink, GrpcTransport, MemoryTransport, OutboxSender, Watcher
 from edge_agent.sync.grpc_transport import CHANNEL_OPTIONS
+from tests.e2e.test_agent_tls import Pki, make_pki
 from tests.edge_agent.grpc_cloud import serving
 from tests.edge_agent.waiting import until
 
@@ -165,3 +170,108 @@ def test_sync_over_grpc_survives_a_cloud_restart(store: Store, cloud: MemoryTran
     assert cloud.watch_calls[0] == 0
     assert cloud.watch_calls[-1] == 3  # resumed from the stored revision, no snapshot
     assert store.query("SELECT order_ref FROM orders WHERE order_ref = 'LATE'")
+
+
+# -- TLS mismatches: what to fix, said once, retried with backoff --------------------------------
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Pki:
+    return make_pki(tmp_path / "pki")
+
+
+def _server_tls(pki: Pki) -> grpc.ServerCredentials:
+    return grpc.ssl_server_credentials([(pki.server_key.read_bytes(), pki.server_cert.read_bytes())])
+
+
+@pytest.mark.parametrize(
+    ("cloud_tls", "agent_ca", "expected"),
+    [
+        (True, "other_ca", "cannot verify the cloud's certificate: check the TLS CA {path}"),
+        (
+            False,
+            "ca",
+            "the cloud does not speak TLS on this port but this agent uses TLS with the TLS CA {path}",
+        ),
+        (
+            True,
+            None,
+            "the cloud closed the connection before answering: if it serves TLS, give the agent the CA",
+        ),
+    ],
+    ids=["wrong-ca", "tls-agent-plain-cloud", "plain-agent-tls-cloud"],
+)
+def test_a_tls_mismatch_says_what_to_fix_and_stays_retryable(
+    cloud: MemoryTransport, pki: Pki, cloud_tls: bool, agent_ca: str | None, expected: str
+) -> None:
+    ca = getattr(pki, agent_ca) if agent_ca else None
+    files = CloudTls(ca=ca)
+
+    async def scenario() -> None:
+        async with serving(cloud, tls=_server_tls(pki) if cloud_tls else None) as (_, port):
+            transport = GrpcTransport(
+                f"127.0.0.1:{port}", "dsa_x", channel_credentials=files.credentials(), tls=files
+            )
+            try:
+                with pytest.raises(SyncError) as failed:
+                    await transport.push_events([pb.EdgeEvent(event_id="e-1")])
+            finally:
+                await transport.close()
+        assert failed.value.code == "cloud_tls"
+        assert not failed.value.fatal
+        assert expected.format(path=ca) in failed.value.message
+        assert "packing goes on" in failed.value.message
+
+    run(scenario)
+
+
+def test_the_right_ca_syncs_over_tls(cloud: MemoryTransport, pki: Pki) -> None:
+    files = CloudTls(ca=pki.ca)
+
+    async def scenario() -> None:
+        async with serving(cloud, tls=_server_tls(pki)) as (_, port):
+            transport = GrpcTransport(f"localhost:{port}", channel_credentials=files.credentials(), tls=files)
+            try:
+                answer = await transport.enroll(pb.EnrollRequest(token="good-token", hostname="pc-1"))
+            finally:
+                await transport.close()
+        assert answer.warehouse == "WH7"
+
+    run(scenario)
+
+
+def test_the_watch_loop_logs_a_wrong_ca_once_and_keeps_retrying_with_backoff(
+    store: Store, cloud: MemoryTransport, pki: Pki, caplog: pytest.LogCaptureFixture
+) -> None:
+    files = CloudTls(ca=pki.other_ca)
+    link = CloudLink()
+
+    async def scenario() -> None:
+        async with serving(cloud, tls=_server_tls(pki)) as (_, port):
+            transport = GrpcTransport(
+                f"127.0.0.1:{port}", "dsa_x", channel_credentials=files.credentials(), tls=files
+            )
+            watcher = Watcher(
+                store, Cache(store), transport, link, AgentMetrics(), backoff=Backoff(base_s=0.01, cap_s=0.05)
+            )
+            task = asyncio.create_task(watcher.run())
+            try:
+                await until(lambda: watcher.backoff.failures >= 3, timeout=20, what="three attempts")
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                await transport.close()
+
+    with caplog.at_level(logging.INFO, logger="edge_agent.sync.watch"):
+        run(scenario)
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, errors
+    assert errors[0].startswith(
+        f"cannot sync with the cloud: cannot verify the cloud's certificate: check the TLS CA {pki.other_ca}"
+    )
+    retries = [r.getMessage() for r in caplog.records if r.getMessage().startswith("change stream down")]
+    assert len(retries) >= 3
+    # The agent's status (GET /api/v1/status: last_error) says the same while it retries.
+    assert link.last_error.startswith("cannot verify the cloud's certificate")
+    assert not link.online
