@@ -402,3 +402,30 @@ def test_a_double_click_during_a_run_gets_the_same_run_and_another_request_is_re
     printer.wait_for_labels(3)
     assert _printed_refs(printer) == CHOSEN[:3]
     assert agent.http.get("/api/v1/waves/51").json()["running"] is False
+
+
+def test_a_run_cut_short_by_a_restart_is_reported_interrupted_and_never_printed_twice(
+    agent: RunningAgent, cloud: MemoryTransport, printer: MockPrinter
+) -> None:
+    assert agent.http is not None
+    _wave(cloud, 61, CHOSEN[:2])
+    agent.wait_synced()
+    assert _print(agent, 61, "before-restart").json()["printed"] == 2
+    # As the agent leaves it when it stops mid-run: the request recorded, its end never written.
+    agent.call_on_loop(
+        lambda: agent.agent.store.conn.execute(  # type: ignore[union-attr]
+            "UPDATE wave_prints SET finished_at_ms = NULL WHERE request_id = 'before-restart'"
+        )
+    )
+    agent.stop()
+    agent.start()
+    agent.wait_synced()
+
+    again = _print(agent, 61, "before-restart")
+
+    assert again.status_code == 200
+    assert again.json()["status"] == "interrupted"
+    assert again.json()["printed"] == 2
+    fresh = _print(agent, 61, "after-restart").json()
+    assert (fresh["printed"], [s["code"] for s in fresh["skipped"]]) == (0, ["already_labelled"] * 2)
+    assert len(printer.labels()) == 2
