@@ -1,4 +1,5 @@
-"""Security of the Sync service over real gRPC: scope, revocation, hostile input and TLS."""
+"""Security of the Sync service over real gRPC: scope, revocation, hostile input and TLS, one rule
+at a time on an in-process cloud (tests/e2e/test_isolation.py drives the real `serve` process)."""
 
 from __future__ import annotations
 
