@@ -11,7 +11,11 @@ One apscheduler `AsyncIOScheduler` on the agent's event loop runs five interval 
     privacy purge    every `privacy_purge_s` (hourly): blank the ship-to of orders shipped longer
                      ago than the retention period (`edge_agent.privacy`)
 
-The pack path never waits for a poll: it reads what the last poll left on the lane. Every job
+The pack path never waits for a poll: it reads what the last poll left on the lane, and a label
+sent while a poll waits for its reply goes out at once on the same connection (see
+`edge_agent.stations`). A poll of a healthy printer writes nothing to SQLite and logs nothing;
+only a change does (a state change is logged, labels put in doubt or held labels sent are
+recorded). Every job
 coalesces and runs one instance at a time, so a slow printer delays its own next poll, never
 piles up. The jobs run on the loop because the store and the lanes live there.
 """

@@ -229,6 +229,7 @@ class PrinterLane:
             "faults": sorted(self.faults),
             "held_jobs": self.held,
             "status_checks": self.checks,
+            "inline_sends": self.inline_sends,
         }
 
     def close(self) -> None:

@@ -7,8 +7,13 @@ Real mock printers on TCP and a real mock scale on a pty; the agent polls its pr
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import select
+import socket
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -257,3 +262,121 @@ def test_the_held_jobs_migration_keeps_old_jobs(tmp_path: Path) -> None:
         store.conn.execute("UPDATE jobs SET status = 'held' WHERE job_id = 'a'")  # allowed now
     finally:
         store.close()
+
+
+class VanishingZebra:
+    """A raw-TCP Zebra that answers its identity and ~HS, then vanishes on `vanish()`.
+
+    Vanished, it closes the connection and its port turns into a black hole: the port still
+    listens, but its accept queue is full, so a new connection attempt hangs until the caller's
+    connect timeout (as a printer that lost power or its network does).
+    """
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.server.getsockname()[1])
+        self._clients: list[socket.socket] = []
+        self._hole: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            sockets = [self.server, *self._clients]
+            try:
+                readable, _, _ = select.select(sockets, [], [], 0.02)
+            except (OSError, ValueError):
+                continue
+            for sock in readable:
+                if sock is self.server:
+                    with contextlib.suppress(OSError):
+                        self._clients.append(self.server.accept()[0])
+                    continue
+                with contextlib.suppress(OSError):
+                    data = sock.recv(65536)
+                    if b"getvar" in data:
+                        sock.sendall(b'"XXZJVANISH1"')
+                    if b"~HS" in data:
+                        sock.sendall(
+                            b"\x02030,0,0,1218,000,0,0,0,000,0,0,0\x03\r\n"
+                            b"\x02001,0,0,0,0,2,4,0,00000000,1,000\x03\r\n\x021234,0\x03\r\n"
+                        )
+
+    def vanish(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        for sock in self._clients:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        self.server.close()
+        hole = socket.socket()
+        hole.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        hole.bind(("127.0.0.1", self.port))
+        hole.listen(0)
+        filler = socket.create_connection(("127.0.0.1", self.port))  # fills the accept queue
+        self._hole = [hole, filler]
+
+    def close(self) -> None:
+        if not self._stop.is_set():
+            self.vanish()
+        for sock in self._hole:
+            sock.close()
+
+
+def test_a_printer_that_vanishes_never_freezes_the_other_stations(data_dir: Path, printers: Any) -> None:
+    vanishing = VanishingZebra()
+    healthy, _ = printers
+    scales = [MockScale(control_port=0, stable_timeout_s=0.3, interval_s=0.02).start() for _ in range(2)]
+    running: RunningAgent | None = None
+    try:
+        cloud = MemoryTransport()
+        publish_warehouse(cloud)
+        for code, scale, port in (("S1", scales[0], vanishing.port), ("S2", scales[1], healthy.port)):
+            scale.set_weight(1234, stable=True)
+            assert scale.pty_path
+            cloud.publish("station", code, station_body(code, healthy, scale.pty_path, printer_port=port))
+        for n in range(1, 4):
+            cloud.publish("order", f"V-{n:04d}", order_body(f"V-{n:04d}"))
+        running = RunningAgent(data_dir, cloud, FAST).start()
+        running.wait_synced()
+        agent = running
+        assert agent.http is not None
+        wait_until(lambda: _printer(agent, "S1-label")["state"] == "ready", what="S1's printer connected")
+        wait_until(
+            lambda: all(s["scale"]["parcel_ready"] for s in agent.status()["stations"]), what="parcels"
+        )
+        assert agent.pack("V-0001", "v-1").json()["status"] == "printed"  # on the open connection
+
+        vanishing.vanish()  # closes the connection; reconnecting now hangs until the connect timeout
+        put_parcel(agent, scales[0], 2100)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            stalled = pool.submit(agent.pack, "V-0002", "v-2")
+
+            def sending() -> bool:
+                rows = agent.call_on_loop(
+                    lambda: agent.agent.store.query("SELECT status FROM jobs WHERE order_ref = 'V-0002'")  # type: ignore[union-attr]
+                )
+                return bool(rows) and rows[0]["status"] == "sending"
+
+            # The agent's loop answers while S1's printer is being reconnected in its own thread.
+            wait_until(sending, what="V-0002's job recorded and its label being sent")
+            health = agent.http.get("/healthz")
+            other = agent.pack("V-0003", "v-3", station="S2")
+            answered_while_stalled = not stalled.done()
+            result = stalled.result(timeout=30)
+
+        assert health.status_code == 200
+        assert other.json()["status"] == "printed", other.text
+        assert answered_while_stalled, "/healthz and S2 were answered only after S1's send ended"
+        held = result.json()
+        assert held["status"] == "held", result.text
+        assert "S1-label at S1 is offline" in held["message"]
+        assert "prints by itself" in held["message"]
+    finally:
+        if running is not None:
+            running.stop()
+        vanishing.close()
+        for scale in scales:
+            scale.stop()
