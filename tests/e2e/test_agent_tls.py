@@ -185,3 +185,41 @@ def test_bad_tls_options_are_refused_before_dialling(tmp_path: Path, extra: list
         out = bare.run([*command, "--data-dir", str(tmp_path / "agent"), *extra], check=False)
     assert expected in out
     assert "Traceback" not in out
+
+
+def test_run_with_a_wrong_ca_says_what_to_fix_and_keeps_retrying(stack: Stack, pki: Pki) -> None:
+    _start_parts(stack, ["--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key)])
+    _enroll(stack, ["--tls-ca", str(pki.ca)])
+    folder = str(stack.agent_dir("agent"))
+    # --tls-ca wins over what enrollment recorded: this run trusts the wrong CA.
+    agent = stack.spawn(
+        "agent",
+        [
+            "dockside-agent",
+            "run",
+            "--data-dir",
+            folder,
+            "--http",
+            "127.0.0.1:0",
+            "--tls-ca",
+            str(pki.other_ca),
+        ],
+    )
+    station = Station(stack)
+    try:
+        hint = f"cannot verify the cloud's certificate: check the TLS CA {pki.other_ca}"
+        wait_for(
+            lambda: station.status()["last_error"].startswith(hint),
+            timeout=20,
+            what="the status to say which CA to check",
+        )
+        told = f"cannot sync with the cloud: {hint}"
+        wait_for(lambda: told in agent.log_tail(200), timeout=20, what="the error line in the agent's log")
+        # Still retrying: more attempts follow the error, each logged as a reconnect.
+        wait_for(
+            lambda: agent.log_tail(400).count("change stream down") >= 2, timeout=30, what="a second attempt"
+        )
+        assert agent.alive()
+        assert not station.status()["online"]
+    finally:
+        station.http.close()
