@@ -61,7 +61,6 @@ MAX_LISTED_WAVES = 50
 _WAVE_ID = re.compile(r"^[1-9][0-9]{0,17}$")
 _PRINTABLE = frozenset({"", "created", "released"})
 _LABELLED = frozenset({"packed", "labelled", "shipped"})
-_CHUNK = 500
 
 
 def wave_number(text: str) -> int:
@@ -225,31 +224,22 @@ class WavePrinter:
         }
 
     def _first_jobs(self, refs: list[str]) -> dict[str, tuple[str, str, str]]:
-        """Each order's first (non-reprint) job: (job_id, status, message)."""
-        found: dict[str, tuple[str, str, str]] = {}
-        for start in range(0, len(refs), _CHUNK):
-            chunk = refs[start : start + _CHUNK]
-            marks = ",".join("?" * len(chunk))
-            rows = self._store.conn.execute(
-                f"SELECT order_ref, job_id, status, message FROM jobs WHERE order_ref IN ({marks}) "  # noqa: S608
-                "AND reprint_of IS NULL ORDER BY created_at_ms DESC, rowid DESC",
-                chunk,
-            )
-            for ref, job_id, status, message in rows:
-                found[ref] = (job_id, status, message)  # the oldest comes last and stays
-        return found
+        """Each order's first (non-reprint) job: (job_id, status, message), in one query."""
+        rows = self._store.conn.execute(
+            "SELECT order_ref, job_id, status, message FROM jobs "
+            "WHERE order_ref IN (SELECT value FROM json_each(?)) AND reprint_of IS NULL "
+            "ORDER BY created_at_ms DESC, rowid DESC",
+            (json.dumps(refs),),
+        )
+        # Newest first, so each order's oldest job is written last and stays.
+        return {ref: (job_id, status, message) for ref, job_id, status, message in rows}
 
     def _states(self, refs: list[str]) -> dict[str, str]:
-        states: dict[str, str] = {}
-        for start in range(0, len(refs), _CHUNK):
-            chunk = refs[start : start + _CHUNK]
-            marks = ",".join("?" * len(chunk))
-            rows = self._store.conn.execute(
-                f"SELECT order_ref, state FROM orders WHERE order_ref IN ({marks})",  # noqa: S608
-                chunk,
-            )
-            states.update(dict(rows.fetchall()))
-        return states
+        rows = self._store.conn.execute(
+            "SELECT order_ref, state FROM orders WHERE order_ref IN (SELECT value FROM json_each(?))",
+            (json.dumps(refs),),
+        )
+        return dict(rows.fetchall())
 
     def _last_report(self, wave_id: int) -> dict[str, Any] | None:
         running = self._running.get(wave_id)
