@@ -60,6 +60,9 @@ WEIGHT_SOURCE = "expected"
 MAX_LISTED_WAVES = 50
 _WAVE_ID = re.compile(r"^[1-9][0-9]{0,17}$")
 _PRINTABLE = frozenset({"", "created", "released"})
+# Skips that a later Print wave will not undo (anything else, such as an order not synced yet
+# or a template still on its way, may print next time).
+_FINAL_SKIPS = frozenset({"order_cancelled", "already_labelled"})
 _LABELLED = frozenset({"packed", "labelled", "shipped"})
 
 
@@ -193,6 +196,7 @@ class WavePrinter:
         states = self._states(wave.order_refs)
         counts = {"printed": 0, "held": 0, "sending": 0, "failed": 0, "skipped": 0, "waiting": 0}
         orders = []
+        to_print = 0  # what a new Print wave would try: waiting, or skipped for a reason that may pass
         for position, ref in enumerate(wave.order_refs, start=1):
             job = jobs.get(ref)
             entry: dict[str, Any] = {"order_ref": ref, "position": position, "job_id": None, "message": ""}
@@ -209,6 +213,8 @@ class WavePrinter:
                 status = "waiting"
             entry["status"] = status
             counts[status] += 1
+            if status == "waiting" or (status == "skipped" and entry["code"] not in _FINAL_SKIPS):
+                to_print += 1
             orders.append(entry)
         running = self._running.get(wave_id)
         return {
@@ -218,6 +224,7 @@ class WavePrinter:
             "created_by": wave.created_by,
             "total": len(wave.order_refs),
             **counts,
+            "to_print": to_print,
             "running": running is not None,
             "last_print": None if last is None else {k: v for k, v in last.items() if k != "jobs"},
             "orders": orders,

@@ -185,6 +185,7 @@ def test_a_wave_prints_every_label_in_the_chosen_order_exactly_once(
     assert len(printer.labels()) == 5
     progress = agent.http.get("/api/v1/waves/12").json()
     assert (progress["total"], progress["printed"], progress["skipped"], progress["waiting"]) == (7, 5, 2, 0)
+    assert progress["to_print"] == 1  # W-0003 may print once it has an expected weight
     assert [o["status"] for o in progress["orders"]] == [
         "printed",
         "printed",
@@ -197,6 +198,13 @@ def test_a_wave_prints_every_label_in_the_chosen_order_exactly_once(
     # A scan of a wave order afterwards finds its label: already packed, never a second one.
     assert agent.pack("W-0002", "scan-2").json()["status"] == "already_packed"
     assert len(printer.labels()) == 5
+    # Once the OMS sends W-0003's expected weight, the next Print wave prints that label alone.
+    cloud.publish("order", "W-0003", {**order_body("W-0003", expected_weight_g=1300), "state": "released"})
+    agent.wait_synced()
+    assert _print(agent, 12, "wave-12-c").json()["printed"] == 1
+    printer.wait_for_labels(6)
+    assert _printed_refs(printer) == ["W-0004", *printed_order, "W-0003"]
+    assert agent.http.get("/api/v1/waves/12").json()["to_print"] == 0
 
 
 def test_a_printer_fault_mid_wave_holds_the_rest_in_order_until_it_is_fixed(

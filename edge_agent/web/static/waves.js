@@ -55,7 +55,7 @@ function waveItem(wave) {
   button.className = "print-wave";
   const busy = state.printing === wave.wave_id || wave.running;
   button.textContent = busy ? t("wave_printing") : t("print_wave");
-  button.disabled = busy || state.printing !== null || wave.waiting === 0;
+  button.disabled = busy || state.printing !== null || wave.to_print === 0;
   button.addEventListener("click", () => printWave(wave.wave_id));
   li.append(title, bar, progress, button);
   return li;
