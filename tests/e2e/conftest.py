@@ -13,6 +13,18 @@ import pytest
 from bench.provision import provision
 from bench.stack import Stack, running_stack, wait_for
 
+# A weight serves one parcel: a run that scans many orders puts parcels of these weights on in turn.
+PARCELS_G = (1234, 1334)
+
+
+def put_next_parcel(stack: Stack, n: int) -> None:
+    """Put a run's `n`-th parcel on the scale, 100 g apart from the one before, without waiting.
+
+    The scan that follows waits (up to the agent's --scale-wait) for the reader to settle on it,
+    as it does when a packer scans the moment the parcel is down.
+    """
+    stack.control("scale", "POST", "/weight", {"grams": PARCELS_G[n % 2], "stable": True})
+
 
 class Station:
     """A packer's view of station S1: the agent's local API plus the mocks around it."""
@@ -46,6 +58,25 @@ class Station:
             return bool(scale["weight_g"] == grams and scale["stable"] == stable)
 
         wait_for(shown, timeout=10, what=f"the station to show {grams} g")
+
+    def put_parcel(self, grams: int | None = None) -> int:
+        """Put the next parcel on the scale and wait until the station can weigh it; its weight.
+
+        A weight serves one parcel: after a pack, the next scan needs a new parcel, one the scale
+        read empty before or that weighs more than 10 g apart. Without `grams`, it is the one of
+        PARCELS_G that is far from the weight the last pack used.
+        """
+        if grams is None:
+            used = self.status()["stations"][0]["scale"]["last_used"]
+            grams = PARCELS_G[1] if used and abs(used["grams"] - PARCELS_G[0]) <= 10 else PARCELS_G[0]
+        self.stack.control("scale", "POST", "/weight", {"grams": grams, "stable": True})
+
+        def ready() -> bool:
+            scale = self.status()["stations"][0]["scale"]
+            return bool(scale["weight_g"] == grams and scale["parcel_ready"])
+
+        wait_for(ready, timeout=10, what=f"a new {grams} g parcel at the station")
+        return grams
 
     def status(self) -> dict[str, Any]:
         return dict(self.http.get("/api/v1/status").json())

@@ -20,16 +20,19 @@ import pytest
 from bench.provision import provision
 from bench.stack import Stack, running_stack, wait_for
 from cloud.store import CloudStore
+from tests.e2e.conftest import put_next_parcel
 
 PACKS = 2_000
 AGENT_KILLS = 3
+SCALE_WAIT_S = 10.0  # each scan waits for its new parcel to settle (a deadline, rarely reached)
 _REF = re.compile(r"CH-\d{4}")
 
-pytestmark = pytest.mark.slow
+# A deadline against a hang, well past the run on a busy machine (the suite's default is 180 s).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def _start(stack: Stack) -> httpx.Client:
-    stack.start_agent()
+    stack.start_agent(extra=("--scale-wait", str(SCALE_WAIT_S)))
     return httpx.Client(base_url=stack.agent_url(), timeout=30)
 
 
@@ -51,7 +54,6 @@ def test_kills_of_agent_and_cloud_lose_and_repeat_nothing(tmp_path) -> None:
         stack.start_cloud()
         stack.start_printer(serial="ZD421-CHAOS")
         stack.start_scale()
-        stack.control("scale", "POST", "/weight", {"grams": 1234, "stable": True})
         provision(stack, order_count=PACKS, order_prefix="CH")
         stack.enroll_agent("WH1")
         client = _start(stack)
@@ -66,6 +68,7 @@ def test_kills_of_agent_and_cloud_lose_and_repeat_nothing(tmp_path) -> None:
         outcomes: dict[str, dict[str, Any] | None] = {}
         for n in range(1, PACKS + 1):
             ref = f"CH-{n:04d}"
+            put_next_parcel(stack, n)
             if n == cloud_down:
                 stack.cloud.stop(kill=True)
             if n == cloud_up:

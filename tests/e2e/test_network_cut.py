@@ -18,12 +18,15 @@ from bench.demo_data import demo_orders
 from bench.provision import provision
 from bench.stack import running_stack, wait_for
 from cloud.store import CloudStore
+from tests.e2e.conftest import put_next_parcel
 
 CUT_S = float(os.environ.get("DOCKSIDE_CUT_S", "60"))
 PACE_S = 0.1  # a brisk packer: ten scans a second
 ORDERS = 1_000
+SCALE_WAIT_S = 10.0  # each scan waits for its new parcel to settle (a deadline, rarely reached)
 
-pytestmark = pytest.mark.slow
+# A deadline against a hang, well past the run on a busy machine (the suite's default is 180 s).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 def test_packing_goes_on_through_a_minute_long_cut_and_converges(tmp_path) -> None:
@@ -31,10 +34,9 @@ def test_packing_goes_on_through_a_minute_long_cut_and_converges(tmp_path) -> No
         stack.start_cloud()
         stack.start_printer(serial="ZD421-CUT")
         stack.start_scale()
-        stack.control("scale", "POST", "/weight", {"grams": 1234, "stable": True})
         provision(stack, order_count=ORDERS, order_prefix="CUT")
         stack.enroll_agent("WH1")
-        stack.start_agent()
+        stack.start_agent(extra=("--scale-wait", str(SCALE_WAIT_S)))
         client = httpx.Client(base_url=stack.agent_url(), timeout=30)
         wait_for(
             lambda: client.get(f"/api/v1/orders/CUT-{ORDERS:04d}").status_code == 200,
@@ -49,6 +51,7 @@ def test_packing_goes_on_through_a_minute_long_cut_and_converges(tmp_path) -> No
             nonlocal n
             n += 1
             ref = f"CUT-{n:04d}"
+            put_next_parcel(stack, n)
             response = client.post(
                 "/api/v1/pack", json={"order_ref": ref, "station": "S1", "request_id": f"cut-{n}"}
             )

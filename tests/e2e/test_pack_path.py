@@ -90,6 +90,7 @@ def test_packing_goes_on_offline_and_every_event_reaches_the_cloud_once(
     refs = [f"E2E-{n:04d}" for n in range(1, 51)]
 
     for n, ref in enumerate(refs):
+        station.put_parcel()  # a weight serves one parcel
         response = station.pack(ref, f"offline-{n}")
         assert response.status_code == 200, response.text
         assert response.json()["status"] == "printed"

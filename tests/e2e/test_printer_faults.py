@@ -70,6 +70,7 @@ def test_a_faulted_printer_holds_the_label_and_prints_it_once_when_fixed(
     _fault(stack, fault)
     try:
         wait_for(lambda: _printer(line)["state"] != "ready", timeout=10, what=f"the agent to see {fault}")
+        line.put_parcel()  # a weight serves one parcel: each order's parcel is new
         response = line.pack(order_ref, f"held-{fault}")
         assert response.status_code == 202, response.text
         held = response.json()
@@ -99,6 +100,7 @@ def test_a_faulted_printer_holds_the_label_and_prints_it_once_when_fixed(
     kinds = wait_for(cloud_kinds, timeout=20, what=f"the events of {order_ref} at the cloud")
     assert kinds == ["label_held", "label_printed", "order_packed", "weight_captured"]
     # The printer keeps working afterwards, inline again.
+    line.put_parcel()
     after = line.pack(f"FLT-{20 + list(HOLDING).index(fault):04d}", f"after-{fault}")
     assert after.status_code == 200, after.text
     assert after.json()["status"] == "printed"
@@ -111,6 +113,7 @@ def test_labels_held_behind_a_fault_leave_in_scan_order(line: Station) -> None:
     try:
         wait_for(lambda: _printer(line)["state"] == "fault", timeout=10, what="the agent to see paper out")
         for ref in refs:
+            line.put_parcel()
             assert line.pack(ref, f"order-{ref}").json()["status"] == "held"
         assert _printer(line)["held_jobs"] == 3
     finally:
@@ -123,6 +126,7 @@ def test_labels_held_behind_a_fault_leave_in_scan_order(line: Station) -> None:
 def test_a_label_sent_before_the_fault_was_seen_prints_once_after_the_fix(line: Station) -> None:
     """Paper runs out between two polls: the printer keeps the label and prints it after reloading."""
     stack = line.stack
+    line.put_parcel()
     wait_for(lambda: _printer(line)["state"] == "ready", timeout=10, what="a ready printer")
     _fault(stack, "paper_out")  # the agent has not polled yet: it sends at once
     answer = line.pack("FLT-0013", "buffered")
@@ -142,6 +146,7 @@ def test_a_connection_dropped_mid_label_never_prints_a_second_copy(line: Station
     stack = line.stack
     wait_for(lambda: _printer(line)["state"] == "ready", timeout=10, what="a ready printer")
     _fault(stack, "drop")
+    line.put_parcel()
     answer = line.pack("FLT-0014", "dropped")
     assert answer.status_code in (200, 503), answer.text
     job_id = answer.json().get("job_id") or line.http.get("/api/v1/orders/FLT-0014").json()["job"]["job_id"]
@@ -154,6 +159,7 @@ def test_a_connection_dropped_mid_label_never_prints_a_second_copy(line: Station
     assert "reprint" in job["message"].lower()
     assert stack.control("printer", "GET", "/status")["last_drop"] is not None
     # Later labels go out on a new connection; the lost one is never resent by itself.
+    line.put_parcel()
     assert line.pack("FLT-0015", "after-drop").json()["status"] == "printed"
     wait_for(lambda: _labels_for(line, "FLT-0015"), timeout=10, what="the next label")
     assert _labels_for(line, "FLT-0014") == []
@@ -176,6 +182,7 @@ def test_a_slow_printer_is_not_a_fault(line: Station) -> None:
     stack = line.stack
     stack.control("printer", "POST", "/fault", {"fault": "slow", "delay_s": 0.2})
     try:
+        line.put_parcel()
         answer = line.pack("FLT-0016", "slow")
         assert answer.status_code == 200, answer.text
         assert answer.json()["status"] == "printed"
