@@ -38,6 +38,11 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy dockside cloud edge_agent hardware_mocks
 
+# Two workers (pytest-xdist): most tests wait on processes, sockets and ptys, not on the CPU.
+# tests/conftest.py keeps together what must not be split. `make pytest PYTEST_ARGS=tests/e2e`
+# runs a part in one process.
+PYTEST_ARGS ?= --numprocesses 2 --dist loadgroup
+
 pytest: setup
 	$(BIN)/pytest $(PYTEST_ARGS)
 
