@@ -3,6 +3,12 @@
 Entries are only ever added; `purge_audit` removes entries older than the retention, which may
 never be shorter than six months. Secrets (tokens) are never written here.
 
+Each entry records the warehouse its object belongs to (a warehouse, station, agent, order,
+exception or wave), found from the object itself, or NULL for tenant-wide objects (templates,
+rulesets, webhooks, releases, order ingest batches). A caller limited to some warehouses reads
+only the entries of those warehouses: tenant-wide entries can describe any warehouse, so they are
+for tenant-wide callers only.
+
 An entry commits with the write it describes, or neither commits:
 
     with store.unit_of_work():
@@ -13,11 +19,11 @@ An entry commits with the write it describes, or neither commits:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Connection, Table, delete, insert, select
 
 from cloud import schema
 from cloud.access import Principal
@@ -30,6 +36,37 @@ MIN_RETENTION_DAYS = 183  # "kept at least six months"
 MAX_LISTED = 1000
 
 
+# Object kinds that live in one warehouse: the table, its key column and how to read the key.
+_IN_A_WAREHOUSE: dict[str, tuple[Table, str, type]] = {
+    "agent": (schema.agents, "id", str),
+    "order": (schema.orders, "order_ref", str),
+    "exception": (schema.order_exceptions, "id", int),
+    "wave": (schema.waves, "id", int),
+}
+
+
+def _warehouse_of(conn: Connection, tenant_id: int, object_kind: str, object_key: str) -> str | None:
+    """The code of the warehouse an object belongs to, or None for a tenant-wide object."""
+    if object_kind == "warehouse":
+        return object_key
+    if object_kind == "station":  # keyed "WH/STATION"
+        return object_key.partition("/")[0]
+    if object_kind not in _IN_A_WAREHOUSE:
+        return None
+    table, key_column, key_type = _IN_A_WAREHOUSE[object_kind]
+    try:
+        key = key_type(object_key)
+    except ValueError:
+        return None
+    warehouses = schema.warehouses
+    code = conn.execute(
+        select(warehouses.c.code)
+        .join(table, table.c.warehouse_id == warehouses.c.id)
+        .where(table.c[key_column] == key, warehouses.c.tenant_id == tenant_id)
+    ).scalar()
+    return str(code) if code is not None else None
+
+
 def record(
     store: CloudStore,
     caller: Principal,
@@ -39,11 +76,16 @@ def record(
     before: Any = None,
     after: Any = None,
 ) -> None:
-    """Add one entry for a write `caller` made (inside the write's `store.unit_of_work()`)."""
+    """Add one entry for a write `caller` made (inside the write's `store.unit_of_work()`).
+
+    The entry's warehouse is the object's own (see the module docstring).
+    """
     with store.write() as tx:
+        warehouse = _warehouse_of(tx.conn, caller.tenant_id, object_kind, object_key)
         tx.conn.execute(
             insert(schema.audit_log).values(
                 tenant_id=caller.tenant_id,
+                warehouse=warehouse[:32] if warehouse is not None else None,
                 at=tx.now,
                 actor=caller.token_name,
                 role=caller.role.value,
@@ -65,6 +107,7 @@ def _entry(row: Any) -> dict[str, Any]:
         "action": row.action,
         "object_kind": row.object_kind,
         "object_key": row.object_key,
+        "warehouse": row.warehouse,
         "before": json.loads(row.before) if row.before is not None else None,
         "after": json.loads(row.after) if row.after is not None else None,
     }
@@ -72,6 +115,7 @@ def _entry(row: Any) -> dict[str, Any]:
 
 def _select(
     tenant_id: int,
+    warehouses: Collection[str] | None,
     object_kind: str | None,
     object_key: str | None,
     actor: str | None,
@@ -80,6 +124,9 @@ def _select(
 ) -> Any:
     table = schema.audit_log
     query = select(table).where(table.c.tenant_id == tenant_id)
+    if warehouses is not None:
+        # NULL (tenant-wide) is not in any list: a scoped caller sees only its warehouses' entries.
+        query = query.where(table.c.warehouse.in_(sorted(warehouses)))
     for column, value in (
         (table.c.object_kind, object_kind),
         (table.c.object_key, object_key),
@@ -98,6 +145,7 @@ def query_audit(
     store: CloudStore,
     tenant_id: int,
     *,
+    warehouses: Collection[str] | None = None,
     object_kind: str | None = None,
     object_key: str | None = None,
     actor: str | None = None,
@@ -105,22 +153,24 @@ def query_audit(
     until: datetime | None = None,
     limit: int = 100,
 ) -> list[dict[str, Any]]:
-    """Entries of a tenant, newest first, by object and/or by user and time."""
+    """Entries of a tenant (of `warehouses` only, when given), newest first, by object, user and time."""
     table = schema.audit_log
-    query = _select(tenant_id, object_kind, object_key, actor, since, until)
+    query = _select(tenant_id, warehouses, object_kind, object_key, actor, since, until)
     with store.read() as conn:
         rows = conn.execute(query.order_by(table.c.id.desc()).limit(min(limit, MAX_LISTED))).all()
     return [_entry(row) for row in rows]
 
 
-def iter_audit(store: CloudStore, tenant_id: int, *, page: int = 1000) -> Iterator[dict[str, Any]]:
-    """Every entry of a tenant, oldest first, read a page at a time (for export)."""
+def iter_audit(
+    store: CloudStore, tenant_id: int, *, warehouses: Collection[str] | None = None, page: int = 1000
+) -> Iterator[dict[str, Any]]:
+    """Every entry of a tenant (of `warehouses` only, when given), oldest first, a page at a time."""
     table = schema.audit_log
     last = 0
     while True:
         with store.read() as conn:
             rows = conn.execute(
-                _select(tenant_id, None, None, None, None, None)
+                _select(tenant_id, warehouses, None, None, None, None, None)
                 .where(table.c.id > last)
                 .order_by(table.c.id)
                 .limit(page)

@@ -63,6 +63,7 @@ AUDIT_COLUMNS: tuple[str, ...] = (
     "action",
     "object_kind",
     "object_key",
+    "warehouse",
     "before",
     "after",
 )
@@ -134,9 +135,11 @@ def iter_exceptions(
         last = rows[-1]["id"]
 
 
-def iter_audit(store: CloudStore, tenant_id: int) -> Iterator[dict[str, Any]]:
-    """Every audit entry of the tenant, oldest first."""
-    return audit.iter_audit(store, tenant_id)
+def iter_audit(
+    store: CloudStore, tenant_id: int, *, warehouses: Collection[str] | None = None
+) -> Iterator[dict[str, Any]]:
+    """Every audit entry of the tenant (of `warehouses` only, when given), oldest first."""
+    return audit.iter_audit(store, tenant_id, warehouses=warehouses)
 
 
 def _order_row(order: dict[str, Any]) -> dict[str, Any]:

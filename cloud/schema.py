@@ -400,6 +400,8 @@ audit_log = Table(
     Column("object_key", String(200), nullable=False),
     Column("before", Text, nullable=True),  # JSON or NULL
     Column("after", Text, nullable=True),  # JSON or NULL
+    # The warehouse the written object belongs to; NULL: tenant-wide (templates, rulesets, webhooks).
+    Column("warehouse", String(32), nullable=True),
     Index("ix_audit_log_object", "tenant_id", "object_kind", "object_key", "id"),
     Index("ix_audit_log_actor", "tenant_id", "actor", "id"),
 )
@@ -418,6 +420,8 @@ users = Table(
     Column("totp_secret", String(64), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("disabled_at", UtcDateTime, nullable=True),
+    # The last TOTP time step (Unix time // 30) a sign-in used: a code is never accepted twice.
+    Column("totp_last_step", BigInteger, nullable=True),
 )
 
 # Console sessions: a bearer token (hashed) that acts for its user until it expires.

@@ -44,11 +44,15 @@ def query_audit(
     until: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=audit.MAX_LISTED)] = 100,
 ) -> Any:
-    """Admin writes, newest first: by object (kind and key), by user (actor) and by time."""
+    """Admin writes, newest first: by object (kind and key), by user (actor) and by time.
+
+    A token limited to some warehouses sees only entries of objects in those warehouses.
+    """
     return {
         "entries": audit.query_audit(
             store,
             caller.tenant_id,
+            warehouses=caller.warehouses,
             object_kind=object_kind,
             object_key=object_key,
             actor=actor,
@@ -75,7 +79,7 @@ def export_records(
     columns: tuple[str, ...]
     if kind is ExportKind.AUDIT:
         require(caller, Permission.READ_AUDIT)
-        records = export.iter_audit(store, caller.tenant_id)
+        records = export.iter_audit(store, caller.tenant_id, warehouses=caller.warehouses)
         columns = export.AUDIT_COLUMNS
     elif kind is ExportKind.EXCEPTIONS:
         require(caller, Permission.READ_ORDERS)

@@ -1,20 +1,43 @@
-"""Webhook subscriptions: create, list, disable, the delivery log and replay (admin only)."""
+"""Webhook subscriptions: create, list, disable, the delivery log and replay (admin only).
+
+Webhooks belong to the whole tenant: a subscriber (the brand's OMS) hears of every warehouse's
+orders and exceptions. So only a tenant-wide admin manages them; an admin limited to some
+warehouses is refused (403, saying to use a tenant-wide token) on every webhook call, because a
+subscription it made would hear of warehouses it may not see, and listing or replaying existing
+subscriptions would show other warehouses' deliveries.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloud import audit, webhooks
+from cloud.access import Principal
 from cloud.api.callers import ManagesWebhooks, Store
+from cloud.roles import Forbidden
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1")
 WebhookId = Annotated[int, Path(ge=1, le=2**62)]
+
+
+def tenant_wide_webhook_admin(caller: ManagesWebhooks) -> Principal:
+    """The caller, if it is an admin of the whole tenant (webhooks hear of every warehouse)."""
+    if caller.warehouses is not None:
+        raise Forbidden(
+            "webhooks hear of every warehouse of the tenant, and this token is limited to warehouses "
+            f"{', '.join(sorted(caller.warehouses))}: "
+            "manage webhooks with an admin token for the whole tenant"
+        )
+    return caller
+
+
+WebhookAdmin = Annotated[Principal, Depends(tenant_wide_webhook_admin)]
 
 
 class SubscriptionIn(BaseModel):
@@ -35,7 +58,7 @@ class ReplayIn(BaseModel):
 
 
 @router.post("/webhooks", status_code=201, summary="Subscribe to order state changes and exceptions")
-def create_webhook(body: SubscriptionIn, caller: ManagesWebhooks, store: Store) -> Any:
+def create_webhook(body: SubscriptionIn, caller: WebhookAdmin, store: Store) -> Any:
     """A new subscriber; the answer's `secret` signs every delivery and is shown only this once."""
     with store.unit_of_work():
         made = webhooks.create_subscription(store, caller.tenant_id, body.url, body.events)
@@ -45,13 +68,13 @@ def create_webhook(body: SubscriptionIn, caller: ManagesWebhooks, store: Store) 
 
 
 @router.get("/webhooks", summary="List webhook subscriptions")
-def list_webhooks(caller: ManagesWebhooks, store: Store) -> Any:
+def list_webhooks(caller: WebhookAdmin, store: Store) -> Any:
     """The tenant's subscribers (never their secrets)."""
     return {"webhooks": webhooks.list_subscriptions(store, caller.tenant_id)}
 
 
 @router.delete("/webhooks/{webhook_id}", summary="Stop a webhook subscription")
-def disable_webhook(webhook_id: WebhookId, caller: ManagesWebhooks, store: Store) -> Any:
+def disable_webhook(webhook_id: WebhookId, caller: WebhookAdmin, store: Store) -> Any:
     """Stop sending to the subscriber; its delivery log stays."""
     with store.unit_of_work():
         after = webhooks.disable_subscription(store, caller.tenant_id, webhook_id)
@@ -62,7 +85,7 @@ def disable_webhook(webhook_id: WebhookId, caller: ManagesWebhooks, store: Store
 @router.get("/webhooks/{webhook_id}/deliveries", summary="A subscriber's delivery log")
 def list_webhook_deliveries(
     webhook_id: WebhookId,
-    caller: ManagesWebhooks,
+    caller: WebhookAdmin,
     store: Store,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Any:
@@ -71,7 +94,7 @@ def list_webhook_deliveries(
 
 
 @router.post("/webhooks/{webhook_id}/replay", summary="Send events again from a point in time")
-def replay_webhook(webhook_id: WebhookId, body: ReplayIn, caller: ManagesWebhooks, store: Store) -> Any:
+def replay_webhook(webhook_id: WebhookId, body: ReplayIn, caller: WebhookAdmin, store: Store) -> Any:
     """Queue every subscribed event since `since` again (subscribers dedupe by event_id)."""
     with store.unit_of_work():
         done = webhooks.replay(store, caller.tenant_id, webhook_id, body.since)

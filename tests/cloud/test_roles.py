@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -331,3 +332,121 @@ def test_only_admins_revoke_agents(setup: RunningCloud, role: Role) -> None:
     assert refused.status_code == 403
     assert "admin token" in refused.json()["error"]["message"]
     assert setup.api.get("/api/v1/audit", params={"object_kind": "agent"}).json()["entries"] == []
+
+
+def _two_warehouses_with_history(setup: RunningCloud) -> None:
+    """WH2 with a station and a cancelled order R2, next to setup's WH1, S1 and R1 (R1 cancelled too)."""
+    setup.put_warehouse("WH2")
+    assert setup.api.post("/api/v1/warehouses/WH2/stations", json=STATION).status_code == 201
+    assert setup.ingest(order("R2", warehouse="WH2"))["errors"] == []
+    for ref in ("R1", "R2"):
+        assert setup.api.post(f"/api/v1/orders/{ref}/cancel", json={"reason": "test"}).status_code == 200
+
+
+def test_a_warehouse_scoped_admin_reads_only_its_warehouses_audit_entries(setup: RunningCloud) -> None:
+    _two_warehouses_with_history(setup)
+    everything = setup.api.get("/api/v1/audit").json()["entries"]
+    assert {(e["object_kind"], e["warehouse"]) for e in everything} >= {
+        ("warehouse", "WH1"),
+        ("station", "WH1"),
+        ("order", "WH1"),
+        ("warehouse", "WH2"),
+        ("station", "WH2"),
+        ("order", "WH2"),
+        ("template", None),
+        ("ruleset", None),
+    }
+    token = create_api_token(setup.store, name="wh2-admin", role=Role.ADMIN, warehouses=["WH2"])
+    with _client(setup, token) as wh2:
+        entries = wh2.get("/api/v1/audit").json()["entries"]
+        assert [(e["action"], e["object_key"]) for e in entries] == [
+            ("change_order_state", "R2"),
+            ("put_station", "WH2/S1"),
+            ("put_warehouse", "WH2"),
+        ]
+        assert {e["warehouse"] for e in entries} == {"WH2"}
+        # Asking for WH1's objects by name finds nothing, as if they had no history.
+        assert wh2.get("/api/v1/audit", params={"object_key": "R1"}).json() == {"entries": []}
+        assert wh2.get("/api/v1/audit", params={"object_kind": "template"}).json() == {"entries": []}
+        exported = wh2.get("/api/v1/export/audit", params={"format": "jsonl"})
+        assert exported.status_code == 200
+        lines = [json.loads(line) for line in exported.text.splitlines()]
+        assert [(e["action"], e["object_key"]) for e in lines] == [
+            ("put_warehouse", "WH2"),
+            ("put_station", "WH2/S1"),
+            ("change_order_state", "R2"),
+        ]
+        csv_export = wh2.get("/api/v1/export/audit", params={"format": "csv"}).text
+        assert "WH2/S1" in csv_export
+        assert "WH1" not in csv_export
+        assert "R1" not in csv_export
+    # The tenant-wide admin still reads everything.
+    whole = [json.loads(line) for line in setup.api.get("/api/v1/export/audit").text.splitlines()]
+    assert len(whole) == len(everything)
+
+
+def test_a_warehouse_scoped_admin_may_not_manage_webhooks(setup: RunningCloud) -> None:
+    made = setup.api.post(
+        "/api/v1/webhooks", json={"url": "http://127.0.0.1:9/hook", "events": ["order.state_changed"]}
+    )
+    assert made.status_code == 201, made.text
+    hook = made.json()["id"]
+    token = create_api_token(setup.store, name="wh2-admin", role=Role.ADMIN, warehouses=["WH2"])
+    calls = [
+        ("POST", "/api/v1/webhooks", {"url": "http://127.0.0.1:9/wh2", "events": ["order.state_changed"]}),
+        ("GET", "/api/v1/webhooks", None),
+        ("DELETE", f"/api/v1/webhooks/{hook}", None),
+        ("GET", f"/api/v1/webhooks/{hook}/deliveries", None),
+        ("POST", f"/api/v1/webhooks/{hook}/replay", {"since": "2026-01-01T00:00:00Z"}),
+    ]
+    with _client(setup, token) as wh2:
+        for method, path, body in calls:
+            refused = wh2.request(method, path, json=body)
+            assert refused.status_code == 403, (path, refused.text)
+            error = refused.json()["error"]
+            assert error["code"] == "forbidden"
+            assert "limited to warehouses WH2" in error["message"]
+            assert "admin token for the whole tenant" in error["message"]
+    # Nothing changed: still one active subscription, and no webhook write in the audit log.
+    hooks = setup.api.get("/api/v1/webhooks").json()["webhooks"]
+    assert [(h["id"], h["active"]) for h in hooks] == [(hook, True)]
+    logged = setup.api.get("/api/v1/audit", params={"object_kind": "webhook"}).json()["entries"]
+    assert [e["action"] for e in logged] == ["create_webhook"]
+
+
+def test_a_warehouse_scoped_token_releases_and_reads_only_its_own_waves(setup: RunningCloud) -> None:
+    _two_warehouses_with_history(setup)
+    assert setup.ingest(order("R3"), order("R4", warehouse="WH2"))["errors"] == []
+    wave = {"warehouse": "WH1", "station": "S1", "order_refs": ["R3"]}
+    wh1_wave = setup.api.post("/api/v1/waves", json=wave)
+    assert wh1_wave.status_code == 201, wh1_wave.text
+    wave_id = wh1_wave.json()["id"]
+    token = create_api_token(setup.store, name="wh2-editor", role=Role.EDITOR, warehouses=["WH2"])
+    with _client(setup, token) as wh2:
+        # WH1 answers as if it did not exist, for a new wave and for WH1's wave.
+        into_nowhere = {**wave, "warehouse": "NOPE"}
+        assert _missing(wh2, "/api/v1/waves", "POST", wave) == _missing(
+            wh2, "/api/v1/waves", "POST", into_nowhere
+        ).replace("NOPE", "WH1")
+        assert _missing(wh2, f"/api/v1/waves/{wave_id}") == _missing(wh2, "/api/v1/waves/999999").replace(
+            "999999", str(wave_id)
+        )
+        # A WH2 wave cannot pull in WH1's order: it is reported like an order that does not exist.
+        mixed = wh2.post(
+            "/api/v1/waves", json={"warehouse": "WH2", "station": "S1", "order_refs": ["R4", "R3"]}
+        )
+        assert mixed.status_code == 201, mixed.text
+        assert [(e["order_ref"], e["code"]) for e in mixed.json()["errors"]] == [("R3", "not_found")]
+        own = wh2.get(f"/api/v1/waves/{mixed.json()['id']}")
+        assert own.status_code == 200
+        assert [o["order_ref"] for o in own.json()["orders"]] == ["R4"]
+    # WH1's order did not move, and WH1's wave still has only R3.
+    assert setup.api.get("/api/v1/orders/R3").json()["state"] == "released"
+    assert [o["order_ref"] for o in setup.api.get(f"/api/v1/waves/{wave_id}").json()["orders"]] == ["R3"]
+    # Another tenant's admin: the wave is as missing as one that never existed.
+    create_tenant(setup.store, code="acme", name="Acme")
+    with _client(setup, create_api_token(setup.store, name="acme", role=Role.ADMIN, tenant="acme")) as acme:
+        assert _missing(acme, f"/api/v1/waves/{wave_id}") == _missing(acme, "/api/v1/waves/999999").replace(
+            "999999", str(wave_id)
+        )
+        _missing(acme, "/api/v1/waves", "POST", {"warehouse": "WH1", "station": "S1", "order_refs": ["R1"]})
