@@ -92,6 +92,8 @@ class Stack:
         self.processes: dict[str, Process] = {}
         self.admin_token = ""
         self._admin: httpx.Client | None = None
+        # One client for every mock control call: a new one per call loads the CA bundle each time.
+        self._control: httpx.Client | None = None
 
     # -- processes -------------------------------------------------------------------------
 
@@ -148,9 +150,10 @@ class Stack:
 
     def stop(self) -> None:
         """Stop every process this stack started, newest first."""
-        if self._admin is not None:
-            self._admin.close()
-            self._admin = None
+        for client in (self._admin, self._control):
+            if client is not None:
+                client.close()
+        self._admin = self._control = None
         for process in reversed(list(self.processes.values())):
             process.stop()
 
@@ -295,8 +298,10 @@ class Stack:
 
     def control(self, part: str, method: str, path: str, body: Any = None) -> Any:
         """Call a mock's control API."""
-        response = httpx.request(
-            method, f"http://{self.processes[part].ready['control']}{path}", json=body, timeout=10
+        if self._control is None:
+            self._control = httpx.Client(timeout=10)
+        response = self._control.request(
+            method, f"http://{self.processes[part].ready['control']}{path}", json=body
         )
         if response.status_code >= 400:
             raise StackError(f"{part} {method} {path} -> {response.status_code}: {response.text}")
