@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import threading
 import time
@@ -290,7 +291,20 @@ class Station:
         reading = scale.take_parcel_weight(order_ref)
         if reading is not None:
             return reading
-        return await asyncio.to_thread(scale.wait_parcel_weight, order_ref, wait_s, where=f"at {self.code}")
+        waiting = asyncio.get_running_loop().run_in_executor(
+            None, functools.partial(scale.wait_parcel_weight, order_ref, wait_s, where=f"at {self.code}")
+        )
+        try:
+            return await asyncio.shield(waiting)
+        except asyncio.CancelledError:
+            # The pack was cancelled (the client went away) while the thread still waits: a
+            # weight it claims later goes back to the scale.
+            def give_back_late(done: asyncio.Future[WeightReading]) -> None:
+                if not done.cancelled() and done.exception() is None:
+                    scale.give_back(order_ref)
+
+            waiting.add_done_callback(give_back_late)
+            raise
 
     def give_back(self, order_ref: str) -> None:
         """The pack of `order_ref` recorded no job: its weight may serve the next pack."""

@@ -172,14 +172,16 @@ class ScaleReader:
 
     # -- one weight, one parcel ----------------------------------------------------------------
 
-    def _parcel_locked(self, max_age_s: float) -> WeightReading | None:
+    def _parcel_locked(self, max_age_s: float, order_ref: str | None = None) -> WeightReading | None:
         found = self._stable_locked(max_age_s)
         if found is None or found.grams < self._empty_below_g:
             return None
         used = self._used
         if used is None or self._emptied or abs(found.grams - used.grams) > self._same_parcel_g:
             return found
-        return None
+        # The same order asking again: its earlier scan recorded no job (the pack path only
+        # weighs an order without one), so the weight was never really spent.
+        return found if order_ref is not None and used.order_ref == order_ref else None
 
     def parcel_weight(self, max_age_s: float = 1.0) -> WeightReading | None:
         """The stable weight a pack could take now (a parcel's, not used yet), without taking it."""
@@ -191,14 +193,15 @@ class ScaleReader:
         return self._used
 
     def _claim_locked(self, found: WeightReading, order_ref: str) -> WeightReading:
-        self._before_claim = (self._used, self._emptied)
+        if self._used is None or self._used.order_ref != order_ref:  # not the same order again
+            self._before_claim = (self._used, self._emptied)
         self._used, self._emptied = UsedWeight(found.grams, order_ref), False
         return found
 
     def take_parcel_weight(self, order_ref: str, max_age_s: float = 1.0) -> WeightReading | None:
         """Claim the parcel weight for `order_ref` if there is one now (microseconds), else None."""
         with self._changed:
-            found = self._parcel_locked(max_age_s)
+            found = self._parcel_locked(max_age_s, order_ref)
             return self._claim_locked(found, order_ref) if found is not None else None
 
     def wait_parcel_weight(
@@ -213,7 +216,7 @@ class ScaleReader:
         deadline = time.monotonic() + timeout_s
         with self._changed:
             while True:
-                found = self._parcel_locked(max_age_s)
+                found = self._parcel_locked(max_age_s, order_ref)
                 if found is not None:
                     return self._claim_locked(found, order_ref)
                 remaining = deadline - time.monotonic()

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from dockside.errors import PrinterError, ScaleError
-from edge_agent.devices import PrinterConfig, PrinterStatus, ScaleConfig
+from edge_agent.devices import PrinterConfig, PrinterStatus, ScaleConfig, WeightReading
 from edge_agent.devices.zpl import ZplPrinter
 from edge_agent.stations import PrinterLane, StationFloor
 
@@ -373,5 +373,44 @@ def test_weighing_waits_for_the_scale_and_passes_its_error_on() -> None:
             run(weigh)
         assert silent.value.code == "scale_not_answering"
         assert "the scale at S1" in silent.value.message
+    finally:
+        floor.close()
+
+
+def test_a_weight_claimed_after_its_pack_was_cancelled_goes_back_to_the_scale() -> None:
+    class LateScale(IdleScale):
+        """Its parcel settles only when the test says so; records what is given back."""
+
+        def __init__(self, config: ScaleConfig) -> None:
+            super().__init__(config)
+            self.settle = threading.Event()
+            self.given_back: list[str] = []
+
+        def wait_parcel_weight(self, order_ref: str, timeout_s: float, *, where: str) -> Any:
+            self.settle.wait(10)
+            return WeightReading(900, True, time.monotonic())
+
+        def give_back(self, order_ref: str) -> None:
+            self.given_back.append(order_ref)
+
+    floor = StationFloor(printer_factory=RecordingPrinter, scale_factory=LateScale)  # type: ignore[arg-type]
+    try:
+        floor.configure({"S1": _station("S1")})
+        station = floor.get("S1")
+        assert station is not None
+        scale = station.scale
+        assert isinstance(scale, LateScale)
+
+        async def scenario() -> None:
+            weighing = asyncio.create_task(station.weigh(5.0, "C-1"))
+            await asyncio.sleep(0)
+            weighing.cancel()  # the packer's request went away
+            with contextlib.suppress(asyncio.CancelledError):
+                await weighing
+            assert scale.given_back == []
+            scale.settle.set()  # the thread still claims the parcel ...
+            await _until(lambda: scale.given_back == ["C-1"], "the late claim to be given back")
+
+        run(scenario)
     finally:
         floor.close()

@@ -230,6 +230,9 @@ def test_a_claim_given_back_can_be_taken_again_and_only_by_its_order(reader: Sca
     assert reader.wait_parcel_weight("B-1", 3.0).grams == 800
     reader.give_back("B-9")  # not the order that took it: nothing changes
     assert reader.parcel_weight() is None
+    assert reader.take_parcel_weight("B-7") is None
+    # The same order scanned again (its first scan recorded no job) may take its weight again.
+    assert reader.take_parcel_weight("B-1") is not None
     reader.give_back("B-1")  # its pack recorded no job
     assert reader.used() is None
     assert reader.take_parcel_weight("B-2") is not None
