@@ -14,12 +14,15 @@ busy as it was when packs ran back to back: on this shared two-core machine unde
 same server-side pack took 1.3 to 1.5 ms after a 100 ms pause against 0.45 ms back to back,
 which is the machine waking an idle process, not the pack path. The pack path itself still
 runs colder than back to back (the packs are 100 ms apart), so the figures are conservative.
+At the end it times a label sent while a status poll of its printer waits for the `~HS`
+reply (on a lane of its own to the same mock printer): it must not wait for the reply.
 Prints one JSON object; `--packs N` changes the sample size.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import http.client
 import json
 import statistics
@@ -31,6 +34,8 @@ from typing import Any
 
 from bench.provision import provision
 from bench.stack import running_stack, wait_for
+from edge_agent.devices import PrinterConfig, open_printer
+from edge_agent.stations import PrinterLane
 
 PACKS = 2000
 WARMUP = 100
@@ -45,6 +50,35 @@ def _percentile(samples: list[float], q: float) -> float:
 def _parcel_grams(n: int) -> int:
     # Neighbouring parcels differ by far more than the scale's same-parcel band (10 g).
     return 1000 + (n % 40) * 25
+
+
+async def _send_during_status_poll(printer_port: int, rounds: int = 300) -> dict[str, float]:
+    """How long a label send takes alone, and while a status poll of its printer is in flight."""
+    config = PrinterConfig(id="overlap-probe", language="zpl", host="127.0.0.1", port=printer_port)
+    lane = PrinterLane(config, open_printer(config))
+    label = b"^XA" + b"^FO50,50^A0N,40,40^FDBENCH-OVERLAP^FS" * 60 + b"^XZ"
+    alone: list[float] = []
+    during: list[float] = []
+    try:
+        await lane.check()
+        await lane.send(label)
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            await lane.send(label)
+            alone.append((time.perf_counter() - t0) * 1000)
+            poll = asyncio.create_task(lane.check())
+            await asyncio.sleep(0)  # the ~HS request is out; its reply is awaited in the lane thread
+            t0 = time.perf_counter()
+            await lane.send(label)
+            during.append((time.perf_counter() - t0) * 1000)
+            await poll
+    finally:
+        await asyncio.to_thread(lane.close)
+    return {
+        "send_alone_p50_ms": round(statistics.median(alone), 3),
+        "send_during_status_poll_p50_ms": round(statistics.median(during), 3),
+        "send_during_status_poll_p99_ms": round(_percentile(during, 0.99), 3),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             what="every label at the mock printer",
         )
         conn.close()
+        overlap = asyncio.run(_send_during_status_poll(int(stack.processes["printer"].ready["port"])))
 
     result = {
         "packs": len(packs),
@@ -149,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
         "status_checks_during_run": checks,
         "labels_sent_on_the_loop": inline_sends,
         "run_s": round(elapsed, 1),
+        # A label sent while a status poll waits for its ~HS reply, on a lane of its own to the
+        # same mock printer: it must not wait for the reply.
+        **overlap,
         "weight_per_parcel": (
             "a new weight on the mock scale before every scan; the bench waits (untimed, calling "
             "/healthz meanwhile so the agent stays warm) until the agent reports parcel_ready, so "
