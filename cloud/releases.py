@@ -41,6 +41,7 @@ __all__ = [
     "PUBLIC_KEY_ENV",
     "assign_release",
     "assigned_release",
+    "assigned_versions",
     "generate_release_key",
     "get_release",
     "list_releases",
@@ -269,6 +270,20 @@ def assign_release(
                 )
             )
     return get_release(store, tenant_id, version)
+
+
+def assigned_versions(store: CloudStore, tenant_id: int, warehouse_codes: list[str]) -> dict[str, str | None]:
+    """The release each of these warehouses is assigned now (None: none yet), for the audit log."""
+    assignments, warehouses = schema.agent_release_assignments, schema.warehouses
+    with store.read() as conn:
+        found = dict(
+            conn.execute(
+                select(warehouses.c.code, assignments.c.version)
+                .join(assignments, assignments.c.warehouse_id == warehouses.c.id)
+                .where(warehouses.c.tenant_id == tenant_id, warehouses.c.code.in_(warehouse_codes))
+            ).all()
+        )
+    return {code: found.get(code) for code in sorted(set(warehouse_codes))}
 
 
 def assigned_release(store: CloudStore, agent: AgentIdentity) -> dict[str, Any] | None:

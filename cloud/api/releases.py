@@ -7,6 +7,8 @@ Admin side (API token, admin role):
     GET  /api/v1/releases                every release, newest first
     GET  /api/v1/releases/{version}      one release, its warehouses and each agent's outcome
     POST /api/v1/releases/{version}/assign   {"warehouses": ["WH1", ...]}
+Every publish of new bytes and every assignment is in the audit log (object kind "release",
+tenant-wide), in the same transaction as the write.
 Agent side (the agent credential as bearer):
     GET  /api/v1/agent/release                    the assigned release, or 204
     GET  /api/v1/agent/release/{version}/binary   its bytes
@@ -21,11 +23,12 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloud import releases
+from cloud import audit, releases
 from cloud.access import Principal, Role
 from cloud.agents import AgentIdentity, authenticate_agent
 from cloud.api.callers import Caller, Store, store_of
 from cloud.roles import Forbidden, require_warehouse
+from cloud.store import CloudStore
 
 __all__ = ["RELEASE_MAX_BODY_BYTES", "router"]
 
@@ -85,17 +88,23 @@ async def publish_release(
 ) -> Any:
     """Verify the upload's signature against the release public key and store it (201; 200 if identical)."""
     blob = await request.body()
-    release, created = await run_in_threadpool(
-        releases.publish_release,
-        store,
-        caller.tenant_id,
-        version=version,
-        blob=blob,
-        signature=signature,
-        sha256=sha256,
-    )
+    release, created = await run_in_threadpool(_publish, store, caller, version, blob, signature, sha256)
     response.status_code = 201 if created else 200
     return release
+
+
+def _publish(
+    store: CloudStore, caller: Principal, version: str, blob: bytes, signature: str, sha256: str | None
+) -> tuple[dict[str, Any], bool]:
+    """Store the release and, when it is new, its audit entry, in one transaction."""
+    with store.unit_of_work():
+        release, created = releases.publish_release(
+            store, caller.tenant_id, version=version, blob=blob, signature=signature, sha256=sha256
+        )
+        if created:
+            after = {key: release[key] for key in ("version", "sha256", "size")}
+            audit.record(store, caller, "publish_release", "release", version, None, after)
+    return release, created
 
 
 @router.get("/releases", summary="Agent releases, newest first")
@@ -114,7 +123,14 @@ def get_release(version: Version, caller: Admin, store: Store) -> Any:
 def assign_release(version: Version, body: Assignment, caller: Admin, store: Store) -> Any:
     """Their agents download, verify, try and keep (or roll back) this release."""
     codes = [require_warehouse(caller, code) for code in body.warehouses]
-    return releases.assign_release(store, caller.tenant_id, version, codes)
+    with store.unit_of_work():
+        before = releases.assigned_versions(store, caller.tenant_id, codes)
+        assigned = releases.assign_release(store, caller.tenant_id, version, codes)
+        after = dict.fromkeys(before, version)
+        audit.record(
+            store, caller, "assign_release", "release", version, {"warehouses": before}, {"warehouses": after}
+        )
+    return assigned
 
 
 @router.get("/agent/release", summary="The release assigned to the calling agent", include_in_schema=True)

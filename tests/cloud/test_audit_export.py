@@ -9,10 +9,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
-from cloud import audit
+from cloud import audit, schema
 from cloud.access import Principal, Role, create_api_token
+from cloud.exceptions_center import ExceptionKind, open_exception
+from cloud.releases import PUBLIC_KEY_ENV, generate_release_key, sign_release
 from cloud.store import utcnow
+from cloud.webhook_targets import ALLOW_PRIVATE_ENV
 from dockside.errors import InputError
 from tests.cloud.conftest import STATION, TEMPLATE, RunningCloud, order
 
@@ -140,3 +144,166 @@ def test_orders_exceptions_and_audit_export_as_csv_and_json_lines(cloud: Running
     )
     assert cloud.api.get("/api/v1/export/nothing").status_code == 422
     assert cloud.api.get("/api/v1/export/orders", params={"format": "xml"}).status_code == 422
+
+
+# Write routes under /api/v1 that are not admin writes, and why:
+NOT_ADMIN_WRITES = {
+    # Signing in and out is a person's session, not a change to the tenant's data.
+    ("POST", "/api/v1/session"),
+    ("DELETE", "/api/v1/session"),
+    # An agent reporting how its update went (its own credential; kept in the release's reports).
+    ("POST", "/api/v1/agent/update-reports"),
+    # Simulating a draft ruleset reads past orders and writes nothing.
+    ("POST", "/api/v1/rulesets/{name}/versions/{n}/simulate"),
+}
+
+_BINARY = b"#!/bin/sh\necho 'dockside-agent, version 0.3.0'\n"
+
+
+def _open_exception(cloud: RunningCloud) -> int:
+    with cloud.store.write() as tx:
+        warehouse_id = tx.conn.execute(
+            select(schema.warehouses.c.id).where(schema.warehouses.c.code == "WH1")
+        ).scalar_one()
+        return open_exception(
+            tx,
+            tenant_id=cloud.store.tenant_id(),
+            warehouse_id=warehouse_id,
+            order_ref="A1",
+            kind=ExceptionKind.RAISED_AT_EDGE,
+            message="scale says 0 g",
+            detail={},
+        )
+
+
+def test_every_admin_write_route_writes_an_audit_entry(
+    cloud: RunningCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Derived from the app's own route table: a new write route without an audit entry fails here."""
+    monkeypatch.setenv(ALLOW_PRIVATE_ENV, "1")
+    private_key, public_key = generate_release_key()
+    monkeypatch.setenv(PUBLIC_KEY_ENV, public_key)
+    spec = cloud.api.get("/openapi.json").json()
+    writes = {
+        (method.upper(), path)
+        for path, methods in spec["paths"].items()
+        for method in methods
+        if path.startswith("/api/v1/") and method.upper() in {"POST", "PUT", "PATCH", "DELETE"}
+    }
+    assert writes >= NOT_ADMIN_WRITES, "a documented exception is no longer a route: drop it"
+    release = {
+        "params": {"version": "0.3.0"},
+        "content": _BINARY,
+        "headers": {
+            "X-Release-Signature": sign_release(private_key, "0.3.0", _BINARY),
+            "Content-Type": "application/octet-stream",
+        },
+    }
+    hook = {"url": "http://127.0.0.1:9/hook", "events": ["order.state_changed"]}
+    # Each route with one call that succeeds, in an order where each finds what it needs.
+    calls: list[tuple[str, str, str, dict[str, Any]]] = [
+        ("POST", "/api/v1/warehouses", "/api/v1/warehouses", {"json": {"code": "WH1", "name": "One"}}),
+        ("POST", "/api/v1/warehouses/{wh}/stations", "/api/v1/warehouses/WH1/stations", {"json": STATION}),
+        (
+            "POST",
+            "/api/v1/warehouses/{wh}/enrollment-tokens",
+            "/api/v1/warehouses/WH1/enrollment-tokens",
+            {"json": {"ttl_s": 60}},
+        ),
+        ("POST", "/api/v1/templates/{name}/versions", "/api/v1/templates/t1/versions", {"json": TEMPLATE}),
+        (
+            "POST",
+            "/api/v1/templates/{name}/versions/{n}/publish",
+            "/api/v1/templates/t1/versions/1/publish",
+            {},
+        ),
+        (
+            "POST",
+            "/api/v1/templates/{name}/rollback",
+            "/api/v1/templates/t1/rollback",
+            {"json": {"version": 1}},
+        ),
+        (
+            "POST",
+            "/api/v1/rulesets/{name}/versions",
+            "/api/v1/rulesets/r1/versions",
+            {"json": {"default": {"carrier": "POST"}}},
+        ),
+        (
+            "POST",
+            "/api/v1/rulesets/{name}/versions/{n}/publish",
+            "/api/v1/rulesets/r1/versions/1/publish",
+            {},
+        ),
+        ("POST", "/api/v1/orders", "/api/v1/orders", {"json": {"orders": [order("A1"), order("A2")]}}),
+        (
+            "POST",
+            "/api/v1/orders/{order_ref}/state",
+            "/api/v1/orders/A1/state",
+            {"json": {"state": "released"}},
+        ),
+        ("POST", "/api/v1/orders/{order_ref}/cancel", "/api/v1/orders/A1/cancel", {"json": {"reason": "x"}}),
+        (
+            "POST",
+            "/api/v1/orders/{order_ref}/erase-personal-data",
+            "/api/v1/orders/A1/erase-personal-data",
+            {},
+        ),
+        (
+            "POST",
+            "/api/v1/waves",
+            "/api/v1/waves",
+            {"json": {"warehouse": "WH1", "station": "S1", "order_refs": ["A2"]}},
+        ),
+        (
+            "POST",
+            "/api/v1/exceptions/{exception_id}/assign",
+            "/api/v1/exceptions/{x}/assign",
+            {"json": {"assignee": "maria"}},
+        ),
+        ("POST", "/api/v1/exceptions/{exception_id}/acknowledge", "/api/v1/exceptions/{x}/acknowledge", {}),
+        (
+            "POST",
+            "/api/v1/exceptions/{exception_id}/resolve",
+            "/api/v1/exceptions/{x}/resolve",
+            {"json": {"comment": "ok"}},
+        ),
+        ("POST", "/api/v1/webhooks", "/api/v1/webhooks", {"json": hook}),
+        (
+            "POST",
+            "/api/v1/webhooks/{webhook_id}/replay",
+            "/api/v1/webhooks/1/replay",
+            {"json": {"since": "2026-01-01T00:00:00Z"}},
+        ),
+        ("DELETE", "/api/v1/webhooks/{webhook_id}", "/api/v1/webhooks/1", {}),
+        ("POST", "/api/v1/agents/{agent_id}/revoke", "/api/v1/agents/{agent}/revoke", {}),
+        ("POST", "/api/v1/releases", "/api/v1/releases", release),
+        (
+            "POST",
+            "/api/v1/releases/{version}/assign",
+            "/api/v1/releases/0.3.0/assign",
+            {"json": {"warehouses": ["WH1"]}},
+        ),
+    ]
+    missing = writes - NOT_ADMIN_WRITES - {(method, route) for method, route, _, _ in calls}
+    assert not missing, (
+        f"write routes with no audit check: add a call for each to this test: {sorted(missing)}"
+    )
+    exception_id = ""
+    for method, route, path, request in calls:
+        if route == "/api/v1/templates/{name}/rollback":
+            # Go back from version 2 to version 1.
+            created = cloud.api.post("/api/v1/templates/t1/versions", json=TEMPLATE)
+            assert created.status_code == 201, created.text
+            assert cloud.api.post("/api/v1/templates/t1/versions/2/publish").status_code == 200
+        if "{x}" in path:
+            exception_id = exception_id or str(_open_exception(cloud))
+            path = path.replace("{x}", exception_id)
+        if "{agent}" in path:
+            path = path.replace("{agent}", cloud.enroll("WH1").agent_id)
+        newest = _entries(cloud, limit=1)
+        response = cloud.api.request(method, path, **request)
+        assert response.status_code in (200, 201), (route, response.text)
+        logged = [e for e in _entries(cloud, limit=5) if not newest or e["id"] > newest[0]["id"]]
+        assert logged, f"{method} {route} wrote no audit entry: call audit.record in its unit of work"
+        assert all((e["actor"], e["role"]) == ("tests", "admin") for e in logged)

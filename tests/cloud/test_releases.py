@@ -164,6 +164,46 @@ def test_assigning_refuses_unknown_releases_and_warehouses(cloud: RunningCloud, 
     assert "NOPE" in no_warehouse.json()["error"]["message"]
     assert nothing.status_code == extra.status_code == 422
     assert cloud.api.get("/api/v1/releases/0.2.0").json()["warehouses"] == []
+    # Refused assignments leave no trace in the audit log; the publish does.
+    entries = cloud.api.get("/api/v1/audit", params={"object_kind": "release"}).json()["entries"]
+    assert [e["action"] for e in entries] == ["publish_release"]
+
+
+def test_publishing_and_assigning_are_audited_with_before_and_after(
+    cloud: RunningCloud, release_key: bytes
+) -> None:
+    cloud.put_warehouse("WH1")
+    cloud.put_warehouse("WH2")
+    for version in ("0.2.0", "0.3.0"):
+        blob = BINARY + version.encode()
+        assert _publish(cloud, version, blob, sign_release(release_key, version, blob)).status_code == 201
+    # Publishing the same bytes again changes nothing, so it logs nothing.
+    assert _publish(cloud, "0.2.0", BINARY + b"0.2.0", sign_release(release_key, "0.2.0", BINARY + b"0.2.0"))
+    assert cloud.api.post("/api/v1/releases/0.2.0/assign", json={"warehouses": ["WH1"]}).status_code == 200
+    moved = cloud.api.post("/api/v1/releases/0.3.0/assign", json={"warehouses": ["WH1", "WH2"]})
+    assert moved.status_code == 200
+
+    entries = cloud.api.get("/api/v1/audit", params={"object_kind": "release"}).json()["entries"]
+    assert [(e["action"], e["object_key"], e["actor"]) for e in entries] == [
+        ("assign_release", "0.3.0", "tests"),
+        ("assign_release", "0.2.0", "tests"),
+        ("publish_release", "0.3.0", "tests"),
+        ("publish_release", "0.2.0", "tests"),
+    ]
+    published = entries[3]["after"]
+    assert published == {
+        "version": "0.2.0",
+        "sha256": hashlib.sha256(BINARY + b"0.2.0").hexdigest(),
+        "size": len(BINARY) + 5,
+    }
+    assert (entries[1]["before"], entries[1]["after"]) == (
+        {"warehouses": {"WH1": None}},
+        {"warehouses": {"WH1": "0.2.0"}},
+    )
+    assert (entries[0]["before"], entries[0]["after"]) == (
+        {"warehouses": {"WH1": "0.2.0", "WH2": None}},
+        {"warehouses": {"WH1": "0.3.0", "WH2": "0.3.0"}},
+    )
 
 
 def test_agents_report_outcomes_that_admins_see(cloud: RunningCloud, release_key: bytes) -> None:
