@@ -3,19 +3,23 @@
 Machines use API tokens; people use sessions. A session token is a bearer token like an API
 token (stored hashed, prefix `dss_`) that acts with its user's role, tenant and warehouses until
 it expires or the user signs out. A failed sign-in never says which of the three parts was wrong.
+
+A TOTP code is accepted once: the time step it belongs to is stored with the user
+(`totp_last_step`), and a code of that step or an earlier one is refused, so a code seen over a
+shoulder or replayed from a log is worthless once used, even within its 30 s (or 90 s) window.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, or_, select, update
 
 from cloud import schema, sign_in_limits
 from cloud.access import Principal, Role, Unauthenticated
@@ -38,7 +42,12 @@ SESSION_TTL = timedelta(hours=12)
 _HASHER = PasswordHasher()
 # Verified against when the email is unknown, so an unknown email costs as long as a wrong password.
 _DUMMY_HASH = _HASHER.hash("dockside-no-such-user")
-_WRONG = "the email, password or code is wrong: check them and try again (codes change every 30 s)"
+_WRONG = (
+    "the email, password or code is wrong: check them and try again "
+    "(codes change every 30 s, and each code works only once: wait for the next one)"
+)
+# Codes of the step before and after the current one are accepted too (clock drift, typing time).
+_TOTP_DRIFT_STEPS = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,15 +103,24 @@ def create_user(
     return NewUser(email=email, totp_secret=secret, provisioning_uri=uri)
 
 
-def sign_in(store: CloudStore, *, email: str, password: str, code: str, address: str) -> dict[str, Any]:
+def sign_in(
+    store: CloudStore,
+    *,
+    email: str,
+    password: str,
+    code: str,
+    address: str,
+    now: datetime | None = None,
+) -> dict[str, Any]:
     """A new session for a user whose password and current TOTP code are right; else Unauthenticated.
 
     `address` is the client's network address. Failures count per account and per address
-    (cloud.sign_in_limits): past the limit the answer is SignInLimited (429) for a while.
+    (cloud.sign_in_limits): past the limit the answer is SignInLimited (429) for a while. `now` is
+    the time the code is checked against (tests move it; the default is the clock).
     """
     attempt = sign_in_limits.begin_attempt(store, email, address)
     try:
-        answer = _verified_session(store, email=email, password=password, code=code)
+        answer = _verified_session(store, email=email, password=password, code=code, now=now or utcnow())
     except Unauthenticated:
         attempt.failed(store)
         raise
@@ -110,7 +128,19 @@ def sign_in(store: CloudStore, *, email: str, password: str, code: str, address:
     return answer
 
 
-def _verified_session(store: CloudStore, *, email: str, password: str, code: str) -> dict[str, Any]:
+def _totp_step(secret: str, code: str, now: datetime) -> int | None:
+    """The time step (Unix time // 30) whose code `code` is, near `now`; None if it is none of them."""
+    totp = pyotp.TOTP(secret)
+    current = totp.timecode(now)
+    for step in range(current - _TOTP_DRIFT_STEPS, current + _TOTP_DRIFT_STEPS + 1):
+        if pyotp.utils.strings_equal(code, totp.generate_otp(step)):
+            return step
+    return None
+
+
+def _verified_session(
+    store: CloudStore, *, email: str, password: str, code: str, now: datetime
+) -> dict[str, Any]:
     users = schema.users
     with store.read() as conn:
         user = conn.execute(
@@ -120,10 +150,22 @@ def _verified_session(store: CloudStore, *, email: str, password: str, code: str
         _HASHER.verify(user.password_hash if user is not None else _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
         raise Unauthenticated(_WRONG) from None
-    if user is None or not pyotp.TOTP(user.totp_secret).verify(code.strip(), valid_window=1):
+    step = _totp_step(user.totp_secret, code.strip(), now) if user is not None else None
+    if user is None or step is None:
         raise Unauthenticated(_WRONG)
     token = new_secret(SESSION_PREFIX)
     with store.write() as tx:
+        # Claim the step: of two sign-ins with one code (even at the same moment) only one gets it.
+        claimed = tx.conn.execute(
+            update(users)
+            .where(
+                users.c.id == user.id,
+                or_(users.c.totp_last_step.is_(None), users.c.totp_last_step < step),
+            )
+            .values(totp_last_step=step)
+        )
+        if claimed.rowcount != 1:
+            raise Unauthenticated(_WRONG)
         expires = tx.now + SESSION_TTL
         tx.conn.execute(
             insert(schema.user_sessions).values(
