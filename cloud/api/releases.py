@@ -29,6 +29,7 @@ from cloud.agents import AgentIdentity, authenticate_agent
 from cloud.api.callers import Caller, Store, store_of
 from cloud.roles import Forbidden, require_warehouse
 from cloud.store import CloudStore
+from cloud.warehouses import Code as WarehouseCode
 
 __all__ = ["RELEASE_MAX_BODY_BYTES", "router"]
 
@@ -61,9 +62,7 @@ class Assignment(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    warehouses: Annotated[
-        list[Annotated[str, Field(min_length=1, max_length=32)]], Field(min_length=1, max_length=1000)
-    ]
+    warehouses: Annotated[list[WarehouseCode], Field(min_length=1, max_length=1000)]
 
 
 class UpdateReport(BaseModel):

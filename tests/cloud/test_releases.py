@@ -277,3 +277,15 @@ def test_a_tampered_stored_binary_is_still_served_as_published(
         offered = client.get("/api/v1/agent/release").json()
         served = client.get("/api/v1/agent/release/0.2.0/binary").content
     assert hashlib.sha256(served).hexdigest() != offered["sha256"]
+
+
+@pytest.mark.parametrize("code", ["WH\x00", "WH 1", "\u00db", "-WH", "W" * 33, ""])
+def test_a_hostile_warehouse_code_in_an_assignment_is_refused_with_422(
+    cloud: RunningCloud, release_key: bytes, code: str
+) -> None:
+    cloud.put_warehouse("WH1")
+    assert _publish(cloud, "0.2.0", BINARY, sign_release(release_key, "0.2.0", BINARY)).status_code == 201
+    refused = cloud.api.post("/api/v1/releases/0.2.0/assign", json={"warehouses": ["WH1", code]})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["message"].startswith("warehouses.1")
+    assert cloud.api.get("/api/v1/releases/0.2.0").json()["warehouses"] == []
