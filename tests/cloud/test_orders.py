@@ -120,12 +120,9 @@ def test_a_malformed_batch_is_refused_whole(wh1: RunningCloud, body: bytes, stat
 
 def test_ten_thousand_orders_in_one_call_work_and_one_more_is_refused(wh1: RunningCloud) -> None:
     batch = [order(f"BULK-{i:05d}") for i in range(10_000)]
-    began = time.perf_counter()
-    answer = wh1.ingest(*batch)
-    elapsed = time.perf_counter() - began
+    answer = wh1.ingest(*batch)  # how fast is bench/ingest.py's business, not a test's
     assert answer["errors"] == []
     assert len(answer["accepted"]) == 10_000
-    assert elapsed < 10, f"10,000 orders took {elapsed:.1f} s"
     with wh1.store.engine.connect() as conn:
         revisions = [
             r
