@@ -138,6 +138,34 @@ def test_the_page_speaks_simplified_chinese(page: Page, station: Station) -> Non
     screenshot(page, "station-printed-zh")
 
 
+def test_a_used_weight_waits_for_the_next_parcel(page: Page, station: Station) -> None:
+    """A weight serves one parcel: after a pack the page asks for the next parcel, then packs with it."""
+    open_station(page, station)
+    scan(page, "WEB-0007")
+    expect(page.locator("body")).to_have_attribute("data-state", "printed")
+    expect(page.locator("#state-detail")).to_contain_text("1.234 kg")
+    # The packed parcel still lies on the scale: its stable weight is not a ready one.
+    expect(page.locator("#stable-text")).to_have_text("Put the next parcel on the scale")
+    expect(page.locator("#stable")).to_have_class("stable stable-no")
+    page.keyboard.press("Alt+l")
+    expect(page.locator("#stable-text")).to_have_text("请放上下一个包裹")
+    page.keyboard.press("Alt+l")
+    before = len(station.labels())
+    scan(page, "WEB-0009")
+    expect(page.locator("body")).to_have_attribute("data-state", "weighing")
+    expect(page.locator("#state-detail")).to_contain_text("was used for the last order")
+    screenshot(page, "station-next-parcel")
+    assert station.status()["stations"][0]["scale"]["last_used"]["order_ref"] == "WEB-0007"
+    assert len(station.labels()) == before  # nothing packed with the old parcel's weight
+
+    station.set_weight(1876, stable=True)  # the next parcel
+    expect(page.locator("body")).to_have_attribute("data-state", "printed")
+    expect(page.locator("#state-order")).to_have_text("WEB-0009")
+    expect(page.locator("#state-detail")).to_contain_text("1.876 kg")
+    wait_for(lambda: len(station.labels()) == before + 1, timeout=10, what="the next parcel's label")
+    expect(page.locator("#stable-text")).to_have_text("Put the next parcel on the scale")
+
+
 def test_cutting_the_cloud_shows_the_offline_banner_while_packing_goes_on(
     page: Page, station: Station
 ) -> None:

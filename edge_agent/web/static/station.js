@@ -74,8 +74,9 @@ function renderSnapshot() {
   const scale = s.scale;
   $("weight-value").textContent = scale && scale.weight_g != null ? fmtKg(scale.weight_g) : "–";
   const stable = $("stable");
-  stable.className = `stable ${scale && scale.stable ? "stable-yes" : "stable-no"}`;
-  $("stable-text").textContent = !scale ? t("no_scale") : t(scale.stable ? "stable" : "unstable");
+  const used = weightUsed(scale);
+  stable.className = `stable ${scale && scale.stable && !used ? "stable-yes" : "stable-no"}`;
+  $("stable-text").textContent = !scale ? t("no_scale") : used ? t("next_parcel") : t(scale.stable ? "stable" : "unstable");
   if (!page.scaleNote) $("scale-message").textContent = scale && scale.state !== "ok" ? scale.message : "";
   const list = $("printers");
   list.replaceChildren(...s.printers.map((p) => {
@@ -134,10 +135,17 @@ async function call(method, path, body) {
   return { ok: false, status: response.status, error: json.error || { code: "http_error", message: `HTTP ${response.status}` } };
 }
 
-function scaleReady() {
+// A weight serves one parcel: the agent says whether the scale holds one not packed yet. The
+// order that took the weight may ask again (the agent answers it, e.g. "already packed").
+function scaleReady(ref) {
   const scale = page.snapshot?.scale;
   if (!scale) return true; // no scale: let the agent say what to do
-  return scale.stable && scale.weight_g > 0;
+  return scale.parcel_ready === true || Boolean(scale.stable && scale.last_used && scale.last_used.order_ref === ref);
+}
+
+// The scale settled, but on the weight the last pack took (or on nothing): the next parcel is due.
+function weightUsed(scale) {
+  return Boolean(scale && scale.stable && !scale.parcel_ready && scale.last_used);
 }
 
 function scanned(ref) {
@@ -145,10 +153,12 @@ function scanned(ref) {
   if (!ref || page.busy) return;
   page.pending = { ref, requestId: newRequestId() };
   page.heldCode = null;
-  if ($("auto").checked && scaleReady()) {
+  if ($("auto").checked && scaleReady(ref)) {
     pack();
   } else {
-    show("weighing", { word: "s_weighing", order: ref, detail: $("auto").checked ? "weighing_detail" : "weighing_manual" });
+    const detail = weightUsed(page.snapshot?.scale) ? "next_parcel_detail"
+      : $("auto").checked ? "weighing_detail" : "weighing_manual";
+    show("weighing", { word: "s_weighing", order: ref, detail });
   }
 }
 
@@ -188,6 +198,11 @@ function packed(answer) {
     return show("error", { word: "s_packed", order: answer.order_ref, detail: "packed_detail", todo: "packed_todo", arg: answer });
   }
   remember(answer);
+  const scale = page.snapshot?.scale;
+  if (scale) { // until the agent's next snapshot: this weight is spent
+    scale.parcel_ready = false;
+    scale.last_used = { grams: answer.weight_g, order_ref: answer.order_ref };
+  }
   show("printed", { word: "s_printed", order: answer.order_ref, detail: "printed_detail", todo: "printed_todo", arg: answer });
 }
 
@@ -272,7 +287,7 @@ function onSnapshot(snapshot) {
     show("ready", { word: "s_ready", detail: "ready_detail" });
     return;
   }
-  if (page.state === "weighing" && page.pending && $("auto").checked && scaleReady()) {
+  if (page.state === "weighing" && page.pending && $("auto").checked && scaleReady(page.pending.ref)) {
     pack();
     return;
   }
