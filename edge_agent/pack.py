@@ -36,12 +36,13 @@ import contextlib
 import dataclasses
 import logging
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from dockside.errors import Conflict, InputError, NotFound, PrinterError
 from dockside.labels import label_context
-from dockside.rules import decide
+from dockside.rules import Decision, decide
 from dockside.sync import EventKind
 from edge_agent.cache import Cache
 from edge_agent.jobs import Job, Jobs, JobStatus, new_job_id
@@ -49,6 +50,7 @@ from edge_agent.metrics import AgentMetrics
 from edge_agent.outbox import Outbox
 from edge_agent.stations import PrinterLane, Station, StationFloor
 from edge_agent.store import Store, now_ms
+from edge_agent.templates import ShelvedTemplate
 
 __all__ = ["NOTHING_SENT_CODES", "Packer"]
 
@@ -166,44 +168,15 @@ class Packer:
             decision = decide(order.body, weight.grams, self._cache.ruleset())
             template = self._cache.templates.get(decision.template)
             lane, routed = self._route(station, decision.printer_role)
-            job_id = new_job_id()
-            printed_at = datetime.now(UTC).isoformat(timespec="seconds")
-            context = label_context(
+            job = self.label_job(
+                order_ref,
                 order.body,
-                weight_g=weight.grams,
-                carrier=decision.carrier,
-                service=decision.service,
-                # Carrier integration (real tracking numbers) is later work; the job id is unique
-                # and traceable meanwhile.
-                tracking=job_id.upper()[:20],
-                ship_from=self._cache.ship_from(self.warehouse),
-                station=station_code,
-                job_id=job_id,
-                printed_at=printed_at,
-            )
-            assert template.compiled is not None  # TemplateShelf.get only returns usable ones
-            label = template.compiled.render(context)
-            now = now_ms()
-            job = Job(
-                job_id=job_id,
+                weight.grams,
+                decision,
+                template,
+                station_code,
+                lane,
                 request_id=request_id,
-                order_ref=order_ref,
-                station=station_code,
-                printer=lane.config.id,
-                status=JobStatus.SENDING,
-                weight_g=weight.grams,
-                decision={
-                    "carrier": decision.carrier,
-                    "service": decision.service,
-                    "template": template.name,
-                    "template_version": template.version,
-                    "printer_role": decision.printer_role,
-                },
-                created_at_ms=now,
-                updated_at_ms=now,
-                reprint_of=None,
-                reason="",
-                label=label,
                 message=routed,
             )
 
@@ -214,12 +187,12 @@ class Packer:
                     if repeated is not None:
                         return repeated
                 if lane.faulted or lane.held:
-                    done = self._hold(lane, job, _PACKED_EVENTS)
+                    done = self.hold(lane, job, _PACKED_EVENTS)
                 else:
                     self.jobs.insert(job)  # one statement: committed before any byte goes out
                     spent = True
                     try:
-                        done = await self._deliver(lane, job, _PACKED_EVENTS)
+                        done = await self.deliver(lane, job, _PACKED_EVENTS)
                     except PrinterError as exc:
                         # A `failed` job keeps the weight (a reprint reuses it); a forgotten one does not.
                         spent = exc.code not in NOTHING_SENT_CODES
@@ -234,6 +207,66 @@ class Packer:
         finally:
             if not spent:
                 station.give_back(order_ref)
+
+    def label_job(
+        self,
+        order_ref: str,
+        order: dict[str, Any],
+        weight_g: int,
+        decision: Decision,
+        template: ShelvedTemplate,
+        station_code: str,
+        lane: PrinterLane,
+        *,
+        request_id: str | None,
+        decision_extra: dict[str, Any] | None = None,
+        message: str = "",
+    ) -> Job:
+        """A new `sending` job (not recorded yet) whose label is rendered for the order at `weight_g`.
+
+        Every label gets the same context, whether its weight came off the scale (a scan) or
+        from the order (a wave); `decision_extra` adds to what the job records of the decision.
+        """
+        job_id = new_job_id()
+        context = label_context(
+            order,
+            weight_g=weight_g,
+            carrier=decision.carrier,
+            service=decision.service,
+            # Carrier integration (real tracking numbers) is later work; the job id is unique
+            # and traceable meanwhile.
+            tracking=job_id.upper()[:20],
+            ship_from=self._cache.ship_from(self.warehouse),
+            station=station_code,
+            job_id=job_id,
+            printed_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        assert template.compiled is not None  # TemplateShelf.get only returns usable ones
+        label = template.compiled.render(context)
+        now = now_ms()
+        return Job(
+            job_id=job_id,
+            request_id=request_id,
+            order_ref=order_ref,
+            station=station_code,
+            printer=lane.config.id,
+            status=JobStatus.SENDING,
+            weight_g=weight_g,
+            decision={
+                "carrier": decision.carrier,
+                "service": decision.service,
+                "template": template.name,
+                "template_version": template.version,
+                "printer_role": decision.printer_role,
+                **(decision_extra or {}),
+            },
+            created_at_ms=now,
+            updated_at_ms=now,
+            reprint_of=None,
+            reason="",
+            label=label,
+            message=message,
+        )
 
     def _route(self, station: Station, role: str) -> tuple[PrinterLane, str]:
         """The printer for `role`, or the station's fallback while it is in a fault; and a note why."""
@@ -323,10 +356,10 @@ class Packer:
         )
         async with lane.lock:
             if lane.faulted or lane.held:
-                done = self._hold(lane, job, _REPRINTED_EVENTS)
+                done = self.hold(lane, job, _REPRINTED_EVENTS)
             else:
                 self.jobs.insert(job)
-                done = await self._deliver(lane, job, _REPRINTED_EVENTS)
+                done = await self.deliver(lane, job, _REPRINTED_EVENTS)
         self._outbox.notify()
         if done.status == JobStatus.PRINTED:
             self._metrics.labels_printed.labels(kind="reprint").inc()
@@ -334,8 +367,18 @@ class Packer:
 
     # -- held jobs, sends and failures ---------------------------------------------------------
 
-    def _hold(self, lane: PrinterLane, job: Job, events: tuple[EventKind, ...]) -> Job:
-        """Record `job` as held for `lane` (no byte sent); it goes out when the printer is ready."""
+    def hold(
+        self,
+        lane: PrinterLane,
+        job: Job,
+        events: tuple[EventKind, ...],
+        extra: Mapping[str, Any] | None = None,
+    ) -> Job:
+        """Record `job` as held for `lane` (no byte sent); it goes out when the printer is ready.
+
+        One transaction inserts the job and records `events` (`label_held` instead of a
+        printed event); `extra` adds fields to every event body (a wave's id and position).
+        """
         message = job.message or lane.held_message(job.station)
         if lane.held and not lane.faulted:
             message = (
@@ -345,16 +388,26 @@ class Packer:
         held = dataclasses.replace(job, status=JobStatus.HELD, message=message)
         with self._store.atomic():
             self.jobs.insert(held)
-            self._record(held, _held_events(events), {"message": message, "printer_state": lane.state})
+            self._record(
+                held, _held_events(events), {**(extra or {}), "message": message, "printer_state": lane.state}
+            )
         lane.held += 1
         self._metrics.print_failures.labels(reason="held").inc()
         return held
 
-    async def _deliver(self, lane: PrinterLane, job: Job, events: tuple[EventKind, ...]) -> Job:
+    async def deliver(
+        self,
+        lane: PrinterLane,
+        job: Job,
+        events: tuple[EventKind, ...],
+        extra: Mapping[str, Any] | None = None,
+    ) -> Job:
         """Send a job recorded `sending`; the job as it ended: printed, or held if nothing went out.
 
-        Raises PrinterError when the connection broke during the send: the job is `failed`, an
-        exception is raised for a person, and the label is never sent again by itself.
+        `events` are committed in the transaction that marks the job printed (or held), never
+        before: a label that did not print has no `order_packed`. `extra` adds fields to every
+        event body. Raises PrinterError when the connection broke during the send: the job is
+        `failed`, an exception is raised for a person, and the label is never sent again by itself.
         """
         started = time.perf_counter()
         try:
@@ -363,7 +416,7 @@ class Packer:
         except PrinterError as exc:
             self._metrics.print_failures.labels(reason=exc.code).inc()
             self.recheck_soon(lane)
-            body = {"code": exc.code, "message": exc.message}
+            body = {**(extra or {}), "code": exc.code, "message": exc.message}
             if exc.code == "printer_unreachable":
                 # The connection was refused before any byte went out: hold the label.
                 message = lane.held_message(job.station)
@@ -398,7 +451,7 @@ class Packer:
             raise PrinterError(message, code=exc.code) from exc
         with self._store.atomic():
             self.jobs.set_status(job.job_id, JobStatus.PRINTED)
-            self._record(job, events, {})
+            self._record(job, events, dict(extra or {}))
         lane.unconfirmed.append(job.job_id)
         return dataclasses.replace(job, status=JobStatus.PRINTED)
 
@@ -427,7 +480,7 @@ class Packer:
                 lane.held -= 1
                 events = _REPRINTED_EVENTS if job.reprint_of else (EventKind.LABEL_PRINTED,)
                 try:
-                    done = await self._deliver(lane, dataclasses.replace(job, message=""), events)
+                    done = await self.deliver(lane, dataclasses.replace(job, message=""), events)
                 except PrinterError as exc:
                     log.warning("held job %s broke while being sent: %s", job.job_id, exc.message)
                     break

@@ -17,8 +17,10 @@ Printing keeps the pack path's rules, with the pack path's own job and outbox co
 - at most once automatically: an order that already has a label (from a scan or an earlier
   wave run) is skipped and reported, never printed again; a cancelled order is skipped with a
   warning; a retried request (same request id) prints nothing more and answers the first run;
-- each job is committed `sending` (with its `order_packed` event) before its bytes go out, and
-  `printed` is committed with its `label_printed` event in one transaction;
+- each job is committed `sending` before its bytes go out, and `printed` is committed with its
+  `order_packed` and `label_printed` events in one transaction (`Packer.deliver`), as for a
+  scanned pack: a label that breaks mid-send leaves a `failed` job and an exception, and no
+  `order_packed`;
 - a printer in a fault, or one that refuses the connection mid-wave, gets the rest of the
   wave's labels recorded `held`, in order; they go out by themselves, once, in that order, when
   the printer is ready again, exactly like held labels of single packs.
@@ -36,21 +38,18 @@ import json
 import logging
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from dockside.errors import Conflict, DocksideError, NotFound, PrinterError
-from dockside.labels import label_context
-from dockside.rules import Decision, decide
+from dockside.rules import decide
 from dockside.sync import EventKind
 from edge_agent.cache import Cache, CachedOrder
-from edge_agent.jobs import Job, JobStatus, new_job_id
+from edge_agent.jobs import JobStatus
 from edge_agent.metrics import AgentMetrics
 from edge_agent.outbox import Outbox
 from edge_agent.pack import Packer
 from edge_agent.stations import PrinterLane, Station, StationFloor
 from edge_agent.store import Store, now_ms
-from edge_agent.templates import ShelvedTemplate
 
 __all__ = ["WEIGHT_SOURCE", "WavePrinter", "wave_number"]
 
@@ -425,63 +424,33 @@ class WavePrinter:
             if refusal is not None:
                 self._skip(run, position, ref, *refusal)
                 return
-        job_id = new_job_id()
-        now = now_ms()
         try:
-            label = _render(
-                template, order.body, weight, decision, station.code, job_id, self._cache, self._warehouse
+            job = self._packer.label_job(
+                ref,
+                order.body,
+                weight,
+                decision,
+                template,
+                station.code,
+                lane,
+                request_id=f"wave:{run.wave.wave_id}:{ref}",
+                decision_extra={"weight_source": WEIGHT_SOURCE, "wave_id": run.wave.wave_id},
             )
         except DocksideError as exc:
             self._skip(run, position, ref, exc.code, exc.message)
             return
-        job = Job(
-            job_id=job_id,
-            request_id=f"wave:{run.wave.wave_id}:{ref}",
-            order_ref=ref,
-            station=station.code,
-            printer=lane.config.id,
-            status=JobStatus.SENDING,
-            weight_g=weight,
-            decision={
-                "carrier": decision.carrier,
-                "service": decision.service,
-                "template": template.name,
-                "template_version": template.version,
-                "printer_role": decision.printer_role,
-                "weight_source": WEIGHT_SOURCE,
-                "wave_id": run.wave.wave_id,
-            },
-            created_at_ms=now,
-            updated_at_ms=now,
-            reprint_of=None,
-            reason="",
-            label=label,
-        )
-        packed = {
-            "job_id": job.job_id,
-            "request_id": job.request_id,
-            "weight_g": weight,
-            "weight_source": WEIGHT_SOURCE,
-            "wave_id": run.wave.wave_id,
-            "wave_position": position,
-            "carrier": decision.carrier,
-            "service": decision.service,
-            "template": template.name,
-            "template_version": template.version,
-            "printer": lane.config.id,
-        }
-        # The pack path's own job and outbox code: held or sent, committed the same way.
-        printed = (EventKind.LABEL_PRINTED,)
+        job_id = job.job_id
+        # What the wave's events add to a scanned pack's: where the weight came from, which wave.
+        extra = {"weight_source": WEIGHT_SOURCE, "wave_id": run.wave.wave_id, "wave_position": position}
+        # The pack path's own job and outbox code: `order_packed` is committed with `printed` (or
+        # `label_held`), never before, exactly as a scanned pack's.
+        events = (EventKind.ORDER_PACKED, EventKind.LABEL_PRINTED)
         if lane.faulted or lane.held:
-            with self._store.atomic():
-                self._outbox.record(EventKind.ORDER_PACKED, packed, order_ref=ref, station=station.code)
-                done = self._packer._hold(lane, job, printed)
+            done = self._packer.hold(lane, job, events, extra)
         else:
-            with self._store.atomic():
-                self._packer.jobs.insert(job)  # committed `sending` before any byte goes out
-                self._outbox.record(EventKind.ORDER_PACKED, packed, order_ref=ref, station=station.code)
+            self._packer.jobs.insert(job)  # committed `sending` before any byte goes out
             try:
-                done = await self._packer._deliver(lane, job, printed)
+                done = await self._packer.deliver(lane, job, events, extra)
             except PrinterError as exc:
                 run.failed.append(
                     {
@@ -505,29 +474,3 @@ class WavePrinter:
                 "message": done.message,
             }
         )
-
-
-def _render(
-    template: ShelvedTemplate,
-    order: dict[str, Any],
-    weight: int,
-    decision: Decision,
-    station: str,
-    job_id: str,
-    cache: Cache,
-    warehouse: str,
-) -> bytes:
-    """The label bytes, with the same context a scanned pack gets (the weight is the expected one)."""
-    context = label_context(
-        order,
-        weight_g=weight,
-        carrier=decision.carrier,
-        service=decision.service,
-        tracking=job_id.upper()[:20],
-        ship_from=cache.ship_from(warehouse),
-        station=station,
-        job_id=job_id,
-        printed_at=datetime.now(UTC).isoformat(timespec="seconds"),
-    )
-    assert template.compiled is not None  # TemplateShelf.get only returns usable ones
-    return template.compiled.render(context)

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from dockside.errors import PrinterError
 from dockside.v1 import sync_pb2 as pb
 from edge_agent.cache import Cache, UnusableChange
 from edge_agent.store import Store
@@ -255,6 +256,45 @@ def test_a_printer_fault_mid_wave_holds_the_rest_in_order_until_it_is_fixed(
     assert _printed_refs(printer) == CHOSEN
     wait_until(lambda: len(_events(agent, "label_printed")) == 7, what="every label event")
     assert len(printer.labels()) == 7
+
+
+def test_a_label_that_breaks_mid_send_leaves_an_exception_and_no_order_packed(
+    agent: RunningAgent, cloud: MemoryTransport, printer: MockPrinter
+) -> None:
+    """As for a scanned pack: `order_packed` is committed with `printed`, never with `sending`."""
+    _wave(cloud, 41, ["W-0002", "W-0005"])
+    agent.wait_synced()
+    assert agent.agent is not None
+    lane = agent.agent.floor.lane("S1-label")
+    assert lane is not None
+    send = lane.send
+
+    async def break_the_first_label(data: bytes) -> None:
+        if b"W-0002" in data:
+            raise PrinterError(
+                "printer S1-label dropped the connection while receiving", code="printer_send_failed"
+            )
+        await send(data)
+
+    lane.send = break_the_first_label  # type: ignore[method-assign]
+
+    report = _print(agent, 41, "wave-41").json()
+
+    assert [(f["order_ref"], f["code"]) for f in report["failed"]] == [("W-0002", "printer_send_failed")]
+    assert "may have printed in part" in report["failed"][0]["message"]
+    assert [(j["order_ref"], j["status"]) for j in report["jobs"]] == [("W-0005", "printed")]
+    # The outbox sends in order: once the broken label's exception arrived, an `order_packed`
+    # recorded before it would have arrived too.
+    wait_until(lambda: "W-0002" in _events(agent, "exception_raised"), what="the exception for W-0002")
+    wait_until(lambda: "W-0005" in _events(agent, "label_printed"), what="the printed event of W-0005")
+    failed = _events(agent, "label_failed")["W-0002"]
+    assert (failed["maybe_printed"], failed["wave_id"], failed["wave_position"]) == (True, 41, 1)
+    packed = _events(agent, "order_packed")
+    assert set(packed) == {"W-0005"}
+    assert (packed["W-0005"]["wave_id"], packed["W-0005"]["wave_position"]) == (41, 2)
+    printed = _events(agent, "label_printed")["W-0005"]
+    assert printed["job_id"] == packed["W-0005"]["job_id"]
+    assert _printed_refs(printer) == ["W-0005"]
 
 
 def test_a_wave_waits_for_a_printer_that_is_off_and_prints_in_order_when_it_is_back(
