@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 
 import pytest
 from mock_peers import fields_of, label, wait_until
@@ -110,19 +109,28 @@ def test_silent_prints_but_never_answers_status(printer, printer_control, connec
     assert host.host_status()[0][1] == "0"
 
 
-def test_slow_prints_one_label_per_delay(printer, printer_control, connect):
-    response = printer_control.post("/fault", json={"fault": "slow", "delay_s": 0.2})
-    assert response.json()["slow_delay_s"] == 0.2
+def test_slow_holds_each_label_until_its_delay_passed_then_prints_in_order(printer, printer_control, connect):
+    # A delay far longer than the test: while it runs, nothing may print.
+    response = printer_control.post("/fault", json={"fault": "slow", "delay_s": 60})
+    assert response.json()["slow_delay_s"] == 60
     host = connect(printer.port)
-    started = time.monotonic()
-    host.send(label("1") + label("2") + label("3"))
-    assert host.host_status()[0][4] in ("003", "002")
+    host.send(label("1"))
+    assert host.host_status()[0][4] == "001"  # received and waiting in the buffer
+    assert printer.labels() == []
+    printer_control.post("/fault", json={"fault": "slow", "delay_s": 0.05})
+    assert fields_of(printer.wait_for_labels(1, timeout_s=5)) == [["1"]]
+
+    # Two more labels: the second is not printed at once after the first; both wait their delay.
+    printer_control.post("/fault", json={"fault": "slow", "delay_s": 60})
+    host.send(label("2") + label("3"))
+    assert host.host_status()[0][4] == "002"
+    assert fields_of(printer.labels()) == [["1"]]
+    printer_control.post("/fault", json={"fault": "slow", "delay_s": 0.05})
     labels = printer.wait_for_labels(3, timeout_s=5)
-    elapsed = time.monotonic() - started
     assert fields_of(labels) == [["1"], ["2"], ["3"]]
-    assert elapsed >= 0.55
     gaps = [b["received_ts"] for b in labels]
     assert gaps == sorted(gaps)
+    assert host.host_status()[0][4] == "000"
 
 
 def test_drop_cuts_the_next_label_and_records_it_unprinted(printer, printer_control, connect):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from conftest import PtyScalePeer, Sics, SicsBalance, wait_for
@@ -11,6 +10,7 @@ from conftest import PtyScalePeer, Sics, SicsBalance, wait_for
 from dockside.errors import ScaleError
 from edge_agent.devices import ScaleConfig, ScaleReader
 from edge_agent.devices.mt_sics import MtSicsScale
+from edge_agent.devices.scale import WeightReading
 from edge_agent.devices.scale_reader import UsedWeight
 
 
@@ -84,11 +84,30 @@ def test_stale_weight_is_not_taken(reader: ScaleReader, sics: Sics) -> None:
     assert reader.wait_stable(3.0).grams == 2000
 
 
-def test_freshness_is_measured_from_the_reading(reader: ScaleReader, sics: Sics) -> None:
-    reader.wait_stable(3.0)
-    found = reader.stable_weight(max_age_s=10.0)
-    assert found is not None
-    assert time.monotonic() - found.at < 10.0
+class AgedScale(MtSicsScale):
+    """The pty scale, with every reading stamped 5 s before it came in (a frame that sat in a buffer)."""
+
+    def read(self) -> WeightReading:
+        got = super().read()
+        return WeightReading(got.grams, got.stable, got.at - 5.0)
+
+
+def test_freshness_is_measured_from_the_reading(sics: Sics) -> None:
+    """A weight's age counts from its reading, not from when the reader stored it or was asked."""
+    peer, balance = sics
+    balance.value = "1.500"
+    aged = ScaleReader(
+        ScaleConfig(protocol="mt-sics", port=peer.path),
+        poll_interval_s=0.01,
+        scale_factory=lambda config: AgedScale(config, read_timeout_s=0.2, command_timeout_s=0.5),
+    )
+    with aged:
+        wait_for(lambda: aged.readings_total >= 3 and aged.state == "ok", what="readings")
+        assert aged.stable_weight(max_age_s=1.0) is None  # just read, but 5 s old
+        assert aged.parcel_weight(max_age_s=1.0) is None
+        found = aged.stable_weight(max_age_s=60.0)
+        assert found is not None
+        assert found.grams == 1500
 
 
 @pytest.mark.parametrize(("mode", "code"), [("+", "scale_overload"), ("-", "scale_underload")])

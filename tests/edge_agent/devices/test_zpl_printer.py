@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 
 import pytest
 from conftest import ZebraPeer, host_status, wait_for
@@ -204,14 +203,19 @@ def test_status_and_labels_share_the_connection(printer: ZplPrinter, zebra: Zebr
     assert zebra.connections == 1
 
 
-def test_silent_printer_is_no_answer_within_the_timeout(printer: ZplPrinter, zebra: ZebraPeer) -> None:
+def test_silent_printer_is_no_answer_after_its_timeout(
+    printer: ZplPrinter, zebra: ZebraPeer
+) -> None:
     zebra.silent = True
-    started = time.monotonic()
     status = printer.status()
-    assert time.monotonic() - started < 2.0
     assert status.faults == {"no_answer"}
     assert not status.ready
     assert "ZD421-S1" in status.message
+    assert "within 0.5 s" in status.message  # the fixture's status timeout, not a default
+    # The printer speaks again: the next poll on the same connection sees it ready.
+    zebra.silent = False
+    assert printer.status().ready
+    assert zebra.connections == 1
 
 
 def test_a_late_answer_does_not_confuse_the_next_status(printer: ZplPrinter, zebra: ZebraPeer) -> None:
