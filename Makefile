@@ -41,7 +41,7 @@ typecheck: setup
 # Two workers (pytest-xdist): most tests wait on processes, sockets and ptys, not on the CPU.
 # tests/conftest.py keeps together what must not be split. `make pytest PYTEST_ARGS=tests/e2e`
 # runs a part in one process.
-PYTEST_ARGS ?= --numprocesses 2 --dist loadgroup
+PYTEST_ARGS ?= --numprocesses 2 --dist loadfile --no-loadscope-reorder
 
 pytest: setup
 	$(BIN)/pytest $(PYTEST_ARGS)
