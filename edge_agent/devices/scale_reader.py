@@ -18,7 +18,9 @@ next good reading; `zero` and `tare` are queued to the thread, which owns the po
 
 A weight is used for one parcel only. `take_parcel_weight` claims the stable weight for an
 order; after that the scale must show a new parcel before the next claim succeeds: it read
-(near) empty since, or it settled on a weight clearly different from the claimed one. So a
+(near) empty since (any reading under `empty_below_g`, settled or still moving, so a second
+parcel of the very same weight counts once the first was lifted off), or it settled on a weight
+clearly different from the claimed one. So a
 packer who scans the next order while the previous parcel is still on the scale (or just
 lifted it, and the reader still holds its weight) waits for the new parcel instead of getting
 the old parcel's weight. An empty platform is never a parcel weight.

@@ -68,7 +68,7 @@ def test_overload_message_tells_what_to_do() -> None:
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.binary(max_size=60))
+@given(st.binary(max_size=1024))
 def test_fuzzed_lines_raise_only_scale_error(line: bytes) -> None:
     try:
         grams, stable = weight_from_sics(parse_sics_reply(line))

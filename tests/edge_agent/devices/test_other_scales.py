@@ -58,7 +58,7 @@ def test_8217_garbage(frame: bytes) -> None:
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.binary(max_size=30))
+@given(st.binary(max_size=1024))
 def test_8217_fuzz_raises_only_scale_error(frame: bytes) -> None:
     try:
         grams, stable = weight_from_8217(parse_8217_reply(frame))
@@ -171,7 +171,7 @@ def test_nci_without_a_usable_weight(frame: bytes, code: str) -> None:
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.binary(max_size=40))
+@given(st.binary(max_size=1024))
 def test_nci_fuzz_raises_only_scale_error(frame: bytes) -> None:
     try:
         grams, _ = weight_from_nci(parse_nci_reply(frame))
@@ -266,7 +266,7 @@ def test_cas_lines_without_a_usable_weight(frame: bytes, code: str) -> None:
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.binary(max_size=40))
+@given(st.binary(max_size=1024))
 def test_cas_fuzz_raises_only_scale_error(frame: bytes) -> None:
     try:
         grams, _ = weight_from_cas(parse_cas_line(frame))

@@ -134,6 +134,41 @@ def test_noise_on_the_line_is_survived(reader: ScaleReader, sics: Sics) -> None:
     assert reader.state == "ok"
 
 
+# 10 KB without a frame end (CR or LF): a wrong baud rate, or a scale set to a binary protocol.
+NO_FRAME_END = (bytes(b for b in range(256) if b not in b"\r\n") * 41)[:10_240]
+
+
+def test_ten_kilobytes_without_a_frame_end_are_counted_garbled_and_the_weight_recovers(
+    reader: ScaleReader, sics: Sics
+) -> None:
+    peer, balance = sics
+    balance.value = "0.250"
+    assert reader.wait_stable(3.0).grams == 250
+    answer = peer.respond
+    noisy = 3
+
+    def noise_then_answer(command: bytes) -> bytes | None:
+        # The scale's next replies each come after 10 KB of noise, then it answers cleanly.
+        nonlocal noisy
+        reply = answer(command)
+        if reply and noisy:
+            noisy -= 1
+            return NO_FRAME_END + reply
+        return reply
+
+    garbled_before = reader.garbled_total
+    balance.value = "1.750"
+    peer.respond = noise_then_answer
+    wait_for(lambda: noisy == 0, what="the noisy replies")
+    wait_for(lambda: reader.garbled_total >= garbled_before + 3, what="each noisy reply counted garbled")
+    found = reader.wait_stable(3.0)
+    assert found.grams == 1750
+    assert reader.state == "ok"
+    latest = reader.latest()
+    assert latest is not None
+    assert latest.grams == 1750  # the noise never became a weight
+
+
 def test_unplug_and_replug_at_the_same_path(reader: ScaleReader, sics: Sics) -> None:
     peer, balance = sics
     balance.value = "1.000"
@@ -241,6 +276,33 @@ def test_a_weight_serves_one_parcel_until_the_scale_shows_a_new_one(reader: Scal
     # A clearly different weight counts as a new parcel even without an empty reading between.
     balance.value = "2.500"
     assert reader.wait_parcel_weight("A-3", 3.0).grams == 2500
+
+
+@pytest.mark.parametrize("between", [("D", "0.004"), ("S", "0.000"), ("D", "-0.003")])
+def test_the_same_weight_again_after_a_near_empty_reading_is_a_new_parcel(
+    reader: ScaleReader, sics: Sics, between: tuple[str, str]
+) -> None:
+    """Two parcels of the same weight in a row: a near-empty reading between them, even a moving one."""
+    _, balance = sics
+    balance.value = "1.234"
+    assert reader.wait_parcel_weight("E-1", 3.0).grams == 1234
+    # A nudge (moving, at the parcel's own weight) is the same parcel still on the scale.
+    balance.mode, balance.value = "D", "1.230"
+    wait_for(
+        lambda: (r := reader.latest()) is not None and (r.grams, r.stable) == (1230, False), what="the nudge"
+    )
+    balance.mode, balance.value = "S", "1.234"
+    wait_for(lambda: reader.stable_weight() is not None, what="settled again")
+    assert reader.take_parcel_weight("E-2") is None
+    # Lifted off: the scale reads (near) empty once, settled or not, then the next parcel weighs the same.
+    mode, value = between
+    balance.mode, balance.value = mode, value
+    grams = round(float(value) * 1000)
+    wait_for(lambda: (r := reader.latest()) is not None and r.grams == grams, what=f"{grams} g ({mode})")
+    balance.mode, balance.value = "S", "1.234"
+    second = reader.wait_parcel_weight("E-2", 3.0)
+    assert second.grams == 1234
+    assert reader.used() == UsedWeight(1234, "E-2")
 
 
 def test_a_claim_given_back_can_be_taken_again_and_only_by_its_order(reader: ScaleReader, sics: Sics) -> None:

@@ -203,9 +203,7 @@ def test_status_and_labels_share_the_connection(printer: ZplPrinter, zebra: Zebr
     assert zebra.connections == 1
 
 
-def test_silent_printer_is_no_answer_after_its_timeout(
-    printer: ZplPrinter, zebra: ZebraPeer
-) -> None:
+def test_silent_printer_is_no_answer_after_its_timeout(printer: ZplPrinter, zebra: ZebraPeer) -> None:
     zebra.silent = True
     status = printer.status()
     assert status.faults == {"no_answer"}
