@@ -187,6 +187,11 @@ async function pack() {
 
 function packed(answer) {
   page.pending = null;
+  const scale = page.snapshot?.scale;
+  if (scale && answer.status !== "already_packed") { // until the agent's next snapshot: the weight is spent
+    scale.parcel_ready = false;
+    scale.last_used = { grams: answer.weight_g, order_ref: answer.order_ref };
+  }
   page.lastJob = answer.status === "held" ? null : answer; // a held label has nothing to reprint yet
   if (answer.status === "held") {
     page.heldCode = "held_job";
@@ -198,11 +203,6 @@ function packed(answer) {
     return show("error", { word: "s_packed", order: answer.order_ref, detail: "packed_detail", todo: "packed_todo", arg: answer });
   }
   remember(answer);
-  const scale = page.snapshot?.scale;
-  if (scale) { // until the agent's next snapshot: this weight is spent
-    scale.parcel_ready = false;
-    scale.last_used = { grams: answer.weight_g, order_ref: answer.order_ref };
-  }
   show("printed", { word: "s_printed", order: answer.order_ref, detail: "printed_detail", todo: "printed_todo", arg: answer });
 }
 
