@@ -55,7 +55,7 @@ def make_scale(tmp_path) -> Iterator:
 @pytest.fixture
 def connect() -> Iterator:
     """Open raw printer connections that are closed at the end of the test."""
-    from mock_peers import RawPrinterSocket
+    from tests.hardware_mocks.mock_peers import RawPrinterSocket
 
     opened: list[RawPrinterSocket] = []
 

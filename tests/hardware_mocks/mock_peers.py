@@ -1,6 +1,6 @@
 """Test-side peers for the mocks: a raw ZPL socket client, a condition wait, a control API client.
 
-Imported by the tests in this folder (pytest puts this folder on sys.path).
+Imported by the tests in this folder.
 """
 
 from __future__ import annotations

@@ -15,9 +15,9 @@ import httpx
 import pytest
 import serial
 from click.testing import CliRunner
-from mock_peers import label, wait_until
 
 from hardware_mocks.cli import main
+from tests.hardware_mocks.mock_peers import label, wait_until
 
 SCRIPT = Path(sys.executable).with_name("dockside-mock")
 COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "hardware_mocks"]

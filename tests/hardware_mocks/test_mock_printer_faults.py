@@ -5,7 +5,8 @@ from __future__ import annotations
 import socket
 
 import pytest
-from mock_peers import fields_of, label, wait_until
+
+from tests.hardware_mocks.mock_peers import fields_of, label, wait_until
 
 
 @pytest.mark.parametrize(

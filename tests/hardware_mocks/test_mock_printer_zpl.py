@@ -5,10 +5,10 @@ from __future__ import annotations
 import threading
 
 import pytest
-from mock_peers import ETX, STX, fields_of, label, wait_until
 
 from hardware_mocks import zpl
 from hardware_mocks.printer_events import Blocked, JobComplete, JobStarted, PrinterQuery
+from tests.hardware_mocks.mock_peers import ETX, STX, fields_of, label, wait_until
 
 
 def test_label_split_into_single_bytes_is_one_label(printer, connect):

@@ -9,7 +9,8 @@ import threading
 import httpx
 import pytest
 import serial
-from mock_peers import wait_until
+
+from tests.hardware_mocks.mock_peers import wait_until
 
 
 @pytest.fixture

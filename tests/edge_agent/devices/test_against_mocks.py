@@ -7,11 +7,11 @@ drivers, so a protocol misreading on either side shows up here.
 from __future__ import annotations
 
 import pytest
-from conftest import wait_for
 
 from dockside.errors import PrinterError, ScaleError
 from edge_agent.devices import PrinterConfig, ScaleConfig, ScaleReader, open_printer
 from hardware_mocks import MockPrinter, MockScale
+from tests.edge_agent.devices.conftest import wait_for
 
 LABEL = b"^XA^FO50,50^A0N,40,40^FDDEMO-0001^FS^XZ"
 SLIP = b"\x1b@Packing slip DEMO-0001\n\x1dV\x00"

@@ -6,8 +6,6 @@ import socket
 import uuid
 
 import pytest
-from conftest import PtyScalePeer, SicsBalance, wait_for
-from test_other_scales import Nci, Toledo
 from zeroconf import IPVersion, ServiceBrowser, ServiceInfo, ServiceListener, Zeroconf
 
 from edge_agent.devices import ScaleConfig
@@ -21,6 +19,8 @@ from edge_agent.devices.discovery import (
     probe_scale,
     serial_ports,
 )
+from tests.edge_agent.devices.conftest import PtyScalePeer, SicsBalance, wait_for
+from tests.edge_agent.devices.test_other_scales import Nci, Toledo
 
 LOOPBACK = ["127.0.0.1"]
 

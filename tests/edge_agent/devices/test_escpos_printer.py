@@ -8,13 +8,13 @@ import threading
 import tty
 
 import pytest
-from conftest import EscposPeer, wait_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dockside.errors import PrinterError
 from edge_agent.devices import PrinterConfig, PrinterStatus, open_printer
 from edge_agent.devices.escpos_printer import STATUS_REQUEST, EscposPrinter, parse_dle_eot, parse_usb_ids
+from tests.edge_agent.devices.conftest import EscposPeer, wait_for
 
 SLIP = b"\x1b@Packing slip DEMO-0001\n\x1dV\x00"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-from conftest import Sics
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,6 +12,7 @@ from dockside.errors import ScaleError
 from edge_agent.devices import ScaleConfig, open_scale
 from edge_agent.devices.mt_sics import MtSicsScale, SicsReply, parse_sics_reply, weight_from_sics
 from edge_agent.devices.scale import grams_from
+from tests.edge_agent.devices.conftest import Sics
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,6 @@ import contextlib
 import itertools
 
 import pytest
-from conftest import PtyScalePeer, wait_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +14,7 @@ from edge_agent.devices import ScaleConfig, ScaleReader, open_scale
 from edge_agent.devices.cas import CasScale, parse_cas_line, weight_from_cas
 from edge_agent.devices.nci_scp12 import NciScp12Scale, parse_nci_reply, weight_from_nci
 from edge_agent.devices.toledo_8217 import Toledo8217Scale, parse_8217_reply, weight_from_8217
+from tests.edge_agent.devices.conftest import PtyScalePeer, wait_for
 
 # -- Toledo 8217 -----------------------------------------------------------------------------------
 

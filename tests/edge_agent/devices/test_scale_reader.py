@@ -5,13 +5,13 @@ from __future__ import annotations
 import threading
 
 import pytest
-from conftest import PtyScalePeer, Sics, SicsBalance, wait_for
 
 from dockside.errors import ScaleError
 from edge_agent.devices import ScaleConfig, ScaleReader
 from edge_agent.devices.mt_sics import MtSicsScale
 from edge_agent.devices.scale import WeightReading
 from edge_agent.devices.scale_reader import UsedWeight
+from tests.edge_agent.devices.conftest import PtyScalePeer, Sics, SicsBalance, wait_for
 
 
 def fast_scale(config: ScaleConfig) -> MtSicsScale:

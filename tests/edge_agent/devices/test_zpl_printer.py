@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 
 import pytest
-from conftest import ZebraPeer, host_status, wait_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,6 +12,7 @@ from dockside.errors import PrinterError
 from edge_agent.devices import PrinterConfig, PrinterStatus, open_printer
 from edge_agent.devices.printer import InlineSender
 from edge_agent.devices.zpl import ZplPrinter, parse_host_status, parse_sgd_value
+from tests.edge_agent.devices.conftest import ZebraPeer, host_status, wait_for
 
 LABEL = b"^XA^FO50,50^A0N,40,40^FDDEMO-0001^FS^XZ"
 
