@@ -51,6 +51,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: (module_rank[_module_path(item.nodeid)], order[id(item)]))
 
 
+@pytest.hookimpl(optionalhook=True)  # `pytest -p no:xdist` runs without the hook's plugin
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """`--dist loadfile`, with the mDNS modules as one unit."""
     if config.getvalue("dist") != "loadfile":
