@@ -316,7 +316,7 @@ async function start() {
   page.station = code;
   $("station-code").textContent = code;
   listen(code);
-  watchWaves(code, { t, call, newRequestId });
+  watchWaves(code, { t, call, newRequestId, focusScan });
 }
 
 // -- keyboard: the scanner types into the scan field, function keys do the rest --------------

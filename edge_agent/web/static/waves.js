@@ -109,6 +109,8 @@ async function printWave(waveId) {
   state.result = result.ok ? result.body : { error: result.error };
   await refresh();
   $("wave-result").scrollIntoView({ block: "nearest" });
+  // The clicked button was re-rendered away with the focus on it: give the scanner its field back.
+  state.helpers.focusScan();
   schedule();
 }
 
