@@ -255,7 +255,7 @@ def test_a_printer_fault_mid_wave_holds_the_rest_in_order_until_it_is_fixed(
     wait_until(lambda: agent.http.get("/api/v1/waves/21").json()["printed"] == 7, what="the held labels")
     assert _printed_refs(printer) == CHOSEN
     wait_until(lambda: len(_events(agent, "label_printed")) == 7, what="every label event")
-    assert len(printer.labels()) == 7
+    assert len(printer.wait_for_labels(7)) == 7
 
 
 def test_a_label_that_breaks_mid_send_leaves_an_exception_and_no_order_packed(
@@ -373,7 +373,7 @@ def test_bad_print_requests_are_refused_with_what_to_do(
     too_long = agent.http.get("/api/v1/waves", params={"station": "S" * 33})
     assert too_long.status_code == 422
     assert error_of(too_long)["code"] == "invalid_input"
-    assert len(printer.labels()) == 1
+    assert len(printer.wait_for_labels(1)) == 1  # the agent sent it; the mock parses it in its own thread
 
 
 def _change(kind: str, key: str, body: Any, revision: int = 1) -> pb.Change:
@@ -476,4 +476,4 @@ def test_a_run_cut_short_by_a_restart_is_reported_interrupted_and_never_printed_
     assert again.json()["printed"] == 2
     fresh = _print(agent, 61, "after-restart").json()
     assert (fresh["printed"], [s["code"] for s in fresh["skipped"]]) == (0, ["already_labelled"] * 2)
-    assert len(printer.labels()) == 2
+    assert len(printer.wait_for_labels(2)) == 2
