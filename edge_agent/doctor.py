@@ -23,7 +23,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,7 +34,7 @@ from dockside.errors import DocksideError
 from dockside.v1 import sync_pb2 as pb
 from edge_agent import __version__
 from edge_agent.cache import Cache
-from edge_agent.cloud_tls import resolve_cloud_tls
+from edge_agent.cloud_tls import CloudTls, resolve_cloud_tls
 from edge_agent.config import load_config
 from edge_agent.data_dir import resolve_data_dir
 from edge_agent.devices import PrinterConfig, ScaleConfig, open_printer, open_scale
@@ -42,7 +42,7 @@ from edge_agent.identity import Identity, load_identity
 from edge_agent.outbox import Outbox
 from edge_agent.store import DB_FILENAME, Store
 
-__all__ = ["Doctor", "DoctorSettings", "Finding", "TlsFiles", "doctor_command", "render_text"]
+__all__ = ["Doctor", "DoctorSettings", "Finding", "doctor_command", "render_text"]
 
 Severity = Literal["ok", "warn", "fail"]
 
@@ -61,24 +61,11 @@ class Finding:
 
 
 @dataclass(frozen=True)
-class TlsFiles:
-    """The PEM files of the sync channel's TLS (the agent config's [cloud] tls_* keys)."""
-
-    ca: Path | None = None
-    cert: Path | None = None
-    key: Path | None = None
-
-    @property
-    def enabled(self) -> bool:
-        return self.ca is not None or self.cert is not None
-
-
-@dataclass(frozen=True)
 class DoctorSettings:
     """Where to look and what counts as trouble; the defaults suit a packing PC."""
 
     cloud: str = ""  # empty: the address stored at enrollment
-    tls: TlsFiles = TlsFiles()
+    tls: CloudTls = field(default_factory=CloudTls)
     agent_url: str = "http://127.0.0.1:8100"
     timeout_s: float = 3.0
     clock_warn_s: float = 2.0
@@ -216,7 +203,7 @@ class Doctor:
         findings.extend(self._credential_and_clock(address, identity, store, devices))
         return findings
 
-    def _tls(self, host: str, port: int, tls: TlsFiles) -> Finding:
+    def _tls(self, host: str, port: int, tls: CloudTls) -> Finding:
         context = ssl.create_default_context(cafile=str(tls.ca) if tls.ca else None)
         if tls.cert is not None:
             try:
@@ -576,7 +563,7 @@ def doctor_command(
         raise click.ClickException(exc.message) from None
     settings = DoctorSettings(
         cloud=config.cloud.address,
-        tls=TlsFiles(tls.ca, tls.cert, tls.key),
+        tls=tls,
         agent_url=agent_url.rstrip("/"),
         timeout_s=timeout,
     )

@@ -24,7 +24,8 @@ from cryptography.x509.oid import NameOID
 from bench.provision import provision
 from bench.stack import Stack, running_stack, wait_for
 from dockside.sync import EventKind
-from edge_agent.doctor import Doctor, DoctorSettings, Finding, TlsFiles, doctor_command
+from edge_agent.cloud_tls import CloudTls
+from edge_agent.doctor import Doctor, DoctorSettings, Finding, doctor_command
 from edge_agent.outbox import Outbox
 from edge_agent.store import Store
 
@@ -276,7 +277,7 @@ def test_tls_signed_by_another_ca_fails(
     stack: Stack, settings: DoctorSettings, tls_listener: tuple[int, Path, Path]
 ) -> None:
     port, _, other_ca = tls_listener
-    findings = run(stack, replace(settings, cloud=f"localhost:{port}", tls=TlsFiles(ca=other_ca)))
+    findings = run(stack, replace(settings, cloud=f"localhost:{port}", tls=CloudTls(ca=other_ca)))
     assert findings["tls"].severity == "fail"
     assert "not trusted" in findings["tls"].detail
     assert "tls_ca" in findings["tls"].fix
@@ -286,6 +287,6 @@ def test_tls_expiring_soon_warns(
     stack: Stack, settings: DoctorSettings, tls_listener: tuple[int, Path, Path]
 ) -> None:
     port, ca, _ = tls_listener
-    findings = run(stack, replace(settings, cloud=f"localhost:{port}", tls=TlsFiles(ca=ca)))
+    findings = run(stack, replace(settings, cloud=f"localhost:{port}", tls=CloudTls(ca=ca)))
     assert findings["tls"].severity == "warn"
     assert "expires in 4 day(s)" in findings["tls"].detail
