@@ -7,6 +7,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 PROTOS := $(wildcard proto/dockside/v1/*.proto)
 STUBS := dockside/v1/sync_pb2.py
+# The storage tests run on SQLite and on this PostgreSQL (each test in its own schema or database);
+# the tests that need PostgreSQL fail, never skip, when it cannot be reached.
+export DOCKSIDE_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
 .PHONY: setup stubs demo test lint typecheck pytest bench clean agent-binary
 

@@ -33,7 +33,7 @@ HEARTBEAT_S = 0.3
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[str]:
     """One scratch PostgreSQL database for the session (each test gets its own schema in it)."""
-    base = make_url(POSTGRES_URL)
+    base = make_url(required_postgres_url())
     name = f"dockside_test_{uuid.uuid4().hex[:12]}"
     admin_dsn = base.set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
@@ -43,6 +43,16 @@ def postgres_database() -> Iterator[str]:
     finally:
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def required_postgres_url() -> str:
+    """The test PostgreSQL's URL; a test that needs one fails (never skips) without it."""
+    if not POSTGRES_URL:
+        pytest.fail(
+            "this test needs PostgreSQL: set DOCKSIDE_TEST_POSTGRES_URL "
+            "(`make test` sets postgresql://postgres@127.0.0.1:5432/test)"
+        )
+    return POSTGRES_URL
 
 
 @pytest.fixture(params=BACKENDS)

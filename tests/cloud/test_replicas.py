@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import queue
 import threading
 import uuid
@@ -22,15 +21,9 @@ from cloud.pg_notifier import PostgresRevisionNotifier, channels_for_schema
 from cloud.server import run_cloud
 from cloud.store import CloudStore
 from dockside.v1 import sync_pb2, sync_pb2_grpc
-from tests.cloud.conftest import HEARTBEAT_S, POSTGRES_URL, TEMPLATE, Agent
+from tests.cloud.conftest import HEARTBEAT_S, TEMPLATE, Agent
 
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.skipif(
-        not POSTGRES_URL and not os.environ.get("CI"),  # in CI it runs, and fails if the URL is missing
-        reason="needs DOCKSIDE_TEST_POSTGRES_URL (CI sets it)",
-    ),
-]
+pytestmark = [pytest.mark.postgres]  # needs PostgreSQL: `make test` points it at the local one
 
 
 @pytest.fixture

@@ -1,11 +1,10 @@
 """On PostgreSQL: the pack path end to end, and two cloud replicas sharing one database.
 
-Each test runs in its own scratch database on DOCKSIDE_TEST_POSTGRES_URL (CI sets it).
+Each test runs in its own scratch database on DOCKSIDE_TEST_POSTGRES_URL (`make test` sets it).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,16 +15,9 @@ from bench.demo_data import demo_orders
 from bench.offline_drain import scratch_database
 from bench.provision import provision
 from bench.stack import Stack, running_stack, wait_for
+from tests.cloud.conftest import required_postgres_url
 
-POSTGRES_URL = os.environ.get("DOCKSIDE_TEST_POSTGRES_URL", "")
-
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.skipif(
-        not POSTGRES_URL and not os.environ.get("CI"),  # in CI it runs, and fails if the URL is missing
-        reason="needs DOCKSIDE_TEST_POSTGRES_URL (CI sets it)",
-    ),
-]
+pytestmark = [pytest.mark.postgres]  # needs PostgreSQL: `make test` points it at the local one
 
 TEMPLATE = {
     "language": "zpl",
@@ -39,7 +31,10 @@ TEMPLATE = {
 
 @pytest.fixture
 def pg_stack(tmp_path: Path) -> Iterator[Stack]:
-    with scratch_database(POSTGRES_URL, tmp_path) as url, running_stack(tmp_path, database_url=url) as stack:
+    with (
+        scratch_database(required_postgres_url(), tmp_path) as url,
+        running_stack(tmp_path, database_url=url) as stack,
+    ):
         yield stack
 
 
