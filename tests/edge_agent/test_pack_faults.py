@@ -234,10 +234,11 @@ def test_an_unplugged_scale_is_reported_and_found_again(agent: RunningAgent, sca
     scale.set_mode(unplug=True)
     wait_until(
         lambda: agent.status()["stations"][0]["scale"]["state"] in ("unplugged", "not_answering"),
+        timeout=30,  # a deadline against a hang: under load the reader's retries take longer than 5 s
         what="the agent to see the scale gone",
     )
     scale.set_mode(unplug=False)
-    wait_until(lambda: scale_settled(agent), timeout=10, what="the scale to be found again")
+    wait_until(lambda: scale_settled(agent), timeout=30, what="the scale to be found again")
     assert agent.pack("F-0005", "after-replug").status_code == 200
 
 
