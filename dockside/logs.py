@@ -6,14 +6,23 @@ are bound for the current task with `log_context(...)`. `SecretRedactor` is a ha
 that masks anything shaped like a Dockside secret (API tokens `dsk_`, enrollment tokens `dse_`,
 agent credentials `dsa_`, and any `Bearer ...` value) in the message, its arguments and the
 exception text, so a careless log call cannot leak one. `configure_logging` puts both on stderr.
+
+A long-running agent logs in the background (`background=True`): a log call only queues the
+record, with its message merged and its bound ids captured, and a thread formats, masks and
+writes it. A pack then never waits for the log sink (a write to journald or a pipe that is slow
+or full), and a line costs the pack path a few microseconds instead of a formatted write. The
+queue is drained when the process exits normally.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import contextvars
 import json
 import logging
+import logging.handlers
+import queue
 import re
 import sys
 from collections.abc import Iterator
@@ -36,6 +45,7 @@ _SECRET = re.compile(r"\b(ds[kea]_)[A-Za-z0-9_\-]{8,}|(?i:\bbearer\s+)[A-Za-z0-9
 _context: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
     "dockside_log_context", default=None
 )
+_BOUND = "dockside_bound_ids"  # a queued record's ids bound with log_context, captured at the call
 
 
 def redact(text: str) -> str:
@@ -83,7 +93,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        entry.update(_context.get() or {})
+        bound = record.__dict__.get(_BOUND, None)
+        entry.update((bound if bound is not None else _context.get()) or {})
         for name in CONTEXT_FIELDS:
             value = record.__dict__.get(name)
             if value is not None:
@@ -95,15 +106,34 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+class _Enqueue(logging.handlers.QueueHandler):
+    """Queues a record for the writer thread, as it reads at the call: message merged, ids bound."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        # The writer formats later: merge the arguments now (they may change meanwhile) and keep
+        # the ids bound to the calling task, which the writer thread cannot see.
+        record.msg, record.args = record.getMessage(), None
+        record.__dict__[_BOUND] = _context.get()
+        return record
+
+
 def configure_logging(
-    level: str = "info", fmt: str = "text", stream: TextIO | None = None
+    level: str = "info", fmt: str = "text", stream: TextIO | None = None, *, background: bool = False
 ) -> logging.Handler:
-    """Log to `stream` (stderr) at `level`, as "text" or "json", with secrets masked; returns the handler."""
+    """Log to `stream` (stderr) at `level`, as "text" or "json", with secrets masked; returns the
+    handler that writes. With `background`, a thread writes and a log call only queues the line."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(SecretRedactor())
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    if not background:
+        logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+        return handler
+    lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    writer = logging.handlers.QueueListener(lines, handler)
+    logging.basicConfig(level=level.upper(), handlers=[_Enqueue(lines)], force=True)
+    writer.start()
+    atexit.register(writer.stop)  # writes what is still queued, then ends the thread
     return handler

@@ -240,7 +240,7 @@ def run(
         config = load_config(config_path)
     except DocksideError as exc:
         raise Refused(exc.message) from None
-    configure_logging(config.log, level=log_level)
+    configure_logging(config.log, level=log_level, background=True)
     http = http or config.http.bind
     try:
         parse_address(http)

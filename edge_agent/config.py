@@ -228,13 +228,16 @@ def load_config(option: str | Path | None = None, env: Mapping[str, str] | None 
     return parse_config(text, path)
 
 
-def configure_logging(section: LogSection, *, level: str | None = None) -> logging.Handler:
+def configure_logging(
+    section: LogSection, *, level: str | None = None, background: bool = False
+) -> logging.Handler:
     """Send the agent's log to stderr at the configured level and format (`level` overrides).
 
     The shared `dockside.logs` setup: JSON lines carry the ids a log call passes (order_ref,
     job_id, station, printer...) and every secret-shaped value is masked before it is written.
+    `background` (the running agent) writes from a thread, so a pack never waits for the sink.
     """
-    return dockside_logging(level or section.level, section.format)
+    return dockside_logging(level or section.level, section.format, background=background)
 
 
 def channel_credentials(section: CloudSection) -> grpc.ChannelCredentials | None:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -80,3 +84,55 @@ def test_text_format_is_redacted_too() -> None:
 def test_redact_leaves_ordinary_text_alone() -> None:
     text = "order DEMO-0001 packed at S1 by job 3f2a (dsk_ prefix explained in docs)"
     assert redact(text) == text
+
+
+class _SlowSink(io.StringIO):
+    """A log sink that blocks every write until released, as a stalled journald or full pipe does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.release.wait(30)
+        return super().write(text)
+
+
+def test_background_logging_never_waits_for_the_sink_and_keeps_ids_and_masking() -> None:
+    sink = _SlowSink()
+    handler = configure_logging("info", "json", sink, background=True)
+    log = logging.getLogger("dockside.test")
+    try:
+        args = ["ZD421"]
+        with log_context(station="S1", order_ref="BG-0001"):
+            log.warning("printer %s is out of labels (%s)", args[0], SECRETS[2])
+        args[0] = "changed later"  # the line reads as it did at the call
+        log.info("after the block")
+        # Both calls returned while the sink was still blocked: nothing is written yet.
+        assert sink.getvalue() == ""
+        sink.release.set()
+        deadline = time.monotonic() + 30
+        while sink.getvalue().count("\n") < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        logging.basicConfig(handlers=[logging.NullHandler()], force=True)
+    first, second = lines(sink)
+    assert first["station"] == "S1" and first["order_ref"] == "BG-0001"
+    assert first["message"] == "printer ZD421 is out of labels (dsa_***)"
+    assert "station" not in second
+    assert isinstance(handler, logging.StreamHandler)
+
+
+def test_background_logging_writes_what_is_queued_when_the_process_exits(tmp_path) -> None:
+    script = (
+        "import logging, sys\n"
+        "from dockside.logs import configure_logging\n"
+        "configure_logging('info', 'text', sys.stderr, background=True)\n"
+        "for n in range(500):\n"
+        "    logging.getLogger('x').info('line %d', n)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    written = [line for line in done.stderr.splitlines() if " INFO x: line " in line]
+    assert [line.rsplit(" ", 1)[1] for line in written] == [str(n) for n in range(500)]
