@@ -32,6 +32,9 @@ except ImportError:  # Windows
 # No scale frame is longer; a run of bytes without a terminator this long is noise.
 MAX_FRAME_BYTES = 256
 _SEVEN_BIT = bytes(b & 0x7F for b in range(256))
+# What a port that went away raises: an unplugged adapter, or a pty whose other end closed,
+# fails reads with OSError and `tcflush` (discarding input) with termios' own error.
+_PORT_GONE = (*_TERMIOS_ERRORS, serial.SerialException, OSError)
 _POLL_S = 0.02
 
 
@@ -117,7 +120,7 @@ class SerialLine:
                 "its handshake setting (none)",
                 code="scale_not_answering",
             ) from exc
-        except (serial.SerialException, OSError) as exc:
+        except _PORT_GONE as exc:
             raise self._lost(exc) from exc
 
     def discard_input(self) -> None:
@@ -126,7 +129,7 @@ class SerialLine:
         if self._port is not None:
             try:
                 self._port.reset_input_buffer()
-            except (serial.SerialException, OSError) as exc:
+            except _PORT_GONE as exc:
                 raise self._lost(exc) from exc
 
     def _fill(self, timeout_s: float) -> bool:
@@ -145,7 +148,7 @@ class SerialLine:
                 else:
                     # Blocks for at most the port's short timeout, returns at the first byte.
                     chunk = port.read(1)
-        except (serial.SerialException, OSError) as exc:
+        except _PORT_GONE as exc:
             raise self._lost(exc) from exc
         if self._seven_bit:
             chunk = chunk.translate(_SEVEN_BIT)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import pty
 
 import pytest
 from hypothesis import given, settings
@@ -12,6 +14,7 @@ from dockside.errors import ScaleError
 from edge_agent.devices import ScaleConfig, open_scale
 from edge_agent.devices.mt_sics import MtSicsScale, SicsReply, parse_sics_reply, weight_from_sics
 from edge_agent.devices.scale import grams_from
+from edge_agent.devices.serial_line import SerialLine
 from tests.edge_agent.devices.conftest import Sics
 
 
@@ -192,3 +195,24 @@ def test_unplugged_while_open(scale: MtSicsScale, sics: Sics) -> None:
     with pytest.raises(ScaleError) as caught:
         scale.read()
     assert caught.value.code == "scale_unplugged"
+
+
+@pytest.mark.parametrize("step", ["discard_input", "write", "read_frame"])
+def test_a_port_whose_other_end_went_away_is_unplugged_at_every_step(step: str) -> None:
+    # A pty whose other end closed fails `tcflush` with termios' own error (not an OSError) and
+    # reads and writes with EIO: each must be the reconnecting `scale_unplugged`, never a crash
+    # of the reader (which used to wait its longest backoff before looking for the scale again).
+    master, slave = pty.openpty()
+    line = SerialLine(os.ttyname(slave), baudrate=9600)
+    line.open()
+    os.close(master)
+    os.close(slave)
+    calls = {
+        "discard_input": line.discard_input,
+        "write": lambda: line.write(b"SI\r\n"),
+        "read_frame": lambda: line.read_frame(b"\r\n", 0.2),
+    }
+    with pytest.raises(ScaleError) as caught:
+        calls[step]()
+    assert caught.value.code == "scale_unplugged"
+    assert "reconnects by itself" in caught.value.message
