@@ -199,14 +199,20 @@ class Packer:
                         _log_outcome(job, "failed", exc.message)
                         raise
                 spent = True
-            self._outbox.notify()
-            if done.status == JobStatus.PRINTED:
-                self._metrics.labels_printed.labels(kind="pack").inc()
-            _log_outcome(done, str(done.status), done.message)
+            asyncio.get_running_loop().call_soon(self._after_answer, done, "pack")
             return done.answer()
         finally:
             if not spent:
                 station.give_back(order_ref)
+
+    def _after_answer(self, done: Job, kind: str) -> None:
+        """What follows a recorded job but need not delay the packer's answer: wake the outbox
+        sender, count the label, log the outcome. Scheduled with `call_soon` as the answer is
+        made, so it runs on the loop right after the answer is written to the station."""
+        self._outbox.notify()
+        if done.status == JobStatus.PRINTED:
+            self._metrics.labels_printed.labels(kind=kind).inc()
+        _log_outcome(done, str(done.status), done.message)
 
     def label_job(
         self,

@@ -85,11 +85,16 @@ def _entries(stream: io.StringIO) -> list[dict[str, Any]]:
 
 
 def _outcome(stream: io.StringIO, order_ref: str) -> dict[str, Any]:
-    lines = [
-        e for e in _entries(stream) if e.get("order_ref") == order_ref and e["message"].startswith("pack ")
-    ]
-    assert len(lines) == 1, lines
-    return lines[0]
+    """The pack's outcome line: it is logged right after the answer is written, so wait for it."""
+
+    def lines() -> list[dict[str, Any]]:
+        return [
+            e for e in _entries(stream) if e.get("order_ref") == order_ref and e["message"].startswith("pack ")
+        ]
+
+    found = wait_until(lines, timeout=30, what=f"the outcome line of {order_ref}")
+    assert len(found) == 1, found
+    return found[0]
 
 
 def test_each_pack_outcome_is_one_json_line_with_its_ids(
@@ -119,6 +124,7 @@ def test_a_credential_never_reaches_the_log(
 ) -> None:
     running, _, _ = agent
     assert running.pack("L-0001", "log-3").status_code == 200
+    _outcome(json_log, "L-0001")
     # A careless call that formats the credential into a message is masked all the same.
     logging.getLogger("edge_agent.sync").warning("the cloud refused Bearer %s", CREDENTIAL)
     text = json_log.getvalue()
