@@ -12,16 +12,19 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
-from hardware_mocks.printer import MockPrinter
+from hardware_mocks.printer import MSS_RANGE, RECEIVE_BUFFER_RANGE, MockPrinter
 from hardware_mocks.scale import MockScale
 from hardware_mocks.scale_protocols import PROTOCOLS
 
 __all__ = ["main", "write_ready_file"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def write_ready_file(path: Path, content: dict[str, Any]) -> None:
@@ -42,6 +45,11 @@ def _wait_for_signal() -> None:
     signal.signal(signal.SIGTERM, on_signal)
     while not stop.is_set():
         stop.wait(1.0)
+
+
+def _byte_count_option(name: str, bounds: tuple[int, int], help_text: str) -> Callable[[_F], _F]:
+    """An optional size in bytes within `bounds` (click says the range when a value is outside)."""
+    return click.option(name, type=click.IntRange(*bounds), default=None, metavar="BYTES", help=help_text)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -101,6 +109,18 @@ def main() -> None:
     show_default=True,
     help="Announce the printer over zeroconf (_pdl-datastream._tcp and _printer._tcp).",
 )
+@_byte_count_option(
+    "--receive-buffer",
+    RECEIVE_BUFFER_RANGE,
+    "Receive buffer (SO_RCVBUF) of every print connection, like a small device's few KB "
+    "[default: the operating system's].",
+)
+@_byte_count_option(
+    "--mss",
+    MSS_RANGE,
+    "Largest TCP segment the printer takes; 1460 is a printer on Ethernet [default: the "
+    "interface's, about 64 KB on loopback].",
+)
 def printer(
     host: str,
     port: int,
@@ -111,12 +131,18 @@ def printer(
     store: Path | None,
     ready_file: Path | None,
     advertise: bool,
+    receive_buffer: int | None,
+    mss: int | None,
 ) -> None:
     """Run a network label printer on raw TCP with the control API of DESIGN.md.
 
     Control API: GET /labels, DELETE /labels, POST /fault {"fault": "none" | "paper_out" |
     "head_open" | "paused" | "offline" | "slow" | "drop" | "ribbon_out" | "buffer_full" |
-    "silent"}, GET /status. OpenAPI docs at /docs.
+    "silent" | "stall"}, GET /status. OpenAPI docs at /docs.
+
+    "stall" stops reading in the middle of the next label and keeps the connection open, so the
+    host's writes block once the TCP buffers are full; with --receive-buffer 4096 --mss 1460
+    that happens after about a hundred kilobytes, as with a real printer on Ethernet.
     """
     mock = MockPrinter(
         host=host,
@@ -127,6 +153,8 @@ def printer(
         model=model,
         store=store,
         advertise=advertise,
+        receive_buffer_bytes=receive_buffer,
+        mss_bytes=mss,
     )
     try:
         mock.start()

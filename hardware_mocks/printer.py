@@ -10,14 +10,23 @@ can start it in-process and talk to it over real sockets:
 It behaves like a networked Zebra (ZPL) or Epson (ESC/POS) printer: many long-lived connections,
 jobs parsed incrementally across reads, status queries answered at once, and faults that hold
 jobs in the receive buffer (paper out, head open, paused, ribbon out), stop reading (buffer
-full), refuse connections (offline), answer nothing (silent), print slowly (slow) or cut the
-connection in the middle of the next label (drop). Every printed job is recorded in order.
+full), refuse connections (offline), answer nothing (silent), print slowly (slow), cut the
+connection in the middle of the next label (drop) or stop reading in the middle of the next label
+with the connection left open (stall). Every printed job is recorded in order.
+
+On loopback the kernel gives a sender megabytes of socket buffer (a 64 KB segment size makes it
+size the buffer for a fast link), so a printer that stops reading would hold up a sender only
+after megabytes. `receive_buffer_bytes` and `mss_bytes` give the printer's port the TCP shape of
+a small device on Ethernet: a receive buffer of a few kilobytes and 1460-byte segments, so the
+sender's buffer stays around a hundred kilobytes and a stalled printer holds up a batch of labels
+as a real one does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import socket
 import threading
 import time
 from collections import deque
@@ -51,11 +60,16 @@ FAULTS = (
     "ribbon_out",
     "buffer_full",
     "silent",
+    "stall",
 )
 # Faults under which a printer keeps receiving into its buffer but prints nothing.
 HOLDING_FAULTS = frozenset({"paper_out", "head_open", "paused", "ribbon_out"})
 DEFAULT_SLOW_DELAY_S = 0.3
 DEFAULT_MODELS = {"zpl": "ZD421", "escpos": "TM-T88VI"}
+# Linux doubles SO_RCVBUF and never goes below about 2 KB; above 64 MiB is no printer.
+RECEIVE_BUFFER_RANGE = (1024, 64 * 1024 * 1024)
+# 536 is the smallest segment every TCP must take; 9000 is an Ethernet jumbo frame.
+MSS_RANGE = (536, 9000)
 
 
 def _iso(timestamp: float) -> str:
@@ -105,6 +119,8 @@ class _Connection(asyncio.Protocol):
         self.stream: PrinterStream = printer.language.new_stream()
         self.transport: asyncio.Transport | None = None
         self.reading_paused = False
+        # Stopped reading in the middle of a label by the `stall` fault (see MockPrinter._stall).
+        self.stalled = False
         self.closed = False
         self.eof = False
 
@@ -137,6 +153,8 @@ class _Connection(asyncio.Protocol):
         """Act on every complete event in the buffer, or stop where the printer refuses jobs."""
         printer = self.printer
         while not (self.transport is not None and self.transport.is_closing()):
+            if self.stalled:
+                return  # the rest waits until the stall is cleared (see unstall)
             event = self.stream.next_event(jobs_allowed=not printer.receive_blocked)
             if event is None:
                 break
@@ -162,6 +180,15 @@ class _Connection(asyncio.Protocol):
         if self.closed and not self.reading_paused:
             self.printer._finish_closed(self)
 
+    def unstall(self) -> None:
+        """Read again after the `stall` fault was cleared: the rest of the label, then what follows."""
+        self.stalled = False
+        if not self.reading_paused and self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+        self.process()
+        if self.closed and not self.reading_paused and not self.stalled:
+            self.printer._finish_closed(self)
+
 
 class MockPrinter:
     """A ZPL or ESC/POS network printer in a background thread, with an HTTP control API.
@@ -170,7 +197,10 @@ class MockPrinter:
     for the control API, `language` ("zpl" or "escpos"), `serial` and `model` (what the printer
     reports about itself; the model defaults to ZD421, or TM-T88VI for ESC/POS), `store` (a folder
     receiving one file per printed job), `advertise` (announce over zeroconf), `buffer_limit_bytes`
-    (how much unprinted data the receive buffer holds before the printer stops reading).
+    (how much unprinted data the receive buffer holds before the printer stops reading),
+    `receive_buffer_bytes` (SO_RCVBUF of the print port, so of every connection: the TCP window
+    it offers) and `mss_bytes` (the largest TCP segment it says it takes); both default to the
+    operating system's (see the module docstring for why a test sets them).
     """
 
     def __init__(
@@ -187,9 +217,15 @@ class MockPrinter:
         buffer_limit_bytes: int = 4 * 1024 * 1024,
         firmware: str = "V84.20.18Z",
         advertise_interfaces: list[str] | None = None,
+        receive_buffer_bytes: int | None = None,
+        mss_bytes: int | None = None,
     ) -> None:
         if language not in LANGUAGES:
             raise ValueError(f"unknown printer language {language!r}: use one of {sorted(LANGUAGES)}")
+        _check_range("receive_buffer_bytes", receive_buffer_bytes, RECEIVE_BUFFER_RANGE)
+        _check_range("mss_bytes", mss_bytes, MSS_RANGE)
+        self.receive_buffer_bytes = receive_buffer_bytes
+        self.mss_bytes = mss_bytes
         self.host = host
         self.requested_port = port
         self.control_host = control_host
@@ -217,6 +253,7 @@ class MockPrinter:
         self._slow_timer: asyncio.TimerHandle | None = None
         self._connections: set[_Connection] = set()
         self._blocked: set[_Connection] = set()
+        self._stalled: set[_Connection] = set()
         self._connection_count = 0
         self._drops: list[dict[str, Any]] = []
         self._discarded_partial = 0
@@ -276,9 +313,23 @@ class MockPrinter:
 
     async def _listen(self, port: int) -> asyncio.Server:
         loop = asyncio.get_running_loop()
-        return await loop.create_server(
-            lambda: self._new_connection(), self.host, port, reuse_address=True, backlog=128
+        server = await loop.create_server(
+            lambda: self._new_connection(),
+            self.host,
+            port,
+            reuse_address=True,
+            backlog=128,
+            start_serving=False,
         )
+        # Set before listen(): accepted connections inherit both, and the window and segment
+        # size they offer are settled in the handshake.
+        for sock in server.sockets:
+            if self.receive_buffer_bytes is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.receive_buffer_bytes)
+            if self.mss_bytes is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, self.mss_bytes)
+        await server.start_serving()
+        return server
 
     def _new_connection(self) -> _Connection:
         self._connection_count += 1
@@ -373,6 +424,7 @@ class MockPrinter:
             "formats_waiting": len(self._waiting),
             "bytes_waiting": self._waiting_bytes,
             "buffer_full": self.receive_blocked,
+            "stalled_connections": len(self._stalled),
             "partial_formats": sum(1 for c in self._connections if c.stream.in_format),
             "connections_open": len(self._connections),
             "connections_total": self._connection_count,
@@ -414,8 +466,29 @@ class MockPrinter:
             self._slow_timer.cancel()
             self._slow_timer = None
         self._fault = fault
+        if fault != "stall":
+            self._unstall()
         self._pump()
         return self.status_snapshot()
+
+    def _stall(self, connection: _Connection) -> None:
+        """Stop reading `connection` in the middle of the label that just started, keeping it open.
+
+        As a printer whose receive buffer filled during a long job: the bytes already read wait
+        in the parser, the rest in the socket, and once the kernel's buffers are full the TCP
+        window is zero and the sender's writes block. Queries behind the label go unanswered.
+        """
+        if connection.transport is not None and not connection.reading_paused:
+            connection.transport.pause_reading()
+        connection.stalled = True
+        self._stalled.add(connection)
+
+    def _unstall(self) -> None:
+        stalled = list(self._stalled)
+        self._stalled.clear()
+        loop = asyncio.get_running_loop()
+        for connection in stalled:
+            loop.call_soon(connection.unstall)
 
     def _go_offline(self) -> None:
         if self._server is not None:
@@ -436,6 +509,8 @@ class MockPrinter:
 
     def _connection_lost(self, connection: _Connection) -> None:
         self._connections.discard(connection)
+        if connection.stalled:
+            return  # the label's bytes already read are parsed when the stall is cleared
         if connection in self._blocked and not self.receive_blocked:
             connection.resume()
         elif connection not in self._blocked:
@@ -453,6 +528,8 @@ class MockPrinter:
         elif isinstance(event, JobStarted):
             if self._fault == "drop":
                 self._drop(connection)
+            elif self._fault == "stall":
+                self._stall(connection)
         elif isinstance(event, PrinterQuery):
             if self._fault != "silent":
                 answer = self.language.answer(event, self._state())
@@ -547,3 +624,11 @@ class MockPrinter:
             self._printed_total += 1
             self._labels.append(label)
             self._printed.notify_all()
+
+
+def _check_range(name: str, value: int | None, bounds: tuple[int, int]) -> None:
+    low, high = bounds
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high
+    ):
+        raise ValueError(f"{name} must be a whole number of bytes from {low} to {high}, not {value!r}")
