@@ -45,6 +45,7 @@ from dockside.labels import label_context
 from dockside.rules import Decision, decide
 from dockside.sync import EventKind
 from edge_agent.cache import Cache
+from edge_agent.devices.scale_reader import ScaleReader, UsedWeight
 from edge_agent.jobs import Job, Jobs, JobStatus, new_job_id
 from edge_agent.metrics import AgentMetrics
 from edge_agent.outbox import Outbox
@@ -107,7 +108,7 @@ class Packer:
         self._rechecks: dict[str, asyncio.Task[None]] = {}
         self._order_locks: dict[str, _OrderLock] = {}  # orders being packed now
         # After the floor is rebuilt (the floor listens first), count the held jobs of each lane.
-        cache.on_stations_changed(lambda _stations: self.count_held())
+        cache.on_stations_changed(lambda _stations: self._floor_changed())
         self.warehouse = warehouse
         self.scale_wait_s = scale_wait_s
 
@@ -555,6 +556,22 @@ class Packer:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._rechecks.clear()
+
+    def _floor_changed(self) -> None:
+        self.count_held()
+        self.remember_used_weights()
+
+    def remember_used_weights(self) -> None:
+        """At start and after the floor changes: tell each new scale reader which weight its
+        stations' last scan took, so a parcel left on the scale across a restart of the agent
+        (or of the reader) is not weighed again for the next order."""
+        stations_of: dict[int, tuple[ScaleReader, list[str]]] = {}
+        for code, scale in self._floor.scales():
+            if not scale.remembered:
+                stations_of.setdefault(id(scale), (scale, []))[1].append(code)
+        for scale, codes in stations_of.values():
+            last = self.jobs.last_weighed(codes)
+            scale.remember_used(UsedWeight(*last) if last is not None else None)
 
     def count_held(self) -> None:
         """At start and after the floor changes: how many held jobs wait for each printer."""

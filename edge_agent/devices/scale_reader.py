@@ -91,6 +91,7 @@ class ScaleReader:
         self._used: UsedWeight | None = None
         self._emptied = True  # the scale read (near) empty since `_used` was taken
         self._before_claim: tuple[UsedWeight | None, bool] = (None, True)
+        self.remembered = False  # remember_used was called (after a start, from the jobs)
         self._poll_interval_s = poll_interval_s
         self._tolerance_g = stable_tolerance_g
         self._backoff_min, self._backoff_max = reopen_backoff_s
@@ -189,6 +190,15 @@ class ScaleReader:
         """The stable weight a pack could take now (a parcel's, not used yet), without taking it."""
         with self._changed:
             return self._parcel_locked(max_age_s)
+
+    def remember_used(self, used: UsedWeight | None) -> None:
+        """At start: the weight this scale's last pack took (from its recorded job), so a parcel
+        still on the scale after a restart is not taken for the next order. Only a reader that
+        has served no pack yet takes it; None (no such job) just marks the reader as told."""
+        with self._changed:
+            if not self.remembered and self._used is None and used is not None:
+                self._used, self._emptied = used, False
+            self.remembered = True
 
     def used(self) -> UsedWeight | None:
         """The weight the last pack took, and for which order (None before the first)."""

@@ -247,6 +247,31 @@ def test_the_next_scan_waits_for_a_new_parcel_and_never_takes_the_last_weight(
     assert len(labels) == 3
 
 
+def test_a_parcel_left_on_the_scale_across_a_restart_is_not_weighed_again(
+    data_dir: Path, cloud: MemoryTransport, agent: RunningAgent, printer: MockPrinter, scale: MockScale
+) -> None:
+    first = agent.pack("T-0001", "restart-1").json()
+    assert (first["status"], first["weight_g"]) == ("printed", 1234)
+    agent.stop()  # the agent restarts (an update, a crash) while the parcel is still on the scale
+
+    again = RunningAgent(data_dir, cloud).start()
+    try:
+        again.wait_synced()
+        wait_until(lambda: scale_settled(again), timeout=10, what="the scale reader to settle")
+        # It remembers from its jobs which weight the station's last scan took.
+        assert again.status()["stations"][0]["scale"]["last_used"] == {"grams": 1234, "order_ref": "T-0001"}
+        stale = again.pack("T-0002", "restart-2")
+        assert error_of(stale)["code"] == "scale_weight_used", stale.text
+        assert "already used for order T-0001" in error_of(stale)["message"]
+
+        put_parcel(again, scale, 2345)  # the next parcel goes on: it counts
+        second = again.pack("T-0002", "restart-3").json()
+        assert (second["status"], second["weight_g"]) == ("printed", 2345)
+    finally:
+        again.stop()
+    assert len(printer.wait_for_labels(2)) == 2
+
+
 def test_a_scan_that_waits_takes_the_parcel_put_on_meanwhile(
     agent: RunningAgent, printer: MockPrinter, scale: MockScale
 ) -> None:
