@@ -117,7 +117,7 @@ def test_background_logging_never_waits_for_the_sink_and_keeps_ids_and_masking()
     finally:
         logging.basicConfig(handlers=[logging.NullHandler()], force=True)
     first, second = lines(sink)
-    assert first["station"] == "S1" and first["order_ref"] == "BG-0001"
+    assert (first["station"], first["order_ref"]) == ("S1", "BG-0001")
     assert first["message"] == "printer ZD421 is out of labels (dsa_***)"
     assert "station" not in second
     assert isinstance(handler, logging.StreamHandler)

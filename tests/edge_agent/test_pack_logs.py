@@ -88,9 +88,8 @@ def _outcome(stream: io.StringIO, order_ref: str) -> dict[str, Any]:
     """The pack's outcome line: it is logged right after the answer is written, so wait for it."""
 
     def lines() -> list[dict[str, Any]]:
-        return [
-            e for e in _entries(stream) if e.get("order_ref") == order_ref and e["message"].startswith("pack ")
-        ]
+        entries = _entries(stream)
+        return [e for e in entries if e.get("order_ref") == order_ref and e["message"].startswith("pack ")]
 
     found = wait_until(lines, timeout=30, what=f"the outcome line of {order_ref}")
     assert len(found) == 1, found
