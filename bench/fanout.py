@@ -8,7 +8,11 @@ connection among all channels of a process that have the same target and options
 stream would ride one HTTP/2 connection). All N streams are opened at the same moment, as after
 a cloud restart; the bench fails if a single one is refused. Once the cloud reports every stream
 open, one template version is published through the admin API and each agent's time from the
-publish call to the change being received and its body decoded is measured.
+publish call to the change being received and its body decoded is measured. Each agent keeps
+its stream open afterwards, as a real agent does (closing 5,000 streams while the cloud still
+writes to the rest would be work no real publish meets); the bench closes them all at the end.
+The fleet's heap is kept out of the garbage collector during the publish: one process plays
+5,000 agents here, and one full collection of it would stall them all at once.
 
 The floor: the same fleet against a bare grpc.aio server (the cloud's server options, no
 database, no credential check) whose streams all get one pre-serialized message on a trigger.
@@ -25,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import gc
 import json
 import re
 import statistics
@@ -43,6 +48,7 @@ import httpx
 from bench.offline_drain import scratch_database
 from bench.provision import enroll_fleet, mint_enrollment_tokens
 from bench.stack import running_stack, wait_for
+from cloud.gc_pause import freeze_startup_heap
 from cloud.store import CloudStore
 from cloud.sync_service import GRPC_SERVER_OPTIONS
 from dockside.sync import bearer
@@ -85,6 +91,7 @@ class Fleet:
         self.after_revision = after_revision
         self.floor = floor
         self.arrived: list[float] = []
+        self.settled = asyncio.Event()  # every agent has the published template, or one failed
         self.failures: collections.Counter[str] = collections.Counter()
 
     def _open(self, channel: grpc.aio.Channel, credential: str) -> Any:
@@ -105,10 +112,14 @@ class Fleet:
                     if item.HasField("change") and item.change.kind == "template_version":
                         json.loads(item.change.body)
                         self.arrived.append(time.perf_counter())
-                        call.cancel()
-                        return
+                        if len(self.arrived) == len(self.credentials):
+                            self.settled.set()
+                        # Like a real agent, it keeps its stream open for the next change; the
+                        # bench ends every stream once all have the template.
+                self.failures["the stream ended before the template came"] += 1
         except grpc.aio.AioRpcError as exc:
             self.failures[f"{exc.code().name}: {exc.details()}"] += 1
+        self.settled.set()  # a stream that failed: the run is over
 
     async def run(
         self, opened: Callable[[], Awaitable[int]], publish: Callable[[], Awaitable[float]]
@@ -125,10 +136,16 @@ class Fleet:
                 )
             await asyncio.sleep(0.1)
         open_s = time.perf_counter() - started
-        published = await publish()
+        # This one process plays 5,000 agents, each of which really holds one stream in a process
+        # of its own: keep the fleet's heap out of the collector, or one full collection of it
+        # (~300 ms) would stall every simulated agent at once, which no real fleet does.
+        gc.collect()
+        gc.freeze()
         try:
-            await asyncio.wait_for(asyncio.gather(*tasks), 120)
+            published = await publish()
+            await asyncio.wait_for(self.settled.wait(), 120)
         finally:
+            gc.unfreeze()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -185,6 +202,7 @@ async def _serve_floor() -> None:
         waiting += 1
         await fired.wait()
         yield wire
+        await asyncio.Event().wait()  # stays open, as a Watch stream does, until the client goes
 
     async def open_count(_raw: bytes, _context: Any) -> bytes:
         return str(waiting).encode()
@@ -202,6 +220,7 @@ async def _serve_floor() -> None:
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("dockside.bench.Floor", handlers),))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
+    freeze_startup_heap()  # as the cloud does once it serves
     print(port, flush=True)
     await server.wait_for_termination()
 
