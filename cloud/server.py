@@ -21,12 +21,12 @@ import uvicorn
 
 from cloud.api import create_app
 from cloud.compaction import CompactionPolicy, run_compaction
-from cloud.gc_pause import freeze_startup_heap
 from cloud.store import CloudStore
 from cloud.sync_service import build_grpc_server
 from cloud.tls import ServerTls
 from cloud.watch import ChangeFeed
 from cloud.webhooks import run_webhooks
+from dockside.heap import freeze_startup_heap
 
 __all__ = ["format_address", "parse_address", "run_cloud", "serve", "write_ready_file"]
 

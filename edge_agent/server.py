@@ -24,6 +24,7 @@ from typing import Any
 import uvicorn
 
 from dockside.errors import InputError
+from dockside.heap import freeze_startup_heap
 from edge_agent import __version__
 from edge_agent.agent import Agent
 from edge_agent.api import create_app
@@ -152,6 +153,8 @@ async def run_agent(
                 write_ready_file(ready_file, {"http": address})
             if on_ready is not None:
                 on_ready(address)
+            if handle_signals:  # this call owns the process: what startup built stays for good
+                freeze_startup_heap()
             if agent.settings.advertise:
                 agent.lan = LanPresence(
                     agent.identity.agent_id,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import gc
 import weakref
 
-from cloud.gc_pause import freeze_startup_heap, paused_gc
+from cloud.gc_pause import paused_gc
+from dockside.heap import freeze_startup_heap
 
 
 class _Node:
