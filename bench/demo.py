@@ -12,6 +12,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -92,6 +93,7 @@ See the order in the cloud:
     feeder = ParcelFeeder(stack.agent_url(), set_weight, lambda line: print(line, flush=True))
     try:
         cloud_down_since: float | None = None
+        reconnecting_since: float | None = None
         while not stopping:
             feeder.tick()
             for process in list(stack.processes.values()):
@@ -108,10 +110,24 @@ See the order in the cloud:
                     elif time.monotonic() - cloud_down_since > CLOUD_RESTART_S:
                         stack.start_cloud(http="127.0.0.1:8000", grpc="127.0.0.1:50051")
                         cloud_down_since = None
-                        print("The cloud is back: the agent sends what it packed meanwhile.", flush=True)
+                        reconnecting_since = time.monotonic()
+                        print(
+                            "The cloud is back: the agent reconnects within about 30 s (it backs off "
+                            "with jitter, as a fleet must) and then sends what it packed meanwhile.",
+                            flush=True,
+                        )
                     continue
                 print(f"{process.name} stopped unexpectedly:\n{process.log_tail()}", file=sys.stderr)
                 stopping = True
+            if reconnecting_since is not None and stack.processes["cloud"].alive():
+                status = _agent_status(stack)
+                if status is not None and status.get("online"):
+                    print(
+                        f"The agent is online again after {time.monotonic() - reconnecting_since:.0f} s; "
+                        f"{status.get('outbox_depth', '?')} event(s) still to send.",
+                        flush=True,
+                    )
+                    reconnecting_since = None
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
@@ -120,6 +136,15 @@ See the order in the cloud:
     stack.stop()
     print("Stopped. State is kept in .demo/ until the next `make demo`.")
     return 0
+
+
+def _agent_status(stack: Stack) -> dict[str, Any] | None:
+    """The agent's /api/v1/status, or None while it does not answer."""
+    try:
+        response = httpx.get(f"{stack.agent_url()}/api/v1/status", timeout=2)
+    except httpx.HTTPError:
+        return None
+    return dict(response.json()) if response.status_code == 200 else None
 
 
 if __name__ == "__main__":
