@@ -17,11 +17,12 @@ means the connection broke during the send, so the label may be missing or parti
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+
+from uuid6 import uuid7
 
 from edge_agent.store import Store, now_ms
 
@@ -44,7 +45,8 @@ class JobStatus(StrEnum):
 
 
 def new_job_id() -> str:
-    return uuid.uuid4().hex
+    """A new job id: time-ordered (UUIDv7), so the jobs table's key index only grows at its end."""
+    return uuid7().hex
 
 
 @dataclass(frozen=True, slots=True)

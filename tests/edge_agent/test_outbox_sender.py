@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import uuid
 from collections.abc import Awaitable, Callable
 
 import pytest
 
 from dockside.errors import SyncError
 from dockside.sync import EventKind
+from edge_agent.jobs import new_job_id
 from edge_agent.metrics import AgentMetrics
-from edge_agent.outbox import Outbox
+from edge_agent.outbox import Outbox, new_event_id
 from edge_agent.store import Store
 from edge_agent.sync import Backoff, CloudLink, MemoryTransport, OutboxSender
 from tests.edge_agent.waiting import until
@@ -213,3 +215,32 @@ def test_a_batch_of_large_bodies_is_cut_under_the_cloud_message_limit(store: Sto
         assert sum(len(cloud.received[event_id].body) for event_id in batch) <= MAX_BATCH_BYTES
     delivered = [event_id for batch in cloud.deliveries for event_id in batch]
     assert delivered == ids  # every event once, in order
+
+
+@pytest.mark.parametrize("new_id", [new_event_id, new_job_id])
+def test_ids_are_unique_and_time_ordered_so_their_indexes_grow_at_one_end(
+    new_id: Callable[[], str],
+) -> None:
+    ids = [new_id() for _ in range(20_000)]  # a burst far faster than one a millisecond
+    assert len(set(ids)) == len(ids)
+    assert ids == sorted(ids)
+    assert {uuid.UUID(value).version for value in ids[:100]} == {7}
+
+
+def test_a_drained_outbox_keeps_no_row_and_settles_by_event_id(tmp_path) -> None:
+    store = Store.open(tmp_path)
+    outbox = Outbox(store)
+    with store.atomic():
+        recorded = [
+            event_id
+            for n in range(300)
+            for event_id in outbox.record_many(
+                (EventKind.WEIGHT_CAPTURED, EventKind.ORDER_PACKED), {"n": n}, order_ref=f"O-{n}"
+            )
+        ]
+    assert [event.event_id for event in outbox.peek(1000)] == recorded  # queue order is id order
+    outbox.settle(recorded[:400], [])
+    assert [event.event_id for event in outbox.peek(1000)] == recorded[400:]
+    outbox.settle(recorded[400:], [])
+    assert outbox.peek(1) == []
+    assert outbox.depth() == 0
