@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cloud import schema
@@ -170,7 +170,7 @@ def _apply(tx: WriteTransaction, agent: AgentIdentity, checked: list[_Checked]) 
     for start in range(0, len(ids), _LOOKUP_CHUNK):
         rows = tx.conn.execute(
             select(events_table.c.event_id).where(
-                events_table.c.event_id.in_(ids[start : start + _LOOKUP_CHUNK])
+                schema.one_of(events_table.c.event_id, ids[start : start + _LOOKUP_CHUNK], tx.conn.dialect)
             )
         )
         already.update(event_id for (event_id,) in rows)
@@ -188,7 +188,7 @@ def _apply(tx: WriteTransaction, agent: AgentIdentity, checked: list[_Checked]) 
                 orders_table.c.body,
             ).where(
                 orders_table.c.tenant_id == agent.tenant_id,
-                orders_table.c.order_ref.in_(refs[start : start + _LOOKUP_CHUNK]),
+                schema.one_of(orders_table.c.order_ref, refs[start : start + _LOOKUP_CHUNK], tx.conn.dialect),
             )
         )
         orders.update({row.order_ref: row for row in rows})
@@ -198,6 +198,16 @@ def _apply(tx: WriteTransaction, agent: AgentIdentity, checked: list[_Checked]) 
     states: dict[int, str] = {}
     moved: dict[int, str] = {}
     inserts: list[dict[str, Any]] = []
+    # A pack's events share their instant: one datetime each, so it is converted for the
+    # database once (insert_rows converts each distinct value once).
+    instants: dict[int, datetime] = {}
+
+    def occurred_at(ms: int) -> datetime:
+        found = instants.get(ms)
+        if found is None:
+            found = instants[ms] = datetime.fromtimestamp(ms / 1000, UTC)
+        return found
+
     # Events of one order take effect in the agent's outbox order.
     for item in sorted(
         (c for c in checked if c.event.event_id not in already), key=lambda c: c.event.sequence
@@ -234,7 +244,7 @@ def _apply(tx: WriteTransaction, agent: AgentIdentity, checked: list[_Checked]) 
                 "station": event.station,
                 "agent_id": agent.agent_id,
                 "sequence": event.sequence,
-                "occurred_at": datetime.fromtimestamp(event.occurred_at_ms / 1000, UTC),
+                "occurred_at": occurred_at(event.occurred_at_ms),
                 "received_at": tx.now,
                 "body": dumps(item.body),
             }
@@ -243,7 +253,7 @@ def _apply(tx: WriteTransaction, agent: AgentIdentity, checked: list[_Checked]) 
             conflicts.check(item, None, "")
         decided[event.event_id] = (_ACKED, "")
     if inserts:
-        tx.conn.execute(insert(events_table), inserts)
+        schema.insert_rows(tx.conn, events_table, inserts)
     conflicts.open_all()
     if moved:
         tx.conn.execute(

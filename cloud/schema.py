@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     Boolean,
     Column,
@@ -26,7 +27,10 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    any_,
+    bindparam,
 )
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
@@ -43,6 +47,7 @@ __all__ = [
     "enrollment_tokens",
     "insert_rows",
     "metadata",
+    "one_of",
     "order_events",
     "order_exceptions",
     "orders",
@@ -84,6 +89,15 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def one_of(column: ColumnElement[Any], values: Sequence[Any], dialect: Dialect) -> ColumnElement[bool]:
+    """`column IN (values)`; on PostgreSQL `column = ANY(array)` with the values as one array
+    parameter, since building and parsing thousands of placeholders (a batch of 2,000 event
+    ids) costs more than the lookup itself."""
+    if dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(values)
 
 
 def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
