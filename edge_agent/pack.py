@@ -53,7 +53,7 @@ from edge_agent.stations import PrinterLane, Station, StationFloor
 from edge_agent.store import Store, now_ms
 from edge_agent.templates import ShelvedTemplate
 
-__all__ = ["NOTHING_SENT_CODES", "Packer"]
+__all__ = ["NOTHING_SENT_CODES", "PACKED_EVENTS", "Packer"]
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,8 @@ NOTHING_SENT_CODES = frozenset(
     }
 )
 MAX_REASON_CHARS = 500
-_PACKED_EVENTS = (EventKind.WEIGHT_CAPTURED, EventKind.ORDER_PACKED, EventKind.LABEL_PRINTED)
+# What a scan that prints records, in the transaction that marks its job printed.
+PACKED_EVENTS = (EventKind.WEIGHT_CAPTURED, EventKind.ORDER_PACKED, EventKind.LABEL_PRINTED)
 _REPRINTED_EVENTS = (EventKind.LABEL_REPRINTED,)
 
 
@@ -188,12 +189,12 @@ class Packer:
                     if repeated is not None:
                         return repeated
                 if lane.faulted or lane.held:
-                    done = self.hold(lane, job, _PACKED_EVENTS)
+                    done = self.hold(lane, job, PACKED_EVENTS)
                 else:
                     self.jobs.insert(job)  # one statement: committed before any byte goes out
                     spent = True
                     try:
-                        done = await self.deliver(lane, job, _PACKED_EVENTS)
+                        done = await self.deliver(lane, job, PACKED_EVENTS)
                     except PrinterError as exc:
                         # A `failed` job keeps the weight (a reprint reuses it); a forgotten one does not.
                         spent = exc.code not in NOTHING_SENT_CODES
