@@ -242,8 +242,8 @@ class Packer:
             carrier=decision.carrier,
             service=decision.service,
             # Carrier integration (real tracking numbers) is later work; the job id is unique
-            # and traceable meanwhile.
-            tracking=job_id.upper()[:20],
+            # and traceable meanwhile. Its last 20 digits: the first 12 are its timestamp.
+            tracking=job_id.upper()[-20:],
             ship_from=self._cache.ship_from(self.warehouse),
             station=station_code,
             job_id=job_id,
