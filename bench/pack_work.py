@@ -89,7 +89,7 @@ def _run(folder: Path, packs: int, pause_s: float) -> list[float]:
                 weight_g=1234,
                 carrier=decision.carrier,
                 service=decision.service,
-                tracking=job_id.upper()[:20],
+                tracking=job_id.upper()[-20:],
                 ship_from=SHIP_FROM,
                 station="S1",
                 job_id=job_id,
