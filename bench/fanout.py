@@ -139,8 +139,7 @@ class Fleet:
         # This one process plays 5,000 agents, each of which really holds one stream in a process
         # of its own: keep the fleet's heap out of the collector, or one full collection of it
         # (~300 ms) would stall every simulated agent at once, which no real fleet does.
-        gc.collect()
-        gc.freeze()
+        freeze_startup_heap()
         try:
             published = await publish()
             await asyncio.wait_for(self.settled.wait(), 120)
