@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import ARRAY, Text, any_, bindparam, select, update
 
 from cloud import schema
 from cloud.field_errors import describe_field_errors
@@ -248,13 +248,16 @@ def _existing_orders(tx: WriteTransaction, tenant_id: int, refs: list[str]) -> d
     which has no arrays, is asked in chunks that stay under its bound-parameter limit.
     """
     table = schema.orders
-    chunk = max(1, len(refs)) if tx.dialect == "postgresql" else _LOOKUP_CHUNK
+    if tx.dialect == "postgresql":
+        query = select(*_EXISTING_COLUMNS).where(
+            table.c.tenant_id == tenant_id, table.c.order_ref == any_(bindparam("refs", type_=ARRAY(Text)))
+        )
+        return {row.order_ref: row for row in tx.conn.execute(query, {"refs": refs})}
     existing = {}
-    for start in range(0, len(refs), chunk):
+    for start in range(0, len(refs), _LOOKUP_CHUNK):
         rows = tx.conn.execute(
             select(*_EXISTING_COLUMNS).where(
-                table.c.tenant_id == tenant_id,
-                schema.one_of(table.c.order_ref, refs[start : start + chunk], tx.conn.dialect),
+                table.c.tenant_id == tenant_id, table.c.order_ref.in_(refs[start : start + _LOOKUP_CHUNK])
             )
         )
         existing.update({row.order_ref: row for row in rows})
