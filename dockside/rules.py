@@ -12,6 +12,9 @@ Rules are tried in order; the first whose condition holds lays its actions over 
 no rule matching leaves the default. Conditions are `rule-engine` expressions (a small typed
 language, never Python `eval`) over the parcel's facts (`FACTS`); they are type-checked when a
 ruleset is compiled, so a bad condition is refused at save with the rule's number and the reason.
+Rules are untrusted: `dockside.rule_conditions` bounds each condition's size and depth and runs its
+regexes on RE2 (linear time), and the caps below bound a whole ruleset, so deciding a parcel costs
+a bounded amount of work wherever it runs.
 """
 
 from __future__ import annotations
@@ -24,13 +27,19 @@ from typing import Any
 import rule_engine
 
 from dockside.errors import InputError
+from dockside.rule_conditions import RuleError, compile_condition
 
 __all__ = [
     "ACTIONS",
     "DEFAULT_DECISION",
     "FACTS",
+    "MAX_RULES",
+    "MAX_RULESET_CONDITION_CHARS",
+    "MAX_SKU_TAGS",
+    "MAX_TAGS_PER_SKU",
     "CompiledRuleset",
     "Decision",
+    "RuleError",
     "compile_ruleset",
     "decide",
     "parcel_facts",
@@ -59,8 +68,12 @@ FACTS: dict[str, Any] = {
 }
 ACTIONS = ("carrier", "service", "template", "printer_role", "weight_tolerance_g")
 _CONTEXT = rule_engine.Context(type_resolver=rule_engine.type_resolver_from_dict(FACTS))
-_MAX_RULES = 500
-_MAX_CONDITION = 2_000
+MAX_RULES = 500
+# Every condition together: parsing them is what an agent does when a ruleset arrives.
+MAX_RULESET_CONDITION_CHARS = 100_000
+MAX_SKU_TAGS = 100_000  # SKUs with tags
+MAX_TAGS_PER_SKU = 32
+_MAX_TEXT = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,25 +193,29 @@ def _check_actions(where: str, actions: Any) -> Mapping[str, Any]:
     return dict(actions)
 
 
-def _condition(where: str, text: Any) -> rule_engine.Rule:
-    if not isinstance(text, str) or not text.strip() or len(text) > _MAX_CONDITION:
-        raise InputError(f"{where}: 'when' must be a condition of 1 to {_MAX_CONDITION} characters")
-    try:
-        return rule_engine.Rule(text, context=_CONTEXT)
-    except rule_engine.errors.SymbolResolutionError as exc:
+def _sku_tags(tags_in: Any) -> dict[str, tuple[str, ...]]:
+    example = '{"BAT-1": ["hazmat"]}'
+    if not isinstance(tags_in, Mapping) or not all(
+        isinstance(tags, list) and all(isinstance(tag, str) for tag in tags) for tags in tags_in.values()
+    ):
+        raise InputError(f"'sku_tags' must map each SKU to a list of texts, e.g. {example}")
+    if len(tags_in) > MAX_SKU_TAGS:
         raise InputError(
-            f"{where}: condition {text!r} uses {exc.symbol_name!r}, which is not a parcel fact: "
-            f"use one of {', '.join(FACTS)}"
-        ) from None
-    except rule_engine.errors.RuleSyntaxError as exc:
-        token = exc.token
-        at = f" at {token.value!r} (position {token.lexpos + 1})" if token is not None else " at its end"
-        raise InputError(f"{where}: condition {text!r} has a syntax error{at}: fix the expression") from None
-    except rule_engine.errors.EngineError as exc:
-        raise InputError(
-            f"{where}: condition {text!r} is not valid ({exc.message}): compare numbers with numbers "
-            "and texts with texts"
-        ) from None
+            f"'sku_tags' names {len(tags_in):,} SKUs; at most {MAX_SKU_TAGS:,} are allowed",
+            code="ruleset_too_large",
+        )
+    for sku, tags in tags_in.items():
+        if (
+            len(str(sku)) > _MAX_TEXT
+            or len(tags) > MAX_TAGS_PER_SKU
+            or any(len(tag) > _MAX_TEXT for tag in tags)
+        ):
+            raise InputError(
+                f"'sku_tags' of SKU {str(sku)[:_MAX_TEXT]!r}: a SKU and each tag are at most {_MAX_TEXT} "
+                f"characters, with at most {MAX_TAGS_PER_SKU} tags a SKU",
+                code="ruleset_too_large",
+            )
+    return {str(sku): tuple(tags) for sku, tags in tags_in.items()}
 
 
 def compile_ruleset(ruleset: Mapping[str, Any]) -> CompiledRuleset:
@@ -210,25 +227,36 @@ def compile_ruleset(ruleset: Mapping[str, Any]) -> CompiledRuleset:
         raise InputError(f"the ruleset has unknown fields {unknown}: use default, rules and sku_tags")
     default = _check_actions("the default", ruleset.get("default", {}))
     rules_in = ruleset.get("rules", [])
-    if not isinstance(rules_in, list) or len(rules_in) > _MAX_RULES:
-        raise InputError(f"'rules' must be a list of at most {_MAX_RULES} rules")
+    if not isinstance(rules_in, list) or len(rules_in) > MAX_RULES:
+        raise InputError(f"'rules' must be a list of at most {MAX_RULES} rules", code="ruleset_too_large")
+    total = sum(
+        len(rule.get("when", ""))
+        for rule in rules_in
+        if isinstance(rule, Mapping) and isinstance(rule.get("when"), str)
+    )
+    if total > MAX_RULESET_CONDITION_CHARS:
+        raise InputError(
+            f"the ruleset's conditions hold {total:,} characters together; at most "
+            f"{MAX_RULESET_CONDITION_CHARS:,} are allowed: merge or drop rules",
+            code="ruleset_too_large",
+        )
     rules = []
+    facts = ", ".join(FACTS)
     for number, rule in enumerate(rules_in, start=1):
         if not isinstance(rule, Mapping) or set(rule) - {"name", "when", "then"}:
-            raise InputError(f"rule {number} must be an object with 'name', 'when' and 'then'")
+            raise RuleError(
+                f"rule {number} must be an object with 'name', 'when' and 'then'", rule=number, name=""
+            )
         name = rule.get("name", f"rule {number}")
         if not isinstance(name, str) or len(name) > 100:
-            raise InputError(f"rule {number}: 'name' must be a text of at most 100 characters")
-        where = f"rule {number} ({name!r})"
+            raise RuleError(
+                f"rule {number}: 'name' must be a text of at most 100 characters", rule=number, name=""
+            )
+        condition = compile_condition(rule.get("when"), _CONTEXT, facts, number=number, name=name)
         rules.append(
-            _Rule(name, _condition(where, rule.get("when")), _check_actions(where, rule.get("then", {})))
+            _Rule(name, condition, _check_actions(f"rule {number} ({name!r})", rule.get("then", {})))
         )
-    tags_in = ruleset.get("sku_tags", {})
-    if not isinstance(tags_in, Mapping) or not all(
-        isinstance(tags, list) and all(isinstance(tag, str) for tag in tags) for tags in tags_in.values()
-    ):
-        raise InputError('\'sku_tags\' must map each SKU to a list of texts, e.g. {"BAT-1": ["hazmat"]}')
-    sku_tags = {str(sku): tuple(tags) for sku, tags in tags_in.items()}
+    sku_tags = _sku_tags(ruleset.get("sku_tags", {}))
     return CompiledRuleset(default=default, rules=tuple(rules), sku_tags=sku_tags)
 
 
