@@ -1,5 +1,6 @@
 """The agent's local HTTP API (FastAPI), for the station page and a WMS on the same PC.
 
+Every request passes `edge_agent.local_access` first (Host, Origin, credential, Content-Type).
 Every error is the contract's `{"error": {"code", "message"}}`: malformed JSON is 400
 `invalid_json`, a missing or wrong field is 422 naming the field, a body over the limit is 413,
 a Dockside error carries its own status, and anything unexpected is a 500 without a trace.
@@ -27,7 +28,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from dockside.errors import DocksideError, InputError, NotFound
 from edge_agent import __version__
 from edge_agent.agent import Agent
+from edge_agent.local_access import AccessPolicy, LocalAccessGuard
+from edge_agent.local_credentials import LocalCredentials
 from edge_agent.station_devices_api import station_devices_router
+from edge_agent.station_pairing_api import station_pairing_router
 from edge_agent.waves import WavePrinter, wave_number
 from edge_agent.web import station_page_router
 
@@ -231,8 +235,17 @@ _HTTP_CODES = {
 }
 
 
-def create_app(agent: Agent, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
-    """The local API of `agent` (whose loop must be the one the server runs on)."""
+def create_app(
+    agent: Agent,
+    credentials: LocalCredentials,
+    policy: AccessPolicy | None = None,
+    *,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> FastAPI:
+    """The local API of `agent` (whose loop must be the one the server runs on), behind its boundary.
+
+    `credentials` and `policy` are what `LocalAccessGuard` checks every request against.
+    """
     app = FastAPI(
         title="Dockside agent",
         version=__version__,
@@ -370,15 +383,18 @@ def create_app(agent: Agent, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI
 
     app.include_router(station_devices_router(agent.floor))
 
-    @app.get("/healthz", summary="Liveness")
+    @app.get("/healthz", summary="Liveness and the running version (open: no credential)")
     async def healthz() -> Response:
-        return _json({"status": "ok"})
+        return _json({"status": "ok", "version": __version__})
 
     @app.get("/metrics", summary="Prometheus metrics")
     async def metrics() -> Response:
         return Response(agent.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
-    app.include_router(station_page_router(agent))
+    app.include_router(station_page_router(agent, credentials))
+    app.include_router(station_pairing_router(credentials))
 
+    # Added first, so it runs inside RequestGuard: a crash in a check is still a clean 500.
+    app.add_middleware(LocalAccessGuard, credentials=credentials, policy=policy or AccessPolicy())
     app.add_middleware(RequestGuard, max_body_bytes=max_body_bytes)
     return app

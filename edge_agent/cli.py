@@ -21,6 +21,14 @@ from edge_agent.data_dir import DATA_DIR_ENV, resolve_data_dir
 from edge_agent.discover_command import discover_command
 from edge_agent.doctor import doctor_command
 from edge_agent.identity import load_identity, require_identity, save_identity
+from edge_agent.local_access import AccessPolicy
+from edge_agent.local_credentials import (
+    PAIR_CODE_TRIES,
+    ensure_local_token,
+    issue_pair_code,
+    rotate_local_token,
+    unpair_all_screens,
+)
 from edge_agent.outbox import Outbox
 from edge_agent.server import parse_address, run_forever
 from edge_agent.store import DB_FILENAME, Store
@@ -274,7 +282,8 @@ def run(
                 personal_data_retention_days=config.privacy.personal_data_retention_days,
             ),
         )
-        run_forever(serve_with_updates(agent, http, ready_file=ready_file, updates=updates))
+        access = AccessPolicy(config.http.allowed_hosts, config.http.allowed_origins)
+        run_forever(serve_with_updates(agent, http, ready_file=ready_file, updates=updates, access=access))
     except DocksideError as exc:
         raise Refused(exc.message) from None
     finally:
@@ -343,6 +352,79 @@ def _status_report(store: Store, folder: Path) -> dict[str, Any]:
             table: store.count(table) for table in ("orders", "stations", "template_versions", "rulesets")
         },
     }
+
+
+def _agent_folder(data_dir: Path | None) -> Path:
+    folder = resolve_data_dir(data_dir)
+    if not folder.is_dir():
+        raise Refused(
+            f"there is no agent data dir {folder}: give the one the agent runs with (--data-dir, "
+            f"${DATA_DIR_ENV}), or enroll first"
+        )
+    return folder
+
+
+@main.command("local-token")
+@data_dir_option
+@click.option(
+    "--rotate",
+    is_flag=True,
+    help="Make a new token; the old one stops working at once, also in a running agent.",
+)
+def local_token(data_dir: Path | None, rotate: bool) -> None:
+    """Print the token local programs send to the agent's API as `Authorization: Bearer <token>`.
+
+    The token lives in the data dir (file local-token, mode 0600); it is created on first use.
+    Anyone who can read it can pack and print at every station: give it to the programs on this
+    PC that need it (a WMS client), never to a web page. --rotate replaces it.
+    """
+    folder = _agent_folder(data_dir)
+    try:
+        token = rotate_local_token(folder) if rotate else ensure_local_token(folder)
+    except OSError as exc:
+        raise Refused(
+            f"cannot write the local token in {folder} ({exc.strerror or exc}): check its permissions"
+        ) from None
+    click.echo(token)
+
+
+@main.command("pair-code")
+@data_dir_option
+@click.option(
+    "--ttl",
+    type=click.IntRange(60, 3600),
+    default=600,
+    show_default=True,
+    help="Seconds the code stays valid.",
+)
+@click.option(
+    "--unpair-all",
+    is_flag=True,
+    help="Instead: forget every paired station screen (each must pair again with a new code).",
+)
+def pair_code(data_dir: Path | None, ttl: int, unpair_all: bool) -> None:
+    """Print a one-time code that pairs one station screen on another PC with this agent.
+
+    Open the station page on that PC (the agent must listen on the LAN: [http] bind), type the
+    code into its pairing form, and the screen keeps a session from then on. The code works once,
+    expires after --ttl seconds, and is burned after a few wrong tries; a new code replaces the
+    last one.
+    """
+    folder = _agent_folder(data_dir)
+    try:
+        if unpair_all:
+            count = unpair_all_screens(folder)
+            click.echo(f"Forgot {count} paired screen(s); each must pair again with a new code.")
+            return
+        code, _ = issue_pair_code(folder, ttl)
+    except OSError as exc:
+        raise Refused(f"cannot write in {folder} ({exc.strerror or exc}): check its permissions") from None
+    click.echo(code)
+    click.echo(
+        f"Enter it on the station screen's pairing form within {ttl // 60} minute(s) "
+        f"(one screen, {PAIR_CODE_TRIES} tries).",
+        err=True,
+    )
 
 
 def _open_store(folder: Path) -> Store:

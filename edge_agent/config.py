@@ -17,6 +17,7 @@ import base64
 import binascii
 import logging
 import os
+import re
 import sys
 import tomllib
 from collections.abc import Mapping
@@ -61,12 +62,43 @@ def _address(value: str) -> str:
     return value
 
 
+_HOST_NAME = re.compile(r"^(\[[0-9a-f:.]+\]|[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?)(:[0-9]{1,5})?$")
+_ORIGIN = re.compile(r"^https?://(\[[0-9a-f:.]+\]|[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?)(:[0-9]{1,5})?$")
+
+
 class HttpSection(_Section):
-    """[http]: where the station page and the local API listen."""
+    """[http]: where the station page and the local API listen, and who else may call it."""
 
     bind: str = "127.0.0.1:8100"
+    # Host names (beyond 127.0.0.1, localhost, [::1] and the bound address) a browser may use.
+    allowed_hosts: tuple[str, ...] = ()
+    # Pages of other origins allowed to call the API with the local token (CORS, no cookies).
+    allowed_origins: tuple[str, ...] = ()
 
     _check_bind = field_validator("bind")(_address)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _check_hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not _HOST_NAME.match(name.lower()):
+                raise ValueError(
+                    f"{name!r} is not a host name: write a name or address as a browser's address bar "
+                    'shows it, without scheme, path or wildcard, for example "packing-pc-3.local" or '
+                    '"192.168.1.20" (a port is optional)'
+                )
+        return tuple(name.lower() for name in value)
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _check_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in value:
+            if not _ORIGIN.match(origin.lower()):
+                raise ValueError(
+                    f"{origin!r} is not an origin: write scheme, host and optional port, no path or "
+                    'wildcard, for example "https://wms.example.com"'
+                )
+        return tuple(origin.lower() for origin in value)
 
 
 class CloudSection(_Section):

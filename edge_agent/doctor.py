@@ -39,6 +39,7 @@ from edge_agent.config import load_config
 from edge_agent.data_dir import resolve_data_dir
 from edge_agent.devices import PrinterConfig, ScaleConfig, open_printer, open_scale
 from edge_agent.identity import Identity, load_identity
+from edge_agent.local_credentials import read_local_token
 from edge_agent.outbox import Outbox
 from edge_agent.store import DB_FILENAME, Store
 
@@ -353,7 +354,12 @@ class Doctor:
 
     def _running_agent(self) -> dict[str, Any] | None:
         try:
-            answer = httpx.get(f"{self.settings.agent_url}/api/v1/status", timeout=self.settings.timeout_s)
+            token = read_local_token(self.folder) or ""
+            answer = httpx.get(
+                f"{self.settings.agent_url}/api/v1/status",
+                headers={"authorization": f"Bearer {token}"},
+                timeout=self.settings.timeout_s,
+            )
         except httpx.HTTPError:
             return None
         if answer.status_code != 200:

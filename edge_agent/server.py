@@ -29,6 +29,8 @@ from edge_agent import __version__
 from edge_agent.agent import Agent
 from edge_agent.api import create_app
 from edge_agent.lan_presence import LanPresence
+from edge_agent.local_access import AccessPolicy
+from edge_agent.local_credentials import LocalCredentials
 
 __all__ = ["parse_address", "run_agent", "run_forever", "write_ready_file"]
 
@@ -116,9 +118,20 @@ async def run_agent(
     on_ready: Callable[[str], None] | None = None,
     stop: asyncio.Event | None = None,
     handle_signals: bool = False,
+    access: AccessPolicy | None = None,
 ) -> None:
-    """Start `agent`, serve its API on `http` until stopped, then shut everything down in order."""
+    """Start `agent`, serve its API on `http` until stopped, then shut everything down in order.
+
+    The API's credentials live beside the agent's database (the local token is created there on
+    first start); `access` adds the configured host names and origins to the defaults.
+    """
     host, port = parse_address(http)
+    if agent.store.path is None:
+        raise InputError(
+            "the agent's store has no folder to keep the local API token in: open it from a data dir",
+            code="no_data_dir",
+        )
+    credentials = LocalCredentials(agent.store.path.parent)
     sock = _listening_socket(host, port)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -129,7 +142,7 @@ async def run_agent(
                 loop.add_signal_handler(signum, stop.set)
                 handled.append(signum)
     config = uvicorn.Config(
-        create_app(agent),
+        create_app(agent, credentials, access),
         http=_http_protocol(),
         ws="none",
         lifespan="off",

@@ -18,6 +18,7 @@ from pathlib import Path
 from edge_agent.agent import Agent
 from edge_agent.config import UpdateSection
 from edge_agent.jobs import JobStatus
+from edge_agent.local_access import AccessPolicy
 from edge_agent.server import run_agent
 from edge_agent.update.release import Release, UpdateRefused, signed_message, verify_release
 from edge_agent.update.self_update import TRIAL_ENV, SelfUpdate, restart_into
@@ -66,11 +67,16 @@ def floor_is_busy(agent: Agent) -> bool:
 
 
 async def serve_with_updates(
-    agent: Agent, http: str, *, ready_file: Path | None, updates: SelfUpdate | None
+    agent: Agent,
+    http: str,
+    *,
+    ready_file: Path | None,
+    updates: SelfUpdate | None,
+    access: AccessPolicy | None = None,
 ) -> None:
     """`run_agent`, plus the update watch that stops it when a verified release can go in."""
     if updates is None:
-        await run_agent(agent, http, ready_file=ready_file, handle_signals=True)
+        await run_agent(agent, http, ready_file=ready_file, handle_signals=True, access=access)
         return
     stop, serving = asyncio.Event(), asyncio.Event()
     watching = asyncio.create_task(
@@ -84,6 +90,7 @@ async def serve_with_updates(
             handle_signals=True,
             stop=stop,
             on_ready=lambda _: serving.set(),
+            access=access,
         )
     finally:
         watching.cancel()

@@ -37,9 +37,9 @@ Probe = Callable[[str, str], str | None]  # (http address, expected version) -> 
 
 
 def status_probe(address: str, version: str) -> str | None:
-    """Healthy when `GET /api/v1/status` answers 200 with the expected version."""
+    """Healthy when `GET /healthz` (open: no credential needed) answers 200 with the expected version."""
     try:
-        response = httpx.get(f"http://{address}/api/v1/status", timeout=5)
+        response = httpx.get(f"http://{address}/healthz", timeout=5)
     except httpx.HTTPError as exc:
         return f"its status page did not answer ({exc})"
     if response.status_code != 200:

@@ -1,5 +1,8 @@
 """Routes of the station page: its static files and the per-station server-sent events.
 
+The page shell and its files are open; opened on this PC (loopback) the shell comes with a
+station session cookie (`edge_agent.local_access`), which every API call of the page then uses.
+
 `GET /api/v1/stations/{code}/events` streams one JSON snapshot of the station whenever it
 changes (weight, stability, scale and printer states, cloud link, outbox depth), at most every
 `tick_s`, with a comment line as heartbeat. A stream lasts `stream_lifetime_s` and then ends,
@@ -26,6 +29,8 @@ from fastapi.responses import Response, StreamingResponse
 
 from dockside.errors import NotFound
 from edge_agent.agent import Agent
+from edge_agent.local_access import loopback_session
+from edge_agent.local_credentials import LocalCredentials
 
 __all__ = ["station_page_router"]
 
@@ -66,6 +71,7 @@ def station_snapshot(agent: Agent, code: str) -> dict[str, Any] | None:
 
 def station_page_router(
     agent: Agent,
+    credentials: LocalCredentials,
     *,
     tick_s: float = 0.2,
     heartbeat_s: float = 10.0,
@@ -79,8 +85,15 @@ def station_page_router(
     rechecking: set[str] = set()
 
     @router.get("/", include_in_schema=False)
-    async def home() -> Response:
-        return Response(page, media_type="text/html; charset=utf-8", headers={"cache-control": "no-cache"})
+    async def home(request: Request) -> Response:
+        response = Response(
+            page, media_type="text/html; charset=utf-8", headers={"cache-control": "no-cache"}
+        )
+        # Opened on this PC: the page gets its session with it, the packer does nothing.
+        fresh = loopback_session(request.scope, request.headers.get("cookie"), credentials)
+        if fresh is not None:
+            response.headers["set-cookie"] = fresh
+        return response
 
     @router.get("/station/{name}", include_in_schema=False)
     async def static_file(name: str) -> Response:

@@ -2,7 +2,9 @@
 
 The agent runs exactly as `dockside-agent run` runs it (same `run_agent`, same uvicorn, same
 event loop discipline), on an ephemeral port; only the transport is the in-memory cloud, so a
-test can publish orders and stations and read the events the agent delivered.
+test can publish orders and stations and read the events the agent delivered. Its `http`
+client calls the local API as a program on the same PC does: with the local token from the
+agent's data dir (`Authorization: Bearer`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import httpx
 from dockside.labels import load_shipped_template
 from edge_agent.agent import Agent, AgentSettings
 from edge_agent.identity import Identity, load_identity, save_identity
+from edge_agent.local_access import AccessPolicy
+from edge_agent.local_credentials import read_local_token
 from edge_agent.server import run_agent
 from edge_agent.store import Store
 from edge_agent.sync import MemoryTransport
@@ -120,10 +124,21 @@ def put_parcel(agent: RunningAgent, scale: MockScale, grams: int, station: int =
 class RunningAgent:
     """`run_agent` in a background thread; `stop()` shuts it down the way SIGTERM would."""
 
-    def __init__(self, data_dir: Path, cloud: MemoryTransport, settings: AgentSettings = FAST) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        cloud: MemoryTransport,
+        settings: AgentSettings = FAST,
+        *,
+        http: str = "127.0.0.1:0",
+        access: AccessPolicy | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.cloud = cloud
         self.settings = settings
+        self.bind = http
+        self.access = access
+        self.token = ""
         self.address = ""
         self.agent: Agent | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -149,7 +164,9 @@ class RunningAgent:
                 self.agent = Agent(store, identity, self.cloud, self.settings)
                 self._loop = asyncio.get_running_loop()
                 self._stop = asyncio.Event()
-                await run_agent(self.agent, "127.0.0.1:0", on_ready=ready.set_result, stop=self._stop)
+                await run_agent(
+                    self.agent, self.bind, on_ready=ready.set_result, stop=self._stop, access=self.access
+                )
             finally:
                 store.close()
 
@@ -164,7 +181,15 @@ class RunningAgent:
         self._thread = threading.Thread(target=thread_main, name="agent-under-test", daemon=True)
         self._thread.start()
         self.address = ready.result(timeout=20)
-        self.http = httpx.Client(base_url=f"http://{self.address}", timeout=20)
+        host, port = self.address.rsplit(":", 1)
+        if host in ("0.0.0.0", "[::]"):  # bound to every interface: call it as this PC would
+            self.address = f"127.0.0.1:{port}"
+        self.token = read_local_token(self.data_dir) or ""
+        self.http = httpx.Client(
+            base_url=f"http://{self.address}",
+            headers={"authorization": f"Bearer {self.token}"},
+            timeout=20,
+        )
         return self
 
     def stop(self) -> None:

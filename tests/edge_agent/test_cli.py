@@ -15,6 +15,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
+from edge_agent import __version__
 from edge_agent.cli import main
 from edge_agent.data_dir import default_data_dir, resolve_data_dir
 from edge_agent.identity import load_identity
@@ -150,8 +151,11 @@ def test_run_serves_syncs_and_stops_cleanly_on_sigterm(server: ThreadedGrpcCloud
         wait_until(lambda: ready.exists() or process.poll() is not None, timeout=30, what="the ready file")
         assert process.poll() is None, (tmp_path / "agent.log").read_text()
         address = json.loads(ready.read_text())["http"]
-        with httpx.Client(base_url=f"http://{address}", timeout=10) as client:
-            assert client.get("/healthz").json() == {"status": "ok"}
+        token = _agent("local-token", "--data-dir", str(folder)).stdout.strip()
+        headers = {"authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=f"http://{address}", headers=headers, timeout=10) as client:
+            assert client.get("/healthz").json() == {"status": "ok", "version": __version__}
+            assert httpx.get(f"http://{address}/api/v1/status").status_code == 401
             wait_until(lambda: client.get("/api/v1/status").json()["revision"] == 2, timeout=20, what="sync")
             status = client.get("/api/v1/status").json()
             assert status["online"] is True

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-import httpx
 import pytest
 from click.testing import CliRunner
 from cryptography import x509
@@ -47,8 +46,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         provision(started, order_count=2, order_prefix="DOC")
         started.enroll_agent("WH1")
         agent = started.start_agent()
-        status = started.agent_url() + "/api/v1/status"
-        wait_for(lambda: httpx.get(status).json()["stations"], timeout=30, what="the agent to sync S1")
+        with started.agent_client() as client:
+            wait_for(
+                lambda: client.get("/api/v1/status").json()["stations"],
+                timeout=30,
+                what="the agent to sync S1",
+            )
         agent.stop()
         yield started
 

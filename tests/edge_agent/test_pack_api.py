@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from edge_agent import __version__
 from edge_agent.jobs import Job, Jobs, JobStatus
 from edge_agent.store import Store, now_ms
 from edge_agent.sync import MemoryTransport
@@ -520,7 +521,7 @@ def test_status_and_metrics_describe_the_agent(agent: RunningAgent) -> None:
     assert station["code"] == "S1"
     assert station["printers"][0]["id"] == "S1-label"
     assert station["scale"]["state"] == "ok"
-    assert agent.http.get("/healthz").json() == {"status": "ok"}
+    assert agent.http.get("/healthz").json() == {"status": "ok", "version": __version__}
     assert assert_metric(agent, 'dockside_pack_seconds_count{outcome="printed"}') == 1.0
     assert assert_metric(agent, "dockside_sync_snapshots_total") == 0.0
     assert assert_metric(agent, "dockside_outbox_depth") >= 0

@@ -17,6 +17,7 @@ const page = {
   lastJob: null,        // the last answer with a job id: what Reprint reprints
   heldCode: null,
   recent: JSON.parse(sessionStorage.getItem("dockside.recent") || "[]"),
+  pairing: false,       // this screen waits for IT's pairing code
 };
 
 function t(key, arg) {
@@ -120,7 +121,7 @@ function remember(answer, reprint = false) {
 
 // -- talking to the agent --------------------------------------------------------------------
 
-async function call(method, path, body) {
+async function call(method, path, body, retried = false) {
   let response;
   try {
     response = await fetch(path, {
@@ -130,6 +131,8 @@ async function call(method, path, body) {
   } catch {
     return { ok: false, status: 0, error: { code: "agent_unreachable", message: t("agent_lost") + " " + t("agent_lost_todo") } };
   }
+  // The session is gone (the agent restarted, or this screen was unpaired): get a new one, once.
+  if (response.status === 401 && !retried && await signIn()) return call(method, path, body, true);
   const json = await response.json().catch(() => ({}));
   if (response.ok) return { ok: true, status: response.status, body: json };
   return { ok: false, status: response.status, error: json.error || { code: "http_error", message: `HTTP ${response.status}` } };
@@ -272,6 +275,62 @@ async function reprint(event) {
   focusScan();
 }
 
+// -- the session: the agent's API answers this screen only while it holds a station session ----
+// Opened on the agent's PC, the page has one from the start and gets a new one by asking (after an
+// agent restart); a screen on another PC pairs once with a one-time code IT reads from the agent.
+
+let signingIn = null;
+
+function signIn() {
+  signingIn ??= (async () => {
+    try {
+      const response = await fetch("/api/v1/session", { cache: "no-store" });
+      const answer = await response.json();
+      if (answer.signed_in) return true;
+    } catch {
+      return false; // the agent is not answering: the stream's banner says so, and it retries
+    }
+    showPairing();
+    return false;
+  })().finally(() => { signingIn = null; });
+  return signingIn;
+}
+
+function showPairing() {
+  page.pairing = true;
+  document.querySelector("main").hidden = true;
+  $("pair-panel").hidden = false;
+  $("pair-code").focus();
+}
+
+async function pair(event) {
+  event.preventDefault();
+  const code = $("pair-code").value.trim();
+  if (!code) return;
+  let response;
+  try {
+    response = await fetch("/api/v1/pair", {
+      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ code }),
+    });
+  } catch {
+    $("pair-error").textContent = t("agent_lost");
+    return;
+  }
+  if (!response.ok) {
+    const answer = await response.json().catch(() => ({}));
+    $("pair-error").textContent = answer.error?.message || `HTTP ${response.status}`;
+    $("pair-code").select();
+    return;
+  }
+  page.pairing = false;
+  $("pair-code").value = "";
+  $("pair-error").textContent = "";
+  $("pair-panel").hidden = true;
+  document.querySelector("main").hidden = false;
+  focusScan();
+  start();
+}
+
 // -- the live stream -------------------------------------------------------------------------
 
 function onSnapshot(snapshot) {
@@ -297,11 +356,19 @@ function onSnapshot(snapshot) {
 function listen(code) {
   const source = new EventSource(`/api/v1/stations/${encodeURIComponent(code)}/events`);
   source.onmessage = (event) => onSnapshot(JSON.parse(event.data));
-  source.onerror = () => { if (source.readyState !== EventSource.OPEN) $("agent-banner").hidden = false; };
+  source.onerror = () => {
+    if (source.readyState !== EventSource.OPEN) $("agent-banner").hidden = false;
+    // Refused (not just unreachable: that one retries by itself), e.g. a session lost to an agent
+    // restart: sign in again and listen anew.
+    if (source.readyState === EventSource.CLOSED) {
+      setTimeout(async () => { if (await signIn()) listen(code); }, 1000);
+    }
+  };
   source.addEventListener("gone", () => { source.close(); start(); });
 }
 
 async function start() {
+  if (!(await signIn())) return; // the pairing form starts the page once this screen is paired
   let code = page.station;
   if (!code) {
     const result = await call("GET", "/api/v1/stations");
@@ -322,7 +389,8 @@ async function start() {
 // -- keyboard: the scanner types into the scan field, function keys do the rest --------------
 
 function focusScan() {
-  if (!$("reprint-dialog").open) $("scan").focus();
+  if (page.pairing) $("pair-code").focus();
+  else if (!$("reprint-dialog").open) $("scan").focus();
 }
 
 function clear() {
@@ -350,7 +418,7 @@ function wire() {
     if (!interactive) focusScan();
   }, 0));
   document.addEventListener("keydown", (event) => {
-    if ($("reprint-dialog").open) return;
+    if ($("reprint-dialog").open || page.pairing) return;
     const keys = { F2: () => pack(), F4: () => openReprint(), F8: () => zeroOrTare("zero"),
       F9: () => zeroOrTare("tare"), Escape: () => clear() };
     if (keys[event.key]) { event.preventDefault(); keys[event.key](); return; }
@@ -366,6 +434,7 @@ function wire() {
   $("reprint-form").addEventListener("submit", reprint);
   $("reprint-cancel").addEventListener("click", () => { $("reprint-dialog").close(); });
   $("reprint-dialog").addEventListener("close", focusScan);
+  $("pair-form").addEventListener("submit", pair);
   $("reason-other").addEventListener("focus", () => { document.querySelector('input[value="other"]').checked = true; });
 }
 
