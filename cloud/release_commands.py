@@ -7,12 +7,13 @@ cloud: the cloud and the agents hold only the public key and verify. These comma
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
 import click
 
-from cloud.releases import PUBLIC_KEY_ENV, generate_release_key, sign_release
+from cloud.releases import PUBLIC_KEY_ENV, generate_release_key, sign_release_digest
 from dockside.errors import DocksideError
 
 __all__ = ["keygen_release_command", "sign_release_command"]
@@ -68,7 +69,10 @@ def sign_release_command(private_key: Path, version: str, binary: Path) -> None:
     the bytes or the version makes the cloud and the agents refuse it.
     """
     try:
-        signature = sign_release(private_key.read_bytes(), version, binary.read_bytes())
+        # Hashed in blocks: an agent binary need not fit in memory to be signed.
+        with binary.open("rb") as handle:
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        signature = sign_release_digest(private_key.read_bytes(), version, digest)
     except DocksideError as exc:
         raise click.ClickException(exc.message) from None
     except (ValueError, TypeError):

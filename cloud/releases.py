@@ -6,18 +6,28 @@ public key in `$DOCKSIDE_RELEASE_PUBLIC_KEY`, and refuses what does not verify, 
 admin token alone cannot push a binary to the fleet. Agents check the same signature again
 before running anything. The signed message covers the version and the digest (see
 `signed_message`), the same bytes `edge_agent.update.release` checks.
+
+An upload is bounded before it costs anything: the API checks the version, that this cloud has
+a release key and the declared size before it reads a byte of the body, then `spool_release`
+streams the body to an unnamed temporary file, hashing it on the way, and stops at
+MAX_RELEASE_BYTES. The signature is checked against that digest, so only a release the key
+signed is ever read back (once, to store it in the database).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
 import os
 import re
 import sys
+import tempfile
+from collections.abc import AsyncIterable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import IO, Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -39,23 +49,32 @@ __all__ = [
     "MAX_RELEASE_BYTES",
     "OUTCOMES",
     "PUBLIC_KEY_ENV",
+    "ReleaseTooLarge",
+    "SpooledRelease",
     "assign_release",
     "assigned_release",
     "assigned_versions",
+    "check_release_size",
+    "check_version",
     "generate_release_key",
     "get_release",
     "list_releases",
     "publish_release",
     "record_update_report",
     "release_binary",
+    "release_public_key",
     "sign_release",
+    "sign_release_digest",
     "signed_message",
+    "spool_release",
 ]
 
 PUBLIC_KEY_ENV = "DOCKSIDE_RELEASE_PUBLIC_KEY"
 MAX_RELEASE_BYTES = 200 * 1024 * 1024
 OUTCOMES = ("installed", "refused", "rolled_back")
 _VERSION = re.compile(r"^\d+(\.\d+){1,3}([a-z0-9.+-]{0,32})$")
+# Spooled writes go to the temporary file a megabyte at a time, each off the event loop.
+_SPOOL_WRITE_BYTES = 1024 * 1024
 
 
 class BadRelease(InputError):
@@ -63,6 +82,19 @@ class BadRelease(InputError):
 
     code = "bad_release"
     http_status = 422
+
+
+class ReleaseTooLarge(InputError):
+    """A release upload over MAX_RELEASE_BYTES, declared or sent."""
+
+    code = "too_large"
+    http_status = 413
+
+    def __init__(self) -> None:
+        super().__init__(
+            f"a release is at most {MAX_RELEASE_BYTES:,} bytes: build a smaller agent binary "
+            "(the one-file agent is far smaller)"
+        )
 
 
 class NoReleaseKey(DocksideError):
@@ -87,12 +119,16 @@ def generate_release_key() -> tuple[bytes, str]:
 
 def sign_release(private_pem: bytes, version: str, blob: bytes) -> str:
     """The base64 signature of `blob` released as `version`."""
-    _check_version(version)  # a signature over a bad version could never be published
+    return sign_release_digest(private_pem, version, hashlib.sha256(blob).hexdigest())
+
+
+def sign_release_digest(private_pem: bytes, version: str, sha256: str) -> str:
+    """The base64 signature of the binary whose SHA-256 (hex) is `sha256`, released as `version`."""
+    check_version(version)  # a signature over a bad version could never be published
     key = load_pem_private_key(private_pem, password=None)
     if not isinstance(key, Ed25519PrivateKey):
         raise InputError("the release signing key must be an Ed25519 private key (PEM)", code="bad_key")
-    signature = key.sign(signed_message(version, hashlib.sha256(blob).hexdigest()))
-    return base64.b64encode(signature).decode()
+    return base64.b64encode(key.sign(signed_message(version, sha256))).decode()
 
 
 def release_public_key() -> str:
@@ -106,7 +142,8 @@ def release_public_key() -> str:
     return key
 
 
-def _check_version(version: str) -> str:
+def check_version(version: str) -> str:
+    """`version` if it is a release version (1.4.2, 1.4.2-rc1); InputError otherwise."""
     if not _VERSION.match(version):
         raise InputError(
             f"{version[:80]!r} is not a release version: write it like 1.4.2 (digits and dots, "
@@ -116,8 +153,56 @@ def _check_version(version: str) -> str:
     return version
 
 
-def _verify(version: str, blob: bytes, signature: str, public_key: str) -> str:
-    digest = hashlib.sha256(blob).hexdigest()
+def check_release_size(declared: str | None) -> None:
+    """Refuse a declared Content-Length over MAX_RELEASE_BYTES before any of the body is read."""
+    if declared is not None and declared.strip().isdigit() and int(declared) > MAX_RELEASE_BYTES:
+        raise ReleaseTooLarge()
+
+
+@dataclass
+class SpooledRelease:
+    """An uploaded binary in an unnamed temporary file, with its size and SHA-256 (hex)."""
+
+    file: IO[bytes]
+    size: int
+    sha256: str
+
+    def read(self) -> bytes:
+        """The whole binary (only for a release whose signature verified)."""
+        self.file.seek(0)
+        return self.file.read()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+async def spool_release(
+    chunks: AsyncIterable[bytes], *, max_bytes: int = MAX_RELEASE_BYTES
+) -> SpooledRelease:
+    """Stream an upload to a temporary file, hashing it; ReleaseTooLarge past `max_bytes`."""
+    digest = hashlib.sha256()
+    size = 0
+    pending = bytearray()
+    handle = tempfile.TemporaryFile(prefix="dockside-release-")  # noqa: SIM115 - closed by the caller
+    try:
+        async for chunk in chunks:
+            size += len(chunk)
+            if size > max_bytes:
+                raise ReleaseTooLarge()
+            digest.update(chunk)
+            pending += chunk
+            if len(pending) >= _SPOOL_WRITE_BYTES:
+                await asyncio.to_thread(handle.write, bytes(pending))
+                pending.clear()
+        if pending:
+            await asyncio.to_thread(handle.write, bytes(pending))
+    except BaseException:
+        handle.close()
+        raise
+    return SpooledRelease(handle, size, digest.hexdigest())
+
+
+def _verify(version: str, digest: str, signature: str, public_key: str) -> str:
     try:
         key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key, validate=True))
     except (binascii.Error, ValueError):
@@ -135,23 +220,29 @@ def _verify(version: str, blob: bytes, signature: str, public_key: str) -> str:
 
 
 def publish_release(
-    store: CloudStore, tenant_id: int, *, version: str, blob: bytes, signature: str, sha256: str | None = None
+    store: CloudStore,
+    tenant_id: int,
+    *,
+    version: str,
+    upload: SpooledRelease,
+    signature: str,
+    sha256: str | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Verify and store a release; (release, created). Republishing the same bytes is a no-op."""
-    _check_version(version)
-    if not blob:
+    check_version(version)
+    if not upload.size:
         raise InputError(
             "the release body is empty: upload the agent binary as the request body", code="empty"
         )
-    if len(blob) > MAX_RELEASE_BYTES:
-        raise InputError(f"a release is at most {MAX_RELEASE_BYTES} bytes", code="too_large")
-    digest = hashlib.sha256(blob).hexdigest()
+    if upload.size > MAX_RELEASE_BYTES:
+        raise ReleaseTooLarge()
+    digest = upload.sha256
     if sha256 is not None and sha256.lower() != digest:
         raise BadRelease(
             f"the upload's SHA-256 is {digest}, not the {sha256[:64]} you sent: the upload was damaged "
             "or the wrong file was sent; upload again"
         )
-    _verify(version, blob, signature, release_public_key())
+    _verify(version, digest, signature, release_public_key())
     table = schema.agent_releases
     with store.write() as tx:
         row = tx.conn.execute(
@@ -171,8 +262,8 @@ def publish_release(
                     version=version,
                     sha256=digest,
                     signature=signature,
-                    size=len(blob),
-                    binary=blob,
+                    size=upload.size,
+                    binary=upload.read(),
                     created_at=tx.now,
                 )
             )
@@ -351,7 +442,7 @@ def _main(argv: list[str]) -> int:  # pragma: no cover - exercised through tests
         return 0
     if len(argv) == 4 and argv[0] == "sign":
         with open(argv[1], "rb") as key, open(argv[3], "rb") as binary:
-            print(sign_release(key.read(), argv[2], binary.read()))
+            print(sign_release_digest(key.read(), argv[2], hashlib.file_digest(binary, "sha256").hexdigest()))
         return 0
     print(
         "usage: python -m cloud.releases keygen PRIVATE.pem   (prints the public key; keep the PEM secret)\n"

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import uvicorn
 
+from cloud.alerts import run_alerts
 from cloud.api import create_app
 from cloud.compaction import CompactionPolicy, run_compaction
 from cloud.store import CloudStore
@@ -27,6 +28,7 @@ from cloud.tls import ServerTls
 from cloud.watch import ChangeFeed
 from cloud.webhooks import run_webhooks
 from dockside.heap import freeze_startup_heap
+from dockside.http_limits import HttpLimits, bounded_protocol
 
 __all__ = ["format_address", "parse_address", "run_cloud", "serve", "write_ready_file"]
 
@@ -133,30 +135,36 @@ async def run_cloud(
     heartbeat_s: float = 10.0,
     compaction: CompactionPolicy | None = None,
     tls: ServerTls | None = None,
+    limits: HttpLimits | None = None,
 ) -> None:
     """Run the admin API and the Sync service over `store` until `stop` is set.
 
     The change log is compacted on `compaction`'s schedule (the default policy when None).
+    `limits` bounds the HTTP side's header and body read times and its connections (when None:
+    the defaults with $DOCKSIDE_HTTP_* applied, see dockside.http_limits).
 
     `on_ready` gets {"http": "host:port", "grpc": "host:port"} once both listen. On the way out
     the store's notifier is closed, which ends every Watch stream.
     """
     http_host, http_port = parse_address(http)
     grpc_host, _ = parse_address(grpc)
+    limits = limits or HttpLimits.from_env()
     sock = _listening_socket(http_host, http_port)
     grpc_server = None
     http_task: asyncio.Task[None] | None = None
     compacting = asyncio.create_task(run_compaction(store, compaction or CompactionPolicy(), stop))
     delivering = asyncio.create_task(run_webhooks(store, stop))
+    alerting = asyncio.create_task(run_alerts(store, stop))
     try:
         grpc_server, grpc_port = build_grpc_server(
             store, grpc, feed=ChangeFeed(store, heartbeat_s=heartbeat_s), tls=tls
         )
         await grpc_server.start()
         config = uvicorn.Config(
-            create_app(store),
+            create_app(store, limits),
             loop="none",
-            http="httptools",
+            http=bounded_protocol(limits),
+            timeout_keep_alive=int(limits.keep_alive_s),
             lifespan="off",
             log_level=log_level,
             access_log=False,
@@ -180,6 +188,7 @@ async def run_cloud(
         stop.set()
         await compacting
         await delivering
+        await alerting
         # Watch streams wait on the notifier: wake them so the gRPC grace period is not spent idle.
         store.notifier.close()
         if grpc_server is not None:

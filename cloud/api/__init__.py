@@ -24,14 +24,18 @@ from cloud.api.routes import INGEST_MAX_BODY_BYTES, OrderBatch, router
 from cloud.console import console_router
 from cloud.preview import PreviewCache
 from cloud.store import CloudStore
+from dockside.http_limits import BodyDeadlineMiddleware, HttpLimits
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app"]
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
 
-def create_app(store: CloudStore) -> FastAPI:
-    """The admin API over `store`: /api/v1/..., /healthz, /metrics and the OpenAPI docs at /docs."""
+def create_app(store: CloudStore, limits: HttpLimits | None = None) -> FastAPI:
+    """The admin API over `store`: /api/v1/..., /healthz, /metrics and the OpenAPI docs at /docs.
+
+    `limits` bounds how long a request body may take (the defaults when None).
+    """
     app = FastAPI(
         title="Dockside cloud admin API",
         version="1",
@@ -49,6 +53,8 @@ def create_app(store: CloudStore) -> FastAPI:
             ("POST", "/api/v1/releases"): RELEASE_MAX_BODY_BYTES,
         },
     )
+    # Outside the size limit, so even draining a refused body is bounded in time.
+    app.add_middleware(BodyDeadlineMiddleware, limits=limits or HttpLimits())
     app.add_middleware(PathCheckMiddleware)
     app.add_middleware(CatchAllMiddleware)
     app.include_router(router)

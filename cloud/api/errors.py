@@ -7,6 +7,7 @@ other exception into a logged 500.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -20,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cloud import metrics
 from cloud.field_errors import describe_field_errors
 from dockside.errors import DocksideError
+from dockside.http_limits import BodyReadTimeout
 
 __all__ = [
     "BodyLimitMiddleware",
@@ -33,12 +35,15 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _DRAIN_BYTES = 256 * 1024 * 1024
+# A client that stops sending for this long is not in the middle of writing a body we refused.
+_DRAIN_IDLE_S = 1.0
 _STATUS_CODES = {
     400: ("bad_request", "the request is malformed: check it against /docs"),
     401: ("unauthenticated", "this call needs a valid bearer token"),
     403: ("forbidden", "this token may not do that: use a token with the right role"),
     404: ("not_found", "there is no such path: see /docs for the API"),
     405: ("method_not_allowed", "this path does not take that method: see /docs for the API"),
+    408: ("body_timeout", "the request body did not arrive in time: send it without pauses"),
     413: ("body_too_large", "the request body is too large: send less per call"),
     415: ("unsupported_media_type", "send the body as application/json"),
 }
@@ -81,6 +86,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         message = f"{request.url.path[:200]} does not take {request.method}: see /docs for the API"
     elif isinstance(exc, BodyTooLarge):
         message = _too_large(exc.limit)
+    elif isinstance(exc, BodyReadTimeout):
+        message = exc.message
     return error_response(exc.status_code, code, message, dict(exc.headers) if exc.headers else None)
 
 
@@ -100,16 +107,21 @@ async def _drain(receive: Receive) -> None:
     """Read and drop the rest of a refused body, so the client gets to read our 413.
 
     A client writes its whole body before it reads the answer; closing on it mid-body makes it
-    see a reset instead of the error. Past _DRAIN_BYTES the sender is not worth waiting for.
+    see a reset instead of the error. Past _DRAIN_BYTES the sender is not worth waiting for, and
+    one that pauses for _DRAIN_IDLE_S (or declared a body it never sends) is answered at once.
     """
     drained = 0
-    while drained < _DRAIN_BYTES:
-        message = await receive()
-        if message["type"] != "http.request":
-            return
-        drained += len(message.get("body", b""))
-        if not message.get("more_body", False):
-            return
+    try:
+        while drained < _DRAIN_BYTES:
+            async with asyncio.timeout(_DRAIN_IDLE_S):
+                message = await receive()
+            if message["type"] != "http.request":
+                return
+            drained += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
+    except (TimeoutError, BodyReadTimeout):
+        return
 
 
 class BodyLimitMiddleware:

@@ -85,20 +85,37 @@ async def publish_release(
     signature: Annotated[str, Header(alias="X-Release-Signature", min_length=1, max_length=128)],
     sha256: Annotated[str | None, Header(alias="X-Release-SHA256", max_length=64)] = None,
 ) -> Any:
-    """Verify the upload's signature against the release public key and store it (201; 200 if identical)."""
-    blob = await request.body()
-    release, created = await run_in_threadpool(_publish, store, caller, version, blob, signature, sha256)
+    """Verify the upload's signature against the release public key and store it (201; 200 if identical).
+
+    Checked before a byte of the body is read: the version, that this cloud has a release key, and
+    the declared size. The body then streams to a temporary file, hashed on the way.
+    """
+    releases.check_version(version)
+    releases.release_public_key()
+    releases.check_release_size(request.headers.get("content-length"))
+    upload = await releases.spool_release(request.stream())
+    try:
+        release, created = await run_in_threadpool(
+            _publish, store, caller, version, upload, signature, sha256
+        )
+    finally:
+        upload.close()
     response.status_code = 201 if created else 200
     return release
 
 
 def _publish(
-    store: CloudStore, caller: Principal, version: str, blob: bytes, signature: str, sha256: str | None
+    store: CloudStore,
+    caller: Principal,
+    version: str,
+    upload: releases.SpooledRelease,
+    signature: str,
+    sha256: str | None,
 ) -> tuple[dict[str, Any], bool]:
     """Store the release and, when it is new, its audit entry, in one transaction."""
     with store.unit_of_work():
         release, created = releases.publish_release(
-            store, caller.tenant_id, version=version, blob=blob, signature=signature, sha256=sha256
+            store, caller.tenant_id, version=version, upload=upload, signature=signature, sha256=sha256
         )
         if created:
             after = {key: release[key] for key in ("version", "sha256", "size")}

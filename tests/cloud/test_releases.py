@@ -184,7 +184,7 @@ def test_publishing_and_assigning_are_audited_with_before_and_after(
     assert moved.status_code == 200
 
     entries = cloud.api.get("/api/v1/audit", params={"object_kind": "release"}).json()["entries"]
-    assert [(e["action"], e["object_key"], e["actor"]) for e in entries] == [
+    assert [(e["action"], e["object_key"], e["actor_name"]) for e in entries] == [
         ("assign_release", "0.3.0", "tests"),
         ("assign_release", "0.2.0", "tests"),
         ("publish_release", "0.3.0", "tests"),

@@ -1,0 +1,151 @@
+"""Reading an order batch off the wire with its work bounded before any order is built.
+
+The body is read chunk by chunk (its byte size is capped while it arrives, by the API's body
+limit). Parsing JSON multiplies its size: 32 MiB of `{"orders": [{},{},...]}` is eleven million
+dicts, a gigabyte. So each chunk is counted as it arrives, at C speed, for an upper bound on
+the JSON values it can hold (every value but the first follows a `[`, `,` or `:`; every
+container opens with `{` or `[`). While the bound stays under `MAX_JSON_VALUES`, parsing the
+whole body costs at most a few tens of megabytes and the fast parser takes it as before. Once
+it passes (many values, or those characters inside strings), the rest is checked exactly as it
+streams in, with a streaming parser (ijson, C backend) that builds nothing: it counts orders,
+values and depth, and refuses the batch at the first limit, while the body is still arriving.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ijson
+
+from cloud.orders import MAX_ORDERS_PER_CALL
+from dockside.errors import InputError
+
+__all__ = ["MAX_DEPTH", "MAX_JSON_VALUES", "BatchScan", "BatchTooComplex", "InvalidJson"]
+
+# 10,000 orders of up to ~100 values each (an order with a dozen lines and its addresses);
+# parsed, a million values stay within about 100 MB.
+MAX_JSON_VALUES = 1_000_000
+# An order is four levels deep ({"orders": [{"lines": [{...}]}]}): deeper is not an order batch.
+MAX_DEPTH = 16
+
+_SCALARS = frozenset({"null", "boolean", "integer", "double", "number", "string"})
+_OPENS = frozenset({"start_map", "start_array"})
+_CLOSES = frozenset({"end_map", "end_array"})
+_ENVELOPE = 'send {"orders": [...]}'
+
+
+class InvalidJson(InputError):
+    """The request body is not JSON at all."""
+
+    code = "invalid_json"
+    http_status = 400
+
+
+class BatchTooComplex(InputError):
+    """A batch holding more JSON values than one call may parse."""
+
+    code = "batch_too_large"
+    http_status = 413
+
+
+def _too_many_orders() -> InputError:
+    return InputError(
+        f"a call takes at most {MAX_ORDERS_PER_CALL:,} orders (got more): split the batch into several calls",
+        code="too_many_orders",
+    )
+
+
+class BatchScan:
+    """Counts what an ingest body holds as it arrives; raises at the first limit it passes."""
+
+    def __init__(self) -> None:
+        self.bound = 1
+        self._exact: _ExactCount | None = None
+
+    @property
+    def exact(self) -> bool:
+        """Whether the body is being checked event by event (the bound passed MAX_JSON_VALUES)."""
+        return self._exact is not None
+
+    def feed(self, chunk: bytes, seen: bytes | bytearray) -> None:
+        """Take the next chunk; `seen` is the whole body so far, this chunk included."""
+        if self._exact is not None:
+            self._exact.feed(chunk)
+            return
+        self.bound += chunk.count(b",") + chunk.count(b":") + chunk.count(b"[") + chunk.count(b"{")
+        if self.bound > MAX_JSON_VALUES:
+            self._exact = _ExactCount()
+            self._exact.feed(bytes(seen))
+
+    def finish(self) -> None:
+        """The body is complete: in exact mode, check that it ended as one whole JSON document."""
+        if self._exact is not None:
+            self._exact.finish()
+
+
+class _ExactCount:
+    """ijson's events for the body so far: orders, values and depth, nothing built."""
+
+    def __init__(self) -> None:
+        self._events: Any = ijson.sendable_list()
+        self._parser: Any = ijson.basic_parse_coro(self._events, use_float=True)
+        self.values = 0
+        self.orders = 0
+        self._depth = 0
+        self._in_orders = False
+
+    def feed(self, chunk: bytes) -> None:
+        if not chunk:
+            return  # ijson takes an empty chunk as the end of the document: finish() says that
+        try:
+            self._parser.send(chunk)
+        except ijson.JSONError as exc:
+            raise InvalidJson(f"the body is not valid JSON ({_first_line(exc)}): {_ENVELOPE}") from None
+        self._count()
+
+    def finish(self) -> None:
+        try:
+            self._parser.close()
+        except ijson.JSONError as exc:
+            raise InvalidJson(f"the body is not valid JSON ({_first_line(exc)}): {_ENVELOPE}") from None
+        self._count()
+
+    def _count(self) -> None:
+        for event, value in self._events:
+            if event == "map_key":
+                if self._depth == 1 and value != "orders":
+                    raise InputError(f"the body has a field {str(value)[:40]!r}: {_ENVELOPE}")
+                continue
+            if event in _CLOSES:
+                self._depth -= 1
+                if self._depth == 1:
+                    self._in_orders = False
+                continue
+            self.values += 1
+            if self.values > MAX_JSON_VALUES:
+                raise BatchTooComplex(
+                    f"the batch holds more than {MAX_JSON_VALUES:,} JSON values: send fewer orders "
+                    "per call (or fewer lines per order)"
+                )
+            if self._depth == 0 and event != "start_map":
+                raise InputError(f"the body is not a JSON object: {_ENVELOPE}")
+            if self._in_orders and self._depth == 2:
+                self.orders += 1
+                if self.orders > MAX_ORDERS_PER_CALL:
+                    raise _too_many_orders()
+            if event in _OPENS:
+                self._depth += 1
+                if self._depth > MAX_DEPTH:
+                    raise InputError(
+                        f"the body is nested deeper than {MAX_DEPTH} levels, which no order is: {_ENVELOPE}",
+                        code="too_deep",
+                    )
+                if self._depth == 2 and event == "start_array":
+                    self._in_orders = True
+            elif event in _SCALARS and self._depth == 0:
+                raise InputError(f"the body is not a JSON object: {_ENVELOPE}")
+        del self._events[:]
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
