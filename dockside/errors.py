@@ -5,6 +5,7 @@
     │   ├── NotFound              an order, station, template ... that does not exist (404)
     │   ├── Conflict              the state forbids it (packed twice, illegal transition) (409)
     │   └── TemplateError         a template that cannot compile or render (422)
+    │       └── TemplateOverrun   a render past the sandbox's bounds or budget (the version is set aside)
     ├── DeviceError               a printer or scale is not doing its job; retry once it is fixed
     │   ├── PrinterError          unreachable, refused, faulted (paper out, head open, ...)
     │   └── ScaleError            no answer, unstable, overload, garbled frame
@@ -28,6 +29,7 @@ __all__ = [
     "ScaleError",
     "SyncError",
     "TemplateError",
+    "TemplateOverrun",
 ]
 
 
@@ -81,6 +83,17 @@ class TemplateError(InputError):
         super().__init__(message, code=code)
         self.line = line
         self.column = column
+
+
+class TemplateOverrun(TemplateError):
+    """A render that tried more work than a label template may do, whatever the order.
+
+    One operation past its bound (a huge power, product, repetition, width, text or precision) or
+    the whole render past its budget of work units or CPU time. The template is at fault, not the
+    order: an agent sets the version aside until a new one is published.
+    """
+
+    code = "template_over_budget"
 
 
 class DeviceError(DocksideError):

@@ -19,6 +19,8 @@ from typing import Any
 from escpos.printer import Dummy
 from PIL import Image
 
+from dockside.labels.work_bounds import text_of
+
 __all__ = [
     "MAX_VALUE_CHARS",
     "BarcodeOp",
@@ -47,7 +49,7 @@ def escpos_value(value: Any) -> str:
     """A value as one line of printable text (the `finalize` of ESC/POS templates)."""
     if value is None:
         return ""
-    text = value if type(value) is str else str(value)
+    text = value if type(value) is str else text_of(value)
     if len(text) > MAX_VALUE_CHARS:
         text = text[:MAX_VALUE_CHARS]
     return _UNPRINTABLE.sub(" ", text) if _UNPRINTABLE.search(text) else text
@@ -133,11 +135,16 @@ def _style(align: str, bold: bool, width: int, height: int, underline: bool = Fa
 
 @dataclass(slots=True)
 class EscposOp:
-    """One operation; `fields` are the names of its templated values, in the order they render."""
+    """One operation; `fields` are the names of its templated values, in the order they render.
+
+    `units` is what printing it once charges the render budget (about a unit per 64 bytes made or
+    per microsecond of work).
+    """
 
     path: str
     fields: tuple[str, ...] = ()
     align: str = "left"
+    units: int = 1
 
     def prepare(self, setup: PrinterSetup) -> None:
         """Make the bytes that do not depend on order data (called once, at compile time)."""
@@ -156,6 +163,7 @@ class TextOp(EscposOp):
     width: int = 1
     height: int = 1
     prefix: str = ""
+    units: int = 8
 
     def __post_init__(self) -> None:
         # The style commands are ASCII, so a whole run of text lines can be encoded in one call.
@@ -215,6 +223,7 @@ class BarcodeOp(EscposOp):
     height: int = 80
     module: int = 2
     text_position: str = "BELOW"
+    units: int = 40
 
     @staticmethod
     def data(value: str) -> str:
@@ -241,6 +250,7 @@ class QrOp(EscposOp):
 
     size: int = 6
     error_correction: str = "M"
+    units: int = 40
 
     @staticmethod
     def data(value: str) -> str:
@@ -269,6 +279,7 @@ class ImageOp(EscposOp):
         printer.set(align=self.align)
         printer.image(self.image, center=False)
         self.raster = bytes(printer.output) + b"\n"
+        self.units = 1 + len(self.raster) // 64
 
     def emit(self, values: list[str], setup: PrinterSetup) -> bytes:
         return self.raster

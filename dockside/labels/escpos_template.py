@@ -51,12 +51,21 @@ from dockside.labels.escpos_ops import (
 )
 from dockside.labels.escpos_raster import slip_height
 from dockside.labels.language import CompiledTemplate, LabelLanguage
+from dockside.labels.render_budget import (
+    STATION_BUDGET,
+    VALIDATION_BUDGET,
+    RenderBudget,
+    charge,
+    start_render,
+    stop_render,
+)
 from dockside.labels.template_sandbox import (
     LabelEnvironment,
     check_sample_paths,
+    compile_metered,
     parse_expression,
     parse_template,
-    render_within,
+    render_text,
 )
 
 __all__ = ["EscposTemplate", "compile_escpos", "validate_escpos"]
@@ -66,7 +75,6 @@ UNIT = "\x1f"
 MAX_OPERATIONS = 500
 MAX_SLIP_BYTES = 256 * 1024
 MAX_IMAGE_BASE64 = 96 * 1024
-SAMPLE_RENDER_SECONDS = 2.0
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _LOCATION = re.compile(r"^(?:(?:template )?(syntax error) at )?line \d+, column \S+: ")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,30}$")
@@ -406,10 +414,20 @@ class EscposTemplate(CompiledTemplate):
                 column=column,
             ) from None
 
-    def resolve(self, context: Mapping[str, Any]) -> list[tuple[EscposOp, list[str]]]:
-        """The operations to print for this context, each with its rendered values."""
+    def resolve(
+        self, context: Mapping[str, Any], budget: RenderBudget = STATION_BUDGET
+    ) -> list[tuple[EscposOp, list[str]]]:
+        """The operations to print for this context, each with its rendered values, within `budget`."""
+        token = start_render(budget)
         try:
-            stream = self._template.render(context)
+            return self._resolve(context)
+        finally:
+            stop_render(token)
+
+    def _resolve(self, context: Mapping[str, Any]) -> list[tuple[EscposOp, list[str]]]:
+        """`resolve` inside a running meter; charges what printing the operations will cost."""
+        try:
+            stream = render_text(self._template, context)
         except jinja2.UndefinedError as exc:
             raise TemplateError(
                 f"the slip needs a value this order does not have ({exc.message}): "
@@ -420,24 +438,35 @@ class EscposTemplate(CompiledTemplate):
             raise TemplateError(
                 f"the template tried something a slip may not do ({exc}): remove it", code="template_unsafe"
             ) from None
-        except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
+        except (TypeError, ValueError, ArithmeticError, LookupError, jinja2.TemplateRuntimeError) as exc:
             raise TemplateError(
                 f"the template failed on this order ({type(exc).__name__}: {exc}): fix the expression "
                 "or guard it with | default(...)",
                 code="template_render_failed",
             ) from None
         resolved = []
+        units = 0
         for record in stream.split(RECORD)[1:]:
             number, *values = record.split(UNIT)
-            resolved.append((self.ops[int(number)], values))
+            op = self.ops[int(number)]
+            units += op.units
+            resolved.append((op, values))
+        charge(units)  # before any byte is made: an each loop of pictures or QR codes stops here
         return resolved
 
-    def render(self, context: Mapping[str, Any]) -> bytes:
-        """The slip's ESC/POS bytes for this context."""
+    def render(self, context: Mapping[str, Any], budget: RenderBudget = STATION_BUDGET) -> bytes:
+        """The slip's ESC/POS bytes for this context, within `budget`."""
+        token = start_render(budget)
+        try:
+            return self._render(context)
+        finally:
+            stop_render(token)
+
+    def _render(self, context: Mapping[str, Any]) -> bytes:
         setup = self.setup
         parts = [setup.init]
         lines: list[str] = []
-        for op, values in self.resolve(context):
+        for op, values in self._resolve(context):
             if isinstance(op, TextOp):
                 lines.append(op.text(values, setup))
                 continue
@@ -486,9 +515,7 @@ def compile_escpos(source: str, *, width_dots: int = 576) -> EscposTemplate:
             "the template has no operations: add at least one", code="invalid_escpos", line=1, column=1
         )
     tree = nodes.Template(_merged(body), lineno=1)
-    code = _ENV.compile(tree)
-    template = _ENV.template_class.from_code(_ENV, code, _ENV.make_globals(None), None)
-    return EscposTemplate(setup, compiler.ops, template, tree, compiler)
+    return EscposTemplate(setup, compiler.ops, compile_metered(_ENV, tree), tree, compiler)
 
 
 def _merged(body: list[nodes.Node]) -> list[nodes.Node]:
@@ -515,16 +542,16 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def validate_escpos(
     source: str, sample_data: Mapping[str, Any], *, width_dots: int, height_dots: int
 ) -> bytes:
-    """Compile, render the sample data within a time budget and check its length; return the bytes."""
+    """Compile, render the sample data within the validation budget and check its length; return the bytes."""
     compiled = compile_escpos(source, width_dots=width_dots)
     compiled.check_sample_paths(sample_data)
-    slip = render_within(lambda: compiled.render(sample_data), SAMPLE_RENDER_SECONDS)
+    slip = compiled.render(sample_data, VALIDATION_BUDGET)
     if len(slip) > MAX_SLIP_BYTES:
         raise TemplateError(
             f"the sample slip is {len(slip) // 1024} KB; a slip may be at most {MAX_SLIP_BYTES // 1024} KB",
             code="label_too_large",
         )
-    length = slip_height(compiled.resolve(sample_data), compiled.setup)
+    length = slip_height(compiled.resolve(sample_data, VALIDATION_BUDGET), compiled.setup)
     if length > height_dots:
         raise TemplateError(
             f"the sample slip is about {length} dots long but the paper allows {height_dots}: "

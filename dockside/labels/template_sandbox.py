@@ -7,45 +7,56 @@ sandbox alone allows:
   filters and tests. No `set`, macros, includes, imports, blocks or function and method calls;
 - no name, attribute or key that starts with `_` (the way into `''.__class__.__mro__`), and no
   `self`;
-- no operation whose result can grow without bound: `*` and `**` are checked, `%` string formatting
-  is refused, filters that take a width are capped;
-- the sample render at validation runs under a time budget, so a template that loops for ever is
-  refused instead of hanging the cloud.
+- no operation that can do unbounded work in one step: every operator and filter a template can
+  reach is bounded before it runs (`work_bounds`);
+- every render runs within a budget of work units and CPU time (`render_budget`): loops are
+  metered turn by turn, so a template that loops for ever is stopped, at validation and at every
+  station alike.
 
 Every refusal is a `TemplateError` that names the line and column and says what to write instead.
 """
 
 from __future__ import annotations
 
+import copy
 import re
-import sys
-import time
-from collections.abc import Callable, Iterable, Mapping
-from types import FrameType
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import jinja2
 from jinja2 import nodes
-from jinja2.filters import do_batch, do_center, do_replace
 from jinja2.parser import Parser
 from jinja2.sandbox import SandboxedEnvironment
+from jinja2.visitor import NodeTransformer
 
 from dockside.errors import TemplateError
+from dockside.labels.render_budget import metered_items
+from dockside.labels.work_bounds import binop, bounded_filters, concat
 
 __all__ = [
     "ALLOWED_FILTERS",
+    "MAX_NESTING",
+    "MAX_NODES",
     "LabelEnvironment",
     "check_sample_paths",
+    "compile_metered",
     "locate",
     "parse_expression",
     "parse_template",
-    "render_within",
+    "render_text",
 ]
 
-_MAX_SEQUENCE = 10_000
-_MAX_REPLACED = 100_000
 _MAX_LOOP_DEPTH = 2
-_T = TypeVar("_T")
+# A label's tree is a few levels deep and a few hundred nodes (the shipped ones: 108 to 185);
+# these caps keep every walk of it shallow and a compile at a station well under 100 ms.
+MAX_NESTING = 64
+MAX_NODES = 4_000
+_N = TypeVar("_N", bound=nodes.Node)
+# The sandbox's own filters, under names no template can write (a filter name is one word).
+_LOOP_FILTER = "metered loop"
+_CONCAT_FILTER = "bounded concat"
+# What one `{{ value }}` may add to a label: its value cut to 500 characters, escaped, in units.
+_OUTPUT_WEIGHT = 8
 
 # Filters a label may use; each is bounded in what it can produce from bounded input.
 ALLOWED_FILTERS = frozenset(
@@ -89,7 +100,7 @@ _REFUSED_NODES = {
 class LabelEnvironment(SandboxedEnvironment):
     """Jinja2's sandbox with strict undefined values and bounded operators and filters."""
 
-    intercepted_binops = frozenset({"*", "**", "%"})
+    intercepted_binops = frozenset({"+", "*", "**", "%"})
 
     def __init__(self, finalize: Callable[[Any], str], extra_filters: Mapping[str, Callable[..., Any]] = {}):
         super().__init__(
@@ -100,64 +111,90 @@ class LabelEnvironment(SandboxedEnvironment):
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        filters: dict[str, Callable[..., Any]] = {name: self.filters[name] for name in ALLOWED_FILTERS}
-        filters.update(center=_center, replace=_replace, batch=_batch, **extra_filters)
+        available = {**self.filters, **extra_filters}
+        #: The filters a template may name.
+        self.template_filters = ALLOWED_FILTERS | frozenset(extra_filters)
+        filters = bounded_filters(available, self.template_filters)
+        filters[_LOOP_FILTER] = _loop_items
+        filters[_CONCAT_FILTER] = _concat
         self.filters = filters
         self.tests = {name: test for name, test in self.tests.items() if name in _ALLOWED_TESTS}
         # No globals: range(), lipsum(), cycler() and friends are not a label's business.
         self.globals = {}
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        """Refuse `*` and `**` results that would grow without bound and `%` string formatting."""
-        if operator == "%":
-            if isinstance(left, str):
-                raise TemplateError(
-                    "string formatting with % is not allowed in a label template: "
-                    "write the values side by side, e.g. {{ a }} {{ b }}",
-                    code="template_unsafe",
-                )
-            return left % right
-        if operator == "**":
-            if not isinstance(right, int | float) or abs(right) > 64:
-                raise TemplateError(
-                    "an exponent above 64 is not allowed in a label template", code="template_unsafe"
-                )
-            return left**right
-        if isinstance(right, int) and isinstance(left, str | list | tuple):
-            left, right = right, left
-        if (
-            isinstance(left, int)
-            and isinstance(right, str | list | tuple)
-            and left * len(right) > _MAX_SEQUENCE
-        ):
-            raise TemplateError(
-                f"repeating text to more than {_MAX_SEQUENCE} characters is not allowed in a label template",
-                code="template_unsafe",
-            )
-        return left * right
+        """`+`, `*`, `**` and `%`, each refused past its bound (see `work_bounds`)."""
+        return binop(operator, left, right)
 
 
-def _center(value: str, width: int = 80) -> str:
-    if width > 1000:
-        raise TemplateError("| center accepts a width up to 1000", code="template_unsafe")
-    return do_center(value, width)
+def _loop_items(items: Any, weight: int) -> Iterator[Any]:
+    return metered_items(items, weight)
 
 
-@jinja2.pass_eval_context
-def _replace(eval_ctx: Any, value: str, old: str, new: str, count: int | None = None) -> str:
-    text = str(value)
-    if old == "" or len(text) + text.count(old) * max(0, len(new) - len(old)) > _MAX_REPLACED:
-        raise TemplateError(
-            "| replace would make a value longer than 100,000 characters (or replaces an empty string)",
-            code="template_unsafe",
+def _concat(values: tuple[Any, ...]) -> str:
+    return concat(values)
+
+
+class _Metering(NodeTransformer):
+    """Routes every loop through the render's meter and every `~` through the bounded join."""
+
+    def visit_For(self, node: nodes.For) -> nodes.Node:
+        weight = _weight(node.body)
+        self.generic_visit(node)
+        node.iter = nodes.Filter(
+            node.iter, _LOOP_FILTER, [nodes.Const(weight)], [], None, None, lineno=node.lineno
         )
-    return str(do_replace(eval_ctx, value, old, new, count))
+        return node
+
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
+        self.generic_visit(node)
+        joined = nodes.Tuple(node.nodes, "load", lineno=node.lineno)
+        return nodes.Filter(joined, _CONCAT_FILTER, [], [], None, None, lineno=node.lineno)
 
 
-def _batch(value: Iterable[Any], linecount: int, fill_with: Any = None) -> Any:
-    if not 1 <= linecount <= 1000:
-        raise TemplateError("| batch accepts a size from 1 to 1000", code="template_unsafe")
-    return do_batch(value, linecount, fill_with)
+def _weight(body: list[nodes.Node]) -> int:
+    """What one turn of a loop with `body` costs: its nodes, its literal text, its printed values.
+
+    A nested loop's body is not counted here: it charges its own turns.
+    """
+    weight = 1
+    pending: list[nodes.Node] = list(body)
+    while pending:
+        node = pending.pop()
+        weight += 1
+        if isinstance(node, nodes.TemplateData):
+            weight += len(node.data) // 64
+        elif isinstance(node, nodes.Output):
+            weight += _OUTPUT_WEIGHT * sum(not isinstance(child, nodes.TemplateData) for child in node.nodes)
+        if isinstance(node, nodes.For):
+            pending.append(node.iter)
+        else:
+            pending.extend(node.iter_child_nodes())
+    return weight
+
+
+def compile_metered(env: LabelEnvironment, tree: nodes.Template) -> jinja2.Template:
+    """Compile a checked tree into a template whose loops and joins are metered.
+
+    The tree itself is left as it is (the sample checks read it); a copy is rewritten.
+    """
+    count = sum(1 for _ in tree.find_all(nodes.Node))
+    if count > MAX_NODES:
+        raise TemplateError(
+            f"the template has {count:,} expressions, tags and texts; at most {MAX_NODES:,} keep compiling "
+            "it quick at every station: split it or remove unused parts",
+            code="template_too_large",
+        )
+    metered = copy.deepcopy(tree, memo={id(env): env})
+    metered = _Metering().visit(metered)
+    metered.set_environment(env)
+    code = env.compile(metered)
+    return env.template_class.from_code(env, code, env.make_globals(None), None)
+
+
+def render_text(template: jinja2.Template, context: Mapping[str, Any]) -> str:
+    """The template's text for `context`; call it inside a metered render (`render_budget`)."""
+    return template.environment.concat(template.root_render_func(template.new_context(dict(context))))
 
 
 def locate(source: str, line: int | None, needle: str = "", after: str = "", nth: int = 1) -> int | None:
@@ -187,7 +224,7 @@ def parse_template(
     """Parse `source` and run the safety checks; errors name line and column."""
     parser = Parser(env, source)
     try:
-        tree = parser.parse()
+        tree = _parsed(parser.parse)
     except jinja2.TemplateSyntaxError as exc:
         current = parser.stream.current
         needle = "" if current.type == "eof" else str(current.value)
@@ -201,7 +238,7 @@ def parse_template(
         raise TemplateError(
             f"template syntax error at line {line}, column {column}: {exc.message}", line=line, column=column
         ) from None
-    _check_nodes(tree, source, frozenset(env.filters), max_loop_depth)
+    _check_nodes(tree, source, env.template_filters, max_loop_depth)
     return tree
 
 
@@ -209,7 +246,7 @@ def parse_expression(env: LabelEnvironment, source: str) -> nodes.Expr:
     """Parse one expression (e.g. a loop's items) and run the safety checks."""
     parser = Parser(env, source, state="variable")
     try:
-        expression = parser.parse_expression()
+        expression = _parsed(parser.parse_expression)
         if not parser.stream.eos:
             parser.fail("there is more after the expression", parser.stream.current.lineno)
     except jinja2.TemplateSyntaxError as exc:
@@ -221,8 +258,35 @@ def parse_expression(env: LabelEnvironment, source: str) -> nodes.Expr:
             line=exc.lineno,
             column=column,
         ) from None
-    _check_nodes(nodes.Template([nodes.Output([expression])]), source, frozenset(env.filters), 0)
+    _check_nodes(nodes.Template([nodes.Output([expression])]), source, env.template_filters, 0)
     return expression
+
+
+def _parsed(parse: Callable[[], _N]) -> _N:
+    """`parse()`, refusing a tree nested deeper than `MAX_NESTING` (every later walk of it recurses)."""
+    try:
+        tree = parse()
+    except RecursionError:
+        raise _too_deep() from None
+    except ValueError as exc:  # the lexer's int(): a literal past Python's 4,300 digits
+        raise TemplateError(
+            f"the template has a value it cannot read ({exc}): shorten it", code="invalid_template"
+        ) from None
+    levels: list[tuple[nodes.Node, int]] = [(tree, 1)]
+    while levels:
+        node, depth = levels.pop()
+        if depth > MAX_NESTING:
+            raise _too_deep()
+        levels.extend((child, depth + 1) for child in node.iter_child_nodes())
+    return tree
+
+
+def _too_deep() -> TemplateError:
+    return TemplateError(
+        f"the template nests expressions or tags more than {MAX_NESTING} deep: split the expression "
+        "or flatten the ifs",
+        code="template_too_large",
+    )
 
 
 def _fail(source: str, node: nodes.Node, message: str, needle: str = "", nth: int = 1) -> TemplateError:
@@ -431,39 +495,3 @@ def _missing(source: str, node: nodes.Node, shown: str, needle: str) -> Template
         line=line,
         column=column,
     )
-
-
-class _Overrun(Exception):
-    """Raised inside a traced render that ran past its budget."""
-
-
-def render_within(render: Callable[[], _T], seconds: float) -> _T:
-    """Run `render` and stop it with a TemplateError if it runs longer than `seconds`.
-
-    Validation only: tracing slows the render down, and it is the one place where an admin's new
-    template meets a budget before any station runs it.
-    """
-    deadline = time.monotonic() + seconds
-    steps = 0
-
-    def trace_line(frame: FrameType, event: str, arg: Any) -> Any:
-        nonlocal steps
-        steps += 1
-        if steps % 512 == 0 and time.monotonic() > deadline:
-            raise _Overrun
-        return trace_line
-
-    def trace_call(frame: FrameType, event: str, arg: Any) -> Any:
-        return trace_line
-
-    previous = sys.gettrace()
-    sys.settrace(trace_call)
-    try:
-        return render()
-    except _Overrun:
-        raise TemplateError(
-            f"rendering the sample data took longer than {seconds:g} s: simplify the loops in the template",
-            code="template_too_slow",
-        ) from None
-    finally:
-        sys.settrace(previous)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from dockside.labels.work_bounds import text_of
+
 __all__ = ["MAX_VALUE_CHARS", "code128_data", "zpl_field"]
 
 MAX_VALUE_CHARS = 500
@@ -35,7 +37,7 @@ def zpl_field(value: Any) -> str:
     """A value as safe ZPL field data (for use after `^FH`)."""
     if value is None:
         return ""
-    text = value if type(value) is str else str(value)
+    text = value if type(value) is str else text_of(value)
     if len(text) > MAX_VALUE_CHARS:
         text = text[:MAX_VALUE_CHARS]
     if _NEEDS_ESCAPE.search(text) is None:
@@ -47,4 +49,4 @@ def code128_data(value: Any) -> str:
     """A value for a `^BC` field: `>` starts a Code 128 invocation code, so a literal one is `><`."""
     if value is None:
         return ""
-    return str(value).replace(">", "><")
+    return text_of(value).replace(">", "><")

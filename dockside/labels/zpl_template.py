@@ -15,11 +15,19 @@ from jinja2 import nodes
 
 from dockside.errors import TemplateError
 from dockside.labels.language import CompiledTemplate, LabelLanguage
+from dockside.labels.render_budget import (
+    STATION_BUDGET,
+    VALIDATION_BUDGET,
+    RenderBudget,
+    start_render,
+    stop_render,
+)
 from dockside.labels.template_sandbox import (
     LabelEnvironment,
     check_sample_paths,
+    compile_metered,
     parse_template,
-    render_within,
+    render_text,
 )
 from dockside.labels.zpl_check import check_label, check_template_commands
 from dockside.labels.zpl_escape import code128_data, zpl_field
@@ -27,7 +35,6 @@ from dockside.labels.zpl_escape import code128_data, zpl_field
 __all__ = ["ZplTemplate", "compile_zpl", "validate_zpl"]
 
 MAX_LABEL_BYTES = 256 * 1024
-SAMPLE_RENDER_SECONDS = 2.0
 
 _ENV = LabelEnvironment(finalize=zpl_field, extra_filters={"code128": code128_data})
 
@@ -42,10 +49,14 @@ class ZplTemplate(CompiledTemplate):
         self.tree = tree
         self.source = source
 
-    def render(self, context: Mapping[str, Any]) -> bytes:
-        """The label's ZPL for this context; raises TemplateError if the context lacks a value."""
+    def render(self, context: Mapping[str, Any], budget: RenderBudget = STATION_BUDGET) -> bytes:
+        """The label's ZPL for this context, within `budget`.
+
+        Raises TemplateError if the context lacks a value, TemplateOverrun past the budget.
+        """
+        token = start_render(budget)
         try:
-            text = self._template.render(context)
+            text = render_text(self._template, context)
         except jinja2.UndefinedError as exc:
             raise TemplateError(
                 f"the label needs a value this order does not have ({exc.message}): "
@@ -56,12 +67,14 @@ class ZplTemplate(CompiledTemplate):
             raise TemplateError(
                 f"the template tried something a label may not do ({exc}): remove it", code="template_unsafe"
             ) from None
-        except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
+        except (TypeError, ValueError, ArithmeticError, LookupError, jinja2.TemplateRuntimeError) as exc:
             raise TemplateError(
                 f"the template failed on this order ({type(exc).__name__}: {exc}): fix the expression "
                 "or guard it with | default(...)",
                 code="template_render_failed",
             ) from None
+        finally:
+            stop_render(token)
         return text.encode("utf-8")
 
 
@@ -69,17 +82,15 @@ def compile_zpl(source: str) -> ZplTemplate:
     """Compile a ZPL template's source once; every error names line and column."""
     tree = parse_template(_ENV, source)
     check_template_commands(source)
-    code = _ENV.compile(tree)
-    template = _ENV.template_class.from_code(_ENV, code, _ENV.make_globals(None), None)
-    return ZplTemplate(template, tree, source)
+    return ZplTemplate(compile_metered(_ENV, tree), tree, source)
 
 
 def validate_zpl(source: str, sample_data: Mapping[str, Any], *, width_dots: int, height_dots: int) -> bytes:
-    """Compile, render the sample data within a time budget and check the label; return its bytes."""
+    """Compile, render the sample data within the validation budget and check the label; return its bytes."""
     compiled = compile_zpl(source)
     check_sample_paths(compiled.tree, source, sample_data)
     try:
-        label = render_within(lambda: compiled.render(sample_data), SAMPLE_RENDER_SECONDS)
+        label = compiled.render(sample_data, VALIDATION_BUDGET)
     except UnicodeEncodeError:
         raise TemplateError(
             "the template contains characters that are not valid Unicode text: retype or remove them",
