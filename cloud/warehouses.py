@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import Connection, insert, select, update
 
 from cloud import schema
 from cloud.credentials import ENROLLMENT_PREFIX, hash_secret, new_secret
 from cloud.store import ChangeRecord, CloudStore, dumps
 from dockside.errors import NotFound
-from dockside.labels import LabelLanguage
 from dockside.orders import Address
+from dockside.stations import StationPrinter, StationPrinters, StationScale
 from dockside.sync import ChangeKind
 
 __all__ = [
@@ -53,30 +53,9 @@ class WarehouseIn(_Body):
     ship_from: Address | None = None
 
 
-class PrinterConfig(_Body):
-    """A label printer at a station and how the agent reaches it."""
-
-    id: Annotated[
-        str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
-    ]
-    role: Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_-]*$")] = (
-        "label"
-    )
-    language: LabelLanguage = LabelLanguage.ZPL
-    host: Annotated[
-        str,
-        StringConstraints(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.:\[\]][A-Za-z0-9.:\[\]-]*$"),
-    ]
-    port: Annotated[int, Field(ge=1, le=65535)] = 9100
-    model: Annotated[str, StringConstraints(max_length=64)] = ""
-
-
-class ScaleConfig(_Body):
-    """The scale at a station: its protocol and serial line."""
-
-    protocol: Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
-    port: Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")]
-    baudrate: Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] = 9600
+# The station's devices are checked by the definition the agent runs too (dockside.stations).
+PrinterConfig = StationPrinter
+ScaleConfig = StationScale
 
 
 class StationIn(_Body):
@@ -84,18 +63,8 @@ class StationIn(_Body):
 
     code: Code
     name: Name = ""
-    printers: Annotated[list[PrinterConfig], Field(max_length=16)] = []
-    scale: ScaleConfig | None = None
-
-    @model_validator(mode="after")
-    def _printer_ids_unique(self) -> StationIn:
-        ids = [printer.id for printer in self.printers]
-        duplicates = sorted({printer_id for printer_id in ids if ids.count(printer_id) > 1})
-        if duplicates:
-            raise ValueError(
-                f"printer ids must be unique within a station; repeated: {', '.join(duplicates)}"
-            )
-        return self
+    printers: StationPrinters = []
+    scale: StationScale | None = None
 
 
 class EnrollmentTokenIn(_Body):

@@ -44,17 +44,17 @@ def test_defaults() -> None:
     [
         ([], "not an object"),
         ({"language": "zpl", "host": "h"}, "no 'id'"),
-        ({"id": "P1"}, "no 'host'"),
+        ({"id": "P1"}, "needs `host`"),
         ({"id": "P1", "host": "h", "language": "pcl"}, "pick the language"),
         ({"id": "P1", "host": "h", "port": 0}, "1 to 65535"),
         ({"id": "P1", "host": "h", "port": "9100"}, "1 to 65535"),
         ({"id": "P1", "host": "h", "port": True}, "1 to 65535"),
         ({"id": "P1", "connection": "bluetooth"}, "use one of"),
-        ({"id": "P1", "connection": "serial"}, "no 'device'"),
+        ({"id": "P1", "connection": "serial"}, "needs `device`"),
         ({"id": "P1", "language": "zpl", "connection": "usb", "device": "0a5f:0164"}, "by network"),
-        ({"id": "", "host": "h"}, "non-empty"),
-        ({"id": 7, "host": "h"}, "non-empty"),
-        ({"id": "P" * 5000, "host": "h"}, "shorten"),
+        ({"id": "", "host": "h"}, "serial number or MAC"),
+        ({"id": 7, "host": "h"}, "serial number or MAC"),
+        ({"id": "P" * 5000, "host": "h"}, "1 to 64"),
     ],
 )
 def test_bad_printer_entries(entry: object, words: str) -> None:
