@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, insert, inspect, select, text, update
@@ -32,6 +33,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from cloud import migrations, schema
 from cloud.notifier import AgentRevocations, LocalRevisionNotifier, RevisionNotifier
+from dockside.secret_files import SQLITE_COMPANIONS, private_file
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
@@ -166,6 +168,7 @@ class CloudStore:
         """
         engine_url = _engine_url(url)
         if engine_url.startswith("sqlite"):
+            _private_database_file(engine_url)
             engine = create_engine(
                 engine_url,
                 connect_args={"check_same_thread": False, "timeout": _SQLITE_BUSY_TIMEOUT_MS / 1000},
@@ -374,6 +377,14 @@ class _UnitOfWork:
 
 # The unit of work open in this context (a request runs in one thread, so one per request).
 _UNIT: ContextVar[_UnitOfWork | None] = ContextVar("dockside_unit_of_work", default=None)
+
+
+def _private_database_file(engine_url: str) -> None:
+    """Create the SQLite file 0600 before SQLite does (0644): it holds token hashes and secrets."""
+    database = make_url(engine_url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    private_file(Path(database), companions=SQLITE_COMPANIONS)
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from typing import Any
 import sqlite_utils
 
 from dockside.errors import DocksideError
+from dockside.secret_files import SQLITE_COMPANIONS, private_file
 from edge_agent.migrations import MIGRATIONS, MigrationRegistry
 
 __all__ = ["DB_FILENAME", "Checkpointer", "Store", "StoreError", "now_ms"]
@@ -63,6 +63,9 @@ class Store:
     @classmethod
     def connect(cls, path: Path | str, *, migrations: MigrationRegistry = MIGRATIONS) -> Store:
         """Open the database file at `path` (or ":memory:") and migrate it."""
+        if str(path) != ":memory:":
+            # The database holds the agent's credential: 0600 from the start, -wal and -shm alike.
+            private_file(Path(path), companions=SQLITE_COMPANIONS)
         try:
             conn = sqlite3.connect(
                 str(path),
@@ -81,9 +84,6 @@ class Store:
         except BaseException:
             conn.close()
             raise
-        if store.path is not None and os.name == "posix":
-            # The database holds the agent's credential.
-            os.chmod(store.path, 0o600)
         return store
 
     def _configure(self) -> None:
