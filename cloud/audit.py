@@ -1,5 +1,9 @@
 """The audit log: every admin write, with who, when, what, and the object before and after.
 
+Each entry names its actor by a unique id (`token:<id>`, `user:<id>`, or `cli:<os user>` for
+`dockside-cloud` run on the server) with the actor's display name at the time beside it
+(`actor_name`): two tokens may share a name, never an id.
+
 Entries are only ever added; `purge_audit` removes entries older than the retention, which may
 never be shorter than six months. Secrets (tokens) are never written here.
 
@@ -87,7 +91,8 @@ def record(
                 tenant_id=caller.tenant_id,
                 warehouse=warehouse[:32] if warehouse is not None else None,
                 at=tx.now,
-                actor=caller.token_name,
+                actor=caller.actor[:100],
+                actor_name=caller.token_name[:100],
                 role=caller.role.value,
                 action=action[:64],
                 object_kind=object_kind[:32],
@@ -103,6 +108,7 @@ def _entry(row: Any) -> dict[str, Any]:
         "id": row.id,
         "at": row.at.isoformat(),
         "actor": row.actor,
+        "actor_name": row.actor_name,
         "role": row.role,
         "action": row.action,
         "object_kind": row.object_kind,

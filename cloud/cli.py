@@ -1,4 +1,7 @@
-"""`dockside-cloud`: run the control plane, create its schema, and hand out admin API tokens."""
+"""`dockside-cloud`: run the control plane, create its schema, and hand out admin API tokens.
+
+The credential commands (tenants, tokens, users, the secret key) are in cloud/access_commands.py.
+"""
 
 from __future__ import annotations
 
@@ -10,26 +13,18 @@ from typing import Any
 
 import click
 
-from cloud.access import Role, create_api_token, create_tenant
+from cloud.access_commands import ACCESS_COMMANDS, database_url_option
 from cloud.import_orders import import_command
 from cloud.release_commands import keygen_release_command, sign_release_command
-from cloud.schema import DEFAULT_TENANT
+from cloud.sealed_secrets import MissingSecretKey, ensure_key
 from cloud.server import parse_address, serve
-from cloud.store import DEFAULT_DATABASE_URL, CloudStore
+from cloud.store import CloudStore
 from cloud.tls import ServerTls
-from dockside.errors import DocksideError
 from dockside.logs import configure_logging
 
 __all__ = ["main"]
 
-_database_url = click.option(
-    "--database-url",
-    envvar="DOCKSIDE_DATABASE_URL",
-    default=DEFAULT_DATABASE_URL,
-    show_default=True,
-    show_envvar=True,
-    help="Where the cloud keeps its data: sqlite:///PATH or postgresql://USER@HOST:PORT/DB.",
-)
+_database_url = database_url_option
 
 
 def _address(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
@@ -121,6 +116,13 @@ def serve_command(
 ) -> None:
     """Run the admin API and the sync service in one process until SIGTERM or Ctrl-C."""
     configure_logging(log_level, log_format)
+    try:
+        # Before anything listens: a cloud that cannot open its TOTP and webhook secrets is broken.
+        key_file = ensure_key(database_url)
+    except MissingSecretKey as exc:
+        raise click.ClickException(exc.message) from None
+    if key_file is not None:
+        click.echo(f"DOCKSIDE_SECRET_KEY not set: using the key kept in {key_file}", err=True)
     if (tls_cert is None) != (tls_key is None) or (tls_client_ca is not None and tls_cert is None):
         raise click.UsageError("TLS needs both --tls-cert and --tls-key (--tls-client-ca only with them)")
     try:
@@ -143,108 +145,6 @@ def serve_command(
         raise click.ClickException(str(exc)) from None
 
 
-@main.command("create-token")
-@click.option(
-    "--role",
-    type=click.Choice([role.value for role in Role]),
-    default=Role.ADMIN.value,
-    show_default=True,
-    help="What the token may do: admin (everything), editor (templates, rulesets, stations), "
-    "viewer (read only), integration (ingest and read orders).",
-)
-@click.option("--name", required=True, help="Who or what the token is for, e.g. 'demo' or 'oms-integration'.")
-@click.option("--tenant", default=DEFAULT_TENANT, show_default=True, help="The tenant the token acts for.")
-@click.option(
-    "--warehouse",
-    "warehouses",
-    multiple=True,
-    help="Limit the token to this warehouse (repeat for several); without it, the whole tenant.",
-)
-@_database_url
-def create_token_command(
-    role: str, name: str, tenant: str, warehouses: tuple[str, ...], database_url: str
-) -> None:
-    """Print a new bearer token for the admin API (stored hashed; shown only this once)."""
-    store = CloudStore.open(database_url)
-    try:
-        token = create_api_token(store, name=name, role=Role(role), tenant=tenant, warehouses=warehouses)
-    except DocksideError as exc:
-        raise click.ClickException(exc.message) from None
-    finally:
-        store.close()
-    click.echo(token)
-
-
-@main.command("create-tenant")
-@click.option("--code", required=True, help="The tenant's short code, e.g. 'acme' (used by --tenant).")
-@click.option("--name", default="", help="The tenant's display name.")
-@_database_url
-def create_tenant_command(code: str, name: str, database_url: str) -> None:
-    """Create a tenant (a brand or business unit whose data is kept apart); safe to run again."""
-    store = CloudStore.open(database_url)
-    try:
-        create_tenant(store, code=code, name=name)
-    except DocksideError as exc:
-        raise click.ClickException(exc.message) from None
-    finally:
-        store.close()
-    click.echo(f"tenant {code} ready", err=True)
-
-
-@main.command("create-user")
-@click.option("--email", required=True, help="The person's email; they sign in with it.")
-@click.option("--name", required=True, help="The person's name, as the audit log shows it.")
-@click.option(
-    "--role",
-    type=click.Choice([role.value for role in Role]),
-    default=Role.VIEWER.value,
-    show_default=True,
-    help="What the person may do (same roles as API tokens).",
-)
-@click.option("--tenant", default=DEFAULT_TENANT, show_default=True, help="The tenant the person works for.")
-@click.option(
-    "--warehouse", "warehouses", multiple=True, help="Limit the person to this warehouse (repeatable)."
-)
-@click.option(
-    "--password",
-    prompt=True,
-    hide_input=True,
-    confirmation_prompt=True,
-    envvar="DOCKSIDE_USER_PASSWORD",
-    help="At least 12 characters; prompted when not given (or $DOCKSIDE_USER_PASSWORD).",
-)
-@_database_url
-def create_user_command(
-    email: str,
-    name: str,
-    role: str,
-    tenant: str,
-    warehouses: tuple[str, ...],
-    password: str,
-    database_url: str,
-) -> None:
-    """Create a console user and print the TOTP secret to add to their authenticator app (shown once)."""
-    from cloud.users import create_user  # argon2 loads only for this command
-
-    store = CloudStore.open(database_url)
-    try:
-        made = create_user(
-            store,
-            email=email,
-            name=name,
-            password=password,
-            role=Role(role),
-            tenant=tenant,
-            warehouses=warehouses,
-        )
-    except DocksideError as exc:
-        raise click.ClickException(exc.message) from None
-    finally:
-        store.close()
-    click.echo(f"TOTP secret: {made.totp_secret}")
-    click.echo(f"authenticator URI: {made.provisioning_uri}")
-
-
 @main.command("init-db")
 @_database_url
 def init_db_command(database_url: str) -> None:
@@ -254,6 +154,8 @@ def init_db_command(database_url: str) -> None:
     click.echo(f"database ready: {database_url.split('@')[-1]}", err=True)
 
 
+for command in ACCESS_COMMANDS:
+    main.add_command(command)
 main.add_command(import_command)
 main.add_command(keygen_release_command)
 main.add_command(sign_release_command)

@@ -43,6 +43,8 @@ class ExceptionKind(StrEnum):
     WEIGHT_OUT_OF_TOLERANCE = "weight_out_of_tolerance"
     JOB_UNKNOWN = "job_unknown"
     RAISED_AT_EDGE = "raised_at_edge"
+    # Unusual activity (cloud/alerts.py): a new sign-in address, a burst of reprints, ...
+    ACCESS_ALERT = "access_alert"
 
 
 class ExceptionStatus(StrEnum):
@@ -64,14 +66,18 @@ def open_exception(
     tx: WriteTransaction,
     *,
     tenant_id: int,
-    warehouse_id: int,
+    warehouse_id: int | None,
     order_ref: str | None,
     kind: ExceptionKind,
     message: str,
     detail: dict[str, Any],
     event_id: str | None = None,
 ) -> int:
-    """Record a new open exception inside the caller's transaction; returns its id."""
+    """Record a new open exception inside the caller's transaction; returns its id.
+
+    Without a warehouse (`warehouse_id` None) the exception is tenant-wide: only callers that
+    see the whole tenant see it.
+    """
     exception_id = int(
         tx.conn.execute(
             insert(schema.order_exceptions)
@@ -99,10 +105,11 @@ def _query(tenant_id: int, warehouses: Collection[str] | None) -> Select[Any]:
     table = schema.order_exceptions
     query = (
         select(table, schema.warehouses.c.code.label("warehouse"))
-        .join(schema.warehouses, schema.warehouses.c.id == table.c.warehouse_id)
+        .outerjoin(schema.warehouses, schema.warehouses.c.id == table.c.warehouse_id)
         .where(table.c.tenant_id == tenant_id)
     )
     if warehouses is not None:
+        # NULL (tenant-wide) is in no list: a scoped caller sees only its warehouses' exceptions.
         query = query.where(schema.warehouses.c.code.in_(sorted(warehouses)))
     return query
 

@@ -59,6 +59,7 @@ AUDIT_COLUMNS: tuple[str, ...] = (
     "id",
     "at",
     "actor",
+    "actor_name",
     "role",
     "action",
     "object_kind",
@@ -108,7 +109,7 @@ def iter_exceptions(
     while True:
         query = (
             select(table, schema.warehouses.c.code.label("warehouse"))
-            .join(schema.warehouses, schema.warehouses.c.id == table.c.warehouse_id)
+            .outerjoin(schema.warehouses, schema.warehouses.c.id == table.c.warehouse_id)
             .where(table.c.tenant_id == tenant_id, table.c.id > last)
         )
         if warehouses is not None:

@@ -3,21 +3,26 @@
 Ingest validates each order on its own (one bad order does not sink the batch), then writes the
 whole batch in one transaction with one block of revisions. Sending the same order again changes
 nothing; changed content replaces the order while it is not yet packed and is refused after.
+
+A change to where an order goes or what it holds (ship-to, lines, warehouse) is an amendment:
+it goes on the order's timeline (`order_amended`, with who, before and after) in the same
+transaction, and the caller audits each one (`IngestResult.amended`).
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import ARRAY, Text, any_, bindparam, select, update
+from sqlalchemy import ARRAY, Text, any_, bindparam, insert, select, update
 
 from cloud import schema
 from cloud.field_errors import describe_field_errors
-from cloud.store import ChangeRecord, CloudStore, WriteTransaction
+from cloud.store import ChangeRecord, CloudStore, WriteTransaction, dumps
 from dockside.errors import NotFound
 from dockside.orders import Order, OrderState
 from dockside.sync import ChangeKind
@@ -25,6 +30,7 @@ from dockside.sync import ChangeKind
 __all__ = [
     "MAX_ORDERS_PER_CALL",
     "IngestResult",
+    "OrderAmendment",
     "get_order",
     "ingest_orders",
     "order_sync_body",
@@ -49,6 +55,20 @@ def order_sync_body(body: str, state: str) -> str:
     return f'{body[:-1]},"state":"{state}"}}'
 
 
+# The parts of an order whose change moves a parcel elsewhere or changes what is in it.
+_AMENDED_FIELDS = ("warehouse", "ship_to", "lines")
+AMENDED = "order_amended"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderAmendment:
+    """A re-ingested order whose ship-to, lines or warehouse changed: only the changed fields."""
+
+    order_ref: str
+    before: dict[str, Any]
+    after: dict[str, Any]
+
+
 @dataclass(slots=True)
 class IngestResult:
     """What happened to each order of a batch: accepted (by ref) or an error (by index)."""
@@ -56,6 +76,7 @@ class IngestResult:
     accepted: list[str]
     errors: list[dict[str, Any]]
     changed: int = 0
+    amended: list[OrderAmendment] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The API answer: {"accepted": [...], "errors": [...]}."""
@@ -79,12 +100,19 @@ def _error(index: int, order_ref: str | None, code: str, message: str) -> dict[s
 
 
 def ingest_orders(
-    store: CloudStore, tenant_id: int, items: Sequence[Any], *, warehouses: Collection[str] | None = None
+    store: CloudStore,
+    tenant_id: int,
+    items: Sequence[Any],
+    *,
+    warehouses: Collection[str] | None = None,
+    by: str = "",
+    actor: str = "",
 ) -> IngestResult:
     """Validate and store a batch of orders (each item is the decoded JSON of one order).
 
     With `warehouses`, only orders for those warehouses are taken; the others are reported as for
-    an unknown warehouse, since the caller's scope does not reach them.
+    an unknown warehouse, since the caller's scope does not reach them. `by` (display name) and
+    `actor` (unique id) name the caller on the timeline of each amended order.
     """
     result = IngestResult(accepted=[], errors=[])
     candidates: dict[str, _Candidate] = {}
@@ -116,7 +144,7 @@ def ingest_orders(
             )
     if candidates:
         with store.write() as tx:
-            outcome = _store_batch(tx, tenant_id, list(candidates.values()), result, warehouses)
+            outcome = _store_batch(tx, tenant_id, list(candidates.values()), result, warehouses, (by, actor))
         for repeat in repeats:
             # An identical second copy shares the fate of the first.
             fate = outcome[repeat.order.order_ref]
@@ -134,8 +162,12 @@ def _store_batch(
     candidates: list[_Candidate],
     result: IngestResult,
     scope: Collection[str] | None,
+    who: tuple[str, str],
 ) -> dict[str, dict[str, Any]]:
-    """Write one batch; returns per order_ref {} when accepted or the error it got."""
+    """Write one batch; returns per order_ref {} when accepted or the error it got.
+
+    `who` is (display name, actor id) of the caller, for the timeline of amended orders.
+    """
     tx.lock_clock()  # nothing else commits between our reads and our writes
     table = schema.orders
     warehouse_ids = {
@@ -150,6 +182,7 @@ def _store_batch(
     existing = _existing_orders(tx, tenant_id, [c.order.order_ref for c in candidates])
 
     outcome: dict[str, dict[str, Any]] = {}
+    amended_at: dict[str, tuple[int, int]] = {}
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     records: list[ChangeRecord] = []
@@ -211,6 +244,10 @@ def _store_batch(
             )
         else:
             updates.append({"_id": row.id, "_body": candidate.body, "_warehouse_id": wh_id})
+            amendment = _amendment(ref, row.body, candidate.body)
+            if amendment is not None:
+                result.amended.append(amendment)
+                amended_at[ref] = (int(row.id), wh_id)
             if row.warehouse_id != wh_id:
                 # The order moved: agents of the old warehouse must drop it.
                 records.append(ChangeRecord(tenant_id, int(row.warehouse_id), kind, ref, deleted=True))
@@ -229,7 +266,52 @@ def _store_batch(
         )
     tx.append_changes(records)
     result.changed = len(inserts) + len(updates)
+    if result.amended:
+        _record_amendments(tx, tenant_id, result.amended, amended_at, who)
     return outcome
+
+
+def _amendment(order_ref: str, stored: str, incoming: str) -> OrderAmendment | None:
+    """What changed in the fields that decide where a parcel goes and what it holds, if any."""
+    old, new = json.loads(stored), json.loads(incoming)
+    changed = [name for name in _AMENDED_FIELDS if old.get(name) != new.get(name)]
+    if not changed:
+        return None
+    return OrderAmendment(
+        order_ref, {name: old.get(name) for name in changed}, {name: new.get(name) for name in changed}
+    )
+
+
+def _record_amendments(
+    tx: WriteTransaction,
+    tenant_id: int,
+    amended: list[OrderAmendment],
+    where: dict[str, tuple[int, int]],
+    who: tuple[str, str],
+) -> None:
+    """Put each amendment on its order's timeline (`where`: order id and warehouse id by ref)."""
+    by, actor = who
+    tx.conn.execute(
+        insert(schema.order_events),
+        [
+            {
+                "event_id": f"cloud:{uuid.uuid4()}",
+                "tenant_id": tenant_id,
+                "warehouse_id": where[change.order_ref][1],
+                "order_id": where[change.order_ref][0],
+                "order_ref": change.order_ref,
+                "kind": AMENDED,
+                "source": "cloud",
+                "station": "",
+                "agent_id": None,
+                "sequence": 0,
+                "occurred_at": tx.now,
+                "received_at": tx.now,
+                "body": dumps({"by": by, "actor": actor, "before": change.before, "after": change.after}),
+            }
+            for change in amended
+        ],
+    )
 
 
 _EXISTING_COLUMNS = (

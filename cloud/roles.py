@@ -1,6 +1,6 @@
 """What each role may do in the admin API, and the warehouse scope every query is filtered by.
 
-    admin        everything, including warehouses, enrollment tokens and API tokens
+    admin        everything, including warehouses, enrollment tokens, API tokens and users
     editor       templates, rulesets, stations, order states and exceptions; reads everything in scope
     viewer       reads everything in scope, writes nothing
     integration  the OMS: ingests, reads and cancels orders, reads exceptions, nothing else
@@ -42,6 +42,7 @@ class Permission(StrEnum):
     READ_AUDIT = "read and export the audit log"
     ERASE_PERSONAL_DATA = "erase an order's personal data"
     MANAGE_WEBHOOKS = "manage webhook subscriptions"
+    MANAGE_ACCESS = "create, list and revoke API tokens, manage users and alert thresholds"
 
 
 _ALL = frozenset(Role)
@@ -62,6 +63,7 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.READ_AUDIT: frozenset({Role.ADMIN}),
     Permission.ERASE_PERSONAL_DATA: frozenset({Role.ADMIN}),
     Permission.MANAGE_WEBHOOKS: frozenset({Role.ADMIN}),
+    Permission.MANAGE_ACCESS: frozenset({Role.ADMIN}),
 }
 
 

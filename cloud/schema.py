@@ -40,12 +40,15 @@ __all__ = [
     "agent_releases",
     "agent_update_reports",
     "agents",
+    "alert_thresholds",
+    "alerts",
     "api_token_warehouses",
     "api_tokens",
     "audit_log",
     "changes",
     "enrollment_tokens",
     "insert_rows",
+    "known_addresses",
     "metadata",
     "one_of",
     "order_events",
@@ -245,6 +248,11 @@ api_tokens = Table(
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("revoked_at", UtcDateTime, nullable=True),
+    # Credential life cycle (cloud/access.py): NULL expires_at never expires; last_used_at is
+    # written at most once a minute per token and process; created_by is the creator's actor id.
+    Column("expires_at", UtcDateTime, nullable=True),
+    Column("last_used_at", UtcDateTime, nullable=True),
+    Column("created_by", String(100), nullable=True),
 )
 
 template_versions = Table(
@@ -300,6 +308,8 @@ order_events = Table(
     Column("received_at", UtcDateTime, nullable=False),
     Column("body", Text, nullable=False),  # JSON object
     Index("ix_order_events_order", "order_id", "occurred_at"),
+    # The alert scan counts recent reprints and voids per station (cloud/alerts.py).
+    Index("ix_order_events_kind_received", "kind", "received_at"),
 )
 
 # The change log the Watch stream reads: revision order is commit order (see sync_clock).
@@ -385,7 +395,8 @@ order_exceptions = Table(
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
-    Column("warehouse_id", Id, ForeignKey("warehouses.id"), nullable=False),
+    # NULL: a tenant-wide exception (an access alert), seen by tenant-wide callers only.
+    Column("warehouse_id", Id, ForeignKey("warehouses.id"), nullable=True),
     Column("order_ref", String(64), nullable=True),
     Column("kind", String(32), nullable=False),
     Column("status", String(16), nullable=False),  # open, acknowledged, resolved
@@ -407,7 +418,8 @@ audit_log = Table(
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
     Column("at", UtcDateTime, nullable=False),
-    Column("actor", String(100), nullable=False),
+    Column("actor", String(100), nullable=False),  # unique: token:<id>, user:<id>, cli:<os user>
+    Column("actor_name", String(100), nullable=True),  # the actor's display name when it acted
     Column("role", String(20), nullable=False),
     Column("action", String(64), nullable=False),
     Column("object_kind", String(32), nullable=False),
@@ -431,7 +443,7 @@ users = Table(
     Column("role", String(20), nullable=False),
     Column("warehouses", Text, nullable=False, default=""),  # comma-separated codes; "" = whole tenant
     Column("password_hash", String(200), nullable=False),
-    Column("totp_secret", String(64), nullable=False),
+    Column("totp_secret", Text, nullable=False),  # sealed (cloud/sealed_secrets.py)
     Column("created_at", UtcDateTime, nullable=False),
     Column("disabled_at", UtcDateTime, nullable=True),
     # The last TOTP time step (Unix time // 30) a sign-in used: a code is never accepted twice.
@@ -482,7 +494,8 @@ webhook_subscriptions = Table(
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
     Column("url", String(2000), nullable=False),
-    Column("secret", String(100), nullable=False),  # the HMAC key; the subscriber holds the same
+    # The HMAC key, sealed (cloud/sealed_secrets.py); the subscriber holds the same in clear.
+    Column("secret", Text, nullable=False),
     Column("events", String(200), nullable=False),  # comma-separated event kinds
     Column("cursor", BigInteger, nullable=False, default=0),  # last webhook_events.id handed out
     Column("created_at", UtcDateTime, nullable=False),
@@ -530,4 +543,40 @@ waves = Table(
     Column("order_refs", Text, nullable=False),  # JSON list, in print order
     Column("created_by", String(100), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+)
+
+# Addresses each actor (user:<id>, token:<id>) was seen at (cloud/alerts.py): a new one raises an
+# alert, and a user's known addresses are not slowed down while their account is attacked.
+known_addresses = Table(
+    "known_addresses",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("address", String(64), nullable=False),
+    Column("first_seen_at", UtcDateTime, nullable=False),
+    UniqueConstraint("actor", "address", name="uq_known_addresses_actor_address"),
+)
+
+# Per-tenant alert thresholds (cloud/alerts.py); a kind without a row uses the default.
+alert_thresholds = Table(
+    "alert_thresholds",
+    metadata,
+    Column("tenant_id", Id, ForeignKey("tenants.id"), primary_key=True, autoincrement=False),
+    Column("kind", String(32), primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("window_s", Integer, nullable=False),
+)
+
+# Alerts raised (cloud/alerts.py): one per kind and subject within the kind's window.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("raised_at", UtcDateTime, nullable=False),
+    Column("exception_id", Id, ForeignKey("order_exceptions.id"), nullable=True),
+    Index("ix_alerts_subject", "tenant_id", "kind", "subject", "raised_at"),
 )

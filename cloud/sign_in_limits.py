@@ -1,14 +1,25 @@
-"""Limits on failed console sign-ins, per account and per client address, shared by every replica.
+"""Limits on failed console sign-ins that keep attackers out without locking the owner out.
 
-    attempt = begin_attempt(store, email, client)   # SignInLimited (429) when either is locked
+    attempt = begin_attempt(store, email, client, known_address=...)   # SignInLimited (429) or go on
     ... verify password and TOTP ...
-    attempt.succeeded(store)  or  attempt.failed(store)
+    attempt.succeeded(store)  or  failures = attempt.failed(store)
+
+The policy (README, "Access"):
+
+- Per client address: `ADDRESS_LIMIT` failures within `WINDOW` lock that address out for
+  `LOCKOUT`, whatever account it tries. This is what stops one attacker.
+- Per account: after `ACCOUNT_FREE` failures within `WINDOW`, each further failure makes the
+  account wait before its next checked attempt, doubling from 1 s up to `ACCOUNT_MAX_DELAY`.
+  While it waits, attempts from addresses the account has never signed in from get 429 with
+  `Retry-After` and are not checked (so an attacker spread over many addresses gets one guess
+  per delay) and not counted (so they never lengthen the wait). Attempts from an address the
+  account has signed in from before (`known_address`) are always checked: the owner's correct
+  password and code get in while someone elsewhere hammers the account. There is no lock an
+  attacker can renew: the longest anyone waits for an account is `ACCOUNT_MAX_DELAY`.
 
 An attempt counts as a failure from the moment it begins (so a hundred guesses sent at once get
 no further than the first few) until it succeeds, which clears the account's count and takes the
-attempt back from the address's. `ACCOUNT_LIMIT` failures of one account within `WINDOW`, or
-`ADDRESS_LIMIT` from one client address, lock it for `LOCKOUT`; attempts refused while locked are
-not counted, so a lock never lasts longer than `LOCKOUT` after the last counted failure.
+attempt back from the address's.
 
 The counters live in the database (table sign_in_failures), keyed by a hash of the lower-cased
 email or the address, so replicas behind one load balancer count together and an unknown email
@@ -33,7 +44,8 @@ from cloud.store import CloudStore
 from dockside.errors import DocksideError
 
 __all__ = [
-    "ACCOUNT_LIMIT",
+    "ACCOUNT_FREE",
+    "ACCOUNT_MAX_DELAY",
     "ADDRESS_LIMIT",
     "LOCKOUT",
     "WINDOW",
@@ -42,7 +54,8 @@ __all__ = [
     "begin_attempt",
 ]
 
-ACCOUNT_LIMIT = 5
+ACCOUNT_FREE = 5
+ACCOUNT_MAX_DELAY = timedelta(seconds=60)
 # Higher than the account's: a warehouse's packers may share one public address.
 ADDRESS_LIMIT = 20
 WINDOW = timedelta(minutes=15)
@@ -82,60 +95,104 @@ class SignInAttempt:
                 .values(failures=table.c.failures - 1)
             )
 
-    def failed(self, store: CloudStore) -> None:
-        """Keep the failure; lock the account or address that reached its limit."""
+    def failed(self, store: CloudStore) -> int:
+        """Keep the failure: lock an address at its limit, slow the account down past its free
+        failures; returns the account's failures within the window."""
         table = schema.sign_in_failures
         with store.write() as tx:
-            for key, limit in ((self.account_key, ACCOUNT_LIMIT), (self.address_key, ADDRESS_LIMIT)):
+            tx.conn.execute(
+                update(table)
+                .where(
+                    table.c.key_hash == self.address_key,
+                    table.c.failures >= ADDRESS_LIMIT,
+                    table.c.locked_until.is_(None),
+                )
+                .values(locked_until=tx.now + LOCKOUT)
+            )
+            failures = tx.conn.execute(
+                select(table.c.failures).where(table.c.key_hash == self.account_key)
+            ).scalar()
+            if failures is not None and failures >= ACCOUNT_FREE:
                 tx.conn.execute(
                     update(table)
-                    .where(table.c.key_hash == key, table.c.failures >= limit, table.c.locked_until.is_(None))
-                    .values(locked_until=tx.now + LOCKOUT)
+                    .where(table.c.key_hash == self.account_key)
+                    .values(locked_until=tx.now + account_delay(int(failures)))
                 )
+            else:
+                tx.conn.execute(
+                    update(table).where(table.c.key_hash == self.account_key).values(locked_until=None)
+                )
+        return int(failures or 0)
+
+
+def account_delay(failures: int) -> timedelta:
+    """How long an account waits after its `failures`-th failure (none before ACCOUNT_FREE)."""
+    if failures < ACCOUNT_FREE:
+        return timedelta(0)
+    return min(timedelta(seconds=2 ** min(failures - ACCOUNT_FREE, 20)), ACCOUNT_MAX_DELAY)
 
 
 def begin_attempt(
-    store: CloudStore, email: str, address: str, *, now: datetime | None = None
+    store: CloudStore,
+    email: str,
+    address: str,
+    *,
+    known_address: bool = False,
+    now: datetime | None = None,
 ) -> SignInAttempt:
-    """Count a sign-in attempt for `email` from `address`, or refuse it (SignInLimited) while locked."""
+    """Count a sign-in attempt for `email` from `address`, or refuse it (SignInLimited).
+
+    `known_address`: the account has signed in from this address before, so the account's
+    slow-down does not apply (the address's own limit still does).
+    """
     attempt = SignInAttempt(_key("account", email.strip().lower()), _key("address", address))
-    limits = (
-        (attempt.account_key, ACCOUNT_LIMIT, "account"),
-        (attempt.address_key, ADDRESS_LIMIT, "address"),
-    )
     with store.write() as tx:
         moment = now or tx.now
         _forget_old(tx.conn, tx.dialect, moment)
-        waits: list[tuple[float, str]] = []
-        for key, limit, what in limits:
+        table = schema.sign_in_failures
+        rows: dict[str, Any] = {}
+        for key in (attempt.address_key, attempt.account_key):
             _ensure_row(tx.conn, tx.dialect, key, moment)
-            row = tx.conn.execute(
-                _locked(
-                    select(schema.sign_in_failures).where(schema.sign_in_failures.c.key_hash == key),
-                    tx.dialect,
-                )
+            rows[key] = tx.conn.execute(
+                _locked(select(table).where(table.c.key_hash == key), tx.dialect)
             ).one()
-            if row.locked_until is not None and row.locked_until > moment:
-                waits.append(((row.locked_until - moment).total_seconds(), what))
-            elif (
-                row.locked_until is None and row.failures >= limit and row.window_started_at + WINDOW > moment
-            ):
-                # The limit is taken by attempts still under way: wait for the window to pass.
-                waits.append(((row.window_started_at + WINDOW - moment).total_seconds(), what))
+        address_row, account_row = rows[attempt.address_key], rows[attempt.account_key]
+        waits: list[tuple[float, str]] = []
+        if address_row.locked_until is not None and address_row.locked_until > moment:
+            waits.append(((address_row.locked_until - moment).total_seconds(), "address"))
+        elif address_row.failures >= ADDRESS_LIMIT and address_row.window_started_at + WINDOW > moment:
+            # The limit is taken by attempts still under way: wait for the window to pass.
+            waits.append(((address_row.window_started_at + WINDOW - moment).total_seconds(), "address"))
+        slowed = account_row.failures >= ACCOUNT_FREE and account_row.window_started_at + WINDOW > moment
+        if not known_address and account_row.locked_until is not None and account_row.locked_until > moment:
+            waits.append(((account_row.locked_until - moment).total_seconds(), "account"))
         if waits:
             seconds, what = max(waits)
             raise SignInLimited(_refusal(what, seconds), max(1, math.ceil(seconds)))
-        for key, _limit, _what in limits:
-            _count(tx.conn, key, moment)
+        if slowed and not known_address:
+            # One checked attempt at a time: hold the account until this one fails or succeeds.
+            tx.conn.execute(
+                update(table)
+                .where(table.c.key_hash == attempt.account_key)
+                .values(locked_until=moment + ACCOUNT_MAX_DELAY)
+            )
+        _count(tx.conn, attempt.account_key, moment, lock_ends_count=False)
+        _count(tx.conn, attempt.address_key, moment, lock_ends_count=True)
     return attempt
 
 
 def _refusal(what: str, seconds: float) -> str:
+    if what == "account":
+        wait = f"{max(1, math.ceil(seconds))} s"
+        return (
+            f"too many failed sign-ins for this account: wait {wait} and try again, and check the "
+            "email, password and the current code from your authenticator app"
+        )
     minutes = max(1, math.ceil(seconds / 60))
-    whose = "for this account" if what == "account" else "from your network address"
+    plural = "s" if minutes > 1 else ""
     return (
-        f"too many failed sign-ins {whose}: wait {minutes} minute{'s' if minutes > 1 else ''} and try "
-        "again, and check the email, password and the current code from your authenticator app"
+        f"too many failed sign-ins from your network address: wait {minutes} minute{plural} "
+        "and try again, and check the email, password and the current code from your authenticator app"
     )
 
 
@@ -150,13 +207,14 @@ def _ensure_row(conn: Connection, dialect: str, key: str, moment: datetime) -> N
     conn.execute(statement.values(**values).on_conflict_do_nothing(index_elements=["key_hash"]))
 
 
-def _count(conn: Connection, key: str, moment: datetime) -> None:
+def _count(conn: Connection, key: str, moment: datetime, *, lock_ends_count: bool) -> None:
     table = schema.sign_in_failures
     row = conn.execute(select(table).where(table.c.key_hash == key)).one()
     if row.window_started_at + WINDOW <= moment or (
-        row.locked_until is not None and row.locked_until <= moment
+        lock_ends_count and row.locked_until is not None and row.locked_until <= moment
     ):
-        # The window (or the lock) is over: this attempt starts a new count.
+        # The window (or an address's lock) is over: this attempt starts a new count; an account's
+        # wait ending does not, or its delay would never grow.
         conn.execute(
             update(table)
             .where(table.c.key_hash == key)

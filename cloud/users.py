@@ -4,6 +4,11 @@ Machines use API tokens; people use sessions. A session token is a bearer token 
 token (stored hashed, prefix `dss_`) that acts with its user's role, tenant and warehouses until
 it expires or the user signs out. A failed sign-in never says which of the three parts was wrong.
 
+A user can be disabled (every session ends at once, sign-in refused), enabled again, and have
+the password or the TOTP secret reset (a new one is made and shown once; every session ends).
+The TOTP secret is sealed at rest (cloud/sealed_secrets.py). In the audit log a user is
+`user:<id>`, with the email beside it.
+
 A TOTP code is accepted once: the time step it belongs to is stored with the user
 (`totp_last_step`), and a code of that step or an earlier one is refused, so a code seen over a
 shoulder or replayed from a log is worthless once used, even within its 30 s (or 90 s) window.
@@ -11,6 +16,7 @@ shoulder or replayed from a log is worthless once used, even within its 30 s (or
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,11 +25,12 @@ from typing import Any
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import Connection, insert, or_, select, update
 
-from cloud import schema, sign_in_limits
+from cloud import alerts, schema, sign_in_limits
 from cloud.access import Principal, Role, Unauthenticated
 from cloud.credentials import hash_secret, new_secret
+from cloud.sealed_secrets import is_sealed, seal, unseal
 from cloud.store import CloudStore, utcnow
 from dockside.errors import DocksideError, InputError, NotFound
 
@@ -31,10 +38,17 @@ __all__ = [
     "SESSION_PREFIX",
     "SESSION_TTL",
     "NewUser",
+    "UserReset",
     "authenticate_session",
     "create_user",
+    "disable_user",
+    "enable_user",
     "end_session",
+    "list_users",
+    "reset_password",
+    "reset_totp",
     "sign_in",
+    "user_by_email",
 ]
 
 SESSION_PREFIX = "dss_"
@@ -57,6 +71,19 @@ class NewUser:
     email: str
     totp_secret: str
     provisioning_uri: str
+    id: int = 0
+    user: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UserReset:
+    """A user after a reset: the new password or TOTP secret is shown only this once."""
+
+    before: dict[str, Any]
+    after: dict[str, Any]
+    password: str | None = None
+    totp_secret: str | None = None
+    provisioning_uri: str | None = None
 
 
 def create_user(
@@ -75,8 +102,7 @@ def create_user(
         raise InputError("a user's email must look like name@example.com and be at most 254 characters")
     if not name.strip() or len(name) > 100:
         raise InputError("a user's name is 1 to 100 characters")
-    if len(password) < 12 or len(password) > 1000:
-        raise InputError("a password is 12 to 1,000 characters: pick a longer one")
+    _check_password(password)
     secret = pyotp.random_base32()
     with store.write() as tx:
         tenant_id = tx.conn.execute(
@@ -87,20 +113,144 @@ def create_user(
         taken = tx.conn.execute(select(schema.users.c.id).where(schema.users.c.email == email)).scalar()
         if taken is not None:
             raise DocksideError(f"there is already a user {email}: pick another email", code="user_exists")
-        tx.conn.execute(
-            insert(schema.users).values(
+        user_id = tx.conn.execute(
+            insert(schema.users)
+            .values(
                 tenant_id=tenant_id,
                 email=email,
                 name=name,
                 role=role.value,
                 warehouses=",".join(sorted({code for code in warehouses if code})),
                 password_hash=_HASHER.hash(password),
-                totp_secret=secret,
+                totp_secret=seal(secret),
                 created_at=tx.now,
             )
-        )
+            .returning(schema.users.c.id)
+        ).scalar_one()
+        body = _user_body(tx.conn.execute(select(schema.users).where(schema.users.c.id == user_id)).one())
     uri = pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name="Dockside")
-    return NewUser(email=email, totp_secret=secret, provisioning_uri=uri)
+    return NewUser(email=email, totp_secret=secret, provisioning_uri=uri, id=int(user_id), user=body)
+
+
+def _check_password(password: str) -> None:
+    if len(password) < 12 or len(password) > 1000:
+        raise InputError("a password is 12 to 1,000 characters: pick a longer one")
+
+
+def _user_body(row: Any) -> dict[str, Any]:
+    """A user as the API shows it: never the password hash or the TOTP secret."""
+    return {
+        "id": int(row.id),
+        "email": row.email,
+        "name": row.name,
+        "role": row.role,
+        "warehouses": sorted(row.warehouses.split(",")) if row.warehouses else None,
+        "created_at": row.created_at.isoformat(),
+        "disabled_at": row.disabled_at.isoformat() if row.disabled_at is not None else None,
+        "active": row.disabled_at is None,
+    }
+
+
+def _in_scope(row: Any, scope: frozenset[str] | None) -> bool:
+    # A caller limited to some warehouses manages only users limited to some of the same.
+    return scope is None or (bool(row.warehouses) and set(row.warehouses.split(",")) <= scope)
+
+
+def list_users(
+    store: CloudStore, tenant_id: int, *, warehouses: frozenset[str] | None = None
+) -> list[dict[str, Any]]:
+    """A tenant's users (in the caller's scope), by id."""
+    users = schema.users
+    with store.read() as conn:
+        rows = conn.execute(select(users).where(users.c.tenant_id == tenant_id).order_by(users.c.id)).all()
+    return [_user_body(row) for row in rows if _in_scope(row, warehouses)]
+
+
+def _owned(conn: Connection, tenant_id: int, user_id: int, scope: frozenset[str] | None) -> Any:
+    users = schema.users
+    row = conn.execute(select(users).where(users.c.id == user_id, users.c.tenant_id == tenant_id)).first()
+    if row is None or not _in_scope(row, scope):
+        raise NotFound(f"there is no user {user_id}: list users with GET /api/v1/users")
+    return row
+
+
+def _end_sessions(conn: Connection, user_id: int, now: datetime) -> None:
+    sessions = schema.user_sessions
+    conn.execute(
+        update(sessions)
+        .where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
+
+def _change_user(
+    store: CloudStore, tenant_id: int, user_id: int, scope: frozenset[str] | None, values: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    users = schema.users
+    with store.write() as tx:
+        before = _user_body(_owned(tx.conn, tenant_id, user_id, scope))
+        tx.conn.execute(update(users).where(users.c.id == user_id).values(**values))
+        # Every change here takes something away or replaces a credential: no session outlives it.
+        _end_sessions(tx.conn, user_id, tx.now)
+        after = _user_body(tx.conn.execute(select(users).where(users.c.id == user_id)).one())
+    return before, after
+
+
+def user_by_email(store: CloudStore, email: str) -> tuple[str, int]:
+    """(tenant code, user id) of the user with `email`, or NotFound."""
+    users = schema.users
+    with store.read() as conn:
+        row = conn.execute(
+            select(users.c.id, schema.tenants.c.code)
+            .join(schema.tenants, schema.tenants.c.id == users.c.tenant_id)
+            .where(users.c.email == email.strip().lower())
+        ).first()
+    if row is None:
+        raise NotFound(
+            f"there is no user {email}: check the email (create users with `dockside-cloud create-user`)"
+        )
+    return str(row.code), int(row.id)
+
+
+def disable_user(
+    store: CloudStore, tenant_id: int, user_id: int, *, warehouses: frozenset[str] | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Disable a user: sign-in is refused and every session ends at once; returns (before, after)."""
+    return _change_user(store, tenant_id, user_id, warehouses, {"disabled_at": utcnow()})
+
+
+def enable_user(
+    store: CloudStore, tenant_id: int, user_id: int, *, warehouses: frozenset[str] | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Let a disabled user sign in again (with the same password and TOTP); returns (before, after)."""
+    return _change_user(store, tenant_id, user_id, warehouses, {"disabled_at": None})
+
+
+def reset_password(
+    store: CloudStore,
+    tenant_id: int,
+    user_id: int,
+    *,
+    password: str | None = None,
+    warehouses: frozenset[str] | None = None,
+) -> UserReset:
+    """Give a user a new password (`password`, or a random one shown once); every session ends."""
+    new = password if password is not None else secrets.token_urlsafe(18)
+    _check_password(new)
+    before, after = _change_user(store, tenant_id, user_id, warehouses, {"password_hash": _HASHER.hash(new)})
+    return UserReset(before=before, after=after, password=None if password is not None else new)
+
+
+def reset_totp(
+    store: CloudStore, tenant_id: int, user_id: int, *, warehouses: frozenset[str] | None = None
+) -> UserReset:
+    """Give a user a new TOTP secret (shown once, for their authenticator app); every session ends."""
+    secret = pyotp.random_base32()
+    before, after = _change_user(
+        store, tenant_id, user_id, warehouses, {"totp_secret": seal(secret), "totp_last_step": None}
+    )
+    uri = pyotp.TOTP(secret).provisioning_uri(name=after["email"], issuer_name="Dockside")
+    return UserReset(before=before, after=after, totp_secret=secret, provisioning_uri=uri)
 
 
 def sign_in(
@@ -118,13 +268,38 @@ def sign_in(
     (cloud.sign_in_limits): past the limit the answer is SignInLimited (429) for a while. `now` is
     the time the code is checked against (tests move it; the default is the clock).
     """
-    attempt = sign_in_limits.begin_attempt(store, email, address)
+    users = schema.users
+    with store.read() as conn:
+        known = conn.execute(
+            select(users.c.id, users.c.tenant_id, users.c.email).where(users.c.email == email.strip().lower())
+        ).first()
+    actor = f"user:{known.id}" if known is not None else None
+    trusted = actor is not None and alerts.is_known_address(store, actor, address)
+    attempt = sign_in_limits.begin_attempt(store, email, address, known_address=trusted)
     try:
         answer = _verified_session(store, email=email, password=password, code=code, now=now or utcnow())
     except Unauthenticated:
-        attempt.failed(store)
+        failures = attempt.failed(store)
+        if known is not None and actor is not None:
+            alerts.failed_sign_ins(
+                store,
+                tenant_id=int(known.tenant_id),
+                actor=actor,
+                name=known.email,
+                address=address,
+                failures=failures,
+            )
         raise
     attempt.succeeded(store)
+    if known is not None and actor is not None:
+        alerts.seen_at(
+            store,
+            tenant_id=int(known.tenant_id),
+            actor=actor,
+            name=known.email,
+            address=address,
+            kind=alerts.AlertKind.NEW_SIGN_IN_ADDRESS,
+        )
     return answer
 
 
@@ -150,7 +325,7 @@ def _verified_session(
         _HASHER.verify(user.password_hash if user is not None else _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
         raise Unauthenticated(_WRONG) from None
-    step = _totp_step(user.totp_secret, code.strip(), now) if user is not None else None
+    step = _totp_step(unseal(user.totp_secret), code.strip(), now) if user is not None else None
     if user is None or step is None:
         raise Unauthenticated(_WRONG)
     token = new_secret(SESSION_PREFIX)
@@ -164,6 +339,11 @@ def _verified_session(
             )
             .values(totp_last_step=step)
         )
+        if not is_sealed(user.totp_secret):
+            # A secret an older release stored in clear: seal it now that it is read anyway.
+            tx.conn.execute(
+                update(users).where(users.c.id == user.id).values(totp_secret=seal(user.totp_secret))
+            )
         if claimed.rowcount != 1:
             raise Unauthenticated(_WRONG)
         expires = tx.now + SESSION_TTL
@@ -186,7 +366,9 @@ def authenticate_session(store: CloudStore, token: str) -> Principal:
     sessions, users = schema.user_sessions, schema.users
     with store.read() as conn:
         row = conn.execute(
-            select(users.c.tenant_id, users.c.name, users.c.email, users.c.role, users.c.warehouses)
+            select(
+                users.c.id, users.c.tenant_id, users.c.name, users.c.email, users.c.role, users.c.warehouses
+            )
             .add_columns(schema.tenants.c.code, sessions.c.expires_at)
             .join(users, users.c.id == sessions.c.user_id)
             .join(schema.tenants, schema.tenants.c.id == users.c.tenant_id)
@@ -204,6 +386,7 @@ def authenticate_session(store: CloudStore, token: str) -> Principal:
         role=Role(row.role),
         tenant=row.code,
         warehouses=frozenset(row.warehouses.split(",")) if row.warehouses else None,
+        actor=f"user:{row.id}",
     )
 
 

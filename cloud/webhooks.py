@@ -16,6 +16,7 @@ that expires because its dispatcher died mid-delivery is taken again by another:
 least once, and a subscriber dedupes by `event_id` (body and X-Dockside-Event-Id header).
 
 Every URL is checked by cloud.webhook_targets when it is saved and again before each delivery.
+The signing secret is sealed at rest (cloud/sealed_secrets.py) and opened only to sign a delivery.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import httpx
 from sqlalchemy import func, insert, or_, select, update
 
 from cloud import schema
+from cloud.sealed_secrets import seal, unseal
 from cloud.store import CloudStore, WriteTransaction, dumps, utcnow
 from cloud.webhook_targets import UnsafeWebhookUrl, WebhookTarget, webhook_target
 from dockside.errors import InputError, NotFound
@@ -76,6 +78,8 @@ class WebhookEvent(StrEnum):
     ORDER_STATE_CHANGED = "order.state_changed"
     EXCEPTION_OPENED = "exception.opened"
     EXCEPTION_UPDATED = "exception.updated"
+    # Unusual activity (cloud/alerts.py): who, where and what, with the exception it opened.
+    ALERT_RAISED = "alert.raised"
 
 
 def emit(tx: WriteTransaction, tenant_id: int, kind: WebhookEvent, payloads: list[dict[str, Any]]) -> None:
@@ -96,7 +100,7 @@ def signature(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={digest}"
 
 
-def _subscription(row: Any, *, with_secret: bool = False) -> dict[str, Any]:
+def _subscription(row: Any, *, secret: str | None = None) -> dict[str, Any]:
     answer = {
         "id": row.id,
         "url": row.url,
@@ -104,8 +108,8 @@ def _subscription(row: Any, *, with_secret: bool = False) -> dict[str, Any]:
         "created_at": row.created_at.isoformat(),
         "active": row.disabled_at is None,
     }
-    if with_secret:
-        answer["secret"] = row.secret
+    if secret is not None:
+        answer["secret"] = secret
     return answer
 
 
@@ -120,6 +124,7 @@ def create_subscription(
     if not events:
         raise InputError(f"subscribe to at least one event: {', '.join(WebhookEvent)}")
     table = schema.webhook_subscriptions
+    secret = "whsec_" + secrets.token_urlsafe(32)
     with store.write() as tx:
         # Only events from now on: history is what replay is for.
         top = tx.conn.execute(
@@ -130,7 +135,7 @@ def create_subscription(
             .values(
                 tenant_id=tenant_id,
                 url=url,
-                secret="whsec_" + secrets.token_urlsafe(32),
+                secret=seal(secret),
                 events=",".join(sorted({event.value for event in events})),
                 cursor=int(top or 0),
                 created_at=tx.now,
@@ -138,7 +143,7 @@ def create_subscription(
             .returning(table.c.id)
         ).scalar_one()
         row = tx.conn.execute(select(table).where(table.c.id == new_id)).one()
-    return _subscription(row, with_secret=True)
+    return _subscription(row, secret=secret)
 
 
 def list_subscriptions(store: CloudStore, tenant_id: int) -> list[dict[str, Any]]:
@@ -383,7 +388,7 @@ def _attempt(
             "X-Dockside-Event": row.kind,
             "X-Dockside-Event-Id": str(row.event_id),
             "X-Dockside-Delivery": str(row.id),
-            "X-Dockside-Signature": signature(row.secret, int(time.time()), body),
+            "X-Dockside-Signature": signature(unseal(row.secret), int(time.time()), body),
         }
         if target.extensions:
             # A TLS connection made for one name is never reused for another on the same address.

@@ -14,9 +14,15 @@ xdist (`pytest tests/e2e/test_scales.py`) only the order applies.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
+
+# TOTP and webhook secrets are sealed with this key (cloud/sealed_secrets.py) in the test process
+# and every cloud it starts; a test of a missing key removes it with monkeypatch.
+os.environ.setdefault("DOCKSIDE_SECRET_KEY", Fernet.generate_key().decode("ascii"))
 
 # Modules that announce or browse zeroconf services on loopback.
 MDNS_MODULES = frozenset(

@@ -10,7 +10,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from cloud.api import agent_admin, order_admin, records, rulesets, sessions, webhooks
+from cloud.api import agent_admin, alerts, order_admin, records, rulesets, sessions, tokens, users, webhooks
 from cloud.api.errors import (
     BodyLimitMiddleware,
     CatchAllMiddleware,
@@ -65,6 +65,9 @@ def create_app(store: CloudStore, limits: HttpLimits | None = None) -> FastAPI:
     app.include_router(records.router)
     app.include_router(sessions.router)
     app.include_router(webhooks.router)
+    app.include_router(tokens.router)
+    app.include_router(users.router)
+    app.include_router(alerts.router)
 
     app.include_router(console_router())
 

@@ -10,7 +10,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPBearer
 
-from cloud.access import Principal, authenticate_api_token
+from cloud import users
+from cloud.access import Principal, Unauthenticated, authenticate_api_token
 from cloud.roles import Permission, require
 from cloud.store import CloudStore
 
@@ -21,6 +22,7 @@ __all__ = [
     "EnrollsAgents",
     "ErasesPersonalData",
     "IngestsOrders",
+    "ManagesAccess",
     "ManagesOrders",
     "ManagesWebhooks",
     "ReadsAudit",
@@ -30,6 +32,7 @@ __all__ = [
     "WorksExceptions",
     "WritesStations",
     "WritesWarehouses",
+    "client_address",
     "principal",
     "store_of",
 ]
@@ -43,9 +46,27 @@ def store_of(request: Request) -> CloudStore:
     return store
 
 
+def client_address(request: Request) -> str:
+    """The peer's address; behind a proxy, uvicorn's --forwarded-allow-ips decides what that is."""
+    return request.client.host if request.client is not None else "unknown"
+
+
 def principal(request: Request, _scheme: Annotated[Any, Security(_bearer)] = None) -> Principal:
-    """The caller, from the Authorization header (401 in the contract's shape otherwise)."""
-    return authenticate_api_token(store_of(request), request.headers.get("authorization"))
+    """The caller, from the Authorization header: an API token or a console session (401 otherwise)."""
+    authorization = request.headers.get("authorization")
+    if not authorization:
+        raise Unauthenticated(
+            "this call needs a bearer token: send 'Authorization: Bearer <token>' "
+            "(create one with `dockside-cloud create-token --role admin --name NAME`)"
+        )
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthenticated("the Authorization header must read 'Bearer <token>': fix the header")
+    store = store_of(request)
+    if token.startswith(users.SESSION_PREFIX):
+        return users.authenticate_session(store, token)
+    return authenticate_api_token(store, token, address=client_address(request))
 
 
 Caller = Annotated[Principal, Depends(principal)]
@@ -73,4 +94,5 @@ ManagesOrders = Annotated[Principal, Depends(_granted(Permission.MANAGE_ORDERS))
 WorksExceptions = Annotated[Principal, Depends(_granted(Permission.WORK_EXCEPTIONS))]
 ReadsAudit = Annotated[Principal, Depends(_granted(Permission.READ_AUDIT))]
 ManagesWebhooks = Annotated[Principal, Depends(_granted(Permission.MANAGE_WEBHOOKS))]
+ManagesAccess = Annotated[Principal, Depends(_granted(Permission.MANAGE_ACCESS))]
 ErasesPersonalData = Annotated[Principal, Depends(_granted(Permission.ERASE_PERSONAL_DATA))]

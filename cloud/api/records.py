@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -9,9 +10,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from cloud import audit, export
+from cloud import alerts, audit, export
+from cloud.access import Principal
 from cloud.api.callers import Caller, ReadsAudit, Store
 from cloud.roles import Permission, require
+from cloud.store import CloudStore
 
 __all__ = ["router"]
 
@@ -44,7 +47,10 @@ def query_audit(
     until: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=audit.MAX_LISTED)] = 100,
 ) -> Any:
-    """Admin writes, newest first: by object (kind and key), by user (actor) and by time.
+    """Admin writes, newest first: by object (kind and key), by actor id and by time.
+
+    `actor` is the unique id (`token:<id>`, `user:<id>`, `cli:<os user>`); each entry carries the
+    actor's display name as `actor_name`.
 
     A token limited to some warehouses sees only entries of objects in those warehouses.
     """
@@ -89,6 +95,9 @@ def export_records(
         require(caller, Permission.READ_ORDERS)
         records = export.iter_orders(store, caller.tenant_id, warehouses=caller.warehouses)
         columns = export.ORDER_COLUMNS
+    threshold = alerts.thresholds(store, caller.tenant_id)[alerts.AlertKind.BULK_EXPORT]
+    if threshold.count:
+        records = _watched(records, store, caller, kind.value, threshold.count)
     if format is ExportFormat.CSV:
         body = export.as_csv(records, columns, orders=kind is ExportKind.ORDERS)
         media = "text/csv; charset=utf-8"
@@ -99,3 +108,20 @@ def export_records(
     return StreamingResponse(
         body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{filename}"'}
     )
+
+
+def _watched(
+    records: Iterable[dict[str, Any]], store: CloudStore, caller: Principal, what: str, count: int
+) -> Iterator[dict[str, Any]]:
+    """The records as they are, raising a bulk-export alert as the `count`-th one goes out."""
+    for handed, record in enumerate(records, start=1):
+        if handed == count:
+            alerts.bulk_export(
+                store,
+                tenant_id=caller.tenant_id,
+                actor=caller.actor,
+                name=caller.token_name,
+                what=what,
+                records=handed,
+            )
+        yield record

@@ -304,7 +304,16 @@ def _parse_and_ingest(store: CloudStore, caller: Principal, raw: bytearray) -> o
             code="too_many_orders",
         )
     with store.unit_of_work():
-        result = orders.ingest_orders(store, caller.tenant_id, envelope.orders, warehouses=caller.warehouses)
+        result = orders.ingest_orders(
+            store,
+            caller.tenant_id,
+            envelope.orders,
+            warehouses=caller.warehouses,
+            by=caller.token_name,
+            actor=caller.actor,
+        )
+        for change in result.amended:
+            audit.record(store, caller, "amend_order", "order", change.order_ref, change.before, change.after)
         if result.changed:
             summary = {
                 "accepted": len(result.accepted),

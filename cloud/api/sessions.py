@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from cloud import users
 from cloud.access import Unauthenticated
-from cloud.api.callers import Caller, Store
+from cloud.api.callers import Caller, Store, client_address
 from cloud.api.errors import error_response
 from cloud.sign_in_limits import SignInLimited
 
@@ -71,12 +71,13 @@ class SignIn(BaseModel):
 async def sign_in(body: SignIn, store: Store, request: Request) -> Any:
     """A session token (`Authorization: Bearer <token>`) with the user's role, tenant and warehouses.
 
-    After 5 failed sign-ins of one account, or 20 from one address, within 15 minutes, the answer
-    is 429 with `Retry-After` (seconds) for up to 15 minutes; a successful sign-in clears the
-    account's count.
+    20 failed sign-ins from one address within 15 minutes lock that address out for 15 minutes
+    (429 with `Retry-After`). After 5 failures of one account, its next attempts from addresses it
+    never signed in from wait a delay that doubles from 1 s to at most 60 s (429 with
+    `Retry-After`); from an address it signed in from before, a correct password and code always
+    get in. A successful sign-in clears the account's count.
     """
-    # The peer's address; behind a proxy, uvicorn's --forwarded-allow-ips decides what that is.
-    address = request.client.host if request.client is not None else "unknown"
+    address = client_address(request)
     try:
         # argon2 takes tens of milliseconds on purpose: keep it off the event loop.
         return await run_in_threadpool(
@@ -91,5 +92,8 @@ def sign_out(caller: Caller, store: Store, request: Request) -> None:
     """End the session whose token this call carries (an API token is not a session: 401)."""
     token = request.headers.get("authorization", "").partition(" ")[2].strip()
     if not token.startswith(users.SESSION_PREFIX):
-        raise Unauthenticated("this is an API token, not a session: revoke API tokens with the CLI")
+        raise Unauthenticated(
+            "this is an API token, not a session: revoke it with POST /api/v1/tokens/{id}/revoke "
+            "or `dockside-cloud revoke-token ID`"
+        )
     users.end_session(store, token)

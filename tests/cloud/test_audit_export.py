@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from cloud import audit, schema
-from cloud.access import Principal, Role, create_api_token
+from cloud.access import Principal, Role, create_api_token, create_token
 from cloud.exceptions_center import ExceptionKind, open_exception
 from cloud.releases import PUBLIC_KEY_ENV, generate_release_key, sign_release
 from cloud.store import utcnow
@@ -26,6 +26,12 @@ def _entries(cloud: RunningCloud, **params: Any) -> list[dict[str, Any]]:
     assert response.status_code == 200, response.text
     entries: list[dict[str, Any]] = response.json()["entries"]
     return entries
+
+
+def _actor_of(cloud: RunningCloud, name: str) -> str:
+    """The audit actor id of the (one) token called `name`."""
+    (token,) = [token for token in cloud.api.get("/api/v1/tokens").json()["tokens"] if token["name"] == name]
+    return f"token:{token['id']}"
 
 
 def test_every_admin_write_is_logged_with_who_what_before_and_after(cloud: RunningCloud) -> None:
@@ -47,7 +53,8 @@ def test_every_admin_write_is_logged_with_who_what_before_and_after(cloud: Runni
     assert created["after"]["name"] == "Warehouse WH1"
     assert renamed["before"]["name"] == "Warehouse WH1"
     assert renamed["after"]["name"] == "Renamed"
-    assert (renamed["actor"], renamed["role"]) == ("tests", "admin")
+    tests_actor = _actor_of(cloud, "tests")
+    assert (renamed["actor"], renamed["actor_name"], renamed["role"]) == (tests_actor, "tests", "admin")
     # The enrollment token is a secret: the log says one was made, never what it is.
     assert token not in json.dumps(warehouse)
     assert "expires_at" in warehouse[0]["after"]
@@ -65,14 +72,21 @@ def test_every_admin_write_is_logged_with_who_what_before_and_after(cloud: Runni
     assert _entries(cloud, object_kind="station", object_key="WH1/S1")[0]["after"]["code"] == "S1"
 
     # By user: another admin's writes are apart from ours.
-    other = create_api_token(cloud.store, name="nina", role=Role.ADMIN)
-    cloud.api.post(
-        "/api/v1/warehouses",
-        json={"code": "WH2", "name": "Two"},
-        headers={"Authorization": f"Bearer {other}"},
-    )
-    assert [(e["actor"], e["object_key"]) for e in _entries(cloud, actor="nina")] == [("nina", "WH2")]
-    assert all(e["actor"] == "tests" for e in _entries(cloud, actor="tests"))
+    other = create_token(cloud.store, name="nina", role=Role.ADMIN)
+    # A second token with the same name is another actor: the audit tells them apart by id.
+    namesake = create_token(cloud.store, name="nina", role=Role.ADMIN)
+    for token, code in ((other, "WH2"), (namesake, "WH3")):
+        cloud.api.post(
+            "/api/v1/warehouses",
+            json={"code": code, "name": "Two"},
+            headers={"Authorization": f"Bearer {token.secret}"},
+        )
+    by_other = _entries(cloud, actor=f"token:{other.id}")
+    assert [(e["actor_name"], e["object_key"]) for e in by_other] == [("nina", "WH2")]
+    by_namesake = _entries(cloud, actor=f"token:{namesake.id}")
+    assert [(e["actor_name"], e["object_key"]) for e in by_namesake] == [("nina", "WH3")]
+    assert _entries(cloud, actor="nina") == []
+    assert all(e["actor_name"] == "tests" for e in _entries(cloud, actor=tests_actor))
     later = (utcnow() + timedelta(minutes=5)).isoformat()
     assert _entries(cloud, since=later) == []
 
@@ -86,7 +100,9 @@ def test_only_admins_read_the_audit_log(cloud: RunningCloud) -> None:
 
 
 def test_the_audit_log_is_kept_at_least_six_months(cloud: RunningCloud) -> None:
-    caller = Principal(tenant_id=cloud.store.tenant_id(), token_name="tests", role=Role.ADMIN)
+    caller = Principal(
+        tenant_id=cloud.store.tenant_id(), token_name="tests", role=Role.ADMIN, actor="cli:tests"
+    )
     audit.record(cloud.store, caller, "put_warehouse", "warehouse", "OLD", None, {"code": "OLD"})
     with pytest.raises(InputError, match="at least 183 days"):
         audit.purge_audit(cloud.store, keep_days=30)
@@ -200,6 +216,7 @@ def test_every_admin_write_route_writes_an_audit_entry(
         },
     }
     hook = {"url": "http://127.0.0.1:9/hook", "events": ["order.state_changed"]}
+    user = {"email": "ops@example.com", "name": "Ops", "password": "correct horse battery staple"}
     # Each route with one call that succeeds, in an order where each finds what it needs.
     calls: list[tuple[str, str, str, dict[str, Any]]] = [
         ("POST", "/api/v1/warehouses", "/api/v1/warehouses", {"json": {"code": "WH1", "name": "One"}}),
@@ -284,13 +301,32 @@ def test_every_admin_write_route_writes_an_audit_entry(
             "/api/v1/releases/0.3.0/assign",
             {"json": {"warehouses": ["WH1"]}},
         ),
+        ("POST", "/api/v1/tokens", "/api/v1/tokens", {"json": {"name": "oms", "role": "integration"}}),
+        ("POST", "/api/v1/tokens/{token_id}/revoke", "/api/v1/tokens/{token}/revoke", {}),
+        ("POST", "/api/v1/users", "/api/v1/users", {"json": user}),
+        ("POST", "/api/v1/users/{user_id}/disable", "/api/v1/users/{user}/disable", {}),
+        ("POST", "/api/v1/users/{user_id}/enable", "/api/v1/users/{user}/enable", {}),
+        ("POST", "/api/v1/users/{user_id}/reset-password", "/api/v1/users/{user}/reset-password", {}),
+        ("POST", "/api/v1/users/{user_id}/reset-totp", "/api/v1/users/{user}/reset-totp", {}),
+        (
+            "PUT",
+            "/api/v1/alerts/thresholds/{alert_kind}",
+            "/api/v1/alerts/thresholds/reprint_burst",
+            {"json": {"count": 20, "window_s": 60}},
+        ),
     ]
     missing = writes - NOT_ADMIN_WRITES - {(method, route) for method, route, _, _ in calls}
     assert not missing, (
         f"write routes with no audit check: add a call for each to this test: {sorted(missing)}"
     )
     exception_id = ""
+    tests_actor = _actor_of(cloud, "tests")
     for method, route, path, request in calls:
+        if "{token}" in path:
+            path = path.replace("{token}", str(create_token(cloud.store, name="old", role=Role.VIEWER).id))
+        if "{user}" in path:
+            (made,) = cloud.api.get("/api/v1/users").json()["users"]
+            path = path.replace("{user}", str(made["id"]))
         if route == "/api/v1/templates/{name}/rollback":
             # Go back from version 2 to version 1.
             created = cloud.api.post("/api/v1/templates/t1/versions", json=TEMPLATE)
@@ -306,4 +342,6 @@ def test_every_admin_write_route_writes_an_audit_entry(
         assert response.status_code in (200, 201), (route, response.text)
         logged = [e for e in _entries(cloud, limit=5) if not newest or e["id"] > newest[0]["id"]]
         assert logged, f"{method} {route} wrote no audit entry: call audit.record in its unit of work"
-        assert all((e["actor"], e["role"]) == ("tests", "admin") for e in logged)
+        assert all(
+            (e["actor"], e["actor_name"], e["role"]) == (tests_actor, "tests", "admin") for e in logged
+        )

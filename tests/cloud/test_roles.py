@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cloud.access import Role, create_api_token, create_tenant
+from cloud.access import Role, create_api_token, create_tenant, create_token
 from cloud.webhook_targets import ALLOW_PRIVATE_ENV
 from tests.cloud.conftest import STATION, TEMPLATE, RunningCloud, order
 
@@ -96,6 +96,24 @@ ENDPOINTS = [
     Endpoint("POST", "/api/v1/webhooks/1/replay", ADMIN, 404, {"since": "2026-01-01T00:00:00Z"}),
     # No such agent: an admin gets past the role check to the 404, the others stop at 403.
     Endpoint("POST", "/api/v1/agents/no-such-agent/revoke", ADMIN, 404),
+    Endpoint("GET", "/api/v1/tokens", ADMIN),
+    Endpoint("POST", "/api/v1/tokens", ADMIN, 201, {"name": "oms", "role": "integration"}),
+    # No token 999 or user 999: the admin gets past the role check to the 404.
+    Endpoint("POST", "/api/v1/tokens/999/revoke", ADMIN, 404),
+    Endpoint("GET", "/api/v1/users", ADMIN),
+    Endpoint(
+        "POST",
+        "/api/v1/users",
+        ADMIN,
+        201,
+        {"email": "ops@example.com", "name": "Ops", "password": "correct horse battery staple"},
+    ),
+    Endpoint("POST", "/api/v1/users/999/disable", ADMIN, 404),
+    Endpoint("POST", "/api/v1/users/999/enable", ADMIN, 404),
+    Endpoint("POST", "/api/v1/users/999/reset-password", ADMIN, 404),
+    Endpoint("POST", "/api/v1/users/999/reset-totp", ADMIN, 404),
+    Endpoint("GET", "/api/v1/alerts/thresholds", ADMIN),
+    Endpoint("PUT", "/api/v1/alerts/thresholds/reprint_burst", ADMIN, body={"count": 20, "window_s": 60}),
 ]
 
 
@@ -182,6 +200,8 @@ def test_every_api_route_is_in_the_matrix(cloud: RunningCloud) -> None:
             pattern = pattern.replace("{order_ref}", "R1").replace("{agent_id}", "no-such-agent")
             pattern = pattern.replace("{exception_id}", "1").replace("{kind}", "orders")
             pattern = pattern.replace("{webhook_id}", "1").replace("{wave_id}", "1")
+            pattern = pattern.replace("{token_id}", "999").replace("{user_id}", "999")
+            pattern = pattern.replace("{alert_kind}", "reprint_burst")
             if pattern == concrete:
                 covered.add((endpoint.method, path_template))
     missing = {
@@ -297,8 +317,8 @@ def test_a_warehouse_scoped_admin_revokes_only_its_own_agents_and_every_revoke_i
 ) -> None:
     setup.put_warehouse("WH2")
     wh1_agent, wh2_agent = setup.enroll("WH1"), setup.enroll("WH2")
-    wh1_token = create_api_token(setup.store, name="wh1-admin", role=Role.ADMIN, warehouses=["WH1"])
-    with _client(setup, wh1_token) as wh1:
+    wh1_made = create_token(setup.store, name="wh1-admin", role=Role.ADMIN, warehouses=["WH1"])
+    with _client(setup, wh1_made.secret) as wh1:
         # WH2's agent is as missing to WH1's admin as an agent that never existed.
         message = _missing(wh1, f"/api/v1/agents/{wh2_agent.agent_id}/revoke", "POST")
         assert message == _missing(wh1, "/api/v1/agents/agt_nobody/revoke", "POST").replace(
@@ -313,9 +333,10 @@ def test_a_warehouse_scoped_admin_revokes_only_its_own_agents_and_every_revoke_i
     assert fleet[wh1_agent.agent_id]["revoked_at"] == done.json()["revoked_at"]
 
     entries = setup.api.get("/api/v1/audit", params={"object_kind": "agent"}).json()["entries"]
-    assert [(e["action"], e["object_key"], e["actor"]) for e in entries] == [
-        ("revoke_agent", wh1_agent.agent_id, "wh1-admin"),
-        ("revoke_agent", wh1_agent.agent_id, "wh1-admin"),
+    # The actor is the token's unique id, its name beside it.
+    assert [(e["action"], e["object_key"], e["actor"], e["actor_name"]) for e in entries] == [
+        ("revoke_agent", wh1_agent.agent_id, f"token:{wh1_made.id}", "wh1-admin"),
+        ("revoke_agent", wh1_agent.agent_id, f"token:{wh1_made.id}", "wh1-admin"),
     ]
     second, first = entries
     assert first["before"] == {"id": wh1_agent.agent_id, "warehouse": "WH1", "revoked_at": None}
