@@ -27,6 +27,12 @@ a fault is noticed sits in the printer's buffer and prints after the fix: it is 
 A connection that breaks in the middle of a label leaves a `failed` job and an exception for a
 person. A station printer with role `fallback` (or `<role>-fallback`) takes the labels of a
 faulted one, and the answer says so.
+
+Every label renders within the station's render budget (`dockside.labels.render_budget`), on
+the loop, so a hostile template costs the loop at most that budget once. A render that overruns
+it records no job: the pack fails with a message naming the template and its version, an
+`exception_raised` event goes to the cloud, and the version is set aside at this agent (later
+packs and wave labels that need it fail at once) until a new version arrives.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from dockside.errors import Conflict, InputError, NotFound, PrinterError
+from dockside.errors import Conflict, InputError, NotFound, PrinterError, TemplateOverrun
 from dockside.labels import label_context
 from dockside.rules import Decision, decide
 from dockside.sync import EventKind
@@ -250,7 +256,10 @@ class Packer:
             printed_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
         assert template.compiled is not None  # TemplateShelf.get only returns usable ones
-        label = template.compiled.render(context)
+        try:
+            label = template.compiled.render(context)
+        except TemplateOverrun as exc:
+            raise self._set_aside(template, exc, order_ref, station_code) from None
         now = now_ms()
         return Job(
             job_id=job_id,
@@ -275,6 +284,41 @@ class Packer:
             label=label,
             message=message,
         )
+
+    def _set_aside(
+        self, template: ShelvedTemplate, exc: TemplateOverrun, order_ref: str, station_code: str
+    ) -> TemplateOverrun:
+        """A template version whose render overran: the error for this job, and the version set aside.
+
+        The first time, an `exception_raised` event tells the cloud; later packs that need the
+        version fail at once with the same message (`TemplateShelf.get`) until a new one arrives.
+        """
+        overrun = TemplateOverrun(
+            f"template {template.name} v{template.version} exceeded its render budget: {exc.message}; "
+            "fix the template and publish a new version (this agent sets it aside until then)",
+            code=exc.code,
+        )
+        if self._cache.templates.set_aside(template.name, template.version, overrun):
+            body = {
+                "reason": "template_over_budget",
+                "code": exc.code,
+                "template": template.name,
+                "template_version": template.version,
+                "message": overrun.message,
+            }
+            with self._store.atomic():
+                self._outbox.record_many(
+                    (EventKind.EXCEPTION_RAISED,), body, order_ref=order_ref, station=station_code
+                )
+            self._outbox.notify()
+            log.error(
+                "template %s v%d set aside: %s",
+                template.name,
+                template.version,
+                exc.message,
+                extra={"order_ref": order_ref, "station": station_code, "template": template.name},
+            )
+        return overrun
 
     def _route(self, station: Station, role: str) -> tuple[PrinterLane, str]:
         """The printer for `role`, or the station's fallback while it is in a fault; and a note why."""

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from dockside.errors import SyncError, TemplateError
+from dockside.errors import SyncError, TemplateError, TemplateOverrun
 from dockside.labels import CompiledTemplate, compile_template
 
 __all__ = ["ShelvedTemplate", "TemplateShelf", "compile_version"]
@@ -26,6 +26,7 @@ class ShelvedTemplate:
     version: int
     compiled: CompiledTemplate | None
     error: str | None = None
+    overrun: TemplateOverrun | None = None  # why the version is set aside at this agent
 
     @property
     def label(self) -> str:
@@ -62,6 +63,8 @@ class TemplateShelf:
                 "or wait for the agent to sync and scan again",
                 code="template_not_synced",
             )
+        if shelved.overrun is not None:
+            raise TemplateOverrun(shelved.overrun.message, code=shelved.overrun.code)
         if shelved.compiled is None:
             raise TemplateError(
                 f"label template {shelved.label} cannot be used at this agent ({shelved.error}): "
@@ -72,6 +75,17 @@ class TemplateShelf:
 
     def put(self, shelved: ShelvedTemplate) -> None:
         self._active[shelved.name] = shelved
+
+    def set_aside(self, name: str, version: int, overrun: TemplateOverrun) -> bool:
+        """Stop using version `version` of `name` (if it is still the active one) because of `overrun`.
+
+        True if it was set aside now, False if it already was or is no longer active.
+        """
+        current = self._active.get(name)
+        if current is None or current.version != version or current.overrun is not None:
+            return False
+        self._active[name] = replace(current, overrun=overrun)
+        return True
 
     def remove(self, name: str, version: int | None = None) -> None:
         """Forget `name` (only if its active version is `version`, when given)."""
