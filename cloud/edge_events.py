@@ -1,9 +1,15 @@
 """Edge events arriving from agents: stored once by event id, with their effect on the order.
 
-Delivery is at-least-once, so the same event may arrive any number of times; the unique event id
-makes the second arrival an acknowledgement without a second effect. Each batch is one
-transaction: the events, the order states they move and the order changes that tell the
-warehouse's agents about those states commit together or not at all.
+Delivery is at-least-once, so the same event may arrive any number of times; the event id, unique
+within the tenant, makes the second arrival an acknowledgement without a second effect. An id
+already stored for a different event (another agent's, or a broken agent's reuse) is rejected
+with a reason, never acknowledged: only what is stored is acked. Another tenant's ids are no
+concern: they cannot collide. Each batch is one transaction: the events, the order states they
+move and the order changes that tell the warehouse's agents about those states commit together or
+not at all.
+
+The rules are never evaluated inside that transaction: a packed parcel's weight tolerance is
+decided first, on a read, so however long a rule takes no other writer waits for it.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cloud import schema
@@ -23,7 +29,7 @@ from cloud.agents import AgentIdentity
 from cloud.exceptions_center import ExceptionKind, open_exception
 from cloud.gc_pause import paused_gc
 from cloud.orders import order_sync_body
-from cloud.rulesets import active_ruleset
+from cloud.rulesets import active_ruleset_row
 from cloud.store import ChangeRecord, CloudStore, WriteTransaction, dumps
 from cloud.webhooks import WebhookEvent, emit
 from dockside.orders import OrderState
@@ -90,6 +96,21 @@ class _Checked:
     event: IncomingEvent
     body: dict[str, Any]
 
+    def packed_weight(self) -> int | None:
+        """The weight an order_packed event reports, when it reports one."""
+        weight = self.body.get("weight_g")
+        if self.event.kind != EventKind.ORDER_PACKED.value or not self.event.order_ref:
+            return None
+        return weight if isinstance(weight, int) and not isinstance(weight, bool) else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Tolerance:
+    """What the rules said a packed parcel may weigh, decided before the write transaction."""
+
+    expected_g: int
+    tolerance_g: int
+
 
 def _check(event: IncomingEvent) -> _Checked | tuple[str, str]:
     """The event with its decoded body, or (code, message) saying why it can never be accepted."""
@@ -134,8 +155,9 @@ def apply_events(store: CloudStore, agent: AgentIdentity, events: Sequence[Incom
         elif event.event_id not in fresh:
             fresh[event.event_id] = checked
     if fresh:
+        tolerances = _decide_tolerances(store, agent, list(fresh.values()))
         with paused_gc():
-            verdicts.update(_apply_with_retry(store, agent, list(fresh.values())))
+            verdicts.update(_apply_with_retry(store, agent, list(fresh.values()), tolerances))
     outcome = EventOutcome()
     for event_id, (code, message) in verdicts.items():
         if code == _ACKED:
@@ -145,14 +167,79 @@ def apply_events(store: CloudStore, agent: AgentIdentity, events: Sequence[Incom
     return outcome
 
 
-def _apply_with_retry(
+# Compiled active rulesets by (tenant, version): versions are immutable, and a batch of events
+# should not parse every condition again.
+_compiled_rulesets: dict[tuple[int, int], CompiledRuleset] = {}
+
+
+def _active_rules(conn: Connection, tenant_id: int) -> CompiledRuleset | None:
+    found = active_ruleset_row(conn, tenant_id)
+    if found is None:
+        return None
+    version, ruleset = found
+    compiled = _compiled_rulesets.get((tenant_id, version))
+    if compiled is None:
+        compiled = compile_ruleset(ruleset)
+        if len(_compiled_rulesets) > 256:
+            _compiled_rulesets.clear()
+        _compiled_rulesets[(tenant_id, version)] = compiled
+    return compiled
+
+
+def _decide_tolerances(
     store: CloudStore, agent: AgentIdentity, checked: list[_Checked]
+) -> dict[str, _Tolerance]:
+    """Each packed parcel's expected weight and tolerance under the tenant's active ruleset.
+
+    Read first, decided after the read ends, so no transaction is open while rules run. The write
+    that follows may see a newer order (re-ingested meanwhile): the agent packed with an order
+    copy at least as old, so the decision stands for the parcel as packed.
+    """
+    packed = {c.event.event_id: c for c in checked if c.packed_weight() is not None}
+    if not packed:
+        return {}
+    orders_table = schema.orders
+    with store.read() as conn:
+        rules = _active_rules(conn, agent.tenant_id)
+        if rules is None or not rules.can_set("weight_tolerance_g"):
+            return {}
+        refs = sorted({c.event.order_ref for c in packed.values()})
+        bodies: dict[str, str] = {}
+        for start in range(0, len(refs), _LOOKUP_CHUNK):
+            rows = conn.execute(
+                select(orders_table.c.order_ref, orders_table.c.body).where(
+                    orders_table.c.tenant_id == agent.tenant_id,
+                    orders_table.c.warehouse_id == agent.warehouse_id,
+                    schema.one_of(
+                        orders_table.c.order_ref, refs[start : start + _LOOKUP_CHUNK], conn.dialect
+                    ),
+                )
+            )
+            bodies.update({row.order_ref: row.body for row in rows})
+    decided: dict[str, _Tolerance] = {}
+    for event_id, item in packed.items():
+        text = bodies.get(item.event.order_ref)
+        weight = item.packed_weight()
+        if text is None or weight is None:
+            continue
+        order = json.loads(text)
+        expected = order.get("expected_weight_g")
+        if expected is None:
+            continue
+        tolerance = rules.decide(order, weight).weight_tolerance_g
+        if tolerance is not None:
+            decided[event_id] = _Tolerance(int(expected), tolerance)
+    return decided
+
+
+def _apply_with_retry(
+    store: CloudStore, agent: AgentIdentity, checked: list[_Checked], tolerances: dict[str, _Tolerance]
 ) -> dict[str, tuple[str, str]]:
     attempts = 3
     for attempt in range(attempts):
         try:
             with store.write() as tx:
-                return _apply(tx, agent, checked)
+                return _apply(tx, agent, checked, tolerances)
         except IntegrityError:
             # The same events arrived on another connection and committed first (PostgreSQL):
             # run again, and they are acknowledged as already seen.
@@ -161,19 +248,61 @@ def _apply_with_retry(
     raise AssertionError("unreachable")
 
 
-def _apply(tx: WriteTransaction, agent: AgentIdentity, checked: list[_Checked]) -> dict[str, tuple[str, str]]:
+def _stored_verdicts(
+    tx: WriteTransaction, agent: AgentIdentity, checked: list[_Checked]
+) -> dict[str, tuple[str, str]]:
+    """For each event whose id the tenant already holds: acked when the stored event is this one
+    (a redelivery, also from the same PC enrolled again), rejected when it is another event."""
+    events_table = schema.order_events
+    by_id = {c.event.event_id: c for c in checked}
+    ids = list(by_id)
+    verdicts: dict[str, tuple[str, str]] = {}
+    for start in range(0, len(ids), _LOOKUP_CHUNK):
+        rows = tx.conn.execute(
+            select(
+                events_table.c.event_id,
+                events_table.c.warehouse_id,
+                events_table.c.kind,
+                events_table.c.order_ref,
+                events_table.c.station,
+                events_table.c.occurred_at,
+                events_table.c.body,
+            ).where(
+                events_table.c.tenant_id == agent.tenant_id,
+                schema.one_of(events_table.c.event_id, ids[start : start + _LOOKUP_CHUNK], tx.conn.dialect),
+            )
+        )
+        for row in rows:
+            item = by_id[row.event_id]
+            event = item.event
+            same = (
+                int(row.warehouse_id) == agent.warehouse_id
+                and row.kind == event.kind
+                and (row.order_ref or "") == event.order_ref
+                and row.station == event.station
+                and round(row.occurred_at.timestamp() * 1000) == event.occurred_at_ms
+                and json.loads(row.body) == item.body
+            )
+            verdicts[row.event_id] = (
+                (_ACKED, "")
+                if same
+                else (
+                    "event_id_taken",
+                    f"event id {row.event_id} is already stored for another event of this tenant: "
+                    "the agent must give every event an id of its own; this event is kept for a person",
+                )
+            )
+    return verdicts
+
+
+def _apply(
+    tx: WriteTransaction, agent: AgentIdentity, checked: list[_Checked], tolerances: dict[str, _Tolerance]
+) -> dict[str, tuple[str, str]]:
     """Insert new events and move their orders; returns per event id (_ACKED, "") or (code, message)."""
     events_table = schema.order_events
     orders_table = schema.orders
-    ids = [c.event.event_id for c in checked]
-    already: set[str] = set()
-    for start in range(0, len(ids), _LOOKUP_CHUNK):
-        rows = tx.conn.execute(
-            select(events_table.c.event_id).where(
-                schema.one_of(events_table.c.event_id, ids[start : start + _LOOKUP_CHUNK], tx.conn.dialect)
-            )
-        )
-        already.update(event_id for (event_id,) in rows)
+    stored = _stored_verdicts(tx, agent, checked)
+    already = set(stored)
     refs = sorted(
         {c.event.order_ref for c in checked if c.event.order_ref and c.event.event_id not in already}
     )
@@ -193,8 +322,8 @@ def _apply(tx: WriteTransaction, agent: AgentIdentity, checked: list[_Checked]) 
         )
         orders.update({row.order_ref: row for row in rows})
 
-    decided: dict[str, tuple[str, str]] = {event_id: (_ACKED, "") for event_id in already}
-    conflicts = _Conflicts(tx, agent)
+    decided: dict[str, tuple[str, str]] = dict(stored)
+    conflicts = _Conflicts(tx, agent, tolerances)
     states: dict[int, str] = {}
     moved: dict[int, str] = {}
     inserts: list[dict[str, Any]] = []
@@ -297,18 +426,11 @@ def _apply(tx: WriteTransaction, agent: AgentIdentity, checked: list[_Checked]) 
 class _Conflicts:
     """Edge facts that contradict the cloud's view, each opening an exception for a person."""
 
-    def __init__(self, tx: WriteTransaction, agent: AgentIdentity) -> None:
+    def __init__(self, tx: WriteTransaction, agent: AgentIdentity, tolerances: dict[str, _Tolerance]) -> None:
         self._tx = tx
         self._agent = agent
-        self._ruleset: CompiledRuleset | None = None
+        self._tolerances = tolerances
         self._found: list[dict[str, Any]] = []
-
-    def _rules(self) -> CompiledRuleset:
-        # Looked up once per batch, and only when a packed parcel needs its tolerance.
-        if self._ruleset is None:
-            active = active_ruleset(self._tx.conn, self._agent.tenant_id)
-            self._ruleset = compile_ruleset(active or {})
-        return self._ruleset
 
     def _add(
         self, item: _Checked, order: Any, kind: ExceptionKind, message: str, detail: dict[str, Any]
@@ -348,15 +470,12 @@ class _Conflicts:
                 "stop the parcel before it ships",
                 {"job_id": item.body.get("job_id")},
             )
-        weight = item.body.get("weight_g")
-        if not isinstance(weight, int) or isinstance(weight, bool):
+        weight = item.packed_weight()
+        decided = self._tolerances.get(event.event_id)
+        if weight is None or decided is None:
             return
-        body = json.loads(order.body)
-        expected = body.get("expected_weight_g")
-        if expected is None:
-            return
-        tolerance = self._rules().decide(body, weight).weight_tolerance_g
-        if tolerance is not None and abs(weight - int(expected)) > tolerance:
+        expected, tolerance = decided.expected_g, decided.tolerance_g
+        if abs(weight - expected) > tolerance:
             self._add(
                 item,
                 order,

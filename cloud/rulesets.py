@@ -25,6 +25,7 @@ from dockside.sync import ChangeKind
 __all__ = [
     "MAX_SIMULATED_ORDERS",
     "active_ruleset",
+    "active_ruleset_row",
     "active_rulesets",
     "create_ruleset_version",
     "get_ruleset_version",
@@ -111,6 +112,14 @@ def active_ruleset(conn: Connection, tenant_id: int, name: str = "default") -> d
         .first()
     )
     return json.loads(_sync_body(row)) if row is not None else None
+
+
+def active_ruleset_row(
+    conn: Connection, tenant_id: int, name: str = "default"
+) -> tuple[int, dict[str, Any]] | None:
+    """(version, ruleset) of the active version of a ruleset, or None when none is published."""
+    found = active_ruleset(conn, tenant_id, name)
+    return (int(found["version"]), found) if found is not None else None
 
 
 def active_rulesets(conn: Connection, tenant_id: int) -> Iterator[tuple[str, str]]:

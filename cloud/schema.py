@@ -294,7 +294,8 @@ order_events = Table(
     "order_events",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("event_id", String(64), nullable=False, unique=True),
+    # Unique within a tenant (not across tenants): another tenant's ids can never collide.
+    Column("event_id", String(64), nullable=False),
     Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
     Column("warehouse_id", Id, ForeignKey("warehouses.id"), nullable=False),
     Column("order_id", Id, ForeignKey("orders.id"), nullable=True),
@@ -308,6 +309,7 @@ order_events = Table(
     Column("received_at", UtcDateTime, nullable=False),
     Column("body", Text, nullable=False),  # JSON object
     Index("ix_order_events_order", "order_id", "occurred_at"),
+    UniqueConstraint("tenant_id", "event_id", name="uq_order_events_tenant_event"),
     # The alert scan counts recent reprints and voids per station (cloud/alerts.py).
     Index("ix_order_events_kind_received", "kind", "received_at"),
 )

@@ -106,6 +106,15 @@ class CompiledRuleset:
     rules: tuple[_Rule, ...]
     sku_tags: Mapping[str, tuple[str, ...]]
 
+    def can_set(self, action: str) -> bool:
+        """Whether any decision of this ruleset (its default or a rule) sets `action`."""
+        return action in self.default or any(action in rule.then for rule in self.rules)
+
+    def names(self, action: str) -> set[str]:
+        """Every value the default and the rules give `action` (templates, printer roles)."""
+        found = {str(self.default[action])} if action in self.default else set()
+        return found | {str(rule.then[action]) for rule in self.rules if action in rule.then}
+
     def decide(
         self, order: Mapping[str, Any], weight_g: int, dimensions_mm: Sequence[float] = ()
     ) -> Decision:
