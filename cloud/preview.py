@@ -26,7 +26,7 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFont
 from PIL.PngImagePlugin import PngInfo
 
-from dockside.labels import LabelLanguage, compile_template, validate_template
+from dockside.labels import VALIDATION_BUDGET, LabelLanguage, compile_template, validate_template
 from dockside.labels.escpos_raster import characters_not_printable, draw_slip
 from dockside.labels.escpos_template import EscposTemplate
 from dockside.labels.zpl_fields import ZplLabel, read_labels
@@ -120,7 +120,7 @@ def _escpos_preview(
 ) -> tuple[Image.Image, list[str]]:
     compiled = compile_template(LabelLanguage.ESCPOS, source, width_dots=width_dots)
     assert isinstance(compiled, EscposTemplate)
-    resolved = compiled.resolve(sample_data)
+    resolved = compiled.resolve(sample_data, VALIDATION_BUDGET)
     notes: list[str] = []
     missing = characters_not_printable(resolved, compiled.setup)
     if missing:

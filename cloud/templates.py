@@ -58,7 +58,8 @@ def _validate(
         where = ""
         if exc.line is not None and f"line {exc.line}" not in exc.message:
             where = f" (line {exc.line}" + (f", column {exc.column})" if exc.column is not None else ")")
-        raise TemplateError(
+        # The same type (TemplateOverrun stays one), with the template's name in front.
+        raise type(exc)(
             f"template {name!r} does not render its sample data{where}: {exc.message}",
             code=exc.code,
             line=exc.line,
