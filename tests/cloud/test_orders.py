@@ -145,7 +145,8 @@ def test_ten_thousand_orders_in_one_call_work_and_one_more_is_refused(wh1: Runni
 def test_a_body_over_32_mib_is_refused_even_without_a_content_length(wh1: RunningCloud) -> None:
     def chunks() -> Iterator[bytes]:
         yield b'{"orders": ['
-        filler = json.dumps(order("BIG", ship_to={"name": "x" * 200})).encode()
+        # Big orders, so the body passes 32 MiB before it passes 10,000 orders.
+        filler = json.dumps(order("BIG", ship_to={"name": "x" * 5000})).encode()
         for _ in range(33 * 1024 * 1024 // len(filler) + 1):
             yield filler + b","
         yield b"{}]}"
