@@ -51,7 +51,8 @@ class BatchTooComplex(InputError):
 
 def _too_many_orders() -> InputError:
     return InputError(
-        f"a call takes at most {MAX_ORDERS_PER_CALL:,} orders (this one has more): split the batch into several calls",
+        f"a call takes at most {MAX_ORDERS_PER_CALL:,} orders (this one has more): "
+        "split the batch into several calls",
         code="too_many_orders",
     )
 
