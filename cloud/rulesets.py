@@ -1,10 +1,13 @@
 """Decision-center rulesets: immutable numbered versions, simulation against past orders, publish.
 
 A version is compiled (`dockside.rules.compile_ruleset`) when it is saved, so a bad condition is
-refused with the rule's number and the reason. A draft is simulated with the very code the pack
-path runs: each of the last N orders is decided under the active version and under the draft,
-and the orders whose decision changes are listed with a summary. Publishing makes a version the
-active one of its name and syncs it to every agent of the tenant (change kind `ruleset`).
+refused with the rule's number and the reason, and checked again when it is published, with what
+it names: every template must be published to every warehouse and every printer role present at
+every station. A draft is simulated with the very code the pack path runs: each of the last N
+orders is decided under the active version and under the draft, and the orders whose decision
+changes are listed with a summary. Publishing makes a version the active one of its name and
+syncs it to every agent of the tenant (change kind `ruleset`). Rules are evaluated only outside
+write transactions, so a slow one never holds another writer.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from sqlalchemy import Connection, RowMapping, select, update
 
 from cloud import schema
 from cloud.store import ChangeRecord, CloudStore, dumps
+from cloud.template_rollout import effective_template_versions
 from cloud.versions import check_name, insert_next_version, version_row, version_rows
 from dockside.errors import InputError
 from dockside.rules import CompiledRuleset, Decision, compile_ruleset
@@ -131,16 +135,77 @@ def active_rulesets(conn: Connection, tenant_id: int) -> Iterator[tuple[str, str
         yield row["name"], _sync_body(row)
 
 
+def _missing_references(conn: Connection, tenant_id: int, ruleset: CompiledRuleset) -> list[str]:
+    """What the ruleset names that its warehouses lack: templates not published to a warehouse,
+    printer roles a station has no printer for. A ruleset reaches every warehouse of the tenant."""
+    templates, roles = ruleset.named("template"), ruleset.named("printer_role")
+    if not templates and not roles:
+        return []
+    wh, st = schema.warehouses, schema.stations
+    warehouses = conn.execute(
+        select(wh.c.id, wh.c.code).where(wh.c.tenant_id == tenant_id).order_by(wh.c.code)
+    ).all()
+    published = {
+        row.code: {version["name"] for version in effective_template_versions(conn, tenant_id, int(row.id))}
+        for row in warehouses
+    }
+    stations: dict[str, set[str]] = {}  # "WH1/S1": the roles of its printers
+    for row in conn.execute(
+        select(wh.c.code.label("warehouse"), st.c.code, st.c.body)
+        .join(wh, wh.c.id == st.c.warehouse_id)
+        .where(wh.c.tenant_id == tenant_id)
+        .order_by(wh.c.code, st.c.code)
+    ):
+        printers = json.loads(row.body).get("printers") or []
+        stations[f"{row.warehouse}/{row.code}"] = {str(p.get("role", "label")) for p in printers}
+    problems = []
+    for where, template in templates:
+        lacking = [code for code, names in published.items() if template not in names]
+        if lacking:
+            problems.append(
+                f"{where} names template {template!r}, which is not published to {_listed(lacking)}: "
+                "publish it there first"
+            )
+    for where, role in roles:
+        lacking = [station for station, held in stations.items() if role not in held]
+        if lacking:
+            problems.append(
+                f"{where} names printer role {role!r}, which station {_listed(lacking)} has no printer for: "
+                "give those stations a printer with that role"
+            )
+    return problems
+
+
+def _listed(codes: list[str], shown: int = 10) -> str:
+    more = f" and {len(codes) - shown} more" if len(codes) > shown else ""
+    return ", ".join(codes[:shown]) + more
+
+
 def publish_ruleset_version(store: CloudStore, tenant_id: int, name: str, number: int) -> dict[str, Any]:
-    """Make a version the active one of its name and sync it to every agent of the tenant."""
+    """Make a version the active one of its name and sync it to every agent of the tenant.
+
+    Refused (InputError `ruleset_references_missing`) when a template or printer role it names is
+    missing at a warehouse it reaches. The checks run before the write transaction, which holds
+    no rule work at all.
+    """
     _check_name(name)
     table = schema.ruleset_versions
+    with store.read() as conn:
+        row = _row(conn, tenant_id, name, number)
+        if row["active"]:
+            return _body(row)
+        # Stored versions were valid when saved; the code may be stricter now.
+        problems = _missing_references(conn, tenant_id, compile_ruleset(json.loads(row["body"])))
+    if problems:
+        raise InputError(
+            f"ruleset {name!r} version {number} cannot be published: " + "; ".join(problems[:10]),
+            code="ruleset_references_missing",
+        )
     with store.write() as tx:
         tx.lock_clock()
         row = _row(tx.conn, tenant_id, name, number)
         if row["active"]:
             return _body(row)
-        compile_ruleset(json.loads(row["body"]))  # stored versions were valid; the code may be newer
         tx.conn.execute(
             update(table)
             .where(table.c.tenant_id == tenant_id, table.c.name == name, table.c.active.is_(True))

@@ -60,9 +60,9 @@ _RE2_OPTIONS.log_errors = False  # a refused pattern is the author's error, not 
 
 
 class RuleError(InputError):
-    """A rule refused at save; `rule` is its number (1-based) and `name` its name."""
-
-    code = "invalid_rule"
+    """A rule refused at save; `rule` is its number (1-based) and `name` its name. Its code is
+    `invalid_input` for a wrong condition (as for any input), or the limit's own code:
+    `rule_too_complex`, `unsupported_regex`, `unsupported_function`."""
 
     def __init__(self, message: str, *, code: str | None = None, rule: int, name: str) -> None:
         super().__init__(message, code=code)
@@ -75,7 +75,7 @@ class _Where:
     number: int
     name: str
 
-    def refuse(self, reason: str, code: str = "invalid_rule") -> RuleError:
+    def refuse(self, reason: str, code: str | None = None) -> RuleError:
         return RuleError(
             f"rule {self.number} ({self.name!r}): {reason}", code=code, rule=self.number, name=self.name
         )

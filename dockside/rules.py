@@ -110,10 +110,14 @@ class CompiledRuleset:
         """Whether any decision of this ruleset (its default or a rule) sets `action`."""
         return action in self.default or any(action in rule.then for rule in self.rules)
 
-    def names(self, action: str) -> set[str]:
-        """Every value the default and the rules give `action` (templates, printer roles)."""
-        found = {str(self.default[action])} if action in self.default else set()
-        return found | {str(rule.then[action]) for rule in self.rules if action in rule.then}
+    def named(self, action: str) -> list[tuple[str, str]]:
+        """(where, value) for each place that sets `action`: "the default", "rule 2 ('hazmat')"."""
+        found = [("the default", str(self.default[action]))] if action in self.default else []
+        return found + [
+            (f"rule {number} ({rule.name!r})", str(rule.then[action]))
+            for number, rule in enumerate(self.rules, start=1)
+            if action in rule.then
+        ]
 
     def decide(
         self, order: Mapping[str, Any], weight_g: int, dimensions_mm: Sequence[float] = ()

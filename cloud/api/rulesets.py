@@ -63,7 +63,10 @@ class SimulationIn(BaseModel):
 
 @router.post("/rulesets/{name}/versions", status_code=201, summary="Create a ruleset version (a draft)")
 def create_ruleset_version(name: RulesetName, body: RulesetIn, caller: EditsRulesets, store: Store) -> Any:
-    """Check every condition and store the ruleset as the next version of its name, not yet active."""
+    """Check every condition and store the ruleset as the next version of its name, not yet active.
+
+    422 names the rule (number and name) and the reason: a wrong condition, or one past a limit
+    (`rule_too_complex`, `unsupported_regex`, `unsupported_function`, `ruleset_too_large`)."""
     document = body.model_dump(exclude_none=True)
     for index, rule in enumerate(document["rules"], start=1):
         rule["name"] = rule["name"] or f"rule {index}"
@@ -98,7 +101,10 @@ def simulate_ruleset_version(
 
 @router.post("/rulesets/{name}/versions/{n}/publish", summary="Publish a ruleset version")
 def publish_ruleset_version(name: RulesetName, n: VersionNumber, caller: EditsRulesets, store: Store) -> Any:
-    """Make version n the active one of its name and sync it to every agent of the tenant."""
+    """Make version n the active one of its name and sync it to every agent of the tenant.
+
+    422 `ruleset_references_missing` when a template it names is not published to one of the
+    tenant's warehouses, or a printer role it names has no printer at one of their stations."""
     try:
         versions = rulesets.list_ruleset_versions(store, caller.tenant_id, name)
     except NotFound:

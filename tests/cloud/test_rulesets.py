@@ -15,7 +15,7 @@ from cloud.orders import order_sync_body
 from cloud.store import CloudStore
 from dockside.orders import Order
 from dockside.rules import compile_ruleset, decide
-from tests.cloud.conftest import RunningCloud, order
+from tests.cloud.conftest import STATION, TEMPLATE, RunningCloud, order
 
 HEAVY_TO_FREIGHT: dict[str, Any] = {
     "default": {"carrier": "POST", "service": "eco", "template": "shipping-4x6"},
@@ -43,6 +43,16 @@ def _version(cloud: RunningCloud, body: dict[str, Any], name: str = "default") -
     return number
 
 
+def _publish_template(cloud: RunningCloud, name: str, warehouses: list[str] | None = None) -> None:
+    created = cloud.api.post(f"/api/v1/templates/{name}/versions", json=TEMPLATE)
+    assert created.status_code == 201, created.text
+    body = {"warehouses": warehouses} if warehouses is not None else None
+    published = cloud.api.post(
+        f"/api/v1/templates/{name}/versions/{created.json()['version']}/publish", json=body
+    )
+    assert published.status_code == 200, published.text
+
+
 def test_a_bad_condition_is_refused_at_save_with_the_rule_and_reason(cloud: RunningCloud) -> None:
     bad = {"rules": [{"name": "ok", "when": "weight_g > 1"}, {"name": "typo", "when": "wieght_g > 20000"}]}
     response = cloud.api.post("/api/v1/rulesets/default/versions", json=bad)
@@ -65,6 +75,8 @@ def test_a_bad_condition_is_refused_at_save_with_the_rule_and_reason(cloud: Runn
 
 def test_simulating_a_draft_that_moves_heavy_parcels_reports_exactly_those(cloud: RunningCloud) -> None:
     cloud.put_warehouse("WH1")
+    _publish_template(cloud, "shipping-4x6")
+    _publish_template(cloud, "dg-4x6")
     weights = {f"SIM-{i:02d}": 1000 + i * 1500 for i in range(30)}  # 1 kg to 44.5 kg
     battery = {"SIM-05": [{"sku": "BAT-1", "qty": 1}]}
     cloud.ingest(
@@ -109,6 +121,8 @@ def test_simulating_a_draft_that_moves_heavy_parcels_reports_exactly_those(cloud
 
 def test_publishing_syncs_the_ruleset_to_agents_and_replaces_the_active_one(cloud: RunningCloud) -> None:
     cloud.put_warehouse("WH1")
+    _publish_template(cloud, "shipping-4x6")
+    _publish_template(cloud, "dg-4x6")
     agent = cloud.enroll("WH1")
     first = _version(cloud, BASELINE)
     second = _version(cloud, HEAVY_TO_FREIGHT)
@@ -224,3 +238,108 @@ def test_the_cloud_and_the_edge_decide_alike_for_generated_orders(tmp_path: Path
     assert seen["orders"] >= 3000
     # The generated orders reach every rule and the default, so the parity covers them all.
     assert seen["rules"] >= {None, "heavy", "dg", "paris", "rich", "express"}
+
+
+def _station(code: str, *roles: str) -> dict[str, Any]:
+    printers = [
+        {
+            "id": f"P-{role}",
+            "role": role,
+            "language": "zpl",
+            "host": "127.0.0.1",
+            "port": 9100,
+            "model": "ZD421",
+        }
+        for role in roles
+    ]
+    return {**STATION, "code": code, "printers": printers}
+
+
+def test_publishing_refuses_a_ruleset_naming_what_its_warehouses_lack(cloud: RunningCloud) -> None:
+    for code in ("WH1", "WH2"):
+        cloud.put_warehouse(code)
+        put = cloud.api.post(f"/api/v1/warehouses/{code}/stations", json=_station("S1", "label"))
+        assert put.status_code == 201, put.text
+    _publish_template(cloud, "shipping-4x6")  # everywhere
+    _publish_template(cloud, "dg-4x6", ["WH1"])  # a staged rollout: WH1 only so far
+    ruleset = {
+        "default": {"carrier": "POST", "template": "shipping-4x6", "printer_role": "label"},
+        "rules": [
+            {"name": "dg", "when": "'hazmat' in sku_tags", "then": {"template": "dg-4x6"}},
+            {"name": "express", "when": "service_level == 'express'", "then": {"printer_role": "express"}},
+        ],
+        "sku_tags": {"BAT-1": ["hazmat"]},
+    }
+    version = _version(cloud, ruleset)
+    before = cloud.store.current_revision()
+
+    refused = cloud.api.post(f"/api/v1/rulesets/default/versions/{version}/publish")
+    assert refused.status_code == 422, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "ruleset_references_missing"
+    assert "rule 1 ('dg') names template 'dg-4x6', which is not published to WH2" in error["message"]
+    assert "rule 2 ('express') names printer role 'express', which station WH1/S1, WH2/S1" in error["message"]
+    assert "shipping-4x6" not in error["message"]
+    assert "'label'" not in error["message"]
+    assert cloud.store.current_revision() == before  # nothing reached any agent
+    assert [v["active"] for v in cloud.api.get("/api/v1/rulesets/default/versions").json()["versions"]] == [
+        False
+    ]
+
+    _publish_template(cloud, "dg-4x6", ["WH2"])
+    assert (
+        cloud.api.post(
+            "/api/v1/warehouses/WH1/stations", json=_station("S1", "label", "express")
+        ).status_code
+        == 200
+    )
+    still = cloud.api.post(f"/api/v1/rulesets/default/versions/{version}/publish")
+    assert still.status_code == 422
+    message = still.json()["error"]["message"]
+    assert "dg-4x6" not in message
+    assert "which station WH2/S1 has no printer for" in message
+
+    assert (
+        cloud.api.post(
+            "/api/v1/warehouses/WH2/stations", json=_station("S1", "express", "label")
+        ).status_code
+        == 200
+    )
+    published = cloud.api.post(f"/api/v1/rulesets/default/versions/{version}/publish")
+    assert published.status_code == 200, published.text
+    assert published.json()["active"] is True
+
+
+def test_hostile_rules_are_422s_that_name_the_rule_never_500s(cloud: RunningCloud) -> None:
+    def save(when: str) -> Any:
+        rules = [{"name": "fine", "when": "weight_g > 1"}, {"name": "hostile", "when": when}]
+        return cloud.api.post("/api/v1/rulesets/default/versions", json={"rules": rules})
+
+    for when, code in [
+        ("not " * 490 + "city == 'x'", "rule_too_complex"),
+        ("(" * 100 + "weight_g > 1" + ")" * 100, "rule_too_complex"),
+        ("city =~ '(?=a)b'", "unsupported_regex"),
+        ("city =~ r'(a)\\1'", "unsupported_regex"),
+        ("city =~ postal_code", "unsupported_regex"),
+        ("$range(100000000) == []", "unsupported_function"),
+    ]:
+        response = save(when)
+        assert response.status_code == 422, (when[:40], response.text)
+        error = response.json()["error"]
+        assert error["code"] == code
+        assert error["message"].startswith("rule 2 ('hostile'): ")
+    too_many = cloud.api.post(
+        "/api/v1/rulesets/default/versions", json={"rules": [{"when": "weight_g > 1"}] * 501}
+    )
+    assert too_many.status_code == 422
+    text = "weight_g > 1 and " * 110 + "weight_g > 1"  # within one rule's caps, not 60 times over
+    oversized = cloud.api.post("/api/v1/rulesets/default/versions", json={"rules": [{"when": text}] * 60})
+    assert oversized.status_code == 422
+    assert oversized.json()["error"]["code"] == "ruleset_too_large"
+    # A catastrophic pattern is accepted, and deciding with it over a long city is just a match.
+    cloud.put_warehouse("WH1")
+    cloud.ingest(order("LONG-1", ship_to={**order("x")["ship_to"], "city": "a" * 150 + "!"}))
+    version = save("city =~ '(a+)+$'").json()["version"]
+    simulated = cloud.api.post(f"/api/v1/rulesets/default/versions/{version}/simulate", json={"last": 10})
+    assert simulated.status_code == 200, simulated.text
+    assert simulated.json()["summary"]["orders"] == 1

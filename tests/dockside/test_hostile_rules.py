@@ -154,7 +154,9 @@ def test_a_comprehension_inside_another_is_refused() -> None:
 def test_conditions_within_the_caps_compile() -> None:
     chain = " or ".join([f"postal_code == '{n:05}'" for n in range(30)])
     listed = "postal_code in [" + ", ".join(f"'{n:05}'" for n in range(150)) + "]"
-    compiled = compile_ruleset({"rules": [{"name": "chain", "when": chain}, {"name": "list", "when": listed}]})
+    compiled = compile_ruleset(
+        {"rules": [{"name": "chain", "when": chain}, {"name": "list", "when": listed}]}
+    )
     assert len(compiled.rules) == 2
 
 
@@ -199,7 +201,22 @@ _ATOMS = [
     "d'2020-01-01'",
 ]
 _UNARY = ["not ", "-", "(", "["]
-_BINARY = [" and ", " or ", " == ", " != ", " > ", " + ", " * ", " ** ", " // ", " =~ ", " =~~ ", " !~ ", " in ", " ?? "]
+_BINARY = [
+    " and ",
+    " or ",
+    " == ",
+    " != ",
+    " > ",
+    " + ",
+    " * ",
+    " ** ",
+    " // ",
+    " =~ ",
+    " =~~ ",
+    " !~ ",
+    " in ",
+    " ?? ",
+]
 
 
 @st.composite
