@@ -8,7 +8,11 @@ template in the same sandbox, measured interleaved so machine noise hits both al
 The renders run in five rounds; p50_us and p99_us are those of the quietest round (the one whose
 floor p99 is lowest), because other work on this 2-core machine can stall any single round;
 all_rounds_* give the figures over every render. Prints one JSON object; the goal is p99 <= 200 us
-per template.
+per template. Every render is metered by the station's render budget, as at an agent.
+
+`hostile_stopped` shows the other side of the budget: how long a hostile template holds the
+rendering thread (an agent's event loop) before it is stopped: loops that run to the end of the
+station budget, and the issue's data-dependent power, refused before it runs.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from dockside.labels import compile_template, load_shipped_template, shipped_template_names
+from dockside.errors import TemplateOverrun
+from dockside.labels import STATION_BUDGET, compile_template, load_shipped_template, shipped_template_names
 from dockside.labels.zpl_template import compile_zpl
 
 RENDERS = 20_000
@@ -30,6 +35,13 @@ ROUNDS = 5
 WARMUP = 1_000
 GOAL_P99_US = 200.0
 HOSTILE = "^XZ^XA^FO0,0^FDPWNED^FS ~JR ~HS\n\t_ 🙂 李小龍 שלום \x00\x1b"
+HOSTILE_TEMPLATES = {
+    "loops past the budget": (
+        "^XA{% for a in 'x' * 9999 %}{% for b in 'x' * 9999 %}{{ b }}{% endfor %}{% endfor %}^XZ"
+    ),
+    "the issue's power": "^XA^CI28^FO1,1^FH^FD{{ (((parcel.weight_g)**64)**64)**64 }}^FS^XZ",
+}
+STOPS = 20
 
 
 def _percentile(samples: list[float], q: float) -> float:
@@ -85,6 +97,22 @@ def _measure(render: Callable[[], bytes], floor: Callable[[], bytes]) -> dict[st
     }
 
 
+def _stopped(source: str) -> dict[str, float]:
+    """How long a hostile template runs before the sandbox stops it, in ms."""
+    compiled = compile_zpl(source)
+    context = {"parcel": {"weight_g": 1500}}
+    timings = []
+    for _ in range(STOPS):
+        start = time.perf_counter_ns()
+        try:
+            compiled.render(context)
+        except TemplateOverrun:
+            timings.append((time.perf_counter_ns() - start) / 1e6)
+        else:
+            raise SystemExit(f"a hostile template rendered: {source}")
+    return {"p50_ms": round(_percentile(timings, 0.5), 3), "max_ms": round(max(timings), 3)}
+
+
 def main() -> int:
     empty = compile_zpl("^XA{{ job_id }}^XZ")
     floor = functools.partial(empty.render, {"job_id": "job-0042-0001"})
@@ -103,6 +131,7 @@ def main() -> int:
                 _measure(functools.partial(compiled.render, hostile), floor)
             )
     worst = max(result["p99_us"] for result in results.values())
+    stopped = {name: _stopped(source) for name, source in HOSTILE_TEMPLATES.items()}
     report = {
         "benchmark": "render",
         "renders_per_template": RENDERS,
@@ -113,6 +142,8 @@ def main() -> int:
         "goal_p99_us": GOAL_P99_US,
         "templates": results,
         "worst_p99_us": worst,
+        "station_budget": {"units": STATION_BUDGET.units, "cpu_seconds": STATION_BUDGET.seconds},
+        "hostile_stopped": stopped,
         "ok": worst <= GOAL_P99_US,
     }
     print(json.dumps(report, indent=2, ensure_ascii=False))

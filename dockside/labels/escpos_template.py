@@ -55,12 +55,12 @@ from dockside.labels.render_budget import (
     STATION_BUDGET,
     VALIDATION_BUDGET,
     RenderBudget,
-    charge,
     start_render,
     stop_render,
 )
 from dockside.labels.template_sandbox import (
     LabelEnvironment,
+    add_turn_weight,
     check_sample_paths,
     compile_metered,
     parse_expression,
@@ -267,9 +267,13 @@ class _Compiler:
         )
         self.field_paths.append((*path, "items"))
         items.set_lineno(len(self.field_paths), override=True)
+        first = len(self.ops)
         body = self.operations(op.get("do", []), (*path, "do"), loop_depth + 1)
         target = nodes.Name(name, "store", lineno=1)
-        return [nodes.For(target, items, body, [], None, False, lineno=1)]
+        loop = nodes.For(target, items, body, [], None, False, lineno=1)
+        # Each turn also pays for printing its operations (a QR code, a picture), before they print.
+        add_turn_weight(loop, sum(created.units for created in self.ops[first:]))
+        return [loop]
 
     def single(
         self, kind: str, op: Mapping[str, Any], path: tuple[str | int, ...], loop_depth: int
@@ -425,7 +429,7 @@ class EscposTemplate(CompiledTemplate):
             stop_render(token)
 
     def _resolve(self, context: Mapping[str, Any]) -> list[tuple[EscposOp, list[str]]]:
-        """`resolve` inside a running meter; charges what printing the operations will cost."""
+        """`resolve` inside a running meter (each loop turns charge what their operations print)."""
         try:
             stream = render_text(self._template, context)
         except jinja2.UndefinedError as exc:
@@ -445,13 +449,9 @@ class EscposTemplate(CompiledTemplate):
                 code="template_render_failed",
             ) from None
         resolved = []
-        units = 0
         for record in stream.split(RECORD)[1:]:
             number, *values = record.split(UNIT)
-            op = self.ops[int(number)]
-            units += op.units
-            resolved.append((op, values))
-        charge(units)  # before any byte is made: an each loop of pictures or QR codes stops here
+            resolved.append((self.ops[int(number)], values))
         return resolved
 
     def render(self, context: Mapping[str, Any], budget: RenderBudget = STATION_BUDGET) -> bytes:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import jinja2
 from jinja2 import nodes
@@ -38,6 +38,7 @@ __all__ = [
     "MAX_NESTING",
     "MAX_NODES",
     "LabelEnvironment",
+    "add_turn_weight",
     "check_sample_paths",
     "compile_metered",
     "locate",
@@ -55,6 +56,7 @@ _N = TypeVar("_N", bound=nodes.Node)
 # The sandbox's own filters, under names no template can write (a filter name is one word).
 _LOOP_FILTER = "metered loop"
 _CONCAT_FILTER = "bounded concat"
+_TURN_WEIGHT = "dockside_turn_weight"
 # What one `{{ value }}` may add to a label: its value cut to 500 characters, escaped, in units.
 _OUTPUT_WEIGHT = 8
 
@@ -139,7 +141,7 @@ class _Metering(NodeTransformer):
     """Routes every loop through the render's meter and every `~` through the bounded join."""
 
     def visit_For(self, node: nodes.For) -> nodes.Node:
-        weight = _weight(node.body)
+        weight = _weight(node.body) + getattr(node, _TURN_WEIGHT, 0)
         self.generic_visit(node)
         node.iter = nodes.Filter(
             node.iter, _LOOP_FILTER, [nodes.Const(weight)], [], None, None, lineno=node.lineno
@@ -150,6 +152,11 @@ class _Metering(NodeTransformer):
         self.generic_visit(node)
         joined = nodes.Tuple(node.nodes, "load", lineno=node.lineno)
         return nodes.Filter(joined, _CONCAT_FILTER, [], [], None, None, lineno=node.lineno)
+
+
+def add_turn_weight(loop: nodes.For, units: int) -> None:
+    """Charge every turn of `loop` `units` more than its body's weight (work done after the render)."""
+    setattr(loop, _TURN_WEIGHT, getattr(loop, _TURN_WEIGHT, 0) + units)
 
 
 def _weight(body: list[nodes.Node]) -> int:
@@ -194,7 +201,9 @@ def compile_metered(env: LabelEnvironment, tree: nodes.Template) -> jinja2.Templ
 
 def render_text(template: jinja2.Template, context: Mapping[str, Any]) -> str:
     """The template's text for `context`; call it inside a metered render (`render_budget`)."""
-    return template.environment.concat(template.root_render_func(template.new_context(dict(context))))
+    # new_context copies `context` into the render's own scope; no copy of ours is needed.
+    scope = template.new_context(cast(dict[str, Any], context))
+    return template.environment.concat(template.root_render_func(scope))
 
 
 def locate(source: str, line: int | None, needle: str = "", after: str = "", nth: int = 1) -> int | None:

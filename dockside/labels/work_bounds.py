@@ -26,6 +26,7 @@ not reachable at all (`template_sandbox` refuses them at parse). Every refusal i
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -61,7 +62,9 @@ _CONTAINERS = (list, tuple, set, frozenset, dict)
 _SEQUENCES = (str, list, tuple)
 _SIZED = (str, list, tuple, dict)
 _NUMBERS = (int, float)
+_NUMBER_TYPES = frozenset({int, float})
 _TEXT_UNIT = 64  # characters of text per work unit
+_FEW_ITEMS = 16  # items a filter may walk on the unit its loop turn already paid
 
 
 def refuse(message: str) -> TemplateOverrun:
@@ -102,6 +105,9 @@ def text_of(value: Any) -> str:
     """`str(value)`, refused when it would be longer than `MAX_TEXT` (a huge list, say)."""
     if type(value) is str:
         return value
+    kind = type(value)
+    if kind is int or kind is float:  # an int past 4,300 digits is Python's own ValueError
+        return str(value)
     if text_size(value) > MAX_TEXT:
         raise refuse(
             f"the template prints a value of more than {MAX_TEXT:,} characters: "
@@ -206,7 +212,7 @@ def _read_text(value: Any) -> None:
 
 def _read_items(value: Any) -> None:
     """Charge reading the items of `value` (a generator's items are charged as they come)."""
-    if isinstance(value, _SIZED) and len(value) >= _TEXT_UNIT:
+    if isinstance(value, _SIZED) and len(value) >= _FEW_ITEMS:
         charge(len(value))
 
 
@@ -229,8 +235,25 @@ def _text_filter(func: Callable[..., Any]) -> Callable[..., Any]:
             return result
         return _checked(result)
 
-    bounded.__name__ = bounded.__qualname__ = getattr(func, "__name__", "filter")
-    return bounded
+    def bounded_unary(value: Any) -> Any:
+        if type(value) is not str or len(value) >= _TEXT_UNIT:
+            _read_text(value)
+        result = func(value)
+        if type(result) is str and len(result) <= MAX_TEXT:
+            return result
+        return _checked(result)
+
+    # Most text filters take the value alone: a call without *args costs less on the pack path.
+    code = getattr(func, "__code__", None)
+    unary = (
+        code is not None
+        and code.co_argcount == 1
+        and not code.co_kwonlyargcount
+        and not code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS)
+    )
+    chosen = bounded_unary if unary else bounded
+    chosen.__name__ = chosen.__qualname__ = getattr(func, "__name__", "filter")
+    return chosen
 
 
 def _items_filter(func: Callable[..., Any], cost: Callable[[Any], None], lazy: bool) -> Callable[..., Any]:
@@ -343,23 +366,17 @@ def _join(eval_ctx: Any, value: Any, d: Any = "", attribute: Any = None) -> str:
 @jinja2.pass_environment
 def _sum(environment: Any, iterable: Any, attribute: Any = None, start: Any = 0) -> Any:
     _read_items(iterable)
-    values = iterable if attribute is None else map(make_attrgetter(environment, attribute), iterable)
-    total = _number(start)
-    for value in values:
-        total += value if type(value) is int or type(value) is float else _number(value)
-    return _checked(total)
-
-
-def _number(value: Any) -> Any:
-    """`value` if it is a number: adding lists or text item by item would copy them again and again."""
-    if isinstance(value, bool) or not isinstance(value, _NUMBERS):
+    items = list(iterable if attribute is None else map(make_attrgetter(environment, attribute), iterable))
+    kinds = set(map(type, items))
+    kinds.add(type(start))
+    if not kinds <= _NUMBER_TYPES:  # exactly int and float: a bool is not a quantity either
         raise refuse("| sum adds numbers only: use | join for text, or sum one numeric field")
-    return value
+    return _checked(sum(items, start))
 
 
 def _sort_cost(value: Any) -> None:
     count = len(value) if isinstance(value, _SIZED) else 0
-    if count >= _TEXT_UNIT:
+    if count >= _FEW_ITEMS:
         charge(count * count.bit_length())
 
 

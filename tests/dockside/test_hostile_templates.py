@@ -7,6 +7,8 @@ TemplateError: a big-integer power or a huge repetition would leave the thread r
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import threading
 from collections.abc import Callable
@@ -15,6 +17,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from PIL import Image
 
 from dockside.errors import TemplateError, TemplateOverrun
 from dockside.labels import (
@@ -276,6 +279,19 @@ def test_a_slip_that_repeats_operations_past_the_budget_is_stopped() -> None:
     assert validate_template("escpos", source, SAMPLE, width_dots=576, height_dots=4000)
     compiled = compile_template("escpos", source)
     error = _finishes(lambda: compiled.render({"parcel": {"weight_g": 9_999}}))
+    assert isinstance(error, TemplateOverrun)
+    assert error.code == "template_over_budget"
+
+
+def test_a_slip_loop_pays_for_the_bytes_its_operations_print() -> None:
+    # 3,000 turns of a 576 x 1000 dot picture would be 216 MB of printer bytes from a tiny template.
+    picture = io.BytesIO()
+    Image.new("1", (576, 1000), 1).save(picture, format="PNG")
+    image = {"op": "image", "png_base64": base64.b64encode(picture.getvalue()).decode()}
+    each = {"op": "each", "items": "'x' * parcel.weight_g", "as": "c", "do": [image]}
+    compiled = compile_template("escpos", json.dumps({"operations": [each]}))
+    assert len(compiled.render({"parcel": {"weight_g": 1}})) < 100_000
+    error = _finishes(lambda: compiled.render({"parcel": {"weight_g": 3_000}}))
     assert isinstance(error, TemplateOverrun)
     assert error.code == "template_over_budget"
 
