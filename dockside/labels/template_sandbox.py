@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
 
 import jinja2
@@ -117,8 +117,8 @@ class LabelEnvironment(SandboxedEnvironment):
         #: The filters a template may name.
         self.template_filters = ALLOWED_FILTERS | frozenset(extra_filters)
         filters = bounded_filters(available, self.template_filters)
-        filters[_LOOP_FILTER] = _loop_items
-        filters[_CONCAT_FILTER] = _concat
+        filters[_LOOP_FILTER] = metered_items
+        filters[_CONCAT_FILTER] = concat
         self.filters = filters
         self.tests = {name: test for name, test in self.tests.items() if name in _ALLOWED_TESTS}
         # No globals: range(), lipsum(), cycler() and friends are not a label's business.
@@ -127,14 +127,6 @@ class LabelEnvironment(SandboxedEnvironment):
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         """`+`, `*`, `**` and `%`, each refused past its bound (see `work_bounds`)."""
         return binop(operator, left, right)
-
-
-def _loop_items(items: Any, weight: int) -> Iterator[Any]:
-    return metered_items(items, weight)
-
-
-def _concat(values: tuple[Any, ...]) -> str:
-    return concat(values)
 
 
 class _Metering(NodeTransformer):
