@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from dockside.errors import SyncError
 from dockside.sync import ChangeKind
 from dockside.v1 import sync_pb2 as pb
 from edge_agent.store import Store
@@ -94,11 +95,22 @@ class Cache:
         return CachedOrder(order_ref, json.loads(row[0]), row[1])
 
     def ruleset(self) -> dict[str, Any] | None:
-        """The ruleset the pack path decides with: "default", else the only one, else none."""
-        if "default" in self.rulesets:
-            return self.rulesets["default"]
-        if len(self.rulesets) == 1:
-            return next(iter(self.rulesets.values()))
+        """The ruleset the pack path decides with: the one named "default", never another.
+
+        None when the cloud has published no ruleset at all (the built-in default decision
+        applies). Rulesets held but none named "default" is refused: another ruleset (a draft, a
+        test, another purpose) was never chosen to decide how parcels ship.
+        """
+        held = self.rulesets.get("default")
+        if held is not None:
+            return held
+        if self.rulesets:
+            names = ", ".join(sorted(repr(name) for name in self.rulesets)[:5])
+            raise SyncError(
+                f"this warehouse has rulesets ({names}) but none named 'default', the one packing "
+                "decides with: publish a ruleset named 'default' in the cloud console, then scan again",
+                code="no_default_ruleset",
+            )
         return None
 
     def ship_from(self, warehouse: str) -> dict[str, Any]:

@@ -290,6 +290,7 @@ class WavePrinter:
                 "finish; labels already printed are never printed again",
                 code="wave_printing",
             )
+        self._cache.ruleset()  # no 'default' ruleset: refused here, before a run is recorded
         run = _Run(wave, request_id, now_ms())
         self._store.conn.execute(
             "INSERT INTO wave_prints (request_id, wave_id, station, started_at_ms, report) "

@@ -300,3 +300,42 @@ def test_the_status_report_to_the_cloud_lists_the_devices(data_dir: Path) -> Non
     printer = next(device for device in report.devices if device.kind == "printer")
     assert printer.id == "SN-1"  # the stable hardware id, not the address
     assert printer.address == "127.0.0.1:9100"
+
+
+def _ruleset(name: str, carrier: str) -> dict[str, Any]:
+    return {"name": name, "version": 1, "default": {"carrier": carrier}, "rules": [], "sku_tags": {}}
+
+
+def test_packing_decides_with_the_ruleset_named_default_never_another(data_dir: Path) -> None:
+    floor = Floor()
+    cloud = _cloud()
+    cloud.publish("ruleset", "trial", _ruleset("trial", "TRIAL"))  # the only one, but not 'default'
+
+    async def scenario() -> None:
+        async with started(data_dir, cloud, floor) as agent:
+            with pytest.raises(DocksideError) as refused:
+                await agent.packer.pack("R-1", "S1", "only-trial")
+            assert (refused.value.code, refused.value.http_status) == ("no_default_ruleset", 503)
+            assert "'trial'" in refused.value.message
+            assert "publish a ruleset named 'default'" in refused.value.message
+            assert agent.packer.jobs.first_for_order("R-1") is None
+            assert floor.printers["P1"].labels == []
+
+            head = cloud.publish("ruleset", "default", _ruleset("default", "CHOSEN"))
+            await until(lambda: agent.store.revision() == head, what="the default ruleset to sync")
+            packed = await agent.packer.pack("R-1", "S1", "with-default")
+            assert packed["carrier"] == "CHOSEN"  # never TRIAL, though it came first
+            assert len(floor.printers["P1"].labels) == 1
+
+    run(scenario)
+
+
+def test_with_no_ruleset_at_all_the_built_in_default_decides(data_dir: Path) -> None:
+    floor = Floor()
+
+    async def scenario() -> None:
+        async with started(data_dir, _cloud(), floor) as agent:
+            packed = await agent.packer.pack("R-2", "S1", "no-rulesets")
+            assert (packed["carrier"], packed["template"]) == ("DOCKSIDE", "shipping-4x6")
+
+    run(scenario)
