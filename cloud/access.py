@@ -296,39 +296,40 @@ class _UseLedger:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._written: dict[int, float] = {}
-        self._addresses: set[tuple[int, str]] = set()
+        # Keyed by the token's hash, not its id: ids repeat across databases (tests, restores).
+        self._written: dict[str, float] = {}
+        self._addresses: set[tuple[str, str]] = set()
 
-    def due(self, token_id: int) -> bool:
+    def due(self, token_hash: str) -> bool:
         now = time.monotonic()
         with self._lock:
-            if now - self._written.get(token_id, -1e18) < LAST_USE_PRECISION.total_seconds():
+            if now - self._written.get(token_hash, -1e18) < LAST_USE_PRECISION.total_seconds():
                 return False
             if len(self._written) > 100_000:
                 self._written.clear()
-            self._written[token_id] = now
+            self._written[token_hash] = now
             return True
 
-    def new_address(self, token_id: int, address: str) -> bool:
+    def new_address(self, token_hash: str, address: str) -> bool:
         with self._lock:
-            if (token_id, address) in self._addresses:
+            if (token_hash, address) in self._addresses:
                 return False
             if len(self._addresses) > 100_000:
                 self._addresses.clear()
-            self._addresses.add((token_id, address))
+            self._addresses.add((token_hash, address))
             return True
 
 
 _LEDGER = _UseLedger()
 
 
-def _note_use(store: CloudStore, row: Any, address: str | None) -> None:
+def _note_use(store: CloudStore, row: Any, token_hash: str, address: str | None) -> None:
     token_id = int(row.id)
-    if _LEDGER.due(token_id):
+    if _LEDGER.due(token_hash):
         tokens = schema.api_tokens
         with store.write() as tx:
             tx.conn.execute(update(tokens).where(tokens.c.id == token_id).values(last_used_at=tx.now))
-    if address is not None and _LEDGER.new_address(token_id, address):
+    if address is not None and _LEDGER.new_address(token_hash, address):
         alerts.seen_at(
             store,
             tenant_id=int(row.tenant_id),
@@ -345,6 +346,7 @@ def authenticate_api_token(store: CloudStore, token: str, *, address: str | None
     `address` is the client's network address: a token seen at a new one raises an alert.
     """
     tokens = schema.api_tokens
+    token_hash = hash_secret(token)
     with store.read() as conn:
         row = conn.execute(
             select(
@@ -357,7 +359,7 @@ def authenticate_api_token(store: CloudStore, token: str, *, address: str | None
                 schema.tenants.c.code,
             )
             .join(schema.tenants, schema.tenants.c.id == tokens.c.tenant_id)
-            .where(tokens.c.token_hash == hash_secret(token))
+            .where(tokens.c.token_hash == token_hash)
         ).first()
         if row is None or row.revoked_at is not None:
             raise Unauthenticated(
@@ -370,7 +372,7 @@ def authenticate_api_token(store: CloudStore, token: str, *, address: str | None
             )
         scope = schema.api_token_warehouses
         codes = conn.execute(select(scope.c.warehouse_code).where(scope.c.token_id == row.id)).scalars().all()
-    _note_use(store, row, address)
+    _note_use(store, row, token_hash, address)
     return Principal(
         tenant_id=int(row.tenant_id),
         token_name=row.name,

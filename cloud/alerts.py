@@ -224,11 +224,11 @@ def seen_at(
         others = tx.conn.execute(select(func.count()).where(table.c.actor == actor)).scalar_one()
         statement = (pg_insert if tx.dialect == "postgresql" else sqlite_insert)(table)
         added = tx.conn.execute(
-            statement.values(
-                tenant_id=tenant_id, actor=actor, address=address, first_seen_at=tx.now
-            ).on_conflict_do_nothing(index_elements=["actor", "address"])
-        )
-        if not others or added.rowcount != 1:
+            statement.values(tenant_id=tenant_id, actor=actor, address=address, first_seen_at=tx.now)
+            .on_conflict_do_nothing(index_elements=["actor", "address"])
+            .returning(table.c.id)
+        ).first()
+        if not others or added is None:
             return None  # the actor's first address (its baseline), or another replica noted it
         what = (
             f"{name} signed in from {address}, an address not seen for this user before"
