@@ -100,6 +100,11 @@ async def serve(
     """Run both servers until SIGTERM or SIGINT; gRPC over TLS when `tls` is given."""
     parse_address(http)
     parse_address(grpc)
+    try:
+        limits = HttpLimits.from_env()
+    except ValueError as exc:
+        # A typo in the environment is the operator's to fix, not a stack trace.
+        raise SystemExit(f"Error: {exc}") from None
     _remove(ready_file)
     store = await asyncio.to_thread(CloudStore.open, database_url)
     stop = asyncio.Event()
@@ -116,7 +121,16 @@ async def serve(
         log.info("dockside-cloud listening: http %s, grpc %s", addresses["http"], addresses["grpc"])
 
     try:
-        await run_cloud(store, http=http, grpc=grpc, stop=stop, on_ready=ready, log_level=log_level, tls=tls)
+        await run_cloud(
+            store,
+            http=http,
+            grpc=grpc,
+            stop=stop,
+            on_ready=ready,
+            log_level=log_level,
+            tls=tls,
+            limits=limits,
+        )
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
