@@ -24,12 +24,8 @@ _NEW = "uq_order_events_tenant_event"
 _NAMING = {"uq": "uq_%(table_name)s_%(column_0_name)s"}
 
 
-def _uniques() -> list[dict[str, object]]:
-    return list(sa.inspect(op.get_bind()).get_unique_constraints("order_events"))
-
-
 def upgrade() -> None:
-    uniques = _uniques()
+    uniques = sa.inspect(op.get_bind()).get_unique_constraints("order_events")
     if any(u["name"] == _NEW for u in uniques):  # made by create_all before migrations
         return
     old = next((u for u in uniques if u["column_names"] == ["event_id"]), None)
