@@ -7,7 +7,9 @@ accepted only when its cost is bounded by its shape:
 - its text is scanned before it is parsed: at most MAX_OPERATORS operators and brackets nested at
   most MAX_BRACKETS deep, because rule-engine builds its tree recursively and a deep input (490
   nested `not`) ends in RecursionError;
-- its tree is at most MAX_DEPTH levels deep, so evaluating it recurses little;
+- its tree is at most MAX_DEPTH levels deep, so evaluating it recurses little, and the work it
+  may take for one parcel (nodes evaluated, a loop's body once per order line) is at most MAX_WORK,
+  for a rule and for a whole ruleset;
 - only the built-in functions in BUILTINS may be called (`$range(10**7)` alone runs 20 s), and a
   comprehension may not hold another (each level multiplies the work by the order's lines);
 - every regex (`=~`, `=~~`, `!~`, `!~~`) is a quoted pattern that RE2 compiles, and matching goes
@@ -34,10 +36,13 @@ from dockside.errors import InputError
 
 __all__ = [
     "BUILTINS",
+    "LOOP_FACTOR",
     "MAX_BRACKETS",
     "MAX_CONDITION_CHARS",
     "MAX_DEPTH",
     "MAX_OPERATORS",
+    "MAX_WORK",
+    "Condition",
     "RuleError",
     "compile_condition",
 ]
@@ -46,6 +51,11 @@ MAX_CONDITION_CHARS = 2_000
 MAX_OPERATORS = 128
 MAX_BRACKETS = 16
 MAX_DEPTH = 64
+# Work is counted in tree nodes evaluated for one parcel; a node inside a comprehension counts once
+# per order line it may loop over. 50,000 is about 0.4 s in the worst case measured (regexes in a
+# loop over 1,000 SKUs), and a ruleset as a whole may take no more.
+MAX_WORK = 50_000
+LOOP_FACTOR = 1_000  # the most lines an order has (dockside.orders.Order)
 # Built-ins whose work is linear in their arguments and whose answer depends on nothing else
 # ($now, $random and $today would make simulation and the pack path disagree).
 BUILTINS = frozenset({"abs", "all", "any", "max", "min", "sum", "split"})
@@ -219,12 +229,19 @@ def _children(node: Any) -> list[Any]:
     return found
 
 
-def _check_tree(statement: Any, where: _Where) -> list[Any]:
-    """Depth, built-ins and comprehensions of a parsed condition; returns its regex nodes."""
-    regexes: list[Any] = []
+@dataclass(slots=True)
+class _Tree:
+    regexes: list[Any] = field(default_factory=list)
+    work: int = 0
+
+
+def _check_tree(statement: Any, where: _Where) -> _Tree:
+    """Depth, built-ins, comprehensions and work of a parsed condition, with its regex nodes."""
+    tree = _Tree()
     stack: list[tuple[Any, int, int]] = [(statement.expression, 1, 0)]
     while stack:
         node, depth, comprehensions = stack.pop()
+        tree.work += LOOP_FACTOR if comprehensions else 1
         if depth > MAX_DEPTH:
             raise where.refuse(
                 f"the condition is nested more than {MAX_DEPTH} levels deep: write it flatter or split "
@@ -249,9 +266,16 @@ def _check_tree(statement: Any, where: _Where) -> list[Any]:
                 )
             comprehensions += 1
         if isinstance(node, rule_ast.FuzzyComparisonExpression):
-            regexes.append(node)
+            tree.regexes.append(node)
         stack.extend((child, depth + 1, comprehensions) for child in _children(node))
-    return regexes
+    if tree.work > MAX_WORK:
+        raise where.refuse(
+            f"the condition may take {tree.work:,} steps for one parcel (a [... for ...] repeats its "
+            f"body for each of up to {LOOP_FACTOR:,} order lines); at most {MAX_WORK:,} are allowed: "
+            "make the loop's body smaller",
+            code="rule_too_complex",
+        )
+    return tree
 
 
 def _parse(text: str, context: rule_engine.Context) -> rule_engine.Rule:
@@ -294,9 +318,17 @@ def _use_re2(node: Any, where: _Where) -> None:
     node._right = compiled
 
 
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """A compiled condition and the most work (tree nodes evaluated) it may take for one parcel."""
+
+    rule: rule_engine.Rule
+    work: int
+
+
 def compile_condition(
     text: Any, context: rule_engine.Context, facts: str, *, number: int, name: str
-) -> rule_engine.Rule:
+) -> Condition:
     """A rule's condition parsed, type-checked and bounded; RuleError names the rule and why."""
     where = _Where(number, name)
     if not isinstance(text, str) or not text.strip() or len(text) > MAX_CONDITION_CHARS:
@@ -305,7 +337,7 @@ def compile_condition(
     try:
         if scan.regexes:
             trial = _parse(_harmless(text, scan.patterns), context)
-            nodes = _check_tree(trial.statement, where)
+            nodes = _check_tree(trial.statement, where).regexes
             if len(nodes) != scan.regexes or not all(
                 isinstance(node.right, rule_ast.StringExpression)
                 and not isinstance(node.left, rule_ast.LiteralExpressionBase)
@@ -331,6 +363,7 @@ def compile_condition(
             f"condition {text[:200]!r} is not valid ({exc.message}): compare numbers with numbers "
             "and texts with texts"
         ) from None
-    for node in _check_tree(rule.statement, where):
+    tree = _check_tree(rule.statement, where)
+    for node in tree.regexes:
         _use_re2(node, where)
-    return rule
+    return Condition(rule, tree.work)

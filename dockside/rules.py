@@ -27,7 +27,7 @@ from typing import Any
 import rule_engine
 
 from dockside.errors import InputError
-from dockside.rule_conditions import RuleError, compile_condition
+from dockside.rule_conditions import MAX_WORK, RuleError, compile_condition
 
 __all__ = [
     "ACTIONS",
@@ -254,6 +254,7 @@ def compile_ruleset(ruleset: Mapping[str, Any]) -> CompiledRuleset:
             code="ruleset_too_large",
         )
     rules = []
+    work: list[tuple[int, int, str]] = []  # (steps, number, name) of each rule
     facts = ", ".join(FACTS)
     for number, rule in enumerate(rules_in, start=1):
         if not isinstance(rule, Mapping) or set(rule) - {"name", "when", "then"}:
@@ -267,7 +268,19 @@ def compile_ruleset(ruleset: Mapping[str, Any]) -> CompiledRuleset:
             )
         condition = compile_condition(rule.get("when"), _CONTEXT, facts, number=number, name=name)
         rules.append(
-            _Rule(name, condition, _check_actions(f"rule {number} ({name!r})", rule.get("then", {})))
+            _Rule(name, condition.rule, _check_actions(f"rule {number} ({name!r})", rule.get("then", {})))
+        )
+        work.append((condition.work, number, name))
+    total = sum(steps for steps, _, _ in work)
+    if total > MAX_WORK:
+        heaviest = ", ".join(
+            f"rule {n} ({name!r}): {steps:,}" for steps, n, name in sorted(work, reverse=True)[:3]
+        )
+        raise InputError(
+            f"the ruleset's conditions may take {total:,} steps together for one parcel; at most "
+            f"{MAX_WORK:,} are allowed (heaviest {heaviest}): make the loops ([... for ...]) smaller "
+            "or drop rules",
+            code="ruleset_too_large",
         )
     sku_tags = _sku_tags(ruleset.get("sku_tags", {}))
     return CompiledRuleset(default=default, rules=tuple(rules), sku_tags=sku_tags)

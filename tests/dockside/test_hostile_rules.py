@@ -11,12 +11,21 @@ from typing import Any
 
 import pytest
 import re2
+import rule_engine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dockside.errors import InputError
-from dockside.rule_conditions import MAX_BRACKETS, MAX_DEPTH, MAX_OPERATORS
+from dockside.rule_conditions import (
+    LOOP_FACTOR,
+    MAX_BRACKETS,
+    MAX_DEPTH,
+    MAX_OPERATORS,
+    MAX_WORK,
+    compile_condition,
+)
 from dockside.rules import (
+    FACTS,
     MAX_RULES,
     MAX_RULESET_CONDITION_CHARS,
     MAX_SKU_TAGS,
@@ -149,6 +158,28 @@ def test_a_comprehension_inside_another_is_refused() -> None:
     refused = refusal(ruleset("[[a for a in skus] for b in skus] == []"))
     assert refused.code == "rule_too_complex"
     assert "comprehension" in refused.message
+
+
+def test_a_loop_whose_body_is_too_big_for_an_orders_lines_is_refused() -> None:
+    body = " or ".join(["sku =~~ '[a-z]+[0-9]*x$'"] * 20)
+    refused = refusal(ruleset(f"$any([{body} for sku in skus])", "loop"))
+    assert (refused.rule, refused.name, refused.code) == (3, "loop", "rule_too_complex")
+    assert f"at most {MAX_WORK:,}" in refused.message
+    assert f"{LOOP_FACTOR:,} order lines" in refused.message
+
+
+def test_a_ruleset_whose_rules_together_may_take_too_much_work_is_refused() -> None:
+    loop = "$any([sku =~~ '^BAT' for sku in skus])"
+    context = rule_engine.Context(type_resolver=rule_engine.type_resolver_from_dict(FACTS))
+    per_rule = compile_condition(loop, context, "", number=1, name="x").work
+    fits = MAX_WORK // per_rule
+    rules = [{"name": f"loop {n}", "when": loop} for n in range(1, fits + 1)]
+    assert len(compile_ruleset({"rules": rules}).rules) == fits
+    with pytest.raises(InputError) as caught:
+        compile_ruleset({"rules": [*rules, {"name": "one more", "when": loop}]})
+    assert caught.value.code == "ruleset_too_large"
+    assert f"at most {MAX_WORK:,}" in caught.value.message
+    assert "heaviest rule" in caught.value.message
 
 
 def test_conditions_within_the_caps_compile() -> None:
