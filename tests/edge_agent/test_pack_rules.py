@@ -22,6 +22,7 @@ from edge_agent.devices import PrinterConfig, PrinterStatus, ScaleConfig, Weight
 from edge_agent.identity import save_identity
 from edge_agent.store import Store
 from edge_agent.sync import MemoryTransport
+from edge_agent.waves import WavePrinter
 from tests.edge_agent.agent_harness import FAST, order_body, publish_warehouse
 from tests.edge_agent.waiting import until
 
@@ -326,6 +327,38 @@ def test_packing_decides_with_the_ruleset_named_default_never_another(data_dir: 
             packed = await agent.packer.pack("R-1", "S1", "with-default")
             assert packed["carrier"] == "CHOSEN"  # never TRIAL, though it came first
             assert len(floor.printers["P1"].labels) == 1
+
+    run(scenario)
+
+
+def test_a_wave_is_refused_before_its_run_without_a_default_ruleset(data_dir: Path) -> None:
+    floor = Floor()
+    cloud = _cloud()
+    cloud.publish("ruleset", "trial", _ruleset("trial", "TRIAL"))
+    wave = {"id": 7, "warehouse": "WH1", "station": "S1", "order_refs": ["R-1", "R-2"], "created_by": "p"}
+    cloud.publish("wave", "7", wave)
+
+    async def scenario() -> None:
+        async with started(data_dir, cloud, floor) as agent:
+            waves = WavePrinter(
+                agent.store,
+                agent.cache,
+                agent.floor,
+                agent.packer,
+                agent.outbox,
+                agent.metrics,
+                warehouse="WH1",
+            )
+            with pytest.raises(DocksideError) as refused:
+                await waves.print_wave(7, "S1", "wave-1")
+            assert refused.value.code == "no_default_ruleset"
+            assert agent.store.query("SELECT request_id FROM wave_prints") == []
+            assert floor.printers["P1"].labels == []
+            head = cloud.publish("ruleset", "default", _ruleset("default", "CHOSEN"))
+            await until(lambda: agent.store.revision() == head, what="the default ruleset to sync")
+            report = await waves.print_wave(7, "S1", "wave-2")
+            assert report["status"] == "done", report
+            assert len(floor.printers["P1"].labels) == 2
 
     run(scenario)
 
