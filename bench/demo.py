@@ -2,7 +2,8 @@
 
 Starts the cloud, a mock ZPL printer and a mock MT-SICS scale, loads the shipped templates, a
 station S1 wired to the mocks and 100 orders DEMO-0001..DEMO-0100 for warehouse WH1, enrolls and
-starts one agent, then prints the URLs and a curl that packs an order. State lives under .demo/.
+starts one agent, then prints the URLs and a curl that packs an order. State lives under .demo/;
+the agent's local API token (`dockside-agent local-token`) is copied to .demo/agent-token (0600).
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ def main() -> int:
         provision(stack, order_count=100, scale_port=str(DEMO / "scale"))
         stack.enroll_agent("WH1")
         stack.start_agent(http="127.0.0.1:8100")
+        agent_token = DEMO / "agent-token"
+        agent_token.touch(mode=0o600)
+        agent_token.write_text(stack.agent_token() + "\n")
     except (StackError, TimeoutError, OSError) as exc:
         print(f"\nThe demo could not start: {exc}", file=sys.stderr)
         print(
@@ -72,6 +76,7 @@ packer lifts the parcel off and puts the next one on (the console says so); the 
 puts a parcel of your own:
 
   curl -s -X POST http://127.0.0.1:8100/api/v1/pack -H 'content-type: application/json' \\
+       -H "Authorization: Bearer $(cat .demo/agent-token)" \\
        -d '{{"order_ref": "DEMO-0001", "station": "S1", "request_id": "demo-1"}}'
   curl -s -X POST http://127.0.0.1:9181/weight -d '{{"grams": 2500, "stable": true}}'
 
@@ -90,7 +95,9 @@ See the order in the cloud:
         except httpx.HTTPError as exc:
             print(f"Demo packer: the mock scale does not answer: {exc}", file=sys.stderr)
 
-    feeder = ParcelFeeder(stack.agent_url(), set_weight, lambda line: print(line, flush=True))
+    feeder = ParcelFeeder(
+        stack.agent_url(), set_weight, lambda line: print(line, flush=True), headers=stack.agent_headers()
+    )
     try:
         cloud_down_since: float | None = None
         reconnecting_since: float | None = None
@@ -141,7 +148,7 @@ See the order in the cloud:
 def _agent_status(stack: Stack) -> dict[str, Any] | None:
     """The agent's /api/v1/status, or None while it does not answer."""
     try:
-        response = httpx.get(f"{stack.agent_url()}/api/v1/status", timeout=2)
+        response = httpx.get(f"{stack.agent_url()}/api/v1/status", headers=stack.agent_headers(), timeout=2)
     except httpx.HTTPError:
         return None
     return dict(response.json()) if response.status_code == 200 else None

@@ -9,7 +9,7 @@ moment later and then puts a parcel of another weight on it, and says so on the 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -30,8 +30,11 @@ class ParcelFeeder:
         set_weight: Callable[[int], None],
         say: Callable[[str], None],
         station: str = "S1",
+        *,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
-        self._http = httpx.Client(base_url=agent_url, timeout=2)
+        # `headers`: the local token, as every program on the agent's PC sends it.
+        self._http = httpx.Client(base_url=agent_url, headers=headers, timeout=2)
         self._set_weight = set_weight
         self._say = say
         self._station = station

@@ -3,7 +3,8 @@
 Starts a real stack (cloud, one agent, and for each of `--stations` stations (4) its own mock
 printer and mock scale) in a temporary folder and packs orders over one keep-alive HTTP
 connection, measuring each round trip. The floor is the same server's /healthz over the same
-connection, measured right before each pack so machine noise hits both alike.
+connection, measured right before each pack so machine noise hits both alike. Every call
+carries the agent's local token (`Authorization: Bearer`), as a program on the agent's PC sends it.
 
 Everything runs as in a warehouse: the agent polls every printer's status (`~HS`) on its usual
 clock (every `printer_check_interval_s`, 1 s) all through the run, and a weight serves one
@@ -127,10 +128,12 @@ def main(argv: list[str] | None = None) -> int:
         agent = stack.start_agent()
         host, port = agent.ready["http"].rsplit(":", 1)
         conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        # Authenticated as a program on the agent's PC is: the local token on every call.
+        authorization = stack.agent_headers()
 
         def call(method: str, path: str, body: dict[str, str] | None = None) -> tuple[int, bytes]:
             payload = json.dumps(body).encode() if body is not None else None
-            headers = {"content-type": "application/json"} if payload else {}
+            headers = {"content-type": "application/json", **authorization} if payload else authorization
             conn.request(method, path, body=payload, headers=headers)
             response = conn.getresponse()
             return response.status, response.read()

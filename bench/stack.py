@@ -2,7 +2,8 @@
 
 Used by the end-to-end tests, the benchmarks and `make demo`. Every part runs through its real
 console script on real sockets and a real pty; this module only wires them together through
-their public command lines and APIs, as an operator would.
+their public command lines and APIs, as an operator would: the agent's local API is called with
+the token `dockside-agent local-token` prints, as a program on the agent's PC calls it.
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ class Stack:
         self.env.pop("DOCKSIDE_AGENT_DATA_DIR", None)
         self.processes: dict[str, Process] = {}
         self.admin_token = ""
+        self._agent_tokens: dict[str, str] = {}
         self._admin: httpx.Client | None = None
         # One client for every mock control call: a new one per call loads the CA bundle each time.
         self._control: httpx.Client | None = None
@@ -308,7 +310,25 @@ class Stack:
         return response.json() if response.content else None
 
     def agent_url(self, name: str = "agent") -> str:
-        return f"http://{self.processes[name].ready['http']}"
+        host, port = str(self.processes[name].ready["http"]).rsplit(":", 1)
+        if host in ("0.0.0.0", "[::]"):  # listening on every interface: call it on this PC's loopback
+            host = "127.0.0.1"
+        return f"http://{host}:{port}"
+
+    def agent_token(self, name: str = "agent", *, refresh: bool = False) -> str:
+        """The agent's local API token, as `dockside-agent local-token` prints it (asked once)."""
+        if refresh or name not in self._agent_tokens:
+            out = self.run(["dockside-agent", "local-token", "--data-dir", str(self.agent_dir(name))])
+            self._agent_tokens[name] = out.strip().splitlines()[-1].strip()
+        return self._agent_tokens[name]
+
+    def agent_headers(self, name: str = "agent") -> dict[str, str]:
+        """The header a local program sends to the agent's API."""
+        return {"Authorization": f"Bearer {self.agent_token(name)}"}
+
+    def agent_client(self, name: str = "agent", *, timeout: float = 30.0) -> httpx.Client:
+        """An HTTP client for the agent's local API, authenticated with its local token (close it)."""
+        return httpx.Client(base_url=self.agent_url(name), headers=self.agent_headers(name), timeout=timeout)
 
 
 @contextmanager

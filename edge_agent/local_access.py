@@ -231,10 +231,14 @@ class LocalAccessGuard:
     def _check(self, scope: Scope) -> bytes | None:
         """Refuse (raise) or let through; the listed foreign origin to answer with CORS, if any."""
         headers: dict[bytes, bytes] = {}
-        for name, value in _headers(scope):
-            if name in headers and name != b"cookie":
-                raise _Refusal(400, "ambiguous_header", f"send the {name.decode()} header once")
-            headers[name] = value if name not in headers else headers[name] + b"; " + value
+        for name, value in scope["headers"]:
+            if name not in _WANTED:
+                continue
+            if name in headers:
+                if name != b"cookie":
+                    raise _Refusal(400, "ambiguous_header", f"send the {name.decode()} header once")
+                value = headers[name] + b"; " + value
+            headers[name] = value
         server = scope.get("server") or ("", 0)
         port = int(server[1] or 0)
         host = headers.get(b"host", b"")

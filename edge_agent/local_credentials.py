@@ -33,7 +33,6 @@ import secrets
 import tempfile
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -172,21 +171,17 @@ def _read_screens(path: Path) -> list[dict[str, Any]]:
     return [s for s in screens or [] if isinstance(s, dict) and {"id", "sha256"} <= s.keys()]
 
 
-@dataclass(frozen=True)
-class _FileMark:
-    """What `stat` says about a file: a rename-replaced file has a new inode, a rewrite a new mtime."""
-
-    inode: int
-    mtime_ns: int
-    size: int
+# What `stat` says about a file: a rename-replaced file has a new inode, a rewrite a new mtime.
+# A plain tuple: this runs on every request that carries a token.
+_FileMark = tuple[int, int, int]
 
 
-def _mark(path: Path) -> _FileMark | None:
+def _mark(path: str) -> _FileMark | None:
     try:
         st = os.stat(path)
     except OSError:
         return None
-    return _FileMark(st.st_ino, st.st_mtime_ns, st.st_size)
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 class LocalCredentials:
@@ -195,8 +190,8 @@ class LocalCredentials:
     def __init__(self, folder: Path, *, clock: Any = time.time) -> None:
         self.folder = folder
         self._clock = clock
-        self._token_path = folder / LOCAL_TOKEN_FILE
-        self._screens_path = folder / PAIRED_SCREENS_FILE
+        self._token_path = str(folder / LOCAL_TOKEN_FILE)
+        self._screens_path = str(folder / PAIRED_SCREENS_FILE)
         ensure_local_token(folder)
         self._token_mark: _FileMark | None = None
         self._token_digest: bytes | None = None
@@ -227,7 +222,7 @@ class LocalCredentials:
     def _reload_screens(self) -> None:
         self._screens_mark = _mark(self._screens_path)
         self._paired = {}
-        for screen in _read_screens(self._screens_path):
+        for screen in _read_screens(Path(self._screens_path)):
             with contextlib.suppress(ValueError):
                 self._paired[str(screen["id"])] = bytes.fromhex(str(screen["sha256"]))
 
@@ -309,7 +304,7 @@ class LocalCredentials:
 
     def _add_screen(self, client: str) -> str:
         session_id, secret = secrets.token_urlsafe(9), secrets.token_urlsafe(32)
-        screens = _read_screens(self._screens_path)
+        screens = _read_screens(Path(self._screens_path))
         screens.append(
             {
                 "id": session_id,
@@ -318,6 +313,6 @@ class LocalCredentials:
                 "client": client[:64],
             }
         )
-        _write_secret(self._screens_path, json.dumps({"screens": screens[-MAX_PAIRED_SCREENS:]}))
+        _write_secret(Path(self._screens_path), json.dumps({"screens": screens[-MAX_PAIRED_SCREENS:]}))
         self._reload_screens()
         return f"{session_id}.{secret}"

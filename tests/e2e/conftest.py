@@ -31,7 +31,7 @@ class Station:
 
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
-        self.http = httpx.Client(base_url=stack.agent_url(), timeout=30)
+        self.http = stack.agent_client()
 
     def pack(self, order_ref: str, request_id: str, station: str = "S1") -> httpx.Response:
         return self.http.post(
@@ -85,7 +85,7 @@ class Station:
         self.http.close()
         self.stack.processes["agent"].stop()
         self.stack.start_agent()
-        self.http = httpx.Client(base_url=self.stack.agent_url(), timeout=30)
+        self.http = self.stack.agent_client()
 
 
 @pytest.fixture

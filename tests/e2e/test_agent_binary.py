@@ -97,7 +97,9 @@ def test_the_binary_enrolls_and_packs_to_the_mock_printer(binary: Path, stack: S
     )
     assert "Enrolled as agent" in enrolled
     agent = stack.spawn("agent", [str(binary), "run", "--data-dir", str(data_dir), "--http", "127.0.0.1:0"])
-    with httpx.Client(base_url=f"http://{agent.ready['http']}", timeout=30) as http:
+    token = stack.run([str(binary), "local-token", "--data-dir", str(data_dir)]).strip()
+    headers = {"authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=f"http://{agent.ready['http']}", headers=headers, timeout=30) as http:
         wait_for(
             lambda: http.get("/api/v1/orders/BIN-0003").status_code == 200,
             timeout=30,
@@ -215,7 +217,7 @@ def test_the_binary_updates_itself_or_rolls_back(binary: Path, stack: Stack, mod
             return None
         try:
             address = json.loads(ready_file.read_text())["http"]
-            return str(httpx.get(f"http://{address}/api/v1/status", timeout=5).json()["version"])
+            return str(httpx.get(f"http://{address}/healthz", timeout=5).json()["version"])
         except (ValueError, KeyError, httpx.HTTPError):
             return None
 

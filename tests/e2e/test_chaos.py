@@ -41,7 +41,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 def _start(stack: Stack) -> httpx.Client:
     stack.start_agent(extra=("--scale-wait", str(SCALE_WAIT_S)))
-    return httpx.Client(base_url=stack.agent_url(), timeout=30)
+    return stack.agent_client()
 
 
 def _pack(client: httpx.Client, ref: str, request_id: str) -> dict[str, Any] | None:

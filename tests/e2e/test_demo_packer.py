@@ -25,7 +25,9 @@ def test_after_each_label_the_demo_puts_the_next_parcel_on_the_scale(station: St
         grams_put.append(grams)
         station.stack.control("scale", "POST", "/weight", {"grams": grams, "stable": True})
 
-    feeder = ParcelFeeder(station.stack.agent_url(), set_weight, said.append)
+    feeder = ParcelFeeder(
+        station.stack.agent_url(), set_weight, said.append, headers=station.stack.agent_headers()
+    )
     try:
         feeder.tick()
         assert grams_put == []  # nothing packed yet: the parcel on the scale waits for its scan

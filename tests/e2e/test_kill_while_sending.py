@@ -74,7 +74,7 @@ def test_a_kill_while_a_label_is_sending_leaves_it_unknown_with_an_exception_and
         wave_refs = [order["order_ref"] for order in wave_orders]
         stack.enroll_agent("WH1")
         stack.start_agent()
-        client = httpx.Client(base_url=stack.agent_url(), timeout=30)
+        client = stack.agent_client()
         try:
             wait_for(
                 lambda: client.get(f"/api/v1/orders/{wave_refs[-1]}").status_code == 200,
@@ -93,7 +93,7 @@ def test_a_kill_while_a_label_is_sending_leaves_it_unknown_with_an_exception_and
             client.close()
 
             stack.start_agent()
-            client = httpx.Client(base_url=stack.agent_url(), timeout=30)
+            client = stack.agent_client()
             job = client.get(f"/api/v1/jobs/{stuck.job_id}").json()
             assert (job["status"], job["order_ref"]) == ("unknown", stuck.order_ref)
             assert "agent stopped while this label was being sent" in job["message"]

@@ -11,7 +11,6 @@ import os
 import threading
 import time
 
-import httpx
 import pytest
 
 from bench.demo_data import demo_orders
@@ -37,7 +36,7 @@ def test_packing_goes_on_through_a_minute_long_cut_and_converges(tmp_path) -> No
         provision(stack, order_count=ORDERS, order_prefix="CUT")
         stack.enroll_agent("WH1")
         stack.start_agent(extra=("--scale-wait", str(SCALE_WAIT_S)))
-        client = httpx.Client(base_url=stack.agent_url(), timeout=30)
+        client = stack.agent_client()
         wait_for(
             lambda: client.get(f"/api/v1/orders/CUT-{ORDERS:04d}").status_code == 200,
             timeout=60,

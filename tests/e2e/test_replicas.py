@@ -47,7 +47,7 @@ def test_the_pack_path_runs_on_postgresql(pg_stack: Stack) -> None:
     provision(stack, order_count=5, order_prefix="PG")
     stack.enroll_agent("WH1")
     stack.start_agent()
-    agent = httpx.Client(base_url=stack.agent_url(), timeout=30)
+    agent = stack.agent_client()
     try:
         wait_for(lambda: agent.get("/api/v1/orders/PG-0005").status_code == 200, timeout=30, what="orders")
         answer = agent.post(
@@ -93,7 +93,7 @@ def test_a_template_published_on_one_replica_reaches_an_agent_on_the_other(pg_st
             ]
         )
         stack.start_agent()
-        agent = httpx.Client(base_url=stack.agent_url(), timeout=30)
+        agent = stack.agent_client()
         wait_for(lambda: agent.get("/api/v1/orders/RB-0002").status_code == 200, timeout=30, what="orders")
         # Published through replica A; the agent streams from replica B.
         assert admin_a.post("/api/v1/templates/replica-test/versions", json=TEMPLATE).status_code == 201
