@@ -34,7 +34,7 @@ from cloud.access import Principal
 from cloud.store import CloudStore, dumps, utcnow
 from dockside.errors import InputError
 
-__all__ = ["MIN_RETENTION_DAYS", "iter_audit", "purge_audit", "query_audit", "record"]
+__all__ = ["MIN_RETENTION_DAYS", "iter_audit", "purge_audit", "query_audit", "record", "record_many"]
 
 MIN_RETENTION_DAYS = 183  # "kept at least six months"
 MAX_LISTED = 1000
@@ -100,6 +100,39 @@ def record(
                 before=dumps(before) if before is not None else None,
                 after=dumps(after) if after is not None else None,
             )
+        )
+
+
+def record_many(
+    store: CloudStore,
+    caller: Principal,
+    action: str,
+    object_kind: str,
+    entries: Collection[tuple[str, str | None, Any, Any]],
+) -> None:
+    """Add one entry per (object_key, warehouse code, before, after) in one statement, for a bulk
+    write whose objects' warehouses the writer already knows (an ingest's amended orders)."""
+    if not entries:
+        return
+    with store.write() as tx:
+        tx.conn.execute(
+            insert(schema.audit_log),
+            [
+                {
+                    "tenant_id": caller.tenant_id,
+                    "warehouse": warehouse[:32] if warehouse is not None else None,
+                    "at": tx.now,
+                    "actor": caller.actor[:100],
+                    "actor_name": caller.token_name[:100],
+                    "role": caller.role.value,
+                    "action": action[:64],
+                    "object_kind": object_kind[:32],
+                    "object_key": key[:200],
+                    "before": dumps(before) if before is not None else None,
+                    "after": dumps(after) if after is not None else None,
+                }
+                for key, warehouse, before, after in entries
+            ],
         )
 
 

@@ -65,6 +65,7 @@ class OrderAmendment:
     """A re-ingested order whose ship-to, lines or warehouse changed: only the changed fields."""
 
     order_ref: str
+    warehouse: str  # the order's warehouse code after the change
     before: dict[str, Any]
     after: dict[str, Any]
 
@@ -278,7 +279,10 @@ def _amendment(order_ref: str, stored: str, incoming: str) -> OrderAmendment | N
     if not changed:
         return None
     return OrderAmendment(
-        order_ref, {name: old.get(name) for name in changed}, {name: new.get(name) for name in changed}
+        order_ref,
+        str(new.get("warehouse")),
+        {name: old.get(name) for name in changed},
+        {name: new.get(name) for name in changed},
     )
 
 

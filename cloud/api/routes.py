@@ -312,8 +312,13 @@ def _parse_and_ingest(store: CloudStore, caller: Principal, raw: bytearray) -> o
             by=caller.token_name,
             actor=caller.actor,
         )
-        for change in result.amended:
-            audit.record(store, caller, "amend_order", "order", change.order_ref, change.before, change.after)
+        audit.record_many(
+            store,
+            caller,
+            "amend_order",
+            "order",
+            [(change.order_ref, change.warehouse, change.before, change.after) for change in result.amended],
+        )
         if result.changed:
             summary = {
                 "accepted": len(result.accepted),
