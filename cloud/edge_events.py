@@ -459,6 +459,21 @@ class _Conflicts:
                 "check the printer's output, then reprint or resolve",
                 {"job_id": item.body.get("job_id"), "printer": item.body.get("printer")},
             )
+        if (
+            event.kind == EventKind.EXCEPTION_RAISED.value
+            and item.body.get("reason") == "template_over_budget"
+        ):
+            # A template version set aside at a station: someone must fix it and publish anew.
+            self._add(
+                item,
+                order,
+                ExceptionKind.RAISED_AT_EDGE,
+                str(item.body.get("message") or "a label template overran its render budget")[:1000],
+                {
+                    "template": item.body.get("template"),
+                    "template_version": item.body.get("template_version"),
+                },
+            )
         if event.kind != EventKind.ORDER_PACKED.value or order is None:
             return
         if state == OrderState.CANCELLED.value:

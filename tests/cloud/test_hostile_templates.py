@@ -1,9 +1,13 @@
-"""Hostile templates at the cloud: validation, publish and preview answer 422 with the reason, and the
-cloud keeps serving other requests while a hostile validation runs (real HTTP server)."""
+"""Hostile templates at the cloud: validation, publish and preview answer 422 with the reason, the
+cloud keeps serving other requests while a hostile validation runs, and a template an agent set
+aside opens an exception (real HTTP and gRPC servers)."""
 
 from __future__ import annotations
 
+import json
 import threading
+import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -13,7 +17,8 @@ from sqlalchemy import select
 from cloud import schema
 from cloud.store import dumps
 from cloud.versions import insert_next_version
-from tests.cloud.conftest import RunningCloud
+from dockside.v1 import sync_pb2
+from tests.cloud.conftest import RunningCloud, order
 
 # The issue's templates: the first took 6.7 s to validate and stopped the whole cloud; the second
 # passes with its sample (weight 1) and overruns only with a real parcel's weight.
@@ -136,3 +141,42 @@ def test_healthz_answers_while_hostile_validations_run(cloud: RunningCloud) -> N
     assert answers
     assert set(answers) == {200}
     assert any(count > 0 for count in seen_during), "no /healthz answer came while a validation was running"
+
+
+def test_a_template_set_aside_at_a_station_opens_an_exception_for_a_person(cloud: RunningCloud) -> None:
+    cloud.put_warehouse("WH1")
+    agent = cloud.enroll("WH1")
+    cloud.ingest(order("T-1"))
+    message = (
+        "template shipping-4x6 v3 exceeded its render budget: ...; fix the template and publish a new version"
+    )
+    body = {
+        "reason": "template_over_budget",
+        "code": "template_unsafe",
+        "template": "shipping-4x6",
+        "template_version": 3,
+        "message": message,
+    }
+    other = {"reason": "label_maybe_printed", "message": "check the printer"}
+    answer = agent.push(
+        _event("exception_raised", "T-1", body, 1), _event("exception_raised", "T-1", other, 2)
+    )
+    assert len(answer.acked) == 2
+    (opened,) = cloud.api.get("/api/v1/exceptions", params={"order_ref": "T-1"}).json()["exceptions"]
+    assert opened["kind"] == "raised_at_edge"
+    assert opened["message"] == message
+    assert opened["detail"]["template"] == "shipping-4x6"
+    assert opened["detail"]["template_version"] == 3
+    assert opened["detail"]["station"] == "S1"
+
+
+def _event(kind: str, ref: str, body: dict[str, Any], seq: int) -> sync_pb2.EdgeEvent:
+    return sync_pb2.EdgeEvent(
+        event_id=str(uuid.uuid4()),
+        kind=kind,
+        order_ref=ref,
+        station="S1",
+        occurred_at_ms=int(time.time() * 1000),
+        body=json.dumps(body).encode(),
+        sequence=seq,
+    )

@@ -1,5 +1,6 @@
 """A hostile template end to end: it passes the cloud's validation with its sample, overruns at the
-station on a real parcel, and the cloud hears of it; the agent keeps answering (real processes)."""
+station on a real parcel, and the cloud opens an exception for it; the agent keeps answering (real
+processes)."""
 
 from __future__ import annotations
 
@@ -61,6 +62,9 @@ def test_a_template_that_validates_and_overruns_at_the_station_fails_by_name(
     assert event["body"]["template"] == "shipping-4x6"
     assert event["body"]["template_version"] == version
     assert event["station"] == "S1"
+    (opened,) = stack.admin_call("GET", "/api/v1/exceptions?order_ref=E2E-0001")["exceptions"]
+    assert opened["kind"] == "raised_at_edge"
+    assert opened["message"] == error["message"]
 
     # Rolling back to the shipped version packs the order.
     stack.admin_call("POST", "/api/v1/templates/shipping-4x6/rollback", {"version": 1})
