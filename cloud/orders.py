@@ -28,6 +28,7 @@ from dockside.orders import Order, OrderState
 from dockside.sync import ChangeKind
 
 __all__ = [
+    "AMENDED",
     "MAX_ORDERS_PER_CALL",
     "IngestResult",
     "OrderAmendment",

@@ -4,7 +4,8 @@ Only the person-identifying parts of the ship-to go (name, company, street, city
 code, phone); the destination country, the lines, weights, states, events and the audit log stay,
 so reports and the order's timeline still add up. The erased order is synced to its warehouse's
 agents, which replace their copy; the erasure itself appears on the timeline and in the audit log
-without the erased values.
+without the erased values. Amendments (a re-ingest that changed the ship-to) keep their before and
+after on the timeline and in the audit log, so their ship-tos are blanked the same way.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import json
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 
 from cloud import schema
 from cloud.order_states import record_cloud_event
-from cloud.orders import order_sync_body
+from cloud.orders import AMENDED, order_sync_body
 from cloud.store import ChangeRecord, CloudStore, dumps
 from dockside.errors import NotFound
 from dockside.sync import ChangeKind
@@ -64,6 +65,7 @@ def erase_order_personal_data(
             return {"order_ref": order_ref, "erased": False}
         text = dumps(erased)
         tx.conn.execute(update(table).where(table.c.id == order.id).values(body=text, updated_at=tx.now))
+        _erase_amendments(tx.conn, tenant_id, int(order.id), order_ref)
         record_cloud_event(tx, order, "personal_data_erased", {"by": by, "fields": list(PERSONAL_FIELDS)})
         tx.append_changes(
             [
@@ -77,3 +79,32 @@ def erase_order_personal_data(
             ]
         )
     return {"order_ref": order_ref, "erased": True}
+
+
+def _erase_amendments(conn: Connection, tenant_id: int, order_id: int, order_ref: str) -> None:
+    """Blank the ship-tos in the order's amendments (timeline events and audit entries)."""
+
+    def blanked(change: Any) -> Any:
+        return without_personal_data(change) if isinstance(change, dict) and "ship_to" in change else change
+
+    events, entries = schema.order_events, schema.audit_log
+    for event in conn.execute(
+        select(events.c.id, events.c.body).where(events.c.order_id == order_id, events.c.kind == AMENDED)
+    ).all():
+        body = json.loads(event.body)
+        body.update(before=blanked(body.get("before")), after=blanked(body.get("after")))
+        conn.execute(update(events).where(events.c.id == event.id).values(body=dumps(body)))
+    for row in conn.execute(
+        select(entries.c.id, entries.c.before, entries.c.after).where(
+            entries.c.tenant_id == tenant_id,
+            entries.c.object_kind == "order",
+            entries.c.object_key == order_ref,
+            entries.c.action == "amend_order",
+        )
+    ).all():
+        values = {
+            name: dumps(blanked(json.loads(text)))
+            for name, text in (("before", row.before), ("after", row.after))
+            if text
+        }
+        conn.execute(update(entries).where(entries.c.id == row.id).values(**values))

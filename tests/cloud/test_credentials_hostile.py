@@ -386,3 +386,11 @@ def test_a_new_ship_to_through_re_ingest_is_on_the_timeline_and_in_the_audit(clo
     assert logged["before"]["ship_to"]["city"] == "Springfield"
     assert logged["after"]["ship_to"]["city"] == "Shelbyville"
     assert set(logged["before"]) == {"ship_to", "lines"}
+    # Erasing the order's personal data reaches its amendments too; the facts stay.
+    assert cloud.api.post("/api/v1/orders/R1/erase-personal-data").status_code == 200
+    kept = json.dumps(cloud.api.get("/api/v1/orders/R1/timeline").json()) + json.dumps(
+        _audit(cloud, object_kind="order", object_key="R1")
+    )
+    for personal in ("12 Dock Road", "1 Elsewhere Lane", "Springfield", "Shelbyville", "Ada Lovelace"):
+        assert personal not in kept, personal
+    assert "SKU-2" in kept
