@@ -9,7 +9,9 @@ and never sends it holds its connection, and for a body also a request task, for
   (request line and headers, `header_timeout_s` from the connection's first byte or from the end
   of the previous response) answered `408 request_timeout` and closed, and a connection limit:
   a connection past `max_connections` is answered `503 server_busy` and closed at once, before
-  it costs a request task.
+  it costs a request task. A request answered before its body was read gets
+  `body_idle_timeout_s` to send the rest (so the client reads the answer, not a reset), then its
+  connection is closed; uvicorn alone would wait for ever as long as bytes kept coming.
 - `BodyDeadlineMiddleware`: every read of a request body waits at most `body_idle_timeout_s`, and
   the whole body must keep up `body_min_rate` bytes per second after a `body_grace_s` start;
   otherwise `408 body_timeout` with `Connection: close`.
@@ -103,6 +105,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._head_timer: asyncio.TimerHandle | None = None
+        self._lingering: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -128,8 +131,30 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._disarm_head_timer()
         super().on_headers_complete()
 
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.cycle is not None and self.cycle.more_body and not self.transport.is_closing():
+            # Answered before the body was read (refused, or not needed). Let the client finish
+            # sending, so it reads the answer rather than a reset, but not for ever: each byte
+            # it sends would otherwise push uvicorn's keep-alive timer back again.
+            self._lingering = self.loop.call_later(self.limits.body_idle_timeout_s, self.transport.close)
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        if self._lingering is not None:
+            # The rest of an answered request's body is in: an idle keep-alive connection now.
+            self._lingering.cancel()
+            self._lingering = None
+            if self.timeout_keep_alive_task is None and not self.transport.is_closing():
+                self.timeout_keep_alive_task = self.loop.call_later(
+                    self.timeout_keep_alive, self.timeout_keep_alive_handler
+                )
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_timer()
+        if self._lingering is not None:
+            self._lingering.cancel()
+            self._lingering = None
         super().connection_lost(exc)
 
     def _arm_head_timer(self) -> None:

@@ -10,24 +10,53 @@ parser takes it as before (counting costs ~4 ms for 10,000 orders). Once it pass
 or those characters inside strings), the rest is checked exactly as it streams in, with a
 streaming parser (ijson, C backend) that builds nothing: it counts orders, values and depth, and
 refuses the batch at the first limit, while the body is still arriving.
+
+Across requests, `BUFFERS` caps the ingest bodies held in memory at once (MAX_BUFFERED_BYTES:
+past it a batch is refused `503 server_busy` while it arrives, retry in a moment), and
+`parsing()` lets MAX_PARSING batches be parsed and stored at once, so many hostile bodies in
+parallel cost no more than a few.
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import ijson
 
 from cloud.orders import MAX_ORDERS_PER_CALL
-from dockside.errors import InputError
+from dockside.errors import DocksideError, InputError
 
-__all__ = ["MAX_DEPTH", "MAX_JSON_VALUES", "BatchScan", "BatchTooComplex", "InvalidJson"]
+__all__ = [
+    "BUFFERS",
+    "MAX_BUFFERED_BYTES",
+    "MAX_DEPTH",
+    "MAX_JSON_VALUES",
+    "MAX_PARSING",
+    "BatchScan",
+    "BatchTooComplex",
+    "BodyBuffers",
+    "BodyShare",
+    "InvalidJson",
+    "ServerBusy",
+    "parsing",
+]
 
 # 10,000 orders of up to ~100 values each (an order with a dozen lines and its addresses);
 # parsed, a million values stay within about 100 MB.
 MAX_JSON_VALUES = 1_000_000
 # An order is four levels deep ({"orders": [{"lines": [{...}]}]}): deeper is not an order batch.
 MAX_DEPTH = 16
+
+# Two 32 MiB batches, or about eighteen of the usual 3.5 MB ones, arriving at the same time: with
+# their parsing, what keeps the cloud under 300 MB resident while hostile batches arrive together.
+MAX_BUFFERED_BYTES = 64 * 1024 * 1024
+# A parsed batch may hold up to ~100 MB of objects (MAX_JSON_VALUES); SQLite stores one at a time anyway.
+MAX_PARSING = 2
 
 _SCALARS = frozenset({"null", "boolean", "integer", "double", "number", "string"})
 _OPENS = frozenset({"start_map", "start_array"})
@@ -47,6 +76,67 @@ class BatchTooComplex(InputError):
 
     code = "batch_too_large"
     http_status = 413
+
+
+class ServerBusy(DocksideError):
+    """Too many order batches are arriving at once: retrying in a moment works."""
+
+    code = "server_busy"
+    http_status = 503
+
+
+class BodyBuffers:
+    """The bytes of ingest bodies this process holds in memory, across all requests."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self._lock = threading.Lock()  # in-process test clouds run one event loop per thread
+
+    @contextmanager
+    def holding(self) -> Iterator[BodyShare]:
+        """A request's share: grows with `add`, given back when the block ends."""
+        share = BodyShare(self)
+        try:
+            yield share
+        finally:
+            with self._lock:
+                self.held -= share.bytes
+
+    def _take(self, share: BodyShare, size: int) -> None:
+        with self._lock:
+            if self.held + size > self.limit:
+                raise ServerBusy(
+                    f"the cloud is receiving {self.limit // (1024 * 1024)} MiB of order batches at once: "
+                    "send this batch again in a few seconds"
+                )
+            self.held += size
+            share.bytes += size
+
+
+class BodyShare:
+    def __init__(self, buffers: BodyBuffers) -> None:
+        self.buffers = buffers
+        self.bytes = 0
+
+    def add(self, size: int) -> None:
+        """Count `size` more bytes of this request's body; ServerBusy if the process has no room."""
+        self.buffers._take(self, size)
+
+
+BUFFERS = BodyBuffers(MAX_BUFFERED_BYTES)
+_PARSING: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def parsing() -> asyncio.Semaphore:
+    """The event loop's gate for batches being parsed and stored (MAX_PARSING at once)."""
+    loop = asyncio.get_running_loop()
+    gate = _PARSING.get(loop)
+    if gate is None:
+        gate = _PARSING[loop] = asyncio.Semaphore(MAX_PARSING)
+    return gate
 
 
 def _too_many_orders() -> InputError:

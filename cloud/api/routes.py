@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cloud import agents, audit, metrics, orders, template_rollout, templates, warehouses
 from cloud.access import Principal
+from cloud.api import order_batch
 from cloud.api.callers import (
     Caller,
     EditsTemplates,
@@ -262,16 +263,19 @@ _BATCH_DOC = {
 @router.post("/orders", summary="Ingest orders in bulk", openapi_extra=_BATCH_DOC)
 async def ingest_orders(request: Request, caller: IngestsOrders, store: Store) -> JSONResponse:
     """Store up to 10,000 orders, idempotent by order_ref; each bad order is reported on its own."""
-    raw = await _read_batch(request)
-    result = await run_in_threadpool(_ingest, store, caller, raw)
+    with order_batch.BUFFERS.holding() as share:
+        raw = await _read_batch(request, share)
+        async with order_batch.parsing():
+            result = await run_in_threadpool(_ingest, store, caller, raw)
     return JSONResponse(result.to_dict())
 
 
-async def _read_batch(request: Request) -> bytearray:
+async def _read_batch(request: Request, share: order_batch.BodyShare) -> bytearray:
     """The body, refused while it arrives once it holds too many orders or values (see order_batch)."""
     raw = bytearray()
     scan = BatchScan()
     async for chunk in request.stream():
+        share.add(len(chunk))
         raw += chunk
         if scan.exact:
             # Event by event costs milliseconds per chunk: keep it off the event loop.

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from bench.stack import Stack, running_stack, wait_for
-from cloud.api.order_batch import MAX_JSON_VALUES
+from cloud.api.order_batch import MAX_BUFFERED_BYTES, MAX_JSON_VALUES
 from cloud.releases import MAX_RELEASE_BYTES, PUBLIC_KEY_ENV, generate_release_key, sign_release
 
 RSS_BOUND_MB = 300
@@ -167,6 +167,26 @@ def _read_answer(sock: socket.socket, deadline: float) -> tuple[int | None, byte
     return int(received.split(b" ", 2)[1]), received
 
 
+def _read_response(sock: socket.socket, deadline: float) -> tuple[int, bytes]:
+    """One whole response (head and Content-Length body) on a connection that may stay open."""
+    received = b""
+    while time.monotonic() < deadline:
+        head, separator, body = received.partition(b"\r\n\r\n")
+        if separator:
+            length = next(
+                int(line.split(b":", 1)[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
+            if len(body) >= length:
+                return int(received.split(b" ", 2)[1]), received
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        chunk = sock.recv(65536)
+        assert chunk, f"the server closed before a whole response: {received[:200]!r}"
+        received += chunk
+    raise AssertionError(f"no whole response within {DEADLINE_S:.0f} s")
+
+
 def _json_error(reply: bytes) -> str:
     return str(json.loads(reply.partition(b"\r\n\r\n")[2])["error"]["code"])
 
@@ -202,6 +222,33 @@ def test_a_full_batch_is_still_taken_and_one_order_more_is_refused(clouds: Cloud
     assert taken.status_code == 200, taken.text
     assert len(taken.json()["accepted"]) == 10_000
     assert _error(over) == (422, "too_many_orders")
+
+
+def test_batches_arriving_together_are_held_within_a_memory_budget(clouds: Clouds) -> None:
+    # Valid batches of 30 MiB (whitespace), sent all but their last two bytes: each is held in full.
+    head, padding, tail = b'{"orders": [', b" " * (30 * MB), b"]}"
+    size = len(head) + len(padding) + len(tail)
+    fitting = MAX_BUFFERED_BYTES // (30 * MB)
+    # The ones that fit close once answered; the one refused mid-body reads its answer and goes on.
+    declared = f"Content-Length: {size}\r\n"
+    requests = [declared + "Connection: close\r\n"] * fitting + [declared]
+    sockets = [socket.create_connection(_address(clouds.http)) for _ in requests]
+    try:
+        with RssWatch(clouds.pid) as rss:
+            for sock, extra in zip(sockets, requests, strict=True):
+                sock.sendall(_raw_head("POST", "/api/v1/orders", clouds.token, extra) + head + padding)
+            deadline = time.monotonic() + DEADLINE_S
+            # The last one did not fit beside the others: refused while it arrived.
+            status, reply = _read_response(sockets[-1], deadline)
+            assert (status, _json_error(reply)) == (503, "server_busy")
+            for sock in sockets[:-1]:
+                sock.sendall(tail)
+            answers = [_read_answer(sock, deadline) for sock in sockets[:-1]]
+        assert [status for status, _ in answers] == [200] * (len(sockets) - 1)
+        assert rss.peak_mb < RSS_BOUND_MB, f"the cloud grew to {rss.peak_mb:.0f} MB"
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def test_a_body_over_32_mib_is_refused_declared_or_streamed(clouds: Clouds) -> None:
@@ -317,6 +364,32 @@ def test_headers_dribbled_byte_by_byte_are_cut_off(clouds: Clouds) -> None:
         assert _json_error(reply) == "request_timeout"
 
 
+def test_a_refused_request_that_keeps_dribbling_its_body_is_closed(clouds: Clouds) -> None:
+    # Answered at once (no credential), then a byte at a time of a megabyte it declared.
+    head = _raw_head("POST", "/api/v1/orders", "not-a-token", "Content-Length: 1000000\r\n")
+    deadline = time.monotonic() + DEADLINE_S
+    with socket.create_connection(_address(clouds.http)) as sock:
+        sock.sendall(head)
+        sock.settimeout(DEADLINE_S)
+        assert sock.recv(12) == b"HTTP/1.1 401"
+        sock.recv(65536)  # the rest of the answer
+        closed = False
+        while not closed and time.monotonic() < deadline:
+            try:
+                sock.sendall(b" ")
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            sock.settimeout(0.2)
+            try:
+                closed = sock.recv(1) == b""
+            except TimeoutError:
+                continue
+            except ConnectionResetError:
+                closed = True
+    assert closed, "the server kept a connection whose client dribbled an unread body"
+
+
 def test_a_connection_that_sends_nothing_is_closed(clouds: Clouds) -> None:
     with socket.create_connection(_address(clouds.http)) as sock:
         status, _reply = _read_answer(sock, time.monotonic() + DEADLINE_S)
@@ -396,9 +469,8 @@ def test_a_release_upload_without_a_release_key_is_refused_before_its_body_is_re
             + b"\0" * 65536
         )
         # Nearly all of the declared body is still unsent when the answer comes.
-        sock.settimeout(DEADLINE_S)
-        reply = sock.recv(65536)
-    assert int(reply.split(b" ", 2)[1]) == 503
+        status, reply = _read_response(sock, time.monotonic() + DEADLINE_S)
+    assert status == 503
     assert _json_error(reply) == "release_key_missing"
 
 
