@@ -62,7 +62,6 @@ _CONTAINERS = (list, tuple, set, frozenset, dict)
 _SEQUENCES = (str, list, tuple)
 _SIZED = (str, list, tuple, dict)
 _NUMBERS = (int, float)
-_NUMBER_TYPES = frozenset({int, float})
 _TEXT_UNIT = 64  # characters of text per work unit
 _FEW_ITEMS = 16  # items a filter may walk on the unit its loop turn already paid
 
@@ -365,13 +364,13 @@ def _join(eval_ctx: Any, value: Any, d: Any = "", attribute: Any = None) -> str:
 
 @jinja2.pass_environment
 def _sum(environment: Any, iterable: Any, attribute: Any = None, start: Any = 0) -> Any:
+    # With a number to start from, Python's sum can only add numbers: a list or a text item is a
+    # TypeError at once, never the quadratic copying of `sum(lists, start=[])`.
+    if type(start) is not int and type(start) is not float:
+        raise refuse("| sum adds numbers only: start from a number, or use | join for text")
     _read_items(iterable)
-    items = list(iterable if attribute is None else map(make_attrgetter(environment, attribute), iterable))
-    kinds = set(map(type, items))
-    kinds.add(type(start))
-    if not kinds <= _NUMBER_TYPES:  # exactly int and float: a bool is not a quantity either
-        raise refuse("| sum adds numbers only: use | join for text, or sum one numeric field")
-    return _checked(sum(items, start))
+    values = iterable if attribute is None else map(make_attrgetter(environment, attribute), iterable)
+    return _checked(sum(values, start))
 
 
 def _sort_cost(value: Any) -> None:
