@@ -288,9 +288,7 @@ def test_publishing_refuses_a_ruleset_naming_what_its_warehouses_lack(cloud: Run
 
     _publish_template(cloud, "dg-4x6", ["WH2"])
     assert (
-        cloud.api.post(
-            "/api/v1/warehouses/WH1/stations", json=_station("S1", "label", "express")
-        ).status_code
+        cloud.api.post("/api/v1/warehouses/WH1/stations", json=_station("S1", "label", "express")).status_code
         == 200
     )
     still = cloud.api.post(f"/api/v1/rulesets/default/versions/{version}/publish")
@@ -300,9 +298,7 @@ def test_publishing_refuses_a_ruleset_naming_what_its_warehouses_lack(cloud: Run
     assert "which station WH2/S1 has no printer for" in message
 
     assert (
-        cloud.api.post(
-            "/api/v1/warehouses/WH2/stations", json=_station("S1", "express", "label")
-        ).status_code
+        cloud.api.post("/api/v1/warehouses/WH2/stations", json=_station("S1", "express", "label")).status_code
         == 200
     )
     published = cloud.api.post(f"/api/v1/rulesets/default/versions/{version}/publish")
