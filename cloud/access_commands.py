@@ -44,10 +44,11 @@ def parse_duration(text: str) -> timedelta:
 
 
 @contextmanager
-def _opened(database_url: str) -> Iterator[CloudStore]:
-    """The store, with the secret key ready and every DocksideError as a clean CLI error."""
+def _opened(database_url: str, *, sealing: bool = False) -> Iterator[CloudStore]:
+    """The store (with the secret key ready when `sealing`), every DocksideError a clean CLI error."""
     try:
-        sealed_secrets.ensure_key(database_url)
+        if sealing:
+            sealed_secrets.ensure_key(database_url)
         store = CloudStore.open(database_url)
     except DocksideError as exc:
         raise click.ClickException(exc.message) from None
@@ -186,7 +187,7 @@ def create_user_command(
     database_url: str,
 ) -> None:
     """Create a console user and print the TOTP secret to add to their authenticator app (shown once)."""
-    with _opened(database_url) as store, store.unit_of_work():
+    with _opened(database_url, sealing=True) as store, store.unit_of_work():
         caller = access.cli_principal(store, tenant)
         made = users.create_user(
             store,
@@ -206,7 +207,7 @@ def _user_change(
     database_url: str, email: str, action: str, change: Callable[[CloudStore, int, int], Any]
 ) -> Any:
     """Run `change(store, tenant_id, user_id)` for the user with `email`, audited as `action`."""
-    with _opened(database_url) as store, store.unit_of_work():
+    with _opened(database_url, sealing=action == "reset_totp") as store, store.unit_of_work():
         tenant, user_id = users.user_by_email(store, email)
         caller = access.cli_principal(store, tenant)
         result = change(store, caller.tenant_id, user_id)
@@ -276,7 +277,7 @@ def rotate_secrets_command(database_url: str) -> None:
     To rotate: set DOCKSIDE_SECRET_KEY=NEW,OLD on every replica, run this, then drop OLD.
     Secrets an older release stored in clear are sealed too.
     """
-    with _opened(database_url) as store:
+    with _opened(database_url, sealing=True) as store:
         written = sealed_secrets.reseal_all(store)
     click.echo(f"{written} secrets sealed with the newest key", err=True)
 
