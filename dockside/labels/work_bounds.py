@@ -107,11 +107,14 @@ def text_of(value: Any) -> str:
     kind = type(value)
     if kind is int or kind is float:  # an int past 4,300 digits is Python's own ValueError
         return str(value)
-    if text_size(value) > MAX_TEXT:
+    size = text_size(value)
+    if size > MAX_TEXT:
         raise refuse(
             f"the template prints a value of more than {MAX_TEXT:,} characters: "
             "print one field of it, e.g. {{ line.sku }} instead of {{ lines }}"
         )
+    if size >= _TEXT_UNIT:
+        charge(size // _TEXT_UNIT)  # str() of a list or dict walks it all in Python
     return str(value)
 
 
