@@ -15,6 +15,7 @@ decided first, on a read, so however long a rule takes no other writer waits for
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,9 +30,10 @@ from cloud.agents import AgentIdentity
 from cloud.exceptions_center import ExceptionKind, open_exception
 from cloud.gc_pause import paused_gc
 from cloud.orders import order_sync_body
-from cloud.rulesets import active_ruleset_row
+from cloud.rulesets import active_ruleset_text
 from cloud.store import ChangeRecord, CloudStore, WriteTransaction, dumps
 from cloud.webhooks import WebhookEvent, emit
+from dockside.errors import InputError
 from dockside.orders import OrderState
 from dockside.rules import CompiledRuleset, compile_ruleset
 from dockside.sync import ChangeKind, EventKind
@@ -41,6 +43,7 @@ __all__ = ["MAX_EVENTS_PER_BATCH", "EventOutcome", "IncomingEvent", "apply_event
 MAX_EVENTS_PER_BATCH = 5_000
 MAX_EVENT_BODY_BYTES = 64 * 1024
 _LOOKUP_CHUNK = 2_000
+log = logging.getLogger(__name__)
 _ACKED = "acked"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 _PRINTABLE = re.compile(r"^[^\x00-\x1f\x7f]*$")
@@ -167,22 +170,33 @@ def apply_events(store: CloudStore, agent: AgentIdentity, events: Sequence[Incom
     return outcome
 
 
-# Compiled active rulesets by (tenant, version): versions are immutable, and a batch of events
-# should not parse every condition again.
-_compiled_rulesets: dict[tuple[int, int], CompiledRuleset] = {}
+# Compiled active rulesets by their stored text: a batch of events should not parse every
+# condition again, and the text (not a version number) also tells two databases apart in one process.
+_compiled_rulesets: dict[str, CompiledRuleset | None] = {}
 
 
 def _active_rules(conn: Connection, tenant_id: int) -> CompiledRuleset | None:
-    found = active_ruleset_row(conn, tenant_id)
-    if found is None:
+    text = active_ruleset_text(conn, tenant_id)
+    if text is None:
         return None
-    version, ruleset = found
-    compiled = _compiled_rulesets.get((tenant_id, version))
-    if compiled is None:
-        compiled = compile_ruleset(ruleset)
-        if len(_compiled_rulesets) > 256:
-            _compiled_rulesets.clear()
-        _compiled_rulesets[(tenant_id, version)] = compiled
+    if text in _compiled_rulesets:
+        return _compiled_rulesets[text]
+    compiled: CompiledRuleset | None
+    try:
+        compiled = compile_ruleset(json.loads(text))
+    except InputError as exc:
+        # Published before today's limits: its tolerances cannot be checked, but the events
+        # must still go in (refusing the batch would stop the agent's outbox for good).
+        log.warning(
+            "the active ruleset of tenant %s no longer compiles, so packed weights are not checked "
+            "against it: %s",
+            tenant_id,
+            exc.message,
+        )
+        compiled = None
+    if len(_compiled_rulesets) > 64:
+        _compiled_rulesets.clear()
+    _compiled_rulesets[text] = compiled
     return compiled
 
 

@@ -29,7 +29,7 @@ from dockside.sync import ChangeKind
 __all__ = [
     "MAX_SIMULATED_ORDERS",
     "active_ruleset",
-    "active_ruleset_row",
+    "active_ruleset_text",
     "active_rulesets",
     "create_ruleset_version",
     "get_ruleset_version",
@@ -118,12 +118,15 @@ def active_ruleset(conn: Connection, tenant_id: int, name: str = "default") -> d
     return json.loads(_sync_body(row)) if row is not None else None
 
 
-def active_ruleset_row(
-    conn: Connection, tenant_id: int, name: str = "default"
-) -> tuple[int, dict[str, Any]] | None:
-    """(version, ruleset) of the active version of a ruleset, or None when none is published."""
-    found = active_ruleset(conn, tenant_id, name)
-    return (int(found["version"]), found) if found is not None else None
+def active_ruleset_text(conn: Connection, tenant_id: int, name: str = "default") -> str | None:
+    """The stored JSON text (default, rules, sku_tags) of a ruleset's active version, or None."""
+    table = schema.ruleset_versions
+    found = conn.execute(
+        select(table.c.body).where(
+            table.c.tenant_id == tenant_id, table.c.name == name, table.c.active.is_(True)
+        )
+    ).scalar()
+    return str(found) if found is not None else None
 
 
 def active_rulesets(conn: Connection, tenant_id: int) -> Iterator[tuple[str, str]]:

@@ -9,6 +9,7 @@ deadline instead.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import uuid
@@ -18,7 +19,9 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import insert
 
+from cloud import schema
 from cloud.access import Role, create_api_token, create_tenant
 from dockside.rules import CompiledRuleset, Decision
 from dockside.v1 import sync_pb2
@@ -85,3 +88,37 @@ def test_another_tenants_admin_write_completes_while_a_rule_is_being_evaluated(
     found = cloud.api.get("/api/v1/exceptions", params={"order_ref": "SLOW-1"}).json()["exceptions"]
     assert [(e["kind"], e["detail"]["tolerance_g"]) for e in found] == [("weight_out_of_tolerance", 100)]
     assert cloud.api.get("/api/v1/orders/SLOW-1").json()["state"] == "packed"
+
+
+def test_an_active_ruleset_published_before_todays_limits_does_not_stop_the_events(
+    cloud: RunningCloud, caplog: pytest.LogCaptureFixture
+) -> None:
+    cloud.put_warehouse("WH1")
+    cloud.ingest(order("OLD-1", expected_weight_g=1200))
+    agent = cloud.enroll("WH1")
+    # Stored as an older release accepted it: a pattern with a backreference, RE2 cannot run it.
+    legacy = {
+        "default": {"weight_tolerance_g": 10},
+        # The cloud caches what it compiled by the ruleset's text: a name of its own per test.
+        "rules": [{"name": f"old {uuid.uuid4()}", "when": "city =~ '(a)\\\\1'"}],
+    }
+    with cloud.store.write() as tx:
+        tx.conn.execute(
+            insert(schema.ruleset_versions).values(
+                tenant_id=cloud.store.tenant_id(),
+                name="default",
+                version=1,
+                body=json.dumps(legacy),
+                created_at=tx.now,
+                created_by="an older release",
+                active=True,
+                published_at=tx.now,
+            )
+        )
+    event = _packed("OLD-1", 1450)
+    with caplog.at_level(logging.WARNING, logger="cloud.edge_events"):
+        answer = agent.push(event)
+    assert list(answer.acked) == [event.event_id]
+    assert cloud.api.get("/api/v1/orders/OLD-1").json()["state"] == "packed"
+    assert cloud.api.get("/api/v1/exceptions", params={"order_ref": "OLD-1"}).json()["exceptions"] == []
+    assert any("no longer compiles" in record.getMessage() for record in caplog.records)
