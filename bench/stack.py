@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from cryptography.fernet import Fernet
 
 __all__ = ["Process", "Stack", "StackError", "running_stack", "wait_for"]
 
@@ -90,6 +91,10 @@ class Stack:
         self.database_url = database_url or f"sqlite:///{self.root / 'cloud.db'}"
         self.env = {**os.environ, **(env or {})}
         self.env.pop("DOCKSIDE_AGENT_DATA_DIR", None)
+        if not self.database_url.startswith("sqlite"):
+            # Clouds on one PostgreSQL must share the key that seals TOTP and webhook secrets (a
+            # SQLite cloud keeps its own beside its database): see cloud/sealed_secrets.py.
+            self.env.setdefault("DOCKSIDE_SECRET_KEY", Fernet.generate_key().decode("ascii"))
         self.processes: dict[str, Process] = {}
         self.admin_token = ""
         self._agent_tokens: dict[str, str] = {}
