@@ -394,3 +394,46 @@ def test_a_new_ship_to_through_re_ingest_is_on_the_timeline_and_in_the_audit(clo
     for personal in ("12 Dock Road", "1 Elsewhere Lane", "Springfield", "Shelbyville", "Ada Lovelace"):
         assert personal not in kept, personal
     assert "SKU-2" in kept
+
+
+# -- sign-in under attack, over HTTP (the proxy in front names the client: X-Forwarded-For) -----
+
+
+def test_the_owner_signs_in_over_http_while_an_attacker_hammers_the_account(cloud: RunningCloud) -> None:
+    made = cloud.api.post(
+        "/api/v1/users",
+        json={"email": "ops@example.com", "name": "Ops", "password": PASSWORD, "role": "admin"},
+    ).json()
+    totp = pyotp.TOTP(made["totp_secret"])
+    home, attacker = "198.51.100.20", "203.0.113.66"
+
+    def attempt(address: str, password: str, code: str) -> httpx.Response:
+        with httpx.Client(base_url=f"http://{cloud.http_address}", timeout=30) as client:
+            return client.post(
+                "/api/v1/session",
+                json={"email": "ops@example.com", "password": password, "totp": code},
+                headers={"X-Forwarded-For": address},  # the test client is the trusted proxy (127.0.0.1)
+            )
+
+    assert attempt(home, PASSWORD, totp.now()).status_code == 201
+    answers = [attempt(attacker, f"guess number {n}", "000000") for n in range(30)]
+    statuses = [answer.status_code for answer in answers]
+    assert 201 not in statuses
+    assert statuses.count(401) <= 6  # the free failures and at most one checked after them
+    refused = [answer for answer in answers if answer.status_code == 429]
+    assert refused
+    assert all(1 <= int(answer.headers["Retry-After"]) <= 60 for answer in refused)
+    # The owner, from home, with the right password and the next code, gets in at once.
+    welcome = attempt(home, PASSWORD, totp.at(utcnow() + timedelta(seconds=30)))
+    assert welcome.status_code == 201, welcome.text
+    # Spraying other accounts shuts the attacker's own address out, whatever account it tries.
+    with httpx.Client(base_url=f"http://{cloud.http_address}", timeout=30) as client:
+        for n in range(20):
+            client.post(
+                "/api/v1/session",
+                json={"email": f"guess{n}@example.com", "password": "x" * 12, "totp": "000000"},
+                headers={"X-Forwarded-For": attacker},
+            )
+    shut = attempt(attacker, PASSWORD, totp.now())
+    assert shut.status_code == 429
+    assert "from your network address" in shut.json()["error"]["message"]
