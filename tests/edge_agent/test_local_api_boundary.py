@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from edge_agent.api import create_app
 from edge_agent.cli import main
+from edge_agent.config import ConfigError, parse_config
 from edge_agent.local_access import AccessPolicy, session_cookie_name
 from edge_agent.local_credentials import (
     LOCAL_TOKEN_FILE,
@@ -561,3 +562,35 @@ def test_pairing_attempts_are_throttled_and_hostile_bodies_refused(
         throttled = _pair(screen, code)
         assert throttled.status_code == 429
         assert error_of(throttled)["code"] == "too_many_attempts"
+
+
+# -- configuration --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("allowed_hosts", "*"),
+        ("allowed_hosts", "*.example.com"),
+        ("allowed_hosts", "http://packing-pc"),
+        ("allowed_hosts", "packing-pc/path"),
+        ("allowed_origins", "*"),
+        ("allowed_origins", "null"),
+        ("allowed_origins", "https://wms.example.com/app"),
+        ("allowed_origins", "wms.example.com"),
+    ],
+)
+def test_a_wildcard_or_malformed_host_or_origin_is_refused_at_start(key: str, value: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        parse_config(f'[http]\n{key} = ["{value}"]\n', Path("agent.toml"))
+    assert f"http.{key}" in refused.value.message
+
+
+def test_host_names_and_origins_are_read_from_the_http_section() -> None:
+    config = parse_config(
+        '[http]\nallowed_hosts = ["Packing-PC-3.local", "192.168.1.20:8100", "[fe80::1]"]\n'
+        'allowed_origins = ["https://WMS.example.com", "http://10.0.0.5:3000"]\n',
+        Path("agent.toml"),
+    )
+    assert config.http.allowed_hosts == ("packing-pc-3.local", "192.168.1.20:8100", "[fe80::1]")
+    assert config.http.allowed_origins == ("https://wms.example.com", "http://10.0.0.5:3000")
