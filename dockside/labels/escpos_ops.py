@@ -49,7 +49,8 @@ def escpos_value(value: Any) -> str:
     """A value as one line of printable text (the `finalize` of ESC/POS templates)."""
     if value is None:
         return ""
-    text = value if type(value) is str else text_of(value)
+    kind = type(value)
+    text = value if kind is str else str(value) if kind is int else text_of(value)
     if len(text) > MAX_VALUE_CHARS:
         text = text[:MAX_VALUE_CHARS]
     return _UNPRINTABLE.sub(" ", text) if _UNPRINTABLE.search(text) else text

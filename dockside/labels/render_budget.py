@@ -5,7 +5,8 @@ budget bounds their sum. A render opens a meter (`RenderMeter`) in a context var
 sandbox charges it in work units before the work is done:
 
 - every loop turn charges its body's weight (its nodes, its literal text by 64 characters, and
-  each `{{ value }}` as the most text it may print), so the units also bound the label's size;
+  each `{{ value }}` as the most text it may print), so the units also bound the label's size; a
+  loop over a list or text pays for all its turns before the first;
 - every bounded operator and filter charges by the size of what it reads or builds;
 - the ESC/POS emitter charges each operation it turns into printer bytes.
 
@@ -26,7 +27,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from dockside.errors import TemplateOverrun
 
@@ -39,12 +40,14 @@ __all__ = [
     "charge",
     "current_meter",
     "metered_items",
+    "metered_loop",
     "start_render",
     "stop_render",
 ]
 
 CHECK_EVERY = 256
 _T = TypeVar("_T")
+_SIZED = (list, tuple, str, dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +136,19 @@ def charge(units: int) -> None:
     meter.used += units
     if meter.used >= meter.next_check:
         meter.check()
+
+
+def metered_loop(items: Any, weight: int) -> Any:
+    """The items of a template loop whose every turn costs `weight`.
+
+    A list, text or dict is charged for all its turns before the first (the loop cannot stop
+    early), so an oversized loop never starts; anything else is charged turn by turn.
+    """
+    meter = current_meter()
+    if isinstance(items, _SIZED):
+        meter.charge(len(items) * weight)
+        return items
+    return _metered(meter, items, weight)
 
 
 def metered_items(items: Iterable[_T], weight: int) -> Iterator[_T]:

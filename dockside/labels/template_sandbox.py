@@ -30,7 +30,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
 from dockside.errors import TemplateError
-from dockside.labels.render_budget import metered_items
+from dockside.labels.render_budget import metered_loop
 from dockside.labels.work_bounds import binop, bounded_filters, concat
 
 __all__ = [
@@ -117,7 +117,7 @@ class LabelEnvironment(SandboxedEnvironment):
         #: The filters a template may name.
         self.template_filters = ALLOWED_FILTERS | frozenset(extra_filters)
         filters = bounded_filters(available, self.template_filters)
-        filters[_LOOP_FILTER] = metered_items
+        filters[_LOOP_FILTER] = metered_loop
         filters[_CONCAT_FILTER] = concat
         self.filters = filters
         self.tests = {name: test for name, test in self.tests.items() if name in _ALLOWED_TESTS}

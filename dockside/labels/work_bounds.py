@@ -342,7 +342,8 @@ def _truncate(
     end: str = "...",
     leeway: Any = None,
 ) -> str:
-    text, ending = _text(value), _text(end)
+    text = value if type(value) is str else text_of(value)
+    ending = end if type(end) is str else text_of(end)
     if not isinstance(length, int) or length < len(ending) or (leeway is not None and leeway < 0):
         raise ValueError(f"| truncate needs a length of at least {len(ending)} and a leeway of 0 or more")
     if len(text) >= _TEXT_UNIT:

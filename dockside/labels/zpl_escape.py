@@ -37,7 +37,8 @@ def zpl_field(value: Any) -> str:
     """A value as safe ZPL field data (for use after `^FH`)."""
     if value is None:
         return ""
-    text = value if type(value) is str else text_of(value)
+    kind = type(value)
+    text = value if kind is str else str(value) if kind is int else text_of(value)
     if len(text) > MAX_VALUE_CHARS:
         text = text[:MAX_VALUE_CHARS]
     if _NEEDS_ESCAPE.search(text) is None:
