@@ -20,6 +20,7 @@ import httpx
 from bench.demo_parcels import ParcelFeeder
 from bench.provision import provision
 from bench.stack import Stack, StackError
+from dockside.secret_files import write_private
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / ".demo"
@@ -42,16 +43,14 @@ def main() -> int:
     try:
         print("Starting the Dockside demo (state in .demo/, logs in .demo/logs/) ...", flush=True)
         stack.start_cloud(http="127.0.0.1:8000", grpc="127.0.0.1:50051")
-        (DEMO / "admin-token").write_text(stack.admin_token + "\n")
+        write_private(DEMO / "admin-token", stack.admin_token + "\n")
         stack.start_printer(port=9100, control_port=9180, serial="ZD421-DEMO-01", store=DEMO / "printer")
         stack.start_scale(control_port=9181, link=DEMO / "scale")
         stack.control("scale", "POST", "/weight", {"grams": 1234, "stable": True})
         provision(stack, order_count=100, scale_port=str(DEMO / "scale"))
         stack.enroll_agent("WH1")
         stack.start_agent(http="127.0.0.1:8100")
-        agent_token = DEMO / "agent-token"
-        agent_token.touch(mode=0o600)
-        agent_token.write_text(stack.agent_token() + "\n")
+        write_private(DEMO / "agent-token", stack.agent_token() + "\n")
     except (StackError, TimeoutError, OSError) as exc:
         print(f"\nThe demo could not start: {exc}", file=sys.stderr)
         print(

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dockside.errors import DocksideError, InputError, NotFound
+from dockside.http_limits import BodyDeadlineMiddleware, HttpLimits
 from edge_agent import __version__
 from edge_agent.agent import Agent
 from edge_agent.local_access import AccessPolicy, LocalAccessGuard
@@ -231,6 +232,7 @@ _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     406: "not_acceptable",
+    408: "body_timeout",
     415: "unsupported_media_type",
 }
 
@@ -241,6 +243,7 @@ def create_app(
     policy: AccessPolicy | None = None,
     *,
     max_body_bytes: int = MAX_BODY_BYTES,
+    limits: HttpLimits | None = None,
 ) -> FastAPI:
     """The local API of `agent` (whose loop must be the one the server runs on), behind its boundary.
 
@@ -394,7 +397,10 @@ def create_app(
     app.include_router(station_page_router(agent, credentials))
     app.include_router(station_pairing_router(credentials))
 
-    # Added first, so it runs inside RequestGuard: a crash in a check is still a clean 500.
+    # A body that stalls is answered 408 instead of holding its request for ever (innermost: the
+    # route's own read raises, and the exception handler above answers in the contract's shape).
+    app.add_middleware(BodyDeadlineMiddleware, limits=limits or HttpLimits())
+    # Added before RequestGuard, so it runs inside it: a crash in a check is still a clean 500.
     app.add_middleware(LocalAccessGuard, credentials=credentials, policy=policy or AccessPolicy())
     app.add_middleware(RequestGuard, max_body_bytes=max_body_bytes)
     return app

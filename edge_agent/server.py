@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -25,6 +26,7 @@ import uvicorn
 
 from dockside.errors import InputError
 from dockside.heap import freeze_startup_heap
+from dockside.http_limits import HttpLimits, bounded_protocol
 from edge_agent import __version__
 from edge_agent.agent import Agent
 from edge_agent.api import create_app
@@ -32,7 +34,7 @@ from edge_agent.lan_presence import LanPresence
 from edge_agent.local_access import AccessPolicy
 from edge_agent.local_credentials import LocalCredentials
 
-__all__ = ["parse_address", "run_agent", "run_forever", "write_ready_file"]
+__all__ = ["AGENT_MAX_CONNECTIONS", "agent_http_limits", "parse_address", "run_agent", "run_forever", "write_ready_file"]
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +87,17 @@ def _listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _http_protocol() -> str:
-    try:
-        import httptools  # noqa: F401
-    except ImportError:
-        return "h11"
-    return "httptools"
+# A packing PC serves a few station screens and local programs: far fewer than the cloud.
+AGENT_MAX_CONNECTIONS = 256
+
+
+def agent_http_limits(environ: dict[str, str] | None = None) -> HttpLimits:
+    """The agent's HTTP bounds: the shared defaults and $DOCKSIDE_HTTP_*, with the agent's connection cap."""
+    environ = dict(os.environ) if environ is None else environ
+    limits = HttpLimits.from_env(environ)
+    if not environ.get("DOCKSIDE_HTTP_MAX_CONNECTIONS", "").strip():
+        limits = dataclasses.replace(limits, max_connections=AGENT_MAX_CONNECTIONS)
+    return limits
 
 
 class _Server(uvicorn.Server):
@@ -141,9 +148,11 @@ async def run_agent(
             with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows: no loop signal handlers
                 loop.add_signal_handler(signum, stop.set)
                 handled.append(signum)
+    limits = agent_http_limits()
     config = uvicorn.Config(
-        create_app(agent, credentials, access),
-        http=_http_protocol(),
+        create_app(agent, credentials, access, limits=limits),
+        http=bounded_protocol(limits),
+        timeout_keep_alive=int(limits.keep_alive_s),
         ws="none",
         lifespan="off",
         access_log=False,
