@@ -34,7 +34,14 @@ from edge_agent.lan_presence import LanPresence
 from edge_agent.local_access import AccessPolicy
 from edge_agent.local_credentials import LocalCredentials
 
-__all__ = ["AGENT_MAX_CONNECTIONS", "agent_http_limits", "parse_address", "run_agent", "run_forever", "write_ready_file"]
+__all__ = [
+    "AGENT_MAX_CONNECTIONS",
+    "agent_http_limits",
+    "parse_address",
+    "run_agent",
+    "run_forever",
+    "write_ready_file",
+]
 
 log = logging.getLogger(__name__)
 
