@@ -24,7 +24,7 @@ import psycopg
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from bench.stack import Stack, running_stack
+from bench.stack import Stack, restartable_address, running_stack
 from cloud import schema
 from cloud.store import CloudStore
 from dockside.sync import EventKind
@@ -128,7 +128,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="dockside-drain-") as folder:
         root = Path(folder)
         with scratch_database(args.postgres, root) as url, running_stack(root, database_url=url) as stack:
-            cloud = stack.start_cloud()
+            cloud = stack.start_cloud(grpc=restartable_address())  # restarted on it after the outage
             grpc_address = cloud.ready["grpc"]
             stack.admin_call("POST", "/api/v1/warehouses", {"code": "WH1", "name": "One"})
             stack.admin_call(

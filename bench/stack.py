@@ -8,10 +8,13 @@ the token `dockside-agent local-token` prints, as a program on the agent's PC ca
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,13 +27,36 @@ from typing import Any
 import httpx
 from cryptography.fernet import Fernet
 
-__all__ = ["Process", "Stack", "StackError", "running_stack", "wait_for"]
+__all__ = ["Process", "Stack", "StackError", "restartable_address", "running_stack", "wait_for"]
 
 _BIN = Path(sys.executable).parent
 
 
 class StackError(RuntimeError):
     """A part of the stack did not start or answered unexpectedly."""
+
+
+def restartable_address(host: str = "127.0.0.1") -> str:
+    """A free HOST:PORT for a server that is stopped and started again on the same address.
+
+    The port lies below the system's ephemeral range, so while the server is down no port-0
+    listener and no outgoing connection of another test or program can be handed it; a port
+    from the ephemeral range was taken that way during a minute-long outage, and the restart
+    failed with "address already in use".
+    """
+    low = 32768
+    with contextlib.suppress(OSError, ValueError):
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    candidates = list(range(max(1024, low - 12_000), low))
+    random.shuffle(candidates)
+    for port in candidates[:200]:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((host, port))
+            except OSError:
+                continue
+        return f"{host}:{port}"
+    raise StackError(f"no free port below {low} on {host}: free one or widen the search")
 
 
 def wait_for(predicate: Any, *, timeout: float, interval: float = 0.02, what: str = "condition") -> Any:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from bench.provision import provision
-from bench.stack import Stack, running_stack, wait_for
+from bench.stack import Stack, restartable_address, running_stack, wait_for
 
 # A weight serves one parcel: a run that scans many orders puts parcels of these weights on in turn.
 PARCELS_G = (1234, 1334)
@@ -97,7 +97,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
 @contextmanager
 def provisioned_station(stack: Stack) -> Iterator[Station]:
     """Start a provisioned warehouse WH1 on `stack`: station S1, 60 orders, the agent synced, 1234 g."""
-    stack.start_cloud()
+    stack.start_cloud(grpc=restartable_address())  # some tests restart it on the same address
     stack.start_printer(serial="ZD421-E2E")
     stack.start_scale()
     stack.control("scale", "POST", "/weight", {"grams": 1234, "stable": True})

@@ -25,7 +25,7 @@ import pytest
 
 from bench.demo_data import demo_orders
 from bench.provision import ingest_orders, provision
-from bench.stack import Stack, running_stack, wait_for
+from bench.stack import Stack, restartable_address, running_stack, wait_for
 from cloud.store import CloudStore
 from tests.e2e.conftest import put_next_parcel
 from tests.e2e.stalling_printer import WAVE_ORDERS, StuckJob, kill_agent_while_sending, start_small_printer
@@ -59,7 +59,7 @@ def _pack(client: httpx.Client, ref: str, request_id: str) -> dict[str, Any] | N
 def test_kills_of_agent_and_cloud_lose_and_repeat_nothing(tmp_path) -> None:
     rng = random.Random(int(os.environ.get("DOCKSIDE_CHAOS_SEED", "20261122")))
     with running_stack(tmp_path) as stack:
-        stack.start_cloud()
+        stack.start_cloud(grpc=restartable_address())  # restarted on it after the outage
         start_small_printer(stack, serial="ZD421-CHAOS")
         stack.start_scale()
         provision(stack, order_count=PACKS, order_prefix="CH")

@@ -15,7 +15,7 @@ import pytest
 
 from bench.demo_data import demo_orders
 from bench.provision import provision
-from bench.stack import running_stack, wait_for
+from bench.stack import restartable_address, running_stack, wait_for
 from cloud.store import CloudStore
 from tests.e2e.conftest import put_next_parcel
 
@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 def test_packing_goes_on_through_a_minute_long_cut_and_converges(tmp_path) -> None:
     with running_stack(tmp_path) as stack:
-        stack.start_cloud()
+        stack.start_cloud(grpc=restartable_address())  # restarted on it after the cut
         stack.start_printer(serial="ZD421-CUT")
         stack.start_scale()
         provision(stack, order_count=ORDERS, order_prefix="CUT")
