@@ -21,7 +21,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from bench.provision import provision
-from bench.stack import running_stack, wait_for
+from bench.stack import restartable_address, running_stack, wait_for
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, screenshot
 from tests.e2e.conftest import Station
 
@@ -90,7 +90,7 @@ def station(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Station]:
         stack.control("scale", "POST", "/weight", {"grams": 1234, "stable": True})
         provision(stack, order_count=20, order_prefix="WEB")
         stack.enroll_agent("WH1")
-        stack.start_agent(http="0.0.0.0:0")
+        stack.start_agent(http=restartable_address("0.0.0.0"))  # one test restarts it on this port
         s = Station(stack)
         s.wait_synced("WEB-0020")
         yield s
