@@ -69,16 +69,6 @@ def printer() -> Iterator[MockPrinter]:
 
 
 @pytest.fixture
-def scale() -> Iterator[MockScale]:
-    mock = MockScale(control_port=0, stable_timeout_s=0.3, interval_s=0.02).start()
-    mock.set_weight(1234, stable=True)
-    try:
-        yield mock
-    finally:
-        mock.stop()
-
-
-@pytest.fixture
 def cloud(printer: MockPrinter, scale: MockScale) -> MemoryTransport:
     memory = MemoryTransport()
     publish_warehouse(memory)

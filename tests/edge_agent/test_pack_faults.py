@@ -49,16 +49,6 @@ def printers() -> Iterator[tuple[MockPrinter, MockPrinter]]:
         spare.stop()
 
 
-@pytest.fixture
-def scale() -> Iterator[MockScale]:
-    mock = MockScale(control_port=0, stable_timeout_s=0.3, interval_s=0.02).start()
-    mock.set_weight(1234, stable=True)
-    try:
-        yield mock
-    finally:
-        mock.stop()
-
-
 def _cloud(primary: MockPrinter, spare: MockPrinter, scale: MockScale) -> MemoryTransport:
     cloud = MemoryTransport()
     publish_warehouse(cloud)
