@@ -48,8 +48,8 @@ import httpx
 from bench.offline_drain import scratch_database
 from bench.provision import enroll_fleet, mint_enrollment_tokens
 from bench.stack import running_stack, wait_for
-from cloud.store import CloudStore
-from cloud.sync_service import GRPC_SERVER_OPTIONS
+from cloud.storage.store import CloudStore
+from cloud.sync.service import GRPC_SERVER_OPTIONS
 from dockside.heap import freeze_startup_heap
 from dockside.sync import bearer
 from dockside.v1 import sync_pb2 as pb

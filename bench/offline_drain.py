@@ -25,13 +25,13 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from bench.stack import Stack, restartable_address, running_stack
-from cloud import schema
-from cloud.store import CloudStore
+from cloud.storage import schema
+from cloud.storage.store import CloudStore
 from dockside.sync import EventKind
 from dockside.v1 import sync_pb2 as pb
 from edge_agent.metrics import AgentMetrics
-from edge_agent.outbox import Outbox
-from edge_agent.store import Store
+from edge_agent.store.database import Store
+from edge_agent.store.outbox import Outbox
 from edge_agent.sync import GrpcTransport
 from edge_agent.sync.link import CloudLink
 from edge_agent.sync.outbox_sender import OutboxSender

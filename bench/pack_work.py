@@ -28,10 +28,10 @@ from bench.demo_data import SHIP_FROM, demo_orders
 from dockside.labels import compile_template, load_shipped_template
 from dockside.labels.context import label_context
 from dockside.rules import decide
-from edge_agent.jobs import Job, Jobs, JobStatus, new_job_id
-from edge_agent.outbox import Outbox
-from edge_agent.pack import PACKED_EVENTS
-from edge_agent.store import Store, now_ms
+from edge_agent.packing.pack import PACKED_EVENTS
+from edge_agent.printing.jobs import Job, Jobs, JobStatus, new_job_id
+from edge_agent.store.database import Store, now_ms
+from edge_agent.store.outbox import Outbox
 
 PACKS = 2_000
 WARMUP = 200

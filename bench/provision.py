@@ -8,8 +8,8 @@ from typing import Any
 
 from bench.demo_data import SHIP_FROM, demo_orders, station_body
 from bench.stack import Stack
-from cloud.agents import create_enrollment_tokens
-from cloud.store import CloudStore
+from cloud.fleet.agents import create_enrollment_tokens
+from cloud.storage.store import CloudStore
 from dockside.labels.shipped import load_shipped_template, shipped_template_names
 from dockside.v1 import sync_pb2 as pb
 from edge_agent.sync import GrpcTransport
@@ -83,7 +83,7 @@ def provision(
 def mint_enrollment_tokens(database_url: str, warehouse: str, count: int, *, ttl_s: int = 3_600) -> list[str]:
     """`count` one-time enrollment tokens for `warehouse` (default tenant), in one transaction.
 
-    cloud.agents.create_enrollment_tokens, straight on the database: the admin API makes one
+    cloud.fleet.agents.create_enrollment_tokens, straight on the database: the admin API makes one
     token per call (with its audit line), which for thousands of agents takes minutes.
     """
     store = CloudStore.open(database_url, create=False, listen=False)

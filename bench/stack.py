@@ -119,7 +119,7 @@ class Stack:
         self.env.pop("DOCKSIDE_AGENT_DATA_DIR", None)
         if not self.database_url.startswith("sqlite"):
             # Clouds on one PostgreSQL must share the key that seals TOTP and webhook secrets (a
-            # SQLite cloud keeps its own beside its database): see cloud/sealed_secrets.py.
+            # SQLite cloud keeps its own beside its database): see cloud/storage/sealed_secrets.py.
             self.env.setdefault("DOCKSIDE_SECRET_KEY", Fernet.generate_key().decode("ascii"))
         self.processes: dict[str, Process] = {}
         self.admin_token = ""

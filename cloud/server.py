@@ -19,14 +19,14 @@ from pathlib import Path
 
 import uvicorn
 
-from cloud.alerts import run_alerts
+from cloud.access.alerts import run_alerts
 from cloud.api import create_app
-from cloud.compaction import CompactionPolicy, run_compaction
-from cloud.store import CloudStore
-from cloud.sync_service import build_grpc_server
-from cloud.tls import ServerTls
-from cloud.watch import ChangeFeed
-from cloud.webhooks import run_webhooks
+from cloud.storage.compaction import CompactionPolicy, run_compaction
+from cloud.storage.store import CloudStore
+from cloud.sync.service import build_grpc_server
+from cloud.sync.tls import ServerTls
+from cloud.sync.watch import ChangeFeed
+from cloud.webhooks.delivery import run_webhooks
 from dockside.heap import freeze_startup_heap
 from dockside.http_limits import HttpLimits, bounded_protocol
 

@@ -1,6 +1,6 @@
 """A station's printers and scale: one definition, so what the cloud accepts the agent runs.
 
-The cloud validates a station with these models when an admin saves it (`cloud.warehouses`),
+The cloud validates a station with these models when an admin saves it (`cloud.fleet.warehouses`),
 and stores and syncs their dump; the agent checks every synced entry with `parse_printer` and
 `parse_scale` before it opens a device (`edge_agent.devices.config`). Both sides run the same
 rules, so a printer the cloud took is never refused at the station, leaving it without one.

@@ -1,5 +1,5 @@
 """`python -m edge_agent` runs the agent's command line (as the frozen installer does)."""
 
-from edge_agent.cli import main
+from edge_agent.commands.cli import main
 
 main()

@@ -17,17 +17,17 @@ from typing import Any
 
 from dockside.v1 import sync_pb2 as pb
 from edge_agent import __version__
-from edge_agent.cache import Cache
-from edge_agent.identity import Identity
-from edge_agent.lan_presence import LanPresence
+from edge_agent.devices.lan_presence import LanPresence
+from edge_agent.devices.stations import PrinterFactory, ScaleFactory, StationFloor
 from edge_agent.metrics import AgentMetrics
-from edge_agent.outbox import Outbox
-from edge_agent.pack import Packer
-from edge_agent.privacy import purge_shipped_personal_data
+from edge_agent.packing.pack import Packer
 from edge_agent.scheduler import AgentScheduler, ScheduleSettings
-from edge_agent.stations import PrinterFactory, ScaleFactory, StationFloor
-from edge_agent.store import Store, now_ms
+from edge_agent.store.cache import Cache
+from edge_agent.store.database import Store, now_ms
+from edge_agent.store.outbox import Outbox
+from edge_agent.store.privacy import purge_shipped_personal_data
 from edge_agent.sync import Backoff, CloudLink, OutboxSender, StatusReporter, SyncTransport, Watcher
+from edge_agent.sync.identity import Identity
 
 __all__ = ["Agent", "AgentSettings"]
 

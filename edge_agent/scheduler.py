@@ -9,11 +9,11 @@ One apscheduler `AsyncIOScheduler` on the agent's event loop runs five interval 
     outbox flush     every `outbox_flush_s`: wake the sender (events from a failed attempt)
     status report    every `report_s`: ask the reporter to tell the cloud how the agent is
     privacy purge    every `privacy_purge_s` (hourly): blank the ship-to of orders shipped longer
-                     ago than the retention period (`edge_agent.privacy`)
+                     ago than the retention period (`edge_agent.store.privacy`)
 
 The pack path never waits for a poll: it reads what the last poll left on the lane, and a label
 sent while a poll waits for its reply goes out at once on the same connection (see
-`edge_agent.stations`). A poll of a healthy printer writes nothing to SQLite and logs nothing;
+`edge_agent.devices.stations`). A poll of a healthy printer writes nothing to SQLite and logs nothing;
 only a change does (a state change is logged, labels put in doubt or held labels sent are
 recorded). Every job
 coalesces and runs one instance at a time, so a slow printer delays its own next poll, never
@@ -30,8 +30,8 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from edge_agent.pack import Packer
-from edge_agent.stations import PrinterLane, StationFloor
+from edge_agent.devices.stations import PrinterLane, StationFloor
+from edge_agent.packing.pack import Packer
 
 __all__ = ["AgentScheduler", "ScheduleSettings"]
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 
-# TOTP and webhook secrets are sealed with this key (cloud/sealed_secrets.py) in the test process
+# TOTP and webhook secrets are sealed with this key (cloud/storage/sealed_secrets.py) in the test process
 # and every cloud it starts; a test of a missing key removes it with monkeypatch.
 os.environ.setdefault("DOCKSIDE_SECRET_KEY", Fernet.generate_key().decode("ascii"))
 

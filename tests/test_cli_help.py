@@ -8,8 +8,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from cloud.cli import main as cloud_main
-from edge_agent.cli import main as agent_main
+from cloud.commands.cli import main as cloud_main
+from edge_agent.commands.cli import main as agent_main
 from hardware_mocks.cli import main as mock_main
 
 CLIS = {"dockside-agent": agent_main, "dockside-cloud": cloud_main, "dockside-mock": mock_main}

@@ -22,8 +22,8 @@ from cloud.api.releases import RELEASE_MAX_BODY_BYTES
 from cloud.api.releases import router as releases_router
 from cloud.api.routes import INGEST_MAX_BODY_BYTES, OrderBatch, router
 from cloud.console import console_router
-from cloud.preview import PreviewCache
-from cloud.store import CloudStore
+from cloud.labels.preview import PreviewCache
+from cloud.storage.store import CloudStore
 from dockside.http_limits import BodyDeadlineMiddleware, HttpLimits
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app"]

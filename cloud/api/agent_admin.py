@@ -6,10 +6,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
-from cloud import agents, audit
-from cloud.access import Role
+from cloud.access.principals import Role
+from cloud.access.roles import Forbidden
 from cloud.api.callers import Caller, Store
-from cloud.roles import Forbidden
+from cloud.fleet import agents
+from cloud.records import audit
 
 __all__ = ["router"]
 

@@ -1,7 +1,7 @@
 """Alert thresholds per tenant: read them, and set one kind's (tenant-wide admin, audited).
 
 The alerts themselves are exceptions (kind `access_alert`) in the exception center and
-`alert.raised` webhook events; see cloud/alerts.py for what raises them.
+`alert.raised` webhook events; see cloud/access/alerts.py for what raises them.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloud import alerts, audit
+from cloud.access import alerts
+from cloud.access.roles import Forbidden
 from cloud.api.callers import ManagesAccess, Store
-from cloud.roles import Forbidden
+from cloud.records import audit
 
 __all__ = ["router"]
 

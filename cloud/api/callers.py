@@ -10,10 +10,10 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPBearer
 
-from cloud import users
-from cloud.access import Principal, Unauthenticated, authenticate_api_token
-from cloud.roles import Permission, require
-from cloud.store import CloudStore
+from cloud.access import users
+from cloud.access.principals import Principal, Unauthenticated, authenticate_api_token
+from cloud.access.roles import Permission, require
+from cloud.storage.store import CloudStore
 
 __all__ = [
     "Caller",

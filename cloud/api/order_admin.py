@@ -7,10 +7,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from cloud import audit, exceptions_center, order_states, orders, privacy, waves
-from cloud.access import Principal
+from cloud.access.principals import Principal
 from cloud.api.callers import ErasesPersonalData, ManagesOrders, ReadsOrders, Store, WorksExceptions
-from cloud.store import CloudStore
+from cloud.orders import exceptions as exceptions_center
+from cloud.orders import ingest as orders
+from cloud.orders import privacy, waves
+from cloud.orders import states as order_states
+from cloud.records import audit
+from cloud.storage.store import CloudStore
 from dockside.orders import OrderState
 
 __all__ = ["router"]

@@ -28,7 +28,7 @@ from typing import Any
 
 import ijson
 
-from cloud.orders import MAX_ORDERS_PER_CALL
+from cloud.orders.ingest import MAX_ORDERS_PER_CALL
 from dockside.errors import DocksideError, InputError
 
 __all__ = [

@@ -10,11 +10,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from cloud import alerts, audit, export
-from cloud.access import Principal
+from cloud.access import alerts
+from cloud.access.principals import Principal
+from cloud.access.roles import Permission, require
 from cloud.api.callers import Caller, ReadsAudit, Store
-from cloud.roles import Permission, require
-from cloud.store import CloudStore
+from cloud.records import audit, export
+from cloud.storage.store import CloudStore
 
 __all__ = ["router"]
 

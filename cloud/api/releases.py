@@ -23,13 +23,14 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloud import audit, releases
-from cloud.access import Principal, Role
-from cloud.agents import AgentIdentity, authenticate_agent
+from cloud.access.principals import Principal, Role
+from cloud.access.roles import Forbidden, require_warehouse
 from cloud.api.callers import Caller, Store, store_of
-from cloud.roles import Forbidden, require_warehouse
-from cloud.store import CloudStore
-from cloud.warehouses import Code as WarehouseCode
+from cloud.fleet import releases
+from cloud.fleet.agents import AgentIdentity, authenticate_agent
+from cloud.fleet.warehouses import Code as WarehouseCode
+from cloud.records import audit
+from cloud.storage.store import CloudStore
 
 __all__ = ["RELEASE_MAX_BODY_BYTES", "router"]
 

@@ -1,6 +1,6 @@
 """The admin API's calls under /api/v1 (README "Cloud admin API"), each for one tenant's principal.
 
-Each handler names the permission it needs (`cloud.roles`) and filters by the caller's warehouses.
+Each handler names the permission it needs (`cloud.access.roles`) and filters by the caller's warehouses.
 
 Handlers that touch the database are plain functions, which FastAPI runs in its worker threads;
 order ingest reads its raw body itself, counting it as it arrives (`cloud.api.order_batch`), so
@@ -18,8 +18,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from cloud import agents, audit, metrics, orders, template_rollout, templates, warehouses
-from cloud.access import Principal
+from cloud import metrics
+from cloud.access.principals import Principal
+from cloud.access.roles import Forbidden, require_warehouse
 from cloud.api import order_batch
 from cloud.api.callers import (
     Caller,
@@ -34,10 +35,14 @@ from cloud.api.callers import (
 )
 from cloud.api.order_batch import BatchScan, InvalidJson
 from cloud.field_errors import describe_field_errors
-from cloud.gc_pause import paused_gc
-from cloud.preview import PreviewCache
-from cloud.roles import Forbidden, require_warehouse
-from cloud.store import CloudStore
+from cloud.fleet import agents, warehouses
+from cloud.labels import rollout as template_rollout
+from cloud.labels import templates
+from cloud.labels.preview import PreviewCache
+from cloud.orders import ingest as orders
+from cloud.records import audit
+from cloud.storage.gc_pause import paused_gc
+from cloud.storage.store import CloudStore
 from dockside.errors import InputError, NotFound
 from dockside.orders import Order
 

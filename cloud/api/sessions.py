@@ -9,11 +9,11 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from cloud import users
-from cloud.access import Unauthenticated
+from cloud.access import users
+from cloud.access.principals import Unauthenticated
+from cloud.access.sign_in_limits import SignInLimited
 from cloud.api.callers import Caller, Store, client_address
 from cloud.api.errors import error_response
-from cloud.sign_in_limits import SignInLimited
 
 __all__ = ["router"]
 

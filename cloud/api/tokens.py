@@ -13,11 +13,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from cloud import access, audit
-from cloud.access import Principal, Role
+from cloud.access import principals as access
+from cloud.access.principals import Principal, Role
+from cloud.access.roles import Forbidden
 from cloud.api.callers import ManagesAccess, Store
-from cloud.roles import Forbidden
-from cloud.store import utcnow
+from cloud.records import audit
+from cloud.storage.store import utcnow
 
 __all__ = ["TokenIn", "router", "scope_within"]
 

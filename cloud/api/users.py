@@ -14,11 +14,12 @@ from fastapi import APIRouter, Path
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloud import audit, users
-from cloud.access import Principal, Role
+from cloud.access import users
+from cloud.access.principals import Principal, Role
 from cloud.api.callers import ManagesAccess, Store
 from cloud.api.tokens import scope_within
-from cloud.store import CloudStore
+from cloud.records import audit
+from cloud.storage.store import CloudStore
 
 __all__ = ["router"]
 

@@ -15,10 +15,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloud import audit, webhooks
-from cloud.access import Principal
+from cloud.access.principals import Principal
+from cloud.access.roles import Forbidden
 from cloud.api.callers import ManagesWebhooks, Store
-from cloud.roles import Forbidden
+from cloud.records import audit
+from cloud.webhooks import delivery as webhooks
 
 __all__ = ["router"]
 

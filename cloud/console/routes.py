@@ -15,9 +15,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func, select
 
-from cloud import schema
 from cloud.api.callers import ReadsSetup, Store
-from cloud.store import CloudStore
+from cloud.storage import schema
+from cloud.storage.store import CloudStore
 from dockside.errors import NotFound
 
 __all__ = ["console_router"]

@@ -17,7 +17,7 @@ import logging
 from dockside.errors import SyncError
 from dockside.v1 import sync_pb2 as pb
 from edge_agent.metrics import AgentMetrics
-from edge_agent.outbox import Outbox, OutboxEvent, Rejection
+from edge_agent.store.outbox import Outbox, OutboxEvent, Rejection
 from edge_agent.sync.backoff import Backoff
 from edge_agent.sync.link import CloudLink
 from edge_agent.sync.transport import SyncTransport

@@ -15,7 +15,7 @@ __all__ = ["TlsPaths", "client_credentials", "handshake_hint"]
 
 
 class TlsPaths(Protocol):
-    """Where the sync channel's TLS files are (edge_agent.cloud_tls.CloudTls is one)."""
+    """Where the sync channel's TLS files are (edge_agent.sync.cloud_tls.CloudTls is one)."""
 
     @property
     def ca(self) -> Path | None: ...

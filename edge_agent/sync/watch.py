@@ -15,9 +15,9 @@ from collections.abc import Callable
 
 from dockside.errors import AuthError, SyncError
 from dockside.v1 import sync_pb2 as pb
-from edge_agent.cache import Cache, UnusableChange
 from edge_agent.metrics import AgentMetrics
-from edge_agent.store import Store
+from edge_agent.store.cache import Cache, UnusableChange
+from edge_agent.store.database import Store
 from edge_agent.sync.backoff import Backoff
 from edge_agent.sync.link import CloudLink
 from edge_agent.sync.transport import SyncTransport

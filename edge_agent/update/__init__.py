@@ -17,9 +17,9 @@ from pathlib import Path
 
 from edge_agent.agent import Agent
 from edge_agent.config import UpdateSection
-from edge_agent.jobs import JobStatus
-from edge_agent.local_access import AccessPolicy
-from edge_agent.server import run_agent
+from edge_agent.http.local_access import AccessPolicy
+from edge_agent.http.server import run_agent
+from edge_agent.printing.jobs import JobStatus
 from edge_agent.update.release import Release, UpdateRefused, signed_message, verify_release
 from edge_agent.update.self_update import TRIAL_ENV, SelfUpdate, restart_into
 from edge_agent.update.slot import BinarySlot

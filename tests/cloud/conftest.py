@@ -19,9 +19,9 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from cloud.access import Role, create_api_token
+from cloud.access.principals import Role, create_api_token
 from cloud.server import run_cloud
-from cloud.store import CloudStore
+from cloud.storage.store import CloudStore
 from dockside.sync import bearer
 from dockside.v1 import sync_pb2, sync_pb2_grpc
 

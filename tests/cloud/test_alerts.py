@@ -15,10 +15,11 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
-from cloud import alerts, schema, users
-from cloud.access import Role, Unauthenticated, authenticate_api_token, create_token
-from cloud.alerts import AlertKind
-from cloud.store import CloudStore, utcnow
+from cloud.access import alerts, users
+from cloud.access.alerts import AlertKind
+from cloud.access.principals import Role, Unauthenticated, authenticate_api_token, create_token
+from cloud.storage import schema
+from cloud.storage.store import CloudStore, utcnow
 from dockside.v1 import sync_pb2
 from tests.cloud.conftest import STATION, RunningCloud, order
 from tests.cloud.webhook_receiver import Receiver, receiver_fixture  # noqa: F401 - a fixture

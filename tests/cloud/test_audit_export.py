@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from cloud import audit, schema
-from cloud.access import Principal, Role, create_api_token, create_token
-from cloud.exceptions_center import ExceptionKind, open_exception
-from cloud.releases import PUBLIC_KEY_ENV, generate_release_key, sign_release
-from cloud.store import utcnow
-from cloud.webhook_targets import ALLOW_PRIVATE_ENV
+from cloud.access.principals import Principal, Role, create_api_token, create_token
+from cloud.fleet.releases import PUBLIC_KEY_ENV, generate_release_key, sign_release
+from cloud.orders.exceptions import ExceptionKind, open_exception
+from cloud.records import audit
+from cloud.storage import schema
+from cloud.storage.store import utcnow
+from cloud.webhooks.targets import ALLOW_PRIVATE_ENV
 from dockside.errors import InputError
 from tests.cloud.conftest import STATION, TEMPLATE, RunningCloud, order
 

@@ -9,12 +9,12 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from cloud import schema
-from cloud.agents import enroll_agent
-from cloud.notifier import LocalRevisionNotifier
-from cloud.orders import ingest_orders
-from cloud.store import ChangeRecord, CloudStore
-from cloud.warehouses import WarehouseIn, create_enrollment_token, put_warehouse
+from cloud.fleet.agents import enroll_agent
+from cloud.fleet.warehouses import WarehouseIn, create_enrollment_token, put_warehouse
+from cloud.orders.ingest import ingest_orders
+from cloud.storage import schema
+from cloud.storage.notifier import LocalRevisionNotifier
+from cloud.storage.store import ChangeRecord, CloudStore
 from dockside.errors import AuthError
 from tests.cloud.conftest import order
 

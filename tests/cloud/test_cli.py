@@ -19,7 +19,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from cloud.cli import main
+from cloud.commands.cli import main
 from dockside.v1 import sync_pb2, sync_pb2_grpc
 
 CLI = str(Path(sys.executable).with_name("dockside-cloud"))

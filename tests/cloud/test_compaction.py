@@ -6,9 +6,9 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from cloud import schema
-from cloud.compaction import CompactionPolicy, compact
-from cloud.store import ChangeRecord, CloudStore
+from cloud.storage import schema
+from cloud.storage.compaction import CompactionPolicy, compact
+from cloud.storage.store import ChangeRecord, CloudStore
 from dockside.v1 import sync_pb2
 from tests.cloud.conftest import RunningCloud, order
 

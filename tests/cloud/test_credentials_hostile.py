@@ -22,11 +22,12 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import update
 
-from cloud import audit, schema
-from cloud.access import Role, create_token
-from cloud.cli import main
+from cloud.access.principals import Role, create_token
+from cloud.commands.cli import main
+from cloud.records import audit
 from cloud.server import run_cloud
-from cloud.store import CloudStore, utcnow
+from cloud.storage import schema
+from cloud.storage.store import CloudStore, utcnow
 from tests.cloud.conftest import RunningCloud, order
 
 PASSWORD = "correct horse battery staple"

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from cloud import schema
-from cloud.access import create_tenant
-from cloud.orders import ingest_orders
-from cloud.warehouses import WarehouseIn, create_enrollment_token, put_warehouse
+from cloud.access.principals import create_tenant
+from cloud.fleet.warehouses import WarehouseIn, create_enrollment_token, put_warehouse
+from cloud.orders.ingest import ingest_orders
+from cloud.storage import schema
 from dockside.v1 import sync_pb2
 from tests.cloud.conftest import Agent, RunningCloud, order
 

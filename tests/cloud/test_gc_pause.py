@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import weakref
 
-from cloud.gc_pause import paused_gc
+from cloud.storage.gc_pause import paused_gc
 
 
 class _Node:

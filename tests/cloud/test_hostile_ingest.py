@@ -22,7 +22,7 @@ import pytest
 
 from bench.stack import Stack, running_stack, wait_for
 from cloud.api.order_batch import MAX_BUFFERED_BYTES, MAX_JSON_VALUES
-from cloud.releases import MAX_RELEASE_BYTES, PUBLIC_KEY_ENV, generate_release_key, sign_release
+from cloud.fleet.releases import MAX_RELEASE_BYTES, PUBLIC_KEY_ENV, generate_release_key, sign_release
 
 RSS_BOUND_MB = 300
 # Far longer than any limit the test cloud runs with: an answer after this is no answer.

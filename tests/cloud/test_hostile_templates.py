@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from cloud import schema
-from cloud.store import dumps
-from cloud.versions import insert_next_version
+from cloud.storage import schema
+from cloud.storage.store import dumps
+from cloud.storage.versions import insert_next_version
 from dockside.v1 import sync_pb2
 from tests.cloud.conftest import RunningCloud, order
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 
 from bench.demo_data import SHIP_FROM, demo_orders
 from bench.stack import Stack, running_stack
-from cloud.import_orders import CSV_COLUMNS, import_command
+from cloud.commands.import_orders import CSV_COLUMNS, import_command
 
 
 @pytest.fixture(scope="module")

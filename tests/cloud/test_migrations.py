@@ -1,4 +1,4 @@
-"""The migrations build exactly the schema `cloud/schema.py` declares, on SQLite and PostgreSQL."""
+"""The migrations build exactly the schema `cloud/storage/schema.py` declares, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
-from cloud import migrations, schema
-from cloud.store import CloudStore, _engine_url
+from cloud.storage import migrations, schema
+from cloud.storage.store import CloudStore, _engine_url
 
 
 def _migrated_engine(database_url: str):

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from cloud.access import Role, create_api_token
-from cloud.order_states import TRANSITIONS
+from cloud.access.principals import Role, create_api_token
+from cloud.orders.states import TRANSITIONS
 from dockside.orders import OrderState
 from dockside.v1 import sync_pb2
 from tests.cloud.conftest import RunningCloud, order

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import StatementError
 
-from cloud import schema
-from cloud.agents import authenticate_agent
-from cloud.edge_events import IncomingEvent, apply_events
-from cloud.store import CloudStore
+from cloud.fleet.agents import authenticate_agent
+from cloud.storage import schema
+from cloud.storage.store import CloudStore
+from cloud.sync.edge_events import IncomingEvent, apply_events
 from tests.cloud.conftest import RunningCloud, order
 
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-import cloud.preview
-from cloud.preview import PreviewCache, PreviewResult, render_preview_png
+import cloud.labels.preview
+from cloud.labels.preview import PreviewCache, PreviewResult, render_preview_png
 from dockside.errors import TemplateError
 from dockside.labels import load_shipped_template
 from dockside.labels.zpl_raster import preview_font_has

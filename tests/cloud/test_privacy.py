@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from cloud.access import Role, create_api_token
-from edge_agent.cache import Cache
-from edge_agent.privacy import purge_shipped_personal_data
-from edge_agent.store import Store
+from cloud.access.principals import Role, create_api_token
+from edge_agent.store.cache import Cache
+from edge_agent.store.database import Store
+from edge_agent.store.privacy import purge_shipped_personal_data
 from tests.cloud.conftest import Agent, RunningCloud, order
 
 

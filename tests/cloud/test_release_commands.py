@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cloud.cli import main
+from cloud.commands.cli import main
 from edge_agent.update.release import Release, UpdateRefused, verify_release
 
 BINARY = b"\x7fELF pretend agent build " * 1000

@@ -14,9 +14,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import update
 
-from cloud import schema
-from cloud.access import Role, create_api_token
-from cloud.releases import PUBLIC_KEY_ENV, generate_release_key, sign_release, signed_message
+from cloud.access.principals import Role, create_api_token
+from cloud.fleet.releases import PUBLIC_KEY_ENV, generate_release_key, sign_release, signed_message
+from cloud.storage import schema
 from tests.cloud.conftest import RunningCloud
 
 BINARY = b"#!/bin/sh\necho 'dockside-agent, version 0.2.0'\n"
@@ -237,19 +237,19 @@ def test_the_release_tool_makes_keys_and_signatures(tmp_path: Path) -> None:
     binary.write_bytes(BINARY)
 
     made = subprocess.run(
-        [sys.executable, "-m", "cloud.releases", "keygen", str(key)],
+        [sys.executable, "-m", "cloud.fleet.releases", "keygen", str(key)],
         capture_output=True,
         text=True,
         check=False,
     )
     signed = subprocess.run(
-        [sys.executable, "-m", "cloud.releases", "sign", str(key), "0.2.0", str(binary)],
+        [sys.executable, "-m", "cloud.fleet.releases", "sign", str(key), "0.2.0", str(binary)],
         capture_output=True,
         text=True,
         check=False,
     )
     wrong = subprocess.run(
-        [sys.executable, "-m", "cloud.releases"], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "cloud.fleet.releases"], capture_output=True, text=True, check=False
     )
 
     assert made.returncode == 0, made.stderr

@@ -15,11 +15,11 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from cloud.access import Role, create_api_token
-from cloud.notifier import AgentRevocations
-from cloud.pg_notifier import PostgresRevisionNotifier, channels_for_schema
+from cloud.access.principals import Role, create_api_token
 from cloud.server import run_cloud
-from cloud.store import CloudStore
+from cloud.storage.notifier import AgentRevocations
+from cloud.storage.pg_notifier import PostgresRevisionNotifier, channels_for_schema
+from cloud.storage.store import CloudStore
 from dockside.v1 import sync_pb2, sync_pb2_grpc
 from tests.cloud.conftest import HEARTBEAT_S, TEMPLATE, Agent
 

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from cloud.access import Role, create_api_token, create_tenant, create_token
-from cloud.webhook_targets import ALLOW_PRIVATE_ENV
+from cloud.access.principals import Role, create_api_token, create_tenant, create_token
+from cloud.webhooks.targets import ALLOW_PRIVATE_ENV
 from tests.cloud.conftest import STATION, TEMPLATE, RunningCloud, order
 
 RULESET = {

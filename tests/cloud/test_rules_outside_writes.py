@@ -21,8 +21,8 @@ import httpx
 import pytest
 from sqlalchemy import insert
 
-from cloud import schema
-from cloud.access import Role, create_api_token, create_tenant
+from cloud.access.principals import Role, create_api_token, create_tenant
+from cloud.storage import schema
 from dockside.rules import CompiledRuleset, Decision
 from dockside.v1 import sync_pb2
 from tests.cloud.conftest import RunningCloud, order
@@ -116,7 +116,7 @@ def test_an_active_ruleset_published_before_todays_limits_does_not_stop_the_even
             )
         )
     event = _packed("OLD-1", 1450)
-    with caplog.at_level(logging.WARNING, logger="cloud.edge_events"):
+    with caplog.at_level(logging.WARNING, logger="cloud.sync.edge_events"):
         answer = agent.push(event)
     assert list(answer.acked) == [event.event_id]
     assert cloud.api.get("/api/v1/orders/OLD-1").json()["state"] == "packed"

@@ -10,9 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from cloud import rulesets, schema
-from cloud.orders import order_sync_body
-from cloud.store import CloudStore
+from cloud.decisions import rulesets
+from cloud.orders.ingest import order_sync_body
+from cloud.storage import schema
+from cloud.storage.store import CloudStore
 from dockside.orders import Order
 from dockside.rules import compile_ruleset, decide
 from tests.cloud.conftest import STATION, TEMPLATE, RunningCloud, order

@@ -18,13 +18,14 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select, text, update
 
-from cloud import schema, sealed_secrets, users
-from cloud.access import Role, create_api_token
-from cloud.cli import main
-from cloud.credentials import hash_secret
-from cloud.store import CloudStore, utcnow
-from cloud.users import create_user
-from cloud.webhook_targets import ALLOW_PRIVATE_ENV
+from cloud.access import users
+from cloud.access.credentials import hash_secret
+from cloud.access.principals import Role, create_api_token
+from cloud.access.users import create_user
+from cloud.commands.cli import main
+from cloud.storage import schema, sealed_secrets
+from cloud.storage.store import CloudStore, utcnow
+from cloud.webhooks.targets import ALLOW_PRIVATE_ENV
 from tests.cloud.conftest import RunningCloud
 
 PASSWORD = "correct horse battery staple"

@@ -13,11 +13,12 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select, update
 
-from cloud import schema, users
-from cloud.access import Role, Unauthenticated
-from cloud.cli import main
-from cloud.store import CloudStore, utcnow
-from cloud.users import create_user
+from cloud.access import users
+from cloud.access.principals import Role, Unauthenticated
+from cloud.access.users import create_user
+from cloud.commands.cli import main
+from cloud.storage import schema
+from cloud.storage.store import CloudStore, utcnow
 from dockside.errors import InputError
 from tests.cloud.conftest import RunningCloud
 

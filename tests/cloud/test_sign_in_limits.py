@@ -12,10 +12,17 @@ import pyotp
 import pytest
 from sqlalchemy import func, select
 
-from cloud import schema, sign_in_limits, users
-from cloud.access import Role, Unauthenticated
-from cloud.sign_in_limits import ACCOUNT_FREE, ACCOUNT_MAX_DELAY, ADDRESS_LIMIT, SignInLimited, account_delay
-from cloud.store import CloudStore, utcnow
+from cloud.access import sign_in_limits, users
+from cloud.access.principals import Role, Unauthenticated
+from cloud.access.sign_in_limits import (
+    ACCOUNT_FREE,
+    ACCOUNT_MAX_DELAY,
+    ADDRESS_LIMIT,
+    SignInLimited,
+    account_delay,
+)
+from cloud.storage import schema
+from cloud.storage.store import CloudStore, utcnow
 from tests.cloud.conftest import RunningCloud
 
 PASSWORD = "correct horse battery staple"

@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from cloud.server import run_cloud
-from cloud.store import CloudStore
-from cloud.tls import ServerTls
+from cloud.storage.store import CloudStore
+from cloud.sync.tls import ServerTls
 from dockside.sync import bearer
 from dockside.v1 import sync_pb2, sync_pb2_grpc
 from tests.cloud.conftest import STATION, RunningCloud, order
@@ -266,7 +266,7 @@ def _tls_cloud(store: CloudStore, tls: ServerTls) -> Iterator[str]:
 
 
 def _enroll_over(channel: grpc.Channel, store: CloudStore) -> Any:
-    from cloud.warehouses import WarehouseIn, create_enrollment_token, put_warehouse
+    from cloud.fleet.warehouses import WarehouseIn, create_enrollment_token, put_warehouse
 
     tenant = store.tenant_id()
     put_warehouse(store, tenant, WarehouseIn(code="WH1", name="Warehouse 1"))
@@ -335,7 +335,7 @@ def test_tls_files_that_are_missing_or_not_pem_fail_clearly(tmp_path: Path) -> N
 def test_the_agents_grpc_transport_enrolls_and_watches_over_mutual_tls(
     store: CloudStore, pki: dict[str, Path]
 ) -> None:
-    from cloud.warehouses import WarehouseIn, create_enrollment_token, put_warehouse
+    from cloud.fleet.warehouses import WarehouseIn, create_enrollment_token, put_warehouse
     from edge_agent.sync import GrpcTransport
     from edge_agent.sync.tls import client_credentials
 
@@ -371,9 +371,9 @@ def test_the_agents_grpc_transport_enrolls_and_watches_over_mutual_tls(
 
 
 def test_an_agent_never_sees_or_touches_another_tenants_data(two_warehouses: RunningCloud) -> None:
-    from cloud.access import create_tenant
-    from cloud.orders import ingest_orders
-    from cloud.warehouses import WarehouseIn, put_warehouse
+    from cloud.access.principals import create_tenant
+    from cloud.fleet.warehouses import WarehouseIn, put_warehouse
+    from cloud.orders.ingest import ingest_orders
 
     store = two_warehouses.store
     other = create_tenant(store, code="acme", name="Acme")

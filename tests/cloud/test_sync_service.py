@@ -15,9 +15,9 @@ import grpc.aio
 import pytest
 from sqlalchemy import text
 
-from cloud.agents import MAX_TOKENS_AT_ONCE, create_enrollment_tokens
-from cloud.store import CloudStore, utcnow
-from cloud.warehouses import WarehouseIn, create_enrollment_token, put_warehouse
+from cloud.fleet.agents import MAX_TOKENS_AT_ONCE, create_enrollment_tokens
+from cloud.fleet.warehouses import WarehouseIn, create_enrollment_token, put_warehouse
+from cloud.storage.store import CloudStore, utcnow
 from dockside.errors import InputError, NotFound
 from dockside.v1 import sync_pb2, sync_pb2_grpc
 from tests.cloud.conftest import STATION, TEMPLATE, Agent, RunningCloud, order

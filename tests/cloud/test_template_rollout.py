@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from cloud.access import Role, create_api_token
-from edge_agent.cache import Cache
-from edge_agent.store import Store
+from cloud.access.principals import Role, create_api_token
+from edge_agent.store.cache import Cache
+from edge_agent.store.database import Store
 from tests.cloud.conftest import TEMPLATE, Agent, RunningCloud
 
 

@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, insert, select
 
-from cloud import audit, schema
-from cloud.access import Principal, Role
-from cloud.store import ChangeRecord, CloudStore
-from cloud.webhook_targets import ALLOW_PRIVATE_ENV
+from cloud.access.principals import Principal, Role
+from cloud.records import audit
+from cloud.storage import schema
+from cloud.storage.store import ChangeRecord, CloudStore
+from cloud.webhooks.targets import ALLOW_PRIVATE_ENV
 from tests.cloud.conftest import STATION, TEMPLATE, RunningCloud, order
 
 ADMIN = Principal(tenant_id=1, token_name="tests", role=Role.ADMIN, tenant="default", warehouses=None)

@@ -8,7 +8,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from cloud.compaction import CompactionPolicy, compact
+from cloud.storage.compaction import CompactionPolicy, compact
 from dockside.v1 import sync_pb2
 from tests.cloud.conftest import STATION, RunningCloud, order
 

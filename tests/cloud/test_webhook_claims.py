@@ -12,8 +12,10 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from cloud import schema, warehouses, webhooks
-from cloud.store import CloudStore, utcnow
+from cloud.fleet import warehouses
+from cloud.storage import schema
+from cloud.storage.store import CloudStore, utcnow
+from cloud.webhooks import delivery as webhooks
 from tests.cloud.webhook_receiver import Receiver, receiver_fixture  # noqa: F401 (the `receiver` fixture)
 
 EVENTS = 300

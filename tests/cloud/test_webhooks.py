@@ -12,8 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
-from cloud import order_states, orders, warehouses, webhooks
-from cloud.store import CloudStore, utcnow
+from cloud.fleet import warehouses
+from cloud.orders import ingest as orders
+from cloud.orders import states as order_states
+from cloud.storage.store import CloudStore, utcnow
+from cloud.webhooks import delivery as webhooks
 from dockside.orders import OrderState
 from tests.cloud.conftest import RunningCloud, order
 from tests.cloud.webhook_receiver import Receiver, receiver_fixture  # noqa: F401 (the `receiver` fixture)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from cloud.webhook_targets import ALLOW_PRIVATE_ENV
+from cloud.webhooks.targets import ALLOW_PRIVATE_ENV
 
 __all__ = ["Receiver", "receiver_fixture"]
 

@@ -48,7 +48,16 @@ def test_a_bad_value_names_the_variable(variable: str, value: str) -> None:
 
 def test_serve_refuses_a_bad_value_without_a_traceback(tmp_path: Path) -> None:
     env = {**os.environ, "DOCKSIDE_HTTP_BODY_TIMEOUT_S": "soon"}
-    command = [sys.executable, "-m", "cloud.cli", "serve", "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0"]
+    command = [
+        sys.executable,
+        "-m",
+        "cloud.commands.cli",
+        "serve",
+        "--http",
+        "127.0.0.1:0",
+        "--grpc",
+        "127.0.0.1:0",
+    ]
     result = subprocess.run(
         [*command, "--database-url", f"sqlite:///{tmp_path / 'cloud.db'}"],
         env=env,

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from cloud.store import CloudStore
+from cloud.storage.store import CloudStore
 from dockside.secret_files import SQLITE_COMPANIONS, private_file, write_private
-from edge_agent.store import Store
+from edge_agent.store.database import Store
 
 
 def _mode(path: Path) -> int:
@@ -76,7 +76,7 @@ def test_the_clouds_sqlite_database_and_its_wal_and_shm_are_0600(tmp_path: Path)
 def test_init_db_from_the_command_line_makes_a_0600_database(tmp_path: Path) -> None:
     database = tmp_path / "fresh.db"
     subprocess.run(
-        [sys.executable, "-m", "cloud.cli", "init-db", "--database-url", f"sqlite:///{database}"],
+        [sys.executable, "-m", "cloud.commands.cli", "init-db", "--database-url", f"sqlite:///{database}"],
         check=True,
         capture_output=True,
         timeout=60,

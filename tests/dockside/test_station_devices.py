@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from cloud.store import CloudStore
-from cloud.warehouses import StationIn, WarehouseIn, list_stations, put_station, put_warehouse
-from edge_agent.stations import StationFloor
+from cloud.fleet.warehouses import StationIn, WarehouseIn, list_stations, put_station, put_warehouse
+from cloud.storage.store import CloudStore
+from edge_agent.devices.stations import StationFloor
 from tests.edge_agent.test_stations import IdleScale, RecordingPrinter
 
 README = Path(__file__).resolve().parents[2] / "README.md"

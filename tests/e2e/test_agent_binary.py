@@ -152,7 +152,7 @@ def test_the_binary_updates_itself_or_rolls_back(binary: Path, stack: Stack, mod
     import shutil
     import sys
 
-    from cloud.releases import PUBLIC_KEY_ENV, generate_release_key, sign_release
+    from cloud.fleet.releases import PUBLIC_KEY_ENV, generate_release_key, sign_release
 
     private, public = generate_release_key()
     stack.env[PUBLIC_KEY_ENV] = public
@@ -239,7 +239,7 @@ def test_the_binary_updates_itself_or_rolls_back(binary: Path, stack: Stack, mod
 
 
 def test_the_binary_refuses_a_store_from_a_newer_agent(binary: Path, tmp_path: Path) -> None:
-    from edge_agent.store import Store
+    from edge_agent.store.database import Store
 
     store = Store.open(tmp_path / "agent")
     store.conn.execute("INSERT INTO _migrations (name, applied_at_ms) VALUES ('9999_from_the_future', 0)")

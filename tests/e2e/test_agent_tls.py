@@ -22,7 +22,7 @@ from cryptography.x509.oid import NameOID
 
 from bench.provision import provision
 from bench.stack import Stack, running_stack, wait_for
-from edge_agent.cloud_tls import TLS_FILENAME
+from edge_agent.sync.cloud_tls import TLS_FILENAME
 from tests.e2e.conftest import Station
 
 

@@ -26,7 +26,7 @@ import pytest
 from bench.demo_data import demo_orders
 from bench.provision import ingest_orders, provision
 from bench.stack import Stack, restartable_address, running_stack, wait_for
-from cloud.store import CloudStore
+from cloud.storage.store import CloudStore
 from tests.e2e.conftest import put_next_parcel
 from tests.e2e.stalling_printer import WAVE_ORDERS, StuckJob, kill_agent_while_sending, start_small_printer
 

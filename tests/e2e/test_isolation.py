@@ -23,9 +23,9 @@ import httpx
 import pytest
 
 from bench.stack import Stack, running_stack
-from cloud.edge_events import MAX_EVENTS_PER_BATCH
-from cloud.store import CloudStore, utcnow
-from cloud.warehouses import create_enrollment_token
+from cloud.fleet.warehouses import create_enrollment_token
+from cloud.storage.store import CloudStore, utcnow
+from cloud.sync.edge_events import MAX_EVENTS_PER_BATCH
 from dockside.sync import bearer
 from dockside.v1 import sync_pb2 as pb
 from dockside.v1 import sync_pb2_grpc as pb_grpc

@@ -16,7 +16,7 @@ import pytest
 from bench.demo_data import demo_orders
 from bench.provision import provision
 from bench.stack import restartable_address, running_stack, wait_for
-from cloud.store import CloudStore
+from cloud.storage.store import CloudStore
 from tests.e2e.conftest import put_next_parcel
 
 CUT_S = float(os.environ.get("DOCKSIDE_CUT_S", "60"))

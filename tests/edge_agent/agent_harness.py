@@ -19,12 +19,12 @@ import httpx
 
 from dockside.labels import load_shipped_template
 from edge_agent.agent import Agent, AgentSettings
-from edge_agent.identity import Identity, load_identity, save_identity
-from edge_agent.local_access import AccessPolicy
-from edge_agent.local_credentials import read_local_token
-from edge_agent.server import run_agent
-from edge_agent.store import Store
+from edge_agent.http.local_access import AccessPolicy
+from edge_agent.http.local_credentials import read_local_token
+from edge_agent.http.server import run_agent
+from edge_agent.store.database import Store
 from edge_agent.sync import MemoryTransport
+from edge_agent.sync.identity import Identity, load_identity, save_identity
 from hardware_mocks import MockPrinter, MockScale
 from tests.edge_agent.waiting import wait_until
 

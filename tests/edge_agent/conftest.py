@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.store import Store
+from edge_agent.store.database import Store
 from hardware_mocks import MockScale
 
 

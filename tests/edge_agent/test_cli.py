@@ -16,11 +16,11 @@ import pytest
 from click.testing import CliRunner
 
 from edge_agent import __version__
-from edge_agent.cli import main
-from edge_agent.data_dir import default_data_dir, resolve_data_dir
-from edge_agent.identity import load_identity
-from edge_agent.store import Store
+from edge_agent.commands.cli import main
+from edge_agent.store.data_dir import default_data_dir, resolve_data_dir
+from edge_agent.store.database import Store
 from edge_agent.sync import MemoryTransport
+from edge_agent.sync.identity import load_identity
 from tests.edge_agent.grpc_cloud import ThreadedGrpcCloud
 from tests.edge_agent.waiting import wait_until
 

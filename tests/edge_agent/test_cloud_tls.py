@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.cloud_tls import (
+from edge_agent.config import CloudSection
+from edge_agent.sync.cloud_tls import (
     TLS_FILENAME,
     CloudTls,
     CloudTlsError,
@@ -14,7 +15,6 @@ from edge_agent.cloud_tls import (
     resolve_cloud_tls,
     save_enrolled_tls,
 )
-from edge_agent.config import CloudSection
 
 
 def _pem(path: Path) -> Path:

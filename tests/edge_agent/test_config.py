@@ -178,7 +178,7 @@ def test_json_logs_are_one_object_a_line(capsys: pytest.CaptureFixture[str]) -> 
 def test_run_refuses_a_bad_config_before_starting(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from edge_agent.cli import main
+    from edge_agent.commands.cli import main
 
     path = tmp_path / "agent.toml"
     path.write_text("[packing]\nscale_wait_s = 120\n")

@@ -16,7 +16,7 @@ from zeroconf import IPVersion, Zeroconf
 
 from dockside.v1 import sync_pb2 as pb
 from edge_agent.agent import Agent
-from edge_agent.cli import main
+from edge_agent.commands.cli import main
 from edge_agent.devices.discovery import AGENT_SERVICE
 from edge_agent.sync import MemoryTransport
 from hardware_mocks import MockPrinter, MockScale

@@ -23,10 +23,10 @@ from cryptography.x509.oid import NameOID
 from bench.provision import provision
 from bench.stack import Stack, running_stack, wait_for
 from dockside.sync import EventKind
-from edge_agent.cloud_tls import CloudTls
-from edge_agent.doctor import Doctor, DoctorSettings, Finding, doctor_command
-from edge_agent.outbox import Outbox
-from edge_agent.store import Store
+from edge_agent.commands.doctor import Doctor, DoctorSettings, Finding, doctor_command
+from edge_agent.store.database import Store
+from edge_agent.store.outbox import Outbox
+from edge_agent.sync.cloud_tls import CloudTls
 
 
 def _closed_port() -> int:

@@ -15,12 +15,12 @@ import pytest
 from dockside.errors import AuthError, SyncError
 from dockside.sync import EventKind
 from dockside.v1 import sync_pb2 as pb
-from edge_agent.cache import Cache
-from edge_agent.cloud_tls import CloudTls
 from edge_agent.metrics import AgentMetrics
-from edge_agent.outbox import Outbox
-from edge_agent.store import Store
+from edge_agent.store.cache import Cache
+from edge_agent.store.database import Store
+from edge_agent.store.outbox import Outbox
 from edge_agent.sync import Backoff, CloudLink, GrpcTransport, MemoryTransport, OutboxSender, Watcher
+from edge_agent.sync.cloud_tls import CloudTls
 from edge_agent.sync.grpc_transport import CHANNEL_OPTIONS
 from tests.e2e.test_agent_tls import Pki, make_pki
 from tests.edge_agent.grpc_cloud import serving

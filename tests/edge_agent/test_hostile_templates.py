@@ -19,8 +19,8 @@ import pytest
 from dockside.errors import TemplateOverrun
 from dockside.labels import validate_template
 from edge_agent.agent import Agent
+from edge_agent.packing.waves import WavePrinter
 from edge_agent.sync import MemoryTransport
-from edge_agent.waves import WavePrinter
 from hardware_mocks import MockPrinter, MockScale
 from tests.edge_agent.agent_harness import (
     RunningAgent,

@@ -19,11 +19,11 @@ import pytest
 from click.testing import CliRunner
 from starlette.routing import Route
 
-from edge_agent.api import create_app
-from edge_agent.cli import main
+from edge_agent.commands.cli import main
 from edge_agent.config import ConfigError, parse_config
-from edge_agent.local_access import AccessPolicy, session_cookie_name
-from edge_agent.local_credentials import (
+from edge_agent.http.api import create_app
+from edge_agent.http.local_access import AccessPolicy, session_cookie_name
+from edge_agent.http.local_credentials import (
     LOCAL_TOKEN_FILE,
     PAIR_ATTEMPTS_PER_MINUTE,
     PAIR_CODE_TRIES,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.server import AGENT_MAX_CONNECTIONS, agent_http_limits
+from edge_agent.http.server import AGENT_MAX_CONNECTIONS, agent_http_limits
 from edge_agent.sync import MemoryTransport
 from tests.edge_agent.agent_harness import RunningAgent
 

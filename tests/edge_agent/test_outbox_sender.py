@@ -12,10 +12,10 @@ import pytest
 
 from dockside.errors import SyncError
 from dockside.sync import EventKind
-from edge_agent.jobs import new_job_id
 from edge_agent.metrics import AgentMetrics
-from edge_agent.outbox import Outbox, new_event_id
-from edge_agent.store import Store
+from edge_agent.printing.jobs import new_job_id
+from edge_agent.store.database import Store
+from edge_agent.store.outbox import Outbox, new_event_id
 from edge_agent.sync import Backoff, CloudLink, MemoryTransport, OutboxSender
 from tests.edge_agent.waiting import until
 

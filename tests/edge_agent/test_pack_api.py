@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from edge_agent import __version__
-from edge_agent.jobs import Job, Jobs, JobStatus
-from edge_agent.store import Store, now_ms
+from edge_agent.printing.jobs import Job, Jobs, JobStatus
+from edge_agent.store.database import Store, now_ms
 from edge_agent.sync import MemoryTransport
 from hardware_mocks import MockPrinter, MockScale
 from tests.edge_agent.agent_harness import (

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from edge_agent.migrations import MigrationRegistry, m0001_foundation
-from edge_agent.store import Store
+from edge_agent.store.database import Store
+from edge_agent.store.migrations import MigrationRegistry, m0001_foundation
 from edge_agent.sync import MemoryTransport
 from hardware_mocks import MockPrinter, MockScale
 from tests.edge_agent.agent_harness import (

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from edge_agent.config import LogSection, configure_logging
-from edge_agent.identity import save_identity
-from edge_agent.store import Store
+from edge_agent.store.database import Store
 from edge_agent.sync import MemoryTransport
+from edge_agent.sync.identity import save_identity
 from hardware_mocks import MockPrinter, MockScale
 from tests.edge_agent.agent_harness import (
     FAST,
@@ -105,7 +105,7 @@ def test_each_pack_outcome_is_one_json_line_with_its_ids(
     entry = _outcome(json_log, "L-0001")
     assert entry["message"].startswith("pack printed: L-0001")
     assert entry["level"] == "info"
-    assert entry["logger"] == "edge_agent.pack"
+    assert entry["logger"] == "edge_agent.packing.pack"
     assert (entry["job_id"], entry["station"], entry["printer"]) == (printed["job_id"], "S1", "S1-label")
 
     printer.stop()  # nothing listens: the label is held for the printer

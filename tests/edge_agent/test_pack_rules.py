@@ -19,10 +19,10 @@ import pytest
 from dockside.errors import DocksideError, PrinterError, ScaleError
 from edge_agent.agent import Agent
 from edge_agent.devices import PrinterConfig, PrinterStatus, ScaleConfig, WeightReading
-from edge_agent.identity import save_identity
-from edge_agent.store import Store
+from edge_agent.packing.waves import WavePrinter
+from edge_agent.store.database import Store
 from edge_agent.sync import MemoryTransport
-from edge_agent.waves import WavePrinter
+from edge_agent.sync.identity import save_identity
 from tests.edge_agent.agent_harness import FAST, order_body, publish_warehouse
 from tests.edge_agent.waiting import until
 

@@ -13,8 +13,8 @@ import pytest
 from dockside.errors import ScaleError
 from edge_agent.devices import PrinterConfig, PrinterStatus, ScaleConfig, ScaleReader, WeightReading
 from edge_agent.devices.scale import reading
+from edge_agent.devices.stations import PrinterLane, StationFloor
 from edge_agent.scheduler import AgentScheduler, ScheduleSettings
-from edge_agent.stations import PrinterLane, StationFloor
 from tests.edge_agent.waiting import until
 
 

@@ -15,8 +15,8 @@ import pytest
 
 from dockside.errors import PrinterError, ScaleError
 from edge_agent.devices import PrinterConfig, PrinterStatus, ScaleConfig, WeightReading
+from edge_agent.devices.stations import PrinterLane, StationFloor
 from edge_agent.devices.zpl import ZplPrinter
-from edge_agent.stations import PrinterLane, StationFloor
 
 LABEL = b"^XA^FO50,50^FDDEMO-0001^FS^XZ"
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from edge_agent.identity import load_identity, save_identity
-from edge_agent.migrations import MIGRATIONS, MigrationRegistry
-from edge_agent.store import DB_FILENAME, Store, StoreError
+from edge_agent.store.database import DB_FILENAME, Store, StoreError
+from edge_agent.store.migrations import MIGRATIONS, MigrationRegistry
+from edge_agent.sync.identity import load_identity, save_identity
 
 
 def _rows(store: Store) -> list[str]:

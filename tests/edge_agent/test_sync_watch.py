@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from dockside.errors import AuthError, SyncError
-from edge_agent.cache import Cache
 from edge_agent.metrics import AgentMetrics
-from edge_agent.store import Store
+from edge_agent.store.cache import Cache
+from edge_agent.store.database import Store
 from edge_agent.sync import Backoff, CloudLink, MemoryTransport, Watcher
 from tests.edge_agent.waiting import until
 

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from cloud import schema
-from cloud.releases import PUBLIC_KEY_ENV, generate_release_key, sign_release
+from cloud.fleet.releases import PUBLIC_KEY_ENV, generate_release_key, sign_release
+from cloud.storage import schema
 from edge_agent.update import SelfUpdate
 from edge_agent.update.release import Release, UpdateRefused, verify_release
 from edge_agent.update.self_update import MARKER

@@ -20,8 +20,8 @@ import pytest
 
 from dockside.errors import PrinterError
 from dockside.v1 import sync_pb2 as pb
-from edge_agent.cache import Cache, UnusableChange
-from edge_agent.store import Store
+from edge_agent.store.cache import Cache, UnusableChange
+from edge_agent.store.database import Store
 from edge_agent.sync import MemoryTransport
 from hardware_mocks import MockPrinter
 from tests.edge_agent.agent_harness import (

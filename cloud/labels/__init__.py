@@ -1,0 +1,4 @@
+"""Labels: template versions, their staged rollout to warehouses, and their previews.
+
+May import `storage` and `dockside`.
+"""

@@ -1,0 +1,4 @@
+"""Orders: ingest from an OMS, the order state machine, waves, the exception center, privacy.
+
+May import `webhooks` (state changes are announced), `storage` and `dockside`.
+"""

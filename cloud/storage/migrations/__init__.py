@@ -1,0 +1,74 @@
+"""The cloud schema's history (Alembic), applied when `serve` or `init-db` opens the database.
+
+    with engine.connect() as conn, conn.begin():
+        upgrade(conn)          # to the newest revision, inside the caller's transaction
+
+A table added to `cloud/storage/schema.py` needs a migration here too (`tests/cloud/test_migrations.py`
+compares the migrated database with the metadata and fails on drift). Write one by hand in
+`versions/` (next number, `down_revision` = the previous one); autogenerate can draft it:
+`python -m cloud.storage.migrations draft "what changed"` against a database at head.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, inspect
+
+__all__ = ["BASELINE", "alembic_config", "head", "upgrade"]
+
+BASELINE = "0001_baseline"
+_HERE = Path(__file__).resolve().parent
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """Alembic's config for the cloud migrations, bound to `connection` when given."""
+    config = Config()
+    config.set_main_option("script_location", str(_HERE))
+    config.set_main_option("path_separator", "os")
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def head() -> str:
+    """The newest migration's revision id."""
+    revision = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert revision is not None
+    return revision
+
+
+def upgrade(connection: Connection) -> None:
+    """Bring the database on `connection` to the newest revision; a no-op when it is there.
+
+    A database created before migrations existed (tables, no alembic_version) is stamped at the
+    baseline first, so its tables are not created twice.
+    """
+    current = MigrationContext.configure(connection).get_current_revision()
+    if current == head():
+        return
+    config = alembic_config(connection)
+    if current is None and inspect(connection).has_table("sync_clock"):
+        command.stamp(config, BASELINE)
+    command.upgrade(config, "head")
+
+
+def _draft(message: str) -> None:  # pragma: no cover - a developer's tool
+    """Write a draft migration for what schema.py has and the database (at head) lacks."""
+    from cloud.storage.store import CloudStore, database_url_from_env
+
+    store = CloudStore.open(database_url_from_env())
+    with store.engine.connect() as conn:
+        command.revision(alembic_config(conn), message=message, autogenerate=True)
+    store.close()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    if len(sys.argv) != 3 or sys.argv[1] != "draft":
+        sys.exit('usage: python -m cloud.storage.migrations draft "what changed"')
+    _draft(sys.argv[2])

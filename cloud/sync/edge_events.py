@@ -1,0 +1,520 @@
+"""Edge events arriving from agents: stored once by event id, with their effect on the order.
+
+Delivery is at-least-once, so the same event may arrive any number of times; the event id, unique
+within the tenant, makes the second arrival an acknowledgement without a second effect. An id
+already stored for a different event (another agent's, or a broken agent's reuse) is rejected
+with a reason, never acknowledged: only what is stored is acked. Another tenant's ids are no
+concern: they cannot collide. Each batch is one transaction: the events, the order states they
+move and the order changes that tell the warehouse's agents about those states commit together or
+not at all.
+
+The rules are never evaluated inside that transaction: a packed parcel's weight tolerance is
+decided first, on a read, so however long a rule takes no other writer waits for it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy.exc import IntegrityError
+
+from cloud.decisions.rulesets import active_ruleset_text
+from cloud.fleet.agents import AgentIdentity
+from cloud.orders.exceptions import ExceptionKind, open_exception
+from cloud.orders.ingest import order_sync_body
+from cloud.storage import schema
+from cloud.storage.gc_pause import paused_gc
+from cloud.storage.store import ChangeRecord, CloudStore, WriteTransaction, dumps
+from cloud.webhooks.delivery import WebhookEvent, emit
+from dockside.errors import InputError
+from dockside.orders import OrderState
+from dockside.rules import CompiledRuleset, compile_ruleset
+from dockside.sync import ChangeKind, EventKind
+
+__all__ = ["MAX_EVENTS_PER_BATCH", "EventOutcome", "IncomingEvent", "apply_events"]
+
+MAX_EVENTS_PER_BATCH = 5_000
+MAX_EVENT_BODY_BYTES = 64 * 1024
+_LOOKUP_CHUNK = 2_000
+log = logging.getLogger(__name__)
+_ACKED = "acked"
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+_PRINTABLE = re.compile(r"^[^\x00-\x1f\x7f]*$")
+# Year 2000 to year 3000 in Unix milliseconds: anything else is a broken agent clock or field.
+_MIN_MS, _MAX_MS = 946_684_800_000, 32_503_680_000_000
+
+_NEEDS_ORDER = frozenset(
+    {
+        EventKind.ORDER_PACKED,
+        EventKind.LABEL_PRINTED,
+        EventKind.LABEL_FAILED,
+        EventKind.LABEL_REPRINTED,
+        EventKind.WEIGHT_CAPTURED,
+    }
+)
+# The states an event moves an order out of, and where to. Any other state keeps the order where
+# it is and the event is still recorded; conflicts open exceptions (see _conflicts).
+_EFFECTS: dict[str, tuple[frozenset[str], str]] = {
+    EventKind.ORDER_PACKED.value: (
+        frozenset({OrderState.CREATED.value, OrderState.RELEASED.value}),
+        OrderState.PACKED.value,
+    ),
+    EventKind.LABEL_PRINTED.value: (
+        frozenset({OrderState.CREATED.value, OrderState.RELEASED.value, OrderState.PACKED.value}),
+        OrderState.LABELLED.value,
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingEvent:
+    """An edge event as it came off the wire, not yet trusted."""
+
+    event_id: str
+    kind: str
+    order_ref: str
+    station: str
+    occurred_at_ms: int
+    body: bytes
+    sequence: int
+
+
+@dataclass(slots=True)
+class EventOutcome:
+    """Which events are safe to forget (acked) and which never will be accepted (rejected)."""
+
+    acked: list[str] = field(default_factory=list)
+    rejected: list[tuple[str, str, str]] = field(default_factory=list)  # (event_id, code, message)
+
+
+@dataclass(slots=True)
+class _Checked:
+    event: IncomingEvent
+    body: dict[str, Any]
+
+    def packed_weight(self) -> int | None:
+        """The weight an order_packed event reports, when it reports one."""
+        weight = self.body.get("weight_g")
+        if self.event.kind != EventKind.ORDER_PACKED.value or not self.event.order_ref:
+            return None
+        return weight if isinstance(weight, int) and not isinstance(weight, bool) else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Tolerance:
+    """What the rules said a packed parcel may weigh, decided before the write transaction."""
+
+    expected_g: int
+    tolerance_g: int
+
+
+def _check(event: IncomingEvent) -> _Checked | tuple[str, str]:
+    """The event with its decoded body, or (code, message) saying why it can never be accepted."""
+    if not _ID.match(event.event_id):
+        return "invalid_event", "event_id must be 1 to 64 letters, digits, '.', '_', ':' or '-' (a UUID)"
+    try:
+        kind = EventKind(event.kind)
+    except ValueError:
+        return "unknown_kind", f"unknown event kind {event.kind[:40]!r}: use one of {', '.join(EventKind)}"
+    if len(event.order_ref) > 64 or not _PRINTABLE.match(event.order_ref):
+        return "invalid_event", "order_ref must be at most 64 printable characters"
+    if kind in _NEEDS_ORDER and not event.order_ref:
+        return "invalid_event", f"a {kind.value} event needs the order_ref it is about"
+    if len(event.station) > 32 or not _PRINTABLE.match(event.station):
+        return "invalid_event", "station must be at most 32 printable characters"
+    if not _MIN_MS <= event.occurred_at_ms <= _MAX_MS:
+        return (
+            "invalid_event",
+            f"occurred_at_ms {event.occurred_at_ms} is not a plausible time: check the agent's clock",
+        )
+    if len(event.body) > MAX_EVENT_BODY_BYTES:
+        return "invalid_body", f"the event body is larger than {MAX_EVENT_BODY_BYTES // 1024} KiB"
+    if not event.body:
+        return _Checked(event, {})
+    try:
+        body = json.loads(event.body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return "invalid_body", "the event body is not UTF-8 JSON: the agent must send a JSON object"
+    if not isinstance(body, dict):
+        return "invalid_body", "the event body must be a JSON object"
+    return _Checked(event, body)
+
+
+def apply_events(store: CloudStore, agent: AgentIdentity, events: Sequence[IncomingEvent]) -> EventOutcome:
+    """Record a batch of an agent's events and apply their effects; idempotent by event id."""
+    verdicts: dict[str, tuple[str, str]] = {}
+    fresh: dict[str, _Checked] = {}
+    for event in events:
+        checked = _check(event)
+        if isinstance(checked, tuple):
+            verdicts.setdefault(event.event_id[:64], checked)
+        elif event.event_id not in fresh:
+            fresh[event.event_id] = checked
+    if fresh:
+        tolerances = _decide_tolerances(store, agent, list(fresh.values()))
+        with paused_gc():
+            verdicts.update(_apply_with_retry(store, agent, list(fresh.values()), tolerances))
+    outcome = EventOutcome()
+    for event_id, (code, message) in verdicts.items():
+        if code == _ACKED:
+            outcome.acked.append(event_id)
+        else:
+            outcome.rejected.append((event_id, code, message))
+    return outcome
+
+
+# Compiled active rulesets by their stored text: a batch of events should not parse every
+# condition again, and the text (not a version number) also tells two databases apart in one process.
+_compiled_rulesets: dict[str, CompiledRuleset | None] = {}
+
+
+def _active_rules(conn: Connection, tenant_id: int) -> CompiledRuleset | None:
+    text = active_ruleset_text(conn, tenant_id)
+    if text is None:
+        return None
+    if text in _compiled_rulesets:
+        return _compiled_rulesets[text]
+    compiled: CompiledRuleset | None
+    try:
+        compiled = compile_ruleset(json.loads(text))
+    except InputError as exc:
+        # Published before today's limits: its tolerances cannot be checked, but the events
+        # must still go in (refusing the batch would stop the agent's outbox for good).
+        log.warning(
+            "the active ruleset of tenant %s no longer compiles, so packed weights are not checked "
+            "against it: %s",
+            tenant_id,
+            exc.message,
+        )
+        compiled = None
+    if len(_compiled_rulesets) > 64:
+        _compiled_rulesets.clear()
+    _compiled_rulesets[text] = compiled
+    return compiled
+
+
+def _decide_tolerances(
+    store: CloudStore, agent: AgentIdentity, checked: list[_Checked]
+) -> dict[str, _Tolerance]:
+    """Each packed parcel's expected weight and tolerance under the tenant's active ruleset.
+
+    Read first, decided after the read ends, so no transaction is open while rules run. The write
+    that follows may see a newer order (re-ingested meanwhile): the agent packed with an order
+    copy at least as old, so the decision stands for the parcel as packed.
+    """
+    packed = {c.event.event_id: c for c in checked if c.packed_weight() is not None}
+    if not packed:
+        return {}
+    orders_table = schema.orders
+    with store.read() as conn:
+        rules = _active_rules(conn, agent.tenant_id)
+        if rules is None or not rules.can_set("weight_tolerance_g"):
+            return {}
+        refs = sorted({c.event.order_ref for c in packed.values()})
+        bodies: dict[str, str] = {}
+        for start in range(0, len(refs), _LOOKUP_CHUNK):
+            rows = conn.execute(
+                select(orders_table.c.order_ref, orders_table.c.body).where(
+                    orders_table.c.tenant_id == agent.tenant_id,
+                    orders_table.c.warehouse_id == agent.warehouse_id,
+                    schema.one_of(
+                        orders_table.c.order_ref, refs[start : start + _LOOKUP_CHUNK], conn.dialect
+                    ),
+                )
+            )
+            bodies.update({row.order_ref: row.body for row in rows})
+    decided: dict[str, _Tolerance] = {}
+    for event_id, item in packed.items():
+        text = bodies.get(item.event.order_ref)
+        weight = item.packed_weight()
+        if text is None or weight is None:
+            continue
+        order = json.loads(text)
+        expected = order.get("expected_weight_g")
+        if expected is None:
+            continue
+        tolerance = rules.decide(order, weight).weight_tolerance_g
+        if tolerance is not None:
+            decided[event_id] = _Tolerance(int(expected), tolerance)
+    return decided
+
+
+def _apply_with_retry(
+    store: CloudStore, agent: AgentIdentity, checked: list[_Checked], tolerances: dict[str, _Tolerance]
+) -> dict[str, tuple[str, str]]:
+    attempts = 3
+    for attempt in range(attempts):
+        try:
+            with store.write() as tx:
+                return _apply(tx, agent, checked, tolerances)
+        except IntegrityError:
+            # The same events arrived on another connection and committed first (PostgreSQL):
+            # run again, and they are acknowledged as already seen.
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _stored_verdicts(
+    tx: WriteTransaction, agent: AgentIdentity, checked: list[_Checked]
+) -> dict[str, tuple[str, str]]:
+    """For each event whose id the tenant already holds: acked when the stored event is this one
+    (a redelivery, also from the same PC enrolled again), rejected when it is another event."""
+    events_table = schema.order_events
+    by_id = {c.event.event_id: c for c in checked}
+    ids = list(by_id)
+    verdicts: dict[str, tuple[str, str]] = {}
+    for start in range(0, len(ids), _LOOKUP_CHUNK):
+        rows = tx.conn.execute(
+            select(
+                events_table.c.event_id,
+                events_table.c.warehouse_id,
+                events_table.c.kind,
+                events_table.c.order_ref,
+                events_table.c.station,
+                events_table.c.occurred_at,
+                events_table.c.body,
+            ).where(
+                events_table.c.tenant_id == agent.tenant_id,
+                schema.one_of(events_table.c.event_id, ids[start : start + _LOOKUP_CHUNK], tx.conn.dialect),
+            )
+        )
+        for row in rows:
+            item = by_id[row.event_id]
+            event = item.event
+            same = (
+                int(row.warehouse_id) == agent.warehouse_id
+                and row.kind == event.kind
+                and (row.order_ref or "") == event.order_ref
+                and row.station == event.station
+                and round(row.occurred_at.timestamp() * 1000) == event.occurred_at_ms
+                and json.loads(row.body) == item.body
+            )
+            verdicts[row.event_id] = (
+                (_ACKED, "")
+                if same
+                else (
+                    "event_id_taken",
+                    f"event id {row.event_id} is already stored for another event of this tenant: "
+                    "the agent must give every event an id of its own; this event is kept for a person",
+                )
+            )
+    return verdicts
+
+
+def _apply(
+    tx: WriteTransaction, agent: AgentIdentity, checked: list[_Checked], tolerances: dict[str, _Tolerance]
+) -> dict[str, tuple[str, str]]:
+    """Insert new events and move their orders; returns per event id (_ACKED, "") or (code, message)."""
+    events_table = schema.order_events
+    orders_table = schema.orders
+    stored = _stored_verdicts(tx, agent, checked)
+    already = set(stored)
+    refs = sorted(
+        {c.event.order_ref for c in checked if c.event.order_ref and c.event.event_id not in already}
+    )
+    orders: dict[str, Any] = {}
+    for start in range(0, len(refs), _LOOKUP_CHUNK):
+        rows = tx.conn.execute(
+            select(
+                orders_table.c.id,
+                orders_table.c.order_ref,
+                orders_table.c.warehouse_id,
+                orders_table.c.state,
+                orders_table.c.body,
+            ).where(
+                orders_table.c.tenant_id == agent.tenant_id,
+                schema.one_of(orders_table.c.order_ref, refs[start : start + _LOOKUP_CHUNK], tx.conn.dialect),
+            )
+        )
+        orders.update({row.order_ref: row for row in rows})
+
+    decided: dict[str, tuple[str, str]] = dict(stored)
+    conflicts = _Conflicts(tx, agent, tolerances)
+    states: dict[int, str] = {}
+    moved: dict[int, str] = {}
+    inserts: list[dict[str, Any]] = []
+    # A pack's events share their instant: one datetime each, so it is converted for the
+    # database once (insert_rows converts each distinct value once).
+    instants: dict[int, datetime] = {}
+
+    def occurred_at(ms: int) -> datetime:
+        found = instants.get(ms)
+        if found is None:
+            found = instants[ms] = datetime.fromtimestamp(ms / 1000, UTC)
+        return found
+
+    # Events of one order take effect in the agent's outbox order.
+    for item in sorted(
+        (c for c in checked if c.event.event_id not in already), key=lambda c: c.event.sequence
+    ):
+        event = item.event
+        order = orders.get(event.order_ref) if event.order_ref else None
+        if event.order_ref and order is None:
+            decided[event.event_id] = (
+                "unknown_order",
+                f"there is no order {event.order_ref!r}: the event cannot be applied; keep it for a person",
+            )
+            continue
+        if order is not None and int(order.warehouse_id) != agent.warehouse_id:
+            decided[event.event_id] = (
+                "order_not_in_warehouse",
+                f"order {event.order_ref!r} belongs to another warehouse than {agent.warehouse!r}",
+            )
+            continue
+        if order is not None:
+            state = states.setdefault(int(order.id), order.state)
+            conflicts.check(item, order, state)
+            effect = _EFFECTS.get(event.kind)
+            if effect is not None and state in effect[0]:
+                states[int(order.id)] = moved[int(order.id)] = effect[1]
+        inserts.append(
+            {
+                "event_id": event.event_id,
+                "tenant_id": agent.tenant_id,
+                "warehouse_id": agent.warehouse_id,
+                "order_id": int(order.id) if order is not None else None,
+                "order_ref": event.order_ref or None,
+                "kind": event.kind,
+                "source": "edge",
+                "station": event.station,
+                "agent_id": agent.agent_id,
+                "sequence": event.sequence,
+                "occurred_at": occurred_at(event.occurred_at_ms),
+                "received_at": tx.now,
+                "body": dumps(item.body),
+            }
+        )
+        if order is None and event.kind == EventKind.JOB_UNKNOWN.value:
+            conflicts.check(item, None, "")
+        decided[event.event_id] = (_ACKED, "")
+    if inserts:
+        schema.insert_rows(tx.conn, events_table, inserts)
+    conflicts.open_all()
+    if moved:
+        tx.conn.execute(
+            update(orders_table)
+            .where(orders_table.c.id == bindparam("_id"))
+            .values(state=bindparam("_state"), updated_at=tx.now),
+            [{"_id": order_id, "_state": state} for order_id, state in moved.items()],
+        )
+        # The state is part of the order's sync body, so its agents hear of the move.
+        by_id = {int(order.id): order for order in orders.values()}
+        emit(
+            tx,
+            agent.tenant_id,
+            WebhookEvent.ORDER_STATE_CHANGED,
+            [
+                {
+                    "order_ref": by_id[order_id].order_ref,
+                    "warehouse": agent.warehouse,
+                    "from": by_id[order_id].state,
+                    "to": state,
+                    "by": f"agent:{agent.agent_id}",
+                }
+                for order_id, state in sorted(moved.items())
+            ],
+        )
+        tx.append_changes(
+            [
+                ChangeRecord(
+                    agent.tenant_id,
+                    int(by_id[order_id].warehouse_id),
+                    ChangeKind.ORDER.value,
+                    by_id[order_id].order_ref,
+                    order_sync_body(by_id[order_id].body, state),
+                )
+                for order_id, state in sorted(moved.items())
+            ]
+        )
+    return decided
+
+
+class _Conflicts:
+    """Edge facts that contradict the cloud's view, each opening an exception for a person."""
+
+    def __init__(self, tx: WriteTransaction, agent: AgentIdentity, tolerances: dict[str, _Tolerance]) -> None:
+        self._tx = tx
+        self._agent = agent
+        self._tolerances = tolerances
+        self._found: list[dict[str, Any]] = []
+
+    def _add(
+        self, item: _Checked, order: Any, kind: ExceptionKind, message: str, detail: dict[str, Any]
+    ) -> None:
+        self._found.append(
+            {
+                "tenant_id": self._agent.tenant_id,
+                "warehouse_id": int(order.warehouse_id) if order is not None else self._agent.warehouse_id,
+                "order_ref": item.event.order_ref or None,
+                "kind": kind,
+                "message": message,
+                "detail": {"station": item.event.station, "agent": self._agent.agent_id, **detail},
+                "event_id": item.event.event_id,
+            }
+        )
+
+    def check(self, item: _Checked, order: Any, state: str) -> None:
+        """Note the exceptions `item` opens against `order` (in `state` before the event)."""
+        event, ref = item.event, item.event.order_ref
+        if event.kind == EventKind.JOB_UNKNOWN.value:
+            self._add(
+                item,
+                order,
+                ExceptionKind.JOB_UNKNOWN,
+                f"the label of order {ref} may or may not have printed at station {event.station}: "
+                "check the printer's output, then reprint or resolve",
+                {"job_id": item.body.get("job_id"), "printer": item.body.get("printer")},
+            )
+        if (
+            event.kind == EventKind.EXCEPTION_RAISED.value
+            and item.body.get("reason") == "template_over_budget"
+        ):
+            # A template version set aside at a station: someone must fix it and publish anew.
+            self._add(
+                item,
+                order,
+                ExceptionKind.RAISED_AT_EDGE,
+                str(item.body.get("message") or "a label template overran its render budget")[:1000],
+                {
+                    "template": item.body.get("template"),
+                    "template_version": item.body.get("template_version"),
+                },
+            )
+        if event.kind != EventKind.ORDER_PACKED.value or order is None:
+            return
+        if state == OrderState.CANCELLED.value:
+            self._add(
+                item,
+                order,
+                ExceptionKind.PACKED_AFTER_CANCEL,
+                f"order {ref} was packed at station {event.station} after it was cancelled: "
+                "stop the parcel before it ships",
+                {"job_id": item.body.get("job_id")},
+            )
+        weight = item.packed_weight()
+        decided = self._tolerances.get(event.event_id)
+        if weight is None or decided is None:
+            return
+        expected, tolerance = decided.expected_g, decided.tolerance_g
+        if abs(weight - expected) > tolerance:
+            self._add(
+                item,
+                order,
+                ExceptionKind.WEIGHT_OUT_OF_TOLERANCE,
+                f"order {ref} weighed {weight} g, expected {expected} g ± {tolerance} g: "
+                "check the parcel's contents",
+                {"weight_g": weight, "expected_weight_g": expected, "tolerance_g": tolerance},
+            )
+
+    def open_all(self) -> None:
+        """Open every exception found, in the batch's transaction."""
+        for found in self._found:
+            open_exception(self._tx, **found)

@@ -1,0 +1,4 @@
+"""Webhooks: subscriptions, events written with the change that caused them, signed delivery.
+
+May import `storage` and `dockside`.
+"""

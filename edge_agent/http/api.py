@@ -1,0 +1,406 @@
+"""The agent's local HTTP API (FastAPI), for the station page and a WMS on the same PC.
+
+Every request passes `edge_agent.http.local_access` first (Host, Origin, credential, Content-Type).
+Every error is the contract's `{"error": {"code", "message"}}`: malformed JSON is 400
+`invalid_json`, a missing or wrong field is 422 naming the field, a body over the limit is 413,
+a Dockside error carries its own status, and anything unexpected is a 500 without a trace.
+
+The pack endpoint parses its body itself (one pydantic-core JSON validation, no dependency
+injection) and returns pre-serialised JSON: the HTTP layer is most of the pack path's budget.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Annotated, Any, TypeVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from dockside.errors import DocksideError, InputError, NotFound
+from dockside.http_limits import BodyDeadlineMiddleware, HttpLimits
+from edge_agent import __version__
+from edge_agent.agent import Agent
+from edge_agent.http.local_access import AccessPolicy, LocalAccessGuard
+from edge_agent.http.local_credentials import LocalCredentials
+from edge_agent.http.station_devices_api import station_devices_router
+from edge_agent.http.station_pairing_api import station_pairing_router
+from edge_agent.http.web import station_page_router
+from edge_agent.packing.waves import WavePrinter, wave_number
+
+__all__ = ["MAX_BODY_BYTES", "PackRequest", "PrintWaveRequest", "ReprintRequest", "create_app"]
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+
+Ref = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+Code = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+# Client-chosen: a UUID, a timestamp, a scanner's counter ... printable ASCII, no spaces.
+RequestId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
+
+M = TypeVar("M", bound=BaseModel)
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class PackRequest(BaseModel):
+    """`POST /api/v1/pack`: which order, at which station, under which client request id."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    order_ref: Ref
+    station: Code
+    request_id: RequestId
+
+
+class ReprintRequest(BaseModel):
+    """`POST /api/v1/jobs/{job_id}/reprint`: why the label is printed again."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reason: Annotated[str, StringConstraints(max_length=500)]
+    request_id: RequestId | None = None
+
+
+class PrintWaveRequest(BaseModel):
+    """`POST /api/v1/waves/{wave_id}/print`: at which station, under which client request id."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    station: Code
+    request_id: RequestId
+
+
+class MalformedJson(InputError):
+    """The body is not JSON at all (400, where a JSON body of the wrong shape is 422)."""
+
+    code = "invalid_json"
+    http_status = 400
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(
+        json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
+        status_code=status,
+        media_type="application/json",
+    )
+
+
+def _error(code: str, message: str, status: int) -> Response:
+    return _json({"error": {"code": code, "message": message}}, status)
+
+
+_FIELD_PROBLEMS = {
+    "missing": "is missing",
+    "extra_forbidden": "is not a field of this request",
+    "string_type": "must be a text",
+    "string_pattern_mismatch": "may only hold letters, digits and . _ - (no spaces or symbols)",
+    "string_too_short": "must not be empty",
+}
+
+
+def _field_error(exc: ValidationError, expected: str) -> InputError:
+    """One clear InputError for a body that is JSON but not the expected shape."""
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False)[:3]:
+        field = ".".join(str(part) for part in error["loc"]) or "the body"
+        if error["type"] in ("model_type", "model_attributes_type", "dict_type") and not error["loc"]:
+            problems.append("the body must be a JSON object")
+            continue
+        if error["type"] == "string_too_long":
+            limit = (error.get("ctx") or {}).get("max_length")
+            problems.append(f"{field} is longer than {limit} characters")
+            continue
+        problems.append(f"{field} {_FIELD_PROBLEMS.get(error['type'], error['msg'].lower())}")
+    return InputError(f"{'; '.join(problems)}: send {expected}", code="invalid_input")
+
+
+async def _parse(request: Request, model: type[M], expected: str) -> M:
+    raw = await request.body()
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        if any(
+            error["type"] == "json_invalid" for error in exc.errors(include_url=False, include_input=False)
+        ):
+            raise MalformedJson(
+                f"the body is not valid JSON: send {expected} with content-type application/json"
+            ) from None
+        raise _field_error(exc, expected) from None
+
+
+class RequestGuard:
+    """Pure ASGI middleware: bounds request bodies (413) and turns any crash into a clean 500."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_body_bytes
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = -1
+                if declared < 0 or declared > limit:
+                    await self._send_error(send, *_too_large(limit))
+                    return
+        received = 0
+        started = False
+
+        async def bounded_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, bounded_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await self._send_error(send, *_too_large(limit))
+        except Exception:
+            incident = uuid.uuid4().hex[:12]
+            log.exception(
+                "unexpected error answering %s %s (incident %s)", scope["method"], scope["path"], incident
+            )
+            if not started:
+                await self._send_error(
+                    send,
+                    "internal_error",
+                    f"the agent hit an unexpected error (incident {incident}, in its log): try again, "
+                    "and tell IT if it happens again",
+                    500,
+                )
+
+    @staticmethod
+    async def _send_error(send: Send, code: str, message: str, status: int) -> None:
+        body = json.dumps({"error": {"code": code, "message": message}}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _too_large(limit: int) -> tuple[str, str, int]:
+    return (
+        "body_too_large",
+        f"the request body is larger than {limit // 1024} KB (or its length is not given): "
+        "send a smaller body",
+        413,
+    )
+
+
+_HTTP_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    408: "body_timeout",
+    415: "unsupported_media_type",
+}
+
+
+def create_app(
+    agent: Agent,
+    credentials: LocalCredentials,
+    policy: AccessPolicy | None = None,
+    *,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    limits: HttpLimits | None = None,
+) -> FastAPI:
+    """The local API of `agent` (whose loop must be the one the server runs on), behind its boundary.
+
+    `credentials` and `policy` are what `LocalAccessGuard` checks every request against.
+    """
+    app = FastAPI(
+        title="Dockside agent",
+        version=__version__,
+        description="The station API of a Dockside edge agent: pack, jobs, reprint, waves, status.",
+    )
+    packer = agent.packer
+    pack_seconds = agent.metrics.pack_seconds
+
+    @app.exception_handler(DocksideError)
+    async def dockside_error(request: Request, exc: DocksideError) -> Response:
+        return _error(exc.code, exc.message, exc.http_status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        message = {
+            404: f"there is no {request.url.path} here: see /docs for the agent's API",
+            405: f"{request.method} is not allowed on {request.url.path}: see /docs",
+        }.get(exc.status_code, str(exc.detail))
+        return _error(code, message, exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors()[:3])
+        return _error("invalid_input", f"invalid {fields}: see /docs for the expected request", 422)
+
+    pack_body = {"order_ref": "DEMO-0001", "station": "S1", "request_id": "client-chosen id"}
+
+    @app.post(
+        "/api/v1/pack",
+        summary="Pack an order: weigh, decide, print its label",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": PackRequest.model_json_schema(), "example": pack_body}
+                },
+            }
+        },
+    )
+    async def pack(request: Request) -> Response:
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            body = await _parse(request, PackRequest, "a JSON object with order_ref, station and request_id")
+            answer = await packer.pack(body.order_ref, body.station, body.request_id)
+            outcome = answer["status"]
+            # A held label is accepted, not printed yet: it goes out once its printer is ready.
+            return _json(answer, 202 if outcome == "held" else 200)
+        finally:
+            pack_seconds.labels(outcome=outcome).observe(time.perf_counter() - started)
+
+    @app.get("/api/v1/jobs/{job_id}", summary="A print job")
+    async def job(job_id: str) -> Response:
+        found = packer.jobs.get(job_id) if len(job_id) <= 64 else None
+        if found is None:
+            raise NotFound(
+                f"job {job_id[:64]} does not exist at this agent: check the job id", code="job_not_found"
+            )
+        return _json(found.details())
+
+    @app.post(
+        "/api/v1/jobs/{job_id}/reprint",
+        summary="Print a job's label again, on purpose, with a reason",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": ReprintRequest.model_json_schema()}},
+            }
+        },
+    )
+    async def reprint(job_id: str, request: Request) -> Response:
+        body = await _parse(request, ReprintRequest, 'a JSON object like {"reason": "label torn"}')
+        if len(job_id) > 64:
+            raise NotFound("that job id is too long to exist: check the job id", code="job_not_found")
+        answer = await packer.reprint(job_id, body.reason, body.request_id)
+        return _json(answer, 202 if answer["status"] == "held" else 200)
+
+    @app.get("/api/v1/orders/{order_ref}", summary="An order as this agent's cache holds it")
+    async def order(order_ref: str) -> Response:
+        cached = agent.cache.order(order_ref) if len(order_ref) <= 64 else None
+        if cached is None:
+            raise NotFound(
+                f"order {order_ref[:64]} is not in this agent's cache: check the reference, or wait for sync",
+                code="order_not_found",
+            )
+        first = packer.jobs.first_for_order(order_ref)
+        return _json(
+            {
+                "order_ref": cached.order_ref,
+                "state": cached.state,
+                "order": cached.body,
+                "job": first.answer() if first else None,
+            }
+        )
+
+    waves = WavePrinter(
+        agent.store,
+        agent.cache,
+        agent.floor,
+        packer,
+        agent.outbox,
+        agent.metrics,
+        warehouse=agent.identity.warehouse,
+    )
+    app.state.waves = waves
+
+    @app.get("/api/v1/waves", summary="The waves released to this agent's stations, newest first")
+    async def list_waves(station: str | None = None) -> Response:
+        if station is not None and (not station or len(station) > 32):
+            raise InputError("station must be a station code of 1 to 32 characters", code="invalid_input")
+        return _json({"waves": waves.waves(station)})
+
+    @app.get("/api/v1/waves/{wave_id}", summary="A wave: its progress and each order's label")
+    async def wave(wave_id: str) -> Response:
+        return _json(waves.describe(wave_number(wave_id)))
+
+    @app.post(
+        "/api/v1/waves/{wave_id}/print",
+        summary="Print every label of a wave, in order, once (the weight printed is the expected one)",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": PrintWaveRequest.model_json_schema()}},
+            }
+        },
+    )
+    async def print_wave(wave_id: str, request: Request) -> Response:
+        body = await _parse(request, PrintWaveRequest, "a JSON object with station and request_id")
+        return _json(await waves.print_wave(wave_number(wave_id), body.station, body.request_id))
+
+    @app.get("/api/v1/status", summary="Agent, cloud link, outbox and stations")
+    async def status() -> Response:
+        return _json(agent.status())
+
+    app.include_router(station_devices_router(agent.floor))
+
+    @app.get("/healthz", summary="Liveness and the running version (open: no credential)")
+    async def healthz() -> Response:
+        return _json({"status": "ok", "version": __version__})
+
+    @app.get("/metrics", summary="Prometheus metrics")
+    async def metrics() -> Response:
+        return Response(agent.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(station_page_router(agent, credentials))
+    app.include_router(station_pairing_router(credentials))
+
+    # A body that stalls is answered 408 instead of holding its request for ever (innermost: the
+    # route's own read raises, and the exception handler above answers in the contract's shape).
+    app.add_middleware(BodyDeadlineMiddleware, limits=limits or HttpLimits())
+    # Added before RequestGuard, so it runs inside it: a crash in a check is still a clean 500.
+    app.add_middleware(LocalAccessGuard, credentials=credentials, policy=policy or AccessPolicy())
+    app.add_middleware(RequestGuard, max_body_bytes=max_body_bytes)
+    return app

@@ -1,0 +1,212 @@
+"""Print jobs: one row per label handed (or about to be handed) to a printer.
+
+    held ──(printer ready)──> sending ──> printed
+                                 │  └──(connection broke mid-label)──> failed
+                                 └──(agent stopped)──> unknown
+
+A job is written `sending` and committed before its bytes go out, so a crash during the send
+leaves a trace: on restart such a job becomes `unknown` and a person decides (printing is
+at-most-once automatically). `held` means no byte has gone out yet because its printer is in a
+fault (or labels ahead of it are): it goes out by itself, once, when the printer reports ready,
+and its `message` tells the packer what to fix. `printed` means the printer took every byte (a
+printer out of paper keeps them and prints after reloading: they are never sent again); `failed`
+means the connection broke during the send, so the label may be missing or partial. Neither
+`failed` nor `unknown` is ever reprinted without a person asking.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from uuid6 import uuid7
+
+from edge_agent.store.database import Store, now_ms
+
+__all__ = ["Job", "JobStatus", "Jobs", "new_job_id"]
+
+_COLUMNS = (
+    "job_id, request_id, order_ref, station, printer, status, weight_g, decision, "
+    "created_at_ms, updated_at_ms, reprint_of, reason, label, message"
+)
+
+
+class JobStatus(StrEnum):
+    """Where a job is: see the module docstring."""
+
+    HELD = "held"
+    SENDING = "sending"
+    PRINTED = "printed"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+def new_job_id() -> str:
+    """A new job id: time-ordered (UUIDv7), so the jobs table's key index only grows at its end."""
+    return uuid7().hex
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One label job as stored."""
+
+    job_id: str
+    request_id: str | None
+    order_ref: str
+    station: str
+    printer: str
+    status: str
+    weight_g: int | None
+    decision: dict[str, Any]
+    created_at_ms: int
+    updated_at_ms: int
+    reprint_of: str | None
+    reason: str
+    label: bytes
+    message: str = ""  # what the packer should do or know (why it is held, where it printed)
+
+    def answer(self, status: str | None = None) -> dict[str, Any]:
+        """The pack API's answer for this job (`status` overrides, e.g. "already_packed")."""
+        return {
+            "job_id": self.job_id,
+            "status": status or self.status,
+            "order_ref": self.order_ref,
+            "weight_g": self.weight_g,
+            "carrier": self.decision.get("carrier", ""),
+            "service": self.decision.get("service", ""),
+            "template": self.decision.get("template", ""),
+            "printer": self.printer,
+            "message": self.message,
+        }
+
+    def details(self) -> dict[str, Any]:
+        """Everything `GET /api/v1/jobs/{id}` shows (the label bytes only as their size)."""
+        return {
+            **self.answer(),
+            "request_id": self.request_id,
+            "station": self.station,
+            "template_version": self.decision.get("template_version"),
+            "created_at_ms": self.created_at_ms,
+            "updated_at_ms": self.updated_at_ms,
+            "reprint_of": self.reprint_of,
+            "reason": self.reason,
+            "label_bytes": len(self.label),
+        }
+
+
+def _job(row: tuple[Any, ...]) -> Job:
+    values = list(row)
+    values[7] = json.loads(values[7])
+    return Job(*values)
+
+
+class Jobs:
+    """Job rows on one store (single statements; callers group them with `store.atomic()`)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        # Counts inserts, so the pack path can tell cheaply whether any job appeared while it
+        # was waiting (for a scale or a printer lane) and only then check again.
+        self.written = 0
+
+    def get(self, job_id: str) -> Job | None:
+        row = self._store.conn.execute(f"SELECT {_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)).fetchone()  # noqa: S608
+        return _job(row) if row else None
+
+    def by_request(self, request_id: str) -> Job | None:
+        row = self._store.conn.execute(
+            f"SELECT {_COLUMNS} FROM jobs WHERE request_id = ?",  # noqa: S608
+            (request_id,),
+        ).fetchone()
+        return _job(row) if row else None
+
+    def first_for_order(self, order_ref: str) -> Job | None:
+        """The order's first (non-reprint) job, whatever its status."""
+        row = self._store.conn.execute(
+            f"SELECT {_COLUMNS} FROM jobs WHERE order_ref = ? AND reprint_of IS NULL "  # noqa: S608
+            "ORDER BY created_at_ms, rowid LIMIT 1",
+            (order_ref,),
+        ).fetchone()
+        return _job(row) if row else None
+
+    def unfinished(self) -> list[Job]:
+        rows = self._store.conn.execute(
+            f"SELECT {_COLUMNS} FROM jobs WHERE status = 'sending' ORDER BY created_at_ms"  # noqa: S608
+        ).fetchall()
+        return [_job(row) for row in rows]
+
+    def next_held(self, printer: str) -> Job | None:
+        """The printer's oldest held job: the next one to go out when it is ready."""
+        row = self._store.conn.execute(
+            f"SELECT {_COLUMNS} FROM jobs WHERE status = 'held' AND printer = ? "  # noqa: S608
+            "ORDER BY created_at_ms, rowid LIMIT 1",
+            (printer,),
+        ).fetchone()
+        return _job(row) if row else None
+
+    def last_weighed(self, stations: Sequence[str]) -> tuple[int, str] | None:
+        """The weight and order of the newest scan job at `stations` that took its weight off the
+        scale (not a reprint, not a wave label printed at the expected weight), or None."""
+        marks = ",".join("?" * len(stations))
+        row = self._store.conn.execute(
+            f"SELECT weight_g, order_ref FROM jobs WHERE station IN ({marks}) "  # noqa: S608
+            "AND reprint_of IS NULL AND weight_g IS NOT NULL "
+            "AND json_extract(decision, '$.weight_source') IS NULL "
+            "ORDER BY created_at_ms DESC, rowid DESC LIMIT 1",
+            tuple(stations),
+        ).fetchone()
+        return (int(row[0]), str(row[1])) if row else None
+
+    def held_by_printer(self) -> dict[str, int]:
+        """How many jobs wait for each printer (read when the floor changes; the packer counts after)."""
+        rows = self._store.conn.execute(
+            "SELECT printer, COUNT(*) FROM jobs WHERE status = 'held' GROUP BY printer"
+        ).fetchall()
+        return {printer: count for printer, count in rows}
+
+    def insert(self, job: Job) -> None:
+        self.written += 1
+        self._store.conn.execute(
+            f"INSERT INTO jobs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+            (
+                job.job_id,
+                job.request_id,
+                job.order_ref,
+                job.station,
+                job.printer,
+                job.status,
+                job.weight_g,
+                json.dumps(job.decision, separators=(",", ":")),
+                job.created_at_ms,
+                job.updated_at_ms,
+                job.reprint_of,
+                job.reason,
+                job.label,
+                job.message,
+            ),
+        )
+
+    def set_status(
+        self, job_id: str, status: JobStatus, reason: str | None = None, *, message: str | None = None
+    ) -> None:
+        sets, values = ["status = ?", "updated_at_ms = ?"], [status.value, now_ms()]
+        if reason is not None:
+            sets.append("reason = ?")
+            values.append(reason)
+        if message is not None:
+            sets.append("message = ?")
+            values.append(message)
+        self._store.conn.execute(
+            f"UPDATE jobs SET {', '.join(sets)} WHERE job_id = ?",  # noqa: S608 -- fixed column names
+            (*values, job_id),
+        )
+
+    def delete(self, job_id: str) -> None:
+        self._store.conn.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
+
+    def count_by_status(self) -> dict[str, int]:
+        rows = self._store.conn.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
+        return {status: count for status, count in rows}

@@ -1,0 +1,334 @@
+"""The synced cache: this warehouse's stations, templates, rulesets, orders and waves, as the cloud sent them.
+
+The watch loop calls `apply()` inside the transaction that also stores the change's revision, so
+data and revision never disagree. A snapshot is staged in `snapshot_staging` and swapped in with
+one transaction at its end. Small entities (warehouses, stations, rulesets, compiled templates)
+are also held in memory for the pack path; those views change only after the transaction that
+changed the tables has committed (`after_commit()`), so memory never shows a write that a crash
+would undo.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from dockside.errors import SyncError
+from dockside.sync import ChangeKind
+from dockside.v1 import sync_pb2 as pb
+from edge_agent.store.database import Store
+from edge_agent.store.templates import TemplateShelf, compile_version
+
+__all__ = ["Cache", "CachedOrder", "UnusableChange"]
+
+log = logging.getLogger(__name__)
+
+# Entity kind -> (table, key column) for the plain "key, body, revision" tables.
+_PLAIN_TABLES = {
+    ChangeKind.WAREHOUSE: ("warehouses", "code"),
+    ChangeKind.STATION: ("stations", "code"),
+    ChangeKind.RULESET: ("rulesets", "name"),
+}
+_KEY_COLUMNS = dict(_PLAIN_TABLES.values())
+_CACHE_TABLES = ("warehouses", "stations", "rulesets", "orders", "template_versions", "waves")
+_WAVE_KEY = re.compile(r"^[1-9][0-9]{0,17}$")
+_MAX_CODE_CHARS = 32
+_MAX_REF_CHARS = 64
+_STAGE_FLUSH_EVERY = 1000
+# A staged order that can be cached: a key, and a body that is a JSON object.
+_USABLE_ORDER = "(key != '' AND CASE WHEN json_valid(body) THEN json_type(body) = 'object' ELSE 0 END)"
+
+StationsListener = Callable[[Mapping[str, Mapping[str, Any]]], None]
+
+
+class UnusableChange(ValueError):
+    """A change whose body or key the agent cannot use (the cloud's bug, not the agent's)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CachedOrder:
+    """An order as the cache holds it: the OMS body and the cloud's state for it."""
+
+    order_ref: str
+    body: dict[str, Any]
+    state: str
+
+
+class Cache:
+    """Reads and writes of the synced cache, plus its in-memory views."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.templates = TemplateShelf()
+        self.warehouses: dict[str, dict[str, Any]] = {}
+        self.stations: dict[str, dict[str, Any]] = {}
+        self.rulesets: dict[str, dict[str, Any]] = {}
+        self._stations_listeners: list[StationsListener] = []
+        # Effects on the in-memory views, waiting for the current transaction to commit.
+        self._reload: set[str] = set()
+        self._shelf_ops: list[Callable[[], None]] = []
+        self._staged: list[tuple[str, str, str, int]] = []
+        self._snapshot_refused = 0
+        self.snapshot_open = False
+
+    def on_stations_changed(self, listener: StationsListener) -> None:
+        self._stations_listeners.append(listener)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Build the in-memory views from the tables (at startup)."""
+        self._reload = {table for table, _ in _PLAIN_TABLES.values()}
+        self._shelf_ops = [self._load_shelf]
+        self.after_commit()
+
+    def order(self, order_ref: str) -> CachedOrder | None:
+        row = self._store.conn.execute(
+            "SELECT body, state FROM orders WHERE order_ref = ?", (order_ref,)
+        ).fetchone()
+        if row is None:
+            return None
+        return CachedOrder(order_ref, json.loads(row[0]), row[1])
+
+    def ruleset(self) -> dict[str, Any] | None:
+        """The ruleset the pack path decides with: the one named "default", never another.
+
+        None when the cloud has published no ruleset at all (the built-in default decision
+        applies). Rulesets held but none named "default" is refused: another ruleset (a draft, a
+        test, another purpose) was never chosen to decide how parcels ship.
+        """
+        held = self.rulesets.get("default")
+        if held is not None:
+            return held
+        if self.rulesets:
+            names = ", ".join(sorted(repr(name) for name in self.rulesets)[:5])
+            raise SyncError(
+                f"this warehouse has rulesets ({names}) but none named 'default', the one packing "
+                "decides with: publish a ruleset named 'default' in the cloud console, then scan again",
+                code="no_default_ruleset",
+            )
+        return None
+
+    def ship_from(self, warehouse: str) -> dict[str, Any]:
+        body = self.warehouses.get(warehouse) or {}
+        ship_from = body.get("ship_from")
+        return dict(ship_from) if isinstance(ship_from, Mapping) else {}
+
+    def template_versions(self) -> list[dict[str, Any]]:
+        return self._store.query(
+            "SELECT key, name, version, active, compile_error, revision FROM template_versions ORDER BY key"
+        )
+
+    # -- writes (inside the caller's transaction) --------------------------------------------
+
+    def apply(self, change: pb.Change) -> None:
+        """Write one change; raises UnusableChange (writing nothing) if its body is not usable."""
+        self._write(change.kind, change.key, None if change.deleted else change.body, change.revision)
+
+    def _write(self, kind: str, key: str, raw: bytes | None, revision: int) -> None:
+        conn = self._store.conn
+        if not key:
+            raise UnusableChange(f"a {kind} change without a key")
+        body = None if raw is None else _json_object(raw, kind, key)
+        text = None if body is None else json.dumps(body, separators=(",", ":"))
+        if kind in _PLAIN_TABLES:
+            table, column = _PLAIN_TABLES[ChangeKind(kind)]
+            if text is None:
+                conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (key,))  # noqa: S608
+            else:
+                conn.execute(
+                    f"INSERT INTO {table} ({column}, body, revision) VALUES (?, ?, ?) "  # noqa: S608
+                    f"ON CONFLICT ({column}) DO UPDATE SET "
+                    "body = excluded.body, revision = excluded.revision",
+                    (key, text, revision),
+                )
+            self._reload.add(table)
+        elif kind == ChangeKind.ORDER:
+            if text is None:
+                conn.execute("DELETE FROM orders WHERE order_ref = ?", (key,))
+            else:
+                assert body is not None
+                state = body.get("state", "")
+                conn.execute(
+                    "INSERT INTO orders (order_ref, body, state, revision) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (order_ref) DO UPDATE SET body = excluded.body, state = excluded.state, "
+                    "revision = excluded.revision",
+                    (key, text, state if isinstance(state, str) else "", revision),
+                )
+        elif kind == ChangeKind.TEMPLATE_VERSION:
+            self._write_template_version(key, body, text, revision)
+        elif kind == ChangeKind.WAVE:
+            self._write_wave(key, body, text, revision)
+        else:
+            raise UnusableChange(f"unknown change kind {kind!r} (a newer cloud?)")
+
+    def _write_template_version(
+        self, key: str, body: dict[str, Any] | None, text: str | None, revision: int
+    ) -> None:
+        conn = self._store.conn
+        name, _, version_text = key.rpartition("@")
+        if not name or not version_text.isdigit():
+            raise UnusableChange(f"template version key {key!r} is not name@version")
+        version = int(version_text)
+        if body is None or text is None:
+            conn.execute("DELETE FROM template_versions WHERE key = ?", (key,))
+            self._shelf_ops.append(lambda: self.templates.remove(name, version))
+            return
+        shelved = compile_version(name, version, body)
+        if shelved.error:
+            log.warning("template %s does not compile here and will not be used: %s", key, shelved.error)
+        active = bool(body.get("active"))
+        if active:
+            # Publishing a version retires the one that was active (newest publish wins).
+            conn.execute("UPDATE template_versions SET active = 0 WHERE name = ? AND key != ?", (name, key))
+        conn.execute(
+            "INSERT INTO template_versions (key, name, version, active, body, compile_error, revision) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET active = excluded.active, "
+            "body = excluded.body, compile_error = excluded.compile_error, revision = excluded.revision",
+            (key, name, version, int(active), text, shelved.error, revision),
+        )
+        if active:
+            self._shelf_ops.append(lambda: self.templates.put(shelved))
+        else:
+            self._shelf_ops.append(lambda: self.templates.remove(name, version))
+
+    def _write_wave(self, key: str, body: dict[str, Any] | None, text: str | None, revision: int) -> None:
+        """A wave: its station and its order_refs in print order (see edge_agent.packing.waves)."""
+        if not _WAVE_KEY.match(key):
+            raise UnusableChange(f"wave key {key[:40]!r} is not a wave number")
+        if body is None or text is None:
+            self._store.conn.execute("DELETE FROM waves WHERE wave_id = ?", (int(key),))
+            return
+        station = body.get("station")
+        refs = body.get("order_refs")
+        if not isinstance(station, str) or not 0 < len(station) <= _MAX_CODE_CHARS:
+            raise UnusableChange(f"wave {key}: station must be a station code")
+        if not isinstance(refs, list) or not all(
+            isinstance(ref, str) and 0 < len(ref) <= _MAX_REF_CHARS for ref in refs
+        ):
+            raise UnusableChange(f"wave {key}: order_refs must be a list of order references")
+        self._store.conn.execute(
+            "INSERT INTO waves (wave_id, station, body, revision) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (wave_id) DO UPDATE SET station = excluded.station, body = excluded.body, "
+            "revision = excluded.revision",
+            (int(key), station, text, revision),
+        )
+
+    # -- snapshots ---------------------------------------------------------------------------
+
+    def begin_snapshot(self) -> None:
+        """Start staging a snapshot; whatever an earlier, broken snapshot staged is dropped."""
+        self._staged.clear()
+        self._snapshot_refused = 0
+        self._store.conn.execute("DELETE FROM snapshot_staging")
+        self.snapshot_open = True
+
+    def stage(self, change: pb.Change) -> None:
+        """Hold one snapshot entity until the snapshot ends."""
+        try:
+            text = change.body.decode("utf-8")
+        except UnicodeDecodeError:
+            self._snapshot_refused += 1
+            log.warning("snapshot entity %s %s refused: its body is not UTF-8", change.kind, change.key)
+            return
+        self._staged.append((change.kind, change.key, text, change.revision))
+        if len(self._staged) >= _STAGE_FLUSH_EVERY:
+            self._flush_staged()
+
+    def _flush_staged(self) -> None:
+        if not self._staged:
+            return
+        with self._store.atomic():
+            self._store.conn.executemany(
+                "INSERT OR REPLACE INTO snapshot_staging (kind, key, body, revision) VALUES (?, ?, ?, ?)",
+                self._staged,
+            )
+        self._staged.clear()
+
+    def finish_snapshot(self, revision: int) -> int:
+        """Replace the whole cache with the staged snapshot and set `revision`, in one transaction.
+
+        Returns how many staged entities were refused as unusable.
+        """
+        conn = self._store.conn
+        refused = self._snapshot_refused
+        self._flush_staged()
+        with self._store.atomic():
+            for table in _CACHE_TABLES:
+                conn.execute(f"DELETE FROM {table}")  # noqa: S608
+            # Orders are nearly all of a snapshot: moved in one statement, checked by SQLite's
+            # JSON functions, instead of a Python round trip per row holding the event loop.
+            conn.execute(
+                f"INSERT INTO orders (order_ref, body, state, revision) SELECT key, body, "  # noqa: S608
+                "CASE WHEN json_type(body, '$.state') = 'text' "
+                "THEN json_extract(body, '$.state') ELSE '' END, "
+                f"revision FROM snapshot_staging WHERE kind = 'order' AND {_USABLE_ORDER}"
+            )
+            refused += int(
+                conn.execute(
+                    f"SELECT COUNT(*) FROM snapshot_staging WHERE kind = 'order' AND NOT {_USABLE_ORDER}"  # noqa: S608
+                ).fetchone()[0]
+            )
+            rows = conn.execute(
+                "SELECT kind, key, body, revision FROM snapshot_staging WHERE kind != 'order' ORDER BY rowid"
+            )
+            while batch := rows.fetchmany(500):
+                for kind, key, body, entity_revision in batch:
+                    try:
+                        self._write(kind, key, body.encode(), entity_revision)
+                    except UnusableChange as exc:
+                        refused += 1
+                        log.warning("snapshot entity %s %s refused: %s", kind, key, exc)
+            conn.execute("DELETE FROM snapshot_staging")
+            self._store.set_revision(revision)
+        self.snapshot_open = False
+        # Every view is rebuilt from the new tables.
+        self._reload = set(_KEY_COLUMNS)
+        self._shelf_ops = [self._load_shelf]
+        return refused
+
+    def abandon_snapshot(self) -> None:
+        """A stream broke mid-snapshot: forget what was staged (the cache is untouched)."""
+        self._staged.clear()
+        self.snapshot_open = False
+
+    # -- the in-memory views -----------------------------------------------------------------
+
+    def after_commit(self) -> None:
+        """Bring the in-memory views up to the committed tables."""
+        reload, self._reload = self._reload, set()
+        ops, self._shelf_ops = self._shelf_ops, []
+        for table in sorted(reload):
+            column = _KEY_COLUMNS[table]
+            rows = self._store.conn.execute(f"SELECT {column}, body FROM {table}")  # noqa: S608
+            setattr(self, table, {key: json.loads(body) for key, body in rows})
+        for op in ops:
+            op()
+        if "stations" in reload:
+            for listener in self._stations_listeners:
+                listener(self.stations)
+
+    def discard_pending(self) -> None:
+        """The transaction rolled back: drop the view changes it would have made."""
+        self._reload.clear()
+        self._shelf_ops.clear()
+
+    def _load_shelf(self) -> None:
+        rows = self._store.conn.execute(
+            "SELECT name, version, body, compile_error FROM template_versions WHERE active = 1"
+        ).fetchall()
+        self.templates.load(rows)
+
+
+def _json_object(raw: bytes, kind: str, key: str) -> dict[str, Any]:
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UnusableChange(f"{kind} {key}: the body is not JSON ({exc})") from None
+    if not isinstance(body, dict):
+        raise UnusableChange(f"{kind} {key}: the body is {type(body).__name__}, not an object")
+    return body
