@@ -26,6 +26,8 @@ __all__ = [
     "InputError",
     "NotFound",
     "PrinterError",
+    "PrinterUnreachable",
+    "PrinterUnusable",
     "ScaleError",
     "SyncError",
     "TemplateError",
@@ -104,9 +106,41 @@ class DeviceError(DocksideError):
 
 
 class PrinterError(DeviceError):
-    """A printer is unreachable, refuses the connection or reports a fault."""
+    """A printer is unreachable, refuses the connection or reports a fault.
+
+    Code that must decide what a failed label means asks the type or its two attributes, never
+    the code string (the code is the wire contract, set by the driver that raised it):
+
+        PrinterError           bytes may have reached the printer (a send that broke, timed out,
+        │                      a garbled status): a person checks; never sent again by itself
+        ├── PrinterUnreachable no connection, so no byte went out; the printer may come back
+        │                      (switched on, cable plugged in): the label waits for it, held
+        └── PrinterUnusable    not configured or not drivable (language, connection kind): no
+                               byte went out, and only a change of configuration helps
+
+    `nothing_sent`: no byte of the label reached the printer, so it surely did not print.
+    `retry_may_help`: the same label sent again later, unchanged, may print (hold it).
+    """
 
     code = "printer_error"
+    nothing_sent = False
+    retry_may_help = False
+
+
+class PrinterUnreachable(PrinterError):
+    """The printer could not be connected to (refused, not found, timed out); nothing was sent."""
+
+    code = "printer_unreachable"
+    nothing_sent = True
+    retry_may_help = True
+
+
+class PrinterUnusable(PrinterError):
+    """The agent cannot drive this printer as configured (none for the role, an unsupported
+    language or connection kind); nothing was sent, and only a configuration change helps."""
+
+    code = "printer_not_configured"
+    nothing_sent = True
 
 
 class ScaleError(DeviceError):
