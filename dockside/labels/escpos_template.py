@@ -152,6 +152,18 @@ def _shown(path: tuple[str | int, ...]) -> str:
     return text
 
 
+def _relocated(
+    exc: TemplateError, path: tuple[str | int, ...], line: int | None, column: int | None
+) -> TemplateError:
+    """`exc`, raised about one field's own text, placed where that field stands in the JSON source."""
+    return TemplateError(
+        f"line {line}, column {column} ({_shown(path)}): {_unlocated(exc.message)}",
+        code=exc.code,
+        line=line,
+        column=column,
+    )
+
+
 @dataclass
 class _Compiler:
     """Turns the JSON document into operations and one Jinja2 tree."""
@@ -217,12 +229,7 @@ class _Compiler:
             line, column = self.positions.of(path)
             if line is not None and column is not None and exc.column is not None:
                 column += exc.column - 1
-            raise TemplateError(
-                f"line {line}, column {column} ({_shown(path)}): {_unlocated(exc.message)}",
-                code=exc.code,
-                line=line,
-                column=column,
-            ) from None
+            raise _relocated(exc, path, line, column) from None
 
     def operations(self, value: Any, path: tuple[str | int, ...], loop_depth: int) -> list[nodes.Node]:
         if not isinstance(value, list):
@@ -411,12 +418,7 @@ class EscposTemplate(CompiledTemplate):
             paths = self._compiler.field_paths
             path = paths[exc.line - 1] if exc.line and 0 < exc.line <= len(paths) else ("operations",)
             line, column = self._compiler.positions.of(path)
-            raise TemplateError(
-                f"line {line}, column {column} ({_shown(path)}): {_unlocated(exc.message)}",
-                code=exc.code,
-                line=line,
-                column=column,
-            ) from None
+            raise _relocated(exc, path, line, column) from None
 
     def resolve(
         self, context: Mapping[str, Any], budget: RenderBudget = STATION_BUDGET
@@ -430,24 +432,7 @@ class EscposTemplate(CompiledTemplate):
 
     def _resolve(self, context: Mapping[str, Any]) -> list[tuple[EscposOp, list[str]]]:
         """`resolve` inside a running meter (each loop turns charge what their operations print)."""
-        try:
-            stream = render_text(self._template, context)
-        except jinja2.UndefinedError as exc:
-            raise TemplateError(
-                f"the slip needs a value this order does not have ({exc.message}): "
-                "add it to the order or change the template",
-                code="template_missing_value",
-            ) from None
-        except jinja2.exceptions.SecurityError as exc:
-            raise TemplateError(
-                f"the template tried something a slip may not do ({exc}): remove it", code="template_unsafe"
-            ) from None
-        except (TypeError, ValueError, ArithmeticError, LookupError, jinja2.TemplateRuntimeError) as exc:
-            raise TemplateError(
-                f"the template failed on this order ({type(exc).__name__}: {exc}): fix the expression "
-                "or guard it with | default(...)",
-                code="template_render_failed",
-            ) from None
+        stream = render_text(self._template, context, document="slip")
         resolved = []
         for record in stream.split(RECORD)[1:]:
             number, *values = record.split(UNIT)

@@ -191,11 +191,33 @@ def compile_metered(env: LabelEnvironment, tree: nodes.Template) -> jinja2.Templ
     return env.template_class.from_code(env, code, env.make_globals(None), None)
 
 
-def render_text(template: jinja2.Template, context: Mapping[str, Any]) -> str:
-    """The template's text for `context`; call it inside a metered render (`render_budget`)."""
-    # new_context copies `context` into the render's own scope; no copy of ours is needed.
-    scope = template.new_context(cast(dict[str, Any], context))
-    return template.environment.concat(template.root_render_func(scope))
+def render_text(template: jinja2.Template, context: Mapping[str, Any], *, document: str) -> str:
+    """The template's text for `context`, every failure a TemplateError that says what to fix.
+
+    `document` is what the template prints ("label", "slip"), as the messages name it. Call it
+    inside a metered render (`render_budget`); a TemplateOverrun passes through as it is.
+    """
+    try:
+        # new_context copies `context` into the render's own scope; no copy of ours is needed.
+        scope = template.new_context(cast(dict[str, Any], context))
+        return template.environment.concat(template.root_render_func(scope))
+    except jinja2.UndefinedError as exc:
+        raise TemplateError(
+            f"the {document} needs a value this order does not have ({exc.message}): "
+            "add it to the order or change the template",
+            code="template_missing_value",
+        ) from None
+    except jinja2.exceptions.SecurityError as exc:
+        raise TemplateError(
+            f"the template tried something a {document} may not do ({exc}): remove it",
+            code="template_unsafe",
+        ) from None
+    except (TypeError, ValueError, ArithmeticError, LookupError, jinja2.TemplateRuntimeError) as exc:
+        raise TemplateError(
+            f"the template failed on this order ({type(exc).__name__}: {exc}): fix the expression "
+            "or guard it with | default(...)",
+            code="template_render_failed",
+        ) from None
 
 
 def locate(source: str, line: int | None, needle: str = "", after: str = "", nth: int = 1) -> int | None:

@@ -56,23 +56,7 @@ class ZplTemplate(CompiledTemplate):
         """
         token = start_render(budget)
         try:
-            text = render_text(self._template, context)
-        except jinja2.UndefinedError as exc:
-            raise TemplateError(
-                f"the label needs a value this order does not have ({exc.message}): "
-                "add it to the order or change the template",
-                code="template_missing_value",
-            ) from None
-        except jinja2.exceptions.SecurityError as exc:
-            raise TemplateError(
-                f"the template tried something a label may not do ({exc}): remove it", code="template_unsafe"
-            ) from None
-        except (TypeError, ValueError, ArithmeticError, LookupError, jinja2.TemplateRuntimeError) as exc:
-            raise TemplateError(
-                f"the template failed on this order ({type(exc).__name__}: {exc}): fix the expression "
-                "or guard it with | default(...)",
-                code="template_render_failed",
-            ) from None
+            text = render_text(self._template, context, document="label")
         finally:
             stop_render(token)
         return text.encode("utf-8")

@@ -158,3 +158,42 @@ def test_a_slip_longer_than_the_paper_allows_is_refused() -> None:
 def test_more_than_500_operations_are_refused() -> None:
     error = refuse(source(*[{"op": "feed"}] * 501))
     assert "at most 500 operations" in error.message
+
+
+@pytest.mark.parametrize(
+    ("language", "document"),
+    [("zpl", "label"), ("escpos", "slip")],
+)
+def test_render_errors_read_alike_for_labels_and_slips(language: str, document: str) -> None:
+    """Both languages turn a failed render into the same codes and words, naming what they print."""
+
+    def compiled(expression: str) -> Any:
+        if language == "zpl":
+            return compile_template("zpl", f"^XA^FO1,1^FH^FD{{{{ {expression} }}}}^FS^XZ")
+        return compile_template("escpos", source({"op": "text", "text": f"{{{{ {expression} }}}}"}))
+
+    def failure(expression: str, context: dict[str, Any]) -> TemplateError:
+        with pytest.raises(TemplateError) as caught:
+            compiled(expression).render(context)
+        assert type(caught.value) is TemplateError
+        return caught.value
+
+    missing = failure("order.po_number", {"order": {}})
+    assert missing.code == "template_missing_value"
+    assert missing.message.startswith(f"the {document} needs a value this order does not have (")
+    assert missing.message.endswith("): add it to the order or change the template")
+    assert "po_number" in missing.message
+
+    unsafe = failure("(lines | map(attribute='sku')).gi_frame", {"lines": [{"sku": "A-1"}]})
+    assert unsafe.code == "template_unsafe"
+    assert unsafe.message == (
+        f"the template tried something a {document} may not do "
+        "(access to attribute 'gi_frame' of 'generator' object is unsafe.): remove it"
+    )
+
+    failed = failure("10 // zero", {"zero": 0})
+    assert failed.code == "template_render_failed"
+    assert failed.message == (
+        "the template failed on this order (ZeroDivisionError: integer division or modulo by zero): "
+        "fix the expression or guard it with | default(...)"
+    )
