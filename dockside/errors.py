@@ -29,6 +29,10 @@ __all__ = [
     "PrinterUnreachable",
     "PrinterUnusable",
     "ScaleError",
+    "ScaleGarbledFrame",
+    "ScalePortLost",
+    "ScaleUnsettled",
+    "ScaleWithoutWeight",
     "SyncError",
     "TemplateError",
     "TemplateOverrun",
@@ -144,9 +148,47 @@ class PrinterUnusable(PrinterError):
 
 
 class ScaleError(DeviceError):
-    """A scale does not answer, is not stable, is overloaded or sent a garbled frame."""
+    """A scale does not answer, is not stable, is overloaded or sent a garbled frame.
+
+    Code that must decide what to do about a scale asks the type, never the code string (the
+    code is the wire contract, set by the driver or reader that raised it):
+
+        ScaleError              no frame in time, a command the scale refused or does not
+        │                       have, no weight for this parcel (empty, already used)
+        ├── ScalePortLost       the serial port is gone or may not be opened: let go of it and
+        │                       open the same path again, with backoff
+        ├── ScaleGarbledFrame   bytes that are no frame of the protocol: one among good frames
+        │                       is line noise; many in a row mean a wrong protocol or baud rate
+        └── ScaleWithoutWeight  the scale answered in its protocol (so it is there and speaks
+            │                   it), only without a usable weight: overload, fault, unit
+            └── ScaleUnsettled  the weight is moving or the scale is busy: it is fine, wait
+    """
 
     code = "scale_error"
+
+
+class ScalePortLost(ScaleError):
+    """The scale's serial port is gone (unplugged) or this user may not open it; reopen it later."""
+
+    code = "scale_unplugged"
+
+
+class ScaleGarbledFrame(ScaleError):
+    """The scale sent bytes that are not a frame of its protocol."""
+
+    code = "scale_garbled_frame"
+
+
+class ScaleWithoutWeight(ScaleError):
+    """The scale answered in its protocol but with no usable weight (overload, fault, unit...)."""
+
+    code = "scale_no_weight"
+
+
+class ScaleUnsettled(ScaleWithoutWeight):
+    """The scale answered and is fine; only its weight is moving, or it is busy zeroing or taring."""
+
+    code = "scale_unstable"
 
 
 class SyncError(DocksideError):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from dockside.errors import ScaleError
+from dockside.errors import ScaleError, ScaleGarbledFrame, ScaleWithoutWeight
 
 from .config import ScaleConfig
 from .scale import WeightReading, grams_from, reading
@@ -36,11 +36,10 @@ class CasLine:
     weight: str
 
 
-def _garbled(frame: bytes, why: str) -> ScaleError:
-    return ScaleError(
+def _garbled(frame: bytes, why: str) -> ScaleGarbledFrame:
+    return ScaleGarbledFrame(
         f"the CAS scale sent {frame[:32]!r}, {why}: check that the scale streams the CAS format "
-        "at the station's baud rate",
-        code="scale_garbled_frame",
+        "at the station's baud rate"
     )
 
 
@@ -65,10 +64,10 @@ def weight_from_cas(line: CasLine) -> tuple[int, bool]:
     """Grams and stability of a line; ScaleError on overload or a weight that is not one."""
     if line.state == "overload":
         if line.weight.strip().startswith("-"):
-            raise ScaleError(
+            raise ScaleWithoutWeight(
                 "the scale reads below zero: empty the scale and press zero", code="scale_underload"
             )
-        raise ScaleError(
+        raise ScaleWithoutWeight(
             "the scale is overloaded: take the parcel off, it is heavier than the scale can weigh",
             code="scale_overload",
         )

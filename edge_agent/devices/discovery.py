@@ -23,14 +23,11 @@ from dataclasses import dataclass, field, replace
 from serial.tools import list_ports
 from zeroconf import IPVersion, ServiceBrowser, ServiceInfo, ServiceListener, Zeroconf
 
-from dockside.errors import ScaleError
+from dockside.errors import ScaleError, ScalePortLost, ScaleWithoutWeight
 
-from .cas import CasScale
 from .config import PrinterConfig, ScaleConfig
-from .mt_sics import MtSicsScale
-from .nci_scp12 import NciScp12Scale
-from .scale import PROTOCOL_NAMES, Scale
-from .toledo_8217 import Toledo8217Scale
+from .scale import PROTOCOL_NAMES
+from .scale_drivers import weigh_once
 
 __all__ = [
     "AGENT_SERVICE",
@@ -297,29 +294,6 @@ class ScaleCandidate:
 
 # Listening first: a CAS scale streams by itself, the others wait to be asked.
 PROBE_ORDER = ("cas", "mt-sics", "nci-scp12", "toledo-8217")
-# Codes that prove the scale spoke the protocol, even without a usable weight.
-_ANSWERED = frozenset(
-    {
-        "scale_unstable",
-        "scale_overload",
-        "scale_underload",
-        "scale_busy",
-        "scale_fault",
-        "scale_zero_out_of_range",
-        "scale_unit_unsupported",
-    }
-)
-
-
-def _probe_driver(protocol: str, path: str, timeout_s: float) -> Scale:
-    config = ScaleConfig(protocol=protocol, port=path)
-    if protocol == "cas":
-        return CasScale(config, read_timeout_s=timeout_s)
-    if protocol == "mt-sics":
-        return MtSicsScale(config, read_timeout_s=timeout_s)
-    if protocol == "nci-scp12":
-        return NciScp12Scale(config, read_timeout_s=timeout_s)
-    return Toledo8217Scale(config, read_timeout_s=timeout_s)
 
 
 def serial_ports(extra_paths: Iterable[str] = ()) -> list[str]:
@@ -333,17 +307,14 @@ def probe_scale(
 ) -> ScaleCandidate | None:
     """The protocol a scale on `path` answers in, or None (no scale, or not one Dockside reads)."""
     for protocol in protocols:
-        scale = _probe_driver(protocol, path, timeout_s)
         try:
-            scale.open()
-            scale.read()
-        except ScaleError as exc:
-            if exc.code in ("scale_unplugged", "scale_port_denied"):
-                return None
-            if exc.code not in _ANSWERED:
-                continue
-        finally:
-            scale.close()
+            weigh_once(ScaleConfig(protocol=protocol, port=path), read_timeout_s=timeout_s)
+        except ScalePortLost:
+            return None  # no port there, or not ours to open: no protocol will do better
+        except ScaleWithoutWeight:
+            pass  # it answered in this protocol, only without a usable weight: the scale is found
+        except ScaleError:
+            continue  # silence, noise or a refused command: not this protocol
         return ScaleCandidate(
             port=path, protocol=protocol, description=f"{PROTOCOL_NAMES[protocol]} on {path}"
         )

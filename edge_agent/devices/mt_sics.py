@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from dockside.errors import ScaleError
+from dockside.errors import ScaleError, ScaleGarbledFrame, ScaleUnsettled, ScaleWithoutWeight
 
 from .config import ScaleConfig
 from .scale import WeightReading, grams_from, reading
@@ -25,10 +25,23 @@ _REPLY = re.compile(
     r"(?P<command>[A-Z][A-Z0-9]{0,3}) +(?P<status>[A-Z+-])"
     r"(?: +(?P<value>[+-]? *[0-9]*\.?[0-9]+) +(?P<unit>[A-Za-z%]{1,4}))? *"
 )
-_SCALE_ERRORS = {
-    "ES": ("did not understand the command: check that it is set to MT-SICS", "scale_command_rejected"),
-    "ET": ("received a garbled command: check the cable and the baud rate", "scale_garbled_frame"),
-    "EL": ("could not carry out the command (logical error): check its display", "scale_command_rejected"),
+# The scale's own error replies: what to do, the error type and its code.
+_SCALE_ERRORS: dict[str, tuple[str, type[ScaleError], str]] = {
+    "ES": (
+        "did not understand the command: check that it is set to MT-SICS",
+        ScaleError,
+        "scale_command_rejected",
+    ),
+    "ET": (
+        "received a garbled command: check the cable and the baud rate",
+        ScaleGarbledFrame,
+        "scale_garbled_frame",
+    ),
+    "EL": (
+        "could not carry out the command (logical error): check its display",
+        ScaleError,
+        "scale_command_rejected",
+    ),
 }
 
 
@@ -47,57 +60,53 @@ def parse_sics_reply(line: bytes) -> SicsReply:
     try:
         text = line.removesuffix(TERMINATOR).decode("ascii")
     except UnicodeDecodeError as exc:
-        raise ScaleError(
+        raise ScaleGarbledFrame(
             f"the MT-SICS scale sent non-text bytes {line[:24]!r}: check the baud rate (MT-SICS is 9600 8N1)",
-            code="scale_garbled_frame",
         ) from exc
     if text in _SCALE_ERRORS:
         return SicsReply(command=text, status="")
     match = _REPLY.fullmatch(text)
     if match is None:
-        raise ScaleError(
+        raise ScaleGarbledFrame(
             f"the MT-SICS scale sent {text[:40]!r}, which is not an MT-SICS reply: "
             "check that the scale is set to MT-SICS",
-            code="scale_garbled_frame",
         )
     return SicsReply(match["command"], match["status"], value=match["value"], unit=match["unit"])
 
 
 def _check_error(reply: SicsReply) -> None:
     if reply.command in _SCALE_ERRORS:
-        advice, code = _SCALE_ERRORS[reply.command]
-        raise ScaleError(f"the MT-SICS scale {advice}", code=code)
+        advice, error, code = _SCALE_ERRORS[reply.command]
+        raise error(f"the MT-SICS scale {advice}", code=code)
 
 
 def weight_from_sics(reply: SicsReply) -> tuple[int, bool]:
     """Grams and stability from the reply to `S` or `SI`; ScaleError when it holds no weight."""
     _check_error(reply)
     if reply.command != "S":
-        raise ScaleError(
+        raise ScaleGarbledFrame(
             f"the MT-SICS scale answered a weight request with {reply.command!r}: a reply to "
             "an earlier command arrived late; the next reading will be right",
-            code="scale_garbled_frame",
         )
     if reply.status == "+":
-        raise ScaleError(
+        raise ScaleWithoutWeight(
             "the scale is overloaded: take the parcel off, it is heavier than the scale can weigh",
             code="scale_overload",
         )
     if reply.status == "-":
-        raise ScaleError(
+        raise ScaleWithoutWeight(
             "the scale reads below zero: empty the scale and press zero",
             code="scale_underload",
         )
     if reply.status == "I":
-        raise ScaleError(
+        raise ScaleUnsettled(
             "the scale is busy (zeroing or taring) and gave no weight: wait a moment",
             code="scale_busy",
         )
     if reply.status not in ("S", "D") or reply.value is None or reply.unit is None:
-        raise ScaleError(
+        raise ScaleGarbledFrame(
             f"the MT-SICS scale sent status {reply.status!r} without a weight: "
             "check that it is set to MT-SICS",
-            code="scale_garbled_frame",
         )
     return grams_from(reply.value, reply.unit), reply.status == "S"
 
@@ -106,20 +115,19 @@ def _expect(reply: SicsReply, command: str, done: str, action: str) -> None:
     """Raise the right ScaleError unless `reply` says `command` was done."""
     _check_error(reply)
     if reply.command != command:
-        raise ScaleError(
+        raise ScaleGarbledFrame(
             f"the MT-SICS scale answered {command} with {reply.command!r}: try to {action} again",
-            code="scale_garbled_frame",
         )
     if reply.status in done:
         return
     if reply.status == "I":
-        raise ScaleError(
+        raise ScaleUnsettled(
             f"the scale could not {action} now (the weight is moving or it is busy): "
             "keep the platform still and try again",
             code="scale_busy",
         )
     if reply.status in ("+", "-"):
-        raise ScaleError(
+        raise ScaleWithoutWeight(
             f"the scale refused to {action}: the weight is outside the range it may {action} "
             "(empty the platform first)",
             code="scale_zero_out_of_range",

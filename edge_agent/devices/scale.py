@@ -1,20 +1,29 @@
 """What every scale driver offers, whatever protocol the scale speaks, and weights in grams.
 
+The drivers import this interface; `scale_drivers.open_scale` picks one for a configured scale.
 A driver is synchronous and owns its serial port; the agent never calls one from the pack path
 but through a `ScaleReader`, whose thread keeps the latest reading. Every failure is a
-`dockside.errors.ScaleError` with a code the reader can act on:
+`dockside.errors.ScaleError`; its type says what the reader does about it, its code (the wire
+contract) says what happened:
 
-    scale_unplugged          the port is gone or cannot be opened (reader reopens with backoff)
-    scale_port_denied        the port exists but this user may not open it
-    scale_not_answering      no complete frame in time
-    scale_garbled_frame      bytes that are not a frame of the protocol (reader resynchronises)
-    scale_unstable           the scale answered but the weight is moving
-    scale_overload / scale_underload
-    scale_busy               the scale refused a command for now (moving, taring)
-    scale_zero_out_of_range  zero or tare refused: the weight is outside the allowed range
-    scale_command_rejected   the scale does not know the command (wrong protocol set?)
-    scale_command_unsupported  the protocol has no such command (zero on a continuous scale)
-    scale_unit_unsupported   a unit Dockside cannot turn into grams
+    ScalePortLost       scale_unplugged            the port is gone or cannot be opened (reopened
+                        scale_port_denied          with backoff); the port exists but this user
+                                                   may not open it
+    ScaleError          scale_not_answering        no complete frame in time
+    ScaleGarbledFrame   scale_garbled_frame        bytes that are not a frame of the protocol
+                                                   (the reader resynchronises)
+    ScaleUnsettled      scale_unstable             the scale answered but the weight is moving
+                        scale_busy                 the scale refused a command for now (moving,
+                                                   taring)
+    ScaleWithoutWeight  scale_overload / scale_underload
+                        scale_fault                the scale reports an internal fault
+                        scale_zero_out_of_range    zero or tare refused: the weight is outside
+                                                   the allowed range
+                        scale_unit_unsupported     a unit Dockside cannot turn into grams
+    ScaleError          scale_command_rejected     the scale does not know the command (wrong
+                                                   protocol set?)
+                        scale_command_unsupported  the protocol has no such command (zero on a
+                                                   continuous scale)
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Protocol, runtime_checkable
 
-from dockside.errors import ScaleError
+from dockside.errors import ScaleGarbledFrame, ScaleWithoutWeight
 
 from .config import ScaleConfig
 
@@ -33,7 +42,6 @@ __all__ = [
     "Scale",
     "WeightReading",
     "grams_from",
-    "open_scale",
     "reading",
 ]
 
@@ -77,20 +85,20 @@ def grams_from(value: str, unit: str) -> int:
     """A weight as the scale wrote it ("-1.250", "kg") in whole grams; raises ScaleError otherwise."""
     factor = _GRAMS_PER_UNIT.get(unit.strip().lower())
     if factor is None:
-        raise ScaleError(
+        raise ScaleWithoutWeight(
             f"the scale reports weight in {unit.strip()[:8]!r}, which Dockside cannot convert: "
             "set the scale to g, kg, lb or oz",
             code="scale_unit_unsupported",
         )
     text = value.replace(" ", "")
     if not text or len(text) > 20 or not all(c in "+-.0123456789" for c in text):
-        raise ScaleError(f"the scale sent {value[:24]!r} as a weight", code="scale_garbled_frame")
+        raise ScaleGarbledFrame(f"the scale sent {value[:24]!r} as a weight")
     try:
         grams = (Decimal(text) * factor).quantize(Decimal(1), rounding=ROUND_HALF_UP)
     except InvalidOperation as exc:
-        raise ScaleError(f"the scale sent {value[:24]!r} as a weight", code="scale_garbled_frame") from exc
+        raise ScaleGarbledFrame(f"the scale sent {value[:24]!r} as a weight") from exc
     if abs(grams) > _MAX_GRAMS:
-        raise ScaleError(f"the scale sent {value[:24]!r} {unit[:8]} as a weight", code="scale_garbled_frame")
+        raise ScaleGarbledFrame(f"the scale sent {value[:24]!r} {unit[:8]} as a weight")
     return int(grams)
 
 
@@ -115,28 +123,3 @@ class Scale(Protocol):
 
     def close(self) -> None:
         """Release the serial port."""
-
-
-def open_scale(config: ScaleConfig) -> Scale:
-    """The driver for a configured scale, not yet opened."""
-    if config.protocol == "mt-sics":
-        from .mt_sics import MtSicsScale
-
-        return MtSicsScale(config)
-    if config.protocol == "toledo-8217":
-        from .toledo_8217 import Toledo8217Scale
-
-        return Toledo8217Scale(config)
-    if config.protocol == "nci-scp12":
-        from .nci_scp12 import NciScp12Scale
-
-        return NciScp12Scale(config)
-    if config.protocol == "cas":
-        from .cas import CasScale
-
-        return CasScale(config)
-    raise ScaleError(
-        f"the scale speaks {config.protocol!r}, which Dockside does not read: "
-        f"set it to one of {', '.join(PROTOCOL_NAMES.values())}",
-        code="scale_protocol_unsupported",
-    )

@@ -37,15 +37,17 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
-from dockside.errors import ScaleError
+from dockside.errors import ScaleError, ScaleGarbledFrame, ScalePortLost, ScaleUnsettled, ScaleWithoutWeight
 
 from .config import ScaleConfig
-from .scale import PROTOCOL_NAMES, Scale, WeightReading, open_scale
+from .scale import PROTOCOL_NAMES, Scale, WeightReading
+from .scale_drivers import open_scale
 
 __all__ = ["ScaleReader", "UsedWeight"]
 
 log = logging.getLogger(__name__)
 
+# The reader states a failure's wire code names; any other failure is "garbled" or "error".
 _STATE_OF_CODE = {
     "scale_unplugged": "unplugged",
     "scale_port_denied": "port_denied",
@@ -53,10 +55,6 @@ _STATE_OF_CODE = {
     "scale_overload": "overload",
     "scale_underload": "underload",
 }
-# Codes that mean the scale answered and is fine, only the weight is not settled.
-_MOVING_CODES = frozenset({"scale_unstable", "scale_busy"})
-# Codes after which the port must be reopened.
-_REOPEN_CODES = frozenset({"scale_unplugged", "scale_port_denied"})
 _GARBLED_IN_A_ROW = 3
 
 
@@ -164,9 +162,9 @@ class ScaleReader:
         """Why no stable weight came within `timeout_s`, as the error to raise."""
         state, message = self._state, self._message
         if state in ("overload", "underload"):
-            return ScaleError(message, code=f"scale_{state}")
+            return ScaleWithoutWeight(message, code=f"scale_{state}")
         if state in ("ok", "garbled") and self._thread is not None:
-            return ScaleError(
+            return ScaleUnsettled(
                 f"the weight on the {self._name} did not settle within {timeout_s:g} s: "
                 "keep the parcel still and clear of the edges, then scan again",
                 code="scale_unstable",
@@ -349,9 +347,9 @@ class ScaleReader:
                 try:
                     got = scale.read()
                 except ScaleError as exc:
-                    garbled_in_a_row = garbled_in_a_row + 1 if exc.code == "scale_garbled_frame" else 0
+                    garbled_in_a_row = garbled_in_a_row + 1 if isinstance(exc, ScaleGarbledFrame) else 0
                     self._on_error(exc, garbled_in_a_row)
-                    if exc.code in _REOPEN_CODES:
+                    if isinstance(exc, ScalePortLost):
                         raise
                 else:
                     garbled_in_a_row = 0
@@ -386,7 +384,7 @@ class ScaleReader:
                 scale.zero() if name == "zero" else scale.tare()
             except ScaleError as exc:
                 done.set_exception(exc)
-                if exc.code in _REOPEN_CODES:
+                if isinstance(exc, ScalePortLost):
                     raise
             else:
                 done.set_result(None)
@@ -404,18 +402,21 @@ class ScaleReader:
         self._set_state("ok", f"the {self._name} reads {got.grams} g{moving}")
 
     def _on_error(self, exc: ScaleError, garbled_in_a_row: int) -> None:
-        if exc.code == "scale_garbled_frame":
+        garbled = isinstance(exc, ScaleGarbledFrame)
+        if garbled:
             self.garbled_total += 1
             if garbled_in_a_row < _GARBLED_IN_A_ROW:
                 return  # one bad frame among good ones is line noise; the next frame is clean
+        # The scale answered and is fine, only the weight is not settled.
+        moving = isinstance(exc, ScaleUnsettled)
         with self._changed:
             self._history.clear()
-            if exc.code in _MOVING_CODES and self._latest is not None:
+            if moving and self._latest is not None:
                 # Protocols that only say "in motion" carry no weight: what the station shows
                 # must stop calling the last weight stable.
                 self._latest = WeightReading(self._latest.grams, False, time.monotonic())
-        if exc.code in _MOVING_CODES:
+        if moving:
             self._set_state("ok", exc.message)
             return
-        state = _STATE_OF_CODE.get(exc.code, "garbled" if exc.code == "scale_garbled_frame" else "error")
+        state = _STATE_OF_CODE.get(exc.code, "garbled" if garbled else "error")
         self._set_state(state, exc.message)

@@ -4,7 +4,8 @@ Scales talk in short frames ended by a fixed byte (CR LF, CR or ETX). Reading up
 terminator is also how the drivers survive noise: a garbled frame ends at the next terminator
 and the frame after it is clean again. 7-bit protocols (Toledo 8217, NCI) get every byte masked
 to 7 bits, because a USB adapter or a pty may hand the parity bit through. Serial and OS errors
-become ScaleError: a vanished port is `scale_unplugged`, which the reader answers by reopening.
+become ScaleError: a vanished port is `ScalePortLost` (`scale_unplugged`), which the reader answers
+by reopening.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 
 import serial
 
-from dockside.errors import ScaleError
+from dockside.errors import ScaleError, ScaleGarbledFrame, ScalePortLost
 
 __all__ = ["SerialLine"]
 
@@ -89,21 +90,21 @@ class SerialLine:
         except (*_TERMIOS_ERRORS, serial.SerialException, OSError, ValueError) as exc:
             cause = getattr(exc, "errno", None) or getattr(exc.__context__, "errno", None)
             if cause in (errno.EACCES, errno.EPERM):
-                raise ScaleError(
+                raise ScalePortLost(
                     f"the {self._name} on {self.path} may not be opened by this user: add the agent's "
                     "user to the 'dialout' group (Linux) or run the agent as a service, then restart it",
                     code="scale_port_denied",
                 ) from exc
-            raise ScaleError(
+            raise ScalePortLost(
                 f"the {self._name} on {self.path} is not there: check that its cable is plugged in "
                 "and that the port is the one set for this station",
                 code="scale_unplugged",
             ) from exc
         self._buffer.clear()
 
-    def _lost(self, exc: BaseException) -> ScaleError:
+    def _lost(self, exc: BaseException) -> ScalePortLost:
         self.close()
-        return ScaleError(
+        return ScalePortLost(
             f"the {self._name} on {self.path} went away ({exc}): check its cable; "
             "Dockside reconnects by itself when it is back",
             code="scale_unplugged",
@@ -161,10 +162,9 @@ class SerialLine:
             if len(self._buffer) > MAX_FRAME_BYTES:
                 # Keep the tail: the start of the next real frame may be in it.
                 del self._buffer[: -len(terminator)]
-                raise ScaleError(
+                raise ScaleGarbledFrame(
                     f"the {self._name} on {self.path} sent more than {MAX_FRAME_BYTES} bytes without "
-                    "a frame end: check that the scale's protocol and baud rate match the station settings",
-                    code="scale_garbled_frame",
+                    "a frame end: check that the scale's protocol and baud rate match the station settings"
                 )
             return None
         end += len(terminator)
