@@ -39,7 +39,7 @@ from bench.demo_data import station_body
 from bench.provision import provision
 from bench.stack import Stack, running_stack, wait_for
 from edge_agent.devices import PrinterConfig, open_printer
-from edge_agent.devices.stations import PrinterLane
+from edge_agent.devices.printer_lane import PrinterLane
 
 PACKS = 2000
 WARMUP = 100

@@ -20,7 +20,9 @@ from edge_agent import __version__
 from edge_agent.devices.lan_presence import LanPresence
 from edge_agent.devices.stations import PrinterFactory, ScaleFactory, StationFloor
 from edge_agent.metrics import AgentMetrics
+from edge_agent.packing.labelling import Labeller
 from edge_agent.packing.pack import Packer
+from edge_agent.printing.queue import PrintQueue
 from edge_agent.scheduler import AgentScheduler, ScheduleSettings
 from edge_agent.store.cache import Cache
 from edge_agent.store.database import Store, now_ms
@@ -82,13 +84,15 @@ class Agent:
             floor_options["scale_factory"] = scale_factory
         self.floor = StationFloor(**floor_options)
         self.cache.on_stations_changed(self.floor.configure)
+        self.queue = PrintQueue(store, self.cache, self.floor, self.outbox, self.metrics)
+        self.labeller = Labeller(store, self.cache, self.outbox, warehouse=identity.warehouse)
         self.packer = Packer(
-            store,
             self.cache,
             self.floor,
+            self.queue,
+            self.labeller,
             self.outbox,
             self.metrics,
-            warehouse=identity.warehouse,
             scale_wait_s=self.settings.scale_wait_s,
         )
         s = self.settings
@@ -115,7 +119,7 @@ class Agent:
         )
         self.scheduler = AgentScheduler(
             self.floor,
-            self.packer,
+            self.queue,
             flush_outbox=self.sender.wake,
             report_status=self.reporter.report_now,
             purge_personal_data=lambda: purge_shipped_personal_data(
@@ -143,7 +147,7 @@ class Agent:
 
     async def start(self) -> None:
         """Recover unfinished jobs, load the cache, open the devices, start syncing."""
-        unknown = self.packer.recover_unfinished()
+        unknown = self.queue.recover_unfinished()
         if unknown:
             log.warning("%d job(s) were being sent when the agent stopped; marked unknown", len(unknown))
         self.cache.load()  # configures the floor through the stations listener
@@ -163,7 +167,7 @@ class Agent:
     async def stop(self) -> None:
         """Stop syncing, close the devices and the transport (the store stays open)."""
         self.scheduler.stop()
-        await self.packer.stop()
+        await self.queue.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -191,7 +195,7 @@ class Agent:
             "credential_refused": self.link.auth_refused,
             "outbox_depth": self.outbox.depth(),
             "dead_letters": self.outbox.dead_letter_count(),
-            "jobs": self.packer.jobs.count_by_status(),
+            "jobs": self.queue.jobs.count_by_status(),
             "templates": self.cache.templates.names(),
             "stations": [station.describe() for station in self.floor.stations.values()],
         }

@@ -13,7 +13,7 @@ One apscheduler `AsyncIOScheduler` on the agent's event loop runs five interval 
 
 The pack path never waits for a poll: it reads what the last poll left on the lane, and a label
 sent while a poll waits for its reply goes out at once on the same connection (see
-`edge_agent.devices.stations`). A poll of a healthy printer writes nothing to SQLite and logs nothing;
+`edge_agent.devices.printer_lane`). A poll of a healthy printer writes nothing to SQLite and logs nothing;
 only a change does (a state change is logged, labels put in doubt or held labels sent are
 recorded). Every job
 coalesces and runs one instance at a time, so a slow printer delays its own next poll, never
@@ -30,8 +30,9 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from edge_agent.devices.stations import PrinterLane, StationFloor
-from edge_agent.packing.pack import Packer
+from edge_agent.devices.printer_lane import PrinterLane
+from edge_agent.devices.stations import StationFloor
+from edge_agent.printing.queue import PrintQueue
 
 __all__ = ["AgentScheduler", "ScheduleSettings"]
 
@@ -55,7 +56,7 @@ class AgentScheduler:
     def __init__(
         self,
         floor: StationFloor,
-        packer: Packer,
+        queue: PrintQueue,
         *,
         flush_outbox: Callable[[], None],
         report_status: Callable[[], None],
@@ -64,7 +65,7 @@ class AgentScheduler:
     ) -> None:
         self.settings = settings or ScheduleSettings()
         self._floor = floor
-        self._packer = packer
+        self._queue = queue
         self._flush_outbox = flush_outbox
         self._report_status = report_status
         self._purge_personal_data = purge_personal_data
@@ -131,7 +132,7 @@ class AgentScheduler:
     async def _poll(self, lane: PrinterLane) -> None:
         try:
             before = lane.state
-            await self._packer.poll(lane)
+            await self._queue.poll(lane)
             if lane.state != before:
                 log.info("printer %s: %s -> %s (%s)", lane.config.id, before, lane.state, lane.message)
         except Exception:  # one printer's trouble must not stop the others' polls

@@ -1,7 +1,8 @@
 """Printer and scale drivers of the edge agent, one module per printer language and scale protocol.
 
     config.py          PrinterConfig, ScaleConfig: the station JSON entries, validated
-    printer.py         PrinterStatus, the Printer interface, open_printer
+    printer.py         PrinterStatus, the Printer interface
+    printer_drivers.py open_printer: the driver for a configured printer's language
     printer_links.py   the kept-open byte pipes under a printer: TCP (TCP_NODELAY), serial, file
     zpl.py             Zebra ZPL over one kept-open TCP connection; ~HS status, SGD identity
     escpos_printer.py  ESC/POS receipt printers through python-escpos; DLE EOT status
@@ -14,6 +15,8 @@
     letter_command_scale.py  what Toledo 8217 and NCI share: W/Z/T letters, a weight or status
     cas.py             CAS continuous output
     scale_reader.py    ScaleReader: one background thread per scale
+    printer_lane.py    PrinterLane: one kept-open driver and one worker thread per printer
+    stations.py        Station, StationFloor: each station's printers and scale, kept open
     discovery.py       zeroconf printers, serial-port scale probing, agent advertising
 
 Every driver raises `dockside.errors.PrinterError` or `ScaleError` with a snake_case code and a
@@ -23,7 +26,8 @@ message that tells a packer what to do.
 from __future__ import annotations
 
 from .config import PrinterConfig, ScaleConfig
-from .printer import PRINTER_FAULTS, Printer, PrinterStatus, open_printer
+from .printer import PRINTER_FAULTS, Printer, PrinterStatus
+from .printer_drivers import open_printer
 from .scale import Scale, WeightReading
 from .scale_drivers import open_scale
 from .scale_reader import ScaleReader

@@ -21,7 +21,7 @@ from escpos import printer as escpos_backends
 from escpos.exceptions import DeviceNotFoundError
 from escpos.exceptions import Error as EscposError
 
-from dockside.errors import PrinterError
+from dockside.errors import PrinterError, PrinterUnreachable, PrinterUnusable
 
 from .config import PrinterConfig
 from .printer import PrinterStatus, status_of
@@ -79,13 +79,15 @@ def parse_usb_ids(device: str) -> tuple[int, int]:
     try:
         vendor, product = (int(part, 16) for part in device.split(":"))
     except ValueError as exc:
-        raise PrinterError(
+        raise PrinterUnusable(
             f"USB printer device {device[:40]!r} is not vendor:product in hex (like 04b8:0202): "
             "fix it in the station settings",
             code="printer_connection_unsupported",
         ) from exc
     if not (0 <= vendor <= 0xFFFF and 0 <= product <= 0xFFFF):
-        raise PrinterError(f"USB ids {device[:40]!r} are out of range", code="printer_connection_unsupported")
+        raise PrinterUnusable(
+            f"USB ids {device[:40]!r} are out of range", code="printer_connection_unsupported"
+        )
     return vendor, product
 
 
@@ -144,7 +146,7 @@ class EscposPrinter:
             try:
                 backend.open()
             except (DeviceNotFoundError, OSError, serial.SerialException) as exc:
-                raise PrinterError(
+                raise PrinterUnreachable(
                     f"{self._where} cannot be reached: check that it is on, connected, and that the "
                     "address in the station settings is right",
                     code="printer_unreachable",

@@ -3,6 +3,8 @@
 A driver is opened once per printer and kept: `send` hands label bytes to an already open
 connection (no connect, no status round trip), `status` asks the printer what it is doing, and
 `identify` returns the hardware id (serial number or MAC) that survives a change of address.
+The drivers live in their own modules and import this one; `printer_drivers.open_printer`
+picks one for a configured printer.
 Every failure is a `dockside.errors.PrinterError` whose message tells the packer what to do.
 """
 
@@ -12,8 +14,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from dockside.errors import PrinterError
-
 from .config import PrinterConfig
 
 __all__ = [
@@ -22,7 +22,6 @@ __all__ = [
     "Printer",
     "PrinterStatus",
     "describe_faults",
-    "open_printer",
 ]
 
 # Each fault with what a packer should do about it, in the order a person should fix them:
@@ -121,20 +120,3 @@ class InlineSender(Protocol):
     def send_nowait(self, data: bytes) -> int | None: ...
 
     def finish_send(self) -> None: ...
-
-
-def open_printer(config: PrinterConfig) -> Printer:
-    """The driver for a configured printer, not yet connected (the first send or `open` connects)."""
-    if config.language == "zpl":
-        from .zpl import ZplPrinter
-
-        return ZplPrinter(config)
-    if config.language == "escpos":
-        from .escpos_printer import EscposPrinter
-
-        return EscposPrinter(config)
-    raise PrinterError(
-        f"printer {config.id} speaks {config.language!r}, which Dockside does not drive: "
-        "set the printer to ZPL or ESC/POS and update the station",
-        code="printer_language_unsupported",
-    )

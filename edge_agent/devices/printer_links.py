@@ -20,7 +20,7 @@ from typing import IO, Protocol
 
 import serial
 
-from dockside.errors import PrinterError
+from dockside.errors import PrinterError, PrinterUnreachable, PrinterUnusable
 
 from .config import PrinterConfig
 
@@ -82,25 +82,25 @@ class TcpLink:
         try:
             sock = socket.create_connection((host, port), timeout=self._connect_timeout_s)
         except socket.gaierror as exc:
-            raise PrinterError(
+            raise PrinterUnreachable(
                 f"{self._where} cannot be found ({exc.strerror}): check the printer's host name "
                 "in the station settings",
                 code="printer_unreachable",
             ) from exc
         except ConnectionRefusedError as exc:
-            raise PrinterError(
+            raise PrinterUnreachable(
                 f"{self._where} refused the connection: check that the printer is on and that "
                 f"{port} is its raw printing port",
                 code="printer_unreachable",
             ) from exc
         except TimeoutError as exc:
-            raise PrinterError(
+            raise PrinterUnreachable(
                 f"{self._where} did not answer within {self._connect_timeout_s:g} s: check that it is "
                 "on, its network cable is plugged in and its address is right",
                 code="printer_unreachable",
             ) from exc
         except OSError as exc:
-            raise PrinterError(
+            raise PrinterUnreachable(
                 f"{self._where} cannot be reached ({exc.strerror or exc}): check that it is on and "
                 "on the same network as this PC",
                 code="printer_unreachable",
@@ -307,7 +307,7 @@ class SerialLink:
                     self._config.device, self._baudrate, timeout=0.02, write_timeout=self._write_timeout_s
                 )
             except (serial.SerialException, OSError, ValueError) as exc:
-                raise PrinterError(
+                raise PrinterUnreachable(
                     f"{self._where} cannot be opened ({exc}): check the cable and the port name",
                     code="printer_unreachable",
                 ) from exc
@@ -376,7 +376,7 @@ class FileLink:
             try:
                 self._file = open(self._config.device or "", "ab")  # noqa: SIM115 -- kept open on purpose
             except OSError as exc:
-                raise PrinterError(
+                raise PrinterUnreachable(
                     f"printer {self._config.id} at {self._config.device} cannot be opened for writing "
                     f"({exc.strerror or exc}): check the path and its permissions",
                     code="printer_unreachable",
@@ -424,7 +424,7 @@ def open_link(config: PrinterConfig, *, connect_timeout_s: float, write_timeout_
         return SerialLink(config, write_timeout_s=write_timeout_s)
     if config.connection == "file":
         return FileLink(config)
-    raise PrinterError(
+    raise PrinterUnusable(
         f"printer {config.id} is connected by {config.connection}, which this driver does not use: "
         "connect it by network, serial or file",
         code="printer_connection_unsupported",

@@ -295,15 +295,15 @@ def create_app(
         try:
             body = await _parse(request, PackRequest, "a JSON object with order_ref, station and request_id")
             answer = await packer.pack(body.order_ref, body.station, body.request_id)
-            outcome = answer["status"]
+            outcome = answer.status
             # A held label is accepted, not printed yet: it goes out once its printer is ready.
-            return _json(answer, 202 if outcome == "held" else 200)
+            return _json(answer.to_json(), 202 if outcome == "held" else 200)
         finally:
             pack_seconds.labels(outcome=outcome).observe(time.perf_counter() - started)
 
     @app.get("/api/v1/jobs/{job_id}", summary="A print job")
     async def job(job_id: str) -> Response:
-        found = packer.jobs.get(job_id) if len(job_id) <= 64 else None
+        found = agent.queue.jobs.get(job_id) if len(job_id) <= 64 else None
         if found is None:
             raise NotFound(
                 f"job {job_id[:64]} does not exist at this agent: check the job id", code="job_not_found"
@@ -325,7 +325,7 @@ def create_app(
         if len(job_id) > 64:
             raise NotFound("that job id is too long to exist: check the job id", code="job_not_found")
         answer = await packer.reprint(job_id, body.reason, body.request_id)
-        return _json(answer, 202 if answer["status"] == "held" else 200)
+        return _json(answer.to_json(), 202 if answer.status == "held" else 200)
 
     @app.get("/api/v1/orders/{order_ref}", summary="An order as this agent's cache holds it")
     async def order(order_ref: str) -> Response:
@@ -335,13 +335,13 @@ def create_app(
                 f"order {order_ref[:64]} is not in this agent's cache: check the reference, or wait for sync",
                 code="order_not_found",
             )
-        first = packer.jobs.first_for_order(order_ref)
+        first = agent.queue.jobs.first_for_order(order_ref)
         return _json(
             {
                 "order_ref": cached.order_ref,
                 "state": cached.state,
                 "order": cached.body,
-                "job": first.answer() if first else None,
+                "job": first.answer().to_json() if first else None,
             }
         )
 
@@ -349,10 +349,10 @@ def create_app(
         agent.store,
         agent.cache,
         agent.floor,
-        packer,
+        agent.queue,
+        agent.labeller,
         agent.outbox,
         agent.metrics,
-        warehouse=agent.identity.warehouse,
     )
     app.state.waves = waves
 

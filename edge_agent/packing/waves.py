@@ -12,15 +12,15 @@ it (`decision.weight_source = "expected"`) and the `order_packed` event says so
 sent, because nothing was weighed. An order without an expected weight is skipped: pack it at
 the scale.
 
-Printing keeps the pack path's rules, with the pack path's own job and outbox code:
+Printing keeps the pack path's rules, through the same print queue:
 
 - at most once automatically: an order that already has a label (from a scan or an earlier
   wave run) is skipped and reported, never printed again; a cancelled order is skipped with a
   warning; a retried request (same request id) prints nothing more and answers the first run;
-- each job is committed `sending` before its bytes go out, and `printed` is committed with its
-  `order_packed` and `label_printed` events in one transaction (`Packer.deliver`), as for a
-  scanned pack: a label that breaks mid-send leaves a `failed` job and an exception, and no
-  `order_packed`;
+- each job goes through the print queue (`PrintQueue.print_job`), as a scanned pack's does:
+  committed `sending` before its bytes go out, and `printed` committed with its `order_packed`
+  and `label_printed` events in one transaction; a label that breaks mid-send leaves a
+  `failed` job and an exception, and no `order_packed`;
 - a printer in a fault, or one that refuses the connection mid-wave, gets the rest of the
   wave's labels recorded `held`, in order; they go out by themselves, once, in that order, when
   the printer is ready again, exactly like held labels of single packs.
@@ -43,10 +43,12 @@ from typing import Any
 from dockside.errors import Conflict, DocksideError, NotFound, PrinterError
 from dockside.rules import decide
 from dockside.sync import EventKind
-from edge_agent.devices.stations import PrinterLane, Station, StationFloor
+from edge_agent.devices.printer_lane import PrinterLane
+from edge_agent.devices.stations import Station, StationFloor
 from edge_agent.metrics import AgentMetrics
-from edge_agent.packing.pack import Packer
+from edge_agent.packing.labelling import Labeller
 from edge_agent.printing.jobs import JobStatus
+from edge_agent.printing.queue import PrintQueue
 from edge_agent.store.cache import Cache, CachedOrder
 from edge_agent.store.database import Store, now_ms
 from edge_agent.store.outbox import Outbox
@@ -126,19 +128,18 @@ class WavePrinter:
         store: Store,
         cache: Cache,
         floor: StationFloor,
-        packer: Packer,
+        queue: PrintQueue,
+        labeller: Labeller,
         outbox: Outbox,
         metrics: AgentMetrics,
-        *,
-        warehouse: str,
     ) -> None:
         self._store = store
         self._cache = cache
         self._floor = floor
-        self._packer = packer
+        self._queue = queue
+        self._labeller = labeller
         self._outbox = outbox
         self._metrics = metrics
-        self._warehouse = warehouse
         self._one_at_a_time = asyncio.Lock()
         self._running: dict[int, _Run] = {}  # by wave id
         self._tasks: dict[str, asyncio.Task[dict[str, Any]]] = {}  # by request id
@@ -346,7 +347,7 @@ class WavePrinter:
             for lane in lanes.values():
                 if lane.held:
                     # Held labels go out once the printer is ready (the scheduler polls too).
-                    self._packer.recheck_soon(lane)
+                    self._queue.recheck_soon(lane)
         log.info(
             "wave %d at %s: %d printed, %d held, %d skipped, %d failed of %d",
             run.wave.wave_id,
@@ -371,7 +372,7 @@ class WavePrinter:
                 f"order {ref} is not in this agent's cache: wait for the agent to sync, then print "
                 "the wave again (printed labels are not printed twice)"
             )
-        first = self._packer.jobs.first_for_order(ref)
+        first = self._queue.jobs.first_for_order(ref)
         if first is not None:
             return "already_labelled", (
                 f"order {ref} already has a label (job {first.job_id}, {first.status}): not printed "
@@ -426,7 +427,7 @@ class WavePrinter:
                 self._skip(run, position, ref, *refusal)
                 return
         try:
-            job = self._packer.label_job(
+            job = self._labeller.label_job(
                 ref,
                 order.body,
                 weight,
@@ -443,27 +444,23 @@ class WavePrinter:
         job_id = job.job_id
         # What the wave's events add to a scanned pack's: where the weight came from, which wave.
         extra = {"weight_source": WEIGHT_SOURCE, "wave_id": run.wave.wave_id, "wave_position": position}
-        # The pack path's own job and outbox code: `order_packed` is committed with `printed` (or
-        # `label_held`), never before, exactly as a scanned pack's.
+        # The print queue commits `order_packed` with `printed` (or `label_held`), never before,
+        # exactly as for a scanned pack; this wave holds the lane's lock.
         events = (EventKind.ORDER_PACKED, EventKind.LABEL_PRINTED)
-        if lane.faulted or lane.held:
-            done = self._packer.hold(lane, job, events, extra)
-        else:
-            self._packer.jobs.insert(job)  # committed `sending` before any byte goes out
-            try:
-                done = await self._packer.deliver(lane, job, events, extra)
-            except PrinterError as exc:
-                run.failed.append(
-                    {
-                        "order_ref": ref,
-                        "position": position,
-                        "job_id": job_id,
-                        "code": exc.code,
-                        "message": exc.message,
-                    }
-                )
-                log.warning("wave %d: the label of %s failed: %s", run.wave.wave_id, ref, exc.message)
-                return
+        try:
+            done = await self._queue.print_job(lane, job, events, extra)
+        except PrinterError as exc:
+            run.failed.append(
+                {
+                    "order_ref": ref,
+                    "position": position,
+                    "job_id": job_id,
+                    "code": exc.code,
+                    "message": exc.message,
+                }
+            )
+            log.warning("wave %d: the label of %s failed: %s", run.wave.wave_id, ref, exc.message)
+            return
         if done.status == JobStatus.PRINTED:
             self._metrics.labels_printed.labels(kind="wave").inc()
         run.jobs.append(

@@ -17,6 +17,7 @@ means the connection broke during the send, so the label may be missing or parti
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -26,7 +27,7 @@ from uuid6 import uuid7
 
 from edge_agent.store.database import Store, now_ms
 
-__all__ = ["Job", "JobStatus", "Jobs", "new_job_id"]
+__all__ = ["Job", "JobStatus", "Jobs", "PackAnswer", "log_outcome", "new_job_id"]
 
 _COLUMNS = (
     "job_id, request_id, order_ref, station, printer, status, weight_g, decision, "
@@ -68,24 +69,24 @@ class Job:
     label: bytes
     message: str = ""  # what the packer should do or know (why it is held, where it printed)
 
-    def answer(self, status: str | None = None) -> dict[str, Any]:
+    def answer(self, status: str | None = None) -> PackAnswer:
         """The pack API's answer for this job (`status` overrides, e.g. "already_packed")."""
-        return {
-            "job_id": self.job_id,
-            "status": status or self.status,
-            "order_ref": self.order_ref,
-            "weight_g": self.weight_g,
-            "carrier": self.decision.get("carrier", ""),
-            "service": self.decision.get("service", ""),
-            "template": self.decision.get("template", ""),
-            "printer": self.printer,
-            "message": self.message,
-        }
+        return PackAnswer(
+            job_id=self.job_id,
+            status=status or self.status,
+            order_ref=self.order_ref,
+            weight_g=self.weight_g,
+            carrier=self.decision.get("carrier", ""),
+            service=self.decision.get("service", ""),
+            template=self.decision.get("template", ""),
+            printer=self.printer,
+            message=self.message,
+        )
 
     def details(self) -> dict[str, Any]:
         """Everything `GET /api/v1/jobs/{id}` shows (the label bytes only as their size)."""
         return {
-            **self.answer(),
+            **self.answer().to_json(),
             "request_id": self.request_id,
             "station": self.station,
             "template_version": self.decision.get("template_version"),
@@ -95,6 +96,59 @@ class Job:
             "reason": self.reason,
             "label_bytes": len(self.label),
         }
+
+
+    def event_body(self) -> dict[str, Any]:
+        """What every outbox event about this job carries (a printed, held, failed or unknown label)."""
+        return {
+            "job_id": self.job_id,
+            "request_id": self.request_id,
+            "weight_g": self.weight_g,
+            "carrier": self.decision.get("carrier", ""),
+            "service": self.decision.get("service", ""),
+            "template": self.decision.get("template", ""),
+            "template_version": self.decision.get("template_version"),
+            "printer": self.printer,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PackAnswer:
+    """What a scan or a reprint answers the station: `POST /api/v1/pack`'s body, field for field.
+
+    `status` is the job's (`printed`, `held`) or `already_packed` for an order scanned again.
+    """
+
+    job_id: str
+    status: str
+    order_ref: str
+    weight_g: int | None
+    carrier: str
+    service: str
+    template: str
+    printer: str
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The answer as the local API sends it (the keys in this order)."""
+        return {
+            "job_id": self.job_id,
+            "status": self.status,
+            "order_ref": self.order_ref,
+            "weight_g": self.weight_g,
+            "carrier": self.carrier,
+            "service": self.service,
+            "template": self.template,
+            "printer": self.printer,
+            "message": self.message,
+        }
+
+
+def log_outcome(logger: logging.Logger, job: Job, outcome: str, detail: str) -> None:
+    """One log line per label outcome (printed, held, failed, unknown), with the ids to find it by."""
+    ids = {"order_ref": job.order_ref, "job_id": job.job_id, "station": job.station, "printer": job.printer}
+    level = logging.INFO if outcome == "printed" else logging.WARNING
+    logger.log(level, "pack %s: %s%s", outcome, job.order_ref, f" ({detail})" if detail else "", extra=ids)
 
 
 def _job(row: tuple[Any, ...]) -> Job:

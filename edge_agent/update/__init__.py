@@ -62,7 +62,7 @@ def self_update_for(section: UpdateSection, data_dir: Path, credential: str) -> 
 
 def floor_is_busy(agent: Agent) -> bool:
     """True while a job waits for its printer or is being sent: no update may start then."""
-    counts = agent.packer.jobs.count_by_status()
+    counts = agent.queue.jobs.count_by_status()
     return bool(counts.get(JobStatus.HELD, 0) or counts.get(JobStatus.SENDING, 0))
 
 

@@ -132,7 +132,7 @@ def test_a_template_that_overruns_fails_its_job_by_name_and_is_set_aside(data_di
             assert message.startswith("template hostile-4x6 v3 exceeded its render budget: ")
             assert "fix the template and publish a new version" in message
             assert first.value.http_status == 422
-            assert agent.packer.jobs.first_for_order("H-1") is None  # no job, nothing printed
+            assert agent.queue.jobs.first_for_order("H-1") is None  # no job, nothing printed
             assert floor.printers["P1"].labels == []
             (raised,) = _raised(agent, cloud)
             assert raised["reason"] == "template_over_budget"
@@ -143,8 +143,8 @@ def test_a_template_that_overruns_fails_its_job_by_name_and_is_set_aside(data_di
 
             # Another station packs with another template as usual.
             printed = await agent.packer.pack("N-1", "S2", "n-1")
-            assert printed["status"] == "printed"
-            assert printed["template"] == "shipping-4x6"
+            assert printed.status == "printed"
+            assert printed.template == "shipping-4x6"
             assert len(floor.printers["P2"].labels) == 1
 
             # The next pack that needs the version fails at once, the same way, without rendering.
@@ -158,7 +158,7 @@ def test_a_template_that_overruns_fails_its_job_by_name_and_is_set_aside(data_di
             _publish_template(cloud, FIXED, 4)
             await until(lambda: agent.store.revision() == cloud.head, what="the fixed version")
             fixed = await agent.packer.pack("H-1", "S1", "h-1-again")
-            assert fixed["status"] == "printed"
+            assert fixed.status == "printed"
             assert b"H-1 1500 g" in floor.printers["P1"].labels[-1]
 
     run(scenario)
@@ -176,10 +176,10 @@ def test_a_wave_skips_the_labels_of_a_template_set_aside_and_prints_the_rest(dat
                 agent.store,
                 agent.cache,
                 agent.floor,
-                agent.packer,
+                agent.queue,
+                agent.labeller,
                 agent.outbox,
                 agent.metrics,
-                warehouse="WH1",
             )
             report = await waves.print_wave(9, "S1", "wave-9")
             assert report["printed"] == 2

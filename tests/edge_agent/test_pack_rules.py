@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from dockside.errors import DocksideError, PrinterError, ScaleError
+from dockside.errors import DocksideError, PrinterError, PrinterUnreachable, ScaleError
 from edge_agent.agent import Agent
 from edge_agent.devices import PrinterConfig, PrinterStatus, ScaleConfig, WeightReading
 from edge_agent.packing.waves import WavePrinter
@@ -44,7 +44,7 @@ class ScriptedPrinter:
 
     def send(self, data: bytes) -> None:
         if self.down:
-            raise PrinterError("printer P1 refused the connection", code="printer_unreachable")
+            raise PrinterUnreachable("printer P1 refused the connection", code="printer_unreachable")
         if self.errors:
             raise self.errors.pop(0)
         self.labels.append(data)
@@ -157,7 +157,7 @@ def test_a_send_that_breaks_midway_leaves_a_failed_job_for_a_person(data_dir: Pa
             assert "may have printed in part" in broken.value.message
             assert "Reprint" in broken.value.message
 
-            job = agent.packer.jobs.first_for_order("R-1")
+            job = agent.queue.jobs.first_for_order("R-1")
             assert job is not None
             assert job.status == "failed"
             assert "printer_send_failed" in job.reason
@@ -166,7 +166,7 @@ def test_a_send_that_breaks_midway_leaves_a_failed_job_for_a_person(data_dir: Pa
             assert body["maybe_printed"] is True
             # Never printed again by itself: a rescan shows the failed job ...
             rescan = await agent.packer.pack("R-1", "S1", "mid-2")
-            assert rescan["status"] == "already_packed"
+            assert rescan.status == "already_packed"
             assert floor.printers["P1"].labels == []
             kinds = [kind for kind, _ in _outbox(agent)]
             assert kinds.count("exception_raised") == 1  # a person is asked to look
@@ -175,7 +175,7 @@ def test_a_send_that_breaks_midway_leaves_a_failed_job_for_a_person(data_dir: Pa
             assert lane is not None
             await until(lambda: lane.state == "ready", what="the re-check after the broken send")
             again = await agent.packer.reprint(job.job_id, "no label came out")
-            assert again["status"] == "printed"
+            assert again.status == "printed"
             assert len(floor.printers["P1"].labels) == 1
 
     run(scenario)
@@ -191,7 +191,7 @@ def test_a_template_that_has_not_synced_is_a_clear_503(data_dir: Path) -> None:
             assert missing.value.code == "template_not_synced"
             assert missing.value.http_status == 503
             assert "shipping-4x6" in missing.value.message
-            assert agent.packer.jobs.first_for_order("R-1") is None
+            assert agent.queue.jobs.first_for_order("R-1") is None
 
     run(scenario)
 
@@ -207,7 +207,7 @@ def test_a_scale_error_passes_through_with_its_code(data_dir: Path) -> None:
             with pytest.raises(ScaleError) as overloaded:
                 await agent.packer.pack("R-2", "S1", "heavy")
             assert overloaded.value.code == "scale_overload"
-            assert agent.packer.jobs.first_for_order("R-2") is None
+            assert agent.queue.jobs.first_for_order("R-2") is None
             assert _outbox(agent) == []
 
     run(scenario)
@@ -239,35 +239,35 @@ def test_reprint_rules(data_dir: Path) -> None:
     async def scenario() -> None:
         async with started(data_dir, cloud, floor) as agent:
             job = await agent.packer.pack("R-4", "S1", "rp")
-            first = await agent.packer.reprint(job["job_id"], "torn", request_id="reprint-1")
-            same = await agent.packer.reprint(job["job_id"], "torn", request_id="reprint-1")
+            first = await agent.packer.reprint(job.job_id, "torn", request_id="reprint-1")
+            same = await agent.packer.reprint(job.job_id, "torn", request_id="reprint-1")
             assert same == first  # a double-clicked reprint prints once
             assert len(floor.printers["P1"].labels) == 2
             with pytest.raises(DocksideError) as too_long:
-                await agent.packer.reprint(job["job_id"], "x" * 501)
+                await agent.packer.reprint(job.job_id, "x" * 501)
             assert too_long.value.code == "reason_too_long"
             with pytest.raises(DocksideError) as reused:
-                await agent.packer.reprint(job["job_id"], "torn", request_id="rp")
+                await agent.packer.reprint(job.job_id, "torn", request_id="rp")
             assert reused.value.code == "request_id_reused"
             # A printer that refuses the connection: the reprint is held, not lost and not doubled.
             floor.printers["P1"].down = True
-            held = await agent.packer.reprint(job["job_id"], "torn again")
-            assert held["status"] == "held"
-            assert "is offline" in held["message"]
-            assert "prints by itself" in held["message"]
+            held = await agent.packer.reprint(job.job_id, "torn again")
+            assert held.status == "held"
+            assert "is offline" in held.message
+            assert "prints by itself" in held.message
             assert len(floor.printers["P1"].labels) == 2
             with pytest.raises(DocksideError) as waiting:
-                await agent.packer.reprint(held["job_id"], "impatient")
+                await agent.packer.reprint(held.job_id, "impatient")
             assert waiting.value.code == "job_in_flight"
             lane = agent.floor.lane("P1")
             assert lane is not None
             await until(lambda: lane.state == "offline", what="the re-check to find it offline")
-            assert await agent.packer.release_held(lane) == 0
+            assert await agent.queue.release_held(lane) == 0
             floor.printers["P1"].down = False
             await agent.scheduler.poll_printers()
             # The poll, or the re-check the failed send started, sends it: either way once.
             await until(
-                lambda: agent.packer.jobs.get(held["job_id"]).status == "printed",  # type: ignore[union-attr]
+                lambda: agent.queue.jobs.get(held.job_id).status == "printed",  # type: ignore[union-attr]
                 what="the held reprint to go out",
             )
             assert len(floor.printers["P1"].labels) == 3
@@ -319,13 +319,13 @@ def test_packing_decides_with_the_ruleset_named_default_never_another(data_dir: 
             assert (refused.value.code, refused.value.http_status) == ("no_default_ruleset", 503)
             assert "'trial'" in refused.value.message
             assert "publish a ruleset named 'default'" in refused.value.message
-            assert agent.packer.jobs.first_for_order("R-1") is None
+            assert agent.queue.jobs.first_for_order("R-1") is None
             assert floor.printers["P1"].labels == []
 
             head = cloud.publish("ruleset", "default", _ruleset("default", "CHOSEN"))
             await until(lambda: agent.store.revision() == head, what="the default ruleset to sync")
             packed = await agent.packer.pack("R-1", "S1", "with-default")
-            assert packed["carrier"] == "CHOSEN"  # never TRIAL, though it came first
+            assert packed.carrier == "CHOSEN"  # never TRIAL, though it came first
             assert len(floor.printers["P1"].labels) == 1
 
     run(scenario)
@@ -344,10 +344,10 @@ def test_a_wave_is_refused_before_its_run_without_a_default_ruleset(data_dir: Pa
                 agent.store,
                 agent.cache,
                 agent.floor,
-                agent.packer,
+                agent.queue,
+                agent.labeller,
                 agent.outbox,
                 agent.metrics,
-                warehouse="WH1",
             )
             with pytest.raises(DocksideError) as refused:
                 await waves.print_wave(7, "S1", "wave-1")
@@ -369,6 +369,6 @@ def test_with_no_ruleset_at_all_the_built_in_default_decides(data_dir: Path) -> 
     async def scenario() -> None:
         async with started(data_dir, _cloud(), floor) as agent:
             packed = await agent.packer.pack("R-2", "S1", "no-rulesets")
-            assert (packed["carrier"], packed["template"]) == ("DOCKSIDE", "shipping-4x6")
+            assert (packed.carrier, packed.template) == ("DOCKSIDE", "shipping-4x6")
 
     run(scenario)

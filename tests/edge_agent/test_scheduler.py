@@ -12,8 +12,9 @@ import pytest
 
 from dockside.errors import ScaleError
 from edge_agent.devices import PrinterConfig, PrinterStatus, ScaleConfig, ScaleReader, WeightReading
+from edge_agent.devices.printer_lane import PrinterLane
 from edge_agent.devices.scale import reading
-from edge_agent.devices.stations import PrinterLane, StationFloor
+from edge_agent.devices.stations import StationFloor
 from edge_agent.scheduler import AgentScheduler, ScheduleSettings
 from tests.edge_agent.waiting import until
 
@@ -70,8 +71,8 @@ class DyingOnceScale:
         pass
 
 
-class NoPacker:
-    """The scheduler's view of the packer: one poll per lane, recorded."""
+class PollingQueue:
+    """The scheduler's view of the print queue: one poll per lane, recorded."""
 
     def __init__(self) -> None:
         self.polled: list[str] = []
@@ -106,10 +107,10 @@ def test_the_clock_polls_printers_restarts_a_dead_scale_reader_flushes_and_repor
 
     async def scenario() -> None:
         floor.configure({"S1": STATION})
-        packer = NoPacker()
+        queue = PollingQueue()
         clock = AgentScheduler(
             floor,
-            packer,  # type: ignore[arg-type]
+            queue,  # type: ignore[arg-type]
             flush_outbox=lambda: flushes.append(1),
             report_status=lambda: reports.append(1),
             settings=ScheduleSettings(
@@ -126,7 +127,7 @@ def test_the_clock_polls_printers_restarts_a_dead_scale_reader_flushes_and_repor
         finally:
             clock.stop()
         assert printers["P1"].checks >= 3
-        assert set(packer.polled) == {"P1"}
+        assert set(queue.polled) == {"P1"}
 
     try:
         asyncio.run(asyncio.wait_for(scenario(), 20))
@@ -199,7 +200,7 @@ def test_the_clock_purges_personal_data_and_survives_a_failed_purge() -> None:
     async def scenario() -> None:
         clock = AgentScheduler(
             floor,
-            NoPacker(),  # type: ignore[arg-type]
+            PollingQueue(),  # type: ignore[arg-type]
             flush_outbox=lambda: None,
             report_status=lambda: None,
             purge_personal_data=purge,

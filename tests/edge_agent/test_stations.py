@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from dockside.errors import PrinterError, ScaleError
+from dockside.errors import PrinterError, PrinterUnreachable, ScaleError
 from edge_agent.devices import PrinterConfig, PrinterStatus, ScaleConfig, WeightReading
-from edge_agent.devices.stations import PrinterLane, StationFloor
+from edge_agent.devices.printer_lane import PrinterLane
+from edge_agent.devices.stations import StationFloor
 from edge_agent.devices.zpl import ZplPrinter
 
 LABEL = b"^XA^FO50,50^FDDEMO-0001^FS^XZ"
@@ -251,7 +252,7 @@ def test_a_refused_connection_marks_the_lane_offline() -> None:
     lane, printer = _lane()
 
     async def scenario() -> None:
-        printer.fail = PrinterError("printer P1 refused the connection", code="printer_unreachable")
+        printer.fail = PrinterUnreachable("printer P1 refused the connection", code="printer_unreachable")
         with pytest.raises(PrinterError):
             await lane.send(b"x")
         assert lane.state == "offline"

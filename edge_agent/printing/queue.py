@@ -1,0 +1,320 @@
+"""The print queue: the one place a label job is held, sent, released, put in doubt or recovered.
+
+Scan, reprint and waves hand it a rendered job for a printer lane; the scheduler hands it each
+printer's status poll. Every label obeys one rule, written here only:
+
+    printer faulted, or labels already waiting for it  ->  record the job `held` (no byte sent)
+    otherwise  ->  insert it `sending` (committed), send, then commit `printed` with its events
+
+Printing is at most once. The job is committed `sending` before its bytes go out, so a crash
+during the send leaves a trace that `recover_unfinished` turns `unknown` at the next start (a
+person decides; the agent never reprints by itself). The job's outbox events are committed in
+the transaction that marks it `printed` (or `held`, or `failed`), never before: a label that did
+not print has no `order_packed`.
+
+A printer that refuses the connection (`PrinterUnreachable`: nothing sent, it may come back)
+gets the label held. An error that sent nothing and will not clear by itself (`PrinterUnusable`)
+forgets the job. A connection that breaks in the middle of a label leaves a `failed` job and an
+exception for a person. Held jobs go out once, oldest first, when a poll finds the printer
+ready; a poll that finds the printer closed the connection after some labels puts them in
+doubt (`unknown`). A station printer with role `fallback` (or `<role>-fallback`) takes the
+labels of a faulted one (`route`).
+
+Callers hold the lane's lock (`lane.lock`) around `print_job`, so labels on one printer leave in
+the order their jobs were written: a scan checks its repeats under it, a wave holds it for its
+whole run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from dockside.errors import PrinterError
+from dockside.sync import EventKind
+from edge_agent.devices.printer_lane import PrinterLane
+from edge_agent.devices.stations import Station, StationFloor
+from edge_agent.metrics import AgentMetrics
+from edge_agent.printing.jobs import Job, Jobs, JobStatus, log_outcome
+from edge_agent.store.cache import Cache
+from edge_agent.store.database import Store
+from edge_agent.store.outbox import Outbox
+
+__all__ = ["REPRINTED_EVENTS", "PrintQueue"]
+
+log = logging.getLogger(__name__)
+
+# What a reprint records, in the transaction that marks its job printed.
+REPRINTED_EVENTS = (EventKind.LABEL_REPRINTED,)
+
+
+def _held_events(events: tuple[EventKind, ...]) -> tuple[EventKind, ...]:
+    """The events of a job that is held instead of printed: the same facts, `label_held` last."""
+    printed = (EventKind.LABEL_PRINTED, EventKind.LABEL_REPRINTED)
+    return (*(kind for kind in events if kind not in printed), EventKind.LABEL_HELD)
+
+
+class PrintQueue:
+    """Holds, sends and releases the label jobs of every printer of one agent."""
+
+    def __init__(
+        self, store: Store, cache: Cache, floor: StationFloor, outbox: Outbox, metrics: AgentMetrics
+    ) -> None:
+        self._store = store
+        self._floor = floor
+        self._outbox = outbox
+        self._metrics = metrics
+        self.jobs = Jobs(store)
+        self._rechecks: dict[str, asyncio.Task[None]] = {}
+        # After the floor is rebuilt (the floor listens first), count the held jobs of each lane.
+        cache.on_stations_changed(lambda _stations: self.count_held())
+
+    # -- printing a job ------------------------------------------------------------------------
+
+    def route(self, station: Station, role: str) -> tuple[PrinterLane, str]:
+        """The printer for `role`, or the station's fallback while it is in a fault; and a note why."""
+        primary = station.printer_for(role)
+        if not primary.faulted:
+            return primary, ""
+        fallback = station.fallback_for(role)
+        if fallback is None or fallback is primary or fallback.faulted or fallback.held:
+            return primary, ""
+        return fallback, f"{primary.trouble(station.code)}: this label printed on {fallback.name} instead"
+
+    async def print_job(
+        self,
+        lane: PrinterLane,
+        job: Job,
+        events: tuple[EventKind, ...],
+        extra: Mapping[str, Any] | None = None,
+    ) -> Job:
+        """Hold or send a new `sending` job on `lane` (whose lock the caller holds); the job as it ended.
+
+        `events` are the facts the label records once printed (`label_held` replaces the printed
+        event when it waits); `extra` adds fields to every event body (a wave's id and position).
+        Raises PrinterError when the label did not print and will not by itself: nothing sent and
+        the job forgotten (`exc.nothing_sent`), or the connection broke during the send (a
+        `failed` job and an exception for a person).
+        """
+        if lane.faulted or lane.held:
+            return self._hold(lane, job, events, extra)
+        self.jobs.insert(job)  # one statement: committed before any byte goes out
+        return await self._deliver(lane, job, events, extra)
+
+    def _hold(
+        self,
+        lane: PrinterLane,
+        job: Job,
+        events: tuple[EventKind, ...],
+        extra: Mapping[str, Any] | None = None,
+    ) -> Job:
+        """Record `job` as held for `lane` (no byte sent); it goes out when the printer is ready.
+
+        One transaction inserts the job and records `events` (`label_held` instead of a
+        printed event).
+        """
+        message = job.message or lane.held_message(job.station)
+        if lane.held and not lane.faulted:
+            message = (
+                f"{lane.name} at {job.station} is printing {lane.held} waiting "
+                f"label{'s' if lane.held != 1 else ''} first: this one follows by itself"
+            )
+        held = dataclasses.replace(job, status=JobStatus.HELD, message=message)
+        with self._store.atomic():
+            self.jobs.insert(held)
+            self._record(
+                held, _held_events(events), {**(extra or {}), "message": message, "printer_state": lane.state}
+            )
+        lane.held += 1
+        self._metrics.print_failures.labels(reason="held").inc()
+        return held
+
+    async def _deliver(
+        self,
+        lane: PrinterLane,
+        job: Job,
+        events: tuple[EventKind, ...],
+        extra: Mapping[str, Any] | None = None,
+    ) -> Job:
+        """Send a job recorded `sending`; the job as it ended: printed, or held if nothing went out."""
+        started = time.perf_counter()
+        try:
+            await lane.send(job.label)
+            self._metrics.printer_send_seconds.observe(time.perf_counter() - started)
+        except PrinterError as exc:
+            self._metrics.print_failures.labels(reason=exc.code).inc()
+            self.recheck_soon(lane)
+            body = {**(extra or {}), "code": exc.code, "message": exc.message}
+            if exc.nothing_sent and exc.retry_may_help:
+                # The connection was refused before any byte went out: hold the label.
+                message = lane.held_message(job.station)
+                held = dataclasses.replace(job, status=JobStatus.HELD, message=message)
+                with self._store.atomic():
+                    self.jobs.set_status(job.job_id, JobStatus.HELD, message=message)
+                    self._record(held, _held_events(events), {**body, "message": message})
+                lane.held += 1
+                return held
+            if exc.nothing_sent:
+                # Nothing reached the printer and no fault will clear by itself: forget the job.
+                with self._store.atomic():
+                    self.jobs.delete(job.job_id)
+                    self._record(job, (EventKind.LABEL_FAILED,), {**body, "maybe_printed": False})
+                raise
+            message = (
+                f"{exc.message} (the label may have printed in part: check the printer, and use "
+                "Reprint if no good label came out)"
+            )
+            reason = f"{job.reason} | " if job.reason else ""
+            with self._store.atomic():
+                self.jobs.set_status(
+                    job.job_id, JobStatus.FAILED, f"{reason}{exc.code}: {exc.message}", message=message
+                )
+                self._record(job, (EventKind.LABEL_FAILED,), {**body, "maybe_printed": True})
+                self._record(
+                    job,
+                    (EventKind.EXCEPTION_RAISED,),
+                    {**body, "reason": "label_maybe_printed", "message": message},
+                )
+            self._outbox.notify()
+            raise PrinterError(message, code=exc.code) from exc
+        with self._store.atomic():
+            self.jobs.set_status(job.job_id, JobStatus.PRINTED)
+            self._record(job, events, dict(extra or {}))
+        lane.unconfirmed.append(job.job_id)
+        return dataclasses.replace(job, status=JobStatus.PRINTED)
+
+    def _record(self, job: Job, kinds: tuple[EventKind, ...], extra: dict[str, Any]) -> None:
+        body = {**job.event_body(), **extra}
+        if job.reprint_of is not None:
+            body.update(reprint_of=job.reprint_of, reason=job.reason)
+        self._outbox.record_many(kinds, body, order_ref=job.order_ref, station=job.station)
+
+    # -- held jobs, polls and doubt ------------------------------------------------------------
+
+    async def release_held(self, lane: PrinterLane) -> int:
+        """Send the printer's held jobs, oldest first, while it stays ready; how many went out.
+
+        Each job is marked `sending` (committed) before its bytes go out, exactly like a fresh
+        pack, so a crash here leaves an `unknown` job, never a second copy.
+        """
+        if not lane.held or lane.faulted:
+            return 0
+        sent = 0
+        async with lane.lock:
+            while lane.held and not lane.faulted:
+                job = self.jobs.next_held(lane.config.id)
+                if job is None:
+                    lane.held = 0
+                    break
+                self.jobs.set_status(job.job_id, JobStatus.SENDING, message="")
+                lane.held -= 1
+                events = REPRINTED_EVENTS if job.reprint_of else (EventKind.LABEL_PRINTED,)
+                try:
+                    done = await self._deliver(lane, dataclasses.replace(job, message=""), events)
+                except PrinterError as exc:
+                    log.warning("held job %s broke while being sent: %s", job.job_id, exc.message)
+                    break
+                if done.status != JobStatus.PRINTED:
+                    break
+                sent += 1
+                self._metrics.labels_printed.labels(kind="reprint" if job.reprint_of else "pack").inc()
+        self._outbox.notify()
+        if sent:
+            log.info("printer %s is ready again: %d held label(s) sent", lane.config.id, sent)
+        return sent
+
+    async def poll(self, lane: PrinterLane) -> None:
+        """One status poll of `lane`: labels put in doubt by a dropped connection, then held jobs."""
+        lost = await lane.check()
+        if lost:
+            self._put_in_doubt(lane, lost)
+        await self.release_held(lane)
+
+    def _put_in_doubt(self, lane: PrinterLane, job_ids: list[str]) -> None:
+        """Jobs sent just before the printer dropped the connection: `unknown`, for a person."""
+        doubtful = [job for job in map(self.jobs.get, job_ids) if job and job.status == JobStatus.PRINTED]
+        if not doubtful:
+            return
+        message = (
+            f"{lane.name} closed the connection right after this label was sent, so it may not "
+            "have printed: check the printer, and reprint it if no label came out"
+        )
+        with self._store.atomic():
+            for job in doubtful:
+                self.jobs.set_status(job.job_id, JobStatus.UNKNOWN, message=message)
+                self._record(job, (EventKind.JOB_UNKNOWN,), {"message": message})
+                self._record(
+                    job, (EventKind.EXCEPTION_RAISED,), {"reason": "connection_dropped", "message": message}
+                )
+        for job in doubtful:
+            log_outcome(log, job, "unknown", message)
+        self._outbox.notify()
+        log.warning(
+            "printer %s dropped its connection after %d label(s): marked unknown",
+            lane.config.id,
+            len(doubtful),
+        )
+
+    def recheck_soon(self, lane: PrinterLane) -> None:
+        """Ask the printer how it is now (after a send error), and send held jobs if it is ready."""
+        if lane.config.id in self._rechecks:
+            return
+
+        async def recheck() -> None:
+            try:
+                await self.poll(lane)
+            finally:
+                self._rechecks.pop(lane.config.id, None)
+
+        self._rechecks[lane.config.id] = asyncio.get_running_loop().create_task(
+            recheck(), name=f"recheck {lane.config.id}"
+        )
+
+    async def stop(self) -> None:
+        """Cancel the status re-checks still running (before the printers close)."""
+        tasks = list(self._rechecks.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._rechecks.clear()
+
+    def count_held(self) -> None:
+        """At start and after the floor changes: how many held jobs wait for each printer."""
+        held = self.jobs.held_by_printer()
+        for lane in self._floor.lanes():
+            lane.held = held.get(lane.config.id, 0)
+
+    def recover_unfinished(self) -> list[str]:
+        """At startup: every job still `sending` becomes `unknown`, with an exception event.
+
+        The agent stopped while those labels were being sent, so nobody knows whether they
+        printed; a person decides, the agent never reprints them by itself.
+        """
+        unfinished = self.jobs.unfinished()
+        if not unfinished:
+            return []
+        message = (
+            "the agent stopped while this label was being sent: check whether it printed, and "
+            "reprint it if it did not"
+        )
+        with self._store.atomic():
+            for job in unfinished:
+                self.jobs.set_status(job.job_id, JobStatus.UNKNOWN, message=message)
+                self._record(job, (EventKind.JOB_UNKNOWN,), {"message": message})
+                self._record(
+                    job, (EventKind.EXCEPTION_RAISED,), {"reason": "job_unknown", "message": message}
+                )
+        for job in unfinished:
+            log.warning(
+                "job %s (order %s) was being sent when the agent stopped: now unknown",
+                job.job_id,
+                job.order_ref,
+            )
+        return [job.job_id for job in unfinished]
