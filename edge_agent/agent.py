@@ -197,7 +197,7 @@ class Agent:
             "dead_letters": self.outbox.dead_letter_count(),
             "jobs": self.queue.jobs.count_by_status(),
             "templates": self.cache.templates.names(),
-            "stations": [station.describe() for station in self.floor.stations.values()],
+            "stations": [station.describe().to_json() for station in self.floor.stations.values()],
         }
 
     def cloud_report(self) -> pb.ReportStatusRequest:

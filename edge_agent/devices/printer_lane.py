@@ -26,6 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from dockside.errors import DocksideError, PrinterError, PrinterUnreachable
@@ -33,9 +34,30 @@ from dockside.errors import DocksideError, PrinterError, PrinterUnreachable
 from .config import PrinterConfig
 from .printer import PRINTER_FAULTS, InlineSender, Printer
 
-__all__ = ["PrinterLane"]
+__all__ = ["PrinterLane", "PrinterLaneStatus"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PrinterLaneStatus:
+    """One printer as the station page and `GET /api/v1/status` show it (`to_json`, keys in order)."""
+
+    id: str
+    hardware_id: str
+    role: str
+    language: str
+    model: str
+    address: str
+    state: str
+    message: str
+    faults: list[str]
+    held_jobs: int
+    status_checks: int
+    inline_sends: int
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 class PrinterLane:
@@ -200,21 +222,22 @@ class PrinterLane:
         self.state, self.message, self.checked_at = state, message, time.time()
         self.faults = frozenset(faults)
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "id": self.config.id,
-            "hardware_id": self.hardware_id,
-            "role": self.config.role,
-            "language": self.config.language,
-            "model": self.config.model,
-            "address": self.config.address,
-            "state": self.state,
-            "message": self.message,
-            "faults": sorted(self.faults),
-            "held_jobs": self.held,
-            "status_checks": self.checks,
-            "inline_sends": self.inline_sends,
-        }
+    def describe(self) -> PrinterLaneStatus:
+        """What the station page and the status API show about this printer now."""
+        return PrinterLaneStatus(
+            id=self.config.id,
+            hardware_id=self.hardware_id,
+            role=self.config.role,
+            language=self.config.language,
+            model=self.config.model,
+            address=self.config.address,
+            state=self.state,
+            message=self.message,
+            faults=sorted(self.faults),
+            held_jobs=self.held,
+            status_checks=self.checks,
+            inline_sends=self.inline_sends,
+        )
 
     def close(self) -> None:
         """Finish queued work, drop the connection and end the thread (blocking)."""

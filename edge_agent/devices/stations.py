@@ -24,16 +24,48 @@ from dockside.errors import DocksideError, PrinterUnusable, ScaleError
 from .config import PrinterConfig, ScaleConfig
 from .printer import Printer
 from .printer_drivers import open_printer
-from .printer_lane import PrinterLane
+from .printer_lane import PrinterLane, PrinterLaneStatus
 from .scale import WeightReading
-from .scale_reader import ScaleReader
+from .scale_reader import ScaleReader, UsedWeight
 
-__all__ = ["PrinterFactory", "ScaleFactory", "Station", "StationFloor"]
+__all__ = ["PrinterFactory", "ScaleFactory", "ScaleStatus", "Station", "StationFloor", "StationStatus"]
 
 log = logging.getLogger(__name__)
 
 PrinterFactory = Callable[[PrinterConfig], Printer]
 ScaleFactory = Callable[[ScaleConfig], ScaleReader]
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleStatus:
+    """A station's scale as the station page shows it."""
+
+    protocol: str
+    port: str
+    state: str
+    message: str
+    weight_g: int | None
+    stable: bool | None
+    parcel_ready: bool  # a parcel's weight waits to be used: a scan now packs at once
+    last_used: UsedWeight | None
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class StationStatus:
+    """A station, its printers and its scale as the station page and `GET /api/v1/status` show them."""
+
+    code: str
+    name: str
+    printers: list[PrinterLaneStatus]
+    scale: ScaleStatus | None
+    problems: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON the local API sends (keys in field order, nested statuses included)."""
+        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -105,28 +137,28 @@ class Station:
         if self.scale is not None:
             self.scale.give_back(order_ref)
 
-    def describe(self) -> dict[str, Any]:
-        scale: dict[str, Any] | None = None
+    def describe(self) -> StationStatus:
+        """What the station page and the status API show about this station now."""
+        scale: ScaleStatus | None = None
         if self.scale is not None:
             latest = self.scale.latest()
-            scale = {
-                "protocol": self.scale.config.protocol,
-                "port": self.scale.config.port,
-                "state": self.scale.state,
-                "message": self.scale.message,
-                "weight_g": latest.grams if latest else None,
-                "stable": latest.stable if latest else None,
-                # A parcel's weight waits to be used: a scan now packs at once.
-                "parcel_ready": self.scale.parcel_weight() is not None,
-                "last_used": dataclasses.asdict(used) if (used := self.scale.used()) else None,
-            }
-        return {
-            "code": self.code,
-            "name": self.name,
-            "printers": [lane.describe() for lane in self.printers],
-            "scale": scale,
-            "problems": list(self.problems),
-        }
+            scale = ScaleStatus(
+                protocol=self.scale.config.protocol,
+                port=self.scale.config.port,
+                state=self.scale.state,
+                message=self.scale.message,
+                weight_g=latest.grams if latest else None,
+                stable=latest.stable if latest else None,
+                parcel_ready=self.scale.parcel_weight() is not None,
+                last_used=self.scale.used(),
+            )
+        return StationStatus(
+            code=self.code,
+            name=self.name,
+            printers=[lane.describe() for lane in self.printers],
+            scale=scale,
+            problems=list(self.problems),
+        )
 
 
 class StationFloor:

@@ -48,7 +48,8 @@ def station_devices_router(floor: StationFloor) -> APIRouter:
                 code="scale_not_configured",
             )
         await asyncio.to_thread(scale.zero if what == "zero" else scale.tare)
-        return _json({"station": at.code, "done": what, "scale": at.describe()["scale"]})
+        described = at.describe().scale
+        return _json({"station": at.code, "done": what, "scale": described.to_json() if described else None})
 
     @router.post("/api/v1/stations/{code}/scale/zero", summary="Zero the station's empty scale")
     async def zero(code: str) -> Response:
@@ -60,6 +61,6 @@ def station_devices_router(floor: StationFloor) -> APIRouter:
 
     @router.get("/api/v1/stations/{code}/devices", summary="The station's printers and scale")
     async def devices(code: str) -> Response:
-        return _json(station(code).describe())
+        return _json(station(code).describe().to_json())
 
     return router

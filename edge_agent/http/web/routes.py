@@ -55,14 +55,13 @@ def station_snapshot(agent: Agent, code: str) -> dict[str, Any] | None:
     described = station.describe()
     return {
         "station": code,
-        "name": described["name"],
+        "name": described.name,
         "warehouse": agent.identity.warehouse,
-        "scale": described["scale"],
+        "scale": described.scale.to_json() if described.scale is not None else None,
         "printers": [
-            {"id": p["id"], "role": p["role"], "state": p["state"], "message": p["message"]}
-            for p in described["printers"]
+            {"id": p.id, "role": p.role, "state": p.state, "message": p.message} for p in described.printers
         ],
-        "problems": described["problems"],
+        "problems": described.problems,
         "online": agent.link.online,
         "credential_refused": agent.link.auth_refused,
         "outbox_depth": agent.outbox.depth(),
