@@ -24,6 +24,7 @@ __all__ = [
     "DeviceError",
     "DocksideError",
     "InputError",
+    "MalformedJson",
     "NotFound",
     "PrinterError",
     "PrinterUnreachable",
@@ -61,6 +62,13 @@ class InputError(DocksideError):
 
     code = "invalid_input"
     http_status = 422
+
+
+class MalformedJson(InputError):
+    """A request body that is not JSON at all (400, where JSON of the wrong shape is 422)."""
+
+    code = "invalid_json"
+    http_status = 400
 
 
 class NotFound(InputError):

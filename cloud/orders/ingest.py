@@ -20,10 +20,10 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import ARRAY, Text, any_, bindparam, insert, select, update
 
-from cloud.field_errors import describe_field_errors
 from cloud.storage import schema
 from cloud.storage.store import ChangeRecord, CloudStore, WriteTransaction, dumps
 from dockside.errors import NotFound
+from dockside.http_errors import describe_field_errors
 from dockside.orders import Order, OrderState
 from dockside.sync import ChangeKind
 
@@ -124,7 +124,9 @@ def ingest_orders(
             order = _ORDER.validate_python(item)
         except ValidationError as exc:
             message = describe_field_errors(
-                exc.errors(include_url=False, include_input=False), what="this order", whole="the order"
+                exc.errors(include_url=False, include_input=False),
+                fix="fix this order and send it again",
+                whole="the order",
             )
             result.errors.append(_error(index, _echo_ref(item), "invalid_order", message))
             continue

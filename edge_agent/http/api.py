@@ -1,9 +1,10 @@
 """The agent's local HTTP API (FastAPI), for the station page and a WMS on the same PC.
 
 Every request passes `edge_agent.http.local_access` first (Host, Origin, credential, Content-Type).
-Every error is the contract's `{"error": {"code", "message"}}`: malformed JSON is 400
-`invalid_json`, a missing or wrong field is 422 naming the field, a body over the limit is 413,
-a Dockside error carries its own status, and anything unexpected is a 500 without a trace.
+Every error is the contract's `{"error": {"code", "message"}}`, answered by the handlers the
+cloud uses too (`dockside.http_errors`): malformed JSON is 400 `invalid_json`, a missing or wrong
+field is 422 naming the field, a body over the limit is 413, a Dockside error carries its own
+status, and anything unexpected is a 500 without a trace.
 
 The pack endpoint parses its body itself (one pydantic-core JSON validation, no dependency
 injection) and returns pre-serialised JSON: the HTTP layer is most of the pack path's budget.
@@ -12,20 +13,23 @@ injection) and returns pre-serialised JSON: the HTTP layer is most of the pack p
 from __future__ import annotations
 
 import json
-import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Annotated, Any, TypeVar
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from dockside.errors import DocksideError, InputError, NotFound
+from dockside.errors import InputError, NotFound
+from dockside.http_errors import (
+    CatchAllMiddleware,
+    body_too_large_message,
+    install_error_handlers,
+    invalid_body,
+    send_error,
+)
 from dockside.http_limits import BodyDeadlineMiddleware, HttpLimits
 from edge_agent import __version__
 from edge_agent.agent import Agent
@@ -37,8 +41,6 @@ from edge_agent.http.web import station_page_router
 from edge_agent.packing.waves import WavePrinter, wave_number
 
 __all__ = ["MAX_BODY_BYTES", "PackRequest", "PrintWaveRequest", "ReprintRequest", "create_app"]
-
-log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -83,13 +85,6 @@ class PrintWaveRequest(BaseModel):
     request_id: RequestId
 
 
-class MalformedJson(InputError):
-    """The body is not JSON at all (400, where a JSON body of the wrong shape is 422)."""
-
-    code = "invalid_json"
-    http_status = 400
-
-
 def _json(body: Any, status: int = 200) -> Response:
     return Response(
         json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
@@ -98,51 +93,16 @@ def _json(body: Any, status: int = 200) -> Response:
     )
 
 
-def _error(code: str, message: str, status: int) -> Response:
-    return _json({"error": {"code": code, "message": message}}, status)
-
-
-_FIELD_PROBLEMS = {
-    "missing": "is missing",
-    "extra_forbidden": "is not a field of this request",
-    "string_type": "must be a text",
-    "string_pattern_mismatch": "may only hold letters, digits and . _ - (no spaces or symbols)",
-    "string_too_short": "must not be empty",
-}
-
-
-def _field_error(exc: ValidationError, expected: str) -> InputError:
-    """One clear InputError for a body that is JSON but not the expected shape."""
-    problems = []
-    for error in exc.errors(include_url=False, include_input=False)[:3]:
-        field = ".".join(str(part) for part in error["loc"]) or "the body"
-        if error["type"] in ("model_type", "model_attributes_type", "dict_type") and not error["loc"]:
-            problems.append("the body must be a JSON object")
-            continue
-        if error["type"] == "string_too_long":
-            limit = (error.get("ctx") or {}).get("max_length")
-            problems.append(f"{field} is longer than {limit} characters")
-            continue
-        problems.append(f"{field} {_FIELD_PROBLEMS.get(error['type'], error['msg'].lower())}")
-    return InputError(f"{'; '.join(problems)}: send {expected}", code="invalid_input")
-
-
 async def _parse(request: Request, model: type[M], expected: str) -> M:
     raw = await request.body()
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
-        if any(
-            error["type"] == "json_invalid" for error in exc.errors(include_url=False, include_input=False)
-        ):
-            raise MalformedJson(
-                f"the body is not valid JSON: send {expected} with content-type application/json"
-            ) from None
-        raise _field_error(exc, expected) from None
+        raise invalid_body(exc.errors(include_url=False, include_input=False), expected=expected) from None
 
 
 class RequestGuard:
-    """Pure ASGI middleware: bounds request bodies (413) and turns any crash into a clean 500."""
+    """Pure ASGI middleware: bounds request bodies (413), declared or as they are read."""
 
     def __init__(self, app: ASGIApp, max_body_bytes: int = MAX_BODY_BYTES) -> None:
         self.app = app
@@ -160,7 +120,7 @@ class RequestGuard:
                 except ValueError:
                     declared = -1
                 if declared < 0 or declared > limit:
-                    await self._send_error(send, *_too_large(limit))
+                    await send_error(send, 413, "body_too_large", body_too_large_message(limit))
                     return
         received = 0
         started = False
@@ -184,57 +144,11 @@ class RequestGuard:
             await self.app(scope, bounded_receive, tracking_send)
         except _BodyTooLarge:
             if not started:
-                await self._send_error(send, *_too_large(limit))
-        except Exception:
-            incident = uuid.uuid4().hex[:12]
-            log.exception(
-                "unexpected error answering %s %s (incident %s)", scope["method"], scope["path"], incident
-            )
-            if not started:
-                await self._send_error(
-                    send,
-                    "internal_error",
-                    f"the agent hit an unexpected error (incident {incident}, in its log): try again, "
-                    "and tell IT if it happens again",
-                    500,
-                )
-
-    @staticmethod
-    async def _send_error(send: Send, code: str, message: str, status: int) -> None:
-        body = json.dumps({"error": {"code": code, "message": message}}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+                await send_error(send, 413, "body_too_large", body_too_large_message(limit))
 
 
 class _BodyTooLarge(Exception):
     pass
-
-
-def _too_large(limit: int) -> tuple[str, str, int]:
-    return (
-        "body_too_large",
-        f"the request body is larger than {limit // 1024} KB (or its length is not given): "
-        "send a smaller body",
-        413,
-    )
-
-
-_HTTP_CODES = {
-    404: "not_found",
-    405: "method_not_allowed",
-    406: "not_acceptable",
-    408: "body_timeout",
-    415: "unsupported_media_type",
-}
 
 
 def create_app(
@@ -257,23 +171,7 @@ def create_app(
     packer = agent.packer
     pack_seconds = agent.metrics.pack_seconds
 
-    @app.exception_handler(DocksideError)
-    async def dockside_error(request: Request, exc: DocksideError) -> Response:
-        return _error(exc.code, exc.message, exc.http_status)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        code = _HTTP_CODES.get(exc.status_code, "http_error")
-        message = {
-            404: f"there is no {request.url.path} here: see /docs for the agent's API",
-            405: f"{request.method} is not allowed on {request.url.path}: see /docs",
-        }.get(exc.status_code, str(exc.detail))
-        return _error(code, message, exc.status_code)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
-        fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors()[:3])
-        return _error("invalid_input", f"invalid {fields}: see /docs for the expected request", 422)
+    install_error_handlers(app)
 
     pack_body = {"order_ref": "DEMO-0001", "station": "S1", "request_id": "client-chosen id"}
 
@@ -400,7 +298,8 @@ def create_app(
     # A body that stalls is answered 408 instead of holding its request for ever (innermost: the
     # route's own read raises, and the exception handler above answers in the contract's shape).
     app.add_middleware(BodyDeadlineMiddleware, limits=limits or HttpLimits())
-    # Added before RequestGuard, so it runs inside it: a crash in a check is still a clean 500.
     app.add_middleware(LocalAccessGuard, credentials=credentials, policy=policy or AccessPolicy())
     app.add_middleware(RequestGuard, max_body_bytes=max_body_bytes)
+    # Added last, so it runs outermost: a crash in a check or a bound is still a clean 500.
+    app.add_middleware(CatchAllMiddleware)
     return app
