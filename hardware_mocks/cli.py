@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import click
 
+from hardware_mocks.control_http import ControlledMock
 from hardware_mocks.printer import MSS_RANGE, RECEIVE_BUFFER_RANGE, MockPrinter
 from hardware_mocks.scale import MockScale
 from hardware_mocks.scale_protocols import PROTOCOLS
@@ -47,6 +48,38 @@ def _wait_for_signal() -> None:
         stop.wait(1.0)
 
 
+def _serve_until_signal(
+    mock: ControlledMock, ready_file: Path | None, ready: dict[str, Any], line: str
+) -> None:
+    """Announce a started mock (the ready file, then one line), serve until Ctrl-C, then stop it."""
+    try:
+        if ready_file is not None:
+            write_ready_file(ready_file, ready)
+        click.echo(line)
+        sys.stdout.flush()
+        _wait_for_signal()
+    finally:
+        mock.stop()
+
+
+def _control_port_option(default: int) -> Callable[[_F], _F]:
+    """`--control-port`, the mock's HTTP control API port."""
+    return click.option(
+        "--control-port",
+        default=default,
+        show_default=True,
+        type=click.IntRange(0, 65535),
+        help="HTTP control API port on 127.0.0.1; 0 picks a free one.",
+    )
+
+
+def _ready_file_option(help_text: str) -> Callable[[_F], _F]:
+    """`--ready-file`, where the mock writes what a launcher needs (as `help_text` says) once it is up."""
+    return click.option(
+        "--ready-file", type=click.Path(dir_okay=False, path_type=Path), default=None, help=help_text
+    )
+
+
 def _byte_count_option(name: str, bounds: tuple[int, int], help_text: str) -> Callable[[_F], _F]:
     """An optional size in bytes within `bounds` (click says the range when a value is outside)."""
     return click.option(name, type=click.IntRange(*bounds), default=None, metavar="BYTES", help=help_text)
@@ -73,13 +106,7 @@ def main() -> None:
     type=click.IntRange(0, 65535),
     help="Raw TCP print port; 0 picks a free one.",
 )
-@click.option(
-    "--control-port",
-    default=9180,
-    show_default=True,
-    type=click.IntRange(0, 65535),
-    help="HTTP control API port on 127.0.0.1; 0 picks a free one.",
-)
+@_control_port_option(9180)
 @click.option(
     "--language",
     type=click.Choice(["zpl", "escpos"]),
@@ -97,12 +124,7 @@ def main() -> None:
     default=None,
     help="Folder that receives one file per printed label (0001.zpl, 0002.zpl, ...).",
 )
-@click.option(
-    "--ready-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help='Write {"port", "control", "serial", "language"} as JSON here once listening.',
-)
+@_ready_file_option('Write {"port", "control", "serial", "language"} as JSON here once listening.')
 @click.option(
     "--advertise/--no-advertise",
     default=False,
@@ -162,27 +184,20 @@ def printer(
         raise click.ClickException(
             f"could not listen ({exc}): pick free ports, or 0 for any free port"
         ) from None
-    try:
-        if ready_file is not None:
-            write_ready_file(
-                ready_file,
-                {
-                    "port": mock.port,
-                    "control": mock.control_address,
-                    "serial": mock.serial,
-                    "language": language,
-                    "host": host,
-                    "model": mock.model,
-                },
-            )
-        click.echo(
-            f"mock {language} printer {mock.serial} ({mock.model}) printing on {host}:{mock.port}, "
-            f"control http://{mock.control_address}",
-        )
-        sys.stdout.flush()
-        _wait_for_signal()
-    finally:
-        mock.stop()
+    _serve_until_signal(
+        mock,
+        ready_file,
+        {
+            "port": mock.port,
+            "control": mock.control_address,
+            "serial": mock.serial,
+            "language": language,
+            "host": host,
+            "model": mock.model,
+        },
+        f"mock {language} printer {mock.serial} ({mock.model}) printing on {host}:{mock.port}, "
+        f"control http://{mock.control_address}",
+    )
 
 
 @main.command()
@@ -193,25 +208,14 @@ def printer(
     show_default=True,
     help="Serial protocol: Mettler Toledo MT-SICS, Toledo 8217, NCI/SCP-12 or CAS continuous output.",
 )
-@click.option(
-    "--control-port",
-    default=9181,
-    show_default=True,
-    type=click.IntRange(0, 65535),
-    help="HTTP control API port on 127.0.0.1; 0 picks a free one.",
-)
+@_control_port_option(9181)
 @click.option(
     "--link",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
     help="A symlink kept pointing at the current pty (re-pointed when the scale is replugged).",
 )
-@click.option(
-    "--ready-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help='Write {"pty", "link", "control", "protocol"} as JSON here once ready.',
-)
+@_ready_file_option('Write {"pty", "link", "control", "protocol"} as JSON here once ready.')
 @click.option("--serial", default="B912345678", show_default=True, help="Serial number the scale reports.")
 @click.option(
     "--units",
@@ -242,20 +246,15 @@ def scale(
         raise click.ClickException(
             f"could not start the scale ({exc}): check --control-port and --link"
         ) from None
-    try:
-        if ready_file is not None:
-            write_ready_file(
-                ready_file,
-                {
-                    "pty": mock.pty_path,
-                    "link": str(link) if link is not None else None,
-                    "control": mock.control_address,
-                    "protocol": protocol,
-                },
-            )
-        where = f"{mock.pty_path}" + (f" (linked from {link})" if link is not None else "")
-        click.echo(f"mock {protocol} scale on {where}, control http://{mock.control_address}")
-        sys.stdout.flush()
-        _wait_for_signal()
-    finally:
-        mock.stop()
+    where = f"{mock.pty_path}" + (f" (linked from {link})" if link is not None else "")
+    _serve_until_signal(
+        mock,
+        ready_file,
+        {
+            "pty": mock.pty_path,
+            "link": str(link) if link is not None else None,
+            "control": mock.control_address,
+            "protocol": protocol,
+        },
+        f"mock {protocol} scale on {where}, control http://{mock.control_address}",
+    )

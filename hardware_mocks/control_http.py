@@ -1,8 +1,10 @@
 """The HTTP control port every mock shares: uvicorn inside the mock's own event loop, contract errors.
 
-Each mock builds a small FastAPI app; this module binds its socket up front (so port 0 resolves to a
-real port before anyone is told about it), runs uvicorn on the mock's loop (so handlers touch the
-mock's state without locks), and turns every failure into `{"error": {"code", "message"}}`.
+Each mock is a `ControlledMock`: its device (a print port, a pty) and its control port run on one
+event loop in the mock's own thread, so control handlers touch the device's state without locks.
+Each builds its small FastAPI app with `control_app`; this module binds its socket up front (so
+port 0 resolves to a real port before anyone is told about it), runs uvicorn on the mock's loop,
+and turns every failure into `{"error": {"code", "message"}}`.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ import asyncio
 import json
 import socket
 import time
-from typing import Any
+from abc import ABC, abstractmethod
+from typing import Any, Self
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -19,7 +22,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-__all__ = ["ControlError", "ControlServer", "bind_tcp", "install_error_handlers", "read_json_object"]
+from hardware_mocks.mock_thread import MockThread
+
+__all__ = [
+    "ControlError",
+    "ControlServer",
+    "ControlledMock",
+    "bind_tcp",
+    "control_app",
+    "install_error_handlers",
+    "read_json_object",
+]
 
 # Control bodies are a few dozen bytes; anything near this is a mistake or an attack.
 MAX_BODY_BYTES = 64 * 1024
@@ -82,6 +95,13 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(Exception, on_unexpected)
+
+
+def control_app(title: str, description: str) -> FastAPI:
+    """An empty control app whose every error answers in the contract shape; the mock adds its routes."""
+    app = FastAPI(title=title, description=description, version="1")
+    install_error_handlers(app)
+    return app
 
 
 async def read_json_object(request: Request) -> dict[str, Any]:
@@ -164,3 +184,71 @@ class ControlServer:
             finally:
                 self._task = None
         self._socket.close()
+
+
+class ControlledMock(ABC):
+    """A mock device with an HTTP control port, both on one event loop in the mock's own thread.
+
+    A subclass opens and closes its device (`_open_device`, `_close_device`) and builds its control
+    app (`_control_app`, after the device is open: the app may show what opening resolved, such as a
+    port). Start opens the device, then the control port; stop closes them the other way round, so
+    no control request reaches a device that is closing.
+    """
+
+    def __init__(self, thread_name: str, control_host: str, control_port: int) -> None:
+        self.control_host = control_host
+        self.requested_control_port = control_port
+        self._thread = MockThread(thread_name)
+        self._control: ControlServer | None = None
+
+    def start(self) -> Self:
+        """Open the device and the control port; return once both accept connections."""
+        self._thread.start(self._start())
+        return self
+
+    def stop(self) -> None:
+        """Close the control port and the device, and end the thread. Safe to call twice."""
+        self._thread.stop(self._stop())
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    @property
+    def control_port(self) -> int:
+        """The control API's port (resolved after start)."""
+        return self._control.port if self._control is not None else 0
+
+    @property
+    def control_address(self) -> str:
+        """`host:port` of the control API."""
+        return self._control.address if self._control is not None else ""
+
+    @abstractmethod
+    async def _open_device(self) -> None:
+        """Open the device itself (on the mock's loop)."""
+
+    @abstractmethod
+    async def _close_device(self) -> None:
+        """Close whatever `_open_device` opened, even if it opened only part of it."""
+
+    @abstractmethod
+    def _control_app(self) -> FastAPI:
+        """The mock's control app (see `control_app`)."""
+
+    async def _start(self) -> None:
+        try:
+            await self._open_device()
+            self._control = ControlServer(self._control_app(), self.control_host, self.requested_control_port)
+            await self._control.start()
+        except BaseException:
+            # A control port that cannot open (taken, say) must not leave the device's port bound.
+            await self._close_device()
+            raise
+
+    async def _stop(self) -> None:
+        if self._control is not None:
+            await self._control.stop()
+        await self._close_device()

@@ -34,9 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hardware_mocks.control_http import ControlServer
+from fastapi import FastAPI
+
+from hardware_mocks.control_http import ControlledMock
 from hardware_mocks.label_store import LabelStore
-from hardware_mocks.mock_thread import MockThread
+from hardware_mocks.printer_control import build_printer_app
 from hardware_mocks.printer_events import (
     Blocked,
     JobComplete,
@@ -45,25 +47,11 @@ from hardware_mocks.printer_events import (
     PrinterEvent,
     PrinterQuery,
 )
+from hardware_mocks.printer_faults import FAULTS, HOLDING_FAULTS
 from hardware_mocks.printer_languages import LANGUAGES, PrinterLanguage, PrinterState, PrinterStream
 
 __all__ = ["FAULTS", "HOLDING_FAULTS", "MockPrinter", "PrintedLabel"]
 
-FAULTS = (
-    "none",
-    "paper_out",
-    "head_open",
-    "paused",
-    "offline",
-    "slow",
-    "drop",
-    "ribbon_out",
-    "buffer_full",
-    "silent",
-    "stall",
-)
-# Faults under which a printer keeps receiving into its buffer but prints nothing.
-HOLDING_FAULTS = frozenset({"paper_out", "head_open", "paused", "ribbon_out"})
 DEFAULT_SLOW_DELAY_S = 0.3
 DEFAULT_MODELS = {"zpl": "ZD421", "escpos": "TM-T88VI"}
 # Linux doubles SO_RCVBUF and never goes below about 2 KB; above 64 MiB is no printer.
@@ -190,7 +178,7 @@ class _Connection(asyncio.Protocol):
             self.printer._finish_closed(self)
 
 
-class MockPrinter:
+class MockPrinter(ControlledMock):
     """A ZPL or ESC/POS network printer in a background thread, with an HTTP control API.
 
     Parameters: `host`/`port` for raw TCP (port 0 picks a free port), `control_host`/`control_port`
@@ -224,12 +212,11 @@ class MockPrinter:
             raise ValueError(f"unknown printer language {language!r}: use one of {sorted(LANGUAGES)}")
         _check_range("receive_buffer_bytes", receive_buffer_bytes, RECEIVE_BUFFER_RANGE)
         _check_range("mss_bytes", mss_bytes, MSS_RANGE)
+        super().__init__(f"mock-printer-{port}", control_host, control_port)
         self.receive_buffer_bytes = receive_buffer_bytes
         self.mss_bytes = mss_bytes
         self.host = host
         self.requested_port = port
-        self.control_host = control_host
-        self.requested_control_port = control_port
         self.language: PrinterLanguage = LANGUAGES[language]
         self._serial = serial
         self.model = model or DEFAULT_MODELS[language]
@@ -240,7 +227,6 @@ class MockPrinter:
         self.buffer_limit_bytes = buffer_limit_bytes
         self.port = 0
         self.bytes_received = 0
-        self._thread = MockThread(f"mock-printer-{port}")
         self._lock = threading.Lock()
         self._printed = threading.Condition(self._lock)
         self._labels: list[PrintedLabel] = []
@@ -260,43 +246,24 @@ class MockPrinter:
         self._cancelled = 0
         self._settings: dict[str, str] = {}
         self._server: asyncio.Server | None = None
-        self._control: ControlServer | None = None
         self._advertiser: Any = None
         self._store: LabelStore | None = None
 
     # ----- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> MockPrinter:
-        """Listen on both ports and return once they accept connections."""
-        self._thread.start(self._start())
-        return self
-
-    def stop(self) -> None:
-        """Close every connection and both ports, and end the thread."""
-        self._thread.stop(self._stop())
-
-    def __enter__(self) -> MockPrinter:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
-
-    async def _start(self) -> None:
-        from hardware_mocks.printer_control import build_printer_app
-
+    async def _open_device(self) -> None:
         self._server = await self._listen(self.requested_port)
         self.port = self._server.sockets[0].getsockname()[1]
         if self.store is not None:
             self._store = LabelStore(self.store, self.language.file_suffix)
-        self._control = ControlServer(build_printer_app(self), self.control_host, self.requested_control_port)
-        await self._control.start()
         if self.advertise:
+            # Loaded only here: zeroconf is heavy, and most printers never announce themselves.
             from hardware_mocks.advertising import PrinterAdvertiser
 
             self._advertiser = PrinterAdvertiser(self, self.advertise_interfaces)
             await self._advertiser.start()
 
-    async def _stop(self) -> None:
+    async def _close_device(self) -> None:
         if self._advertiser is not None:
             await self._advertiser.stop()
         if self._slow_timer is not None:
@@ -306,10 +273,11 @@ class MockPrinter:
         for connection in list(self._connections):
             if connection.transport is not None:
                 connection.transport.abort()
-        if self._control is not None:
-            await self._control.stop()
         if self._store is not None:
             self._store.close()
+
+    def _control_app(self) -> FastAPI:
+        return build_printer_app(self)
 
     async def _listen(self, port: int) -> asyncio.Server:
         loop = asyncio.get_running_loop()
@@ -341,16 +309,6 @@ class MockPrinter:
     def serial(self) -> str:
         """The serial number the printer reports (`device.unique_id`)."""
         return self._serial or f"MOCK{self.port:05d}"
-
-    @property
-    def control_port(self) -> int:
-        """The control API's port (resolved after start)."""
-        return self._control.port if self._control is not None else 0
-
-    @property
-    def control_address(self) -> str:
-        """`host:port` of the control API."""
-        return self._control.address if self._control is not None else ""
 
     @property
     def fault(self) -> str:

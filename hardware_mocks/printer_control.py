@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Query, Request
 
-from hardware_mocks.control_http import ControlError, install_error_handlers, read_json_object
+from hardware_mocks.control_http import ControlError, control_app, read_json_object
+from hardware_mocks.printer_faults import FAULTS
 
 if TYPE_CHECKING:
     from hardware_mocks.printer import MockPrinter
@@ -24,14 +25,10 @@ __all__ = ["build_printer_app"]
 
 def build_printer_app(printer: MockPrinter) -> FastAPI:
     """The control app for one printer; its handlers run on the printer's own event loop."""
-    from hardware_mocks.printer import FAULTS
-
-    app = FastAPI(
-        title=f"Dockside mock printer {printer.serial}",
-        description="Control API of a software label printer: what it printed, and faults to inject.",
-        version="1",
+    app = control_app(
+        f"Dockside mock printer {printer.serial}",
+        "Control API of a software label printer: what it printed, and faults to inject.",
     )
-    install_error_handlers(app)
 
     @app.get("/labels", summary="Labels printed so far, oldest first")
     async def get_labels(

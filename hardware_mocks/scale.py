@@ -26,8 +26,10 @@ import tty
 from pathlib import Path
 from typing import Any
 
-from hardware_mocks.control_http import ControlServer
-from hardware_mocks.mock_thread import MockThread
+from fastapi import FastAPI
+
+from hardware_mocks.control_http import ControlledMock
+from hardware_mocks.scale_control import build_scale_app
 from hardware_mocks.scale_protocols import PROTOCOLS, ScaleProtocol
 from hardware_mocks.weighing import Weighing
 
@@ -39,7 +41,7 @@ _BACKLOG_LIMIT = 512
 _SERVICE_INTERVAL_S = 0.02
 
 
-class MockScale:
+class MockScale(ControlledMock):
     """A serial scale on a pty, in a background thread, with an HTTP control API.
 
     Parameters: `protocol` ("mt-sics", "toledo-8217", "nci-scp12" or "cas"), `control_host` /
@@ -67,9 +69,8 @@ class MockScale:
         self.protocol: ScaleProtocol = PROTOCOLS[protocol]
         if units is not None and units not in self.protocol.units:
             raise ValueError(f"{protocol} reports {', '.join(self.protocol.units)}, not {units!r}")
+        super().__init__(f"mock-scale-{protocol}", control_host, control_port)
         self.units = units or self.protocol.units[0]
-        self.control_host = control_host
-        self.requested_control_port = control_port
         self.link = Path(link) if link is not None else None
         self.serial = serial
         self.model = model
@@ -90,45 +91,25 @@ class MockScale:
         self._tasks: list[asyncio.Task[None]] = []
         self._repeat: bytes | None = None
         self._random = random.Random(0x5CA1E)
-        self._thread = MockThread(f"mock-scale-{protocol}")
-        self._control: ControlServer | None = None
 
     # ----- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> MockScale:
-        """Open the pty and the control port; return once both are ready."""
-        self._thread.start(self._start())
-        return self
-
-    def stop(self) -> None:
-        """Close the pty, remove the link, stop the control port and the thread."""
-        self._thread.stop(self._stop())
-
-    def __enter__(self) -> MockScale:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
-
-    async def _start(self) -> None:
-        from hardware_mocks.scale_control import build_scale_app
-
+    async def _open_device(self) -> None:
         self._queue = asyncio.Queue()
         self._plug()
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._answer_commands()), loop.create_task(self._stream())]
-        self._control = ControlServer(build_scale_app(self), self.control_host, self.requested_control_port)
-        await self._control.start()
 
-    async def _stop(self) -> None:
+    async def _close_device(self) -> None:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._unplug()
-        if self._control is not None:
-            await self._control.stop()
+
+    def _control_app(self) -> FastAPI:
+        return build_scale_app(self)
 
     # ----- identity and state ----------------------------------------------------------------
 
@@ -136,16 +117,6 @@ class MockScale:
     def plugged(self) -> bool:
         """Whether the pty is open (not unplugged)."""
         return self._master is not None
-
-    @property
-    def control_port(self) -> int:
-        """The control API's port (resolved after start)."""
-        return self._control.port if self._control is not None else 0
-
-    @property
-    def control_address(self) -> str:
-        """`host:port` of the control API."""
-        return self._control.address if self._control is not None else ""
 
     def state(self) -> dict[str, Any]:
         """The scale's state as `GET /` reports it (call on the scale's loop, or via `status()`)."""

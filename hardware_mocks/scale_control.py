@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 
-from hardware_mocks.control_http import ControlError, install_error_handlers, read_json_object
+from hardware_mocks.control_http import ControlError, control_app, read_json_object
 
 if TYPE_CHECKING:
     from hardware_mocks.scale import MockScale
@@ -23,12 +23,10 @@ __all__ = ["build_scale_app"]
 
 def build_scale_app(scale: MockScale) -> FastAPI:
     """The control app for one scale; its handlers run on the scale's own event loop."""
-    app = FastAPI(
-        title=f"Dockside mock scale ({scale.protocol.name})",
-        description="Control API of a software serial scale: the load on it, and faults to inject.",
-        version="1",
+    app = control_app(
+        f"Dockside mock scale ({scale.protocol.name})",
+        "Control API of a software serial scale: the load on it, and faults to inject.",
     )
-    install_error_handlers(app)
 
     @app.get("/", summary="The pty path, the load, the reading and the modes")
     async def get_state() -> dict[str, Any]:
