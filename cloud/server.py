@@ -20,7 +20,7 @@ from pathlib import Path
 import uvicorn
 
 from cloud.access.alerts import run_alerts
-from cloud.api import create_app
+from cloud.app import create_app
 from cloud.storage.compaction import CompactionPolicy, run_compaction
 from cloud.storage.store import CloudStore
 from cloud.sync.service import build_grpc_server

@@ -1,97 +1,11 @@
-"""The admin HTTP API: `create_app(store)` gives the FastAPI application `serve` runs."""
+"""The admin HTTP API under /api/v1: one router module per capability, named like it.
 
-from __future__ import annotations
+`fleet` (warehouses, stations, enrollment), `agents`, `releases`, `labels` (templates),
+`rulesets`, `orders` (ingest, state, privacy, timeline; `order_batch` reads the ingest body),
+`waves`, `exceptions`, `records` (audit, export), `webhooks`, `access` (/me, sign-in), `tokens`,
+`users`, `alerts`; `errors` is the error contract and the middlewares. `cloud.app` assembles them.
 
-from typing import Any
-
-from fastapi import FastAPI
-from fastapi.concurrency import run_in_threadpool
-from fastapi.openapi.utils import get_openapi
-from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-from cloud.api import agent_admin, alerts, order_admin, records, rulesets, sessions, tokens, users, webhooks
-from cloud.api.errors import (
-    BodyLimitMiddleware,
-    CatchAllMiddleware,
-    MetricsMiddleware,
-    PathCheckMiddleware,
-    install_error_handlers,
-)
-from cloud.api.releases import RELEASE_MAX_BODY_BYTES
-from cloud.api.releases import router as releases_router
-from cloud.api.routes import INGEST_MAX_BODY_BYTES, OrderBatch, router
-from cloud.console import console_router
-from cloud.labels.preview import PreviewCache
-from cloud.storage.store import CloudStore
-from dockside.http_limits import BodyDeadlineMiddleware, HttpLimits
-
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app"]
-
-DEFAULT_MAX_BODY_BYTES = 1024 * 1024
-
-
-def create_app(store: CloudStore, limits: HttpLimits | None = None) -> FastAPI:
-    """The admin API over `store`: /api/v1/..., /healthz, /metrics and the OpenAPI docs at /docs.
-
-    `limits` bounds how long a request body may take (the defaults when None).
-    """
-    app = FastAPI(
-        title="Dockside cloud admin API",
-        version="1",
-        summary="Warehouses, stations, label templates, orders and the agent fleet.",
-    )
-    app.state.store = store
-    app.state.previews = PreviewCache()
-    install_error_handlers(app)
-    app.add_middleware(MetricsMiddleware)
-    app.add_middleware(
-        BodyLimitMiddleware,
-        default=DEFAULT_MAX_BODY_BYTES,
-        per_path={
-            ("POST", "/api/v1/orders"): INGEST_MAX_BODY_BYTES,
-            ("POST", "/api/v1/releases"): RELEASE_MAX_BODY_BYTES,
-        },
-    )
-    # Outside the size limit, so even draining a refused body is bounded in time.
-    app.add_middleware(BodyDeadlineMiddleware, limits=limits or HttpLimits())
-    app.add_middleware(PathCheckMiddleware)
-    app.add_middleware(CatchAllMiddleware)
-    app.include_router(router)
-    app.include_router(agent_admin.router)
-    app.include_router(releases_router)
-    app.include_router(rulesets.router)
-    app.include_router(order_admin.router)
-    app.include_router(records.router)
-    app.include_router(sessions.router)
-    app.include_router(webhooks.router)
-    app.include_router(tokens.router)
-    app.include_router(users.router)
-    app.include_router(alerts.router)
-
-    app.include_router(console_router())
-
-    @app.get("/healthz", summary="Liveness and the current revision")
-    async def healthz() -> dict[str, Any]:
-        """Answers when the API and its database work."""
-        revision = await run_in_threadpool(store.current_revision)
-        return {"status": "ok", "revision": revision}
-
-    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
-    async def prometheus_metrics() -> Response:
-        """The process's metrics in the Prometheus text format."""
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            spec = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
-            # The ingest body is read by hand (see routes._ingest); document its shape here.
-            batch = OrderBatch.model_json_schema(ref_template="#/components/schemas/{model}")
-            schemas = spec.setdefault("components", {}).setdefault("schemas", {})
-            schemas.update(batch.pop("$defs", {}))
-            schemas["OrderBatch"] = batch
-            app.openapi_schema = spec
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
-    return app
+May import: the capabilities below it (sync excepted: the API never reaches the Watch stream),
+`cloud.metrics`, `cloud.storage` and `dockside`. Never `cloud.console`, `cloud.app` or
+`cloud.server`.
+"""

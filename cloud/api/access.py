@@ -1,4 +1,4 @@
-"""Console sign-in: a password and a TOTP code for a session token; sign-out ends it."""
+"""Who is calling (/me), and console sign-in: a password and a TOTP code for a session token."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from cloud.access import users
+from cloud.access.callers import Caller, Store, client_address
 from cloud.access.principals import Unauthenticated
 from cloud.access.sign_in_limits import SignInLimited
-from cloud.api.callers import Caller, Store, client_address
-from cloud.api.errors import error_response
+from dockside.http_errors import error_response
 
 __all__ = ["router"]
 
@@ -97,3 +97,14 @@ def sign_out(caller: Caller, store: Store, request: Request) -> None:
             "or `dockside-cloud revoke-token ID`"
         )
     users.end_session(store, token)
+
+
+@router.get("/me", summary="Who the caller is")
+def me(caller: Caller) -> Any:
+    """The caller's role, tenant, warehouse scope (null: every warehouse) and token name."""
+    return {
+        "role": caller.role.value,
+        "tenant": caller.tenant,
+        "warehouses": sorted(caller.warehouses) if caller.warehouses is not None else None,
+        "name": caller.token_name,
+    }

@@ -1,4 +1,4 @@
-"""Admin calls on single agents: revoking one cuts it off at once (POST /api/v1/agents/{id}/revoke)."""
+"""Agent fleet calls: list the agents with their health, and revoke one (which cuts it off at once)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
+from cloud.access.callers import Caller, ReadsSetup, Store
 from cloud.access.principals import Role
 from cloud.access.roles import Forbidden
-from cloud.api.callers import Caller, Store
 from cloud.fleet import agents
 from cloud.records import audit
 
@@ -17,6 +17,13 @@ __all__ = ["router"]
 AgentId = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_-]+$")]
 
 router = APIRouter(prefix="/api/v1")
+
+
+@router.get("/agents", summary="The fleet of agents")
+def list_agents(caller: ReadsSetup, store: Store) -> Any:
+    """Each agent's id, warehouse, last seen, version, revision, outbox depth and devices."""
+    fleet = agents.list_agents(store, caller.tenant_id)
+    return {"agents": [agent for agent in fleet if caller.sees(agent["warehouse"])]}
 
 
 @router.post("/agents/{agent_id}/revoke", summary="Revoke an agent's credential")

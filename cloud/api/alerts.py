@@ -12,8 +12,8 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.access import alerts
+from cloud.access.callers import ManagesAccess, Store
 from cloud.access.roles import Forbidden
-from cloud.api.callers import ManagesAccess, Store
 from cloud.records import audit
 
 __all__ = ["router"]

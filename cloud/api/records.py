@@ -11,9 +11,9 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from cloud.access import alerts
+from cloud.access.callers import Caller, ReadsAudit, Store
 from cloud.access.principals import Principal
 from cloud.access.roles import Permission, require
-from cloud.api.callers import Caller, ReadsAudit, Store
 from cloud.records import audit, export
 from cloud.storage.store import CloudStore
 

@@ -23,9 +23,9 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
+from cloud.access.callers import Caller, Store, store_of
 from cloud.access.principals import Principal, Role
 from cloud.access.roles import Forbidden, require_warehouse
-from cloud.api.callers import Caller, Store, store_of
 from cloud.fleet import releases
 from cloud.fleet.agents import AgentIdentity, authenticate_agent
 from cloud.fleet.warehouses import Code as WarehouseCode

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from cloud.api.callers import EditsRulesets, ReadsSetup, Store
+from cloud.access.callers import EditsRulesets, ReadsSetup, Store
 from cloud.decisions import rulesets
 from cloud.records import audit
 from dockside.errors import NotFound

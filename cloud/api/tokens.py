@@ -14,9 +14,9 @@ from fastapi import APIRouter, Path
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from cloud.access import principals as access
+from cloud.access.callers import ManagesAccess, Store
 from cloud.access.principals import Principal, Role
 from cloud.access.roles import Forbidden
-from cloud.api.callers import ManagesAccess, Store
 from cloud.records import audit
 from cloud.storage.store import utcnow
 

@@ -15,8 +15,8 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.access import users
+from cloud.access.callers import ManagesAccess, Store
 from cloud.access.principals import Principal, Role
-from cloud.api.callers import ManagesAccess, Store
 from cloud.api.tokens import scope_within
 from cloud.records import audit
 from cloud.storage.store import CloudStore

@@ -15,9 +15,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from cloud.access.callers import ManagesWebhooks, Store
 from cloud.access.principals import Principal
 from cloud.access.roles import Forbidden
-from cloud.api.callers import ManagesWebhooks, Store
 from cloud.records import audit
 from cloud.webhooks import delivery as webhooks
 

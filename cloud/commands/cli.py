@@ -24,6 +24,12 @@ from dockside.logs import configure_logging
 
 __all__ = ["main"]
 
+_LOOP_FACTORY: Callable[[], asyncio.AbstractEventLoop] | None
+try:
+    from uvloop import new_event_loop as _LOOP_FACTORY
+except ImportError:  # Windows has no uvloop
+    _LOOP_FACTORY = None
+
 _database_url = database_url_option
 
 
@@ -37,14 +43,7 @@ def _address(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
 
 def _run(main_coroutine: Coroutine[Any, Any, None]) -> None:
     """Run the coroutine on uvloop when it is installed (a lower HTTP floor), else asyncio."""
-    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
-    try:
-        import uvloop
-
-        loop_factory = uvloop.new_event_loop
-    except ImportError:  # Windows has no uvloop
-        pass
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
+    with asyncio.Runner(loop_factory=_LOOP_FACTORY) as runner:
         runner.run(main_coroutine)
 
 

@@ -15,7 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func, select
 
-from cloud.api.callers import ReadsSetup, Store
+from cloud.access.callers import ReadsSetup, Store
 from cloud.storage import schema
 from cloud.storage.store import CloudStore
 from dockside.errors import NotFound

@@ -23,7 +23,7 @@ An entry commits with the write it describes, or neither commits:
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,9 +32,18 @@ from sqlalchemy import Connection, Table, delete, insert, select
 from cloud.access.principals import Principal
 from cloud.storage import schema
 from cloud.storage.store import CloudStore, dumps, utcnow
-from dockside.errors import InputError
+from dockside.errors import InputError, NotFound
 
-__all__ = ["MIN_RETENTION_DAYS", "iter_audit", "purge_audit", "query_audit", "record", "record_many"]
+__all__ = [
+    "MIN_RETENTION_DAYS",
+    "active_version_before",
+    "before_of",
+    "iter_audit",
+    "purge_audit",
+    "query_audit",
+    "record",
+    "record_many",
+]
 
 MIN_RETENTION_DAYS = 183  # "kept at least six months"
 MAX_LISTED = 1000
@@ -69,6 +78,20 @@ def _warehouse_of(conn: Connection, tenant_id: int, object_kind: str, object_key
         .where(table.c[key_column] == key, warehouses.c.tenant_id == tenant_id)
     ).scalar()
     return str(code) if code is not None else None
+
+
+def before_of(read: Callable[[], Any]) -> Any:
+    """An object's state before a change, for its entry: what `read` returns, or None when it is new."""
+    try:
+        return read()
+    except NotFound:
+        return None
+
+
+def active_version_before(versions: Callable[[], Sequence[Mapping[str, Any]]]) -> dict[str, Any]:
+    """{"active_version": n or None} of a versioned name (template, ruleset), before a publish."""
+    found = before_of(versions) or []
+    return {"active_version": next((v["version"] for v in found if v.get("active")), None)}
 
 
 def record(

@@ -33,6 +33,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from cloud.storage import migrations, schema
 from cloud.storage.notifier import AgentRevocations, LocalRevisionNotifier, RevisionNotifier
+from cloud.storage.pg_notifier import PostgresRevisionNotifier, channels_for_schema
 from dockside.secret_files import SQLITE_COMPANIONS, private_file
 
 __all__ = [
@@ -189,8 +190,6 @@ class CloudStore:
 
     def _listen_to_replicas(self, revision: int) -> None:
         """Swap in the LISTEN/NOTIFY notifier so replicas sharing this database wake each other."""
-        from cloud.storage.pg_notifier import PostgresRevisionNotifier, channels_for_schema
-
         with self.read() as conn:
             schema_name = str(conn.execute(text("SELECT current_schema()")).scalar_one())
         channels = channels_for_schema(schema_name)

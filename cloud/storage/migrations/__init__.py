@@ -11,7 +11,6 @@ compares the migrated database with the metadata and fails on drift). Write one 
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from alembic import command
@@ -56,19 +55,3 @@ def upgrade(connection: Connection) -> None:
     if current is None and inspect(connection).has_table("sync_clock"):
         command.stamp(config, BASELINE)
     command.upgrade(config, "head")
-
-
-def _draft(message: str) -> None:  # pragma: no cover - a developer's tool
-    """Write a draft migration for what schema.py has and the database (at head) lacks."""
-    from cloud.storage.store import CloudStore, database_url_from_env
-
-    store = CloudStore.open(database_url_from_env())
-    with store.engine.connect() as conn:
-        command.revision(alembic_config(conn), message=message, autogenerate=True)
-    store.close()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    if len(sys.argv) != 3 or sys.argv[1] != "draft":
-        sys.exit('usage: python -m cloud.storage.migrations draft "what changed"')
-    _draft(sys.argv[2])

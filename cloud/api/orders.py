@@ -1,0 +1,230 @@
+"""Order calls: bulk ingest, one order, its state changes, cancel, erasure and its timeline.
+
+Order ingest reads its raw body itself, counting it as it arrives (`cloud.api.order_batch`), so
+one bad order cannot fail the whole batch and a hostile one is refused before it is built. The
+other handlers touch the database as plain functions, which FastAPI runs in its worker threads.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import pydantic_core
+from fastapi import APIRouter, Path, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from cloud import metrics
+from cloud.access.callers import ErasesPersonalData, IngestsOrders, ManagesOrders, ReadsOrders, Store
+from cloud.access.principals import Principal
+from cloud.api import order_batch
+from cloud.api.order_batch import BatchScan, InvalidJson
+from cloud.orders import ingest as orders
+from cloud.orders import privacy
+from cloud.orders import states as order_states
+from cloud.records import audit
+from cloud.storage.gc_pause import paused_gc
+from cloud.storage.store import CloudStore
+from dockside.errors import InputError
+from dockside.http_errors import describe_field_errors
+from dockside.orders import Order, OrderState
+
+__all__ = ["INGEST_MAX_BODY_BYTES", "OrderBatch", "router"]
+
+INGEST_MAX_BODY_BYTES = 32 * 1024 * 1024
+
+router = APIRouter(prefix="/api/v1")
+OrderRef = Annotated[str, Path(min_length=1, max_length=64)]
+_Reason = Annotated[str, StringConstraints(max_length=500)]
+
+
+class OrderBatch(BaseModel):
+    """The ingest body: up to 10,000 orders (documentation; each order is validated on its own)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    orders: Annotated[list[Order], Field(max_length=orders.MAX_ORDERS_PER_CALL)]
+
+
+class _Envelope(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    orders: list[Any]
+
+
+_BATCH_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OrderBatch"}}},
+    }
+}
+
+
+@router.post("/orders", summary="Ingest orders in bulk", openapi_extra=_BATCH_DOC)
+async def ingest_orders(request: Request, caller: IngestsOrders, store: Store) -> JSONResponse:
+    """Store up to 10,000 orders, idempotent by order_ref; each bad order is reported on its own."""
+    with order_batch.BUFFERS.holding() as share:
+        raw = await _read_batch(request, share)
+        async with order_batch.parsing():
+            result = await run_in_threadpool(_ingest, store, caller, raw)
+    return JSONResponse(result.to_dict())
+
+
+async def _read_batch(request: Request, share: order_batch.BodyShare) -> bytearray:
+    """The body, refused while it arrives once it holds too many orders or values (see order_batch)."""
+    raw = bytearray()
+    scan = BatchScan()
+    async for chunk in request.stream():
+        share.add(len(chunk))
+        raw += chunk
+        if scan.exact:
+            # Event by event costs milliseconds per chunk: keep it off the event loop.
+            await run_in_threadpool(scan.feed, chunk, raw)
+        else:
+            scan.feed(chunk, raw)
+    if scan.exact:
+        await run_in_threadpool(scan.finish)
+    return raw
+
+
+def _ingest(store: CloudStore, caller: Principal, raw: bytearray) -> orders.IngestResult:
+    with paused_gc():
+        return _parse_and_ingest(store, caller, raw)
+
+
+def _parse_and_ingest(store: CloudStore, caller: Principal, raw: bytearray) -> orders.IngestResult:
+    try:
+        document = pydantic_core.from_json(raw)
+    except ValueError as exc:
+        raise InvalidJson(f'the body is not valid JSON ({exc}): send {{"orders": [...]}}') from None
+    try:
+        envelope = _Envelope.model_validate(document)
+    except ValidationError as exc:
+        raise InputError(describe_field_errors(exc.errors(include_url=False, include_input=False))) from None
+    if len(envelope.orders) > orders.MAX_ORDERS_PER_CALL:
+        raise InputError(
+            f"a call takes at most {orders.MAX_ORDERS_PER_CALL:,} orders (got {len(envelope.orders):,}): "
+            "split the batch into several calls",
+            code="too_many_orders",
+        )
+    with store.unit_of_work():
+        result = orders.ingest_orders(
+            store,
+            caller.tenant_id,
+            envelope.orders,
+            warehouses=caller.warehouses,
+            by=caller.token_name,
+            actor=caller.actor,
+        )
+        audit.record_many(
+            store,
+            caller,
+            "amend_order",
+            "order",
+            [(change.order_ref, change.warehouse, change.before, change.after) for change in result.amended],
+        )
+        if result.changed:
+            summary = {
+                "accepted": len(result.accepted),
+                "errors": len(result.errors),
+                "changed": result.changed,
+            }
+            audit.record(store, caller, "ingest_orders", "orders", "ingest", None, summary)
+    metrics.ORDERS_INGESTED.labels("accepted").inc(len(result.accepted))
+    metrics.ORDERS_INGESTED.labels("error").inc(len(result.errors))
+    metrics.ORDERS_CHANGED.inc(result.changed)
+    return result
+
+
+@router.get("/orders/{order_ref}", summary="One order with its state and events")
+def get_order(order_ref: OrderRef, caller: ReadsOrders, store: Store) -> Any:
+    """The order as ingested plus `state`, `created_at`, `updated_at` and `events` in time order."""
+    return orders.get_order(store, caller.tenant_id, order_ref, warehouses=caller.warehouses)
+
+
+class StateChangeIn(BaseModel):
+    """The state an order should move to, and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    state: OrderState
+    reason: _Reason = ""
+
+
+class CancelIn(BaseModel):
+    """Why an order is cancelled."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: _Reason = ""
+
+
+def _change_state(
+    caller: Principal, store: CloudStore, order_ref: str, state: OrderState, reason: str
+) -> dict[str, Any]:
+    """Move the order and log the move in one transaction."""
+    with store.unit_of_work():
+        moved = order_states.change_state(
+            store,
+            caller.tenant_id,
+            order_ref,
+            state,
+            by=caller.token_name,
+            reason=reason,
+            warehouses=caller.warehouses,
+        )
+        if moved["changed"]:
+            audit.record(
+                store,
+                caller,
+                "change_order_state",
+                "order",
+                moved["order_ref"],
+                {"state": moved["from"]},
+                {"state": moved["to"]},
+            )
+    return moved
+
+
+@router.post("/orders/{order_ref}/state", summary="Move an order to another state")
+def change_order_state(order_ref: OrderRef, body: StateChangeIn, caller: ManagesOrders, store: Store) -> Any:
+    """Move an order along its lifecycle; an illegal change is refused (409) naming the current state."""
+    return _change_state(caller, store, order_ref, body.state, body.reason)
+
+
+@router.post("/orders/{order_ref}/cancel", summary="Cancel an order")
+def cancel_order(
+    order_ref: OrderRef, caller: ManagesOrders, store: Store, body: CancelIn | None = None
+) -> Any:
+    """Cancel an order; its warehouse's agents hear of it and refuse to pack it."""
+    return _change_state(
+        caller, store, order_ref, OrderState.CANCELLED, body.reason if body is not None else ""
+    )
+
+
+@router.post("/orders/{order_ref}/erase-personal-data", summary="Erase an order's personal data")
+def erase_personal_data(order_ref: OrderRef, caller: ErasesPersonalData, store: Store) -> Any:
+    """Blank the ship-to's personal fields (country kept) in the cloud and at the warehouse's agents."""
+    with store.unit_of_work():
+        done = privacy.erase_order_personal_data(
+            store, caller.tenant_id, order_ref, by=caller.token_name, warehouses=caller.warehouses
+        )
+        if done["erased"]:
+            # The audit trail records the erasure, never the erased values.
+            audit.record(
+                store,
+                caller,
+                "erase_personal_data",
+                "order",
+                order_ref,
+                {"personal_data": "present"},
+                {"personal_data": "erased"},
+            )
+    return done
+
+
+@router.get("/orders/{order_ref}/timeline", summary="Everything that happened to an order")
+def order_timeline(order_ref: OrderRef, caller: ReadsOrders, store: Store) -> Any:
+    """Cloud and edge events of one order in time order, with sources (agent, station, printer, user)."""
+    return orders.order_timeline(store, caller.tenant_id, order_ref, warehouses=caller.warehouses)
