@@ -1,19 +1,46 @@
 """The error tree every Dockside component raises, with messages a person can act on.
 
-    DocksideError                 anything Dockside raises on purpose
-    ├── InputError                the request or data is wrong; retrying it unchanged will fail again
-    │   ├── NotFound              an order, station, template ... that does not exist (404)
-    │   ├── Conflict              the state forbids it (packed twice, illegal transition) (409)
-    │   └── TemplateError         a template that cannot compile or render (422)
-    │       └── TemplateOverrun   a render past the sandbox's bounds or budget (the version is set aside)
-    ├── DeviceError               a printer or scale is not doing its job; retry once it is fixed
-    │   ├── PrinterError          unreachable, refused, faulted (paper out, head open, ...)
-    │   └── ScaleError            no answer, unstable, overload, garbled frame
-    └── SyncError                 the link to the cloud; retryable unless `fatal`
-        └── AuthError             bad or revoked credential or token; not retryable
+    DocksideError                 anything raised on purpose: `code`, `message`, `http_status`
+    │
+    │ FATAL: sent again unchanged, it fails again; a person must change the request or data
+    ├── InputError            422 the request or data is wrong
+    │   ├── MalformedJson     400 the body is not JSON at all
+    │   ├── NotFound          404 an order, station, template ... that does not exist
+    │   ├── Conflict          409 the state forbids it (packed twice, illegal transition)
+    │   └── TemplateError     422 a template that cannot compile or render (line, column)
+    │       └── TemplateOverrun   past the sandbox's bounds or budget: the version is set aside
+    │
+    │ RETRYABLE once a person has fixed the device; what to retry is the type's to say
+    ├── DeviceError           503 a printer or scale is not doing its job
+    │   ├── PrinterError          bytes may have reached the printer: never sent again by itself
+    │   │   ├── PrinterUnreachable    nothing sent, the printer may come back: hold the label
+    │   │   └── PrinterUnusable       nothing sent; only a configuration change helps (FATAL)
+    │   └── ScaleError            no frame in time, a refused command, no weight for this parcel
+    │       ├── ScalePortLost         the serial port is gone: open it again, with backoff
+    │       ├── ScaleGarbledFrame     not a frame of the protocol: line noise, or wrong settings
+    │       └── ScaleWithoutWeight    an answer without a usable weight (overload, fault, unit)
+    │           └── ScaleUnsettled    the weight is moving or the scale busy: wait, weigh again
+    │
+    │ RETRYABLE unless `fatal`: the agent backs off and reconnects on its own
+    └── SyncError             503 the link between agent and cloud
+        └── AuthError         401 a bad, expired, replayed or revoked credential (`fatal`: FATAL)
+
+Code that must decide asks the type or an attribute (`PrinterError.nothing_sent` and
+`retry_may_help`, `SyncError.fatal`), never the code string: the codes are the wire contract.
+
+Each side adds leaves of its own, where they are raised, under the branch they belong to:
+
+    InputError      cloud: InvalidJson 400, BatchTooComplex 413, BadRelease, ReleaseTooLarge 413,
+                    UnsafeWebhookUrl; agent: ConfigError, NotEnrolled 409, CloudTlsError;
+                    dockside.rule_conditions: RuleError
+    DocksideError   cloud: Unauthenticated 401, Forbidden 403, TokenRevoked 409, SignInLimited 429
+                    (RETRYABLE after its Retry-After), ServerBusy 503 (RETRYABLE), IllegalTransition
+                    409, ExceptionClosed 409, MissingSecretKey, SecretKeyMismatch, NoReleaseKey 503;
+                    agent: PairingRefused 403 and PairingThrottled 429, UpdateRefused, StoreError
 
 Every error carries a snake_case `code` (the API's `error.code`) and a message that says what
-went wrong and what to do. HTTP status codes live in `http_status` so both APIs map them alike.
+went wrong and what to do. The HTTP status of each is its `http_status`, which
+`dockside.http_errors` answers with in both apps.
 """
 
 from __future__ import annotations
@@ -51,10 +78,6 @@ class DocksideError(Exception):
         self.message = message
         if code is not None:
             self.code = code
-
-    def to_dict(self) -> dict[str, dict[str, str]]:
-        """The contract's error body: {"error": {"code", "message"}}."""
-        return {"error": {"code": self.code, "message": self.message}}
 
 
 class InputError(DocksideError):
