@@ -47,6 +47,7 @@ from __future__ import annotations
 
 __all__ = [
     "AuthError",
+    "CloudTlsMismatch",
     "Conflict",
     "DeviceError",
     "DocksideError",
@@ -228,6 +229,15 @@ class SyncError(DocksideError):
     code = "sync_error"
     http_status = 503
     fatal = False
+
+
+class CloudTlsMismatch(SyncError):
+    """Agent and cloud disagree about TLS (one end plain, a wrong CA or name): a setting to fix.
+
+    Retried like any link failure, since the cloud may be reconfigured, but worth telling a person.
+    """
+
+    code = "cloud_tls"
 
 
 class AuthError(SyncError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
@@ -10,7 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from cloud.access.callers import EditsRulesets, ReadsSetup, Store
 from cloud.decisions import rulesets
 from cloud.records import audit
-from dockside.errors import NotFound
 
 __all__ = ["RulesetIn", "router"]
 
@@ -106,11 +106,9 @@ def publish_ruleset_version(name: RulesetName, n: VersionNumber, caller: EditsRu
 
     422 `ruleset_references_missing` when a template it names is not published to one of the
     tenant's warehouses, or a printer role it names has no printer at one of their stations."""
-    try:
-        versions = rulesets.list_ruleset_versions(store, caller.tenant_id, name)
-    except NotFound:
-        versions = []
-    before = {"active_version": next((v["version"] for v in versions if v["active"]), None)}
+    before = audit.active_version_before(
+        partial(rulesets.list_ruleset_versions, store, caller.tenant_id, name)
+    )
     with store.unit_of_work():
         published = rulesets.publish_ruleset_version(store, caller.tenant_id, name, n)
         if before["active_version"] != n:

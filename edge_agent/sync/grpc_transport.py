@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 import grpc
 import grpc.aio
 
-from dockside.errors import AuthError, SyncError
+from dockside.errors import AuthError, CloudTlsMismatch, SyncError
 from dockside.sync import bearer
 from dockside.v1 import sync_pb2 as pb
 from dockside.v1 import sync_pb2_grpc as pb_grpc
@@ -50,7 +50,7 @@ def sync_error(
     exc: grpc.aio.AioRpcError, target: str, *, tls: TlsPaths | None = None, tls_enabled: bool = False
 ) -> SyncError:
     """The Dockside error for a failed RPC: the cloud's own words when it gave a reason, and what
-    to fix when the two ends disagree about TLS (code `cloud_tls`, retried like any link failure)."""
+    to fix when the two ends disagree about TLS (CloudTlsMismatch, retried like any link failure)."""
     code = exc.code()
     details = (exc.details() or "").strip()
     if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
@@ -65,9 +65,8 @@ def sync_error(
     reason = f"{code.name.lower()}: {details}" if details else code.name.lower()
     hint = handshake_hint(details, tls, enabled=tls_enabled) if code == grpc.StatusCode.UNAVAILABLE else None
     if hint is not None:
-        return SyncError(
-            f"{hint}; the agent keeps retrying and packing goes on meanwhile (cloud {target}: {reason})",
-            code="cloud_tls",
+        return CloudTlsMismatch(
+            f"{hint}; the agent keeps retrying and packing goes on meanwhile (cloud {target}: {reason})"
         )
     return SyncError(
         f"cannot reach the cloud at {target} ({reason}): check the network and the cloud address; "

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from dockside.errors import AuthError, SyncError
+from dockside.errors import AuthError, CloudTlsMismatch, SyncError
 from dockside.v1 import sync_pb2 as pb
 from edge_agent.metrics import AgentMetrics
 from edge_agent.store.cache import Cache, UnusableChange
@@ -65,7 +65,7 @@ class Watcher:
                 log.error("the cloud refused this agent: %s", exc.message)
             except SyncError as exc:
                 reason = exc.message
-                if exc.code == "cloud_tls" and reason != self._told:
+                if isinstance(exc, CloudTlsMismatch) and reason != self._told:
                     # A setting to fix, not a passing outage: say it loudly, once per new reason.
                     log.error("cannot sync with the cloud: %s", reason)
                     self._told = reason
