@@ -17,13 +17,14 @@ from bench.stack import Stack, restartable_address, running_stack, wait_for
 PARCELS_G = (1234, 1334)
 
 
-def put_next_parcel(stack: Stack, n: int) -> None:
+def put_next_parcel(stack: Stack, n: int, scale: str = "scale") -> None:
     """Put a run's `n`-th parcel on the scale, 100 g apart from the one before, without waiting.
 
     The scan that follows waits (up to the agent's --scale-wait) for the reader to settle on it,
-    as it does when a packer scans the moment the parcel is down.
+    as it does when a packer scans the moment the parcel is down. `scale` names the mock in the
+    stack, for a run over several stations.
     """
-    stack.control("scale", "POST", "/weight", {"grams": PARCELS_G[n % 2], "stable": True})
+    stack.control(scale, "POST", "/weight", {"grams": PARCELS_G[n % 2], "stable": True})
 
 
 class Station:

@@ -6,7 +6,13 @@ so they seldom hit the microseconds between "job committed `sending`" and "job c
 the packer scans again, the agent prints a wave into a printer that stops reading in the middle
 of a label (see tests/e2e/stalling_printer.py) and is killed while a job is blocked in `sending`.
 
-Afterwards the mock printer's ledger shows no order printed twice, every edge event is in the
+The packs run at four stations of the warehouse, each with its own scale and printer, as four
+packers scan at once: a pack mostly waits for its parcel to settle, and four waits overlap. The
+kills and the cloud's outage fall between packs, as in a run at one station: the packers finish
+what they scanned, then the kill lands in the middle of one pack at station S1 (the printer that
+can stall), with no other pack in flight.
+
+Afterwards the mock printers' ledgers show no order printed twice, every edge event is in the
 cloud exactly once, and every job a kill interrupted is `unknown` with an exception raised.
 """
 
@@ -18,12 +24,13 @@ import random
 import re
 import sqlite3
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
 
-from bench.demo_data import demo_orders
+from bench.demo_data import demo_orders, station_body
 from bench.provision import ingest_orders, provision
 from bench.stack import Stack, restartable_address, running_stack, wait_for
 from cloud.storage.store import CloudStore
@@ -33,6 +40,8 @@ from tests.e2e.stalling_printer import WAVE_ORDERS, StuckJob, kill_agent_while_s
 PACKS = 2_000
 AGENT_KILLS = 3
 SCALE_WAIT_S = 10.0  # each scan waits for its new parcel to settle (a deadline, rarely reached)
+# S1 prints on the printer that can stall (the kill inside `sending`); the kills land at S1.
+STATIONS = ("S1", "S2", "S3", "S4")
 _REF = re.compile(r"C[HW]-\d{4}")  # CH: scanned packs, CW: the wave printed into a stall
 
 # A deadline against a hang, well past the run on a busy machine (the suite's default is 180 s).
@@ -44,11 +53,34 @@ def _start(stack: Stack) -> httpx.Client:
     return stack.agent_client()
 
 
-def _pack(client: httpx.Client, ref: str, request_id: str) -> dict[str, Any] | None:
+def _devices(station: str) -> tuple[str, str]:
+    """The names in the stack of the station's mock printer and mock scale."""
+    return ("printer", "scale") if station == STATIONS[0] else (f"printer-{station}", f"scale-{station}")
+
+
+def _start_other_stations(stack: Stack) -> None:
+    """Stations S2.. with their own mock printer and scale, added to WH1 after `provision` made S1."""
+    for station in STATIONS[1:]:
+        printer, scale = _devices(station)
+        stack.start_printer(printer, serial=f"ZD421-CHAOS-{station}")
+        stack.start_scale(scale)
+        stack.admin_call(
+            "POST",
+            "/api/v1/warehouses/WH1/stations",
+            station_body(
+                station,
+                printer_id=f"ZD421-CHAOS-{station}",
+                printer_port=int(stack.processes[printer].ready["port"]),
+                scale_port=stack.processes[scale].ready["pty"],
+            ),
+        )
+
+
+def _pack(client: httpx.Client, ref: str, request_id: str, station: str = "S1") -> dict[str, Any] | None:
     """The pack's answer, or None when the agent died under it."""
     try:
         response = client.post(
-            "/api/v1/pack", json={"order_ref": ref, "station": "S1", "request_id": request_id}
+            "/api/v1/pack", json={"order_ref": ref, "station": station, "request_id": request_id}
         )
     except httpx.TransportError:
         return None
@@ -63,6 +95,7 @@ def test_kills_of_agent_and_cloud_lose_and_repeat_nothing(tmp_path) -> None:
         start_small_printer(stack, serial="ZD421-CHAOS")
         stack.start_scale()
         provision(stack, order_count=PACKS, order_prefix="CH")
+        _start_other_stations(stack)
         wave_orders = demo_orders(WAVE_ORDERS, prefix="CW")
         ingest_orders(stack, wave_orders)
         # Released up front, so it reaches the agent even if its turn comes while the cloud is down.
@@ -86,14 +119,46 @@ def test_kills_of_agent_and_cloud_lose_and_repeat_nothing(tmp_path) -> None:
         cloud_down, cloud_up = PACKS // 2, PACKS // 2 + 300
         grpc_address = stack.cloud.ready["grpc"]
         outcomes: dict[str, dict[str, Any] | None] = {}
+        parcels: collections.Counter[str] = collections.Counter()  # parcels each station has had
+
+        def put_parcel(station: str) -> None:
+            parcels[station] += 1
+            put_next_parcel(stack, parcels[station], scale=_devices(station)[1])
+
+        def pack_in_turn(station: str, numbers: list[int]) -> None:
+            """One packer: the station's orders one after the other, each on a new parcel."""
+            with stack.agent_client() as packer:
+                for n in numbers:
+                    ref = f"CH-{n:04d}"
+                    put_parcel(station)
+                    answer = _pack(packer, ref, f"chaos-{n}", station)
+                    assert answer is not None, ref
+                    assert answer.get("status") == "printed", (ref, answer)
+                    outcomes[ref] = answer
+
+        def pack_at_every_station(numbers: list[int]) -> None:
+            """The orders dealt in turn to the stations, their packers scanning at once; returns
+            when every one is packed (or raises the first packer's failure)."""
+            with ThreadPoolExecutor(len(STATIONS), thread_name_prefix="packer") as packers:
+                shares = [
+                    packers.submit(pack_in_turn, station, numbers[i :: len(STATIONS)])
+                    for i, station in enumerate(STATIONS)
+                ]
+                for share in shares:
+                    share.result()
+
+        scanned: list[int] = []  # orders waiting for the next turn of the packers
         for n in range(1, PACKS + 1):
             ref = f"CH-{n:04d}"
-            put_next_parcel(stack, n)
+            if n in (cloud_down, cloud_up) or n in kills:
+                pack_at_every_station(scanned)
+                scanned.clear()
             if n == cloud_down:
                 stack.cloud.stop(kill=True)
             if n == cloud_up:
                 stack.start_cloud(grpc=grpc_address)
             if n in kills:
+                put_parcel("S1")
                 # SIGKILL at a random instant while this pack is in flight.
                 killer = threading.Timer(
                     rng.uniform(0.0, 0.01), stack.processes["agent"].stop, kwargs={"kill": True}
@@ -113,10 +178,8 @@ def test_kills_of_agent_and_cloud_lose_and_repeat_nothing(tmp_path) -> None:
                 # The packer scans again with the same request: a finished job answers as it is.
                 outcomes[ref] = _pack(client, ref, f"chaos-{n}")
                 continue
-            answer = _pack(client, ref, f"chaos-{n}")
-            assert answer is not None, ref
-            assert answer.get("status") == "printed", (ref, answer)
-            outcomes[ref] = answer
+            scanned.append(n)
+        pack_at_every_station(scanned)
 
         # Everything converges: the outbox drains into the cloud.
         wait_for(
@@ -124,7 +187,9 @@ def test_kills_of_agent_and_cloud_lose_and_repeat_nothing(tmp_path) -> None:
             timeout=90,
             what="the outbox to drain",
         )
-        labels = stack.control("printer", "GET", "/labels")
+        labels = [
+            label for station in STATIONS for label in stack.control(_devices(station)[0], "GET", "/labels")
+        ]
         client.close()
         stack.processes["agent"].stop()
         with sqlite3.connect(stack.agent_dir("agent") / "agent.db") as conn:
@@ -141,7 +206,7 @@ def test_kills_of_agent_and_cloud_lose_and_repeat_nothing(tmp_path) -> None:
         finally:
             store.close()
 
-    # The printer's ledger: no order printed twice (this run asks for no reprint), and the wave's
+    # The printers' ledgers: no order printed twice (this run asks for no reprint), and the wave's
     # labels sent before the kill inside `sending` printed once the printer read again.
     assert stuck is not None
     printed = collections.Counter(
