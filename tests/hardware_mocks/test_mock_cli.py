@@ -16,6 +16,7 @@ import pytest
 import serial
 from click.testing import CliRunner
 
+from hardware_mocks import MockPrinter, MockScale
 from hardware_mocks.cli import main
 from tests.hardware_mocks.mock_peers import label, wait_until
 
@@ -139,3 +140,21 @@ def test_busy_port_and_bad_options_fail_clearly(run_mock, tmp_path):
     result = CliRunner().invoke(main, ["scale", "--protocol", "toledo-8217", "--units", "g"])
     assert result.exit_code == 2
     assert "toledo-8217" in result.output
+
+
+def test_a_busy_control_port_leaves_neither_the_print_port_nor_the_pty_open(tmp_path):
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        print_port = free.getsockname()[1]
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        control_port = busy.getsockname()[1]
+        with pytest.raises(OSError, match="in use"):
+            MockPrinter(port=print_port, control_port=control_port).start()
+        with socket.socket() as again:
+            again.bind(("127.0.0.1", print_port))  # the failed printer let go of its print port
+        link = tmp_path / "ttyScale"
+        with pytest.raises(OSError, match="in use"):
+            MockScale(control_port=control_port, link=link).start()
+        assert not link.is_symlink()  # and the failed scale closed its pty and removed the link
