@@ -6,7 +6,7 @@
 A table added to `cloud/storage/schema.py` needs a migration here too (`tests/cloud/test_migrations.py`
 compares the migrated database with the metadata and fails on drift). Write one by hand in
 `versions/` (next number, `down_revision` = the previous one); autogenerate can draft it:
-`python -m cloud.storage.migrations draft "what changed"` against a database at head.
+`dockside-cloud draft-migration "what changed"`.
 """
 
 from __future__ import annotations
