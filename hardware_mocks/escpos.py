@@ -26,6 +26,7 @@ from hardware_mocks.printer_events import (
     PrinterEvent,
     PrinterQuery,
 )
+from hardware_mocks.printer_stream import ReceiveBuffer
 
 __all__ = ["MAX_RECEIPT_BYTES", "EscposCondition", "EscposStream", "printed_lines", "realtime_status"]
 
@@ -160,32 +161,8 @@ def _user_characters(buffer: bytes | bytearray, pos: int) -> tuple[int, str] | N
     return (cursor - pos, "command") if cursor <= len(buffer) else None
 
 
-class EscposStream:
+class EscposStream(ReceiveBuffer):
     """Turns one connection's ESC/POS byte stream into printer events, whatever the read boundaries."""
-
-    def __init__(self) -> None:
-        self._buffer = bytearray()
-        self._position = 0
-        self._receipt: bytearray | None = None
-        self.oversized_formats = 0
-
-    @property
-    def in_format(self) -> bool:
-        """Whether a receipt has started and has not been cut yet."""
-        return self._receipt is not None
-
-    @property
-    def pending_bytes(self) -> int:
-        """Bytes received and not yet consumed, including an uncut receipt."""
-        partial = len(self._receipt) if self._receipt is not None else 0
-        return len(self._buffer) - self._position + partial
-
-    def feed(self, data: bytes) -> None:
-        """Add bytes as they came off the socket."""
-        if self._position and self._position > len(self._buffer) // 2:
-            del self._buffer[: self._position]
-            self._position = 0
-        self._buffer += data
 
     def next_event(self, jobs_allowed: bool = True) -> PrinterEvent | None:
         """The next event in stream order, `Blocked` when jobs are refused, None when bytes are short."""
@@ -208,21 +185,21 @@ class EscposStream:
                     continue
             if not jobs_allowed:
                 return Blocked()
-            if self._receipt is None:
-                self._receipt = bytearray()
+            if self._job is None:
+                self._job = bytearray()
                 return JobStarted()
             command = _command(buffer, pos)
             if command is None:
                 return None
             length, kind = command
-            self._receipt += buffer[pos : pos + length]
+            self._job += buffer[pos : pos + length]
             self._position = pos + length
             if kind == "cut":
-                raw = bytes(self._receipt)
-                self._receipt = None
+                raw = bytes(self._job)
+                self._job = None
                 return JobComplete(raw)
-            if len(self._receipt) > MAX_RECEIPT_BYTES:
-                self._receipt = None
+            if len(self._job) > MAX_RECEIPT_BYTES:
+                self._job = None
                 self.oversized_formats += 1
         return None
 

@@ -32,6 +32,7 @@ from hardware_mocks.printer_events import (
     PrinterEvent,
     PrinterQuery,
 )
+from hardware_mocks.printer_stream import ReceiveBuffer
 
 __all__ = [
     "MAX_FORMAT_BYTES",
@@ -68,7 +69,7 @@ _INSIDE_MARK = re.compile(rb"\^[Xx][Zz]|~")
 _SGD = re.compile(rb'! U1 (getvar|setvar|do) +"([^"\r\n]*)"(?: +"([^"\r\n]*)")?[ \r\n]')
 
 
-class ZplStream:
+class ZplStream(ReceiveBuffer):
     """Turns one connection's ZPL byte stream into printer events, whatever the TCP read boundaries.
 
     `feed()` appends bytes; `next_event(jobs_allowed)` returns the next complete event or None when
@@ -77,34 +78,10 @@ class ZplStream:
     between formats while label data waits in the socket.
     """
 
-    def __init__(self) -> None:
-        self._buffer = bytearray()
-        self._position = 0
-        self._format: bytearray | None = None
-        self.oversized_formats = 0
-
-    @property
-    def in_format(self) -> bool:
-        """Whether a format has started (`^XA`) and not yet ended: the `~HS` partial format flag."""
-        return self._format is not None
-
-    @property
-    def pending_bytes(self) -> int:
-        """Bytes received and not yet consumed, including an unfinished format."""
-        partial = len(self._format) if self._format is not None else 0
-        return len(self._buffer) - self._position + partial
-
-    def feed(self, data: bytes) -> None:
-        """Add bytes as they came off the socket."""
-        if self._position and self._position > len(self._buffer) // 2:
-            del self._buffer[: self._position]
-            self._position = 0
-        self._buffer += data
-
     def next_event(self, jobs_allowed: bool = True) -> PrinterEvent | None:
         """The next event in stream order, `Blocked` when jobs are refused, None when bytes are short."""
         while True:
-            if self._format is not None:
+            if self._job is not None:
                 if not jobs_allowed:
                     return Blocked()
                 event, progressed = self._inside()
@@ -136,7 +113,7 @@ class ZplStream:
             if not jobs_allowed:
                 return Blocked(), False
             self._position = start + 3
-            self._format = bytearray(buffer[start : start + 3])
+            self._job = bytearray(buffer[start : start + 3])
             return JobStarted(), True
         # A format command outside ^XA..^XZ does nothing on a real printer.
         self._position = start + 1
@@ -160,7 +137,7 @@ class ZplStream:
         return None, False
 
     def _inside(self) -> tuple[PrinterEvent | None, bool]:
-        assert self._format is not None
+        assert self._job is not None
         buffer = self._buffer
         match = _INSIDE_MARK.search(buffer, self._position)
         if match is None:
@@ -186,16 +163,16 @@ class ZplStream:
         end = match.end()
         self._append_format(buffer[self._position : end])
         self._position = end
-        raw = bytes(self._format)
-        self._format = None
+        raw = bytes(self._job)
+        self._job = None
         return JobComplete(raw), True
 
     def _append_format(self, chunk: bytes | bytearray) -> None:
-        assert self._format is not None
-        self._format += chunk
-        if len(self._format) > MAX_FORMAT_BYTES:
+        assert self._job is not None
+        self._job += chunk
+        if len(self._job) > MAX_FORMAT_BYTES:
             # Hostile or broken input: drop the runaway format rather than all of memory.
-            self._format = None
+            self._job = None
             self.oversized_formats += 1
 
 
