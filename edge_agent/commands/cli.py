@@ -15,9 +15,18 @@ from dockside.errors import DocksideError, SyncError
 from dockside.v1 import sync_pb2 as pb
 from edge_agent import __version__
 from edge_agent.agent import Agent, AgentSettings
+from edge_agent.commands.agent_setup import (
+    EnrollmentRefused,
+    Refused,
+    agent_setup,
+    config_option,
+    data_dir_option,
+    opened_store,
+    tls_options,
+)
 from edge_agent.commands.discover import discover_command
 from edge_agent.commands.doctor import doctor_command
-from edge_agent.config import CONFIG_ENV, configure_logging, load_config
+from edge_agent.config import CONFIG_ENV, configure_logging
 from edge_agent.http.local_access import AccessPolicy
 from edge_agent.http.local_credentials import (
     PAIR_CODE_TRIES,
@@ -31,56 +40,11 @@ from edge_agent.store.data_dir import DATA_DIR_ENV, resolve_data_dir
 from edge_agent.store.database import DB_FILENAME, Store
 from edge_agent.store.outbox import Outbox
 from edge_agent.sync import GrpcTransport
-from edge_agent.sync.cloud_tls import CloudTls, resolve_cloud_tls, save_enrolled_tls
+from edge_agent.sync.cloud_tls import CloudTls, save_enrolled_tls
 from edge_agent.sync.identity import load_identity, require_identity, save_identity
 from edge_agent.update import restart_into, self_update_for, serve_with_updates
 
 __all__ = ["main"]
-
-
-class Refused(click.ClickException):
-    """A command that cannot go on; the message says why and what to do (exit status 1)."""
-
-    exit_code = 1
-
-
-class EnrollmentRefused(Refused):
-    """The cloud said no to the token (wrong, expired, used): exit status 2, unlike a network failure."""
-
-    exit_code = 2
-
-
-data_dir_option = click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help=f"Folder holding the agent's database. Default: ${DATA_DIR_ENV}, else a per-OS user data folder.",
-)
-
-
-def tls_options(command: Any) -> Any:
-    """--tls-ca/--tls-cert/--tls-key: TLS to the cloud's sync service (options win over the config)."""
-    pem = click.Path(dir_okay=False, path_type=Path)
-    for option in reversed(
-        [
-            click.option(
-                "--tls-ca",
-                type=pem,
-                default=None,
-                help="PEM CA that signed the cloud's certificate: sync over TLS. "
-                "Default: the config's [cloud] tls_ca, else what enrollment recorded, else plain gRPC.",
-            ),
-            click.option(
-                "--tls-cert",
-                type=pem,
-                default=None,
-                help="PEM certificate of this PC, when the cloud asks for mutual TLS (with --tls-key).",
-            ),
-            click.option("--tls-key", type=pem, default=None, help="PEM private key for --tls-cert."),
-        ]
-    ):
-        command = option(command)
-    return command
 
 
 def _tls_hint(tls: CloudTls) -> str:
@@ -112,13 +76,7 @@ def main() -> None:
     help="The one-time enrollment token from the cloud console (or $DOCKSIDE_ENROLLMENT_TOKEN).",
 )
 @data_dir_option
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="The agent's TOML configuration, for its [cloud] tls_* keys. Default: as `run`.",
-)
+@config_option("The agent's TOML configuration, for its [cloud] tls_* keys. Default: as `run`.")
 @tls_options
 def enroll(
     cloud: str,
@@ -136,17 +94,11 @@ def enroll(
     """
     try:
         parse_address(cloud)
-        config = load_config(config_path)
     except DocksideError as exc:
         raise Refused(exc.message) from None
-    folder = resolve_data_dir(data_dir or config.data_dir)
-    try:
-        tls = resolve_cloud_tls(config.cloud, folder, ca=tls_ca, cert=tls_cert, key=tls_key)
-        credentials = tls.credentials()
-    except DocksideError as exc:
-        raise Refused(exc.message) from None
-    store = _open_store(folder)
-    try:
+    setup = agent_setup(config_path, data_dir, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key)
+    folder, tls, credentials = setup.folder, setup.tls, setup.credentials()
+    with opened_store(folder) as store:
         existing = load_identity(store)
         if existing is not None:
             raise Refused(
@@ -171,8 +123,6 @@ def enroll(
             cloud=cloud,
         )
         save_enrolled_tls(folder, tls)
-    finally:
-        store.close()
     click.echo(f"Enrolled as agent {identity.agent_id} for warehouse {identity.warehouse}.")
     if tls.enabled:
         click.echo(f"Sync uses TLS with CA {tls.ca or 'from the system store'} (recorded for `run`).")
@@ -191,13 +141,9 @@ async def _enroll(
 
 @main.command()
 @data_dir_option
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help=f"The agent's TOML configuration (keys: installers/dockside-agent.toml). Default: ${CONFIG_ENV}, "
-    "else /etc/dockside-agent/agent.toml (Windows: %PROGRAMDATA%\\Dockside\\Agent\\agent.toml) when present.",
+@config_option(
+    f"The agent's TOML configuration (keys: installers/dockside-agent.toml). Default: ${CONFIG_ENV}, "
+    "else /etc/dockside-agent/agent.toml (Windows: %PROGRAMDATA%\\Dockside\\Agent\\agent.toml) when present."
 )
 @click.option(
     "--http",
@@ -244,50 +190,43 @@ def run(
     tls_key: Path | None,
 ) -> None:
     """Run the agent: sync, outbox sender, devices, station page and local API, until SIGTERM/Ctrl-C."""
-    try:
-        config = load_config(config_path)
-    except DocksideError as exc:
-        raise Refused(exc.message) from None
+    setup = agent_setup(config_path, data_dir, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key)
+    config, folder = setup.config, setup.folder
     configure_logging(config.log, level=log_level, background=True)
     http = http or config.http.bind
     try:
         parse_address(http)
     except DocksideError as exc:
         raise Refused(exc.message) from None
-    folder = resolve_data_dir(data_dir or config.data_dir)
-    try:
-        tls = resolve_cloud_tls(config.cloud, folder, ca=tls_ca, cert=tls_cert, key=tls_key)
-        credentials = tls.credentials()
-    except DocksideError as exc:
-        raise Refused(exc.message) from None
-    store = _open_store(folder)
-    try:
-        identity = require_identity(store, folder)
-        updates = self_update_for(config.update, folder, identity.credential)
-        if updates is not None and updates.recover():
-            store.close()
-            restart_into(updates.slot.path)  # a swapped-in release never served: back to the previous one
-        agent = Agent(
-            store,
-            identity,
-            GrpcTransport(
-                config.cloud.address or identity.cloud,
-                identity.credential,
-                channel_credentials=credentials,
-                tls=tls,
-            ),
-            AgentSettings(
-                scale_wait_s=scale_wait or config.packing.scale_wait_s,
-                advertise=not no_advertise,
-                personal_data_retention_days=config.privacy.personal_data_retention_days,
-            ),
-        )
-        access = AccessPolicy(config.http.allowed_hosts, config.http.allowed_origins)
-        run_forever(serve_with_updates(agent, http, ready_file=ready_file, updates=updates, access=access))
-    except DocksideError as exc:
-        raise Refused(exc.message) from None
-    finally:
-        store.close()
+    credentials = setup.credentials()
+    with opened_store(folder) as store:
+        try:
+            identity = require_identity(store, folder)
+            updates = self_update_for(config.update, folder, identity.credential)
+            if updates is not None and updates.recover():
+                store.close()
+                restart_into(updates.slot.path)  # a swapped-in release never served: back to the previous one
+            agent = Agent(
+                store,
+                identity,
+                GrpcTransport(
+                    config.cloud.address or identity.cloud,
+                    identity.credential,
+                    channel_credentials=credentials,
+                    tls=setup.tls,
+                ),
+                AgentSettings(
+                    scale_wait_s=scale_wait or config.packing.scale_wait_s,
+                    advertise=not no_advertise,
+                    personal_data_retention_days=config.privacy.personal_data_retention_days,
+                ),
+            )
+            access = AccessPolicy(config.http.allowed_hosts, config.http.allowed_origins)
+            run_forever(
+                serve_with_updates(agent, http, ready_file=ready_file, updates=updates, access=access)
+            )
+        except DocksideError as exc:
+            raise Refused(exc.message) from None
     if updates is not None and updates.staged is not None:
         trial = ["run", "--data-dir", str(folder), "--http", "127.0.0.1:0"]
         updates.apply([*trial, "--config", str(config_path)] if config_path else trial)
@@ -305,11 +244,8 @@ def status(data_dir: Path | None, as_json: bool) -> None:
             f"there is no agent in {folder}: enroll it with "
             "`dockside-agent enroll --cloud HOST:PORT --token T`"
         )
-    store = _open_store(folder)
-    try:
+    with opened_store(folder) as store:
         report = _status_report(store, folder)
-    finally:
-        store.close()
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -425,17 +361,6 @@ def pair_code(data_dir: Path | None, ttl: int, unpair_all: bool) -> None:
         f"(one screen, {PAIR_CODE_TRIES} tries).",
         err=True,
     )
-
-
-def _open_store(folder: Path) -> Store:
-    try:
-        return Store.open(folder)
-    except DocksideError as exc:
-        raise Refused(exc.message) from None
-    except OSError as exc:
-        raise Refused(
-            f"cannot use the data dir {folder} ({exc.strerror or exc}): check its permissions"
-        ) from None
 
 
 main.add_command(doctor_command)

@@ -25,27 +25,29 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import click
 import httpx
 
-from dockside.errors import DocksideError
+from dockside.errors import AuthError, DocksideError
 from dockside.v1 import sync_pb2 as pb
 from edge_agent import __version__
-from edge_agent.config import load_config
-from edge_agent.devices import PrinterConfig, ScaleConfig, open_printer, open_scale
+from edge_agent.commands.agent_setup import Refused, agent_setup, config_option, data_dir_option
+from edge_agent.devices import PrinterConfig, ScaleConfig, open_printer
+from edge_agent.devices.scale_drivers import weigh_once
 from edge_agent.http.local_credentials import read_local_token
 from edge_agent.store.cache import Cache
-from edge_agent.store.data_dir import resolve_data_dir
 from edge_agent.store.database import DB_FILENAME, Store
 from edge_agent.store.outbox import Outbox
-from edge_agent.sync.cloud_tls import CloudTls, resolve_cloud_tls
+from edge_agent.sync import GrpcTransport
+from edge_agent.sync.cloud_tls import CloudTls
 from edge_agent.sync.identity import Identity, load_identity
 
 __all__ = ["Doctor", "DoctorSettings", "Finding", "doctor_command", "render_text"]
 
 Severity = Literal["ok", "warn", "fail"]
+StationEntry = TypeVar("StationEntry", PrinterConfig, ScaleConfig)
 
 
 @dataclass(frozen=True)
@@ -254,18 +256,7 @@ class Doctor:
     def _credential_and_clock(
         self, address: str, identity: Identity, store: Store, devices: list[pb.DeviceStatus]
     ) -> list[Finding]:
-        from edge_agent.sync import GrpcTransport  # grpc is heavy: load it only when the cloud answers
-
-        credentials = None
-        tls = self.settings.tls
-        if tls.enabled:
-            import grpc
-
-            credentials = grpc.ssl_channel_credentials(
-                root_certificates=tls.ca.read_bytes() if tls.ca else None,
-                private_key=tls.key.read_bytes() if tls.key else None,
-                certificate_chain=tls.cert.read_bytes() if tls.cert else None,
-            )
+        credentials = self.settings.tls.credentials()
         request = pb.ReportStatusRequest(
             agent_version=__version__,
             revision=store.revision(),
@@ -285,17 +276,17 @@ class Doctor:
 
         try:
             sent, answer, received = asyncio.run(report())
+        except AuthError as exc:
+            return [
+                Finding(
+                    "credential",
+                    "fail",
+                    f"the cloud refused this agent's credential ({exc.message})",
+                    "the agent was revoked or the cloud's data was reset: enroll again with a new "
+                    "token from the cloud console (`dockside-agent enroll`)",
+                )
+            ]
         except DocksideError as exc:
-            if exc.code == "unauthenticated":
-                return [
-                    Finding(
-                        "credential",
-                        "fail",
-                        f"the cloud refused this agent's credential ({exc.message})",
-                        "the agent was revoked or the cloud's data was reset: enroll again with a new "
-                        "token from the cloud console (`dockside-agent enroll`)",
-                    )
-                ]
             return [
                 Finding(
                     "credential",
@@ -368,12 +359,9 @@ class Doctor:
         return body if isinstance(body, dict) and "stations" in body else None
 
     def _printer(self, station: str, entry: Any) -> tuple[Finding, pb.DeviceStatus | None]:
-        try:
-            config = PrinterConfig.from_dict(entry)
-        except DocksideError as exc:
-            return Finding(
-                f"printer at {station}", "fail", exc.message, "fix the station in the cloud console"
-            ), None
+        config = _station_entry(PrinterConfig, entry, f"printer at {station}")
+        if isinstance(config, Finding):
+            return config, None
         check = f"printer {config.id} ({station})"
         printer = open_printer(config)
         try:
@@ -396,29 +384,29 @@ class Doctor:
         ), device
 
     def _scale(self, station: str, entry: Any) -> tuple[Finding, pb.DeviceStatus | None]:
-        try:
-            config = ScaleConfig.from_dict(entry)
-        except DocksideError as exc:
-            return Finding(
-                f"scale at {station}", "fail", exc.message, "fix the station in the cloud console"
-            ), None
+        config = _station_entry(ScaleConfig, entry, f"scale at {station}")
+        if isinstance(config, Finding):
+            return config, None
         check = f"scale on {config.port} ({station})"
-        scale = open_scale(config)
         try:
-            scale.open()
-            weight = scale.read()
+            weight = weigh_once(config)
         except DocksideError as exc:
             return (
                 Finding(check, "fail", f"does not answer ({exc.code})", exc.message),
                 _device(config.port, "scale", station, config.protocol, config.port, "fault", exc.message),
             )
-        finally:
-            with contextlib.suppress(Exception):
-                scale.close()
         detail = f"answers: {weight.grams} g, {'stable' if weight.stable else 'settling'}"
         return Finding(check, "ok", detail), _device(
             config.port, "scale", station, config.protocol, config.port, "ready", detail
         )
+
+
+def _station_entry(kind: type[StationEntry], entry: Any, check: str) -> StationEntry | Finding:
+    """A station's printer or scale entry, checked; the failed finding `check` when it is wrong."""
+    try:
+        return kind.from_dict(entry)
+    except DocksideError as exc:
+        return Finding(check, "fail", exc.message, "fix the station in the cloud console")
 
 
 def _devices_from_agent(status: Mapping[str, Any]) -> tuple[list[Finding], list[pb.DeviceStatus]]:
@@ -523,19 +511,8 @@ def render_text(findings: list[Finding]) -> str:
 
 
 @click.command("doctor")
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Folder holding the agent's database. Default: $DOCKSIDE_AGENT_DATA_DIR, else the per-OS folder.",
-)
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="The agent's TOML configuration, for the cloud address and TLS files. Default: as `run`.",
-)
+@data_dir_option
+@config_option("The agent's TOML configuration, for the cloud address and TLS files. Default: as `run`.")
 @click.option(
     "--agent-url",
     default="http://127.0.0.1:8100",
@@ -557,26 +534,18 @@ def doctor_command(
 
     Exits 1 when a check failed, 0 when everything passed (warnings included).
     """
-    try:
-        config = load_config(config_path)
-    except DocksideError as exc:
-        raise click.ClickException(exc.message) from None
-    folder = resolve_data_dir(data_dir or config.data_dir)
-    try:
-        # The same files `run` would use: the config's [cloud] keys, else enrollment's record.
-        tls = resolve_cloud_tls(config.cloud, folder)
-    except DocksideError as exc:
-        raise click.ClickException(exc.message) from None
+    # The same files `run` would use: the config's [cloud] keys, else enrollment's record.
+    setup = agent_setup(config_path, data_dir)
     settings = DoctorSettings(
-        cloud=config.cloud.address,
-        tls=tls,
+        cloud=setup.config.cloud.address,
+        tls=setup.tls,
         agent_url=agent_url.rstrip("/"),
         timeout_s=timeout,
     )
     try:
-        findings = Doctor(folder, settings).run()
+        findings = Doctor(setup.folder, settings).run()
     except DocksideError as exc:
-        raise click.ClickException(exc.message) from None
+        raise Refused(exc.message) from None
     failed = any(f.severity == "fail" for f in findings)
     if as_json:
         click.echo(json.dumps({"healthy": not failed, "findings": [f.as_dict() for f in findings]}, indent=2))
