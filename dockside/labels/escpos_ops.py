@@ -64,13 +64,14 @@ def printable_text(text: str) -> str:
 _local = threading.local()
 
 
-def _framer() -> Dummy:
-    """A python-escpos in-memory printer for this thread, emptied for the next command."""
+def _framer(align: str) -> Dummy:
+    """A python-escpos in-memory printer for this thread, emptied and aligned for the next command."""
     printer: Dummy | None = getattr(_local, "printer", None)
     if printer is None:
         printer = Dummy(profile=PrinterSetup.PROFILE)
         _local.printer = printer
     printer.clear()
+    printer.set(align=align)
     return printer
 
 
@@ -236,8 +237,7 @@ class BarcodeOp(EscposOp):
         data = self.data(values[0])
         if not data:
             return b""
-        printer = _framer()
-        printer.set(align=self.align)
+        printer = _framer(self.align)
         # _hw_barcode, not barcode(): the public call prints its choice of renderer to stdout.
         printer._hw_barcode(
             "{B" + data, "CODE128", self.height, self.module, self.text_position, "A", False, "B", False
@@ -261,8 +261,7 @@ class QrOp(EscposOp):
         data = self.data(values[0])
         if not data:
             return b""
-        printer = _framer()
-        printer.set(align=self.align)
+        printer = _framer(self.align)
         levels = {"L": 0, "M": 1, "Q": 2, "H": 3}
         printer.qr(data, ec=levels[self.error_correction], size=self.size, native=True)
         return bytes(printer.output)
