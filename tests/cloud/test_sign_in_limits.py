@@ -14,19 +14,21 @@ from sqlalchemy import func, select
 
 from cloud.access import sign_in_limits, users
 from cloud.access.principals import Role, Unauthenticated
-from cloud.access.sign_in_limits import (
-    ACCOUNT_FREE,
-    ACCOUNT_MAX_DELAY,
-    ADDRESS_LIMIT,
-    SignInLimited,
-    account_delay,
-)
+from cloud.access.sign_in_limits import SignInLimited, account_delay
 from cloud.storage import schema
 from cloud.storage.store import CloudStore, utcnow
 from tests.cloud.conftest import RunningCloud
 
 PASSWORD = "correct horse battery staple"
 HERE = "192.0.2.10"
+
+# The README's numbers ("Access", sign-in limiting), written here rather than imported from
+# cloud.access.sign_in_limits, so a changed constant fails these tests instead of moving them.
+ACCOUNT_FREE = 5  # failures within 15 minutes before an account waits
+ACCOUNT_MAX_DELAY = timedelta(seconds=60)  # the longest an account waits
+ADDRESS_LIMIT = 20  # failures within 15 minutes that lock an address out
+WINDOW = timedelta(minutes=15)
+LOCKOUT = timedelta(minutes=15)
 
 
 def _user(store: CloudStore, email: str = "ops@example.com") -> pyotp.TOTP:
@@ -180,3 +182,35 @@ def test_a_burst_of_guesses_at_once_gets_no_further_than_the_limit(store: CloudS
     # Attempts count from the moment they begin; past the free ones, one at a time is checked.
     assert outcomes.count("verified and wrong") == ACCOUNT_FREE + 1
     assert outcomes.count("limited") == 40 - ACCOUNT_FREE - 1
+
+
+def test_twenty_failures_from_an_address_lock_it_out_for_fifteen_minutes(store: CloudStore) -> None:
+    start = utcnow()
+    for n in range(ADDRESS_LIMIT):
+        sign_in_limits.begin_attempt(store, f"guess{n}@example.com", HERE, now=start).failed(store)
+    almost = start + LOCKOUT - timedelta(minutes=1)
+    with pytest.raises(SignInLimited) as refused:
+        sign_in_limits.begin_attempt(store, "other@example.com", HERE, now=almost)
+    assert 60 <= refused.value.retry_after_s <= 120
+    assert "wait 1 minute" in refused.value.message or "wait 2 minutes" in refused.value.message
+    # Another address is not held back by it.
+    sign_in_limits.begin_attempt(store, "other@example.com", "198.51.100.7", now=almost).succeeded(store)
+    # Once the fifteen minutes are over, the address is checked again.
+    over = utcnow() + LOCKOUT + timedelta(seconds=1)
+    sign_in_limits.begin_attempt(store, "other@example.com", HERE, now=over).succeeded(store)
+
+
+def test_an_addresss_failures_count_within_fifteen_minutes_only(store: CloudStore) -> None:
+    start = utcnow()
+    for n in range(ADDRESS_LIMIT - 1):
+        sign_in_limits.begin_attempt(store, f"guess{n}@example.com", HERE, now=start).failed(store)
+    # The window is over: the next failure starts a new count instead of reaching the limit.
+    later = start + WINDOW + timedelta(seconds=1)
+    sign_in_limits.begin_attempt(store, "late@example.com", HERE, now=later).failed(store)
+    sign_in_limits.begin_attempt(store, "later@example.com", HERE, now=later).succeeded(store)
+    # Within the window, the same count reaches the limit and the next attempt waits.
+    other = "198.51.100.30"
+    for n in range(ADDRESS_LIMIT):
+        sign_in_limits.begin_attempt(store, f"guess{n}@example.com", other, now=start).failed(store)
+    with pytest.raises(SignInLimited):
+        sign_in_limits.begin_attempt(store, "late@example.com", other, now=start + WINDOW / 2)
