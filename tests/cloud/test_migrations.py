@@ -6,13 +6,13 @@ import threading
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import Engine, create_engine, inspect, text
 
 from cloud.storage import migrations, schema
 from cloud.storage.store import CloudStore, _engine_url
 
 
-def _migrated_engine(database_url: str):
+def _migrated_engine(database_url: str) -> Engine:
     engine = create_engine(_engine_url(database_url))
     with engine.connect() as conn, conn.begin():
         migrations.upgrade(conn)
@@ -61,18 +61,23 @@ def test_a_database_made_before_migrations_is_stamped_not_recreated(database_url
 
 def test_two_processes_opening_an_empty_database_at_once_both_succeed(database_url: str) -> None:
     errors: list[BaseException] = []
+    # Each opener waits for the others, so all three connect to the empty database together.
+    together = threading.Barrier(3, timeout=60)
 
     def open_store() -> None:
         try:
+            together.wait()
             CloudStore.open(database_url).close()
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=open_store) for _ in range(3)]
+    threads = [threading.Thread(target=open_store, daemon=True) for _ in range(3)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
+    # A thread still opening after a minute is a hang, not a success.
+    assert [thread.is_alive() for thread in threads] == [False, False, False]
     assert errors == []
     store = CloudStore.open(database_url)
     try:
