@@ -6,6 +6,8 @@ import os
 import shutil
 import stat
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -109,13 +111,58 @@ def test_bad_invocations_are_refused_clearly(
     assert not (root / "opt").exists()
 
 
-def test_installing_for_real_needs_root(binary: Path) -> None:
-    command = ["sh", str(INSTALL), "--binary", str(binary)]
+@pytest.fixture
+def open_folder() -> Iterator[Path]:
+    """A new folder every user may read, outside the clone and pytest's own 0700 temporary folders.
+
+    A clone may sit where other users cannot read it (under /root, or in a `mktemp -d` folder,
+    0700), and so may pytest's tmp_path: a test that runs a script as another user copies it here.
+    """
+    base = next(
+        (Path(c) for c in (tempfile.gettempdir(), "/tmp", "/var/tmp") if _open_to_others(Path(c))), None
+    )
+    if base is None:
+        pytest.fail("no temporary folder that every user can reach: set TMPDIR to one (e.g. /tmp)")
+    folder = Path(tempfile.mkdtemp(prefix="dockside-installer-", dir=base))
+    try:
+        folder.chmod(0o755)
+        yield folder
+    finally:
+        shutil.rmtree(folder)
+
+
+def _open_to_others(folder: Path) -> bool:
+    """Whether a user who is neither owner nor in the group can go into `folder`."""
+    resolved = folder.resolve()
+    return resolved.is_dir() and all(_mode(part) & stat.S_IXOTH for part in (resolved, *resolved.parents))
+
+
+def _copy_open(source: Path, target: Path, mode: int) -> Path:
+    target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    target.parent.chmod(0o755)  # mkdir's mode is cut by the umask
+    shutil.copyfile(source, target)
+    target.chmod(mode)
+    return target
+
+
+def test_installing_for_real_needs_root(binary: Path, open_folder: Path) -> None:
+    # The scripts as shipped (install.sh with the unit and example config it reads beside it),
+    # and the binary, copied where `nobody` can read them: the clone may be closed to others.
+    shipped = open_folder / "installers"
+    install = _copy_open(INSTALL, shipped / "linux" / "install.sh", 0o755)
+    _copy_open(UNIT, shipped / "linux" / UNIT.name, 0o644)
+    _copy_open(LINUX.parent / "dockside-agent.toml", shipped / "dockside-agent.toml", 0o644)
+    agent = _copy_open(binary, open_folder / "dist" / "dockside-agent", 0o755)
+    assert install.read_bytes() == INSTALL.read_bytes()
+    command = ["sh", str(install), "--binary", str(agent)]
     if os.geteuid() == 0:  # drop to nobody, as a person without sudo would run it
         command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
-    assert result.returncode == 1
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False, cwd=open_folder)
+    assert result.returncode == 1, result.stderr
     assert "run it as root" in result.stderr
+    # Refused for not being root, not for a file it could not open.
+    assert "Permission denied" not in result.stderr
+    assert "cannot open" not in result.stderr
 
 
 def test_uninstall_keeps_config_and_data_unless_purged(tmp_path: Path, binary: Path) -> None:
