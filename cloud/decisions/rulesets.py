@@ -21,7 +21,7 @@ from sqlalchemy import Connection, RowMapping, select, update
 from cloud.labels.rollout import effective_template_versions
 from cloud.storage import schema
 from cloud.storage.store import ChangeRecord, CloudStore, dumps
-from cloud.storage.versions import check_name, insert_next_version, version_row, version_rows
+from cloud.storage.versions import VersionedNames
 from dockside.errors import InputError
 from dockside.rules import CompiledRuleset, Decision, compile_ruleset
 from dockside.sync import ChangeKind
@@ -42,10 +42,6 @@ MAX_SIMULATED_ORDERS = 10_000
 _COMPARED = ("carrier", "service", "template", "printer_role", "weight_tolerance_g")
 
 
-def _check_name(name: str) -> None:
-    check_name(name, "ruleset", " (the edge packs with the one named 'default')")
-
-
 def _body(row: RowMapping) -> dict[str, Any]:
     return {
         "name": row["name"],
@@ -58,6 +54,11 @@ def _body(row: RowMapping) -> dict[str, Any]:
     }
 
 
+_VERSIONS = VersionedNames(
+    schema.ruleset_versions, "ruleset", _body, " (the edge packs with the one named 'default')"
+)
+
+
 def _sync_body(row: RowMapping) -> str:
     # What agents hold and decide with: the rules and their name and version, nothing else.
     return dumps({"name": row["name"], "version": row["version"], **json.loads(row["body"])})
@@ -67,40 +68,25 @@ def create_ruleset_version(
     store: CloudStore, tenant_id: int, name: str, ruleset: Mapping[str, Any], created_by: str = ""
 ) -> dict[str, Any]:
     """Validate a ruleset and store it as the next version of `name` (a draft, not active)."""
-    _check_name(name)
+    _VERSIONS.check_name(name)
     if not isinstance(ruleset, Mapping):
         raise InputError("a ruleset must be a JSON object with 'default', 'rules' and 'sku_tags'")
     content = {key: value for key, value in ruleset.items() if key not in ("name", "version")}
     compile_ruleset(content)
     text = dumps({"default": {}, "rules": [], "sku_tags": {}, **content})
-    values = {"body": text, "created_by": created_by[:100], "active": False}
-    return insert_next_version(
-        store,
-        schema.ruleset_versions,
-        tenant_id,
-        name,
-        values,
-        lambda conn, number: _body(_row(conn, tenant_id, name, number)),
+    return _VERSIONS.create(
+        store, tenant_id, name, {"body": text, "created_by": created_by[:100], "active": False}
     )
-
-
-def _row(conn: Connection, tenant_id: int, name: str, number: int) -> RowMapping:
-    return version_row(conn, schema.ruleset_versions, "ruleset", tenant_id, name, number)
 
 
 def get_ruleset_version(store: CloudStore, tenant_id: int, name: str, number: int) -> dict[str, Any]:
     """One version of a ruleset."""
-    _check_name(name)
-    with store.read() as conn:
-        return _body(_row(conn, tenant_id, name, number))
+    return _VERSIONS.version(store, tenant_id, name, number)
 
 
 def list_ruleset_versions(store: CloudStore, tenant_id: int, name: str) -> list[dict[str, Any]]:
     """Every version of a ruleset, oldest first (NotFound when it has none)."""
-    _check_name(name)
-    with store.read() as conn:
-        rows = version_rows(conn, schema.ruleset_versions, "ruleset", tenant_id, name)
-    return [_body(row) for row in rows]
+    return _VERSIONS.versions(store, tenant_id, name)
 
 
 def active_ruleset(conn: Connection, tenant_id: int, name: str = "default") -> dict[str, Any] | None:
@@ -191,10 +177,10 @@ def publish_ruleset_version(store: CloudStore, tenant_id: int, name: str, number
     missing at a warehouse it reaches. The checks run before the write transaction, which holds
     no rule work at all.
     """
-    _check_name(name)
+    _VERSIONS.check_name(name)
     table = schema.ruleset_versions
     with store.read() as conn:
-        row = _row(conn, tenant_id, name, number)
+        row = _VERSIONS.row(conn, tenant_id, name, number)
         if row["active"]:
             return _body(row)
         # Stored versions were valid when saved; the code may be stricter now.
@@ -206,7 +192,7 @@ def publish_ruleset_version(store: CloudStore, tenant_id: int, name: str, number
         )
     with store.write() as tx:
         tx.lock_clock()
-        row = _row(tx.conn, tenant_id, name, number)
+        row = _VERSIONS.row(tx.conn, tenant_id, name, number)
         if row["active"]:
             return _body(row)
         tx.conn.execute(
@@ -217,7 +203,7 @@ def publish_ruleset_version(store: CloudStore, tenant_id: int, name: str, number
         tx.conn.execute(update(table).where(table.c.id == row["id"]).values(active=True, published_at=tx.now))
         # Rulesets belong to the tenant: every warehouse's agents get the active version.
         tx.append_changes([ChangeRecord(tenant_id, None, ChangeKind.RULESET.value, name, _sync_body(row))])
-        return _body(_row(tx.conn, tenant_id, name, number))
+        return _body(_VERSIONS.row(tx.conn, tenant_id, name, number))
 
 
 def _decision_dict(decision: Decision) -> dict[str, Any]:
@@ -244,12 +230,12 @@ def simulate_ruleset_version(
     Returns {"summary": {...}, "changes": [{"order_ref", "before", "after", "changed"}]} listing
     only the orders whose decision differs.
     """
-    _check_name(name)
+    _VERSIONS.check_name(name)
     if not 1 <= last <= MAX_SIMULATED_ORDERS:
         raise InputError(f"'last' must be 1 to {MAX_SIMULATED_ORDERS:,} orders: simulate fewer orders")
     orders = schema.orders
     with store.read() as conn:
-        draft = compile_ruleset(json.loads(_row(conn, tenant_id, name, number)["body"]))
+        draft = compile_ruleset(json.loads(_VERSIONS.row(conn, tenant_id, name, number)["body"]))
         active = active_ruleset(conn, tenant_id, name)
         query = select(orders.c.body).where(orders.c.tenant_id == tenant_id)
         if warehouses is not None:

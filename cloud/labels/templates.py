@@ -15,7 +15,7 @@ from sqlalchemy import Connection, RowMapping, delete, select, update
 
 from cloud.storage import schema
 from cloud.storage.store import ChangeRecord, CloudStore, dumps
-from cloud.storage.versions import check_name, insert_next_version, version_row, version_rows
+from cloud.storage.versions import VersionedNames
 from dockside.errors import TemplateError
 from dockside.labels import LabelLanguage, validate_template
 from dockside.sync import ChangeKind
@@ -43,10 +43,6 @@ class TemplateVersionIn(BaseModel):
     width_dots: Annotated[int, Field(ge=1, le=10_000)] = 812
     height_dots: Annotated[int, Field(ge=1, le=20_000)] = 1218
     dpi: Annotated[int, Field(ge=100, le=600)] = 203
-
-
-def _check_name(name: str) -> None:
-    check_name(name, "template")
 
 
 def _validate(
@@ -83,6 +79,9 @@ def _body(row: RowMapping) -> dict[str, Any]:
     }
 
 
+_VERSIONS = VersionedNames(schema.template_versions, "template", _body)
+
+
 def template_version_body(row: RowMapping) -> dict[str, Any]:
     """The sync body of a stored template version row."""
     return _body(row)
@@ -92,7 +91,7 @@ def create_template_version(
     store: CloudStore, tenant_id: int, name: str, version: TemplateVersionIn
 ) -> dict[str, Any]:
     """Validate and store the next version of a template (not yet active)."""
-    _check_name(name)
+    _VERSIONS.check_name(name)
     _validate(
         name,
         version.language.value,
@@ -110,45 +109,29 @@ def create_template_version(
         "dpi": version.dpi,
         "active": False,
     }
-    return insert_next_version(
-        store,
-        schema.template_versions,
-        tenant_id,
-        name,
-        values,
-        lambda conn, number: _body(_row(conn, tenant_id, name, number)),
-    )
-
-
-def _row(conn: Connection, tenant_id: int, name: str, number: int) -> RowMapping:
-    return version_row(conn, schema.template_versions, "template", tenant_id, name, number)
+    return _VERSIONS.create(store, tenant_id, name, values)
 
 
 def stored_version(conn: Connection, tenant_id: int, name: str, number: int) -> RowMapping:
     """The stored row of one version (NotFound when it does not exist)."""
-    return _row(conn, tenant_id, name, number)
+    return _VERSIONS.row(conn, tenant_id, name, number)
 
 
 def get_template_version(store: CloudStore, tenant_id: int, name: str, number: int) -> dict[str, Any]:
     """One version of a template."""
-    _check_name(name)
-    with store.read() as conn:
-        return _body(_row(conn, tenant_id, name, number))
+    return _VERSIONS.version(store, tenant_id, name, number)
 
 
 def list_template_versions(store: CloudStore, tenant_id: int, name: str) -> list[dict[str, Any]]:
     """Every version of a template, oldest first."""
-    _check_name(name)
-    with store.read() as conn:
-        rows = version_rows(conn, schema.template_versions, "template", tenant_id, name)
-    return [_body(row) for row in rows]
+    return _VERSIONS.versions(store, tenant_id, name)
 
 
 def check_publishable(store: CloudStore, tenant_id: int, name: str, number: int) -> RowMapping:
     """The stored version, once it renders its sample data again (TemplateError otherwise)."""
-    _check_name(name)
+    _VERSIONS.check_name(name)
     with store.read() as conn:
-        candidate = _row(conn, tenant_id, name, number)
+        candidate = _VERSIONS.row(conn, tenant_id, name, number)
     _validate(
         name,
         candidate["language"],
@@ -170,7 +153,7 @@ def publish_template_version(store: CloudStore, tenant_id: int, name: str, numbe
     rollouts = schema.template_rollouts
     with store.write() as tx:
         tx.lock_clock()
-        row = _row(tx.conn, tenant_id, name, number)
+        row = _VERSIONS.row(tx.conn, tenant_id, name, number)
         staged = tx.conn.execute(
             select(rollouts.c.id, rollouts.c.warehouse_id, rollouts.c.version).where(
                 rollouts.c.tenant_id == tenant_id, rollouts.c.name == name
@@ -191,7 +174,7 @@ def publish_template_version(store: CloudStore, tenant_id: int, name: str, numbe
         for rollout in staged:
             if rollout.version != number:
                 # That warehouse ran a staged version: it goes inactive there before the new one lands.
-                old = _row(tx.conn, tenant_id, name, rollout.version)
+                old = _VERSIONS.row(tx.conn, tenant_id, name, rollout.version)
                 records.append(_change(tenant_id, {**_body(old), "active": False}, int(rollout.warehouse_id)))
         if staged:
             tx.conn.execute(
