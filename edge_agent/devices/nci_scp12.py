@@ -27,13 +27,7 @@ TERMINATOR = b"\x03"
 _RECORD = re.compile(rb"\n([^\n\r]*)\r")
 MOTION, AT_ZERO, RAM_ERROR, EEPROM_ERROR = 1, 2, 4, 8
 UNDER_CAPACITY, OVER_CAPACITY, ROM_ERROR, BAD_CALIBRATION = 1, 2, 4, 8
-NCI = LetterProtocol(
-    scale_name="NCI scale",
-    menu_setting="NCI (SCP-12)",
-    command_end=b"\r",
-    terminator=TERMINATOR,
-    shown_bytes=32,
-)
+NCI = LetterProtocol("NCI scale", "NCI (SCP-12)", command_end=b"\r", terminator=TERMINATOR, shown_bytes=32)
 
 
 @dataclass(frozen=True)

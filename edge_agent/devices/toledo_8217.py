@@ -25,11 +25,7 @@ STX, TERMINATOR = b"\x02", b"\r"
 MOTION, OVER_CAPACITY, UNDER_ZERO, OUTSIDE_ZERO_RANGE, CENTER_OF_ZERO = 1, 2, 4, 8, 16
 _ALWAYS_SET = 0x60
 TOLEDO_8217 = LetterProtocol(
-    scale_name="Toledo 8217 scale",
-    menu_setting="8217",
-    command_end=b"",
-    terminator=TERMINATOR,
-    shown_bytes=24,
+    "Toledo 8217 scale", "8217", command_end=b"", terminator=TERMINATOR, shown_bytes=24
 )
 
 
