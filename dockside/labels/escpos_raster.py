@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import functools
 
-import qrcode  # type: ignore[import-untyped]
 from PIL import Image, ImageDraw, ImageFont
 
-from dockside.labels.barcode_modules import code128_b_modules
+from dockside.labels.barcode_modules import code128_b_modules, qr_modules
 from dockside.labels.escpos_ops import (
     FONT_A_DOTS,
     BarcodeOp,
@@ -31,12 +30,6 @@ __all__ = ["characters_not_printable", "draw_slip", "op_height", "slip_height"]
 CHAR_HEIGHT = 24
 LINE_DOTS = 30  # the default line feed: 1/6 inch
 CUT_FEED_LINES = 6
-_QR_LEVELS = {
-    "L": qrcode.constants.ERROR_CORRECT_L,
-    "M": qrcode.constants.ERROR_CORRECT_M,
-    "Q": qrcode.constants.ERROR_CORRECT_Q,
-    "H": qrcode.constants.ERROR_CORRECT_H,
-}
 
 Resolved = list[tuple[EscposOp, list[str]]]
 
@@ -58,10 +51,7 @@ def _rows(op: TextOp, values: list[str], setup: PrinterSetup) -> list[str]:
 
 
 def _qr_matrix(op: QrOp, values: list[str]) -> list[list[bool]]:
-    code = qrcode.QRCode(error_correction=_QR_LEVELS[op.error_correction], border=0)
-    code.add_data(op.data(values[0]))
-    code.make(fit=True)
-    return [list(row) for row in code.get_matrix()]
+    return qr_modules(op.data(values[0]), op.error_correction)
 
 
 def _barcode_modules(op: BarcodeOp, values: list[str]) -> str:

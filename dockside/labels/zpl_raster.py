@@ -15,10 +15,9 @@ from __future__ import annotations
 import functools
 import re
 
-import qrcode  # type: ignore[import-untyped]
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from dockside.labels.barcode_modules import code39_modules, code128_b_modules
+from dockside.labels.barcode_modules import code39_modules, code128_b_modules, qr_modules
 from dockside.labels.zpl_fields import Font, ZplField, ZplLabel
 
 __all__ = ["draw_label", "preview_font_has"]
@@ -28,12 +27,6 @@ _ROTATION = {"N": 0, "R": 270, "I": 180, "B": 90}
 _WIDTH_FACTOR = 0.78
 _QR_TOP_OFFSET = 10
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
-_QR_LEVELS = {
-    "L": qrcode.constants.ERROR_CORRECT_L,
-    "M": qrcode.constants.ERROR_CORRECT_M,
-    "Q": qrcode.constants.ERROR_CORRECT_Q,
-    "H": qrcode.constants.ERROR_CORRECT_H,
-}
 
 FontFace = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
@@ -165,11 +158,7 @@ def _draw_barcode(field: ZplField, notes: _Notes) -> tuple[Image.Image, int, int
     text = field.text
     if barcode.kind == "qr":
         data = field.data or ""
-        level = _QR_LEVELS.get(data[:1].upper(), qrcode.constants.ERROR_CORRECT_M)
-        code = qrcode.QRCode(error_correction=level, border=0, box_size=1)
-        code.add_data(text)
-        code.make(fit=True)
-        matrix = code.get_matrix()
+        matrix = qr_modules(text, data[:1].upper())
         size = len(matrix) * barcode.magnification
         mask = Image.new("L", (len(matrix), len(matrix)), 0)
         mask.putdata([255 if dark else 0 for row in matrix for dark in row])
