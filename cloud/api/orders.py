@@ -21,7 +21,7 @@ from cloud.access.principals import Principal
 from cloud.api import order_batch
 from cloud.api.order_batch import BatchScan, InvalidJson
 from cloud.orders import ingest as orders
-from cloud.orders import privacy
+from cloud.orders import privacy, timeline
 from cloud.orders import states as order_states
 from cloud.records import audit
 from cloud.storage.gc_pause import paused_gc
@@ -140,7 +140,7 @@ def _parse_and_ingest(store: CloudStore, caller: Principal, raw: bytearray) -> o
 @router.get("/orders/{order_ref}", summary="One order with its state and events")
 def get_order(order_ref: OrderRef, caller: ReadsOrders, store: Store) -> Any:
     """The order as ingested plus `state`, `created_at`, `updated_at` and `events` in time order."""
-    return orders.get_order(store, caller.tenant_id, order_ref, warehouses=caller.warehouses)
+    return timeline.get_order(store, caller.tenant_id, order_ref, warehouses=caller.warehouses)
 
 
 class StateChangeIn(BaseModel):
@@ -227,4 +227,4 @@ def erase_personal_data(order_ref: OrderRef, caller: ErasesPersonalData, store: 
 @router.get("/orders/{order_ref}/timeline", summary="Everything that happened to an order")
 def order_timeline(order_ref: OrderRef, caller: ReadsOrders, store: Store) -> Any:
     """Cloud and edge events of one order in time order, with sources (agent, station, printer, user)."""
-    return orders.order_timeline(store, caller.tenant_id, order_ref, warehouses=caller.warehouses)
+    return timeline.order_timeline(store, caller.tenant_id, order_ref, warehouses=caller.warehouses)

@@ -1,4 +1,4 @@
-"""Orders: bulk ingest from an OMS, idempotent by order_ref, and the order with its timeline.
+"""Orders: bulk ingest from an OMS, idempotent by order_ref.
 
 Ingest validates each order on its own (one bad order does not sink the batch), then writes the
 whole batch in one transaction with one block of revisions. Sending the same order again changes
@@ -6,7 +6,8 @@ nothing; changed content replaces the order while it is not yet packed and is re
 
 A change to where an order goes or what it holds (ship-to, lines, warehouse) is an amendment:
 it goes on the order's timeline (`order_amended`, with who, before and after) in the same
-transaction, and the caller audits each one (`IngestResult.amended`).
+transaction, and the caller audits each one (`IngestResult.amended`). Reading an order back,
+with its events and timeline, is `cloud.orders.timeline`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from sqlalchemy import ARRAY, Text, any_, bindparam, insert, select, update
 
 from cloud.storage import schema
 from cloud.storage.store import ChangeRecord, CloudStore, WriteTransaction, dumps
-from dockside.errors import NotFound
 from dockside.http_errors import describe_field_errors
 from dockside.orders import Order, OrderState
 from dockside.sync import ChangeKind
@@ -32,10 +32,8 @@ __all__ = [
     "MAX_ORDERS_PER_CALL",
     "IngestResult",
     "OrderAmendment",
-    "get_order",
     "ingest_orders",
     "order_sync_body",
-    "order_timeline",
 ]
 
 MAX_ORDERS_PER_CALL = 10_000
@@ -351,98 +349,3 @@ def _existing_orders(tx: WriteTransaction, tenant_id: int, refs: list[str]) -> d
         )
         existing.update({row.order_ref: row for row in rows})
     return existing
-
-
-def get_order(
-    store: CloudStore, tenant_id: int, order_ref: str, *, warehouses: Collection[str] | None = None
-) -> dict[str, Any]:
-    """The order as ingested, with its state, timestamps and events in time order.
-
-    With `warehouses`, an order of another warehouse is NotFound, exactly like a missing one.
-    """
-    table = schema.orders
-    events = schema.order_events
-    with store.read() as conn:
-        query = select(table.c.id, table.c.state, table.c.body, table.c.created_at, table.c.updated_at).where(
-            table.c.tenant_id == tenant_id, table.c.order_ref == order_ref
-        )
-        if warehouses is not None:
-            query = query.join(schema.warehouses, schema.warehouses.c.id == table.c.warehouse_id).where(
-                schema.warehouses.c.code.in_(sorted(warehouses))
-            )
-        row = conn.execute(query).first()
-        if row is None:
-            raise NotFound(
-                f"there is no order {order_ref[:64]!r}: check the reference or ingest the order first"
-            )
-        event_rows = conn.execute(
-            select(events)
-            .where(events.c.order_id == row.id)
-            .order_by(events.c.occurred_at, events.c.received_at, events.c.id)
-        ).mappings()
-        timeline = [
-            {
-                "event_id": event["event_id"],
-                "kind": event["kind"],
-                "source": event["source"],
-                "station": event["station"],
-                "agent": event["agent_id"],
-                "sequence": event["sequence"],
-                "occurred_at": event["occurred_at"].isoformat(),
-                "received_at": event["received_at"].isoformat(),
-                "body": json.loads(event["body"]),
-            }
-            for event in event_rows
-        ]
-    order: dict[str, Any] = json.loads(row.body)
-    order.update(
-        state=row.state,
-        created_at=row.created_at.isoformat(),
-        updated_at=row.updated_at.isoformat(),
-        events=timeline,
-    )
-    return order
-
-
-def order_timeline(
-    store: CloudStore, tenant_id: int, order_ref: str, *, warehouses: Collection[str] | None = None
-) -> dict[str, Any]:
-    """Every cloud and edge event of an order in time order, each with who or what it came from.
-
-    A source names the agent, station and printer for edge facts and the user for cloud writes;
-    exceptions the order opened appear at the time they opened.
-    """
-    order = get_order(store, tenant_id, order_ref, warehouses=warehouses)
-    entries: list[dict[str, Any]] = [
-        {"at": order["created_at"], "kind": "order_created", "source": {"type": "oms"}, "detail": {}}
-    ]
-    for event in order["events"]:
-        body = event["body"]
-        if event["source"] == "edge":
-            source = {
-                "type": "agent",
-                "agent": event["agent"],
-                "station": event["station"] or None,
-                "printer": body.get("printer") if isinstance(body, dict) else None,
-            }
-        else:
-            source = {"type": "user", "user": body.get("by") if isinstance(body, dict) else None}
-        entries.append({"at": event["occurred_at"], "kind": event["kind"], "source": source, "detail": body})
-    exceptions = schema.order_exceptions
-    with store.read() as conn:
-        rows = conn.execute(
-            select(exceptions.c.id, exceptions.c.kind, exceptions.c.opened_at, exceptions.c.status).where(
-                exceptions.c.tenant_id == tenant_id, exceptions.c.order_ref == order_ref
-            )
-        ).all()
-    for row in rows:
-        entries.append(
-            {
-                "at": row.opened_at.isoformat(),
-                "kind": "exception_opened",
-                "source": {"type": "cloud"},
-                "detail": {"exception_id": row.id, "exception_kind": row.kind, "status": row.status},
-            }
-        )
-    entries.sort(key=lambda entry: entry["at"])
-    return {"order_ref": order_ref, "state": order["state"], "timeline": entries}
