@@ -8,7 +8,7 @@ checks a station's scale with it, discovery probes a serial port protocol by pro
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Protocol
 
 from dockside.errors import ScaleError
 
@@ -19,10 +19,17 @@ from .nci_scp12 import NciScp12Scale
 from .scale import PROTOCOL_NAMES, Scale, WeightReading
 from .toledo_8217 import Toledo8217Scale
 
-__all__ = ["SCALE_DRIVERS", "open_scale", "weigh_once"]
+__all__ = ["SCALE_DRIVERS", "ScaleDriver", "open_scale", "weigh_once"]
 
-# Each protocol's driver; every one takes the config and how long a weight may take to come.
-SCALE_DRIVERS: dict[str, Callable[..., Scale]] = {
+
+class ScaleDriver(Protocol):
+    """A driver class: built from the scale's config and how long a weight may take to come."""
+
+    def __call__(self, config: ScaleConfig, *, read_timeout_s: float = ...) -> Scale: ...
+
+
+# Each protocol's driver, by the protocol's name in the station's settings.
+SCALE_DRIVERS: dict[str, ScaleDriver] = {
     "mt-sics": MtSicsScale,
     "toledo-8217": Toledo8217Scale,
     "nci-scp12": NciScp12Scale,
