@@ -23,6 +23,7 @@
     │
     │ RETRYABLE unless `fatal`: the agent backs off and reconnects on its own
     └── SyncError             503 the link between agent and cloud
+        ├── CloudTlsMismatch      one end plain, a wrong CA or name: retried, and a person told
         └── AuthError         401 a bad, expired, replayed or revoked credential (`fatal`: FATAL)
 
 Code that must decide asks the type or an attribute (`PrinterError.nothing_sent` and

@@ -25,7 +25,7 @@ _DRAIN_BYTES = 256 * 1024 * 1024
 _DRAIN_IDLE_S = 1.0
 
 
-class BodyTooLarge(HTTPException):
+class _BodyTooLarge(HTTPException):
     """The body grew past its limit while it was read (no or a false Content-Length)."""
 
     def __init__(self, limit: int) -> None:
@@ -85,7 +85,7 @@ class BodyLimitMiddleware:
                 if received > limit:
                     if message.get("more_body", False):
                         await _drain(receive)
-                    raise BodyTooLarge(limit)
+                    raise _BodyTooLarge(limit)
             return message
 
         await self.app(scope, limited_receive, send)

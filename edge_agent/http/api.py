@@ -40,7 +40,14 @@ from edge_agent.http.station_pairing_api import station_pairing_router
 from edge_agent.http.web import station_page_router
 from edge_agent.packing.waves import WavePrinter, wave_number
 
-__all__ = ["MAX_BODY_BYTES", "PackRequest", "PrintWaveRequest", "ReprintRequest", "create_app"]
+__all__ = [
+    "MAX_BODY_BYTES",
+    "PackRequest",
+    "PrintWaveRequest",
+    "ReprintRequest",
+    "RequestGuard",
+    "create_app",
+]
 
 MAX_BODY_BYTES = 64 * 1024
 
