@@ -1,4 +1,6 @@
-"""How the suite runs in parallel (pytest-xdist, `--dist loadfile`) and in what order.
+"""How the suite runs: in parallel and in what order, with which Hypothesis seed, on which databases.
+
+Parallel runs (pytest-xdist, `--dist loadfile`):
 
 Each test module is one unit of work, handed whole to whichever worker is free, so a module
 whose tests share a fixture (one stack, one browser, the built binary) starts it once and keeps
@@ -10,6 +12,15 @@ announcement would be a stranger. (Not `--dist loadgroup` with xdist_group marks
 The slowest modules are collected first, so the long ones start at once instead of ending the
 run on one worker while the other idles (`--no-loadscope-reorder` keeps that order). Without
 xdist (`pytest tests/e2e/test_scales.py`) only the order applies.
+
+Hypothesis: in CI (`CI` set, as `.ci/run` does) the `ci` profile runs every property test from one
+seed, printed in the header, so a run is the same each time and a failure replays with
+`pytest --hypothesis-seed=N` (or `DOCKSIDE_HYPOTHESIS_SEED=N make test`); a failing example also
+prints its `@reproduce_failure` blob. Elsewhere Hypothesis explores with fresh random seeds.
+
+PostgreSQL: the storage tests run on SQLite and, when DOCKSIDE_TEST_POSTGRES_URL is set (`make
+test` sets it), on PostgreSQL too. Without it their PostgreSQL variants are not collected at all,
+so the run says so at its start and end, with their number, instead of passing quietly.
 """
 
 from __future__ import annotations
@@ -19,6 +30,7 @@ from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
+from hypothesis import settings
 
 # TOTP and webhook secrets are sealed with this key (cloud/storage/sealed_secrets.py) in the test process
 # and every cloud it starts; a test of a missing key removes it with monkeypatch.
@@ -35,6 +47,78 @@ MDNS_MODULES = frozenset(
 # Run first: each of these takes tens of seconds to minutes on real processes.
 SLOW_FIRST = ("tests/e2e/", "tests/browser/")
 
+# No example database in CI: what a run tries depends on the seed alone, never on a local cache.
+settings.register_profile("ci", print_blob=True, database=None)
+# The seed of every CI run unless DOCKSIDE_HYPOTHESIS_SEED says otherwise (any integer).
+CI_HYPOTHESIS_SEED = "20261207"
+
+POSTGRES_VARIANTS_MISSING: pytest.StashKey[int] = pytest.StashKey()
+
+
+def _postgres_configured() -> bool:
+    # tests/cloud/conftest.py adds the PostgreSQL variants under the same condition.
+    return bool(os.environ.get("DOCKSIDE_TEST_POSTGRES_URL", ""))
+
+
+@pytest.hookimpl(tryfirst=True)  # before Hypothesis's own plugin reads its options
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("CI") and not config.getoption("hypothesis_profile"):
+        config.option.hypothesis_profile = "ci"
+    if config.getoption("hypothesis_profile") == "ci" and config.getoption("hypothesis_seed") is None:
+        config.option.hypothesis_seed = os.environ.get("DOCKSIDE_HYPOTHESIS_SEED") or CI_HYPOTHESIS_SEED
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    lines = []
+    seed = config.getoption("hypothesis_seed")
+    if seed is not None:
+        lines.append(
+            f"hypothesis seed {seed} (profile {config.getoption('hypothesis_profile') or 'default'}): "
+            f"replay with `pytest --hypothesis-seed={seed}` or `DOCKSIDE_HYPOTHESIS_SEED={seed} make test`"
+        )
+    if not _postgres_configured():
+        lines.append(
+            "DOCKSIDE_TEST_POSTGRES_URL is not set: the PostgreSQL variants of the storage tests "
+            "are NOT collected (`make test` sets postgresql://postgres@127.0.0.1:5432/test)"
+        )
+    return lines
+
+
+def _count_missing_postgres_variants(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Each test run on SQLite through `database_url` lacks its PostgreSQL twin in this run."""
+    if _postgres_configured():
+        return
+    missing = sum(
+        1
+        for item in items
+        if (callspec := getattr(item, "callspec", None)) is not None
+        and callspec.params.get("database_url") == "sqlite"
+    )
+    config.stash[POSTGRES_VARIANTS_MISSING] = missing
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller prints the summary
+        workeroutput["postgres_variants_missing"] = missing
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist: every worker collects the whole suite, so any one of them has the count."""
+    missing = getattr(node, "workeroutput", {}).get("postgres_variants_missing")
+    if missing is not None:
+        node.config.stash[POSTGRES_VARIANTS_MISSING] = int(missing)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    missing = config.stash.get(POSTGRES_VARIANTS_MISSING, 0)
+    if missing:
+        terminalreporter.write_sep(
+            "!",
+            f"{missing} PostgreSQL variants were NOT run: DOCKSIDE_TEST_POSTGRES_URL is not set "
+            "(`make test` sets it)",
+            red=True,
+            bold=True,
+        )
+
 
 def _module_path(nodeid: str) -> str:
     return nodeid.split("::", 1)[0]
@@ -47,7 +131,8 @@ def _rank(item: pytest.Item) -> int:
     return 1 if _module_path(item.nodeid).startswith(SLOW_FIRST) else 2
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _count_missing_postgres_variants(config, items)
     # A module ranks as its slowest test, so its tests stay together (module fixtures start once).
     module_rank: dict[str, int] = {}
     for item in items:
