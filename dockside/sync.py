@@ -1,13 +1,36 @@
-"""The vocabulary both ends of the sync agree on: change kinds, event kinds, credentials.
+"""The vocabulary both ends of the sync agree on: change kinds, event kinds, credentials, and
+the items of the Watch stream as typed values.
 
 Change kinds flow cloud to edge in `Watch`; event kinds flow edge to cloud in `PushEvents`.
+A Watch stream is a run of `WatchItem`s: the cloud builds them and turns each into its wire
+message with `watch_response`; the agent reads each message back with `read_watch_item` and
+decides by the item's type:
+
+    SyncChange(revision, kind, key, body, deleted)   one entity's whole new state, or its deletion
+    SnapshotBegin(revision) ... SnapshotEnd(revision)  every entity in scope between the two
+    Heartbeat(revision)                              nothing new up to this revision
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["AUTH_METADATA_KEY", "ChangeKind", "EventKind", "bearer"]
+from dockside.v1 import sync_pb2
+
+__all__ = [
+    "AUTH_METADATA_KEY",
+    "ChangeKind",
+    "EventKind",
+    "Heartbeat",
+    "SnapshotBegin",
+    "SnapshotEnd",
+    "SyncChange",
+    "WatchItem",
+    "bearer",
+    "read_watch_item",
+    "watch_response",
+]
 
 AUTH_METADATA_KEY = "authorization"
 
@@ -40,3 +63,76 @@ class EventKind(StrEnum):
     JOB_UNKNOWN = "job_unknown"
     EXCEPTION_RAISED = "exception_raised"
     STATION_STATUS = "station_status"
+
+
+@dataclass(frozen=True, slots=True)
+class SyncChange:
+    """One entity's whole new state at a revision, or its deletion: a Watch `Change`."""
+
+    revision: int
+    # A ChangeKind value, kept as text: a kind from a newer cloud still reaches the agent, which
+    # refuses that one change instead of the whole stream.
+    kind: str
+    key: str  # what names the entity within its kind (see ChangeKind)
+    body: bytes = b""  # a UTF-8 JSON object; empty when deleted
+    deleted: bool = False
+
+    @classmethod
+    def of_text(cls, revision: int, kind: str, key: str, body: str, *, deleted: bool = False) -> SyncChange:
+        """A change whose body is JSON text (as the cloud stores it); a deletion carries no body."""
+        return cls(revision, kind, key, b"" if deleted else body.encode("utf-8"), deleted)
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotBegin:
+    """A snapshot at `revision` starts: the entities that follow replace the agent's whole cache."""
+
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotEnd:
+    """The snapshot at `revision` is complete: swap it in and resume after `revision`."""
+
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """Nothing new in the agent's scope up to `revision`; the stream is alive."""
+
+    revision: int
+
+
+WatchItem = SyncChange | SnapshotBegin | SnapshotEnd | Heartbeat
+
+
+def watch_response(item: WatchItem) -> sync_pb2.WatchResponse:
+    """The wire message for one Watch item."""
+    match item:
+        case SyncChange():
+            change = sync_pb2.Change(
+                revision=item.revision, kind=item.kind, key=item.key, deleted=item.deleted, body=item.body
+            )
+            return sync_pb2.WatchResponse(change=change)
+        case SnapshotBegin():
+            return sync_pb2.WatchResponse(snapshot_begin=sync_pb2.SnapshotBegin(revision=item.revision))
+        case SnapshotEnd():
+            return sync_pb2.WatchResponse(snapshot_end=sync_pb2.SnapshotEnd(revision=item.revision))
+        case Heartbeat():
+            return sync_pb2.WatchResponse(heartbeat=sync_pb2.Heartbeat(revision=item.revision))
+
+
+def read_watch_item(response: sync_pb2.WatchResponse) -> WatchItem | None:
+    """The Watch item a wire message carries, or None for one this side does not know (a newer cloud)."""
+    which = response.WhichOneof("item")
+    if which == "change":
+        change = response.change
+        return SyncChange(change.revision, change.kind, change.key, change.body, change.deleted)
+    if which == "snapshot_begin":
+        return SnapshotBegin(response.snapshot_begin.revision)
+    if which == "snapshot_end":
+        return SnapshotEnd(response.snapshot_end.revision)
+    if which == "heartbeat":
+        return Heartbeat(response.heartbeat.revision)
+    return None

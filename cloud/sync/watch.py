@@ -33,14 +33,20 @@ from cloud.orders.waves import recent_wave_bodies
 from cloud.storage import schema
 from cloud.storage.notifier import StreamStop, settle
 from cloud.storage.store import CloudStore, dumps, utcnow
-from dockside.sync import ChangeKind
-from dockside.v1 import sync_pb2
+from dockside.sync import (
+    ChangeKind,
+    Heartbeat,
+    SnapshotBegin,
+    SnapshotEnd,
+    SyncChange,
+    WatchItem,
+    watch_response,
+)
 
 __all__ = ["ChangeFeed"]
 
 log = logging.getLogger(__name__)
 
-Change = tuple[str, str, str]  # kind, key, body
 Wire = tuple[int, bytes]  # revision, serialized WatchResponse
 
 
@@ -302,26 +308,13 @@ class _RecentChanges:
         ]
 
 
-def _change(
-    revision: int, kind: str, key: str, body: str, *, deleted: bool = False
-) -> sync_pb2.WatchResponse:
-    return sync_pb2.WatchResponse(
-        change=sync_pb2.Change(
-            revision=revision,
-            kind=kind,
-            key=key,
-            deleted=deleted,
-            body=b"" if deleted else body.encode("utf-8"),
-        )
-    )
-
-
 def _change_wire(revision: Any, kind: str, key: str, body: str, deleted: Any) -> bytes:
-    return _change(int(revision), kind, key, body, deleted=bool(deleted)).SerializeToString()
+    change = SyncChange.of_text(int(revision), kind, key, body, deleted=bool(deleted))
+    return watch_response(change).SerializeToString()
 
 
 def _heartbeat(revision: int) -> bytes:
-    return sync_pb2.WatchResponse(heartbeat=sync_pb2.Heartbeat(revision=revision)).SerializeToString()
+    return watch_response(Heartbeat(revision)).SerializeToString()
 
 
 class _Snapshot:
@@ -340,7 +333,7 @@ class _Snapshot:
         """The next page, serialized (in the worker thread that reads it), or None after the end."""
         with self._lock:
             page = next(self._pages, None)
-        return None if page is None else [item.SerializeToString() for item in page]
+        return None if page is None else [watch_response(item).SerializeToString() for item in page]
 
     def close(self) -> None:
         with self._lock:
@@ -348,39 +341,42 @@ class _Snapshot:
 
     def _read(
         self, store: CloudStore, agent: AgentIdentity, page_size: int
-    ) -> Generator[list[sync_pb2.WatchResponse], None, None]:
+    ) -> Generator[list[WatchItem], None, None]:
         with store.read(consistent=True) as conn:
             self.revision = revision = int(conn.execute(select(schema.sync_clock.c.revision)).scalar_one())
-            page = [sync_pb2.WatchResponse(snapshot_begin=sync_pb2.SnapshotBegin(revision=revision))]
-            for kind, key, body in _entities(conn, agent, page_size):
-                page.append(_change(revision, kind, key, body))
+            page: list[WatchItem] = [SnapshotBegin(revision)]
+            for change in _entities(conn, agent, revision, page_size):
+                page.append(change)
                 if len(page) >= page_size:
                     yield page
                     page = []
-            page.append(sync_pb2.WatchResponse(snapshot_end=sync_pb2.SnapshotEnd(revision=revision)))
+            page.append(SnapshotEnd(revision))
             yield page
 
 
-def _entities(conn: Connection, agent: AgentIdentity, page_size: int) -> Iterator[Change]:
-    """Every entity an agent's cache holds: warehouse, stations, templates, rulesets, recent waves, orders."""
+def _entities(conn: Connection, agent: AgentIdentity, revision: int, page_size: int) -> Iterator[SyncChange]:
+    """Every entity an agent's cache holds, as of `revision`: warehouse, stations, templates,
+    rulesets, recent waves, orders."""
     wh = schema.warehouses
     row = conn.execute(
         select(wh.c.code, wh.c.name, wh.c.ship_from).where(wh.c.id == agent.warehouse_id)
     ).one()
-    yield ChangeKind.WAREHOUSE.value, row.code, dumps(warehouse_body(row.code, row.name, row.ship_from))
+    body = dumps(warehouse_body(row.code, row.name, row.ship_from))
+    yield SyncChange.of_text(revision, ChangeKind.WAREHOUSE.value, row.code, body)
     st = schema.stations
     for code, body in conn.execute(
         select(st.c.code, st.c.body).where(st.c.warehouse_id == agent.warehouse_id).order_by(st.c.code)
     ):
-        yield ChangeKind.STATION.value, code, body
+        yield SyncChange.of_text(revision, ChangeKind.STATION.value, code, body)
     # One active version per template name: the tenant's, or the warehouse's staged one.
     for version in effective_template_versions(conn, agent.tenant_id, agent.warehouse_id):
         document: dict[str, Any] = {**template_version_body(version), "active": True}
-        yield ChangeKind.TEMPLATE_VERSION.value, f"{document['name']}@{document['version']}", dumps(document)
+        key = f"{document['name']}@{document['version']}"
+        yield SyncChange.of_text(revision, ChangeKind.TEMPLATE_VERSION.value, key, dumps(document))
     for name, ruleset in active_rulesets(conn, agent.tenant_id):
-        yield ChangeKind.RULESET.value, name, ruleset
+        yield SyncChange.of_text(revision, ChangeKind.RULESET.value, name, ruleset)
     for key, body in recent_wave_bodies(conn, agent.warehouse_id, row.code, utcnow()):
-        yield ChangeKind.WAVE.value, key, body
+        yield SyncChange.of_text(revision, ChangeKind.WAVE.value, key, body)
     orders = schema.orders
     last_id = 0
     while True:
@@ -391,7 +387,8 @@ def _entities(conn: Connection, agent: AgentIdentity, page_size: int) -> Iterato
             .limit(page_size)
         ).all()
         for row_ in rows:
-            yield ChangeKind.ORDER.value, row_.order_ref, order_sync_body(row_.body, row_.state)
+            body = order_sync_body(row_.body, row_.state)
+            yield SyncChange.of_text(revision, ChangeKind.ORDER.value, row_.order_ref, body)
         if len(rows) < page_size:
             return
         last_id = int(rows[-1].id)

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 
 from dockside.errors import AuthError, CloudTlsMismatch, SyncError
+from dockside.sync import Heartbeat, SnapshotBegin, SnapshotEnd, SyncChange, read_watch_item
 from dockside.v1 import sync_pb2 as pb
 from edge_agent.metrics import AgentMetrics
 from edge_agent.store.cache import Cache, UnusableChange
@@ -100,22 +101,25 @@ class Watcher:
 
     def handle(self, item: pb.WatchResponse) -> None:
         """Apply one stream item to the cache (synchronously: no other task runs meanwhile)."""
-        which = item.WhichOneof("item")
-        if which == "change":
-            self._link.saw_revision(item.change.revision)
-            if self._cache.snapshot_open:
-                self._cache.stage(item.change)
-            else:
-                self._apply(item.change)
-        elif which == "snapshot_begin":
-            self._link.saw_revision(item.snapshot_begin.revision)
-            self._cache.begin_snapshot()
-        elif which == "snapshot_end":
-            self._finish_snapshot(item.snapshot_end.revision)
-        elif which == "heartbeat":
-            self._link.saw_revision(item.heartbeat.revision)
+        match read_watch_item(item):
+            case SyncChange() as change:
+                self._link.saw_revision(change.revision)
+                # The cache reads the wire message itself (edge_agent/store/cache.py takes a pb.Change).
+                if self._cache.snapshot_open:
+                    self._cache.stage(item.change)
+                else:
+                    self._apply(change, item.change)
+            case SnapshotBegin(revision=revision):
+                self._link.saw_revision(revision)
+                self._cache.begin_snapshot()
+            case SnapshotEnd(revision=revision):
+                self._finish_snapshot(revision)
+            case Heartbeat(revision=revision):
+                self._link.saw_revision(revision)
+            case None:
+                pass  # an item a newer cloud sends that this agent does not know: nothing to do
 
-    def _apply(self, change: pb.Change) -> None:
+    def _apply(self, change: SyncChange, wire: pb.Change) -> None:
         if change.revision <= self._store.revision():
             return  # already applied (a resent change after a reconnect)
         refused = False
@@ -123,7 +127,7 @@ class Watcher:
             with self._store.atomic():
                 try:
                     with self._store.atomic():
-                        self._cache.apply(change)
+                        self._cache.apply(wire)
                 except UnusableChange as exc:
                     # The cloud's bug: record and move on rather than stall every later change.
                     refused = True
