@@ -33,6 +33,7 @@ from dockside.errors import DocksideError, InputError, MalformedJson
 __all__ = [
     "STATUS_ERRORS",
     "CatchAllMiddleware",
+    "WatchedSend",
     "body_too_large_message",
     "describe_field_errors",
     "error_body",
@@ -198,6 +199,23 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http_error)
 
 
+class WatchedSend:
+    """An ASGI `send` that remembers whether the response has started.
+
+    Once its head is out, an error can no longer be answered in the contract's shape: the
+    middleware that caught it must let the connection break instead.
+    """
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self.send(message)
+
+
 class CatchAllMiddleware:
     """The last resort: any unexpected exception is logged with an incident id and answered 500.
 
@@ -211,20 +229,13 @@ class CatchAllMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        watched = WatchedSend(send)
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, watched)
         except Exception:
             incident = f"{time.time_ns():x}"
             log.exception("%s %s failed (incident %s)", scope.get("method"), scope.get("path"), incident)
-            if started:
+            if watched.started:
                 raise
             await send_error(
                 send,

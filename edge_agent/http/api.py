@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 from dockside.errors import InputError, NotFound
 from dockside.http_errors import (
     CatchAllMiddleware,
+    WatchedSend,
     body_too_large_message,
     install_error_handlers,
     invalid_body,
@@ -130,7 +131,6 @@ class RequestGuard:
                     await send_error(send, 413, "body_too_large", body_too_large_message(limit))
                     return
         received = 0
-        started = False
 
         async def bounded_receive() -> Message:
             nonlocal received
@@ -141,16 +141,11 @@ class RequestGuard:
                     raise _BodyTooLarge
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        watched = WatchedSend(send)
         try:
-            await self.app(scope, bounded_receive, tracking_send)
+            await self.app(scope, bounded_receive, watched)
         except _BodyTooLarge:
-            if not started:
+            if not watched.started:
                 await send_error(send, 413, "body_too_large", body_too_large_message(limit))
 
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, StringConstraints, TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException
 
@@ -129,6 +131,14 @@ def _app() -> FastAPI:
     async def add_parcel(parcel: Parcel) -> dict[str, str]:
         return {"station": parcel.station}
 
+    @app.get("/stream-then-crash")
+    async def stream_then_crash() -> StreamingResponse:
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b"first label,"
+            raise RuntimeError("the disk went away")
+
+        return StreamingResponse(chunks())
+
     @app.get("/raise/{kind}")
     async def raise_one(kind: str) -> None:
         errors: dict[str, Exception] = {
@@ -218,3 +228,10 @@ def test_a_crash_is_a_logged_500_without_a_trace(caplog: pytest.LogCaptureFixtur
     incident = error["message"].split("(incident ")[1].split(",")[0]
     assert "SELECT" not in error["message"]
     assert any(incident in record.getMessage() for record in caplog.records)
+
+
+def test_a_crash_after_the_answer_began_breaks_the_connection_instead() -> None:
+    # A second response cannot follow a started one: the error goes on to the server, which cuts
+    # the connection, so the client never takes half an answer for a whole one.
+    with pytest.raises(RuntimeError, match="the disk went away"):
+        _call("GET", "/stream-then-crash")
