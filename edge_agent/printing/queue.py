@@ -244,13 +244,7 @@ class PrintQueue:
             f"{lane.name} closed the connection right after this label was sent, so it may not "
             "have printed: check the printer, and reprint it if no label came out"
         )
-        with self._store.atomic():
-            for job in doubtful:
-                self.jobs.set_status(job.job_id, JobStatus.UNKNOWN, message=message)
-                self._record(job, (EventKind.JOB_UNKNOWN,), {"message": message})
-                self._record(
-                    job, (EventKind.EXCEPTION_RAISED,), {"reason": "connection_dropped", "message": message}
-                )
+        self._mark_unknown(doubtful, message, reason="connection_dropped")
         for job in doubtful:
             log_outcome(log, job, "unknown", message)
         self._outbox.notify()
@@ -259,6 +253,15 @@ class PrintQueue:
             lane.config.id,
             len(doubtful),
         )
+
+    def _mark_unknown(self, jobs: list[Job], message: str, *, reason: str) -> None:
+        """In one transaction: `jobs` become `unknown`, each with `job_unknown` and an exception
+        (`reason`) for a person to decide whether the label printed."""
+        with self._store.atomic():
+            for job in jobs:
+                self.jobs.set_status(job.job_id, JobStatus.UNKNOWN, message=message)
+                self._record(job, (EventKind.JOB_UNKNOWN,), {"message": message})
+                self._record(job, (EventKind.EXCEPTION_RAISED,), {"reason": reason, "message": message})
 
     def recheck_soon(self, lane: PrinterLane) -> None:
         """Ask the printer how it is now (after a send error), and send held jobs if it is ready."""
@@ -304,13 +307,7 @@ class PrintQueue:
             "the agent stopped while this label was being sent: check whether it printed, and "
             "reprint it if it did not"
         )
-        with self._store.atomic():
-            for job in unfinished:
-                self.jobs.set_status(job.job_id, JobStatus.UNKNOWN, message=message)
-                self._record(job, (EventKind.JOB_UNKNOWN,), {"message": message})
-                self._record(
-                    job, (EventKind.EXCEPTION_RAISED,), {"reason": "job_unknown", "message": message}
-                )
+        self._mark_unknown(unfinished, message, reason="job_unknown")
         for job in unfinished:
             log.warning(
                 "job %s (order %s) was being sent when the agent stopped: now unknown",
