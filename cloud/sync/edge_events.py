@@ -44,7 +44,6 @@ MAX_EVENTS_PER_BATCH = 5_000
 MAX_EVENT_BODY_BYTES = 64 * 1024
 _LOOKUP_CHUNK = 2_000
 log = logging.getLogger(__name__)
-_ACKED = "acked"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 _PRINTABLE = re.compile(r"^[^\x00-\x1f\x7f]*$")
 # Year 2000 to year 3000 in Unix milliseconds: anything else is a broken agent clock or field.
@@ -86,6 +85,18 @@ class IncomingEvent:
     sequence: int
 
 
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why an event can never be accepted: its code (the wire's) and a message for a person."""
+
+    code: str
+    message: str
+
+
+# Per event id: None when the event is stored (acked), else why it never will be.
+Verdict = Rejection | None
+
+
 @dataclass(slots=True)
 class EventOutcome:
     """Which events are safe to forget (acked) and which never will be accepted (rejected)."""
@@ -115,45 +126,51 @@ class _Tolerance:
     tolerance_g: int
 
 
-def _check(event: IncomingEvent) -> _Checked | tuple[str, str]:
-    """The event with its decoded body, or (code, message) saying why it can never be accepted."""
+def _check(event: IncomingEvent) -> _Checked | Rejection:
+    """The event with its decoded body, or why it can never be accepted."""
     if not _ID.match(event.event_id):
-        return "invalid_event", "event_id must be 1 to 64 letters, digits, '.', '_', ':' or '-' (a UUID)"
+        return Rejection(
+            "invalid_event", "event_id must be 1 to 64 letters, digits, '.', '_', ':' or '-' (a UUID)"
+        )
     try:
         kind = EventKind(event.kind)
     except ValueError:
-        return "unknown_kind", f"unknown event kind {event.kind[:40]!r}: use one of {', '.join(EventKind)}"
+        return Rejection(
+            "unknown_kind", f"unknown event kind {event.kind[:40]!r}: use one of {', '.join(EventKind)}"
+        )
     if len(event.order_ref) > 64 or not _PRINTABLE.match(event.order_ref):
-        return "invalid_event", "order_ref must be at most 64 printable characters"
+        return Rejection("invalid_event", "order_ref must be at most 64 printable characters")
     if kind in _NEEDS_ORDER and not event.order_ref:
-        return "invalid_event", f"a {kind.value} event needs the order_ref it is about"
+        return Rejection("invalid_event", f"a {kind.value} event needs the order_ref it is about")
     if len(event.station) > 32 or not _PRINTABLE.match(event.station):
-        return "invalid_event", "station must be at most 32 printable characters"
+        return Rejection("invalid_event", "station must be at most 32 printable characters")
     if not _MIN_MS <= event.occurred_at_ms <= _MAX_MS:
-        return (
+        return Rejection(
             "invalid_event",
             f"occurred_at_ms {event.occurred_at_ms} is not a plausible time: check the agent's clock",
         )
     if len(event.body) > MAX_EVENT_BODY_BYTES:
-        return "invalid_body", f"the event body is larger than {MAX_EVENT_BODY_BYTES // 1024} KiB"
+        return Rejection("invalid_body", f"the event body is larger than {MAX_EVENT_BODY_BYTES // 1024} KiB")
     if not event.body:
         return _Checked(event, {})
     try:
         body = json.loads(event.body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
-        return "invalid_body", "the event body is not UTF-8 JSON: the agent must send a JSON object"
+        return Rejection(
+            "invalid_body", "the event body is not UTF-8 JSON: the agent must send a JSON object"
+        )
     if not isinstance(body, dict):
-        return "invalid_body", "the event body must be a JSON object"
+        return Rejection("invalid_body", "the event body must be a JSON object")
     return _Checked(event, body)
 
 
 def apply_events(store: CloudStore, agent: AgentIdentity, events: Sequence[IncomingEvent]) -> EventOutcome:
     """Record a batch of an agent's events and apply their effects; idempotent by event id."""
-    verdicts: dict[str, tuple[str, str]] = {}
+    verdicts: dict[str, Verdict] = {}
     fresh: dict[str, _Checked] = {}
     for event in events:
         checked = _check(event)
-        if isinstance(checked, tuple):
+        if isinstance(checked, Rejection):
             verdicts.setdefault(event.event_id[:64], checked)
         elif event.event_id not in fresh:
             fresh[event.event_id] = checked
@@ -162,11 +179,11 @@ def apply_events(store: CloudStore, agent: AgentIdentity, events: Sequence[Incom
         with paused_gc():
             verdicts.update(_apply_with_retry(store, agent, list(fresh.values()), tolerances))
     outcome = EventOutcome()
-    for event_id, (code, message) in verdicts.items():
-        if code == _ACKED:
+    for event_id, verdict in verdicts.items():
+        if verdict is None:
             outcome.acked.append(event_id)
         else:
-            outcome.rejected.append((event_id, code, message))
+            outcome.rejected.append((event_id, verdict.code, verdict.message))
     return outcome
 
 
@@ -248,7 +265,7 @@ def _decide_tolerances(
 
 def _apply_with_retry(
     store: CloudStore, agent: AgentIdentity, checked: list[_Checked], tolerances: dict[str, _Tolerance]
-) -> dict[str, tuple[str, str]]:
+) -> dict[str, Verdict]:
     attempts = 3
     for attempt in range(attempts):
         try:
@@ -264,13 +281,13 @@ def _apply_with_retry(
 
 def _stored_verdicts(
     tx: WriteTransaction, agent: AgentIdentity, checked: list[_Checked]
-) -> dict[str, tuple[str, str]]:
+) -> dict[str, Verdict]:
     """For each event whose id the tenant already holds: acked when the stored event is this one
     (a redelivery, also from the same PC enrolled again), rejected when it is another event."""
     events_table = schema.order_events
     by_id = {c.event.event_id: c for c in checked}
     ids = list(by_id)
-    verdicts: dict[str, tuple[str, str]] = {}
+    verdicts: dict[str, Verdict] = {}
     for start in range(0, len(ids), _LOOKUP_CHUNK):
         rows = tx.conn.execute(
             select(
@@ -298,9 +315,9 @@ def _stored_verdicts(
                 and json.loads(row.body) == item.body
             )
             verdicts[row.event_id] = (
-                (_ACKED, "")
+                None
                 if same
-                else (
+                else Rejection(
                     "event_id_taken",
                     f"event id {row.event_id} is already stored for another event of this tenant: "
                     "the agent must give every event an id of its own; this event is kept for a person",
@@ -311,8 +328,8 @@ def _stored_verdicts(
 
 def _apply(
     tx: WriteTransaction, agent: AgentIdentity, checked: list[_Checked], tolerances: dict[str, _Tolerance]
-) -> dict[str, tuple[str, str]]:
-    """Insert new events and move their orders; returns per event id (_ACKED, "") or (code, message)."""
+) -> dict[str, Verdict]:
+    """Insert new events and move their orders; returns each event id's verdict (None: stored)."""
     events_table = schema.order_events
     orders_table = schema.orders
     stored = _stored_verdicts(tx, agent, checked)
@@ -336,7 +353,7 @@ def _apply(
         )
         orders.update({row.order_ref: row for row in rows})
 
-    decided: dict[str, tuple[str, str]] = dict(stored)
+    decided: dict[str, Verdict] = dict(stored)
     conflicts = _Conflicts(tx, agent, tolerances)
     states: dict[int, str] = {}
     moved: dict[int, str] = {}
@@ -358,13 +375,13 @@ def _apply(
         event = item.event
         order = orders.get(event.order_ref) if event.order_ref else None
         if event.order_ref and order is None:
-            decided[event.event_id] = (
+            decided[event.event_id] = Rejection(
                 "unknown_order",
                 f"there is no order {event.order_ref!r}: the event cannot be applied; keep it for a person",
             )
             continue
         if order is not None and int(order.warehouse_id) != agent.warehouse_id:
-            decided[event.event_id] = (
+            decided[event.event_id] = Rejection(
                 "order_not_in_warehouse",
                 f"order {event.order_ref!r} belongs to another warehouse than {agent.warehouse!r}",
             )
@@ -394,7 +411,7 @@ def _apply(
         )
         if order is None and event.kind == EventKind.JOB_UNKNOWN.value:
             conflicts.check(item, None, "")
-        decided[event.event_id] = (_ACKED, "")
+        decided[event.event_id] = None
     if inserts:
         schema.insert_rows(tx.conn, events_table, inserts)
     conflicts.open_all()
