@@ -33,6 +33,8 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from dockside.http_errors import error_body
+
 __all__ = [
     "BodyDeadlineMiddleware",
     "BodyReadTimeout",
@@ -89,7 +91,7 @@ class HttpLimits:
 
 def raw_error_response(status: int, reason: str, code: str, message: str) -> bytes:
     """A whole HTTP/1.1 response in the contract's error shape that closes the connection."""
-    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    body = json.dumps(error_body(code, message)).encode()
     head = (
         f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
@@ -254,7 +256,7 @@ class BodyDeadlineMiddleware:
             # Raised outside the app's own error handlers (a middleware reading the body).
             if response_started:
                 raise
-            body = json.dumps({"error": {"code": "body_timeout", "message": exc.message}}).encode()
+            body = json.dumps(error_body("body_timeout", exc.message)).encode()
             await send(
                 {
                     "type": "http.response.start",
