@@ -13,6 +13,7 @@ decides by the item's type:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -27,6 +28,7 @@ __all__ = [
     "SnapshotEnd",
     "SyncChange",
     "WatchItem",
+    "WaveBody",
     "bearer",
     "read_watch_item",
     "watch_response",
@@ -105,6 +107,30 @@ class Heartbeat:
 
 
 WatchItem = SyncChange | SnapshotBegin | SnapshotEnd | Heartbeat
+
+
+@dataclass(frozen=True, slots=True)
+class WaveBody:
+    """A wave as its warehouse's agents receive it (`ChangeKind.WAVE`, key: the wave number)."""
+
+    id: int
+    warehouse: str
+    station: str
+    order_refs: tuple[str, ...]  # in print order
+    created_by: str
+    created_at: str  # ISO 8601
+
+    def to_json(self) -> str:
+        """The body's compact JSON, fields in this order (the bytes every agent has received)."""
+        fields = {
+            "id": self.id,
+            "warehouse": self.warehouse,
+            "station": self.station,
+            "order_refs": list(self.order_refs),
+            "created_by": self.created_by,
+            "created_at": self.created_at,
+        }
+        return json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
 
 
 def watch_response(item: WatchItem) -> sync_pb2.WatchResponse:

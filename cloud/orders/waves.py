@@ -28,7 +28,7 @@ from cloud.storage.store import ChangeRecord, CloudStore, dumps
 from cloud.webhooks.delivery import WebhookEvent, emit
 from dockside.errors import InputError, NotFound
 from dockside.orders import OrderState
-from dockside.sync import ChangeKind, EventKind
+from dockside.sync import ChangeKind, EventKind, WaveBody
 
 __all__ = ["MAX_WAVE_ORDERS", "WAVES_SYNCED_FOR", "get_wave", "recent_wave_bodies", "release_wave"]
 
@@ -60,16 +60,9 @@ def wave_sync_body(
     created_at: datetime,
 ) -> str:
     """The wave as its warehouse's agents receive it (`ChangeKind.WAVE`, key: the wave number)."""
-    return dumps(
-        {
-            "id": wave_id,
-            "warehouse": warehouse,
-            "station": station,
-            "order_refs": list(order_refs),
-            "created_by": created_by,
-            "created_at": created_at.isoformat(),
-        }
-    )
+    return WaveBody(
+        wave_id, warehouse, station, tuple(order_refs), created_by, created_at.isoformat()
+    ).to_json()
 
 
 def recent_wave_bodies(
