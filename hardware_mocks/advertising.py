@@ -11,25 +11,43 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from zeroconf import InterfaceChoice, IPVersion
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
-if TYPE_CHECKING:
-    from hardware_mocks.printer import MockPrinter
+from hardware_mocks.printer_languages import PrinterLanguage
 
-__all__ = ["SERVICE_TYPES", "PrinterAdvertiser"]
+__all__ = ["SERVICE_TYPES", "AdvertisedPrinter", "PrinterAdvertiser"]
 
 SERVICE_TYPES = ("_pdl-datastream._tcp.local.", "_printer._tcp.local.")
 _MANUFACTURERS = {"zpl": "Zebra Technologies", "escpos": "EPSON"}
 _PDL = {"zpl": "application/vnd.zebra-zpl", "escpos": "application/vnd.epson.escpos"}
 
 
+class AdvertisedPrinter(Protocol):
+    """What an announcement says of a printer (`MockPrinter`, once it listens)."""
+
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def port(self) -> int: ...
+
+    @property
+    def serial(self) -> str: ...
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def language(self) -> PrinterLanguage: ...
+
+
 class PrinterAdvertiser:
     """Announces one printer over zeroconf until stopped."""
 
-    def __init__(self, printer: MockPrinter, interfaces: list[str] | None = None) -> None:
+    def __init__(self, printer: AdvertisedPrinter, interfaces: list[str] | None = None) -> None:
         self._printer = printer
         self._interfaces = interfaces
         self._zeroconf: AsyncZeroconf | None = None

@@ -48,7 +48,7 @@ class ControlError(Exception):
         self.message = message
 
 
-def error_body(code: str, message: str) -> dict[str, Any]:
+def _error_body(code: str, message: str) -> dict[str, Any]:
     """The contract error shape."""
     return {"error": {"code": code, "message": message}}
 
@@ -58,7 +58,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_control_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ControlError)
-        return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status)
+        return JSONResponse(_error_body(exc.code, exc.message), status_code=exc.status)
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
@@ -72,7 +72,7 @@ def install_error_handlers(app: FastAPI) -> None:
             message = f"{request.method} is not allowed on {request.url.path}: see GET /docs for the methods"
         else:
             code, message = "http_error", str(exc.detail)
-        return JSONResponse(error_body(code, message), status_code=exc.status_code)
+        return JSONResponse(_error_body(code, message), status_code=exc.status_code)
 
     async def on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -81,13 +81,13 @@ def install_error_handlers(app: FastAPI) -> None:
             for error in exc.errors()
         )
         return JSONResponse(
-            error_body("invalid_request", f"the request is not valid ({problems}): fix it and retry"),
+            _error_body("invalid_request", f"the request is not valid ({problems}): fix it and retry"),
             status_code=400,
         )
 
     async def on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(
-            error_body("internal_error", f"the mock failed ({type(exc).__name__}): see its log and retry"),
+            _error_body("internal_error", f"the mock failed ({type(exc).__name__}): see its log and retry"),
             status_code=500,
         )
 

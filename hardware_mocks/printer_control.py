@@ -10,20 +10,35 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI, Query, Request
 
 from hardware_mocks.control_http import ControlError, control_app, read_json_object
 from hardware_mocks.printer_faults import FAULTS
 
-if TYPE_CHECKING:
-    from hardware_mocks.printer import MockPrinter
-
-__all__ = ["build_printer_app"]
+__all__ = ["ControlledPrinter", "build_printer_app"]
 
 
-def build_printer_app(printer: MockPrinter) -> FastAPI:
+class ControlledPrinter(Protocol):
+    """What the control API drives of a printer (`MockPrinter`), called on the printer's loop."""
+
+    @property
+    def serial(self) -> str: ...
+
+    @property
+    def port(self) -> int: ...
+
+    def labels(self, since: int = 0) -> list[dict[str, Any]]: ...
+
+    def clear_labels(self) -> int: ...
+
+    async def apply_fault(self, fault: str, delay_s: float | None = None) -> dict[str, Any]: ...
+
+    def status_snapshot(self) -> dict[str, Any]: ...
+
+
+def build_printer_app(printer: ControlledPrinter) -> FastAPI:
     """The control app for one printer; its handlers run on the printer's own event loop."""
     app = control_app(
         f"Dockside mock printer {printer.serial}",

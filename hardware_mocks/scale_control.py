@@ -9,19 +9,32 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
 
 from hardware_mocks.control_http import ControlError, control_app, read_json_object
+from hardware_mocks.scale_protocols import ScaleProtocol
+from hardware_mocks.weighing import Weighing
 
-if TYPE_CHECKING:
-    from hardware_mocks.scale import MockScale
-
-__all__ = ["build_scale_app"]
+__all__ = ["ControlledScale", "build_scale_app"]
 
 
-def build_scale_app(scale: MockScale) -> FastAPI:
+class ControlledScale(Protocol):
+    """What the control API drives of a scale (`MockScale`), called on the scale's loop."""
+
+    @property
+    def protocol(self) -> ScaleProtocol: ...
+
+    @property
+    def weighing(self) -> Weighing: ...
+
+    def state(self) -> dict[str, Any]: ...
+
+    async def apply_modes(self, modes: dict[str, Any]) -> dict[str, Any]: ...
+
+
+def build_scale_app(scale: ControlledScale) -> FastAPI:
     """The control app for one scale; its handlers run on the scale's own event loop."""
     app = control_app(
         f"Dockside mock scale ({scale.protocol.name})",

@@ -27,7 +27,15 @@ from typing import ClassVar, Protocol
 
 from hardware_mocks.weighing import GRAMS_PER_UNIT, Reading, Weighing
 
-__all__ = ["PROTOCOLS", "ScaleContext", "ScaleProtocol"]
+__all__ = [
+    "PROTOCOLS",
+    "CasContinuous",
+    "MtSics",
+    "NciScp12",
+    "ScaleContext",
+    "ScaleProtocol",
+    "Toledo8217",
+]
 
 STX, ETX, CR, LF = b"\x02", b"\x03", b"\r", b"\n"
 # A command line longer than this is noise, not a command.

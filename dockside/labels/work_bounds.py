@@ -66,7 +66,7 @@ _TEXT_UNIT = 64  # characters of text per work unit
 _FEW_ITEMS = 16  # items a filter may walk on the unit its loop turn already paid
 
 
-def refuse(message: str) -> TemplateOverrun:
+def _refuse(message: str) -> TemplateOverrun:
     """The error of an operation past its bound."""
     return TemplateOverrun(message, code="template_unsafe")
 
@@ -109,7 +109,7 @@ def text_of(value: Any) -> str:
         return str(value)
     size = text_size(value)
     if size > MAX_TEXT:
-        raise refuse(
+        raise _refuse(
             f"the template prints a value of more than {MAX_TEXT:,} characters: "
             "print one field of it, e.g. {{ line.sku }} instead of {{ lines }}"
         )
@@ -124,7 +124,7 @@ def concat(values: tuple[Any, ...]) -> str:
     for value in values:
         size += len(value) if type(value) is str else text_size(value, MAX_TEXT - size)
     if size > MAX_TEXT:
-        raise refuse(f"joining text with ~ to more than {MAX_TEXT:,} characters is not allowed")
+        raise _refuse(f"joining text with ~ to more than {MAX_TEXT:,} characters is not allowed")
     charge(1 + size // _TEXT_UNIT)
     return "".join([value if type(value) is str else str(value) for value in values])
 
@@ -142,7 +142,7 @@ def binop(symbol: str, left: Any, right: Any) -> Any:
     if symbol == "**":
         return _power(left, right)
     if isinstance(left, str):
-        raise refuse(
+        raise _refuse(
             "string formatting with % is not allowed in a label template: "
             "write the values side by side, e.g. {{ a }} {{ b }}"
         )
@@ -153,10 +153,10 @@ def _add(left: Any, right: Any) -> Any:
     if isinstance(left, _SEQUENCES) and isinstance(right, _SEQUENCES):
         size = text_size(left) + text_size(right)
         if size > MAX_TEXT:
-            raise refuse(f"joining text or lists with + to more than {MAX_TEXT:,} characters is not allowed")
+            raise _refuse(f"joining text or lists with + to more than {MAX_TEXT:,} characters is not allowed")
         charge(1 + size // _TEXT_UNIT)
     elif max(_int_bits(left), _int_bits(right)) >= MAX_INT_BITS:
-        raise refuse(f"a whole number of more than {MAX_INT_BITS:,} bits is not allowed in a label template")
+        raise _refuse(f"a whole number of more than {MAX_INT_BITS:,} bits is not allowed in a label template")
     return left + right
 
 
@@ -166,15 +166,15 @@ def _multiply(left: Any, right: Any) -> Any:
     if isinstance(left, int) and isinstance(right, _SEQUENCES):
         count = max(0, left)
         if count * len(right) > MAX_REPEAT:
-            raise refuse(
+            raise _refuse(
                 f"repeating text to more than {MAX_REPEAT} characters is not allowed in a label template"
             )
         if not isinstance(right, str) and count * text_size(right, MAX_TEXT // max(count, 1) + 1) > MAX_TEXT:
-            raise refuse(f"repeating a list to more than {MAX_TEXT:,} characters of text is not allowed")
+            raise _refuse(f"repeating a list to more than {MAX_TEXT:,} characters of text is not allowed")
         charge(1 + count * len(right) // _TEXT_UNIT)
         return left * right
     if _int_bits(left) + _int_bits(right) > MAX_INT_BITS:
-        raise refuse(
+        raise _refuse(
             f"a product of more than {MAX_INT_BITS:,} bits is not allowed in a label template: "
             "multiply smaller numbers"
         )
@@ -183,14 +183,14 @@ def _multiply(left: Any, right: Any) -> Any:
 
 def _power(left: Any, right: Any) -> Any:
     if isinstance(right, bool) or not isinstance(right, _NUMBERS) or abs(right) > MAX_EXPONENT:
-        raise refuse(f"an exponent above {MAX_EXPONENT} is not allowed in a label template")
+        raise _refuse(f"an exponent above {MAX_EXPONENT} is not allowed in a label template")
     if (
         isinstance(left, int)
         and isinstance(right, int)
         and right > 0
         and _int_bits(left) * right > MAX_INT_BITS
     ):
-        raise refuse(
+        raise _refuse(
             f"a power of more than {MAX_INT_BITS:,} bits (here {left.bit_length():,} bits to the "
             f"{right}th) is not allowed in a label template"
         )
@@ -207,7 +207,7 @@ def _read_text(value: Any) -> None:
     """Charge reading `value` as text; refuse more than `MAX_TEXT` characters."""
     size = len(value) if type(value) is str else text_size(value)
     if size > MAX_TEXT:
-        raise refuse(f"a filter may read at most {MAX_TEXT:,} characters of text")
+        raise _refuse(f"a filter may read at most {MAX_TEXT:,} characters of text")
     if size >= _TEXT_UNIT:
         charge(size // _TEXT_UNIT)
 
@@ -220,9 +220,9 @@ def _read_items(value: Any) -> None:
 
 def _checked(result: Any) -> Any:
     if type(result) is str and len(result) > MAX_TEXT:
-        raise refuse(f"a filter may build at most {MAX_TEXT:,} characters of text")
+        raise _refuse(f"a filter may build at most {MAX_TEXT:,} characters of text")
     if type(result) is int and result.bit_length() > MAX_INT_BITS:
-        raise refuse(f"a whole number of more than {MAX_INT_BITS:,} bits is not allowed in a label template")
+        raise _refuse(f"a whole number of more than {MAX_INT_BITS:,} bits is not allowed in a label template")
     return result
 
 
@@ -277,7 +277,7 @@ def _text(value: Any) -> str:
 
 def _center(value: Any, width: int = 80) -> str:
     if not isinstance(width, int) or width > MAX_WIDTH:
-        raise refuse(f"| center accepts a width up to {MAX_WIDTH}")
+        raise _refuse(f"| center accepts a width up to {MAX_WIDTH}")
     _read_text(value)
     return do_center(_text(value), width)
 
@@ -287,7 +287,7 @@ def _replace(eval_ctx: Any, value: Any, old: Any, new: Any, count: int | None = 
     text, old_text, new_text = _text(value), _text(old), _text(new)
     grows = text.count(old_text) * max(0, len(new_text) - len(old_text)) if old_text else 0
     if old_text == "" or len(text) + grows > MAX_TEXT:
-        raise refuse(
+        raise _refuse(
             f"| replace would make a value longer than {MAX_TEXT:,} characters (or replaces an empty string)"
         )
     if len(text) + grows >= _TEXT_UNIT:
@@ -297,16 +297,16 @@ def _replace(eval_ctx: Any, value: Any, old: Any, new: Any, count: int | None = 
 
 def _batch(value: Any, linecount: int, fill_with: Any = None) -> Any:
     if not isinstance(linecount, int) or not 1 <= linecount <= MAX_BATCH:
-        raise refuse(f"| batch accepts a size from 1 to {MAX_BATCH}")
+        raise _refuse(f"| batch accepts a size from 1 to {MAX_BATCH}")
     if linecount * text_size(fill_with, MAX_TEXT) > MAX_TEXT:
-        raise refuse(f"| batch may fill with at most {MAX_TEXT:,} characters of text")
+        raise _refuse(f"| batch may fill with at most {MAX_TEXT:,} characters of text")
     _read_items(value)
     return do_batch(value, linecount, fill_with)
 
 
 def _round(value: Any, precision: int = 0, method: str = "common") -> Any:
     if isinstance(precision, bool) or not isinstance(precision, int) or abs(precision) > MAX_ROUND_DIGITS:
-        raise refuse(f"| round accepts a precision from -{MAX_ROUND_DIGITS} to {MAX_ROUND_DIGITS}")
+        raise _refuse(f"| round accepts a precision from -{MAX_ROUND_DIGITS} to {MAX_ROUND_DIGITS}")
     return _checked(jinja2.filters.do_round(value, precision, method))  # type: ignore[arg-type]
 
 
@@ -321,10 +321,10 @@ def _wordwrap(
 ) -> str:
     text = _text(value)
     if len(text) > MAX_WRAPPED:
-        raise refuse(f"| wordwrap accepts text up to {MAX_WRAPPED:,} characters")
+        raise _refuse(f"| wordwrap accepts text up to {MAX_WRAPPED:,} characters")
     joint = environment.newline_sequence if wrapstring is None else _text(wrapstring)
     if len(text) * (1 + len(joint)) > MAX_TEXT:
-        raise refuse(
+        raise _refuse(
             f"| wordwrap would make a value longer than {MAX_TEXT:,} characters: use a shorter wrapstring"
         )
     charge(1 + len(text))  # textwrap works word by word in Python
@@ -361,7 +361,7 @@ def _join(eval_ctx: Any, value: Any, d: Any = "", attribute: Any = None) -> str:
     for item in items:
         size += len(item) if type(item) is str else text_size(item, MAX_TEXT - size)
         if size > MAX_TEXT:
-            raise refuse(f"| join would make a value longer than {MAX_TEXT:,} characters")
+            raise _refuse(f"| join would make a value longer than {MAX_TEXT:,} characters")
     charge(1 + size // _TEXT_UNIT)
     return str(sync_do_join(eval_ctx, items, separator))
 
@@ -371,7 +371,7 @@ def _sum(environment: Any, iterable: Any, attribute: Any = None, start: Any = 0)
     # With a number to start from, Python's sum can only add numbers: a list or a text item is a
     # TypeError at once, never the quadratic copying of `sum(lists, start=[])`.
     if type(start) is not int and type(start) is not float:
-        raise refuse("| sum adds numbers only: start from a number, or use | join for text")
+        raise _refuse("| sum adds numbers only: start from a number, or use | join for text")
     _read_items(iterable)
     values = iterable if attribute is None else map(make_attrgetter(environment, attribute), iterable)
     return _checked(sum(values, start))
