@@ -33,7 +33,13 @@ from dockside.logs import configure_logging as dockside_logging
 __all__ = [
     "CONFIG_ENV",
     "AgentConfig",
+    "CloudSection",
     "ConfigError",
+    "HttpSection",
+    "LogSection",
+    "PackingSection",
+    "PrivacySection",
+    "UpdateSection",
     "channel_credentials",
     "configure_logging",
     "default_config_path",

@@ -16,13 +16,7 @@ from typing import Protocol, runtime_checkable
 
 from .config import PrinterConfig
 
-__all__ = [
-    "PRINTER_FAULTS",
-    "InlineSender",
-    "Printer",
-    "PrinterStatus",
-    "describe_faults",
-]
+__all__ = ["PRINTER_FAULTS", "InlineSender", "Printer", "PrinterStatus", "describe_faults", "status_of"]
 
 # Each fault with what a packer should do about it, in the order a person should fix them:
 # a printer that is offline or silent hides everything else.

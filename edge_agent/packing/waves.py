@@ -53,7 +53,7 @@ from edge_agent.store.cache import Cache, CachedOrder
 from edge_agent.store.database import Store, now_ms
 from edge_agent.store.outbox import Outbox
 
-__all__ = ["WEIGHT_SOURCE", "WavePrinter", "wave_number"]
+__all__ = ["WEIGHT_SOURCE", "Wave", "WavePrinter", "wave_number"]
 
 log = logging.getLogger(__name__)
 

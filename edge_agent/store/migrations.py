@@ -12,7 +12,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["MIGRATIONS", "Migration", "MigrationRegistry"]
+__all__ = [
+    "MIGRATIONS",
+    "Migration",
+    "MigrationRegistry",
+    "m0001_foundation",
+    "m0002_held_jobs",
+    "m0003_waves",
+]
 
 MigrationFunction = Callable[[Any], None]  # takes the sqlite_utils.Database
 

@@ -29,6 +29,7 @@ __all__ = [
     "Release",
     "SelfUpdate",
     "UpdateRefused",
+    "floor_is_busy",
     "restart_into",
     "self_update_for",
     "serve_with_updates",

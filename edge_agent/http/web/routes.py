@@ -32,7 +32,7 @@ from edge_agent.agent import Agent
 from edge_agent.http.local_access import loopback_session
 from edge_agent.http.local_credentials import LocalCredentials
 
-__all__ = ["station_page_router"]
+__all__ = ["station_page_router", "station_snapshot"]
 
 _STATIC = {
     "station.css": "text/css; charset=utf-8",
