@@ -128,18 +128,30 @@ def test_a_label_sent_before_the_fault_was_seen_prints_once_after_the_fix(line: 
     stack = line.stack
     line.put_parcel()
     wait_for(lambda: _printer(line)["state"] == "ready", timeout=10, what="a ready printer")
-    _fault(stack, "paper_out")  # the agent has not polled yet: it sends at once
-    answer = line.pack("FLT-0013", "buffered")
-    # Almost always sent before the next poll; if the poll won the race the label is held instead.
-    assert answer.json()["status"] in ("printed", "held"), answer.text
-    wait_for(lambda: _printer(line)["state"] == "fault", timeout=10, what="the poll to see paper out")
-    assert _labels_for(line, "FLT-0013") == []  # in the printer's buffer (or held), not printed
-    if answer.json()["status"] == "printed":
+    # A slow printer reports no fault, so the agent sends at once, and it keeps the label in its
+    # buffer for a minute: the paper can run out while the label waits there, whenever the
+    # agent's next poll comes.
+    stack.control("printer", "POST", "/fault", {"fault": "slow", "delay_s": 60})
+    try:
+        answer = line.pack("FLT-0013", "buffered")
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["status"] == "printed", answer.text  # sent: the agent saw no fault
+        wait_for(
+            lambda: stack.control("printer", "GET", "/status")["formats_waiting"] == 1,
+            timeout=10,
+            what="the label in the printer's buffer",
+        )
+        _fault(stack, "paper_out")
+        wait_for(lambda: _printer(line)["state"] == "fault", timeout=10, what="the poll to see paper out")
+        assert _labels_for(line, "FLT-0013") == []  # in the printer's buffer, not printed
         assert stack.control("printer", "GET", "/status")["formats_waiting"] == 1
-    _fault(stack, "none")
+        assert _job(line, answer.json()["job_id"])["status"] == "printed"  # not held, not in doubt
+    finally:
+        _fault(stack, "none")
     wait_for(lambda: _labels_for(line, "FLT-0013"), timeout=10, what="the buffered label")
     wait_for(lambda: _printer(line)["state"] == "ready", timeout=10, what="the printer ready again")
     assert len(_labels_for(line, "FLT-0013")) == 1  # never sent a second time
+    assert stack.control("printer", "GET", "/status")["formats_waiting"] == 0
 
 
 def test_a_connection_dropped_mid_label_never_prints_a_second_copy(line: Station) -> None:
