@@ -28,11 +28,15 @@ def put_next_parcel(stack: Stack, n: int, scale: str = "scale") -> None:
 
 
 class Station:
-    """A packer's view of station S1: the agent's local API plus the mocks around it."""
+    """A packer's view of station S1: the agent's local API plus the mocks around it.
 
-    def __init__(self, stack: Stack) -> None:
+    `agent` names the agent in the stack, for a stack that runs more than one.
+    """
+
+    def __init__(self, stack: Stack, agent: str = "agent") -> None:
         self.stack = stack
-        self.http = stack.agent_client()
+        self.agent = agent
+        self.http = stack.agent_client(agent)
 
     def pack(self, order_ref: str, request_id: str, station: str = "S1") -> httpx.Response:
         return self.http.post(
@@ -84,9 +88,9 @@ class Station:
 
     def restart_agent(self) -> None:
         self.http.close()
-        self.stack.processes["agent"].stop()
-        self.stack.start_agent()
-        self.http = self.stack.agent_client()
+        self.stack.processes[self.agent].stop()
+        self.stack.start_agent(self.agent)
+        self.http = self.stack.agent_client(self.agent)
 
 
 @pytest.fixture

@@ -3,6 +3,10 @@
 Certificates are made here with `cryptography`; the agent enrolls with --tls-ca (and its own
 pair for mTLS), `run` picks the recorded paths up without flags, and orders sync and pack. A
 wrong CA is refused with a message that says what to check, never a traceback.
+
+The tests against a cloud serving TLS without asking for a client certificate share one such
+cloud (`tls_cloud`), each with an agent and data folder of its own; the mutual-TLS test starts a
+cloud of its own.
 """
 
 from __future__ import annotations
@@ -82,14 +86,23 @@ def make_pki(folder: Path) -> Pki:
     return Pki(ca, server_cert, server_key, client_cert, client_key, other_ca)
 
 
-@pytest.fixture
-def pki(tmp_path: Path) -> Pki:
-    return make_pki(tmp_path / "pki")
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("tls") / "pki")
 
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
     with running_stack(tmp_path / "stack") as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def tls_cloud(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[Stack]:
+    """A cloud serving gRPC over TLS (no client certificate asked), with WH1's printer, scale and
+    orders: the module's tests enroll and run their own agents against it and change nothing else."""
+    with running_stack(tmp_path_factory.mktemp("tls-stack")) as started:
+        _start_parts(started, ["--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key)])
         yield started
 
 
@@ -101,14 +114,14 @@ def _start_parts(stack: Stack, cloud_tls: list[str]) -> None:
     provision(stack, order_count=3, order_prefix="TLS")
 
 
-def _enroll(stack: Stack, extra: list[str], *, check: bool = True) -> str:
+def _enroll(stack: Stack, extra: list[str], *, agent: str = "agent", check: bool = True) -> str:
     token = stack.admin_call("POST", "/api/v1/warehouses/WH1/enrollment-tokens", {"ttl_s": 600})["token"]
     command = ["dockside-agent", "enroll", "--cloud", stack.cloud.ready["grpc"], "--token", token]
-    return stack.run([*command, "--data-dir", str(stack.agent_dir("agent")), *extra], check=check)
+    return stack.run([*command, "--data-dir", str(stack.agent_dir(agent)), *extra], check=check)
 
 
-def _packs_and_reports(stack: Stack) -> None:
-    station = Station(stack)
+def _packs_and_reports(stack: Stack, agent: str = "agent") -> None:
+    station = Station(stack, agent)
     try:
         station.wait_synced("TLS-0003")
         response = station.pack("TLS-0001", "req-tls-1")
@@ -124,19 +137,22 @@ def _packs_and_reports(stack: Stack) -> None:
         station.http.close()
 
 
-def test_the_agent_enrolls_syncs_and_packs_over_tls(stack: Stack, pki: Pki) -> None:
-    _start_parts(stack, ["--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key)])
-    out = _enroll(stack, ["--tls-ca", str(pki.ca)])
+def test_the_agent_enrolls_syncs_and_packs_over_tls(tls_cloud: Stack, pki: Pki) -> None:
+    stack, agent = tls_cloud, "tls"
+    out = _enroll(stack, ["--tls-ca", str(pki.ca)], agent=agent)
     assert "TLS" in out
-    recorded = json.loads((stack.agent_dir("agent") / TLS_FILENAME).read_text())
+    recorded = json.loads((stack.agent_dir(agent) / TLS_FILENAME).read_text())
     assert recorded == {"ca": str(pki.ca.resolve()), "cert": None, "key": None}
-    stack.start_agent()  # no --tls-* flags: `run` uses what enrollment recorded
-    _packs_and_reports(stack)
-    # The doctor reads the same settings: it checks TLS with the recorded CA and passes.
-    command = ["dockside-agent", "doctor", "--data-dir", str(stack.agent_dir("agent")), "--json"]
-    report = json.loads(stack.run([*command, "--agent-url", stack.agent_url()], check=False))
-    findings = {finding["check"]: finding for finding in report["findings"]}
-    assert findings["tls"]["severity"] == "ok", findings["tls"]
+    stack.start_agent(agent)  # no --tls-* flags: `run` uses what enrollment recorded
+    try:
+        _packs_and_reports(stack, agent)
+        # The doctor reads the same settings: it checks TLS with the recorded CA and passes.
+        command = ["dockside-agent", "doctor", "--data-dir", str(stack.agent_dir(agent)), "--json"]
+        report = json.loads(stack.run([*command, "--agent-url", stack.agent_url(agent)], check=False))
+        findings = {finding["check"]: finding for finding in report["findings"]}
+        assert findings["tls"]["severity"] == "ok", findings["tls"]
+    finally:
+        stack.processes[agent].stop()
 
 
 def test_the_agent_syncs_over_mutual_tls_with_its_own_certificate(stack: Stack, pki: Pki) -> None:
@@ -156,18 +172,16 @@ def test_the_agent_syncs_over_mutual_tls_with_its_own_certificate(stack: Stack, 
     _packs_and_reports(stack)
 
 
-def test_a_wrong_ca_is_refused_with_what_to_check(stack: Stack, pki: Pki) -> None:
-    _start_parts(stack, ["--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key)])
-    out = _enroll(stack, ["--tls-ca", str(pki.other_ca)], check=False)
+def test_a_wrong_ca_is_refused_with_what_to_check(tls_cloud: Stack, pki: Pki) -> None:
+    out = _enroll(tls_cloud, ["--tls-ca", str(pki.other_ca)], agent="wrong-ca", check=False)
     assert "Traceback" not in out
     assert "enrollment failed" in out
     assert f"that {pki.other_ca} is the CA that signed the cloud's certificate" in out
-    assert not (stack.agent_dir("agent") / TLS_FILENAME).exists()
+    assert not (tls_cloud.agent_dir("wrong-ca") / TLS_FILENAME).exists()
 
 
-def test_plain_grpc_against_a_tls_cloud_says_to_give_the_ca(stack: Stack, pki: Pki) -> None:
-    _start_parts(stack, ["--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key)])
-    out = _enroll(stack, [], check=False)
+def test_plain_grpc_against_a_tls_cloud_says_to_give_the_ca(tls_cloud: Stack) -> None:
+    out = _enroll(tls_cloud, [], agent="plain", check=False)
     assert "Traceback" not in out
     assert "if the cloud serves TLS, give --tls-ca" in out
 
@@ -187,13 +201,13 @@ def test_bad_tls_options_are_refused_before_dialling(tmp_path: Path, extra: list
     assert "Traceback" not in out
 
 
-def test_run_with_a_wrong_ca_says_what_to_fix_and_keeps_retrying(stack: Stack, pki: Pki) -> None:
-    _start_parts(stack, ["--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key)])
-    _enroll(stack, ["--tls-ca", str(pki.ca)])
-    folder = str(stack.agent_dir("agent"))
+def test_run_with_a_wrong_ca_says_what_to_fix_and_keeps_retrying(tls_cloud: Stack, pki: Pki) -> None:
+    stack, name = tls_cloud, "wrong-ca-run"
+    _enroll(stack, ["--tls-ca", str(pki.ca)], agent=name)
+    folder = str(stack.agent_dir(name))
     # --tls-ca wins over what enrollment recorded: this run trusts the wrong CA.
     agent = stack.spawn(
-        "agent",
+        name,
         [
             "dockside-agent",
             "run",
@@ -205,7 +219,7 @@ def test_run_with_a_wrong_ca_says_what_to_fix_and_keeps_retrying(stack: Stack, p
             str(pki.other_ca),
         ],
     )
-    station = Station(stack)
+    station = Station(stack, name)
     try:
         hint = f"cannot verify the cloud's certificate: check the TLS CA {pki.other_ca}"
         wait_for(
@@ -223,3 +237,4 @@ def test_run_with_a_wrong_ca_says_what_to_fix_and_keeps_retrying(stack: Stack, p
         assert not station.status()["online"]
     finally:
         station.http.close()
+        agent.stop()
