@@ -97,7 +97,6 @@ class Job:
             "label_bytes": len(self.label),
         }
 
-
     def event_body(self) -> dict[str, Any]:
         """What every outbox event about this job carries (a printed, held, failed or unknown label)."""
         return {
