@@ -65,9 +65,17 @@ def screenshot(page: Page, name: str) -> Path:
 def station(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Station]:
     """Warehouse WH1 with station S1 and 20 orders synced to the agent, shared by a module's tests.
 
-    Tests use distinct orders; a test that cuts the cloud runs last in its module.
+    Tests use distinct orders and leave the devices and the cloud as they found them, so they
+    pass in any order; a test that stops a part of the stack takes an `own_station`.
     """
     with running_stack(tmp_path_factory.mktemp("stack")) as stack:
+        yield from _provisioned(stack)
+
+
+@pytest.fixture
+def own_station(tmp_path: Path) -> Iterator[Station]:
+    """A stack like `station`'s for one test alone: it may stop the cloud or break a device."""
+    with running_stack(tmp_path / "stack") as stack:
         yield from _provisioned(stack)
 
 
