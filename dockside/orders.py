@@ -7,9 +7,11 @@ streets come in every script, and label rendering is what makes them safe for a 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated
+from functools import cached_property
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -19,6 +21,7 @@ __all__ = [
     "Order",
     "OrderLine",
     "OrderState",
+    "SyncedOrder",
 ]
 
 # A reference that is safe in a URL path, a file name and a barcode.
@@ -82,3 +85,44 @@ class OrderState(StrEnum):
     SHIPPED = "shipped"
     CANCELLED = "cancelled"
     EXCEPTION = "exception"
+
+
+class SyncedOrder(BaseModel):
+    """An order as the cloud syncs it to its warehouse's agents: the `Order` plus the cloud's state.
+
+    The sync body is flat: the order's fields beside `state` and, once shipped, `shipped_at`.
+    The order is as strict as `Order` (the cloud validated it at ingest, so a refusal here is a
+    cloud bug worth seeing); the state fields are the cloud's word and taken leniently: a state
+    that is not a text is kept as "" (the agent prints for no state it does not know), and a
+    `shipped_at` that is not a text as None (the agent then never purges the order early).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    order: Order
+    state: str = ""
+    shipped_at: str | None = None
+
+    @classmethod
+    def from_sync_body(cls, body: Mapping[str, Any], *, state: str | None = None) -> SyncedOrder:
+        """Parse a flat sync body; `state` overrides the body's (the cache keeps it in its own column)."""
+        fields = dict(body)
+        told = fields.pop("state", "")
+        shipped_at = fields.pop("shipped_at", None)
+        return cls(
+            order=Order.model_validate(fields),
+            state=state if state is not None else told if isinstance(told, str) else "",
+            shipped_at=shipped_at if isinstance(shipped_at, str) else None,
+        )
+
+    @cached_property
+    def order_json(self) -> dict[str, Any]:
+        """The order's JSON shape, what rules and templates read; made once per parsed order."""
+        return self.order.model_dump(mode="json")
+
+    def sync_body(self) -> dict[str, Any]:
+        """The flat body again, as the cloud sent it (what the agent's local API shows)."""
+        body = {**self.order_json, "state": self.state}
+        if self.shipped_at is not None:
+            body["shipped_at"] = self.shipped_at
+        return body

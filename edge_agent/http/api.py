@@ -238,9 +238,9 @@ def create_app(
         first = agent.queue.jobs.first_for_order(order_ref)
         return _json(
             {
-                "order_ref": cached.order_ref,
+                "order_ref": cached.order.order_ref,
                 "state": cached.state,
-                "order": cached.body,
+                "order": cached.sync_body(),
                 "job": first.answer().to_json() if first else None,
             }
         )

@@ -17,6 +17,7 @@ from typing import Any
 
 from dockside.errors import TemplateOverrun
 from dockside.labels import label_context
+from dockside.orders import SyncedOrder
 from dockside.rules import Decision
 from dockside.sync import EventKind
 from edge_agent.devices.printer_lane import PrinterLane
@@ -43,7 +44,7 @@ class Labeller:
     def label_job(
         self,
         order_ref: str,
-        order: dict[str, Any],
+        order: SyncedOrder,
         weight_g: int,
         decision: Decision,
         template: ShelvedTemplate,
@@ -60,7 +61,7 @@ class Labeller:
         """
         job_id = new_job_id()
         context = label_context(
-            order,
+            order.order_json,
             weight_g=weight_g,
             carrier=decision.carrier,
             service=decision.service,

@@ -140,12 +140,12 @@ class Packer:
         # nothing sent), it goes back to the scale for the next scan of this parcel.
         spent = False
         try:
-            decision = decide(order.body, weight.grams, self._cache.ruleset())
+            decision = decide(order.order_json, weight.grams, self._cache.ruleset())
             template = self._cache.templates.get(decision.template)
             lane, routed = self._queue.route(station, decision.printer_role)
             job = self._labeller.label_job(
                 order_ref,
-                order.body,
+                order,
                 weight.grams,
                 decision,
                 template,

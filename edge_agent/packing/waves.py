@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dockside.errors import Conflict, DocksideError, NotFound, PrinterError
+from dockside.orders import SyncedOrder
 from dockside.rules import decide
 from dockside.sync import EventKind
 from edge_agent.devices.printer_lane import PrinterLane
@@ -49,7 +50,7 @@ from edge_agent.metrics import AgentMetrics
 from edge_agent.packing.labelling import Labeller
 from edge_agent.printing.jobs import JobStatus
 from edge_agent.printing.queue import PrintQueue
-from edge_agent.store.cache import Cache, CachedOrder
+from edge_agent.store.cache import Cache
 from edge_agent.store.database import Store, now_ms
 from edge_agent.store.outbox import Outbox
 
@@ -365,7 +366,7 @@ class WavePrinter:
         run.skipped.append({"order_ref": ref, "position": position, "code": code, "message": message})
         log.warning("wave %d skips order %s: %s", run.wave.wave_id, ref, message)
 
-    def _refusal(self, ref: str, order: CachedOrder | None) -> tuple[str, str] | None:
+    def _refusal(self, ref: str, order: SyncedOrder | None) -> tuple[str, str] | None:
         """Why `ref` gets no label from this wave, as (code, message); None if it may print."""
         if order is None:
             return "order_not_found", (
@@ -387,8 +388,8 @@ class WavePrinter:
             return "already_labelled", f"order {ref} is already {order.state} in the cloud: not printed again"
         if order.state not in _PRINTABLE:
             return "order_not_printable", f"order {ref} is {order.state}: resolve it in the cloud first"
-        weight = order.body.get("expected_weight_g")
-        if not isinstance(weight, int) or isinstance(weight, bool) or weight <= 0:
+        weight = order.order.expected_weight_g
+        if weight is None or weight <= 0:
             return "no_expected_weight", (
                 f"order {ref} has no expected weight to print: pack it at the scale instead"
             )
@@ -410,9 +411,10 @@ class WavePrinter:
             self._skip(run, position, ref, *refusal)
             return
         assert order is not None
-        weight = int(order.body["expected_weight_g"])
+        weight = order.order.expected_weight_g
+        assert weight is not None  # _refusal refuses an order without one
         try:
-            decision = decide(order.body, weight, ruleset)
+            decision = decide(order.order_json, weight, ruleset)
             template = self._cache.templates.get(decision.template)
             lane = station.printer_for(decision.printer_role)
         except DocksideError as exc:
@@ -429,7 +431,7 @@ class WavePrinter:
         try:
             job = self._labeller.label_job(
                 ref,
-                order.body,
+                order,
                 weight,
                 decision,
                 template,

@@ -14,16 +14,19 @@ import json
 import logging
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from dockside.errors import SyncError
+from pydantic import ValidationError
+
+from dockside.errors import Conflict, SyncError
+from dockside.http_errors import describe_field_errors
+from dockside.orders import SyncedOrder
 from dockside.sync import ChangeKind
 from dockside.v1 import sync_pb2 as pb
 from edge_agent.store.database import Store
 from edge_agent.store.templates import TemplateShelf, compile_version
 
-__all__ = ["Cache", "CachedOrder", "UnusableChange"]
+__all__ = ["Cache", "UnusableChange"]
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +50,6 @@ StationsListener = Callable[[Mapping[str, Mapping[str, Any]]], None]
 
 class UnusableChange(ValueError):
     """A change whose body or key the agent cannot use (the cloud's bug, not the agent's)."""
-
-
-@dataclass(frozen=True, slots=True)
-class CachedOrder:
-    """An order as the cache holds it: the OMS body and the cloud's state for it."""
-
-    order_ref: str
-    body: dict[str, Any]
-    state: str
 
 
 class Cache:
@@ -86,13 +80,26 @@ class Cache:
         self._shelf_ops = [self._load_shelf]
         self.after_commit()
 
-    def order(self, order_ref: str) -> CachedOrder | None:
+    def order(self, order_ref: str) -> SyncedOrder | None:
+        """The order as synced, parsed once per read; its state is the one the cache keeps.
+
+        The cache stores what the cloud sent without parsing it (a snapshot moves its orders in
+        one SQL statement), so an order the cloud sent broken is refused here, naming it.
+        """
         row = self._store.conn.execute(
             "SELECT body, state FROM orders WHERE order_ref = ?", (order_ref,)
         ).fetchone()
         if row is None:
             return None
-        return CachedOrder(order_ref, json.loads(row[0]), row[1])
+        try:
+            return SyncedOrder.from_sync_body(json.loads(row[0]), state=row[1])
+        except ValidationError as exc:
+            fix = "correct the order in the cloud, then scan again"
+            problems = describe_field_errors(exc.errors(), fix=fix, whole="the order")
+            raise Conflict(
+                f"order {order_ref} as synced from the cloud is not a usable order: {problems}",
+                code="order_unusable",
+            ) from None
 
     def ruleset(self) -> dict[str, Any] | None:
         """The ruleset the pack path decides with: the one named "default", never another.

@@ -21,6 +21,7 @@ from edge_agent.store.data_dir import default_data_dir, resolve_data_dir
 from edge_agent.store.database import Store
 from edge_agent.sync import MemoryTransport
 from edge_agent.sync.identity import load_identity
+from tests.edge_agent.agent_harness import order_body
 from tests.edge_agent.grpc_cloud import ThreadedGrpcCloud
 from tests.edge_agent.waiting import wait_until
 
@@ -32,7 +33,8 @@ def cloud() -> MemoryTransport:
     memory = MemoryTransport(warehouse="WH1")
     memory.add_token("good-token", "agent-7")
     memory.publish("warehouse", "WH1", {"code": "WH1", "ship_from": {"name": "Harbour"}})
-    memory.publish("order", "CLI-1", {"order_ref": "CLI-1"})
+    # A whole order: the agent refuses to show or pack a partial one (409 order_unusable).
+    memory.publish("order", "CLI-1", order_body("CLI-1"))
     return memory
 
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from dockside.errors import AuthError, SyncError
+from dockside.errors import AuthError, Conflict, SyncError
+from dockside.v1 import sync_pb2 as pb
 from edge_agent.metrics import AgentMetrics
 from edge_agent.store.cache import Cache
 from edge_agent.store.database import Store
@@ -398,3 +399,27 @@ def test_a_snapshot_checks_every_entity_and_keeps_order_states(store: Store, clo
     assert rig.cache.order("ODD-STATE").state == ""  # type: ignore[union-attr]
     assert rig.cache.order("BAD-JSON") is None
     assert rig.count(rig.metrics.changes_refused) == 3
+
+
+def test_a_cached_order_is_read_as_an_order_and_a_partial_one_is_refused(store: Store) -> None:
+    cache = Cache(store)
+    shipped = _order("A-1", state="shipped", shipped_at="2026-01-02T03:04:05+00:00")
+    with store.atomic():
+        cache.apply(pb.Change(kind="order", key="A-1", body=json.dumps(shipped).encode(), revision=1))
+        cache.apply(pb.Change(kind="order", key="A-2", body=b'{"order_ref": "A-2"}', revision=2))
+    read = cache.order("A-1")
+    assert read is not None
+    assert read.order.ship_to.city == "Austin"
+    assert read.order.lines[0].sku == "MUG"
+    assert (read.state, read.shipped_at) == ("shipped", "2026-01-02T03:04:05+00:00")
+    assert read.sync_body() == {
+        **read.order.model_dump(mode="json"),
+        "state": "shipped",
+        "shipped_at": shipped["shipped_at"],
+    }
+    # The cloud never syncs a partial order; one that arrives anyway is refused by name, not packed.
+    with pytest.raises(Conflict) as refused:
+        cache.order("A-2")
+    assert refused.value.code == "order_unusable"
+    assert "order A-2" in refused.value.message
+    assert "warehouse is missing" in refused.value.message
