@@ -29,7 +29,7 @@ from dockside.labels import compile_template, load_shipped_template
 from dockside.labels.context import label_context
 from dockside.rules import decide
 from edge_agent.packing.pack import PACKED_EVENTS
-from edge_agent.printing.jobs import Job, Jobs, JobStatus, new_job_id
+from edge_agent.printing.jobs import Job, JobDecision, Jobs, JobStatus, new_job_id
 from edge_agent.store.database import Store, now_ms
 from edge_agent.store.outbox import Outbox
 
@@ -105,7 +105,7 @@ def _run(folder: Path, packs: int, pause_s: float) -> list[float]:
             printer="S1-label",
             status=JobStatus.SENDING,
             weight_g=1234,
-            decision={"carrier": decision.carrier, "service": decision.service, "template": "shipping-4x6"},
+            decision=JobDecision(carrier=decision.carrier, service=decision.service, template="shipping-4x6"),
             created_at_ms=now,
             updated_at_ms=now,
             reprint_of=None,

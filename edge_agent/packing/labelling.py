@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
 
 from dockside.errors import TemplateOverrun
 from dockside.labels import label_context
@@ -21,7 +20,7 @@ from dockside.orders import SyncedOrder
 from dockside.rules import Decision
 from dockside.sync import EventKind
 from edge_agent.devices.printer_lane import PrinterLane
-from edge_agent.printing.jobs import Job, JobStatus, new_job_id
+from edge_agent.printing.jobs import Job, JobDecision, JobStatus, new_job_id
 from edge_agent.store.cache import Cache
 from edge_agent.store.database import Store, now_ms
 from edge_agent.store.outbox import Outbox
@@ -52,12 +51,13 @@ class Labeller:
         lane: PrinterLane,
         *,
         request_id: str | None,
-        decision_extra: dict[str, Any] | None = None,
+        weight_source: str | None = None,
+        wave_id: int | None = None,
         message: str = "",
     ) -> Job:
         """A new `sending` job (not recorded yet) whose label is rendered for the order at `weight_g`.
 
-        `decision_extra` adds to what the job records of the decision (a wave's weight source).
+        A wave's label names `weight_source` and `wave_id`, which the job records with its decision.
         """
         job_id = new_job_id()
         context = label_context(
@@ -87,14 +87,15 @@ class Labeller:
             printer=lane.config.id,
             status=JobStatus.SENDING,
             weight_g=weight_g,
-            decision={
-                "carrier": decision.carrier,
-                "service": decision.service,
-                "template": template.name,
-                "template_version": template.version,
-                "printer_role": decision.printer_role,
-                **(decision_extra or {}),
-            },
+            decision=JobDecision(
+                carrier=decision.carrier,
+                service=decision.service,
+                template=template.name,
+                template_version=template.version,
+                printer_role=decision.printer_role,
+                weight_source=weight_source,
+                wave_id=wave_id,
+            ),
             created_at_ms=now,
             updated_at_ms=now,
             reprint_of=None,

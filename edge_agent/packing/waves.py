@@ -438,7 +438,8 @@ class WavePrinter:
                 station.code,
                 lane,
                 request_id=f"wave:{run.wave.wave_id}:{ref}",
-                decision_extra={"weight_source": WEIGHT_SOURCE, "wave_id": run.wave.wave_id},
+                weight_source=WEIGHT_SOURCE,
+                wave_id=run.wave.wave_id,
             )
         except DocksideError as exc:
             self._skip(run, position, ref, exc.code, exc.message)

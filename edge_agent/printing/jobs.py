@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -27,7 +27,7 @@ from uuid6 import uuid7
 
 from edge_agent.store.database import Store, now_ms
 
-__all__ = ["Job", "JobStatus", "Jobs", "PackAnswer", "log_outcome", "new_job_id"]
+__all__ = ["Job", "JobDecision", "JobStatus", "Jobs", "PackAnswer", "log_outcome", "new_job_id"]
 
 _COLUMNS = (
     "job_id, request_id, order_ref, station, printer, status, weight_g, decision, "
@@ -51,6 +51,46 @@ def new_job_id() -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class JobDecision:
+    """What a job records of how its label was decided: the rules' carrier, service and printer
+    role, the template version that rendered it, and for a wave's label (printed at the order's
+    expected weight, not weighed) where its weight came from and which wave printed it.
+
+    Stored as the jobs table's `decision` JSON: the three names always, the rest when known.
+    """
+
+    carrier: str
+    service: str
+    template: str
+    template_version: int | None = None
+    printer_role: str | None = None
+    weight_source: str | None = None
+    wave_id: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored JSON, keys in this order; what is not known is left out."""
+        body: dict[str, Any] = {"carrier": self.carrier, "service": self.service, "template": self.template}
+        for key in ("template_version", "printer_role", "weight_source", "wave_id"):
+            value = getattr(self, key)
+            if value is not None:
+                body[key] = value
+        return body
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> JobDecision:
+        """Read back a stored decision (jobs written before a field existed lack it)."""
+        return cls(
+            carrier=body.get("carrier", ""),
+            service=body.get("service", ""),
+            template=body.get("template", ""),
+            template_version=body.get("template_version"),
+            printer_role=body.get("printer_role"),
+            weight_source=body.get("weight_source"),
+            wave_id=body.get("wave_id"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Job:
     """One label job as stored."""
 
@@ -61,7 +101,7 @@ class Job:
     printer: str
     status: str
     weight_g: int | None
-    decision: dict[str, Any]
+    decision: JobDecision
     created_at_ms: int
     updated_at_ms: int
     reprint_of: str | None
@@ -76,9 +116,9 @@ class Job:
             status=status or self.status,
             order_ref=self.order_ref,
             weight_g=self.weight_g,
-            carrier=self.decision.get("carrier", ""),
-            service=self.decision.get("service", ""),
-            template=self.decision.get("template", ""),
+            carrier=self.decision.carrier,
+            service=self.decision.service,
+            template=self.decision.template,
             printer=self.printer,
             message=self.message,
         )
@@ -89,7 +129,7 @@ class Job:
             **self.answer().to_json(),
             "request_id": self.request_id,
             "station": self.station,
-            "template_version": self.decision.get("template_version"),
+            "template_version": self.decision.template_version,
             "created_at_ms": self.created_at_ms,
             "updated_at_ms": self.updated_at_ms,
             "reprint_of": self.reprint_of,
@@ -103,10 +143,10 @@ class Job:
             "job_id": self.job_id,
             "request_id": self.request_id,
             "weight_g": self.weight_g,
-            "carrier": self.decision.get("carrier", ""),
-            "service": self.decision.get("service", ""),
-            "template": self.decision.get("template", ""),
-            "template_version": self.decision.get("template_version"),
+            "carrier": self.decision.carrier,
+            "service": self.decision.service,
+            "template": self.decision.template,
+            "template_version": self.decision.template_version,
             "printer": self.printer,
         }
 
@@ -152,7 +192,7 @@ def log_outcome(logger: logging.Logger, job: Job, outcome: str, detail: str) -> 
 
 def _job(row: tuple[Any, ...]) -> Job:
     values = list(row)
-    values[7] = json.loads(values[7])
+    values[7] = JobDecision.from_json(json.loads(values[7]))
     return Job(*values)
 
 
@@ -232,7 +272,7 @@ class Jobs:
                 job.printer,
                 job.status,
                 job.weight_g,
-                json.dumps(job.decision, separators=(",", ":")),
+                json.dumps(job.decision.to_json(), separators=(",", ":")),
                 job.created_at_ms,
                 job.updated_at_ms,
                 job.reprint_of,

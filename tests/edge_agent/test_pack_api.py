@@ -15,7 +15,7 @@ import pytest
 
 from edge_agent import __version__
 from edge_agent.devices.scale import WeightReading
-from edge_agent.printing.jobs import Job, Jobs, JobStatus
+from edge_agent.printing.jobs import Job, JobDecision, Jobs, JobStatus
 from edge_agent.store.database import Store, now_ms
 from edge_agent.sync import MemoryTransport
 from hardware_mocks import MockPrinter, MockScale
@@ -454,7 +454,7 @@ def test_a_job_left_sending_by_a_crash_becomes_unknown_and_is_never_reprinted(
                 printer="S1-label",
                 status=JobStatus.SENDING,
                 weight_g=1234,
-                decision={"carrier": "DOCKSIDE", "service": "express", "template": "shipping-4x6"},
+                decision=JobDecision(carrier="DOCKSIDE", service="express", template="shipping-4x6"),
                 created_at_ms=now_ms(),
                 updated_at_ms=now_ms(),
                 reprint_of=None,

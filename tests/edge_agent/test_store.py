@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from edge_agent.printing.jobs import Job, JobDecision, Jobs, JobStatus
 from edge_agent.store.database import DB_FILENAME, Store, StoreError
 from edge_agent.store.migrations import MIGRATIONS, MigrationRegistry
 from edge_agent.sync.identity import load_identity, save_identity
@@ -176,3 +177,33 @@ def test_checkpoints_move_off_the_commit_path(store: Store) -> None:
     assert busy == 0
     assert frames > 1000
     assert done == frames
+
+
+@pytest.mark.parametrize(
+    ("decision", "stored"),
+    [
+        (
+            JobDecision("UPS", "ground", "shipping-4x6", 3, "label"),
+            '{"carrier":"UPS","service":"ground","template":"shipping-4x6","template_version":3,"printer_role":"label"}',
+        ),
+        (
+            JobDecision("UPS", "", "shipping-4x6", 3, "label", weight_source="expected", wave_id=7),
+            '{"carrier":"UPS","service":"","template":"shipping-4x6","template_version":3,"printer_role":"label",'
+            '"weight_source":"expected","wave_id":7}',
+        ),
+        (
+            JobDecision("DOCKSIDE", "express", "shipping-4x6"),
+            '{"carrier":"DOCKSIDE","service":"express","template":"shipping-4x6"}',
+        ),
+    ],
+)
+def test_a_jobs_decision_is_stored_as_the_same_json_and_read_back_whole(
+    store: Store, decision: JobDecision, stored: str
+) -> None:
+    job = Job(
+        "J1", "r1", "A-1", "S1", "S1-label", JobStatus.PRINTED, 1200, decision, 1, 1, None, "", b"^XA^XZ"
+    )
+    with store.atomic():
+        Jobs(store).insert(job)
+    assert store.conn.execute("SELECT decision FROM jobs").fetchone()[0] == stored
+    assert Jobs(store).get("J1") == job
