@@ -1,9 +1,16 @@
-"""The whole pack path on real parts: cloud -> agent cache -> scale -> label at the printer -> cloud."""
+"""The whole pack path on real parts: cloud -> agent cache -> scale -> label at the printer -> cloud.
+
+The tests that only pack share one stack (`packing`): each packs its own orders on a new parcel
+and counts the labels printed during the test. The tests that stop the cloud or the agent start
+their own.
+"""
 
 from __future__ import annotations
 
 import re
 from typing import Any
+
+import pytest
 
 from bench.demo_data import demo_orders
 from bench.stack import Stack, wait_for
@@ -18,7 +25,16 @@ def _event_kinds(order: dict[str, Any]) -> list[str]:
     return sorted(event["kind"] for event in order["events"])
 
 
-def test_an_order_goes_from_the_cloud_to_one_label_and_back(stack: Stack, station: Station) -> None:
+@pytest.fixture
+def packing(shared_station: Station) -> Station:
+    """The module's shared station with a new parcel on the scale (a weight serves one parcel)."""
+    shared_station.put_parcel()
+    return shared_station
+
+
+def test_an_order_goes_from_the_cloud_to_one_label_and_back(packing: Station) -> None:
+    station, stack = packing, packing.stack
+    before = len(station.labels())
     order = demo_orders(1, prefix="HOPPER")[0]
     order["ship_to"].update(
         name="Grace Hopper", street="12 Navy Yard Road", city="Arlington", postal_code="22202"
@@ -37,7 +53,7 @@ def test_an_order_goes_from_the_cloud_to_one_label_and_back(stack: Stack, statio
     assert job["order_ref"] == "HOPPER-0001"
     assert job["weight_g"] == 2345
     assert job["template"] == "shipping-4x6"
-    labels = station.labels()
+    labels = station.labels()[before:]
     assert len(labels) == 1
     fields = "\n".join(labels[0]["fields"])
     assert "Grace Hopper" in fields
@@ -57,7 +73,9 @@ def test_an_order_goes_from_the_cloud_to_one_label_and_back(stack: Stack, statio
     assert packed["body"]["job_id"] == job["job_id"]
 
 
-def test_the_same_request_prints_one_label_and_a_second_scan_prints_none(station: Station) -> None:
+def test_the_same_request_prints_one_label_and_a_second_scan_prints_none(packing: Station) -> None:
+    station = packing
+    before = len(station.labels())
     first = station.pack("E2E-0001", "double-click")
     again = station.pack("E2E-0001", "double-click")
     rescan = station.pack("E2E-0001", "second-scan")
@@ -67,10 +85,12 @@ def test_the_same_request_prints_one_label_and_a_second_scan_prints_none(station
     assert again.json()["status"] == "printed"
     assert rescan.json()["status"] == "already_packed"
     assert rescan.json()["job_id"] == first.json()["job_id"]
-    assert len(station.labels()) == 1
+    assert len(station.labels()) == before + 1
 
 
-def test_reprint_is_explicit_and_needs_a_reason(station: Station) -> None:
+def test_reprint_is_explicit_and_needs_a_reason(packing: Station) -> None:
+    station = packing
+    before = len(station.labels())
     job = station.pack("E2E-0002", "r-1").json()
 
     refused = station.http.post(f"/api/v1/jobs/{job['job_id']}/reprint", json={"reason": ""})
@@ -80,7 +100,7 @@ def test_reprint_is_explicit_and_needs_a_reason(station: Station) -> None:
     assert refused.json()["error"]["code"]
     assert reprinted.status_code == 200, reprinted.text
     assert reprinted.json()["job_id"] != job["job_id"]
-    assert len(station.labels()) == 2
+    assert len(station.labels()) == before + 2
 
 
 def test_packing_goes_on_offline_and_every_event_reaches_the_cloud_once(
