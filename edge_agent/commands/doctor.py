@@ -15,7 +15,6 @@ report, with the devices as found, which is what the agent itself sends every ha
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import shutil
@@ -34,7 +33,8 @@ from dockside.errors import AuthError, DocksideError
 from dockside.v1 import sync_pb2 as pb
 from edge_agent import __version__
 from edge_agent.commands.agent_setup import Refused, agent_setup, config_option, data_dir_option
-from edge_agent.devices import PrinterConfig, ScaleConfig, open_printer
+from edge_agent.devices import PrinterConfig, ScaleConfig
+from edge_agent.devices.printer_drivers import status_once
 from edge_agent.devices.scale_drivers import weigh_once
 from edge_agent.http.local_credentials import read_local_token
 from edge_agent.store.cache import Cache
@@ -363,20 +363,16 @@ class Doctor:
         if isinstance(config, Finding):
             return config, None
         check = f"printer {config.id} ({station})"
-        printer = open_printer(config)
         try:
-            printer.open()
-            status = printer.status()
+            status = status_once(config)
         except DocksideError as exc:
             return (
                 Finding(check, "fail", f"does not answer at {config.address}", exc.message),
                 _device(config.id, "printer", station, config.model, config.address, "offline", exc.message),
             )
-        finally:
-            with contextlib.suppress(Exception):
-                printer.close()
-        state = "ready" if status.ready else ("offline" if "offline" in status.faults else "fault")
-        device = _device(config.id, "printer", station, config.model, config.address, state, status.message)
+        device = _device(
+            config.id, "printer", station, config.model, config.address, status.state, status.message
+        )
         if status.ready:
             return Finding(check, "ok", status.message), device
         return Finding(

@@ -12,11 +12,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from .config import PrinterConfig
 
-__all__ = ["PRINTER_FAULTS", "InlineSender", "Printer", "PrinterStatus", "describe_faults", "status_of"]
+__all__ = [
+    "PRINTER_FAULTS",
+    "InlineSender",
+    "Printer",
+    "PrinterState",
+    "PrinterStatus",
+    "describe_faults",
+    "status_of",
+]
+
+# A printer as a station shows it: it prints, it cannot be reached, or it answers but cannot print.
+PrinterState = Literal["ready", "offline", "fault"]
 
 # Each fault with what a packer should do about it, in the order a person should fix them:
 # a printer that is offline or silent hides everything else.
@@ -40,6 +51,13 @@ class PrinterStatus:
     message: str
     # Labels received but not yet printed; None when the printer does not say.
     formats_in_buffer: int | None = field(default=None, compare=False)
+
+    @property
+    def state(self) -> PrinterState:
+        """Ready, offline (it cannot be reached, which hides any other fault) or fault."""
+        if self.ready:
+            return "ready"
+        return "offline" if "offline" in self.faults else "fault"
 
 
 def describe_faults(

@@ -6,14 +6,16 @@ choice of a driver lives here, above both, and no import has to hide inside a fu
 
 from __future__ import annotations
 
+import contextlib
+
 from dockside.errors import PrinterUnusable
 
 from .config import PrinterConfig
 from .escpos_printer import EscposPrinter
-from .printer import Printer
+from .printer import Printer, PrinterStatus
 from .zpl import ZplPrinter
 
-__all__ = ["open_printer"]
+__all__ = ["open_printer", "status_once"]
 
 
 def open_printer(config: PrinterConfig) -> Printer:
@@ -27,3 +29,18 @@ def open_printer(config: PrinterConfig) -> Printer:
         "set the printer to ZPL or ESC/POS and update the station",
         code="printer_language_unsupported",
     )
+
+
+def status_once(config: PrinterConfig) -> PrinterStatus:
+    """What a printer no lane holds says about itself: connect, ask its status, let it go.
+
+    Raises the driver's PrinterError when it cannot be reached (the type says whether a retry
+    may help); a closing that fails is ignored, the answer is already in.
+    """
+    printer = open_printer(config)
+    try:
+        printer.open()
+        return printer.status()
+    finally:
+        with contextlib.suppress(Exception):
+            printer.close()

@@ -196,12 +196,7 @@ class PrinterLane:
         finally:
             self.checks += 1
         lost = self._settle(pending, answered=not {"offline", "no_answer"} & status.faults)
-        if status.ready:
-            self._mark("ready", status.message)
-        elif "offline" in status.faults:
-            self._mark("offline", status.message, status.faults)
-        else:
-            self._mark("fault", status.message, status.faults)
+        self._mark(status.state, status.message, status.faults)
         return lost
 
     def _settle(self, pending: list[str], *, answered: bool) -> list[str]:

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from dockside.errors import PrinterError
 from edge_agent.devices import PrinterConfig, PrinterStatus, open_printer
-from edge_agent.devices.printer import InlineSender
+from edge_agent.devices.printer import InlineSender, status_of
+from edge_agent.devices.printer_drivers import status_once
 from edge_agent.devices.zpl import ZplPrinter, parse_host_status, parse_sgd_value
 from tests.edge_agent.devices.conftest import ZebraPeer, host_status, wait_for
 
@@ -317,3 +318,25 @@ def test_file_connection_to_a_missing_folder_is_unreachable(tmp_path) -> None:
     with pytest.raises(PrinterError) as caught:
         driver.send(LABEL)
     assert caught.value.code == "printer_unreachable"
+
+
+# -- one status check (the doctor's probe) and the state a station shows ----------------------
+
+
+def test_status_once_asks_a_printer_no_lane_holds_and_lets_it_go(zebra: ZebraPeer) -> None:
+    ready = status_once(config_for(zebra.port))
+    assert (ready.ready, ready.state) == (True, "ready")
+    zebra.status = host_status(paper_out=1)
+    out = status_once(config_for(zebra.port))
+    assert (out.faults, out.state) == ({"paper_out"}, "fault")
+    assert zebra.connections == 2  # a connection per check, each closed after its answer
+    with pytest.raises(PrinterError):
+        status_once(config_for(closed_port()))
+
+
+@pytest.mark.parametrize(
+    ("faults", "state"),
+    [((), "ready"), (("paper_out",), "fault"), (("no_answer",), "fault"), (("offline", "paused"), "offline")],
+)
+def test_a_printer_status_names_its_state(faults: tuple[str, ...], state: str) -> None:
+    assert status_of("P", faults).state == state
