@@ -134,7 +134,7 @@ def test_a_label_the_preview_cannot_draw_falls_back_to_a_listing(monkeypatch: py
     def broken(label: Any) -> Any:
         raise RuntimeError("font file vanished")
 
-    monkeypatch.setattr(cloud.preview, "draw_label", broken)
+    monkeypatch.setattr(cloud.labels.preview, "draw_label", broken)
     result = _preview("shipping-4x6")
     image = _image(result)
 
