@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from dockside.http_errors import error_body
 from edge_agent.http.local_credentials import LocalCredentials
 
 __all__ = [
@@ -349,7 +350,8 @@ def _has_body(headers: dict[bytes, bytes]) -> bool:
 
 
 async def _refuse(send: Send, refusal: _Refusal) -> None:
-    body = json.dumps({"error": {"code": refusal.code, "message": refusal.message}}).encode()
+    # Not send_error: a 401 also names the scheme (www-authenticate), which it cannot add.
+    body = json.dumps(error_body(refusal.code, refusal.message)).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if refusal.status == 401:
         headers.append((b"www-authenticate", b'Bearer realm="dockside-agent"'))
