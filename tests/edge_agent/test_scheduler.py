@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from dockside.errors import ScaleError
-from edge_agent.devices import PrinterConfig, PrinterStatus, ScaleConfig, ScaleReader, WeightReading
+from edge_agent.devices import PrinterConfig, PrinterStatus, ScaleConfig, ScaleReader
 from edge_agent.devices.printer_lane import PrinterLane
-from edge_agent.devices.scale import reading
 from edge_agent.devices.stations import StationFloor
 from edge_agent.scheduler import AgentScheduler, ScheduleSettings
+from tests.edge_agent.scripted_scale import ScaleScript
 from tests.edge_agent.waiting import until
 
 
@@ -40,32 +40,6 @@ class CountingPrinter:
     def status(self) -> PrinterStatus:
         self.checks += 1
         return PrinterStatus(ready=True, faults=frozenset(), message="ready")
-
-    def close(self) -> None:
-        pass
-
-
-class DyingOnceScale:
-    """A scale driver whose first open kills the reader thread (as a bug outside Exception would)."""
-
-    opened = 0
-
-    def __init__(self, config: ScaleConfig) -> None:
-        self.config = config
-
-    def open(self) -> None:
-        DyingOnceScale.opened += 1
-        if DyingOnceScale.opened == 1:
-            raise SystemExit("driver bug")
-
-    def read(self) -> WeightReading:
-        return reading(1000, stable=True)
-
-    def zero(self) -> None:
-        pass
-
-    def tare(self) -> None:
-        pass
 
     def close(self) -> None:
         pass
@@ -98,8 +72,11 @@ def test_the_clock_polls_printers_restarts_a_dead_scale_reader_flushes_and_repor
         printers[config.id] = CountingPrinter(config)
         return printers[config.id]
 
+    # The first open kills the reader thread, as a driver bug outside Exception would.
+    dying_once = ScaleScript(opens=[SystemExit("driver bug")], grams=1000)
+
     def reader(config: ScaleConfig) -> ScaleReader:
-        return ScaleReader(config, poll_interval_s=0.01, scale_factory=DyingOnceScale)
+        return ScaleReader(config, poll_interval_s=0.01, scale_factory=dying_once.driver)
 
     floor = StationFloor(printer_factory=printer, scale_factory=reader)
     flushes: list[int] = []

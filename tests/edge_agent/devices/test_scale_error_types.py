@@ -22,10 +22,10 @@ from edge_agent.devices import ScaleConfig, ScaleReader
 from edge_agent.devices.cas import parse_cas_line, weight_from_cas
 from edge_agent.devices.mt_sics import parse_sics_reply, weight_from_sics
 from edge_agent.devices.nci_scp12 import parse_nci_reply, weight_from_nci
-from edge_agent.devices.scale import WeightReading, reading
 from edge_agent.devices.scale_drivers import open_scale, weigh_once
 from edge_agent.devices.toledo_8217 import parse_8217_reply, weight_from_8217
 from tests.edge_agent.devices.conftest import wait_for
+from tests.edge_agent.scripted_scale import ScaleScript
 
 
 def _toledo(frame: bytes) -> object:
@@ -90,54 +90,28 @@ def test_an_unknown_protocol_is_refused_by_the_factory() -> None:
     assert caught.value.code == "scale_protocol_unsupported"
 
 
-class ScriptedScale:
-    """A scale whose reads fail as scripted, then weigh 500 g; counts how often it was opened."""
-
-    opened = 0
-
-    def __init__(self, config: ScaleConfig, script: list[ScaleError]) -> None:
-        self.config = config
-        self._script = script
-
-    def open(self) -> None:
-        ScriptedScale.opened += 1
-
-    def read(self) -> WeightReading:
-        if self._script:
-            raise self._script.pop(0)
-        return reading(500, True)
-
-    def zero(self) -> None:
-        pass
-
-    def tare(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _reader(script: list[ScaleError]) -> ScaleReader:
-    ScriptedScale.opened = 0
+def _reader(script: ScaleScript) -> ScaleReader:
     return ScaleReader(
         ScaleConfig(protocol="mt-sics", port="/dev/scripted"),
         poll_interval_s=0.005,
         reopen_backoff_s=(0.005, 0.01),
-        scale_factory=lambda config: ScriptedScale(config, script),
+        scale_factory=script.driver,
     )
 
 
 def test_the_reader_reopens_the_port_on_a_lost_port_whatever_its_code() -> None:
-    reader = _reader([ScalePortLost("the scale may not be opened", code="scale_port_denied")])
+    script = ScaleScript(reads=[ScalePortLost("the scale may not be opened", code="scale_port_denied")])
+    reader = _reader(script)
     with reader:
         assert reader.wait_stable(5.0).grams == 500
-    assert ScriptedScale.opened == 2
+    assert script.opened == 2
 
 
 def test_the_reader_keeps_the_port_and_stays_ok_while_the_scale_is_unsettled() -> None:
-    reader = _reader([ScaleUnsettled("the scale is taring", code="scale_busy")] * 10_000)
+    script = ScaleScript(reads=[ScaleUnsettled("the scale is taring", code="scale_busy")] * 10_000)
+    reader = _reader(script)
     with reader:
         wait_for(lambda: reader.message == "the scale is taring", what="the unsettled scale's message")
         assert reader.state == "ok"
         assert reader.stable_weight() is None
-    assert ScriptedScale.opened == 1
+    assert script.opened == 1
