@@ -2,7 +2,7 @@
 
     config.py          PrinterConfig, ScaleConfig: the station JSON entries, validated
     printer.py         PrinterStatus, the Printer interface
-    printer_drivers.py open_printer: the driver for a configured printer's language; status_once: one status check
+    printer_drivers.py open_printer: the driver for a printer's language; status_once: one status check
     printer_links.py   the kept-open byte pipes under a printer: TCP (TCP_NODELAY), serial, file
     zpl.py             Zebra ZPL over one kept-open TCP connection; ~HS status, SGD identity
     escpos_printer.py  ESC/POS receipt printers through python-escpos; DLE EOT status
