@@ -200,7 +200,7 @@ def test_twenty_failures_from_an_address_lock_it_out_for_fifteen_minutes(store: 
     sign_in_limits.begin_attempt(store, "other@example.com", HERE, now=over).succeeded(store)
 
 
-def test_an_addresss_failures_count_within_fifteen_minutes_only(store: CloudStore) -> None:
+def test_an_address_counts_its_failures_within_fifteen_minutes_only(store: CloudStore) -> None:
     start = utcnow()
     for n in range(ADDRESS_LIMIT - 1):
         sign_in_limits.begin_attempt(store, f"guess{n}@example.com", HERE, now=start).failed(store)
