@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import click
+from alembic import command as alembic_command
 
 from cloud.commands.access import ACCESS_COMMANDS, database_url_option
 from cloud.commands.import_orders import import_command
 from cloud.commands.releases import keygen_release_command, sign_release_command
 from cloud.server import parse_address, serve
+from cloud.storage import migrations
 from cloud.storage.sealed_secrets import MissingSecretKey, ensure_key
 from cloud.storage.store import CloudStore
 from cloud.sync.tls import ServerTls
@@ -151,6 +153,19 @@ def init_db_command(database_url: str) -> None:
     store = CloudStore.open(database_url)
     store.close()
     click.echo(f"database ready: {database_url.split('@')[-1]}", err=True)
+
+
+@main.command("draft-migration")
+@click.argument("message")
+@_database_url
+def draft_migration_command(message: str, database_url: str) -> None:  # pragma: no cover - a developer's tool
+    """Draft a migration named MESSAGE ("what changed") in cloud/storage/migrations/versions/ for
+    what schema.py has and the database (brought to head first) lacks; read and fix the draft
+    before committing it."""
+    store = CloudStore.open(database_url)
+    with store.engine.connect() as conn:
+        alembic_command.revision(migrations.alembic_config(conn), message=message, autogenerate=True)
+    store.close()
 
 
 for command in ACCESS_COMMANDS:
