@@ -51,6 +51,7 @@ __all__ = [
     "WINDOW",
     "SignInAttempt",
     "SignInLimited",
+    "account_delay",
     "begin_attempt",
 ]
 

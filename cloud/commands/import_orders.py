@@ -28,7 +28,14 @@ from typing import IO, Any
 import click
 import httpx
 
-__all__ = ["CSV_COLUMNS", "ImportReport", "import_command", "import_orders", "read_orders"]
+__all__ = [
+    "CSV_COLUMNS",
+    "ImportFileError",
+    "ImportReport",
+    "import_command",
+    "import_orders",
+    "read_orders",
+]
 
 MAX_LINE_BYTES = 1024 * 1024
 BATCH = 1000

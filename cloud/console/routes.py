@@ -33,7 +33,7 @@ def _read(name: str) -> bytes:
     return resources.files("cloud.console").joinpath("static", name).read_bytes()
 
 
-def template_summaries(store: CloudStore, tenant_id: int) -> list[dict[str, Any]]:
+def _template_summaries(store: CloudStore, tenant_id: int) -> list[dict[str, Any]]:
     """Each template name of the tenant with its number of versions and its active version."""
     table = schema.template_versions
     with store.read() as conn:
@@ -96,6 +96,6 @@ def console_router() -> APIRouter:
     )
     async def list_templates(caller: ReadsSetup, store: Store) -> Any:
         """Every template of the caller's tenant with how many versions it has and which is active."""
-        return {"templates": await run_in_threadpool(template_summaries, store, caller.tenant_id)}
+        return {"templates": await run_in_threadpool(_template_summaries, store, caller.tenant_id)}
 
     return router

@@ -49,6 +49,8 @@ __all__ = [
     "MAX_RELEASE_BYTES",
     "OUTCOMES",
     "PUBLIC_KEY_ENV",
+    "BadRelease",
+    "NoReleaseKey",
     "ReleaseTooLarge",
     "SpooledRelease",
     "assign_release",

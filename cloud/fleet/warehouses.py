@@ -33,6 +33,7 @@ __all__ = [
     "list_warehouses",
     "put_station",
     "put_warehouse",
+    "warehouse_body",
     "warehouse_id",
 ]
 

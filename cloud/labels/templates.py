@@ -29,6 +29,7 @@ __all__ = [
     "publish_template_version",
     "stored_version",
     "template_change",
+    "template_version_body",
 ]
 
 

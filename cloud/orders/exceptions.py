@@ -23,6 +23,7 @@ from cloud.webhooks.delivery import WebhookEvent, emit
 from dockside.errors import DocksideError, InputError, NotFound
 
 __all__ = [
+    "ExceptionClosed",
     "ExceptionKind",
     "ExceptionStatus",
     "acknowledge_exception",

@@ -51,7 +51,7 @@ def _wave_body(body: str, state: str, wave: dict[str, Any]) -> str:
     return f'{text[:-1]},"wave":{dumps(wave)}}}'
 
 
-def wave_sync_body(
+def _wave_sync_body(
     wave_id: int,
     warehouse: str,
     station: str,
@@ -78,7 +78,7 @@ def recent_wave_bodies(
     for row in rows:
         refs = json.loads(row.order_refs)
         if refs:
-            body = wave_sync_body(row.id, warehouse, row.station, refs, row.created_by, row.created_at)
+            body = _wave_sync_body(row.id, warehouse, row.station, refs, row.created_by, row.created_at)
             yield str(row.id), body
 
 
@@ -201,7 +201,7 @@ def release_wave(
         if joined:
             # After its orders, so an agent applying the log in order has them all when it sees the wave.
             refs = [row.order_ref for row in joined]
-            body = wave_sync_body(wave_id, warehouse, station, refs, by, tx.now)
+            body = _wave_sync_body(wave_id, warehouse, station, refs, by, tx.now)
             records.append(ChangeRecord(tenant_id, int(wh_id), ChangeKind.WAVE.value, str(wave_id), body))
         tx.append_changes(records)
         emit(tx, tenant_id, WebhookEvent.ORDER_STATE_CHANGED, moved)

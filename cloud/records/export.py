@@ -24,6 +24,7 @@ __all__ = [
     "ORDER_COLUMNS",
     "as_csv",
     "as_json_lines",
+    "iter_audit",
     "iter_exceptions",
     "iter_orders",
 ]

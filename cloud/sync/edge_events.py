@@ -38,7 +38,13 @@ from dockside.orders import OrderState
 from dockside.rules import CompiledRuleset, compile_ruleset
 from dockside.sync import ChangeKind, EventKind
 
-__all__ = ["MAX_EVENTS_PER_BATCH", "EventOutcome", "IncomingEvent", "apply_events"]
+__all__ = [
+    "MAX_EVENTS_PER_BATCH",
+    "EventOutcome",
+    "IncomingEvent",
+    "Rejection",
+    "apply_events",
+]
 
 MAX_EVENTS_PER_BATCH = 5_000
 MAX_EVENT_BODY_BYTES = 64 * 1024
