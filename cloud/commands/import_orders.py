@@ -16,7 +16,6 @@ Every refusal names the file's line, so a person can fix the file and run the im
 from __future__ import annotations
 
 import csv
-import io
 import json
 import sys
 import time
@@ -337,7 +336,7 @@ def import_command(
         file.open("rb") as handle,
         click.progressbar(length=size, label=f"importing {file.name}", file=sys.stderr) as progress,
     ):
-        report = import_orders(client, io.BufferedReader(handle), kind, progress, batch_size=batch_size)
+        report = import_orders(client, handle, kind, progress, batch_size=batch_size)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
