@@ -144,7 +144,14 @@ class EscposPrinter:
         if backend is None:
             backend = self._make_backend()
             try:
-                backend.open()
+                if self.config.connection == "tcp":
+                    # Not Network.open: it keeps no hold on the socket of a refused connection and
+                    # leaves it unclosed; create_connection closes it.
+                    backend.device = socket.create_connection(
+                        (backend.host, backend.port), timeout=self._connect_timeout_s
+                    )
+                else:
+                    backend.open()
             except (DeviceNotFoundError, OSError, serial.SerialException) as exc:
                 raise PrinterUnreachable(
                     f"{self._where} cannot be reached: check that it is on, connected, and that the "
