@@ -88,13 +88,15 @@ class OrderState(StrEnum):
 
 
 class SyncedOrder(BaseModel):
-    """An order as the cloud syncs it to its warehouse's agents: the `Order` plus the cloud's state.
+    """An order as the cloud syncs it to its warehouse's agents: the `Order` plus the cloud's word on it.
 
-    The sync body is flat: the order's fields beside `state` and, once shipped, `shipped_at`.
-    The order is as strict as `Order` (the cloud validated it at ingest, so a refusal here is a
-    cloud bug worth seeing); the state fields are the cloud's word and taken leniently: a state
-    that is not a text is kept as "" (the agent prints for no state it does not know), and a
-    `shipped_at` that is not a text as None (the agent then never purges the order early).
+    The sync body is flat: the order's fields beside what the cloud adds, its `state`, once
+    shipped its `shipped_at`, in a wave the `wave` it is released in. The order is as strict as
+    `Order` (the cloud validated it at ingest, so a refusal here is a cloud bug worth seeing).
+    What the cloud adds is taken leniently, since the cloud is the authority on it and a newer
+    cloud may add more: a state that is not a text is kept as "" (the agent prints for no state it
+    does not know), a `shipped_at` that is not a text as None (the order is then never purged
+    early), and any other field is kept as sent in `cloud_fields`.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -102,17 +104,20 @@ class SyncedOrder(BaseModel):
     order: Order
     state: str = ""
     shipped_at: str | None = None
+    cloud_fields: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
     def from_sync_body(cls, body: Mapping[str, Any], *, state: str | None = None) -> SyncedOrder:
         """Parse a flat sync body; `state` overrides the body's (the cache keeps it in its own column)."""
-        fields = dict(body)
-        told = fields.pop("state", "")
-        shipped_at = fields.pop("shipped_at", None)
+        order = {key: value for key, value in body.items() if key in Order.model_fields}
+        added = {key: value for key, value in body.items() if key not in Order.model_fields}
+        told = added.pop("state", "")
+        shipped_at = added.pop("shipped_at", None)
         return cls(
-            order=Order.model_validate(fields),
+            order=Order.model_validate(order),
             state=state if state is not None else told if isinstance(told, str) else "",
             shipped_at=shipped_at if isinstance(shipped_at, str) else None,
+            cloud_fields=added,
         )
 
     @cached_property
@@ -125,4 +130,4 @@ class SyncedOrder(BaseModel):
         body = {**self.order_json, "state": self.state}
         if self.shipped_at is not None:
             body["shipped_at"] = self.shipped_at
-        return body
+        return {**body, **self.cloud_fields}

@@ -403,7 +403,9 @@ def test_a_snapshot_checks_every_entity_and_keeps_order_states(store: Store, clo
 
 def test_a_cached_order_is_read_as_an_order_and_a_partial_one_is_refused(store: Store) -> None:
     cache = Cache(store)
-    shipped = _order("A-1", state="shipped", shipped_at="2026-01-02T03:04:05+00:00")
+    shipped = _order(
+        "A-1", state="shipped", shipped_at="2026-01-02T03:04:05+00:00", wave={"id": 4, "position": 2}
+    )
     with store.atomic():
         cache.apply(pb.Change(kind="order", key="A-1", body=json.dumps(shipped).encode(), revision=1))
         cache.apply(pb.Change(kind="order", key="A-2", body=b'{"order_ref": "A-2"}', revision=2))
@@ -412,10 +414,13 @@ def test_a_cached_order_is_read_as_an_order_and_a_partial_one_is_refused(store: 
     assert read.order.ship_to.city == "Austin"
     assert read.order.lines[0].sku == "MUG"
     assert (read.state, read.shipped_at) == ("shipped", "2026-01-02T03:04:05+00:00")
+    # What the cloud adds beside the order (a wave, or a field a newer cloud sends) is kept as sent.
+    assert read.cloud_fields == {"wave": {"id": 4, "position": 2}}
     assert read.sync_body() == {
         **read.order.model_dump(mode="json"),
         "state": "shipped",
         "shipped_at": shipped["shipped_at"],
+        "wave": {"id": 4, "position": 2},
     }
     # The cloud never syncs a partial order; one that arrives anyway is refused by name, not packed.
     with pytest.raises(Conflict) as refused:
