@@ -35,6 +35,7 @@ from cloud.storage import migrations, schema
 from cloud.storage.notifier import AgentRevocations, LocalRevisionNotifier, RevisionNotifier
 from cloud.storage.pg_notifier import PostgresRevisionNotifier, channels_for_schema
 from dockside.secret_files import SQLITE_COMPANIONS, private_file
+from dockside.sqlite_wal import enter_wal
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
@@ -394,7 +395,7 @@ def _configure_sqlite(engine: Engine) -> None:
         # Let SQLAlchemy's begin() below decide when a transaction starts, not pysqlite.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        enter_wal(cursor, _SQLITE_BUSY_TIMEOUT_MS / 1000)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()

@@ -24,6 +24,7 @@ import sqlite_utils
 
 from dockside.errors import DocksideError
 from dockside.secret_files import SQLITE_COMPANIONS, private_file
+from dockside.sqlite_wal import enter_wal
 from edge_agent.store.migrations import MIGRATIONS, MigrationRegistry
 
 __all__ = ["DB_FILENAME", "Checkpointer", "Store", "StoreError", "now_ms"]
@@ -31,6 +32,8 @@ __all__ = ["DB_FILENAME", "Checkpointer", "Store", "StoreError", "now_ms"]
 log = logging.getLogger(__name__)
 
 DB_FILENAME = "agent.db"
+# How long a writer waits for another (the agent and a `dockside-agent status` beside it).
+_BUSY_TIMEOUT_S = 10.0
 
 
 class StoreError(DocksideError):
@@ -71,7 +74,7 @@ class Store:
                 str(path),
                 isolation_level=None,  # autocommit: transactions only through atomic()
                 check_same_thread=False,  # created by the CLI thread, used by the event loop
-                timeout=10.0,
+                timeout=_BUSY_TIMEOUT_S,
             )
         except sqlite3.Error as exc:
             raise StoreError(
@@ -88,10 +91,10 @@ class Store:
 
     def _configure(self) -> None:
         try:
-            self.conn.execute("PRAGMA journal_mode=WAL")
+            enter_wal(self.conn, _BUSY_TIMEOUT_S)
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.execute("PRAGMA foreign_keys=ON")
-            self.conn.execute("PRAGMA busy_timeout=10000")
+            self.conn.execute(f"PRAGMA busy_timeout={int(_BUSY_TIMEOUT_S * 1000)}")
             # A WAL reset larger than this is truncated back, so a burst does not keep its disk.
             self.conn.execute("PRAGMA journal_size_limit=67108864")
         except sqlite3.DatabaseError as exc:
@@ -198,7 +201,11 @@ class Checkpointer:
     async def run(self) -> None:
         """Checkpoint periodically until cancelled."""
         conn = await asyncio.to_thread(
-            sqlite3.connect, str(self.path), isolation_level=None, check_same_thread=False, timeout=10.0
+            sqlite3.connect,
+            str(self.path),
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=_BUSY_TIMEOUT_S,
         )
         try:
             while True:
