@@ -40,7 +40,7 @@ os.environ.setdefault("DOCKSIDE_SECRET_KEY", Fernet.generate_key().decode("ascii
 MDNS_MODULES = frozenset(
     {
         "tests/edge_agent/devices/test_discovery.py",
-        "tests/edge_agent/test_discover.py",
+        "tests/edge_agent/commands/test_discover.py",
         "tests/hardware_mocks/test_mock_advertising.py",
     }
 )

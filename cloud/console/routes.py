@@ -87,7 +87,7 @@ def console_router() -> APIRouter:
             raise NotFound(f"the console has no file {name[:64]}: open /console/", code="not_found")
         return Response(found[0], media_type=found[1], headers={"cache-control": "no-cache"})
 
-    # Kept out of the OpenAPI document until the role matrix test (tests/cloud/test_roles.py) lists
+    # Kept out of the OpenAPI document until the role matrix test (tests/cloud/access/test_roles.py) lists
     # it; it is guarded like every setup read (viewer and up, ReadsSetup).
     @router.get(
         "/api/v1/templates",

@@ -240,7 +240,7 @@ class CloudStore:
     @staticmethod
     def _create_unmigrated_tables(conn: Connection) -> None:
         # A table in schema.py without a migration yet still works in development, loudly;
-        # tests/cloud/test_migrations.py fails until the migration is written.
+        # tests/cloud/storage/test_migrations.py fails until the migration is written.
         present = set(inspect(conn).get_table_names())
         missing = [table for table in schema.metadata.sorted_tables if table.name not in present]
         if missing:

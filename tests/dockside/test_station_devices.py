@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from cloud.fleet.warehouses import StationIn, WarehouseIn, list_stations, put_station, put_warehouse
 from cloud.storage.store import CloudStore
 from edge_agent.devices.stations import StationFloor
-from tests.edge_agent.test_stations import IdleScale, RecordingPrinter
+from tests.edge_agent.devices.test_stations import IdleScale, RecordingPrinter
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 TCP = {"id": "D8N123456789", "language": "zpl", "host": "10.0.5.21"}

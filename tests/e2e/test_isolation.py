@@ -1,6 +1,6 @@
 """Tenant and warehouse isolation, and every refusal, against a real `dockside-cloud serve` process.
 
-tests/cloud/test_sync_security.py checks these rules one at a time on a cloud running inside the
+tests/cloud/sync/test_sync_security.py checks these rules one at a time on a cloud running inside the
 test process. This file drives the real console script over its real sockets, as a fleet does:
 agents of two warehouses and of two tenants (the second made with `dockside-cloud
 create-tenant`, with the same warehouse code and a shared order reference) stream at the same

@@ -3,9 +3,10 @@
     with engine.connect() as conn, conn.begin():
         upgrade(conn)          # to the newest revision, inside the caller's transaction
 
-A table added to `cloud/storage/schema.py` needs a migration here too (`tests/cloud/test_migrations.py`
-compares the migrated database with the metadata and fails on drift). Write one by hand in
-`versions/` (next number, `down_revision` = the previous one); autogenerate can draft it:
+A table added to `cloud/storage/schema.py` needs a migration here too
+(`tests/cloud/storage/test_migrations.py` compares the migrated database with the metadata and
+fails on drift). Write one by hand in `versions/` (next number, `down_revision` = the previous
+one); autogenerate can draft it:
 `dockside-cloud draft-migration "what changed"`.
 """
 

@@ -119,7 +119,7 @@ ENDPOINTS = [
 
 # Routes whose callers are tested elsewhere: agents (their own credential, not an API token) and
 # agent releases (admin only, with their own role tests in the releases work) and sign-in
-# (anyone; tests/cloud/test_sessions.py).
+# (anyone; tests/cloud/access/test_sessions.py).
 ELSEWHERE = ("/api/v1/agent/", "/api/v1/releases", "/api/v1/session")
 
 

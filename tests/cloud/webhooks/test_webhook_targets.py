@@ -13,7 +13,7 @@ from cloud.storage.store import CloudStore, utcnow
 from cloud.webhooks import delivery as webhooks
 from cloud.webhooks.targets import ALLOW_PRIVATE_ENV, UnsafeWebhookUrl, webhook_target
 from tests.cloud.conftest import RunningCloud
-from tests.cloud.test_sync_security import _certificate, _key_pem, _pem
+from tests.cloud.sync.test_sync_security import _certificate, _key_pem, _pem
 from tests.cloud.webhook_receiver import Receiver, receiver_fixture  # noqa: F401 (the `receiver` fixture)
 
 EVENT = [webhooks.WebhookEvent.ORDER_STATE_CHANGED]

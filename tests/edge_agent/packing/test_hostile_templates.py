@@ -30,7 +30,7 @@ from tests.edge_agent.agent_harness import (
     put_parcel,
     station_body,
 )
-from tests.edge_agent.test_pack_rules import STATION, Floor, ScriptedScale, run, started
+from tests.edge_agent.packing.test_pack_rules import STATION, Floor, ScriptedScale, run, started
 from tests.edge_agent.waiting import until, wait_until
 
 # The data-dependent power: its sample (weight 1) renders "1", a real parcel does not.

@@ -62,7 +62,7 @@ def test_the_issues_templates_and_a_budget_overrun_answer_422_with_the_reason(cl
     assert "simplify the loops" in _error(loops)["message"]
 
     # The data-dependent one renders its sample: it is stored, and the agent stops it at a real
-    # parcel (tests/edge_agent/test_hostile_templates.py).
+    # parcel (tests/edge_agent/packing/test_hostile_templates.py).
     data = cloud.api.post("/api/v1/templates/hostile/versions", json=_version(ISSUE_DATA))
     assert data.status_code == 201, data.text
     assert cloud.api.get("/api/v1/templates/hostile/versions").json()["versions"][0]["version"] == 1
