@@ -85,10 +85,13 @@ def error_response(
     return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
 
-async def send_error(send: Send, status: int, code: str, message: str) -> None:
+async def send_error(
+    send: Send, status: int, code: str, message: str, extra_headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
     """Answer in the contract's error shape straight on an ASGI `send` (for middlewares)."""
     body = json.dumps(error_body(code, message)).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers.extend(extra_headers)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

@@ -23,12 +23,11 @@ read only headers already in memory; `edge_agent.http.local_credentials` owns th
 from __future__ import annotations
 
 import ipaddress
-import json
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from dockside.http_errors import error_body
+from dockside.http_errors import send_error
 from edge_agent.http.local_credentials import LocalCredentials
 
 __all__ = [
@@ -350,13 +349,9 @@ def _has_body(headers: dict[bytes, bytes]) -> bool:
 
 
 async def _refuse(send: Send, refusal: _Refusal) -> None:
-    # Not send_error: a 401 also names the scheme (www-authenticate), which it cannot add.
-    body = json.dumps(error_body(refusal.code, refusal.message)).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    if refusal.status == 401:
-        headers.append((b"www-authenticate", b'Bearer realm="dockside-agent"'))
-    await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    # A 401 also names the scheme the caller should use.
+    scheme = [(b"www-authenticate", b'Bearer realm="dockside-agent"')] if refusal.status == 401 else []
+    await send_error(send, refusal.status, refusal.code, refusal.message, scheme)
 
 
 async def _preflight(send: Send, origin: bytes, headers: dict[bytes, bytes]) -> None:

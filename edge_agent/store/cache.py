@@ -21,8 +21,7 @@ from pydantic import ValidationError
 from dockside.errors import Conflict, SyncError
 from dockside.http_errors import describe_field_errors
 from dockside.orders import SyncedOrder
-from dockside.sync import ChangeKind
-from dockside.v1 import sync_pb2 as pb
+from dockside.sync import ChangeKind, SyncChange
 from edge_agent.store.database import Store
 from edge_agent.store.templates import TemplateShelf, compile_version
 
@@ -132,7 +131,7 @@ class Cache:
 
     # -- writes (inside the caller's transaction) --------------------------------------------
 
-    def apply(self, change: pb.Change) -> None:
+    def apply(self, change: SyncChange) -> None:
         """Write one change; raises UnusableChange (writing nothing) if its body is not usable."""
         self._write(change.kind, change.key, None if change.deleted else change.body, change.revision)
 
@@ -234,7 +233,7 @@ class Cache:
         self._store.conn.execute("DELETE FROM snapshot_staging")
         self.snapshot_open = True
 
-    def stage(self, change: pb.Change) -> None:
+    def stage(self, change: SyncChange) -> None:
         """Hold one snapshot entity until the snapshot ends."""
         try:
             text = change.body.decode("utf-8")

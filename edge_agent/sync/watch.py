@@ -104,11 +104,10 @@ class Watcher:
         match read_watch_item(item):
             case SyncChange() as change:
                 self._link.saw_revision(change.revision)
-                # The cache reads the wire message itself (edge_agent/store/cache.py takes a pb.Change).
                 if self._cache.snapshot_open:
-                    self._cache.stage(item.change)
+                    self._cache.stage(change)
                 else:
-                    self._apply(change, item.change)
+                    self._apply(change)
             case SnapshotBegin(revision=revision):
                 self._link.saw_revision(revision)
                 self._cache.begin_snapshot()
@@ -119,7 +118,7 @@ class Watcher:
             case None:
                 pass  # an item a newer cloud sends that this agent does not know: nothing to do
 
-    def _apply(self, change: SyncChange, wire: pb.Change) -> None:
+    def _apply(self, change: SyncChange) -> None:
         if change.revision <= self._store.revision():
             return  # already applied (a resent change after a reconnect)
         refused = False
@@ -127,7 +126,7 @@ class Watcher:
             with self._store.atomic():
                 try:
                     with self._store.atomic():
-                        self._cache.apply(wire)
+                        self._cache.apply(change)
                 except UnusableChange as exc:
                     # The cloud's bug: record and move on rather than stall every later change.
                     refused = True

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from cloud.access.principals import Role, create_api_token
+from dockside.sync import read_watch_item
 from edge_agent.store.cache import Cache
 from edge_agent.store.database import Store
 from tests.cloud.conftest import TEMPLATE, Agent, RunningCloud
@@ -37,7 +38,7 @@ class EdgeCache:
                     if item.HasField("snapshot_begin"):
                         in_snapshot = True
                     elif item.HasField("change"):
-                        self.cache.apply(item.change)
+                        self.cache.apply(read_watch_item(item))
                         seen.append((item.change.kind, item.change.key))
                         self.revision = max(self.revision, item.change.revision)
                     elif item.HasField("heartbeat"):

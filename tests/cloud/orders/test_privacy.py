@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from cloud.access.principals import Role, create_api_token
+from dockside.sync import read_watch_item
 from edge_agent.store.cache import Cache
 from edge_agent.store.database import Store
 from edge_agent.store.privacy import purge_shipped_personal_data
@@ -21,7 +22,7 @@ def _changes(agent: Agent, after: int, count: int) -> list[Any]:
     try:
         for item in stream:
             if item.HasField("change"):
-                seen.append(item.change)
+                seen.append(read_watch_item(item))
                 if len(seen) == count:
                     break
     finally:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from dockside.errors import PrinterError
-from dockside.v1 import sync_pb2 as pb
+from dockside.sync import SyncChange
 from edge_agent.store.cache import Cache, UnusableChange
 from edge_agent.store.database import Store
 from edge_agent.sync import MemoryTransport
@@ -376,9 +376,9 @@ def test_bad_print_requests_are_refused_with_what_to_do(
     assert len(printer.wait_for_labels(1)) == 1  # the agent sent it; the mock parses it in its own thread
 
 
-def _change(kind: str, key: str, body: Any, revision: int = 1) -> pb.Change:
+def _change(kind: str, key: str, body: Any, revision: int = 1) -> SyncChange:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return pb.Change(revision=revision, kind=kind, key=key, body=raw)
+    return SyncChange(revision, kind, key, raw)
 
 
 def test_the_cache_keeps_waves_and_refuses_unusable_ones(store: Store) -> None:
@@ -413,7 +413,7 @@ def test_the_cache_keeps_waves_and_refuses_unusable_ones(store: Store) -> None:
     assert cache.finish_snapshot(9) == 1
     assert store.query("SELECT wave_id, station FROM waves") == [{"wave_id": 7, "station": "S2"}]
     with store.atomic():
-        cache.apply(pb.Change(revision=10, kind="wave", key="7", deleted=True))
+        cache.apply(SyncChange(10, "wave", "7", deleted=True))
     assert store.count("waves") == 0
 
 

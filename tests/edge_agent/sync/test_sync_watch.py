@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from dockside.errors import AuthError, Conflict, SyncError
-from dockside.v1 import sync_pb2 as pb
+from dockside.sync import SyncChange
 from edge_agent.metrics import AgentMetrics
 from edge_agent.store.cache import Cache
 from edge_agent.store.database import Store
@@ -407,8 +407,8 @@ def test_a_cached_order_is_read_as_an_order_and_a_partial_one_is_refused(store: 
         "A-1", state="shipped", shipped_at="2026-01-02T03:04:05+00:00", wave={"id": 4, "position": 2}
     )
     with store.atomic():
-        cache.apply(pb.Change(kind="order", key="A-1", body=json.dumps(shipped).encode(), revision=1))
-        cache.apply(pb.Change(kind="order", key="A-2", body=b'{"order_ref": "A-2"}', revision=2))
+        cache.apply(SyncChange(1, "order", "A-1", json.dumps(shipped).encode()))
+        cache.apply(SyncChange(2, "order", "A-2", b'{"order_ref": "A-2"}'))
     read = cache.order("A-1")
     assert read is not None
     assert read.order.ship_to.city == "Austin"
