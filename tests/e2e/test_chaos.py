@@ -34,7 +34,7 @@ from bench.demo_data import demo_orders, station_body
 from bench.provision import ingest_orders, provision
 from bench.stack import Stack, restartable_address, running_stack, wait_for
 from cloud.storage.store import CloudStore
-from tests.e2e.conftest import put_next_parcel
+from tests.e2e.conftest import PARCELS_G, put_next_parcel
 from tests.e2e.stalling_printer import WAVE_ORDERS, StuckJob, kill_agent_while_sending, start_small_printer
 
 PACKS = 2_000
@@ -127,10 +127,15 @@ def test_kills_of_agent_and_cloud_lose_and_repeat_nothing(tmp_path) -> None:
 
         def pack_in_turn(station: str, numbers: list[int]) -> None:
             """One packer: the station's orders one after the other, each on a new parcel."""
-            with stack.agent_client() as packer:
+            # The packer's own client for its scale: the stack's one, shared by threads, left
+            # connections unclosed.
+            scale = f"http://{stack.processes[_devices(station)[1]].ready['control']}"
+            with stack.agent_client() as packer, httpx.Client(base_url=scale, timeout=10) as hands:
                 for n in numbers:
                     ref = f"CH-{n:04d}"
-                    put_parcel(station)
+                    parcels[station] += 1
+                    weight = {"grams": PARCELS_G[parcels[station] % 2], "stable": True}
+                    hands.post("/weight", json=weight).raise_for_status()
                     answer = _pack(packer, ref, f"chaos-{n}", station)
                     assert answer is not None, ref
                     assert answer.get("status") == "printed", (ref, answer)
