@@ -58,6 +58,8 @@ MAX_BUFFERED_BYTES = 64 * 1024 * 1024
 # A parsed batch may hold up to ~100 MB of objects (MAX_JSON_VALUES); SQLite stores one at a time anyway.
 MAX_PARSING = 2
 
+# What the exact count is sent at a time (a request's chunks are about this size too).
+_EXACT_SLICE = 64 * 1024
 _SCALARS = frozenset({"null", "boolean", "integer", "double", "number", "string"})
 _OPENS = frozenset({"start_map", "start_array"})
 _CLOSES = frozenset({"end_map", "end_array"})
@@ -167,7 +169,11 @@ class BatchScan:
         self.bound += chunk.count(b",") + chunk.count(b":") + chunk.count(b"[")
         if self.bound > MAX_JSON_VALUES:
             self._exact = _ExactCount()
-            self._exact.feed(bytes(seen))
+            # In slices: ijson lists every event of what it is sent before they are counted, and
+            # the ~3 MB seen so far may be a million `{}` (two million events, ~150 MB at once).
+            view = memoryview(seen)
+            for start in range(0, len(view), _EXACT_SLICE):
+                self._exact.feed(bytes(view[start : start + _EXACT_SLICE]))
 
     def finish(self) -> None:
         """The body is complete: in exact mode, check that it ended as one whole JSON document."""
