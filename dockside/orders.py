@@ -13,7 +13,10 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from stdnum import ean
+
+from dockside.shipping.parcels import MAX_PARCELS, ExpectedParcel
 
 __all__ = [
     "Address",
@@ -28,6 +31,8 @@ __all__ = [
 Ref = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 Code = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 Text = Annotated[str, StringConstraints(max_length=200)]
+# Every agent of the warehouse keeps the order with its labels: bound what one order may carry.
+MAX_ORDER_LABEL_BASE64 = 8 * 1024 * 1024
 
 
 class _Strict(BaseModel):
@@ -54,6 +59,7 @@ class OrderLine(_Strict):
     sku: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     qty: Annotated[int, Field(ge=1, le=100_000)] = 1
     description: Text = ""
+    barcode: Annotated[str, StringConstraints(max_length=64, pattern=r"^[\x21-\x7e]*$")] = ""
 
 
 class Money(_Strict):
@@ -73,6 +79,30 @@ class Order(_Strict):
     lines: Annotated[list[OrderLine], Field(min_length=1, max_length=1000)]
     expected_weight_g: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
     value: Money | None = None
+    # For B2B cartons: the customer's purchase order number (GS1 AI 400) and the ship-to
+    # location's GLN (AI 410), both printed on the GS1 carton label.
+    po_number: Annotated[str, StringConstraints(max_length=30, pattern=r"^[\x21-\x7e]*$")] = ""
+    ship_to_gln: Annotated[str, StringConstraints(pattern=r"^([0-9]{13})?$")] = ""
+    # The parcels the OMS expects, with what it already knows of each; none means one parcel.
+    parcels: Annotated[list[ExpectedParcel], Field(max_length=MAX_PARCELS)] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _labels_bounded(self) -> Order:
+        total = sum(len(parcel.label.data_base64) for parcel in self.parcels if parcel.label is not None)
+        if total > MAX_ORDER_LABEL_BASE64:
+            raise ValueError(
+                f"the order's carrier labels are {total * 3 // 4:,} bytes together: at most "
+                f"{MAX_ORDER_LABEL_BASE64 * 3 // 4:,} per order; send large labels one parcel at a time "
+                "with POST /api/v1/orders/{order_ref}/parcels/{n}/label"
+            )
+        return self
+
+    @field_validator("ship_to_gln")
+    @classmethod
+    def _gln_check_digit(cls, value: str) -> str:
+        if value and not ean.is_valid(value):
+            raise ValueError("is not a GLN: its GS1 check digit (the 13th digit) is wrong; copy it again")
+        return value
 
 
 class OrderState(StrEnum):

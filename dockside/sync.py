@@ -51,6 +51,8 @@ class ChangeKind(StrEnum):
     RULESET = "ruleset"  # key: ruleset name
     ORDER = "order"  # key: order_ref
     WAVE = "wave"  # key: the wave's number, in decimal; body: station and order_refs in print order
+    CARRIER = "carrier"  # key: carrier code; body: code, name, tracking kind and number format
+    NUMBER_LEASE = "number_lease"  # key: lease id in decimal; a block of numbers for one agent
 
 
 class EventKind(StrEnum):
@@ -65,6 +67,10 @@ class EventKind(StrEnum):
     JOB_UNKNOWN = "job_unknown"
     EXCEPTION_RAISED = "exception_raised"
     STATION_STATUS = "station_status"
+    NUMBER_USED = "number_used"  # a leased tracking number or SSCC taken by a job
+    NUMBER_VOIDED = "number_voided"  # a taken number never to be used again (job failed, voided)
+    ORDER_CLOSED = "order_closed"  # the packer ended an order with fewer parcels than expected
+    PARCEL_VOIDED = "parcel_voided"  # a parcel's label voided (its tracking number with it)
 
 
 @dataclass(frozen=True, slots=True)
