@@ -45,15 +45,20 @@ __all__ = [
     "api_token_warehouses",
     "api_tokens",
     "audit_log",
+    "carriers",
     "changes",
     "enrollment_tokens",
     "insert_rows",
     "known_addresses",
+    "manifests",
     "metadata",
+    "number_leases",
+    "number_ranges",
     "one_of",
     "order_events",
     "order_exceptions",
     "orders",
+    "parcels",
     "ruleset_versions",
     "sign_in_failures",
     "stations",
@@ -61,6 +66,7 @@ __all__ = [
     "template_rollouts",
     "template_versions",
     "tenants",
+    "tracking_numbers",
     "user_sessions",
     "users",
     "warehouses",
@@ -581,4 +587,110 @@ alerts = Table(
     Column("raised_at", UtcDateTime, nullable=False),
     Column("exception_id", Id, ForeignKey("order_exceptions.id"), nullable=True),
     Index("ix_alerts_subject", "tenant_id", "kind", "subject", "raised_at"),
+)
+
+# Shipping (cloud/shipping/): carrier accounts, their number ranges, the blocks leased to agents, every
+# tracking number seen used or voided, the parcels of orders and the manifests that close them.
+carriers = Table(
+    "carriers",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
+    Column("code", String(32), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("tracking", Text, nullable=False),  # JSON: kind and its scheme, as synced (no secrets)
+    Column("secret", Text, nullable=True),  # an api carrier's key, sealed (cloud/storage/sealed_secrets.py)
+    Column("low_water", BigInteger, nullable=False, default=0),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("tenant_id", "code", name="uq_carriers_tenant_code"),
+)
+
+# Carrier-issued ranges of serials (the number before its check digit); never overlapping per carrier.
+number_ranges = Table(
+    "number_ranges",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
+    Column("carrier", String(32), nullable=False),
+    Column("first", BigInteger, nullable=False),
+    Column("last", BigInteger, nullable=False),
+    Column("next_free", BigInteger, nullable=False),  # the first serial not yet leased to an agent
+    Column("format", Text, nullable=False),  # JSON NumberFormat (dockside/shipping/tracking.py)
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_number_ranges_carrier", "tenant_id", "carrier", "first"),
+)
+
+# A block of serials leased to one agent; used_through is the highest serial the cloud saw used from it.
+number_leases = Table(
+    "number_leases",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
+    Column("carrier", String(32), nullable=False),
+    Column("range_id", Id, ForeignKey("number_ranges.id"), nullable=True),  # NULL: an SSCC block
+    Column("agent_id", String(40), nullable=False),
+    Column("first", BigInteger, nullable=False),
+    Column("last", BigInteger, nullable=False),
+    Column("used_through", BigInteger, nullable=True),
+    Column("retired", Boolean, nullable=False, default=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_number_leases_agent", "tenant_id", "carrier", "agent_id"),
+)
+
+# Every tracking number seen used or voided: the unique key makes a number used twice visible.
+tracking_numbers = Table(
+    "tracking_numbers",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
+    Column("carrier", String(32), nullable=False),
+    Column("tracking_number", String(40), nullable=False),
+    Column("state", String(16), nullable=False),  # used, voided
+    Column("order_ref", String(64), nullable=True),
+    Column("parcel", Integer, nullable=True),
+    Column("agent_id", String(40), nullable=True),
+    Column("lease_id", Id, nullable=True),
+    Column("serial", BigInteger, nullable=True),
+    Column("job_id", String(64), nullable=True),
+    Column("at", UtcDateTime, nullable=False),
+    UniqueConstraint("tenant_id", "carrier", "tracking_number", name="uq_tracking_numbers_number"),
+)
+
+# The parcels of orders, as the edge labelled them (cloud/orders/parcels.py) and manifests close them.
+parcels = Table(
+    "parcels",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
+    Column("order_ref", String(64), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("tracking_number", String(40), nullable=False, default=""),
+    Column("carrier", String(32), nullable=False, default=""),
+    Column("service", String(64), nullable=False, default=""),
+    Column("weight_g", BigInteger, nullable=True),
+    Column("dimensions_mm", Text, nullable=True),  # JSON [l, w, h] or NULL
+    Column("documents", Text, nullable=False, default="[]"),  # JSON list of document kinds printed
+    Column("state", String(16), nullable=False),  # labelled, voided, manifested, shipped
+    Column("manifest_id", Id, ForeignKey("manifests.id"), nullable=True),
+    Column("labelled_at", UtcDateTime, nullable=True),
+    UniqueConstraint("tenant_id", "order_ref", "number", name="uq_parcels_order_number"),
+    Index("ix_parcels_carrier_state", "tenant_id", "carrier", "state"),
+    Index("ix_parcels_manifest", "manifest_id"),
+)
+
+# A carrier's parcels of one warehouse closed for its driver; handed_over_at once they left the dock.
+manifests = Table(
+    "manifests",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
+    Column("warehouse_id", Id, ForeignKey("warehouses.id"), nullable=False),
+    Column("carrier", String(32), nullable=False),
+    Column("parcel_count", Integer, nullable=False),
+    Column("total_weight_g", BigInteger, nullable=False),
+    Column("created_by", String(100), nullable=False, default=""),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("handed_over_at", UtcDateTime, nullable=True),
+    Index("ix_manifests_tenant", "tenant_id", "id"),
 )
