@@ -25,13 +25,14 @@ from typing import Any
 
 from uuid6 import uuid7
 
+from dockside.shipping.parcels import DocumentKind, ParcelFacts
 from edge_agent.store.database import Store, now_ms
 
 __all__ = ["Job", "JobDecision", "JobStatus", "Jobs", "PackAnswer", "log_outcome", "new_job_id"]
 
 _COLUMNS = (
     "job_id, request_id, order_ref, station, printer, status, weight_g, decision, "
-    "created_at_ms, updated_at_ms, reprint_of, reason, label, message"
+    "created_at_ms, updated_at_ms, reprint_of, reason, label, message, parcel, document, tracking_number"
 )
 
 
@@ -54,7 +55,8 @@ def new_job_id() -> str:
 class JobDecision:
     """What a job records of how its label was decided: the rules' carrier, service and printer
     role, the template version that rendered it, and for a wave's label (printed at the order's
-    expected weight, not weighed) where its weight came from and which wave printed it.
+    expected weight, not weighed) where its weight came from and which wave printed it; the
+    parcel's dimensions when known, and a carton label's SSCC.
 
     Stored as the jobs table's `decision` JSON: the three names always, the rest when known.
     """
@@ -66,6 +68,8 @@ class JobDecision:
     printer_role: str | None = None
     weight_source: str | None = None
     wave_id: int | None = None
+    dimensions_mm: tuple[int, int, int] | None = None
+    sscc: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The stored JSON, keys in this order; what is not known is left out."""
@@ -74,6 +78,10 @@ class JobDecision:
             value = getattr(self, key)
             if value is not None:
                 body[key] = value
+        if self.dimensions_mm is not None:
+            body["dimensions_mm"] = list(self.dimensions_mm)
+        if self.sscc:
+            body["sscc"] = self.sscc
         return body
 
     @classmethod
@@ -87,12 +95,24 @@ class JobDecision:
             printer_role=body.get("printer_role"),
             weight_source=body.get("weight_source"),
             wave_id=body.get("wave_id"),
+            dimensions_mm=_dimensions(body.get("dimensions_mm")),
+            sscc=str(body.get("sscc") or ""),
         )
+
+
+def _dimensions(value: Any) -> tuple[int, int, int] | None:
+    if isinstance(value, list | tuple) and len(value) == 3 and all(isinstance(d, int) for d in value):
+        return (int(value[0]), int(value[1]), int(value[2]))
+    return None
 
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """One label job as stored."""
+    """One label job as stored: one document (the shipping label by default) of one parcel of an order.
+
+    `tracking_number` is the number printed on the parcel's shipping label: a leased number, the
+    one the OMS sent, or (no carrier account) the job-id reference; a reprint keeps it.
+    """
 
     job_id: str
     request_id: str | None
@@ -108,6 +128,9 @@ class Job:
     reason: str
     label: bytes
     message: str = ""  # what the packer should do or know (why it is held, where it printed)
+    parcel: int = 1  # the parcel's number in its order, from 1
+    document: str = DocumentKind.SHIPPING_LABEL.value
+    tracking_number: str = ""
 
     def answer(self, status: str | None = None) -> PackAnswer:
         """The pack API's answer for this job (`status` overrides, e.g. "already_packed")."""
@@ -115,9 +138,11 @@ class Job:
             job_id=self.job_id,
             status=status or self.status,
             order_ref=self.order_ref,
+            parcel=self.parcel,
             weight_g=self.weight_g,
             carrier=self.decision.carrier,
             service=self.decision.service,
+            tracking_number=self.tracking_number,
             template=self.decision.template,
             printer=self.printer,
             message=self.message,
@@ -130,6 +155,9 @@ class Job:
             "request_id": self.request_id,
             "station": self.station,
             "template_version": self.decision.template_version,
+            "document": self.document,
+            "dimensions_mm": list(self.decision.dimensions_mm) if self.decision.dimensions_mm else None,
+            "sscc": self.decision.sscc,
             "created_at_ms": self.created_at_ms,
             "updated_at_ms": self.updated_at_ms,
             "reprint_of": self.reprint_of,
@@ -137,8 +165,22 @@ class Job:
             "label_bytes": len(self.label),
         }
 
+    def parcel_facts(self) -> ParcelFacts:
+        """What this job's document tells the cloud about its parcel."""
+        return ParcelFacts(
+            number=self.parcel,
+            document=DocumentKind(self.document),
+            tracking_number=self.tracking_number,
+            carrier=self.decision.carrier,
+            service=self.decision.service,
+            weight_g=self.weight_g,
+            dimensions_mm=self.decision.dimensions_mm,
+            sscc=self.decision.sscc,
+        )
+
     def event_body(self) -> dict[str, Any]:
-        """What every outbox event about this job carries (a printed, held, failed or unknown label)."""
+        """What every outbox event about this job carries (a printed, held, failed or unknown label),
+        its parcel's facts included."""
         return {
             "job_id": self.job_id,
             "request_id": self.request_id,
@@ -148,6 +190,7 @@ class Job:
             "template": self.decision.template,
             "template_version": self.decision.template_version,
             "printer": self.printer,
+            **self.parcel_facts().to_json(),
         }
 
 
@@ -155,7 +198,7 @@ class Job:
 class PackAnswer:
     """What a scan or a reprint answers the station: `POST /api/v1/pack`'s body, field for field.
 
-    `status` is the job's (`printed`, `held`) or `already_packed` for an order scanned again.
+    `status` is the job's (`printed`, `held`) or `already_packed` for a parcel scanned again.
     """
 
     job_id: str
@@ -167,6 +210,8 @@ class PackAnswer:
     template: str
     printer: str
     message: str
+    parcel: int = 1
+    tracking_number: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The answer as the local API sends it (the keys in this order)."""
@@ -174,9 +219,11 @@ class PackAnswer:
             "job_id": self.job_id,
             "status": self.status,
             "order_ref": self.order_ref,
+            "parcel": self.parcel,
             "weight_g": self.weight_g,
             "carrier": self.carrier,
             "service": self.service,
+            "tracking_number": self.tracking_number,
             "template": self.template,
             "printer": self.printer,
             "message": self.message,
@@ -217,13 +264,33 @@ class Jobs:
         return _job(row) if row else None
 
     def first_for_order(self, order_ref: str) -> Job | None:
-        """The order's first (non-reprint) job, whatever its status."""
+        """The order's first (non-reprint) shipping label, of whichever parcel, whatever its status."""
         row = self._store.conn.execute(
             f"SELECT {_COLUMNS} FROM jobs WHERE order_ref = ? AND reprint_of IS NULL "  # noqa: S608
-            "ORDER BY created_at_ms, rowid LIMIT 1",
+            "AND document = 'shipping_label' ORDER BY created_at_ms, rowid LIMIT 1",
             (order_ref,),
         ).fetchone()
         return _job(row) if row else None
+
+    def first_for_parcel(
+        self, order_ref: str, parcel: int, document: str = DocumentKind.SHIPPING_LABEL.value
+    ) -> Job | None:
+        """The first (non-reprint) job of one document of one parcel, whatever its status."""
+        row = self._store.conn.execute(
+            f"SELECT {_COLUMNS} FROM jobs WHERE order_ref = ? AND parcel = ? AND document = ? "  # noqa: S608
+            "AND reprint_of IS NULL ORDER BY created_at_ms, rowid LIMIT 1",
+            (order_ref, parcel, document),
+        ).fetchone()
+        return _job(row) if row else None
+
+    def parcels_labelled(self, order_ref: str) -> list[int]:
+        """The parcels of the order that have a shipping label job (any status), in number order."""
+        rows = self._store.conn.execute(
+            "SELECT DISTINCT parcel FROM jobs WHERE order_ref = ? AND document = 'shipping_label' "
+            "AND reprint_of IS NULL ORDER BY parcel",
+            (order_ref,),
+        ).fetchall()
+        return [int(row[0]) for row in rows]
 
     def unfinished(self) -> list[Job]:
         rows = self._store.conn.execute(
@@ -263,7 +330,7 @@ class Jobs:
     def insert(self, job: Job) -> None:
         self.written += 1
         self._store.conn.execute(
-            f"INSERT INTO jobs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+            f"INSERT INTO jobs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
             (
                 job.job_id,
                 job.request_id,
@@ -279,6 +346,9 @@ class Jobs:
                 job.reason,
                 job.label,
                 job.message,
+                job.parcel,
+                job.document,
+                job.tracking_number,
             ),
         )
 

@@ -19,6 +19,7 @@ __all__ = [
     "m0001_foundation",
     "m0002_held_jobs",
     "m0003_waves",
+    "m0004_shipments",
 ]
 
 MigrationFunction = Callable[[Any], None]  # takes the sqlite_utils.Database
@@ -217,6 +218,45 @@ def m0003_waves(db: Any) -> None:
             report TEXT NOT NULL DEFAULT '{}'
         )""",
         "CREATE INDEX wave_prints_by_wave ON wave_prints (wave_id, started_at_ms)",
+    ]
+    for statement in statements:
+        db.execute(statement)
+
+
+@MIGRATIONS.register
+def m0004_shipments(db: Any) -> None:
+    """Parcels and tracking numbers: a job is one document of one parcel, with its tracking number;
+    the synced carrier accounts and number leases; the numbers this agent took (local facts)."""
+    statements = [
+        "ALTER TABLE jobs ADD COLUMN parcel INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE jobs ADD COLUMN document TEXT NOT NULL DEFAULT 'shipping_label'",
+        "ALTER TABLE jobs ADD COLUMN tracking_number TEXT NOT NULL DEFAULT ''",
+        # At most once per (order, parcel, document): the pack path looks its first job up here.
+        # It replaces the index by order (same leading column): every index is a page written
+        # by each commit of the pack path.
+        "DROP INDEX jobs_by_order",
+        "CREATE INDEX jobs_by_parcel ON jobs (order_ref, parcel, document, created_at_ms)",
+        # Synced carrier accounts (no secrets) and this warehouse's number leases; a snapshot
+        # replaces them like the rest of the cache.
+        """CREATE TABLE carriers (
+            code TEXT PRIMARY KEY, body TEXT NOT NULL, revision INTEGER NOT NULL
+        )""",
+        """CREATE TABLE number_leases (
+            id INTEGER PRIMARY KEY, body TEXT NOT NULL, revision INTEGER NOT NULL
+        )""",
+        # Every leased number this agent ever took, written in the transaction of the job that
+        # took it (local facts, never replaced by a snapshot): a serial is taken once, for good.
+        """CREATE TABLE numbers_taken (
+            lease_id INTEGER NOT NULL,
+            serial INTEGER NOT NULL,
+            carrier TEXT NOT NULL,
+            tracking_number TEXT NOT NULL,
+            job_id TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('used', 'voided')),
+            at_ms INTEGER NOT NULL,
+            UNIQUE (lease_id, serial)
+        )""",
+        "CREATE INDEX numbers_taken_by_job ON numbers_taken (job_id)",
     ]
     for statement in statements:
         db.execute(statement)
