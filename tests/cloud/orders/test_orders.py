@@ -194,7 +194,10 @@ def _defaults() -> dict[str, object]:
     ship_to = order("x")["ship_to"]
     return {
         "ship_to": {**ship_to, "street2": "", "region": ""},
-        "lines": [{"sku": "SKU-1", "qty": 2, "description": ""}],
+        "lines": [{"sku": "SKU-1", "qty": 2, "description": "", "barcode": ""}],
+        "po_number": "",
+        "ship_to_gln": "",
+        "parcels": [],
     }
 
 
