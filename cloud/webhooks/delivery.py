@@ -80,6 +80,8 @@ class WebhookEvent(StrEnum):
     EXCEPTION_UPDATED = "exception.updated"
     # Unusual activity (cloud/access/alerts.py): who, where and what, with the exception it opened.
     ALERT_RAISED = "alert.raised"
+    # An order handed to its carrier (cloud/shipping/manifests.py): its parcels and tracking numbers.
+    ORDER_SHIPPED = "order.shipped"
 
 
 def emit(tx: WriteTransaction, tenant_id: int, kind: WebhookEvent, payloads: list[dict[str, Any]]) -> None:
