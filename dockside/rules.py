@@ -9,9 +9,23 @@ A ruleset is a JSON object:
      "sku_tags": {"BATTERY-1": ["hazmat"]}}
 
 Rules are tried in order; the first whose condition holds lays its actions over the default, and
-no rule matching leaves the default. Conditions are `rule-engine` expressions (a small typed
-language, never Python `eval`) over the parcel's facts (`FACTS`); they are type-checked when a
-ruleset is compiled, so a bad condition is refused at save with the rule's number and the reason.
+no rule matching leaves the default.
+
+Besides the shipping label (always the parcel's first document, decided by `carrier`, `service`,
+`template` and `printer_role`), the `documents` action lists the other documents a parcel gets,
+each a print job of its own on a printer of its role:
+
+    "then": {"documents": [{"kind": "packing_slip", "template": "slip-80mm", "printer_role": "slip"},
+                           {"kind": "customs_declaration", "template": "cn23-4x6"}]}
+
+A rule's `documents` replaces the default's whole list (`[]` prints the shipping label alone).
+Rules see the parcel's number and the parcel count (`parcel_number`, `parcel_count`), its real
+dimensions, and `international`: whether the destination country differs from the warehouse's
+ship-from country (which the caller passes; false when it is not known).
+
+Conditions are `rule-engine` expressions (a small typed language, never Python `eval`) over the
+parcel's facts (`FACTS`); they are type-checked when a ruleset is compiled, so a bad condition is
+refused at save with the rule's number and the reason.
 Rules are untrusted: `dockside.rule_conditions` bounds each condition's size and depth and runs its
 regexes on RE2 (linear time), and the caps below bound a whole ruleset, so deciding a parcel costs
 a bounded amount of work wherever it runs.
@@ -28,17 +42,21 @@ import rule_engine
 
 from dockside.errors import InputError
 from dockside.rule_conditions import MAX_WORK, RuleError, compile_condition
+from dockside.shipping.parcels import DocumentKind
 
 __all__ = [
     "ACTIONS",
     "DEFAULT_DECISION",
+    "DOCUMENT_KINDS",
     "FACTS",
+    "MAX_DOCUMENTS",
     "MAX_RULES",
     "MAX_RULESET_CONDITION_CHARS",
     "MAX_SKU_TAGS",
     "MAX_TAGS_PER_SKU",
     "CompiledRuleset",
     "Decision",
+    "DocumentAction",
     "RuleError",
     "compile_ruleset",
     "decide",
@@ -51,7 +69,7 @@ FACTS: dict[str, Any] = {
     "weight_g": _T.FLOAT,  # the parcel's weight from the scale (or the expected weight in simulation)
     "weight_kg": _T.FLOAT,
     "expected_weight_g": _T.FLOAT,  # what the OMS said it should weigh (0 when it did not say)
-    "length_mm": _T.FLOAT,  # parcel dimensions when known (0 otherwise)
+    "length_mm": _T.FLOAT,  # the parcel's dimensions when known (0 otherwise)
     "width_mm": _T.FLOAT,
     "height_mm": _T.FLOAT,
     "country": _T.STRING,  # destination, ISO 3166 alpha-2
@@ -65,8 +83,14 @@ FACTS: dict[str, Any] = {
     "units": _T.FLOAT,  # total quantity over all lines
     "line_count": _T.FLOAT,
     "warehouse": _T.STRING,
+    "international": _T.BOOLEAN,  # destination country != the warehouse's ship-from country
+    "parcel_number": _T.FLOAT,  # which parcel of the order this is, from 1
+    "parcel_count": _T.FLOAT,  # how many parcels the order ships as (so far)
 }
-ACTIONS = ("carrier", "service", "template", "printer_role", "weight_tolerance_g")
+ACTIONS = ("carrier", "service", "template", "printer_role", "weight_tolerance_g", "documents")
+# What the `documents` action may list: the shipping label is not among them (it is always first).
+DOCUMENT_KINDS = tuple(kind.value for kind in DocumentKind if kind != DocumentKind.SHIPPING_LABEL)
+MAX_DOCUMENTS = 8  # documents besides the shipping label, a parcel
 _CONTEXT = rule_engine.Context(type_resolver=rule_engine.type_resolver_from_dict(FACTS))
 MAX_RULES = 500
 # Every condition together: parsing them is what an agent does when a ruleset arrives.
@@ -74,6 +98,20 @@ MAX_RULESET_CONDITION_CHARS = 100_000
 MAX_SKU_TAGS = 100_000  # SKUs with tags
 MAX_TAGS_PER_SKU = 32
 _MAX_TEXT = 64
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentAction:
+    """One document a parcel gets besides its shipping label: which, from which template, on which
+    printer role."""
+
+    kind: DocumentKind
+    template: str
+    printer_role: str = "label"
+
+    def to_json(self) -> dict[str, str]:
+        """The action as a ruleset writes it."""
+        return {"kind": self.kind.value, "template": self.template, "printer_role": self.printer_role}
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +124,8 @@ class Decision:
     printer_role: str = "label"
     weight_tolerance_g: int | None = None
     rule: str | None = None  # the name of the rule that decided; None for the default
+    # The parcel's documents after its shipping label, in print order.
+    documents: tuple[DocumentAction, ...] = ()
 
 
 DEFAULT_DECISION = Decision(carrier="DOCKSIDE", service="", template="shipping-4x6")
@@ -111,19 +151,45 @@ class CompiledRuleset:
         return action in self.default or any(action in rule.then for rule in self.rules)
 
     def named(self, action: str) -> list[tuple[str, str]]:
-        """(where, value) for each place that sets `action`: "the default", "rule 2 ('hazmat')"."""
-        found = [("the default", str(self.default[action]))] if action in self.default else []
-        return found + [
-            (f"rule {number} ({rule.name!r})", str(rule.then[action]))
-            for number, rule in enumerate(self.rules, start=1)
-            if action in rule.then
+        """(where, value) for each place that sets `action`: "the default", "rule 2 ('hazmat')".
+
+        For "template" and "printer_role" the documents' own count too ("rule 2 ('b2b'), its
+        packing_slip document"), so publishing checks every template and role a parcel may need.
+        """
+        places = [("the default", self.default)] + [
+            (f"rule {number} ({rule.name!r})", rule.then) for number, rule in enumerate(self.rules, start=1)
         ]
+        found = []
+        for where, actions in places:
+            if action in actions:
+                found.append((where, str(actions[action])))
+            if action in ("template", "printer_role"):
+                found.extend(
+                    (f"{where}, its {document.kind.value} document", str(getattr(document, action)))
+                    for document in actions.get("documents", ())
+                )
+        return found
 
     def decide(
-        self, order: Mapping[str, Any], weight_g: int, dimensions_mm: Sequence[float] = ()
+        self,
+        order: Mapping[str, Any],
+        weight_g: int,
+        dimensions_mm: Sequence[float] | None = (),
+        *,
+        parcel_number: int = 1,
+        parcel_count: int = 1,
+        ship_from_country: str = "",
     ) -> Decision:
-        """The decision for a parcel of `order` weighing `weight_g`."""
-        facts = parcel_facts(order, weight_g, self.sku_tags, dimensions_mm)
+        """The decision for parcel `parcel_number` (of `parcel_count`) of `order` weighing `weight_g`."""
+        facts = parcel_facts(
+            order,
+            weight_g,
+            self.sku_tags,
+            dimensions_mm,
+            parcel_number=parcel_number,
+            parcel_count=parcel_count,
+            ship_from_country=ship_from_country,
+        )
         for rule in self.rules:
             try:
                 matched = rule.condition.matches(facts)
@@ -144,6 +210,7 @@ def _decision(order: Mapping[str, Any], actions: Mapping[str, Any], rule: str | 
         printer_role=str(actions.get("printer_role", DEFAULT_DECISION.printer_role)),
         weight_tolerance_g=int(tolerance) if tolerance is not None else None,
         rule=rule,
+        documents=tuple(actions.get("documents", ())),
     )
 
 
@@ -154,24 +221,50 @@ def _number(value: Any) -> Decimal:
         return Decimal(0)
 
 
+def _expected_parcel(order: Mapping[str, Any], parcel_number: int) -> Mapping[str, Any]:
+    """What the OMS said of parcel `parcel_number` (the order's `parcels`), or {} when nothing."""
+    parcels = order.get("parcels") or ()
+    if isinstance(parcels, Sequence) and 1 <= parcel_number <= len(parcels):
+        expected = parcels[parcel_number - 1]
+        if isinstance(expected, Mapping):
+            return expected
+    return {}
+
+
 def parcel_facts(
     order: Mapping[str, Any],
     weight_g: int,
     sku_tags: Mapping[str, Sequence[str]] | None = None,
-    dimensions_mm: Sequence[float] = (),
+    dimensions_mm: Sequence[float] | None = (),
+    *,
+    parcel_number: int = 1,
+    parcel_count: int = 1,
+    ship_from_country: str = "",
 ) -> dict[str, Any]:
-    """The facts a condition sees for a parcel of `order` (an Order's JSON) weighing `weight_g`."""
+    """The facts a condition sees for parcel `parcel_number` (of `parcel_count`) of `order` (an
+    Order's JSON) weighing `weight_g`.
+
+    The dimensions are the parcel's as measured or picked at the station (`dimensions_mm`), else
+    the ones the OMS sent for that parcel, else 0; its expected weight is the OMS's for that parcel,
+    else the order's. `international` is false when `ship_from_country` is not known ("").
+    """
     ship_to = order.get("ship_to") or {}
     value = order.get("value") or {}
     lines = order.get("lines") or []
+    expected = _expected_parcel(order, parcel_number)
     skus = tuple(str(line.get("sku", "")) for line in lines)
     tags = sorted({tag for sku in skus for tag in (sku_tags or {}).get(sku, ())})
-    dims = [_number(d) for d in dimensions_mm][:3] + [Decimal(0)] * (3 - min(3, len(dimensions_mm)))
+    given = list(dimensions_mm or expected.get("dimensions_mm") or ())[:3]
+    dims = [_number(d) for d in given] + [Decimal(0)] * (3 - len(given))
     weight = Decimal(int(weight_g))
+    country = str(ship_to.get("country", ""))
+    expected_weight = expected.get("expected_weight_g")
     return {
         "weight_g": weight,
         "weight_kg": weight / 1000,
-        "expected_weight_g": _number(order.get("expected_weight_g")),
+        "expected_weight_g": _number(
+            expected_weight if expected_weight is not None else order.get("expected_weight_g")
+        ),
         "length_mm": dims[0],
         "width_mm": dims[1],
         "height_mm": dims[2],
@@ -186,6 +279,9 @@ def parcel_facts(
         "units": Decimal(sum(int(line.get("qty", 1)) for line in lines)),
         "line_count": Decimal(len(lines)),
         "warehouse": str(order.get("warehouse", "")),
+        "international": bool(ship_from_country) and country != ship_from_country,
+        "parcel_number": Decimal(int(parcel_number)),
+        "parcel_count": Decimal(int(parcel_count)),
     }
 
 
@@ -196,14 +292,67 @@ def _check_actions(where: str, actions: Any) -> Mapping[str, Any]:
     if unknown:
         raise InputError(f"{where} has unknown actions {unknown}: use only {', '.join(ACTIONS)}")
     for key in ("carrier", "service", "template", "printer_role"):
-        if key in actions and (not isinstance(actions[key], str) or len(actions[key]) > 64):
-            raise InputError(f"{where}: {key} must be a text of at most 64 characters")
+        if key in actions and (not isinstance(actions[key], str) or len(actions[key]) > _MAX_TEXT):
+            raise InputError(f"{where}: {key} must be a text of at most {_MAX_TEXT} characters")
     tolerance = actions.get("weight_tolerance_g")
     if tolerance is not None and (
         isinstance(tolerance, bool) or not isinstance(tolerance, int) or not 0 <= tolerance <= 1_000_000
     ):
         raise InputError(f"{where}: weight_tolerance_g must be a whole number of grams from 0 to 1,000,000")
-    return dict(actions)
+    checked = dict(actions)
+    if "documents" in actions:
+        checked["documents"] = _documents(where, actions["documents"])
+    return checked
+
+
+_DOCUMENT_EXAMPLE = '{"kind": "packing_slip", "template": "slip-80mm", "printer_role": "slip"}'
+
+
+def _documents(where: str, documents: Any) -> tuple[DocumentAction, ...]:
+    """The `documents` action checked: at most MAX_DOCUMENTS, each kind once, each with a template."""
+    if not isinstance(documents, list):
+        raise InputError(
+            f"{where}: documents must be a list of documents such as [{_DOCUMENT_EXAMPLE}] ([] for none)"
+        )
+    if len(documents) > MAX_DOCUMENTS:
+        raise InputError(
+            f"{where}: documents lists {len(documents)} documents; a parcel gets at most {MAX_DOCUMENTS} "
+            "besides its shipping label",
+            code="ruleset_too_large",
+        )
+    kinds = ", ".join(DOCUMENT_KINDS)
+    checked: list[DocumentAction] = []
+    for number, document in enumerate(documents, start=1):
+        at = f"{where}: document {number}"
+        if not isinstance(document, Mapping):
+            raise InputError(f"{at} must be an object such as {_DOCUMENT_EXAMPLE}")
+        unknown = sorted(str(key)[:_MAX_TEXT] for key in set(document) - {"kind", "template", "printer_role"})
+        if unknown:
+            raise InputError(f"{at} has unknown fields {unknown}: use kind, template and printer_role")
+        kind = document.get("kind")
+        if kind == DocumentKind.SHIPPING_LABEL:
+            raise InputError(
+                f"{at}: the shipping label is always a parcel's first document, decided by the template "
+                "and printer_role actions: leave it out of documents"
+            )
+        if not isinstance(kind, str) or kind not in DOCUMENT_KINDS:
+            shown = repr(kind)[:_MAX_TEXT] if kind is not None else "missing"
+            raise InputError(f"{at}: kind {shown} is not a document kind: use one of {kinds}")
+        if any(done.kind == kind for done in checked):
+            raise InputError(
+                f"{at}: {kind} is listed twice; a parcel gets each document once: drop one of them"
+            )
+        for key in ("template", "printer_role"):
+            text = document.get(key, "label" if key == "printer_role" else None)
+            if not isinstance(text, str) or not text.strip() or len(text) > _MAX_TEXT:
+                raise InputError(
+                    f"{at} ({kind}): {key} must be a text of 1 to {_MAX_TEXT} characters"
+                    + (": name the template that prints it" if key == "template" else "")
+                )
+        checked.append(
+            DocumentAction(DocumentKind(kind), document["template"], document.get("printer_role", "label"))
+        )
+    return tuple(checked)
 
 
 def _sku_tags(tags_in: Any) -> dict[str, tuple[str, ...]]:
@@ -308,8 +457,20 @@ def decide(
     order: Mapping[str, Any],
     weight_g: int,
     ruleset: Mapping[str, Any] | CompiledRuleset | None = None,
-    dimensions_mm: Sequence[float] = (),
+    dimensions_mm: Sequence[float] | None = (),
+    *,
+    parcel_number: int = 1,
+    parcel_count: int = 1,
+    ship_from_country: str = "",
 ) -> Decision:
-    """The decision for a parcel of `order` weighing `weight_g` under `ruleset`."""
+    """The decision for parcel `parcel_number` (of `parcel_count`) of `order` weighing `weight_g`
+    under `ruleset`; `ship_from_country` is the warehouse's (for the `international` fact)."""
     compiled = ruleset if isinstance(ruleset, CompiledRuleset) else _compiled_for(ruleset)
-    return compiled.decide(order, weight_g, dimensions_mm)
+    return compiled.decide(
+        order,
+        weight_g,
+        dimensions_mm,
+        parcel_number=parcel_number,
+        parcel_count=parcel_count,
+        ship_from_country=ship_from_country,
+    )
