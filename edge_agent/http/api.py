@@ -20,7 +20,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from dockside.errors import InputError, NotFound
 from dockside.http_errors import (
@@ -32,6 +32,7 @@ from dockside.http_errors import (
     send_error,
 )
 from dockside.http_limits import BodyDeadlineMiddleware, HttpLimits
+from dockside.shipping.parcels import MAX_PARCELS
 from edge_agent import __version__
 from edge_agent.agent import Agent
 from edge_agent.http.local_access import AccessPolicy, LocalAccessGuard
@@ -43,6 +44,7 @@ from edge_agent.packing.waves import WavePrinter, wave_number
 
 __all__ = [
     "MAX_BODY_BYTES",
+    "CloseOrderRequest",
     "PackRequest",
     "PrintWaveRequest",
     "ReprintRequest",
@@ -56,6 +58,9 @@ Ref = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[
 Code = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 # Client-chosen: a UUID, a timestamp, a scanner's counter ... printable ASCII, no spaces.
 RequestId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
+# Strict: "2", 2.0 and true are not parcel numbers or millimetres.
+ParcelNumber = Annotated[int, Field(ge=1, le=MAX_PARCELS, strict=True)]
+Millimetres = Annotated[int, Field(ge=1, le=5_000, strict=True)]
 
 M = TypeVar("M", bound=BaseModel)
 Scope = MutableMapping[str, Any]
@@ -66,13 +71,24 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class PackRequest(BaseModel):
-    """`POST /api/v1/pack`: which order, at which station, under which client request id."""
+    """`POST /api/v1/pack`: which order and parcel, at which station, under which client request id;
+    the parcel's dimensions when the station knows them (else the order's for that parcel)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     order_ref: Ref
     station: Code
     request_id: RequestId
+    parcel: ParcelNumber = 1
+    dimensions_mm: tuple[Millimetres, Millimetres, Millimetres] | None = None
+
+
+class CloseOrderRequest(BaseModel):
+    """`POST /api/v1/orders/{order_ref}/close`: why the order ships with the parcels labelled so far."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reason: Annotated[str, StringConstraints(max_length=500)] = ""
 
 
 class ReprintRequest(BaseModel):
@@ -175,7 +191,7 @@ def create_app(
 
     install_error_handlers(app)
 
-    pack_body = {"order_ref": "DEMO-0001", "station": "S1", "request_id": "client-chosen id"}
+    pack_body = {"order_ref": "DEMO-0001", "station": "S1", "request_id": "client-chosen id", "parcel": 1}
 
     @app.post(
         "/api/v1/pack",
@@ -193,8 +209,19 @@ def create_app(
         started = time.perf_counter()
         outcome = "error"
         try:
-            body = await _parse(request, PackRequest, "a JSON object with order_ref, station and request_id")
-            answer = await packer.pack(body.order_ref, body.station, body.request_id)
+            body = await _parse(
+                request,
+                PackRequest,
+                "a JSON object with order_ref, station and request_id (and optionally parcel, 1 to "
+                f"{MAX_PARCELS}, and dimensions_mm, [length, width, height] in whole millimetres)",
+            )
+            answer = await packer.pack(
+                body.order_ref,
+                body.station,
+                body.request_id,
+                parcel=body.parcel,
+                dimensions_mm=body.dimensions_mm,
+            )
             outcome = answer.status
             # A held label is accepted, not printed yet: it goes out once its printer is ready.
             return _json(answer.to_json(), 202 if outcome == "held" else 200)
@@ -235,15 +262,39 @@ def create_app(
                 f"order {order_ref[:64]} is not in this agent's cache: check the reference, or wait for sync",
                 code="order_not_found",
             )
-        first = agent.queue.jobs.first_for_order(order_ref)
+        jobs = agent.queue.jobs
+        first = jobs.first_for_order(order_ref)
+        labelled = [jobs.first_for_parcel(order_ref, n) for n in jobs.parcels_labelled(order_ref)]
         return _json(
             {
                 "order_ref": cached.order.order_ref,
                 "state": cached.state,
                 "order": cached.sync_body(),
                 "job": first.answer().to_json() if first else None,
+                "parcels": [job.answer().to_json() for job in labelled if job is not None],
             }
         )
+
+    @app.post(
+        "/api/v1/orders/{order_ref}/close",
+        summary="End an order with the parcels labelled so far (fewer than the OMS expected)",
+        openapi_extra={
+            "requestBody": {
+                "required": False,
+                "content": {"application/json": {"schema": CloseOrderRequest.model_json_schema()}},
+            }
+        },
+    )
+    async def close_order(order_ref: str, request: Request) -> Response:
+        raw = await request.body()
+        body = (
+            await _parse(request, CloseOrderRequest, 'a JSON object like {"reason": "one carton short"}')
+            if raw.strip()
+            else CloseOrderRequest()
+        )
+        if len(order_ref) > 64:
+            raise NotFound("that order reference is too long to exist: check it", code="order_not_found")
+        return _json(await packer.close(order_ref, body.reason))
 
     waves = WavePrinter(
         agent.store,
@@ -282,7 +333,8 @@ def create_app(
 
     @app.get("/api/v1/status", summary="Agent, cloud link, outbox and stations")
     async def status() -> Response:
-        return _json(agent.status())
+        # How many leased tracking numbers this agent can still print, per carrier (offline too).
+        return _json({**agent.status(), "tracking_numbers": agent.queue.numbers.status()})
 
     app.include_router(station_devices_router(agent.floor))
 

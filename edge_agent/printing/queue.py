@@ -6,6 +6,10 @@ printer's status poll. Every label obeys one rule, written here only:
     printer faulted, or labels already waiting for it  ->  record the job `held` (no byte sent)
     otherwise  ->  insert it `sending` (committed), send, then commit `printed` with its events
 
+A job that prints a leased tracking number takes it (`edge_agent.store.numbers`) in the
+transaction that inserts the job, with its `number_used`; a job that ends `failed` or `unknown`,
+or is forgotten, voids its number in the transaction that marks it.
+
 Printing is at most once. The job is committed `sending` before its bytes go out, so a crash
 during the send leaves a trace that `recover_unfinished` turns `unknown` at the next start (a
 person decides; the agent never reprints by itself). The job's outbox events are committed in
@@ -43,6 +47,7 @@ from edge_agent.metrics import AgentMetrics
 from edge_agent.printing.jobs import Job, Jobs, JobStatus, log_outcome
 from edge_agent.store.cache import Cache
 from edge_agent.store.database import Store
+from edge_agent.store.numbers import Numbers, TakenNumber
 from edge_agent.store.outbox import Outbox
 
 __all__ = ["REPRINTED_EVENTS", "PrintQueue"]
@@ -70,6 +75,7 @@ class PrintQueue:
         self._outbox = outbox
         self._metrics = metrics
         self.jobs = Jobs(store)
+        self.numbers = Numbers(store, cache, outbox)
         self._rechecks: dict[str, asyncio.Task[None]] = {}
         # After the floor is rebuilt (the floor listens first), count the held jobs of each lane.
         cache.on_stations_changed(lambda _stations: self.count_held())
@@ -92,19 +98,38 @@ class PrintQueue:
         job: Job,
         events: tuple[EventKind, ...],
         extra: Mapping[str, Any] | None = None,
+        *,
+        number: TakenNumber | None = None,
     ) -> Job:
         """Hold or send a new `sending` job on `lane` (whose lock the caller holds); the job as it ended.
 
         `events` are the facts the label records once printed (`label_held` replaces the printed
         event when it waits); `extra` adds fields to every event body (a wave's id and position).
+        `number` is the leased number the job's label was rendered with (`Numbers.next_number`,
+        asked with no `await` since): it is taken in the transaction that inserts the job.
         Raises PrinterError when the label did not print and will not by itself: nothing sent and
         the job forgotten (`exc.nothing_sent`), or the connection broke during the send (a
         `failed` job and an exception for a person).
         """
         if lane.faulted or lane.held:
-            return self._hold(lane, job, events, extra)
-        self.jobs.insert(job)  # one statement: committed before any byte goes out
+            return self._hold(lane, job, events, extra, number)
+        if number is None:
+            self.jobs.insert(job)  # one statement: committed before any byte goes out
+        else:
+            with self._store.atomic():  # the job, its number and `number_used`: one commit
+                self.jobs.insert(job)
+                self._take(job, number)
         return await self._deliver(lane, job, events, extra)
+
+    def _take(self, job: Job, planned: TakenNumber) -> None:
+        """Take the number `job` was rendered with, in the caller's transaction (which it undoes
+        by raising if that number is no longer the next one: a bug, never a second use)."""
+        taken = self.numbers.take(planned.carrier, job.job_id, order_ref=job.order_ref, station=job.station)
+        if taken != planned:
+            raise RuntimeError(
+                f"job {job.job_id} was rendered with {planned.carrier} number {planned.tracking_number}, "
+                f"but the next one is {taken.tracking_number if taken else 'none'}: nothing recorded"
+            )
 
     def _hold(
         self,
@@ -112,11 +137,12 @@ class PrintQueue:
         job: Job,
         events: tuple[EventKind, ...],
         extra: Mapping[str, Any] | None = None,
+        number: TakenNumber | None = None,
     ) -> Job:
         """Record `job` as held for `lane` (no byte sent); it goes out when the printer is ready.
 
-        One transaction inserts the job and records `events` (`label_held` instead of a
-        printed event).
+        One transaction inserts the job, takes its `number` if it has one and records `events`
+        (`label_held` instead of a printed event).
         """
         message = job.message or lane.held_message(job.station)
         if lane.held and not lane.faulted:
@@ -127,6 +153,8 @@ class PrintQueue:
         held = dataclasses.replace(job, status=JobStatus.HELD, message=message)
         with self._store.atomic():
             self.jobs.insert(held)
+            if number is not None:
+                self._take(held, number)
             self._record(
                 held, _held_events(events), {**(extra or {}), "message": message, "printer_state": lane.state}
             )
@@ -163,6 +191,7 @@ class PrintQueue:
                 # Nothing reached the printer and no fault will clear by itself: forget the job.
                 with self._store.atomic():
                     self.jobs.delete(job.job_id)
+                    self._void(job, exc.code)
                     self._record(job, (EventKind.LABEL_FAILED,), {**body, "maybe_printed": False})
                 raise
             message = (
@@ -174,6 +203,7 @@ class PrintQueue:
                 self.jobs.set_status(
                     job.job_id, JobStatus.FAILED, f"{reason}{exc.code}: {exc.message}", message=message
                 )
+                self._void(job, "label_failed")
                 self._record(job, (EventKind.LABEL_FAILED,), {**body, "maybe_printed": True})
                 self._record(
                     job,
@@ -187,6 +217,10 @@ class PrintQueue:
             self._record(job, events, dict(extra or {}))
         lane.unconfirmed.append(job.job_id)
         return dataclasses.replace(job, status=JobStatus.PRINTED)
+
+    def _void(self, job: Job, reason: str) -> None:
+        """Void the numbers `job` took (in the caller's transaction): it did not print for sure."""
+        self.numbers.void(job.job_id, reason, order_ref=job.order_ref, station=job.station)
 
     def _record(self, job: Job, kinds: tuple[EventKind, ...], extra: dict[str, Any]) -> None:
         body = {**job.event_body(), **extra}
@@ -260,6 +294,7 @@ class PrintQueue:
         with self._store.atomic():
             for job in jobs:
                 self.jobs.set_status(job.job_id, JobStatus.UNKNOWN, message=message)
+                self._void(job, reason)
                 self._record(job, (EventKind.JOB_UNKNOWN,), {"message": message})
                 self._record(job, (EventKind.EXCEPTION_RAISED,), {"reason": reason, "message": message})
 

@@ -1,11 +1,12 @@
-"""The synced cache: this warehouse's stations, templates, rulesets, orders and waves, as the cloud sent them.
+"""The synced cache: this warehouse's stations, templates, rulesets, orders, waves, carrier accounts
+and number leases, as the cloud sent them.
 
 The watch loop calls `apply()` inside the transaction that also stores the change's revision, so
 data and revision never disagree. A snapshot is staged in `snapshot_staging` and swapped in with
-one transaction at its end. Small entities (warehouses, stations, rulesets, compiled templates)
-are also held in memory for the pack path; those views change only after the transaction that
-changed the tables has committed (`after_commit()`), so memory never shows a write that a crash
-would undo.
+one transaction at its end. Small entities (warehouses, stations, rulesets, compiled templates,
+carriers, number leases) are also held in memory for the pack path; those views change only
+after the transaction that changed the tables has committed (`after_commit()`), so memory never
+shows a write that a crash would undo.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from dockside.errors import Conflict, SyncError
+from dockside.errors import Conflict, DocksideError, SyncError
 from dockside.http_errors import describe_field_errors
 from dockside.orders import SyncedOrder
+from dockside.shipping.sscc import max_serial
+from dockside.shipping.tracking import NumberFormat
 from dockside.sync import ChangeKind, SyncChange
 from edge_agent.store.database import Store
 from edge_agent.store.templates import TemplateShelf, compile_version
@@ -34,9 +37,20 @@ _PLAIN_TABLES = {
     ChangeKind.WAREHOUSE: ("warehouses", "code"),
     ChangeKind.STATION: ("stations", "code"),
     ChangeKind.RULESET: ("rulesets", "name"),
+    ChangeKind.CARRIER: ("carriers", "code"),
 }
-_KEY_COLUMNS = dict(_PLAIN_TABLES.values())
-_CACHE_TABLES = ("warehouses", "stations", "rulesets", "orders", "template_versions", "waves")
+_KEY_COLUMNS = {**dict(_PLAIN_TABLES.values()), "number_leases": "id"}
+_CACHE_TABLES = (
+    "warehouses",
+    "stations",
+    "rulesets",
+    "orders",
+    "template_versions",
+    "waves",
+    "carriers",
+    "number_leases",
+)
+_LEASE_KINDS = ("range", "sscc")
 _WAVE_KEY = re.compile(r"^[1-9][0-9]{0,17}$")
 _MAX_CODE_CHARS = 32
 _MAX_REF_CHARS = 64
@@ -60,6 +74,8 @@ class Cache:
         self.warehouses: dict[str, dict[str, Any]] = {}
         self.stations: dict[str, dict[str, Any]] = {}
         self.rulesets: dict[str, dict[str, Any]] = {}
+        self.carriers: dict[str, dict[str, Any]] = {}
+        self.number_leases: dict[int, dict[str, Any]] = {}
         self._stations_listeners: list[StationsListener] = []
         # Effects on the in-memory views, waiting for the current transaction to commit.
         self._reload: set[str] = set()
@@ -169,6 +185,8 @@ class Cache:
             self._write_template_version(key, body, text, revision)
         elif kind == ChangeKind.WAVE:
             self._write_wave(key, body, text, revision)
+        elif kind == ChangeKind.NUMBER_LEASE:
+            self._write_lease(key, body, text, revision)
         else:
             raise UnusableChange(f"unknown change kind {kind!r} (a newer cloud?)")
 
@@ -223,6 +241,28 @@ class Cache:
             "revision = excluded.revision",
             (int(key), station, text, revision),
         )
+
+    def _write_lease(self, key: str, body: dict[str, Any] | None, text: str | None, revision: int) -> None:
+        """A block of tracking numbers (or SSCC serials) leased to one agent (see edge_agent.store.numbers).
+
+        Checked here, at sync, so the pack path can trust a lease it finds: a broken one is refused
+        and the lease stays as it was.
+        """
+        if not _WAVE_KEY.match(key):
+            raise UnusableChange(f"number lease key {key[:40]!r} is not a lease number")
+        if body is None or text is None:
+            self._store.conn.execute("DELETE FROM number_leases WHERE id = ?", (int(key),))
+            self._reload.add("number_leases")
+            return
+        problem = _lease_problem(int(key), body)
+        if problem:
+            raise UnusableChange(f"number lease {key}: {problem}")
+        self._store.conn.execute(
+            "INSERT INTO number_leases (id, body, revision) VALUES (?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET body = excluded.body, revision = excluded.revision",
+            (int(key), text, revision),
+        )
+        self._reload.add("number_leases")
 
     # -- snapshots ---------------------------------------------------------------------------
 
@@ -328,6 +368,47 @@ class Cache:
             "SELECT name, version, body, compile_error FROM template_versions WHERE active = 1"
         ).fetchall()
         self.templates.load(rows)
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _lease_problem(lease_id: int, body: dict[str, Any]) -> str:
+    """What is wrong with a number lease's body, or "" (DESIGN.md and dockside.sync: NUMBER_LEASE)."""
+    if body.get("id") != lease_id:
+        return f"its id {body.get('id')!r} is not its key"
+    for field in ("agent_id", "carrier"):
+        if not isinstance(body.get(field), str) or not 0 < len(body[field]) <= 64:
+            return f"{field} must be a text of 1 to 64 characters"
+    kind = body.get("kind")
+    if kind not in _LEASE_KINDS:
+        return f"kind must be one of {', '.join(_LEASE_KINDS)}, got {str(kind)[:20]!r}"
+    first, last, used = body.get("first"), body.get("last"), body.get("used_through")
+    if not (isinstance(first, int) and isinstance(last, int) and _whole(first) and _whole(last)):
+        return "first and last must be whole serials"
+    if not 0 <= first <= last:
+        return "first and last must be serials with 0 <= first <= last"
+    if used is not None and not _whole(used):
+        return "used_through must be a whole serial or null"
+    if not isinstance(body.get("retired", False), bool):
+        return "retired must be true or false"
+    fmt = body.get("format")
+    if not isinstance(fmt, dict):
+        return "format must be an object"
+    try:
+        if kind == "range":
+            top = 10 ** NumberFormat(**fmt).digits - 1
+        else:
+            prefix, extension = fmt.get("company_prefix"), fmt.get("extension", 0)
+            if not isinstance(prefix, str) or not _whole(extension) or not 0 <= extension <= 9:
+                return "an sscc lease's format needs company_prefix (digits) and extension (0-9)"
+            top = max_serial(prefix)
+    except (ValidationError, DocksideError, TypeError) as exc:
+        return f"its format is not usable ({str(exc)[:200]})"
+    if last > top:
+        return f"last ({last}) has more digits than its format holds (at most {top})"
+    return ""
 
 
 def _json_object(raw: bytes, kind: str, key: str) -> dict[str, Any]:

@@ -1,0 +1,221 @@
+"""Leased tracking numbers: taken in the transaction of the job that prints them, never twice.
+
+For a carrier account whose numbers come from carrier-issued ranges (`range`) or from the
+tenant's GS1 company prefix (`sscc`), the cloud leases each agent blocks of serials ahead of need
+(`ChangeKind.NUMBER_LEASE`, synced like any other change), so packing goes on offline. The agent
+takes the next serial of its own lease inside the transaction that inserts the job, and writes
+`number_used` to the outbox in that same transaction: a number exists in `numbers_taken` if and
+only if a job took it (a crash before the commit takes nothing; after it, the job and its number
+are both there).
+
+A serial is never issued twice:
+
+- the next serial is one past the highest this agent ever took from the lease (`numbers_taken` is
+  local: a snapshot replaces the leases, never what was taken), and past the lease's
+  `used_through`, the highest the cloud has seen used from it; so an agent whose database was
+  restored from an older backup, which no longer knows what it took since, starts above what the
+  cloud heard of before the restore (numbers taken after the backup and not yet sent are lost
+  with the outbox: the cloud's `tracking_numbers` table, unique per carrier and number, shows
+  any such number used twice);
+- a job that ends `unknown` or `failed` (or is forgotten because nothing was sent) voids its
+  number (`void`, `number_voided`) in the transaction that marks the job: it is not reused;
+- a lease is used only by the agent it names, and not at all once `retired`.
+
+Out of numbers, a pack is refused with a message for the packer (and one exception for a person).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from dockside.errors import Conflict
+from dockside.shipping.sscc import sscc18
+from dockside.shipping.tracking import NumberFormat, format_number
+from dockside.sync import EventKind
+from edge_agent.store.cache import Cache
+from edge_agent.store.database import Store, now_ms
+from edge_agent.store.outbox import Outbox
+
+__all__ = ["Numbers", "TakenNumber", "exhausted_error"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TakenNumber:
+    """One serial of a lease and the number it prints as (a tracking number, or an SSCC)."""
+
+    lease_id: int
+    carrier: str
+    kind: str  # "range" or "sscc", the lease's
+    serial: int
+    tracking_number: str
+
+    def event_body(self, job_id: str) -> dict[str, Any]:
+        """The body of `number_used` (and, with a reason, `number_voided`)."""
+        return {
+            "lease_id": self.lease_id,
+            "carrier": self.carrier,
+            "serial": self.serial,
+            "tracking_number": self.tracking_number,
+            "job_id": job_id,
+        }
+
+
+def exhausted_error(carrier: str) -> Conflict:
+    """The pack's refusal when this agent has no number left for `carrier`."""
+    return Conflict(
+        f"this agent has used every {carrier} tracking number it was given; connect it to the cloud "
+        "to get more, or pack with another carrier",
+        code="tracking_numbers_exhausted",
+    )
+
+
+class Numbers:
+    """Takes, voids and counts this agent's leased numbers (on the store's one connection)."""
+
+    def __init__(self, store: Store, cache: Cache, outbox: Outbox) -> None:
+        self._store = store
+        self._cache = cache
+        self._outbox = outbox
+        self._agent_id: str | None = None
+        self._formats: dict[int, tuple[Mapping[str, Any], NumberFormat]] = {}
+        self._reported_exhausted: set[str] = set()
+
+    def _own_agent(self) -> str:
+        """This agent's id, from its identity (read once it exists)."""
+        if self._agent_id is None:
+            row = self._store.conn.execute("SELECT agent_id FROM identity WHERE id = 1").fetchone()
+            if row is None:
+                return ""
+            self._agent_id = str(row[0])
+        return self._agent_id
+
+    def _leases(self, carrier: str) -> list[dict[str, Any]]:
+        """This agent's usable leases for `carrier`, oldest first (the cache checked their bodies)."""
+        agent_id = self._own_agent()
+        return [
+            lease
+            for _, lease in sorted(self._cache.number_leases.items())
+            if lease.get("agent_id") == agent_id
+            and lease.get("carrier") == carrier
+            and not lease.get("retired", False)
+        ]
+
+    def _next_serial(self, lease: Mapping[str, Any]) -> int:
+        """The lowest serial of `lease` above every serial taken from it here and above `used_through`."""
+        highest = self._store.conn.execute(
+            "SELECT MAX(serial) FROM numbers_taken WHERE lease_id = ?", (lease["id"],)
+        ).fetchone()[0]
+        floor = int(lease["first"]) - 1
+        used_through = lease.get("used_through")
+        for seen in (highest, used_through):
+            if seen is not None and int(seen) > floor:
+                floor = int(seen)
+        return floor + 1
+
+    def _format(self, lease: Mapping[str, Any], serial: int) -> str:
+        fmt = lease["format"]
+        if lease["kind"] == "sscc":
+            return sscc18(str(fmt["company_prefix"]), int(fmt.get("extension", 0)), serial)
+        held = self._formats.get(int(lease["id"]))
+        if held is None or held[0] is not fmt:
+            held = self._formats[int(lease["id"])] = (fmt, NumberFormat(**fmt))
+        return format_number(held[1], serial)
+
+    def next_number(self, carrier: str) -> TakenNumber | None:
+        """The number `take` would give now (nothing written), or None when none is left."""
+        for lease in self._leases(carrier):
+            serial = self._next_serial(lease)
+            if serial <= int(lease["last"]):
+                self._reported_exhausted.discard(carrier)
+                return TakenNumber(
+                    int(lease["id"]), carrier, str(lease["kind"]), serial, self._format(lease, serial)
+                )
+        return None
+
+    def take(
+        self, carrier: str, job_id: str, *, order_ref: str = "", station: str = ""
+    ) -> TakenNumber | None:
+        """Take the next number for `carrier` for `job_id`; None when none is left.
+
+        Call inside the transaction that inserts the job: the number and its `number_used`
+        event are written there, so they exist exactly when the job does.
+        """
+        taken = self.next_number(carrier)
+        if taken is None:
+            return None
+        self._store.conn.execute(
+            "INSERT INTO numbers_taken (lease_id, serial, carrier, tracking_number, job_id, state, at_ms) "
+            "VALUES (?, ?, ?, ?, ?, 'used', ?)",
+            (taken.lease_id, taken.serial, carrier, taken.tracking_number, job_id, now_ms()),
+        )
+        self._outbox.record(
+            EventKind.NUMBER_USED, taken.event_body(job_id), order_ref=order_ref, station=station
+        )
+        return taken
+
+    def void(self, job_id: str, reason: str, *, order_ref: str = "", station: str = "") -> list[TakenNumber]:
+        """Void the numbers `job_id` took (never to be used again), each with `number_voided`.
+
+        Call inside the transaction that marks the job unknown or failed (or forgets it).
+        """
+        rows = self._store.conn.execute(
+            "UPDATE numbers_taken SET state = 'voided', at_ms = ? WHERE job_id = ? AND state = 'used' "
+            "RETURNING lease_id, carrier, serial, tracking_number",
+            (now_ms(), job_id),
+        ).fetchall()
+        voided = []
+        for lease_id, carrier, serial, tracking_number in rows:
+            number = TakenNumber(int(lease_id), str(carrier), "", int(serial), str(tracking_number))
+            self._outbox.record(
+                EventKind.NUMBER_VOIDED,
+                {**number.event_body(job_id), "reason": reason},
+                order_ref=order_ref,
+                station=station,
+            )
+            voided.append(number)
+        return voided
+
+    def remaining(self, carrier: str) -> int:
+        """How many numbers this agent can still take for `carrier` (offline, from its leases)."""
+        return sum(
+            max(0, int(lease["last"]) - self._next_serial(lease) + 1) for lease in self._leases(carrier)
+        )
+
+    def status(self) -> dict[str, int]:
+        """Numbers left per carrier this agent holds a lease of (`GET /api/v1/status`)."""
+        agent_id = self._own_agent()
+        carriers = {
+            str(lease["carrier"])
+            for lease in self._cache.number_leases.values()
+            if lease.get("agent_id") == agent_id
+        }
+        return {carrier: self.remaining(carrier) for carrier in sorted(carriers)}
+
+    def report_exhausted(self, carrier: str, *, order_ref: str = "", station: str = "") -> Conflict:
+        """The refusal for a pack that found no number left; the first time (until numbers come
+        back), also an `exception_raised` for a person and an error in the log."""
+        error = exhausted_error(carrier)
+        if carrier not in self._reported_exhausted:
+            self._reported_exhausted.add(carrier)
+            body = {
+                "reason": "tracking_numbers_exhausted",
+                "code": error.code,
+                "carrier": carrier,
+                "message": error.message,
+            }
+            with self._store.atomic():
+                self._outbox.record(EventKind.EXCEPTION_RAISED, body, order_ref=order_ref, station=station)
+            self._outbox.notify()
+            log.error(
+                "no %s tracking number left at this agent: packs with %s are refused until the cloud "
+                "leases more",
+                carrier,
+                carrier,
+                extra={"order_ref": order_ref, "station": station},
+            )
+        return error
