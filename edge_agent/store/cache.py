@@ -91,7 +91,7 @@ class Cache:
 
     def load(self) -> None:
         """Build the in-memory views from the tables (at startup)."""
-        self._reload = {table for table, _ in _PLAIN_TABLES.values()}
+        self._reload = set(_KEY_COLUMNS)
         self._shelf_ops = [self._load_shelf]
         self.after_commit()
 
