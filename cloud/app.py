@@ -25,6 +25,7 @@ from cloud.api import (
     records,
     releases,
     rulesets,
+    shipping,
     tokens,
     users,
     waves,
@@ -84,6 +85,7 @@ def create_app(store: CloudStore, limits: HttpLimits | None = None) -> FastAPI:
         tokens.router,
         users.router,
         alerts.router,
+        shipping.router,
     ):
         app.include_router(router)
     app.include_router(console_router())

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 
 from cloud.access.credentials import CREDENTIAL_PREFIX, ENROLLMENT_PREFIX, hash_secret, new_secret
+from cloud.shipping.leases import lease_for_agent
 from cloud.storage import schema
 from cloud.storage.store import CloudStore, dumps
 from dockside.errors import AuthError, InputError, NotFound
@@ -184,6 +185,8 @@ def enroll_agent(store: CloudStore, token: str, *, hostname: str, agent_version:
                 devices="[]",
             )
         )
+        # Numbers for offline packing from every range and SSCC carrier, before the first Watch.
+        lease_for_agent(tx, int(row.tenant_id), agent_id)
     return Enrollment(agent_id=agent_id, credential=credential, warehouse=row.warehouse, tenant=row.tenant)
 
 
