@@ -1,16 +1,21 @@
-"""Labels for the print queue: an order's label rendered, within its budget, into a new job.
+"""Labels for the print queue: a parcel's document rendered, within its budget, into a new job.
 
 Every label gets the same context, whether its weight came off the scale (a scan) or from the
-order (a wave). Every label renders within the station's render budget
-(`dockside.labels.render_budget`), on the loop, so a hostile template costs the loop at most
-that budget once. A render that overruns it records no job: the caller gets a TemplateOverrun
-naming the template and its version, an `exception_raised` event goes to the cloud, and the
-version is set aside at this agent (later packs and wave labels that need it fail at once)
-until a new version arrives.
+order (a wave), with the parcel's number, count, dimensions, tracking number and SSCC. Every
+label renders within the station's render budget (`dockside.labels.render_budget`), on the loop,
+so a hostile template costs the loop at most that budget once. A render that overruns it records
+no job: the caller gets a TemplateOverrun naming the template and its version, an
+`exception_raised` event goes to the cloud, and the version is set aside at this agent (later
+packs and wave labels that need it fail at once) until a new version arrives.
+
+A carrier's own label (sent by the OMS, `edge_agent.packing.documents`) is not rendered from a
+template: it is converted for the printer (a PDF or PNG drawn at its resolution) off the loop,
+by awaiting `carrier_label_bytes` before the pack's transaction, and the job carries those bytes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime
 
@@ -18,8 +23,10 @@ from dockside.errors import TemplateOverrun
 from dockside.labels import label_context
 from dockside.orders import SyncedOrder
 from dockside.rules import Decision
+from dockside.shipping.parcels import DocumentKind, LabelDocument
 from dockside.sync import EventKind
 from edge_agent.devices.printer_lane import PrinterLane
+from edge_agent.packing.documents import carrier_label_printout, paper_for
 from edge_agent.printing.jobs import Job, JobDecision, JobStatus, new_job_id
 from edge_agent.store.cache import Cache
 from edge_agent.store.database import Store, now_ms
@@ -46,7 +53,7 @@ class Labeller:
         order: SyncedOrder,
         weight_g: int,
         decision: Decision,
-        template: ShelvedTemplate,
+        template: ShelvedTemplate | None,
         station_code: str,
         lane: PrinterLane,
         *,
@@ -54,30 +61,60 @@ class Labeller:
         weight_source: str | None = None,
         wave_id: int | None = None,
         message: str = "",
+        parcel: int = 1,
+        parcel_count: int = 1,
+        tracking: str | None = None,
+        dimensions_mm: tuple[int, int, int] | None = None,
+        sscc: str = "",
+        document: DocumentKind = DocumentKind.SHIPPING_LABEL,
+        printer_role: str | None = None,
+        carrier_label: LabelDocument | None = None,
+        carrier_label_data: bytes | None = None,
     ) -> Job:
-        """A new `sending` job (not recorded yet) whose label is rendered for the order at `weight_g`.
+        """A new `sending` job (not recorded yet) for one document of parcel `parcel` of the order.
 
-        A wave's label names `weight_source` and `wave_id`, which the job records with its decision.
+        The document is rendered from `template` for the order at `weight_g`, or, for a carrier's
+        own label (`carrier_label`, `template` None), is the printer's bytes of it: pass what
+        `carrier_label_bytes` made off the loop as `carrier_label_data` (left out, the label is
+        converted here, on the calling thread). `tracking` is the parcel's tracking number (None:
+        a reference made from the job id, unique and traceable). `printer_role` is the document's
+        (default the decision's). A wave's label names `weight_source` and `wave_id`, which the
+        job records with its decision.
         """
         job_id = new_job_id()
-        context = label_context(
-            order.order_json,
-            weight_g=weight_g,
-            carrier=decision.carrier,
-            service=decision.service,
-            # Carrier integration (real tracking numbers) is later work; the job id is unique
-            # and traceable meanwhile. Its last 20 digits: the first 12 are its timestamp.
-            tracking=job_id.upper()[-20:],
-            ship_from=self._cache.ship_from(self.warehouse),
-            station=station_code,
-            job_id=job_id,
-            printed_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        )
-        assert template.compiled is not None  # TemplateShelf.get only returns usable ones
-        try:
-            label = template.compiled.render(context)
-        except TemplateOverrun as exc:
-            raise self._set_aside(template, exc, order_ref, station_code) from None
+        # Without a carrier number, the job id's last 20 digits (the first 12 are its timestamp).
+        tracking_number = tracking if tracking is not None else job_id.upper()[-20:]
+        if carrier_label is not None:
+            label = carrier_label_data
+            if label is None:
+                label = carrier_label_printout(
+                    carrier_label, paper_for(lane.config), parcel=parcel, printer=lane.config.id
+                )
+            template_name, template_version = f"carrier-label-{carrier_label.format.value}", None
+        else:
+            if template is None:
+                raise ValueError("label_job needs a template or a carrier label")
+            context = label_context(
+                order.order_json,
+                weight_g=weight_g,
+                carrier=decision.carrier,
+                service=decision.service,
+                tracking=tracking_number,
+                ship_from=self._cache.ship_from(self.warehouse),
+                station=station_code,
+                job_id=job_id,
+                printed_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                parcel_number=parcel,
+                parcel_count=parcel_count,
+                dimensions_mm=dimensions_mm,
+                sscc=sscc,
+            )
+            assert template.compiled is not None  # TemplateShelf.get only returns usable ones
+            try:
+                label = template.compiled.render(context)
+            except TemplateOverrun as exc:
+                raise self._set_aside(template, exc, order_ref, station_code) from None
+            template_name, template_version = template.name, template.version
         now = now_ms()
         return Job(
             job_id=job_id,
@@ -90,11 +127,13 @@ class Labeller:
             decision=JobDecision(
                 carrier=decision.carrier,
                 service=decision.service,
-                template=template.name,
-                template_version=template.version,
-                printer_role=decision.printer_role,
+                template=template_name,
+                template_version=template_version,
+                printer_role=printer_role if printer_role is not None else decision.printer_role,
                 weight_source=weight_source,
                 wave_id=wave_id,
+                dimensions_mm=dimensions_mm,
+                sscc=sscc,
             ),
             created_at_ms=now,
             updated_at_ms=now,
@@ -102,6 +141,21 @@ class Labeller:
             reason="",
             label=label,
             message=message,
+            parcel=parcel,
+            document=document.value,
+            tracking_number=tracking_number,
+        )
+
+    async def carrier_label_bytes(self, lane: PrinterLane, label: LabelDocument, *, parcel: int) -> bytes:
+        """The bytes that print the OMS's carrier `label` for parcel `parcel` on `lane`'s printer,
+        made in a worker thread so the loop keeps serving while a PDF is drawn. Await it before
+        the pack's transaction and hand the result to `label_job` as `carrier_label_data`.
+
+        InputError (naming the parcel) when the label cannot be printed on that printer.
+        """
+        paper = paper_for(lane.config)
+        return await asyncio.to_thread(
+            carrier_label_printout, label, paper, parcel=parcel, printer=lane.config.id
         )
 
     def _set_aside(
