@@ -1,0 +1,267 @@
+"""Parcels and tracking numbers through the agent's real HTTP API, a mock ZPL printer and scale.
+
+Each parcel's label prints at most once; the tracking number comes from the carrier account the
+cloud synced (a leased range number, the OMS's, or the job-id reference without an account);
+packing goes on offline until the leased block runs out, then refuses clearly; close records
+the parcels labelled. Expected numbers are computed with python-stdnum, not the agent's code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from stdnum import ean
+
+from dockside.errors import SyncError
+from edge_agent.sync import MemoryTransport
+from hardware_mocks import MockPrinter, MockScale
+from tests.edge_agent.agent_harness import (
+    RunningAgent,
+    error_of,
+    order_body,
+    publish_warehouse,
+    put_parcel,
+    scale_settled,
+    station_body,
+)
+from tests.edge_agent.waiting import wait_until
+
+
+@pytest.fixture
+def printer() -> Iterator[MockPrinter]:
+    mock = MockPrinter(port=0, control_port=0, serial="ZPARCELS1").start()
+    try:
+        yield mock
+    finally:
+        mock.stop()
+
+
+@pytest.fixture
+def cloud(printer: MockPrinter, scale: MockScale) -> MemoryTransport:
+    memory = MemoryTransport()
+    publish_warehouse(memory)
+    assert scale.pty_path
+    memory.publish("station", "S1", station_body("S1", printer, scale.pty_path))
+    for n in range(1, 6):
+        memory.publish("order", f"P-{n:04d}", order_body(f"P-{n:04d}"))
+    return memory
+
+
+@pytest.fixture
+def agent(data_dir: Path, cloud: MemoryTransport) -> Iterator[RunningAgent]:
+    running = RunningAgent(data_dir, cloud).start()
+    try:
+        running.wait_synced()
+        wait_until(lambda: scale_settled(running), timeout=10, what="the scale reader to settle")
+        yield running
+    finally:
+        running.stop()
+
+
+def pack(agent: RunningAgent, ref: str, request_id: str, **extra: Any) -> Any:
+    assert agent.http is not None
+    return agent.http.post(
+        "/api/v1/pack", json={"order_ref": ref, "station": "S1", "request_id": request_id, **extra}
+    )
+
+
+def bodies(agent: RunningAgent, kind: str) -> list[dict[str, Any]]:
+    """What the cloud received of `kind`, plus what still waits in the outbox."""
+    assert agent.agent is not None
+    store = agent.agent.store
+    rows = agent.call_on_loop(lambda: store.query("SELECT body FROM outbox WHERE kind = ?", (kind,)))
+    waiting = [json.loads(row["body"]) for row in rows]
+    return [json.loads(event.body) for event in agent.events(kind)] + waiting
+
+
+def ruleset(default_carrier: str, rules: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"name": "default", "version": 1, "default": {"carrier": default_carrier}, "rules": rules or []}
+
+
+def gs1(prefix: str, serial: int, digits: int) -> str:
+    body = f"{prefix}{serial:0{digits}d}"
+    return body + ean.calc_check_digit(body)
+
+
+def test_each_parcel_prints_once_reprints_keep_its_number_and_close_counts_them(
+    agent: RunningAgent, printer: MockPrinter, scale: MockScale
+) -> None:
+    one = pack(agent, "P-0001", "p1")
+    assert one.status_code == 200, one.text
+    first = one.json()
+    assert (first["parcel"], first["status"]) == (1, "printed")
+    assert (
+        first["tracking_number"] == first["job_id"].upper()[-20:]
+    )  # no carrier account: the job's reference
+
+    assert pack(agent, "P-0001", "p1").json() == first  # same request id: same job
+    rescan = pack(agent, "P-0001", "p1-again")
+    assert rescan.json() == {**first, "status": "already_packed"}
+    reused = pack(agent, "P-0001", "p1", parcel=2)
+    assert (reused.status_code, error_of(reused)["code"]) == (409, "request_id_reused")
+
+    put_parcel(agent, scale, 2100)
+    two = pack(agent, "P-0001", "p2", parcel=2, dimensions_mm=[300, 200, 100]).json()
+    assert (two["parcel"], two["status"], two["weight_g"]) == (2, "printed", 2100)
+    assert two["job_id"] != first["job_id"]
+    assert pack(agent, "P-0001", "p2-again", parcel=2).json()["status"] == "already_packed"
+    labels = printer.wait_for_labels(2)
+    assert len(printer.labels()) == 2
+    assert two["tracking_number"] in "\n".join(labels[1]["fields"])
+
+    printed = {body["parcel"]: body for body in bodies(agent, "label_printed")}
+    assert set(printed) == {1, 2}
+    assert printed[2]["tracking_number"] == two["tracking_number"]
+    assert printed[2]["dimensions_mm"] == [300, 200, 100]
+    assert (printed[1]["document"], printed[1]["dimensions_mm"], printed[1]["sscc"]) == (
+        "shipping_label",
+        None,
+        "",
+    )
+
+    assert agent.http is not None
+    reprint = agent.http.post(f"/api/v1/jobs/{two['job_id']}/reprint", json={"reason": "label torn"}).json()
+    assert (reprint["parcel"], reprint["tracking_number"]) == (2, two["tracking_number"])
+    assert printer.wait_for_labels(3)[2]["data"] == labels[1]["data"]
+    order = agent.http.get("/api/v1/orders/P-0001").json()
+    assert [(p["parcel"], p["job_id"]) for p in order["parcels"]] == [
+        (1, first["job_id"]),
+        (2, two["job_id"]),
+    ]
+
+    closed = agent.http.post("/api/v1/orders/P-0001/close", json={"reason": "third carton not needed"})
+    assert closed.status_code == 200, closed.text
+    assert closed.json()["parcels"] == 2
+    assert bodies(agent, "order_closed") == [{"parcels": 2, "reason": "third carton not needed"}]
+    unknown = agent.http.post("/api/v1/orders/NOPE-1/close")
+    assert (unknown.status_code, error_of(unknown)["code"]) == (404, "order_not_found")
+    nothing = agent.http.post("/api/v1/orders/P-0002/close", json={})
+    assert (nothing.status_code, error_of(nothing)["code"]) == (409, "nothing_labelled")
+    bad = agent.http.post("/api/v1/orders/P-0001/close", json={"reason": 7})
+    assert bad.status_code == 422
+    assert len(bodies(agent, "order_closed")) == 1
+
+
+def test_range_numbers_print_in_order_offline_until_the_lease_runs_out_then_the_pack_is_refused(
+    agent: RunningAgent, cloud: MemoryTransport, printer: MockPrinter, scale: MockScale
+) -> None:
+    fmt = {"scheme": "gs1_mod10", "prefix": "7", "digits": 9}
+    lease = {
+        "id": 1,
+        "agent_id": "agent-test",
+        "carrier": "ACME",
+        "kind": "range",
+        "first": 1000,
+        "last": 1002,
+        "used_through": None,
+        "retired": False,
+        "format": fmt,
+    }
+    cloud.publish(
+        "carrier", "ACME", {"code": "ACME", "name": "Acme", "tracking": {"kind": "range"}, "low_water": 1}
+    )
+    cloud.publish("number_lease", "1", lease)
+    cloud.publish("ruleset", "default", ruleset("ACME"))
+    agent.wait_synced()
+    cloud.push_failures = [SyncError("the cloud is down")] * 100_000  # offline: nothing reaches it
+
+    numbers = []
+    for n in range(3):
+        put_parcel(agent, scale, 1500 + 100 * n)
+        answer = pack(agent, f"P-000{n + 1}", f"r{n}").json()
+        assert (answer["status"], answer["carrier"]) == ("printed", "ACME"), answer
+        numbers.append(answer["tracking_number"])
+    assert numbers == [gs1("7", serial, 9) for serial in (1000, 1001, 1002)]
+    labels = printer.wait_for_labels(3)
+    for number, label in zip(numbers, labels, strict=True):
+        assert number in "\n".join(label["fields"])
+    assert agent.status()["tracking_numbers"] == {"ACME": 0}
+
+    put_parcel(agent, scale, 1900)
+    for attempt in ("r3", "r3-again"):
+        refused = pack(agent, "P-0004", attempt)
+        assert refused.status_code == 409
+        error = error_of(refused)
+        assert error["code"] == "tracking_numbers_exhausted"
+        assert error["message"] == (
+            "this agent has used every ACME tracking number it was given; connect it to the cloud to "
+            "get more, or pack with another carrier"
+        )
+    assert len(printer.labels()) == 3
+    assert len(bodies(agent, "exception_raised")) == 1  # once, not per scan
+
+    # A new lease arrives; the weight the refusals gave back packs the order now.
+    cloud.publish("number_lease", "2", {**lease, "id": 2, "first": 5000, "last": 5009})
+    agent.wait_synced()
+    fourth = pack(agent, "P-0004", "r4").json()
+    assert (fourth["status"], fourth["weight_g"], fourth["tracking_number"]) == (
+        "printed",
+        1900,
+        gs1("7", 5000, 9),
+    )
+
+    cloud.push_failures = []
+    wait_until(lambda: agent.status()["outbox_depth"] == 0, timeout=20, what="the outbox to drain")
+    used = [json.loads(event.body) for event in agent.events("number_used")]
+    assert sorted((u["lease_id"], u["serial"]) for u in used) == [(1, 1000), (1, 1001), (1, 1002), (2, 5000)]
+    assert sorted(u["tracking_number"] for u in used) == sorted([*numbers, fourth["tracking_number"]])
+    assert agent.events("number_voided") == []
+
+
+def test_oms_numbers_come_from_the_order_and_rules_see_the_parcels_dimensions(
+    agent: RunningAgent, cloud: MemoryTransport, printer: MockPrinter, scale: MockScale
+) -> None:
+    cloud.publish("carrier", "BIGCO", {"code": "BIGCO", "name": "Big", "tracking": {"kind": "oms"}})
+    rules = [{"name": "long parcels", "when": "length_mm > 500", "then": {"carrier": "BIGCO"}}]
+    cloud.publish("ruleset", "default", ruleset("SMALLCO", rules))
+    parcels = [{"dimensions_mm": [600, 400, 300], "tracking_number": "1z999aa10123456784"}, {}]
+    cloud.publish("order", "O-0001", order_body("O-0001", parcels=parcels))
+    agent.wait_synced()
+
+    one = pack(agent, "O-0001", "o1").json()  # the order's dimensions for parcel 1: 600 mm long
+    assert (one["carrier"], one["tracking_number"]) == ("BIGCO", "1Z999AA10123456784")
+    assert "1Z999AA10123456784" in "\n".join(printer.wait_for_labels(1)[0]["fields"])
+
+    put_parcel(agent, scale, 2500)
+    missing = pack(agent, "O-0001", "o2", parcel=2, dimensions_mm=[700, 100, 100])
+    assert (missing.status_code, error_of(missing)["code"]) == (409, "tracking_number_missing")
+    assert "has not sent parcel 2's BIGCO label" in error_of(missing)["message"]
+    small = pack(agent, "O-0001", "o2b", parcel=2, dimensions_mm=[100, 100, 100]).json()
+    assert (small["status"], small["carrier"], small["weight_g"]) == ("printed", "SMALLCO", 2500)
+    assert len(printer.wait_for_labels(2)) == 2
+
+
+def test_hostile_pack_bodies_are_refused_by_field_and_change_nothing(
+    agent: RunningAgent, printer: MockPrinter
+) -> None:
+    hostile: list[Any] = [
+        {"parcel": 0},
+        {"parcel": 100},
+        {"parcel": "2"},
+        {"parcel": 10**20},
+        {"parcel": 2.0},
+        {"parcel": True},
+        {"parcel": None},
+        {"dimensions_mm": [-1, 10, 10]},
+        {"dimensions_mm": [0, 10, 10]},
+        {"dimensions_mm": [10, 10, 10**9]},
+        {"dimensions_mm": ["10", "10", "10"]},
+        {"dimensions_mm": [10, 10]},
+        {"dimensions_mm": [10, 10, 10, 10]},
+        {"dimensions_mm": "300x200x100"},
+        {"dimensions_mm": [1.5, 10, 10]},
+    ]
+    for extra in hostile:
+        response = pack(agent, "P-0003", "hostile", **extra)
+        assert response.status_code == 422, (extra, response.text)
+        error = error_of(response)
+        assert error["code"] == "invalid_input", extra
+        assert next(iter(extra)) in error["message"], (extra, error)
+    assert agent.http is not None
+    assert agent.http.get("/api/v1/orders/P-0003").json()["parcels"] == []
+    assert printer.labels() == []
+    assert bodies(agent, "label_printed") == []
