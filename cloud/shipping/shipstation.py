@@ -30,6 +30,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import Mapping
@@ -48,12 +49,14 @@ from cloud.shipping.carrier_api import (
 from dockside.orders import Address, Money
 from dockside.shipping.parcels import MAX_LABEL_BYTES, LabelDocument, LabelFormat
 
-__all__ = ["ADAPTER", "DEFAULT_BASE_URL", "ShipStationApi"]
+__all__ = ["ADAPTER", "BASE_URL_ENV", "DEFAULT_BASE_URL", "ShipStationApi"]
 
 log = logging.getLogger(__name__)
 
 ADAPTER = "shipstation"
 DEFAULT_BASE_URL = "https://api.shipstation.com"
+# Where the cloud finds the API instead (a sandbox, or the local stand-in of the tests and demo).
+BASE_URL_ENV = "DOCKSIDE_SHIPSTATION_URL"
 _MAX_JSON_BYTES = 1024 * 1024
 _DEFAULT_TIMEOUT_S = 30.0
 _LABEL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -120,7 +123,7 @@ class ShipStationApi:
             )
         if not 0 < timeout_s <= 300:
             raise ValueError(f"timeout_s is a number of seconds in (0, 300], got {timeout_s}")
-        self._origin = (url.scheme, url.host, url.port)
+        self._origin = _origin(url)
         self._timeout_s = timeout_s
         self._client = httpx.Client(
             base_url=url,
@@ -130,6 +133,12 @@ class ShipStationApi:
             trust_env=False,
             transport=transport,
         )
+
+    @classmethod
+    def from_env(cls, api_key: str, environ: Mapping[str, str] | None = None) -> ShipStationApi:
+        """The adapter for a carrier account's API key, at $DOCKSIDE_SHIPSTATION_URL if that is set."""
+        env = os.environ if environ is None else environ
+        return cls(api_key, base_url=env.get(BASE_URL_ENV, "").strip() or DEFAULT_BASE_URL)
 
     def close(self) -> None:
         """Close the connections kept to the API."""
@@ -291,7 +300,7 @@ class ShipStationApi:
             target = httpx.URL(url)
         except (httpx.InvalidURL, UnicodeError, ValueError):
             target = None
-        if target is None or (target.scheme, target.host, target.port) != self._origin:
+        if target is None or _origin(target) != self._origin:
             raise CarrierApiError(
                 f"ShipStation's label {label_id} is to be downloaded from {_shown(url)}, not from the "
                 "API's own host: refused",
@@ -402,6 +411,11 @@ class ShipStationApi:
                 f"the connection to ShipStation broke during {what} ({type(exc).__name__}): try again later",
                 may_have_bought=buying,
             ) from exc
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int]:
+    """Scheme, host and port (the scheme's default when none is written) of a URL."""
+    return url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80)
 
 
 def _too_big(what: str, size: int, limit: int, buying: bool) -> CarrierApiError:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 
 from cloud.shipping.carrier_api import (
@@ -17,7 +18,7 @@ from cloud.shipping.carrier_api import (
     CarrierApiUnavailable,
     LabelRequest,
 )
-from cloud.shipping.shipstation import ShipStationApi
+from cloud.shipping.shipstation import BASE_URL_ENV, DEFAULT_BASE_URL, ShipStationApi, _origin
 from dockside.orders import Address, Money
 from dockside.shipping.check_digits import CheckScheme, is_valid
 from dockside.shipping.parcels import LabelFormat
@@ -306,3 +307,20 @@ def test_the_local_server_refuses_a_request_that_is_not_documented() -> None:
     assert any("weight" in p for p in problems)
     assert any("ship_to.street" in p for p in problems)
     assert any("label_format" in p for p in problems)
+
+
+def test_the_base_url_comes_from_the_environment_when_set(shipstation_server) -> None:
+    with ShipStationApi.from_env(API_KEY, {BASE_URL_ENV: f" {shipstation_server.url} "}) as api:
+        assert api.create_label(_request()).tracking_number == "1Z999AA10123456784"
+    with ShipStationApi.from_env(API_KEY, {}) as api:
+        assert api._origin == ("https", "api.shipstation.com", 443)
+    assert DEFAULT_BASE_URL == "https://api.shipstation.com"
+
+
+def test_a_download_url_with_the_default_port_written_out_is_the_same_origin() -> None:
+    assert _origin(httpx.URL("https://api.shipstation.com:443/v2/downloads/x.zpl")) == _origin(
+        httpx.URL("https://api.shipstation.com")
+    )
+    assert _origin(httpx.URL("https://api.shipstation.com:8443/")) != _origin(
+        httpx.URL("https://api.shipstation.com")
+    )
