@@ -8,7 +8,9 @@ from hypothesis import strategies as st
 from stdnum import ean, gs1_128
 
 from dockside.errors import InputError
+from dockside.shipping.check_digits import CheckScheme
 from dockside.shipping.sscc import is_sscc, max_serial, sscc18, sscc_element_string
+from dockside.shipping.tracking import NumberFormat, format_number, parse_number
 
 
 def test_gs1s_example_sscc_is_rebuilt_from_its_parts() -> None:
@@ -73,3 +75,17 @@ def test_the_element_string_refuses_what_is_not_an_sscc(text: str) -> None:
     assert not is_sscc(text)
     with pytest.raises(InputError, match="is not an SSCC"):
         sscc_element_string(text)
+
+
+@given(
+    st.text(alphabet="0123456789", min_size=7, max_size=10),
+    st.integers(min_value=0, max_value=9),
+    st.integers(min_value=0, max_value=999_999),
+)
+def test_the_sscc_number_format_numbers_exactly_the_ssccs(prefix: str, extension: int, serial: int) -> None:
+    # How a carrier of tracking kind sscc leases SSCCs like any range: a GS1 mod 10 NumberFormat
+    # whose prefix is the extension digit and the company prefix (cloud.shipping.carriers.sscc_format).
+    fmt = NumberFormat(scheme=CheckScheme.GS1_MOD10, prefix=f"{extension}{prefix}", digits=16 - len(prefix))
+    sscc = sscc18(prefix, extension, serial)
+    assert format_number(fmt, serial) == sscc
+    assert parse_number(fmt, sscc) == serial
