@@ -8,8 +8,8 @@ Two passes, both before a version is stored or published:
   built by the template, a value inserted into a field without `^FH`.
 - `check_label(zpl, width_dots, height_dots)` reads the rendered sample: exactly balanced
   `^XA`/`^XZ`, every field opened, filled and closed, `^CI28` before the first field data,
-  numeric parameters that are numbers, and every `^FO`/`^FT` position, box and field block inside
-  the label.
+  numeric parameters that are numbers, every `^FO`/`^FT` position, box and field block inside
+  the label, and every barcode with its quiet zones inside the label (`barcode_fit`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable
 
 from dockside.errors import TemplateError
+from dockside.labels.barcode_fit import check_barcodes_fit
 from dockside.labels.zpl_syntax import FORMAT_COMMANDS, PREFIX_CHANGERS, ZplCommand, ZplSyntaxError, tokenize
 
 __all__ = ["check_label", "check_template_commands", "mask_template_code"]
@@ -468,3 +469,4 @@ def check_label(zpl: str, *, width_dots: int, height_dots: int) -> None:
     for command in commands:
         checker.check(command)
     checker.finish()
+    check_barcodes_fit(zpl, width_dots=width_dots, height_dots=height_dots)

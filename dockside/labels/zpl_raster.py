@@ -2,9 +2,10 @@
 
 Fields come from `zpl_fields.read_labels`. Text in any font is drawn with a condensed bold
 scalable face standing in for Zebra's font 0 (DejaVu Sans Condensed Bold when the system has it,
-Pillow's own font otherwise); Code 128 and Code 39 bars come from python-barcode's encoders and QR
-codes from qrcode, at the module sizes the label asks for; boxes, circles, `^FB` wrapping and
-justification, `^FR` reversal, rotation, `^LR` and `^PO` are honoured.
+Pillow's own font otherwise); Code 128 bars are the symbol a Zebra prints for the field data and
+its invocation codes (`barcode_modules.zebra_code128`, GS1-128 with `>8` included), Code 39 bars
+come from python-barcode and QR codes from qrcode, at the module sizes the label asks for; boxes,
+circles, `^FB` wrapping and justification, `^FR` reversal, rotation, `^LR` and `^PO` are honoured.
 
 What a preview cannot promise is said in its notes: characters the preview font lacks (they show
 as boxes), and anything it drew only approximately.
@@ -17,7 +18,7 @@ import re
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from dockside.labels.barcode_modules import code39_modules, code128_b_modules, qr_modules
+from dockside.labels.barcode_modules import code39_modules, qr_modules, zebra_code128
 from dockside.labels.zpl_fields import Font, ZplField, ZplLabel
 
 __all__ = ["draw_label", "preview_font_has"]
@@ -168,7 +169,11 @@ def _draw_barcode(field: ZplField, notes: _Notes) -> tuple[Image.Image, int, int
     if not text:
         return Image.new("L", (1, 1), 0), field.x, field.y
     try:
-        modules = code128_b_modules(text) if barcode.kind == "code128" else code39_modules(text)
+        if barcode.kind == "code128":
+            symbol = zebra_code128(field.data or "")
+            modules, text = symbol.modules, symbol.text.replace("\x1d", "")
+        else:
+            modules = code39_modules(text)
     except ValueError:
         notes.approximate[
             f"the barcode on line {field.line} cannot encode {text[:30]!r}; it is not drawn"

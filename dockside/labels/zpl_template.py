@@ -14,6 +14,7 @@ import jinja2
 from jinja2 import nodes
 
 from dockside.errors import TemplateError
+from dockside.labels.barcode_fit import check_longest_values
 from dockside.labels.language import CompiledTemplate, LabelLanguage
 from dockside.labels.render_budget import (
     STATION_BUDGET,
@@ -87,4 +88,11 @@ def validate_zpl(source: str, sample_data: Mapping[str, Any], *, width_dots: int
             code="label_too_large",
         )
     check_label(label.decode("utf-8"), width_dots=width_dots, height_dots=height_dots)
+    # A barcode that fits the sample may not fit the longest value an order may carry.
+    check_longest_values(
+        lambda data: compiled.render(data, VALIDATION_BUDGET).decode("utf-8"),
+        sample_data,
+        width_dots=width_dots,
+        height_dots=height_dots,
+    )
     return label

@@ -18,8 +18,14 @@ from dockside.labels import (
 from dockside.rules import DEFAULT_DECISION
 
 
-def test_the_three_shipped_templates_are_there() -> None:
-    assert shipped_template_names() == ["packing-slip", "shipping-4x6", "sku-2x1"]
+def test_the_shipped_templates_are_there() -> None:
+    assert shipped_template_names() == [
+        "customs-cn23-4x6",
+        "gs1-carton-4x6",
+        "packing-slip",
+        "shipping-4x6",
+        "sku-2x1",
+    ]
     assert DEFAULT_DECISION.template in shipped_template_names()
 
 
@@ -27,6 +33,8 @@ def test_the_three_shipped_templates_are_there() -> None:
     ("name", "language", "size"),
     [
         ("shipping-4x6", LabelLanguage.ZPL, (812, 1218)),
+        ("gs1-carton-4x6", LabelLanguage.ZPL, (812, 1218)),
+        ("customs-cn23-4x6", LabelLanguage.ZPL, (812, 1218)),
         ("sku-2x1", LabelLanguage.ZPL, (406, 203)),
         ("packing-slip", LabelLanguage.ESCPOS, (576, 4000)),
     ],
@@ -47,7 +55,7 @@ def test_each_shipped_template_loads_and_validates(
     assert label
 
 
-@pytest.mark.parametrize("name", ["shipping-4x6", "sku-2x1", "packing-slip"])
+@pytest.mark.parametrize("name", shipped_template_names())
 def test_sample_data_is_what_label_context_gives_for_its_order(name: str) -> None:
     sample = load_shipped_template(name).sample_data
     shipment = sample["shipment"]
@@ -62,9 +70,42 @@ def test_sample_data_is_what_label_context_gives_for_its_order(name: str) -> Non
         station=sample["station"],
         job_id=sample["job_id"],
         printed_at=sample["printed_at"],
+        parcel_number=sample["parcel"]["number"],
+        parcel_count=sample["parcel"]["count"],
+        dimensions_mm=sample["parcel"]["dimensions_mm"],
+        sscc=shipment["sscc"],
     )
 
     assert json.loads(json.dumps(rebuilt)) == sample
+
+
+def test_label_context_keeps_old_callers_working_with_one_parcel_and_empty_b2b_fields() -> None:
+    sample = load_shipped_template("shipping-4x6").sample_data
+    order = {key: value for key, value in sample["order"].items() if key not in ("po_number", "ship_to_gln")}
+
+    context = label_context(
+        order,
+        weight_g=1000,
+        carrier="C",
+        service="S",
+        tracking="T1",
+        ship_from=sample["ship_from"],
+        station="S1",
+        job_id="j",
+        printed_at="now",
+    )
+
+    assert context["parcel"] | {"weight_kg": "", "weight_lb": ""} == {
+        "number": 1,
+        "count": 1,
+        "weight_g": 1000,
+        "weight_kg": "",
+        "weight_lb": "",
+        "dimensions_mm": None,
+    }
+    assert context["shipment"] == {"carrier": "C", "service": "S", "tracking": "T1", "sscc": ""}
+    assert (context["order"]["po_number"], context["order"]["ship_to_gln"]) == ("", "")
+    assert "po_number" not in order  # the caller's order is not changed
 
 
 def test_a_template_folder_can_be_loaded_by_path_and_reports_what_is_broken(tmp_path: Path) -> None:
