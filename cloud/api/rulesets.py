@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from cloud.access.callers import EditsRulesets, ReadsSetup, Store
 from cloud.decisions import rulesets
 from cloud.records import audit
+from dockside.rules import MAX_DOCUMENTS
 
 __all__ = ["RulesetIn", "router"]
 
@@ -18,6 +19,16 @@ router = APIRouter(prefix="/api/v1")
 RulesetName = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]
 _Short = Annotated[str, StringConstraints(max_length=64)]
+
+
+class DocumentIn(BaseModel):
+    """A document a parcel gets besides its shipping label (`dockside.rules` checks the whole list)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["packing_slip", "carton_label", "customs_declaration"]
+    template: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    printer_role: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "label"
 
 
 class Actions(BaseModel):
@@ -30,6 +41,8 @@ class Actions(BaseModel):
     template: _Short | None = None
     printer_role: _Short | None = None
     weight_tolerance_g: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
+    # The parcel's documents after its shipping label, in print order ([]: the label alone).
+    documents: Annotated[list[DocumentIn], Field(max_length=MAX_DOCUMENTS)] | None = None
 
 
 class Rule(BaseModel):
