@@ -23,45 +23,33 @@ are plain functions that take tens of milliseconds a page: async callers run the
 from __future__ import annotations
 
 import codecs
-import io
 import re
 from dataclasses import dataclass, field
 
-import pypdfium2 as pdfium  # type: ignore[import-untyped]
-import pypdfium2.raw as pdfium_c  # type: ignore[import-untyped]
 from PIL import Image
 
 from dockside.errors import InputError
 from dockside.labels.carrier_raster import (
-    PDFIUM_LOCK,
-    POINTS_PER_INCH,
+    MAX_PAGE_INCHES,
+    MAX_PIXELS,
+    PNG_SIGNATURE,
+    PdfPage,
     escpos_raster,
     fitted_image,
+    open_png,
+    pdf_pages,
     place,
+    png_dpi,
+    png_unreadable,
     rendered_page,
     zpl_graphic_label,
 )
 from dockside.labels.zpl_syntax import PREFIX_CHANGERS, ZplCommand, ZplSyntaxError, tokenize
 from dockside.shipping.parcels import LabelDocument, LabelFormat
 
-__all__ = [
-    "MAX_PAGES",
-    "MAX_PAGE_INCHES",
-    "MAX_PIXELS",
-    "CheckedLabel",
-    "check_carrier_label",
-    "label_to_escpos",
-    "label_to_zpl",
-]
+__all__ = ["CheckedLabel", "check_carrier_label", "label_to_escpos", "label_to_zpl"]
 
-MAX_PAGES = 4
-MAX_PAGE_INCHES = (8.5, 14.0)  # US legal, either way up: the largest sheet a label comes on
-# Pixels of one PNG, one image inside a PDF page, or one label: 40 Mpx is a 4x6 label at 1,000 dpi
-# or a legal page at 600, and ~40 MB of greyscale while it is fitted.
-MAX_PIXELS = 40_000_000
 PRINTER_DPI = (100, 600)
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_EOF_WINDOW = 1024  # readers look for %%EOF this far from the end (Acrobat's tolerance)
 _ESCPOS_MAX_INCHES = MAX_PAGE_INCHES[1]
 _SEND_INSTEAD = "ask the carrier for the label alone, or send it as PDF"
 
@@ -228,17 +216,13 @@ def check_carrier_label(doc: LabelDocument) -> CheckedLabel:
     if doc.format is LabelFormat.ZPL:
         return _check_zpl(data)
     if doc.format is LabelFormat.PDF:
-        with PDFIUM_LOCK:
-            pdf = _open_pdf(data)
-            try:
-                return CheckedLabel(LabelFormat.PDF, data, len(pdf), page_inches=_page_inches(pdf))
-            finally:
-                pdf.close()
-    image = _open_png(data)
+        inches = pdf_pages(data, lambda page: page.inches)
+        return CheckedLabel(LabelFormat.PDF, data, len(inches), page_inches=tuple(inches))
+    image = open_png(data)
     try:
         image.verify()  # every chunk's checksum, without inflating the pixels
     except (OSError, SyntaxError, ValueError) as exc:
-        raise _refuse("label_png_unreadable", _png_unreadable(exc)) from None
+        raise _refuse("label_png_unreadable", png_unreadable(exc)) from None
     return CheckedLabel(LabelFormat.PNG, data, 1, pixels=image.size)
 
 
@@ -261,12 +245,13 @@ def label_to_zpl(doc: LabelDocument, *, dpi: int, width_dots: int, height_dots: 
 
     ZPL is sent as given (checked, and refused if its ^PW is wider than the printer's label); a
     PDF or PNG becomes one label format per page, `^XA ... ^FO x,y ^GFA,...:Z64:...^FS ^XZ`, its
-    picture centred. Raises `InputError` (`label_...` codes). Takes milliseconds to tens of
-    milliseconds a page and holds the GIL in PDFium: async callers run it in a thread.
+    picture centred. Every check of `check_carrier_label` is made on the way. Raises `InputError`
+    (`label_...` codes). Takes milliseconds a page, in C that holds the GIL: async callers run it
+    in a thread.
     """
     _printer(dpi, width_dots, height_dots)
-    checked = check_carrier_label(doc)
-    if checked.format is LabelFormat.ZPL:
+    if doc.format is LabelFormat.ZPL:
+        checked = _check_zpl(doc.data())
         if checked.zpl_print_width is not None and checked.zpl_print_width > width_dots:
             raise _refuse(
                 "label_zpl_too_wide",
@@ -274,7 +259,7 @@ def label_to_zpl(doc: LabelDocument, *, dpi: int, width_dots: int, height_dots: 
                 f"{width_dots}: ask the carrier for ZPL at {dpi} dpi, or send the label as PDF",
             )
         return checked.data
-    pages = _pages_as_dots(checked, dpi=dpi, width_dots=width_dots, height_dots=height_dots)
+    pages = _pages_as_dots(doc, dpi=dpi, width_dots=width_dots, height_dots=height_dots)
     return b"".join(zpl_graphic_label(page, width_dots=width_dots, height_dots=height_dots) for page in pages)
 
 
@@ -287,196 +272,39 @@ def label_to_escpos(doc: LabelDocument, *, dpi: int, width_dots: int) -> bytes:
     """
     height_dots = round(_ESCPOS_MAX_INCHES * dpi)
     _printer(dpi, width_dots, height_dots)
-    checked = check_carrier_label(doc)
-    if checked.format is LabelFormat.ZPL:
+    if doc.format is LabelFormat.ZPL:
         raise _refuse(
             "label_zpl_on_escpos",
             "a ZPL carrier label cannot print on an ESC/POS printer: send the label as PDF or PNG, "
             "or route it to a ZPL printer",
         )
-    pages = _pages_as_dots(checked, dpi=dpi, width_dots=width_dots, height_dots=height_dots)
+    pages = _pages_as_dots(doc, dpi=dpi, width_dots=width_dots, height_dots=height_dots)
     return b"".join(escpos_raster(page, width_dots=width_dots) for page in pages)
 
 
-def _pages_as_dots(
-    checked: CheckedLabel, *, dpi: int, width_dots: int, height_dots: int
-) -> list[Image.Image]:
-    """Each page of a checked PDF or PNG as printed dots on the label."""
-    if checked.format is LabelFormat.PNG:
-        image = _open_png(checked.data)
-        try:
-            image.load()
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise _refuse("label_png_unreadable", _png_unreadable(exc)) from None
-        dpi_x = _png_dpi(image)
-        placement = place(
-            image.width,
-            image.height,
-            native=dpi / dpi_x if dpi_x else None,
-            width_dots=width_dots,
-            height_dots=height_dots,
-        )
-        return [fitted_image(image, placement, width_dots=width_dots, height_dots=height_dots)]
-    pages = []
-    with PDFIUM_LOCK:
-        pdf = _open_pdf(checked.data)
-        try:
-            for index in range(len(pdf)):
-                page = pdf[index]
-                try:
-                    width, height = page.get_size()
-                    placement = place(
-                        width,
-                        height,
-                        native=dpi / POINTS_PER_INCH,
-                        width_dots=width_dots,
-                        height_dots=height_dots,
-                    )
-                    pages.append(
-                        rendered_page(page, placement, width_dots=width_dots, height_dots=height_dots)
-                    )
-                finally:
-                    page.close()
-        finally:
-            pdf.close()
-    return pages
+def _pages_as_dots(doc: LabelDocument, *, dpi: int, width_dots: int, height_dots: int) -> list[Image.Image]:
+    """Each page of a PDF or PNG label, checked on the way, as printed dots on the label."""
+    data = doc.data()
+    if doc.format is LabelFormat.PDF:
 
+        def draw(page: PdfPage) -> Image.Image:
+            return rendered_page(page, dpi=dpi, width_dots=width_dots, height_dots=height_dots)
 
-# ---------------------------------------------------------------------------------------- PDF
-
-
-def _open_pdf(data: bytes) -> pdfium.PdfDocument:
-    """The PDF opened by PDFium, its page count and every page's size and images checked.
-
-    The caller holds PDFIUM_LOCK and closes the document.
-    """
-    if not data.startswith(b"%PDF-"):
-        hint = " (it looks like a PNG: send it with format png)" if data.startswith(_PNG_SIGNATURE) else ""
-        if data.lstrip()[:3] in (b"^XA", b"^xa"):
-            hint = " (it looks like ZPL: send it with format zpl)"
-        raise _refuse(
-            "label_not_pdf",
-            f"the label is not a PDF: a PDF file starts with %PDF-{hint}; send the carrier's PDF file "
-            f"itself, base64-encoded",
-        )
-    if b"%%EOF" not in data[-_EOF_WINDOW:]:
-        raise _refuse(
-            "label_pdf_truncated",
-            "the PDF label does not end with %%EOF: it was cut short on the way; send the whole file",
-        )
+        return pdf_pages(data, draw)
+    image = open_png(data)
     try:
-        pdf = pdfium.PdfDocument(data)
-    except pdfium.PdfiumError as exc:
-        if "password" in str(exc).lower():
-            raise _refuse(
-                "label_pdf_encrypted", "the PDF label is password-protected: send it without a password"
-            ) from None
-        raise _refuse(
-            "label_pdf_unreadable",
-            f"the PDF label cannot be read ({exc}): send the carrier's PDF file as it was downloaded",
-        ) from None
-    try:
-        count = len(pdf)
-        if count == 0:
-            raise _refuse(
-                "label_pdf_unreadable", "the PDF label has no pages: send a PDF with the label on page 1"
-            )
-        if count > MAX_PAGES:
-            raise _refuse(
-                "label_too_many_pages",
-                f"the PDF label has {count:,} pages; a carrier label is 1 to {MAX_PAGES} pages, one label "
-                f"each: send each parcel's own label, not a batch or a manifest",
-            )
-        _page_inches(pdf)
-        for index in range(count):
-            _check_images(pdf, index)
-    except BaseException:
-        pdf.close()
-        raise
-    return pdf
-
-
-def _page_inches(pdf: pdfium.PdfDocument) -> tuple[tuple[float, float], ...]:
-    sizes = []
-    short, long = MAX_PAGE_INCHES
-    for index in range(len(pdf)):
-        width, height = (side / POINTS_PER_INCH for side in pdf.get_page_size(index))
-        if not (width >= 0.25 and height >= 0.25):  # also refuses NaN
-            raise _refuse(
-                "label_page_too_small",
-                f"page {index + 1} of the PDF label is {width:.2f} x {height:.2f} in: send the label at "
-                f"its own size",
-            )
-        if min(width, height) > short or max(width, height) > long:
-            raise _refuse(
-                "label_page_too_large",
-                f"page {index + 1} of the PDF label is {width:,.1f} x {height:,.1f} in, larger than "
-                f"{short} x {long} in: send the label at its own size (4 x 6 in for most carriers)",
-            )
-        sizes.append((round(width, 3), round(height, 3)))
-    return tuple(sizes)
-
-
-def _check_images(pdf: pdfium.PdfDocument, index: int) -> None:
-    """Refuse a page with an image too big to decode: PDFium decodes it whole, whatever it draws."""
-    page = pdf[index]
-    try:
-        for image in page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,), max_depth=8):
-            width, height = image.get_px_size()
-            if width * height > MAX_PIXELS:
-                raise _refuse(
-                    "label_pdf_too_large",
-                    f"page {index + 1} of the PDF label holds a {width:,} x {height:,}-pixel image, more "
-                    f"than {MAX_PIXELS:,} pixels: send the label with its images at print resolution",
-                )
-    finally:
-        page.close()
-
-
-# ---------------------------------------------------------------------------------------- PNG
-
-
-def _open_png(data: bytes) -> Image.Image:
-    """The PNG opened by Pillow (header only), its size bounded before any pixel is inflated."""
-    if not data.startswith(_PNG_SIGNATURE):
-        hint = " (it looks like a PDF: send it with format pdf)" if data.startswith(b"%PDF-") else ""
-        raise _refuse(
-            "label_not_png",
-            f"the label is not a PNG image: a PNG starts with the bytes 89 50 4E 47{hint}; send the "
-            f"carrier's PNG file itself, base64-encoded",
-        )
-    # The size is in the IHDR chunk, which must come first (PNG spec 5.6); read here so that even
-    # Pillow's own decompression-bomb warning (at 89 Mpx) is never reached.
-    if len(data) < 33 or data[12:16] != b"IHDR":
-        raise _refuse("label_png_unreadable", "the PNG label has no header chunk: send the whole PNG file")
-    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    if width * height > MAX_PIXELS:
-        raise _refuse(
-            "label_png_too_large",
-            f"the PNG label is {width:,} x {height:,} pixels, more than {MAX_PIXELS:,}: send it at the "
-            f"printer's resolution (a 4 x 6 in label at 203 dpi is 812 x 1218)",
-        )
-    try:
-        return Image.open(io.BytesIO(data), formats=["PNG"])
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise _refuse("label_png_unreadable", _png_unreadable(exc)) from None
-
-
-def _png_unreadable(exc: BaseException) -> str:
-    return f"the PNG label cannot be decoded ({exc}): send the carrier's PNG file as it was downloaded"
-
-
-def _png_dpi(image: Image.Image) -> float | None:
-    """The resolution the PNG says it has, if plausible for a label (many tools write 72 or 96)."""
-    dpi = image.info.get("dpi")
-    if isinstance(dpi, tuple) and len(dpi) == 2:
-        try:
-            value = float(dpi[0])
-        except (TypeError, ValueError):
-            return None
-        if 50 <= value <= 2_400:
-            return value
-    return None
+        image.load()
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise _refuse("label_png_unreadable", png_unreadable(exc)) from None
+    resolution = png_dpi(image)
+    placement = place(
+        image.width,
+        image.height,
+        native=dpi / resolution if resolution else None,
+        width_dots=width_dots,
+        height_dots=height_dots,
+    )
+    return [fitted_image(image, placement, width_dots=width_dots, height_dots=height_dots)]
 
 
 # ---------------------------------------------------------------------------------------- ZPL
@@ -490,7 +318,7 @@ def _check_zpl(data: bytes) -> CheckedLabel:
         hint = ""
         if data.startswith(b"%PDF-"):
             hint = " (it looks like a PDF: send it with format pdf)"
-        elif data.startswith(_PNG_SIGNATURE):
+        elif data.startswith(PNG_SIGNATURE):
             hint = " (it looks like a PNG: send it with format png)"
         raise _refuse(
             "label_zpl_not_text",
