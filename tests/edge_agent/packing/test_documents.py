@@ -3,7 +3,9 @@ ruleset's documents) and the jobs `Labeller.label_job` makes of them.
 
 A PDF carrier label is checked the way a carrier's scanner would read it: the `^GFA` graphic the
 agent sends is inflated here from its Z64 text, and zbar (pyzbar) must read the PDF's barcode
-from the dots; an ESC/POS raster likewise from its `GS v 0` bands.
+from the dots; an ESC/POS raster likewise from its `GS v 0` bands. Last, a pack through the agent's
+real API prints the OMS's PDF label on a mock ZPL printer (read back the same way) and the
+ruleset's packing slip on a mock ESC/POS printer, each a job with the parcel's tracking number.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import json
 import re
 import threading
 import time
 import zlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pypdfium2 as pdfium  # type: ignore[import-untyped]
@@ -25,6 +29,7 @@ from PIL import Image, ImageOps
 from pyzbar import pyzbar  # type: ignore[import-untyped]
 
 from dockside.errors import InputError
+from dockside.labels import load_shipped_template
 from dockside.labels.carrier_documents import label_to_zpl
 from dockside.orders import SyncedOrder
 from dockside.rules import decide
@@ -48,6 +53,16 @@ from edge_agent.store.cache import Cache
 from edge_agent.store.database import Store
 from edge_agent.store.outbox import Outbox
 from edge_agent.store.templates import compile_version
+from edge_agent.sync import MemoryTransport
+from hardware_mocks import MockPrinter, MockScale
+from tests.edge_agent.agent_harness import (
+    RunningAgent,
+    order_body,
+    publish_warehouse,
+    scale_settled,
+    station_body,
+)
+from tests.edge_agent.waiting import wait_until
 
 TRACKING = "1Z999AA10123456784"  # UPS's published example number
 DEADLINE_S = 10.0
@@ -550,3 +565,107 @@ def test_a_carrier_label_renders_in_a_thread_while_the_loop_keeps_serving(
     assert threads[0] != "MainThread"
     assert len(_zpl_graphics(data)) == 4
     print(f"4-page PDF carrier label: loop ticked {ticks} times, largest gap {worst_gap * 1000:.1f} ms")
+
+
+# -- through the agent: a pack prints the OMS's PDF label and the ruleset's packing slip ---------
+
+
+@pytest.fixture
+def label_printer() -> Iterator[MockPrinter]:
+    mock = MockPrinter(port=0, control_port=0, serial="ZDOCS1").start()
+    try:
+        yield mock
+    finally:
+        mock.stop()
+
+
+@pytest.fixture
+def slip_printer() -> Iterator[MockPrinter]:
+    mock = MockPrinter(port=0, control_port=0, language="escpos", serial="EDOCS1").start()
+    try:
+        yield mock
+    finally:
+        mock.stop()
+
+
+@pytest.fixture
+def agent(
+    data_dir: Path, label_printer: MockPrinter, slip_printer: MockPrinter, scale: MockScale
+) -> Iterator[RunningAgent]:
+    cloud = MemoryTransport()
+    publish_warehouse(cloud)
+    slip = load_shipped_template("packing-slip").version_body()
+    cloud.publish(
+        "template_version", "packing-slip@1", {**slip, "name": "packing-slip", "version": 1, "active": True}
+    )
+    assert scale.pty_path
+    station = station_body("S1", label_printer, scale.pty_path)
+    station["printers"].append(
+        {
+            "id": "S1-slip",
+            "role": "slip",
+            "language": "escpos",
+            "host": "127.0.0.1",
+            "port": slip_printer.port,
+        }
+    )
+    cloud.publish("station", "S1", station)
+    cloud.publish("carrier", "UPS", {"code": "UPS", "name": "UPS", "tracking": {"kind": "oms"}})
+    documents_ = [{"kind": "packing_slip", "template": "packing-slip", "printer_role": "slip"}]
+    cloud.publish(
+        "ruleset",
+        "default",
+        {
+            "name": "default",
+            "version": 1,
+            "default": {"carrier": "UPS", "documents": documents_},
+            "rules": [],
+        },
+    )
+    parcels = [{"tracking_number": TRACKING, "label": {"format": "pdf", "data_base64": _b64(_pdf_label())}}]
+    cloud.publish("order", "D-0001", order_body("D-0001", parcels=parcels))
+    running = RunningAgent(data_dir, cloud).start()
+    try:
+        running.wait_synced()
+        wait_until(lambda: scale_settled(running), timeout=10, what="the scale reader to settle")
+        yield running
+    finally:
+        running.stop()
+
+
+def test_a_pack_prints_the_oms_pdf_label_as_a_graphic_that_scans_and_the_slip_on_its_printer(
+    agent: RunningAgent, label_printer: MockPrinter, slip_printer: MockPrinter
+) -> None:
+    assert agent.http is not None
+    packed = agent.http.post(
+        "/api/v1/pack", json={"order_ref": "D-0001", "station": "S1", "request_id": "d1"}
+    )
+    assert packed.status_code == 200, packed.text
+    answer = packed.json()
+    assert (answer["status"], answer["tracking_number"], answer["carrier"]) == ("printed", TRACKING, "UPS")
+
+    (label,) = label_printer.wait_for_labels(1)
+    (picture,) = _zpl_graphics(label["data"].encode("ascii"))
+    assert _decoded(picture) == [TRACKING]  # what the carrier's scanner reads off the printed label
+    (slip,) = slip_printer.wait_for_labels(1)
+    assert "D-0001" in "\n".join(slip["fields"])
+
+    def printed() -> dict[str, dict[str, Any]]:
+        return {body["document"]: body for body in map(json.loads, _bodies(agent, "label_printed"))}
+
+    wait_until(lambda: len(printed()) == 2, what="both documents' label_printed events")
+    events = printed()
+    assert {(kind, e["parcel"], e["tracking_number"]) for kind, e in events.items()} == {
+        ("shipping_label", 1, TRACKING),
+        ("packing_slip", 1, TRACKING),
+    }
+    assert events["shipping_label"]["template"] == "carrier-label-pdf"
+    assert events["packing_slip"]["printer"] == "S1-slip"
+
+
+def _bodies(agent: RunningAgent, kind: str) -> list[str]:
+    """The bodies of `kind` events the cloud received or the outbox still holds."""
+    assert agent.agent is not None
+    store = agent.agent.store
+    rows = agent.call_on_loop(lambda: store.query("SELECT body FROM outbox WHERE kind = ?", (kind,)))
+    return [event.body for event in agent.events(kind)] + [row["body"] for row in rows]
