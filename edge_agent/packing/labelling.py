@@ -26,7 +26,7 @@ from dockside.rules import Decision
 from dockside.shipping.parcels import DocumentKind, LabelDocument
 from dockside.sync import EventKind
 from edge_agent.devices.printer_lane import PrinterLane
-from edge_agent.packing.documents import carrier_label_printout, paper_for
+from edge_agent.packing.documents import carrier_label_printout, expected_parcel, paper_for
 from edge_agent.printing.jobs import Job, JobDecision, JobStatus, new_job_id
 from edge_agent.store.cache import Cache
 from edge_agent.store.database import Store, now_ms
@@ -77,11 +77,16 @@ class Labeller:
         own label (`carrier_label`, `template` None), is the printer's bytes of it: pass what
         `carrier_label_bytes` made off the loop as `carrier_label_data` (left out, the label is
         converted here, on the calling thread). `tracking` is the parcel's tracking number (None:
-        a reference made from the job id, unique and traceable). `printer_role` is the document's
+        for a carrier label the number the OMS sent with it, else a reference made from the job
+        id, unique and traceable). `printer_role` is the document's
         (default the decision's). A wave's label names `weight_source` and `wave_id`, which the
         job records with its decision.
         """
         job_id = new_job_id()
+        if tracking is None and carrier_label is not None:
+            # The carrier's label prints the number the OMS sent with it: the job records that one.
+            expected = expected_parcel(order, parcel)
+            tracking = expected.tracking_number if expected is not None and expected.tracking_number else None
         # Without a carrier number, the job id's last 20 digits (the first 12 are its timestamp).
         tracking_number = tracking if tracking is not None else job_id.upper()[-20:]
         if carrier_label is not None:

@@ -407,11 +407,12 @@ def test_a_pdf_carrier_label_job_holds_a_zpl_graphic_of_the_oms_label(
         None,
         "UPS",
     )
-    # Without the bytes made ahead, label_job converts the label itself (same bytes).
+    # Without the bytes made ahead, label_job converts the label itself (same bytes); without a
+    # tracking number it records the one the OMS sent with the label (the one printed on it).
     inline = labeller.label_job(
         "R-1", order, 900, decision, None, "S1", zpl_lane, request_id=None, carrier_label=plan.carrier_label
     )
-    assert inline.label == data
+    assert (inline.label, inline.tracking_number) == (data, TRACKING)
 
 
 def test_a_zpl_carrier_label_job_sends_the_oms_zpl_as_given(
