@@ -26,7 +26,8 @@ past. A number the agent took after its last report and before the restore canno
 the cloud; if it is taken again, the second report opens a `number_reused` exception.
 
 A carrier whose free numbers (unleased in its ranges plus leased and unused) fall below its
-`low_water` opens one `numbers_low` exception (not another while that one is unresolved).
+`low_water` opens one `numbers_low` exception (not another while that one is unresolved); a
+carrier not given any range yet is being set up and opens none.
 """
 
 from __future__ import annotations
@@ -260,8 +261,13 @@ def check_low_water(tx: WriteTransaction, tenant_id: int, carrier: str) -> int |
     if found is None:
         return None
     low_water = found[2]
+    ranges = schema.number_ranges
+    has_ranges = tx.conn.execute(
+        select(ranges.c.id).where(ranges.c.tenant_id == tenant_id, ranges.c.carrier == carrier).limit(1)
+    ).first()
     free = free_numbers(tx.conn, tenant_id, carrier)
-    if free >= low_water:
+    # A carrier not given any range yet is being set up, not running low.
+    if has_ranges is None or free >= low_water:
         return None
     exceptions = schema.order_exceptions
     detail = dumps({"carrier": carrier})
