@@ -4,7 +4,7 @@ international); hostile `documents` actions are refused at compile with the plac
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -254,3 +254,11 @@ def test_generated_document_actions_compile_or_are_refused_never_a_crash(documen
     assert len(decided.documents) == len(documents) <= MAX_DOCUMENTS
     assert len({document.kind for document in decided.documents}) == len(documents)
     assert all(document.template.strip() for document in decided.documents)
+
+
+def test_the_cloud_api_takes_exactly_the_document_kinds_the_rules_allow() -> None:
+    from cloud.api.rulesets import DocumentIn
+
+    assert get_args(DocumentIn.model_fields["kind"].annotation) == DOCUMENT_KINDS
+    default_role = DocumentAction(DocumentKind.PACKING_SLIP, "slip").printer_role
+    assert DocumentIn.model_fields["printer_role"].default == default_role
