@@ -9,6 +9,7 @@ the parcels labelled. Expected numbers are computed with python-stdnum, not the 
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -70,12 +71,14 @@ def pack(agent: RunningAgent, ref: str, request_id: str, **extra: Any) -> Any:
 
 
 def bodies(agent: RunningAgent, kind: str) -> list[dict[str, Any]]:
-    """What the cloud received of `kind`, plus what still waits in the outbox."""
+    """What the cloud received of `kind`, plus what still waits in the outbox (each event once)."""
     assert agent.agent is not None
     store = agent.agent.store
-    rows = agent.call_on_loop(lambda: store.query("SELECT body FROM outbox WHERE kind = ?", (kind,)))
-    waiting = [json.loads(row["body"]) for row in rows]
-    return [json.loads(event.body) for event in agent.events(kind)] + waiting
+    query = "SELECT event_id, body FROM outbox WHERE kind = ?"
+    rows = agent.call_on_loop(lambda: store.query(query, (kind,)))
+    found = {row["event_id"]: json.loads(row["body"]) for row in rows}
+    found.update({event.event_id: json.loads(event.body) for event in agent.events(kind)})
+    return list(found.values())
 
 
 def ruleset(default_carrier: str, rules: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -265,3 +268,54 @@ def test_hostile_pack_bodies_are_refused_by_field_and_change_nothing(
     assert agent.http.get("/api/v1/orders/P-0003").json()["parcels"] == []
     assert printer.labels() == []
     assert bodies(agent, "label_printed") == []
+
+
+def test_each_document_is_its_own_job_and_a_faulted_printer_holds_only_its_document(
+    data_dir: Path, printer: MockPrinter, scale: MockScale
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on: the slip printer refuses connections
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    cloud = MemoryTransport()
+    publish_warehouse(cloud)
+    assert scale.pty_path
+    station = station_body("S1", printer, scale.pty_path)
+    slip = {**station["printers"][0], "id": "S1-slip", "role": "slip", "port": closed_port}
+    cloud.publish("station", "S1", {**station, "printers": [*station["printers"], slip]})
+    cloud.publish("order", "D-0001", order_body("D-0001"))
+    documents = [{"kind": "packing_slip", "template": "shipping-4x6", "printer_role": "slip"}]
+    cloud.publish(
+        "ruleset", "default", {**ruleset("ACME"), "default": {"carrier": "ACME", "documents": documents}}
+    )
+    running = RunningAgent(data_dir, cloud).start()
+    try:
+        running.wait_synced()
+        wait_until(lambda: scale_settled(running), timeout=10, what="the scale reader to settle")
+        answer = pack(running, "D-0001", "d1").json()
+        assert (answer["status"], answer["printer"]) == ("printed", "S1-label")
+        assert pack(running, "D-0001", "d1").json() == answer
+        assert pack(running, "D-0001", "d1-again").json()["status"] == "already_packed"
+
+        assert running.agent is not None
+        store = running.agent.store
+        jobs = running.call_on_loop(
+            lambda: store.query(
+                "SELECT request_id, document, parcel, status, printer, tracking_number FROM jobs"
+            )
+        )
+        by_document = {job["document"]: job for job in jobs}
+        assert len(jobs) == 2
+        assert by_document["shipping_label"]["status"] == "printed"
+        slip_job = by_document["packing_slip"]
+        assert (slip_job["request_id"], slip_job["status"], slip_job["printer"]) == (
+            "d1:packing_slip",
+            "held",
+            "S1-slip",
+        )
+        assert (slip_job["parcel"], slip_job["tracking_number"]) == (1, answer["tracking_number"])
+        assert len(printer.wait_for_labels(1)) == 1
+        # Held (and held again at each recheck of the refusing printer): only the slip.
+        held = {(body["document"], body["parcel"]) for body in bodies(running, "label_held")}
+        assert held == {("packing_slip", 1)}
+    finally:
+        running.stop()
