@@ -15,9 +15,16 @@ bytes for a station's printer:
   ZPL graphic (`^GFA`, Z64) per page, or as ESC/POS raster with a cut after each page.
 
 Work is bounded before it is done: the document is at most `MAX_LABEL_BYTES` (LabelDocument), a
-page or image at most `MAX_PIXELS` dots however it is drawn, and the printer's label too. These
-are plain functions that take tens of milliseconds a page: async callers run them in a thread
-(`await asyncio.to_thread(label_to_zpl, ...)`) so the event loop never waits on PDFium.
+page or image at most `MAX_PIXELS` dots however it is drawn, a page at most `MAX_PAGE_OBJECTS`
+objects, and the printer's label too. These are plain functions that take milliseconds to tens of
+milliseconds a page: async callers run them in a thread (`await asyncio.to_thread(label_to_zpl,
+...)`) so the event loop never waits on PDFium (which releases the GIL while it works).
+
+What is not bounded here: the time PDFium takes to load a page built to be slow (forms drawn
+within forms grow exponentially: six levels of ten took 35 s in a 2 kB file). The ingest check
+loads no page, so the cloud never pays it; an agent drawing such a label holds its PDF
+conversions (one at a time: PDFium is not thread-safe) until PDFium is done. A time limit needs
+PDFium in a worker process that can be killed.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from dockside.labels.carrier_raster import (
     escpos_raster,
     fitted_image,
     open_png,
+    pdf_page_inches,
     pdf_pages,
     place,
     png_dpi,
@@ -210,13 +218,15 @@ def check_carrier_label(doc: LabelDocument) -> CheckedLabel:
     """Refuse a carrier label that is not one printable label of its format; describe it if it is.
 
     Raises `InputError` with a `label_...` code and a message that says what to send instead.
-    Cheap for PDF and PNG (pages and sizes are read, nothing is drawn); see the module docstring.
+    Cheap, and safe to run for every tenant: a PDF's pages are counted and measured but not
+    loaded (their objects and images are checked when they are drawn, by `label_to_zpl` and
+    `label_to_escpos`); a PNG's header and chunk checksums are read, its pixels not inflated.
     """
     data = doc.data()
     if doc.format is LabelFormat.ZPL:
         return _check_zpl(data)
     if doc.format is LabelFormat.PDF:
-        inches = pdf_pages(data, lambda page: page.inches)
+        inches = pdf_page_inches(data)
         return CheckedLabel(LabelFormat.PDF, data, len(inches), page_inches=tuple(inches))
     image = open_png(data)
     try:

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import ctypes
 import io
 import threading
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -47,6 +48,7 @@ __all__ = [
     "escpos_raster",
     "fitted_image",
     "open_png",
+    "pdf_page_inches",
     "pdf_pages",
     "place",
     "png_dpi",
@@ -93,17 +95,43 @@ class PdfPage:
     height_pt: float
     has_images: bool
 
-    @property
-    def inches(self) -> tuple[float, float]:
-        return round(self.width_pt / POINTS_PER_INCH, 3), round(self.height_pt / POINTS_PER_INCH, 3)
+
+def pdf_page_inches(data: bytes) -> list[tuple[float, float]]:
+    """Each page's width and height in inches, once the document and its page list pass the checks.
+
+    No page is loaded: PDFium parses a page's drawing whole when it loads it, and a page built to
+    be slow (forms drawn within forms, a small stream that inflates to millions of paths) would
+    take its time there. This is the check the cloud makes at ingest, for every tenant.
+    """
+    with _open_pdf(data) as pdf:
+        return [
+            (round(width / POINTS_PER_INCH, 3), round(height / POINTS_PER_INCH, 3))
+            for width, height in _page_sizes(pdf)
+        ]
 
 
 def pdf_pages(data: bytes, visit: Callable[[PdfPage], T]) -> list[T]:
     """`visit` applied to each page of the PDF label, in order, once the page has passed its checks.
 
-    The document is opened once and every check made before `visit` sees a page; `visit` runs
-    under the PDFium lock and must not keep the page.
+    The document is opened once and every check made before `visit` sees a page, the page's
+    objects counted and its images' sizes read after PDFium has loaded it; `visit` runs under the
+    PDFium lock and must not keep the page.
     """
+    with _open_pdf(data) as pdf:
+        results = []
+        for number, (width, height) in enumerate(_page_sizes(pdf), 1):
+            page = pdf[number - 1]
+            try:
+                has_images = _scan_objects(page, number)
+                results.append(visit(PdfPage(number, page, width, height, has_images)))
+            finally:
+                page.close()
+        return results
+
+
+@contextlib.contextmanager
+def _open_pdf(data: bytes) -> Iterator[Any]:
+    """The PDF opened by PDFium, under the lock, closed after; refused if it is no readable PDF."""
     if not data.startswith(b"%PDF-"):
         hint = " (it looks like a PNG: send it with format png)" if data.startswith(PNG_SIGNATURE) else ""
         if data.lstrip()[:3].upper() == b"^XA":
@@ -131,16 +159,7 @@ def pdf_pages(data: bytes, visit: Callable[[PdfPage], T]) -> list[T]:
                 f"the PDF label cannot be read ({exc}): send the carrier's PDF file as it was downloaded",
             ) from None
         try:
-            sizes = _page_sizes(pdf)
-            results = []
-            for number, (width, height) in enumerate(sizes, 1):
-                page = pdf[number - 1]
-                try:
-                    has_images = _scan_objects(page, number)
-                    results.append(visit(PdfPage(number, page, width, height, has_images)))
-                finally:
-                    page.close()
-            return results
+            yield pdf
         finally:
             pdf.close()
 

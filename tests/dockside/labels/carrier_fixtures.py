@@ -95,7 +95,9 @@ def png_bomb(width: int = 20_000, height: int = 20_000) -> bytes:
     """A 1-bit greyscale PNG of `width` x `height` blank pixels: a few kB that inflate to ~50 MB."""
     row = b"\x00" + b"\xff" * ((width + 7) // 8)
     packer = zlib.compressobj(9)
-    compressed = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    block = row * 500
+    rows = b"".join(packer.compress(block) for _ in range(height // 500))
+    compressed = rows + packer.compress(row * (height % 500)) + packer.flush()
     header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", compressed) + _chunk(b"IEND", b"")
 
@@ -142,3 +144,16 @@ def encrypted_pdf() -> bytes:
     pdf.set_font("helvetica", size=12)
     pdf.text(0.5, 0.5, "LOCKED")
     return bytes(pdf.output())
+
+
+def pdf_with_paths(count: int) -> bytes:
+    """A 4x6 in page drawing `count` tiny filled squares, from a stream a few kB long."""
+    content = zlib.compress(b"0 0 1 1 re f\n" * count, 9)
+    return raw_pdf(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 288 432] /Contents 4 0 R >>",
+            b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(content) + content + b"\nendstream",
+        ]
+    )

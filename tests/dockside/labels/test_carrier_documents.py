@@ -8,6 +8,7 @@ ESC/POS `GS v 0` bands likewise; the picture is then decoded by zbar, as a carri
 from __future__ import annotations
 
 import base64
+import functools
 import re
 import threading
 import zlib
@@ -29,6 +30,7 @@ from tests.dockside.labels.carrier_fixtures import (
     label_pdf,
     label_png,
     pdf_with_huge_image,
+    pdf_with_paths,
     png_bomb,
 )
 
@@ -365,8 +367,33 @@ def test_a_huge_page_is_refused_before_it_is_drawn() -> None:
     _refused(document("pdf", label_pdf(size_in=(4, 20))), "label_page_too_large", "8.5 x 14.0 in")
 
 
+def _drawing_refused(doc: LabelDocument, code: str, *words: str) -> None:
+    """Refused when the page is drawn; the ingest check (which loads no page) lets it by."""
+    assert check_carrier_label(doc).pages == 1
+    for convert in (
+        functools.partial(label_to_zpl, doc, dpi=203, width_dots=812, height_dots=1218),
+        functools.partial(label_to_escpos, doc, dpi=203, width_dots=576),
+    ):
+        with pytest.raises(InputError) as caught:
+            convert()
+        assert caught.value.code == code, caught.value.message
+        for word in words:
+            assert word in caught.value.message
+
+
 def test_a_pdf_image_too_big_to_decode_is_refused_before_it_is_drawn() -> None:
-    _refused(document("pdf", pdf_with_huge_image()), "label_pdf_too_large", "30,000 x 30,000")
+    _drawing_refused(document("pdf", pdf_with_huge_image()), "label_pdf_too_large", "30,000 x 30,000")
+
+
+def test_a_pdf_page_that_draws_too_many_objects_is_refused_before_it_is_drawn() -> None:
+    flood = pdf_with_paths(100_001)
+    assert len(flood) < 10_000
+
+    _drawing_refused(document("pdf", flood), "label_pdf_too_complex", "100,000 objects")
+    (label,) = read_zpl_graphics(
+        label_to_zpl(document("pdf", pdf_with_paths(100_000)), dpi=203, width_dots=812, height_dots=1218)
+    )
+    assert label.getpixel((0, 1217)) == 0  # the squares, all at the page's bottom-left corner
 
 
 def test_a_password_protected_pdf_is_refused() -> None:
