@@ -33,7 +33,7 @@ from sqlalchemy import Connection, func, insert, select, update
 
 from cloud.shipping.leases import DEFAULT_BLOCK_SIZE, free_numbers, lease_for_agents
 from cloud.storage import schema
-from cloud.storage.sealed_secrets import seal
+from cloud.storage.sealed_secrets import seal, unseal
 from cloud.storage.store import ChangeRecord, CloudStore, dumps
 from dockside.errors import Conflict, NotFound
 from dockside.shipping.check_digits import CheckScheme
@@ -50,6 +50,7 @@ __all__ = [
     "OmsTracking",
     "RangeTracking",
     "SsccTracking",
+    "api_secret",
     "carrier_sync_bodies",
     "get_carrier",
     "list_carriers",
@@ -260,3 +261,23 @@ def carrier_sync_bodies(conn: Connection, tenant_id: int) -> Iterator[tuple[str,
     table = schema.carriers
     for row in conn.execute(select(table).where(table.c.tenant_id == tenant_id).order_by(table.c.code)):
         yield row.code, _sync_body(row.code, row.name, json.loads(row.tracking), int(row.low_water))
+
+
+def api_secret(conn: Connection, tenant_id: int, code: str) -> tuple[str, str]:
+    """(adapter name, API key in clear) of an `api` carrier, for its adapter only; never log or show it.
+
+    NotFound when there is no such carrier; Conflict when it is not an `api` carrier.
+    """
+    table = schema.carriers
+    row = conn.execute(
+        select(table.c.tracking, table.c.secret).where(table.c.tenant_id == tenant_id, table.c.code == code)
+    ).first()
+    if row is None:
+        raise NotFound(f"there is no carrier {code[:32]!r}: create it with POST /api/v1/carriers first")
+    tracking = json.loads(row.tracking)
+    if tracking["kind"] != TrackingKind.API.value or row.secret is None:
+        raise Conflict(
+            f"carrier {code} gets its tracking numbers as {tracking['kind']}, not from a carrier API",
+            code="carrier_without_api",
+        )
+    return str(tracking["scheme"]["adapter"]), unseal(row.secret)

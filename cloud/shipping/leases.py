@@ -53,6 +53,7 @@ __all__ = [
     "lease_for_agents",
     "lease_sync_bodies",
     "record_number_event",
+    "retire_leases",
     "top_up",
 ]
 
@@ -420,6 +421,31 @@ def record_number_event(
         tx.append_changes([_lease_change(tx, lease_id)])
     top_up(tx, tenant_id, agent.agent_id, carrier)
     check_low_water(tx, tenant_id, carrier)
+
+
+def retire_leases(tx: WriteTransaction, tenant_id: int, agent_id: str) -> list[int]:
+    """Retire every lease of an agent that will print no more (revoked): its unused numbers are
+    never issued by anyone, and no longer count as free. Returns the retired lease ids."""
+    leases = schema.number_leases
+    tx.lock_clock()
+    ids = [
+        int(lease_id)
+        for lease_id in tx.conn.execute(
+            select(leases.c.id).where(
+                leases.c.tenant_id == tenant_id, leases.c.agent_id == agent_id, leases.c.retired.is_(False)
+            )
+        ).scalars()
+    ]
+    if ids:
+        tx.conn.execute(update(leases).where(leases.c.id.in_(ids)).values(retired=True))
+        tx.append_changes([_lease_change(tx, lease_id) for lease_id in ids])
+        carriers = {
+            str(code)
+            for code in tx.conn.execute(select(leases.c.carrier).where(leases.c.id.in_(ids))).scalars()
+        }
+        for carrier in sorted(carriers):
+            check_low_water(tx, tenant_id, carrier)
+    return ids
 
 
 def lease_sync_bodies(conn: Connection, tenant_id: int, warehouse_id: int) -> Iterator[tuple[str, str]]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from cloud.shipping.carriers import api_secret
 from cloud.storage import schema
 from dockside.shipping.sscc import sscc18
 from dockside.shipping.tracking import NumberFormat, format_number
@@ -112,6 +113,9 @@ def test_an_api_carriers_secret_is_sealed_and_never_shown_synced_or_audited(clou
     assert SECRET not in stored
     assert not any(SECRET in change for change in changes)
     assert not any(SECRET in (row.before or "") + (row.after or "") for row in audit)
+    # Only the carrier's adapter opens it.
+    with cloud.store.read() as conn:
+        assert api_secret(conn, cloud.store.tenant_id(), "SS") == ("shipstation", SECRET)
 
 
 def test_a_carriers_numbering_cannot_change_once_it_has_ranges(cloud: RunningCloud) -> None:

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import insert, select
 
-from cloud.shipping.carriers import CarrierIn, put_carrier
-from cloud.shipping.leases import free_numbers, record_number_event
+from cloud.shipping.carriers import CarrierIn, carrier_sync_bodies, put_carrier
+from cloud.shipping.leases import free_numbers, lease_sync_bodies, record_number_event, retire_leases
 from cloud.shipping.ranges import RangeIn, add_range
 from cloud.storage import schema
 from cloud.storage.store import CloudStore
@@ -315,3 +315,36 @@ def test_two_agents_never_share_a_number(
 
 
 _codes = itertools.count()
+
+
+def _last_changes(store: CloudStore, kind: ChangeKind) -> dict[str, str]:
+    table = schema.changes
+    with store.read() as conn:
+        query = select(table.c.key, table.c.body).where(table.c.kind == kind.value).order_by(table.c.revision)
+        return {row.key: row.body for row in conn.execute(query)}
+
+
+def test_snapshot_bodies_are_the_last_changes_and_a_retired_agent_leaves_them(cloud: RunningCloud) -> None:
+    cloud.put_warehouse("WH1")
+    a1, a2 = cloud.enroll("WH1"), cloud.enroll("WH1")
+    _carrier(cloud)
+    assert _range(cloud, 1000, 1099) == 201
+    lease = _leases(cloud.store)[0]
+    _use(cloud.store, _ref(cloud.store, a1.agent_id), lease, 1000, "job-1")
+    tenant, warehouse = cloud.store.tenant_id(), _ref(cloud.store, a1.agent_id).warehouse_id
+    with cloud.store.read() as conn:
+        leases = dict(lease_sync_bodies(conn, tenant, warehouse))
+        carriers = dict(carrier_sync_bodies(conn, tenant))
+    assert leases == _last_changes(cloud.store, ChangeKind.NUMBER_LEASE)
+    assert json.loads(leases[str(lease.id)])["used_through"] == 1000
+    assert carriers == _last_changes(cloud.store, ChangeKind.CARRIER)
+    free = cloud.api.get("/api/v1/carriers/DHL").json()["free_numbers"]
+    with cloud.store.write() as tx:
+        retired = retire_leases(tx, tenant, a1.agent_id)
+    assert retired == [int(lease.id)]
+    assert json.loads(_last_changes(cloud.store, ChangeKind.NUMBER_LEASE)[str(lease.id)])["retired"] is True
+    with cloud.store.read() as conn:
+        left = dict(lease_sync_bodies(conn, tenant, warehouse))
+    assert [json.loads(body)["agent_id"] for body in left.values()] == [a2.agent_id]
+    # The 9 numbers agent 1 never used are gone for good, not free.
+    assert cloud.api.get("/api/v1/carriers/DHL").json()["free_numbers"] == free - 9
