@@ -22,6 +22,9 @@ from pyzbar.pyzbar import decode as zbar_decode
 from dockside.errors import InputError
 from dockside.labels.carrier_documents import check_carrier_label, label_to_escpos, label_to_zpl
 from dockside.shipping.parcels import LabelDocument, LabelFormat
+from hardware_mocks.escpos import EscposStream
+from hardware_mocks.printer_events import JobComplete
+from hardware_mocks.zpl import ZplStream
 from tests.dockside.labels.carrier_fixtures import (
     OTHER_TRACKING,
     TRACKING,
@@ -232,6 +235,31 @@ def test_a_png_label_prints_as_escpos_raster_that_scans() -> None:
     assert scanned(paper) == [TRACKING]
 
 
+def _jobs(stream: EscposStream | ZplStream, data: bytes) -> list[bytes]:
+    """What a mock printer's own stream parser takes as whole jobs, fed in awkward pieces."""
+    jobs = []
+    for start in range(0, len(data), 997):
+        stream.feed(data[start : start + 997])
+        while (event := stream.next_event()) is not None:
+            if isinstance(event, JobComplete):
+                jobs.append(event.raw)
+    return jobs
+
+
+def test_the_mock_printers_take_one_job_a_page() -> None:
+    doc = document("pdf", label_pdf((TRACKING, OTHER_TRACKING)))
+    zpl = label_to_zpl(doc, dpi=203, width_dots=812, height_dots=1218)
+    raster = label_to_escpos(doc, dpi=203, width_dots=576)
+
+    zpl_jobs = _jobs(ZplStream(), zpl)
+    receipts = _jobs(EscposStream(), raster)
+
+    assert len(zpl_jobs) == 2
+    assert all(job.startswith(b"^XA") and job.rstrip().endswith(b"^XZ") for job in zpl_jobs)
+    assert len(receipts) == 2
+    assert b"".join(receipts) == raster
+
+
 def test_zpl_passes_through_unchanged() -> None:
     graphic = base64.b64encode(zlib.compress(b"\xff" * 20)).decode()
     zpl = (
@@ -239,6 +267,7 @@ def test_zpl_passes_through_unchanged() -> None:
         f"^FO50,50^A0N,40,40^FDUPS GROUND^FS^FX a comment^FS\n"
         f"^FO50,200^BY3^BCN,200,Y,N,N^FD>:{TRACKING}^FS\n"
         "^FO50,500^GB700,4,4^FS^FO50,520^FH^FDMaria_7ERossi^FS\n"
+        "^FO50,600^A@N,30,30,E:TT0003M_.FNT^FDby name^FS^fo50,650^a0n,20^fdlower case^fs\n"
         f"^FO10,10^GFA,20,20,2,:Z64:{graphic}:0000^FS\n"
         "^XZ\n"
     ).encode()
