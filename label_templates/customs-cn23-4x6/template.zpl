@@ -44,15 +44,15 @@
 ^FO662,392^A0N,22,20^FB130,1,0,R^FDValue^FS
 ^FO20,420^GB772,2,2^FS
 {% for line in lines[:12] %}
-^FO30,{{ 396 + loop.index * 34 }}^A0N,24,22^FB360,1,0,L^FH^FD{{ line.description | default('') or line.sku }}^FS
-^FO400,{{ 396 + loop.index * 34 }}^A0N,24,22^FB50,1,0,R^FH^FD{{ line.qty }}^FS
-^FO466,{{ 396 + loop.index * 34 }}^A0N,24,22^FB124,1,0,L^FH^FD{{ line.hs_code | default('') }}^FS
-^FO596,{{ 396 + loop.index * 34 }}^A0N,24,22^FB60,1,0,L^FH^FD{{ line.origin_country | default('') }}^FS
+{% for y, cents in [(396 + loop.index * 34, ((line.unit_value | default(0) | float) * line.qty * 100) | round | int)] %}
+^FO30,{{ y }}^A0N,24,22^FB360,1,0,L^FH^FD{{ line.description | default('') or line.sku }}^FS
+^FO400,{{ y }}^A0N,24,22^FB50,1,0,R^FH^FD{{ line.qty }}^FS
+^FO466,{{ y }}^A0N,24,22^FB124,1,0,L^FH^FD{{ line.hs_code | default('') }}^FS
+^FO596,{{ y }}^A0N,24,22^FB60,1,0,L^FH^FD{{ line.origin_country | default('') }}^FS
 {% if line.unit_value | default('') %}
-{% for cents, y in [(((line.unit_value | float) * line.qty * 100) | round | int, 396 + loop.index * 34)] %}
 ^FO662,{{ y }}^A0N,24,22^FB130,1,0,R^FH^FD{{ cents // 100 }}.{{ ('0' ~ cents % 100)[-2:] }}^FS
-{% endfor %}
 {% endif %}
+{% endfor %}
 {% endfor %}
 {% if lines | length > 12 %}
 ^FO30,846^A0N,22,20^FH^FDand {{ (lines | length) - 12 }} more line(s) on the attached list^FS
