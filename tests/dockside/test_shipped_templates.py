@@ -10,12 +10,15 @@ import pytest
 from dockside.errors import TemplateError
 from dockside.labels import (
     LabelLanguage,
+    compile_template,
     label_context,
     load_shipped_template,
     shipped_template_names,
     validate_template,
 )
+from dockside.labels.zpl_syntax import tokenize
 from dockside.rules import DEFAULT_DECISION
+from tests.dockside.hostile import HOSTILE, TOKEN, string_paths, with_value
 
 
 def test_the_shipped_templates_are_there() -> None:
@@ -135,3 +138,28 @@ def test_a_template_folder_can_be_loaded_by_path_and_reports_what_is_broken(tmp_
     loaded = load_shipped_template(folder)
     assert (loaded.name, loaded.source, loaded.dpi) == ("mine", "^XA^XZ", 300)
     assert shipped_template_names(tmp_path) == ["mine"]
+
+
+def _structure(label: bytes) -> list[str]:
+    """Commands with their parameters, less field data and a barcode's length-chosen ^FO and ^BY."""
+    _, commands = tokenize(label.decode("utf-8"))
+    sized = {index for index, command in enumerate(commands) if command.name == "BY"}
+    sized |= {index - 1 for index in sized if commands[index - 1].name == "FO"}
+    return [
+        f"{c.prefix}{c.name}" + ("" if c.name == "FD" or index in sized else c.params.strip())
+        for index, c in enumerate(commands)
+    ]
+
+
+@pytest.mark.parametrize("name", ["gs1-carton-4x6", "customs-cn23-4x6"])
+def test_hostile_values_never_change_the_new_labels_structure(name: str) -> None:
+    shipped = load_shipped_template(name)
+    compiled = compile_template(shipped.language, shipped.source)
+
+    for path in string_paths(shipped.sample_data):
+        clean = compiled.render(with_value(shipped.sample_data, path, TOKEN))
+        for attack, value in HOSTILE.items():
+            hostile = compiled.render(with_value(shipped.sample_data, path, value))
+            assert hostile.count(b"^XA") == hostile.count(b"^XZ") == 1, (path, attack)
+            assert b"~" not in hostile, (path, attack)
+            assert _structure(hostile) == _structure(clean), (path, attack)
