@@ -417,7 +417,11 @@ def record_number_event(
         return
     assert lease is not None
     if lease.used_through is None or serial > int(lease.used_through):
-        tx.conn.execute(update(leases).where(leases.c.id == lease_id).values(used_through=serial))
+        # A lease used up to its last serial is retired: agents drop it and it leaves the free count.
+        retired = bool(lease.retired) or serial >= int(lease.last)
+        tx.conn.execute(
+            update(leases).where(leases.c.id == lease_id).values(used_through=serial, retired=retired)
+        )
         tx.append_changes([_lease_change(tx, lease_id)])
     top_up(tx, tenant_id, agent.agent_id, carrier)
     check_low_water(tx, tenant_id, carrier)

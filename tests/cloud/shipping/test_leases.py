@@ -309,6 +309,8 @@ def test_two_agents_never_share_a_number(
         free_left = free_numbers(conn, tenant, code)
     for lease in leases:
         assert any(first <= lease.first and lease.last <= last for first, last in spans)
+        # A lease used up is retired, so agents drop it.
+        assert bool(lease.retired) == (lease.used_through == lease.last)
     assert sorted(recorded) == sorted(used)
     assert reused == []
     assert free_left == sum(ranges) - len(used)
