@@ -44,6 +44,7 @@ from dockside.orders import SyncedOrder
 from dockside.rules import Decision, decide
 from dockside.shipping.parcels import MAX_PARCELS, TrackingKind
 from dockside.sync import EventKind
+from edge_agent.devices.printer_lane import PrinterLane
 from edge_agent.devices.scale_reader import ScaleReader, UsedWeight
 from edge_agent.devices.stations import Station, StationFloor
 from edge_agent.metrics import AgentMetrics
@@ -53,6 +54,7 @@ from edge_agent.printing.jobs import Job, JobStatus, PackAnswer, log_outcome, ne
 from edge_agent.printing.queue import REPRINTED_EVENTS, PrintQueue
 from edge_agent.store.cache import Cache
 from edge_agent.store.database import now_ms
+from edge_agent.store.numbers import TakenNumber
 from edge_agent.store.outbox import Outbox
 
 __all__ = ["PACKED_EVENTS", "Packer"]
@@ -421,7 +423,12 @@ class Packer:
     # -- reprint -------------------------------------------------------------------------------
 
     async def reprint(self, job_id: str, reason: str, request_id: str | None = None) -> PackAnswer:
-        """Print a job's label again on purpose; records a new job pointing at the old one."""
+        """Print a job's label again on purpose; records a new job pointing at the old one.
+
+        A reprint is the same label with the same tracking number, except when the job's leased
+        number was voided (it ended `unknown` or `failed`): that number never prints again, so
+        the reprint renders the parcel's label anew with the next number.
+        """
         reason = reason.strip()
         if not reason:
             raise InputError(
@@ -478,12 +485,66 @@ class Packer:
             reason=reason,
             message="",
         )
+        voided = self._queue.numbers.voided_of(job_id)
         async with lane.lock:
-            done = await self._queue.print_job(lane, job, REPRINTED_EVENTS)
+            number = None
+            if voided:
+                # The job's leased number was voided (the job ended unknown or failed) and is never
+                # printed again: the reprint is a new label of the same parcel with the next number.
+                job, number = self._relabel(original, voided[0].carrier, lane, job)
+            done = await self._queue.print_job(lane, job, REPRINTED_EVENTS, number=number)
         self._outbox.notify()
         if done.status == JobStatus.PRINTED:
             self._metrics.labels_printed.labels(kind="reprint").inc()
         return done.answer()
+
+    def _relabel(
+        self, original: Job, carrier: str, lane: PrinterLane, reprint: Job
+    ) -> tuple[Job, TakenNumber]:
+        """`reprint` rendered again for the parcel of `original` with the next leased number of
+        `carrier` (asked under the lane's lock: the queue takes it with the job)."""
+        order = self._cache.order(original.order_ref)
+        if order is None:
+            raise NotFound(
+                f"order {original.order_ref} is no longer at this agent, so job {original.job_id}, whose "
+                "tracking number was voided, cannot be labelled again: ask your supervisor",
+                code="order_not_found",
+            )
+        number = self._queue.numbers.next_number(carrier)
+        if number is None:
+            raise self._queue.numbers.report_exhausted(
+                carrier, order_ref=original.order_ref, station=original.station
+            )
+        kept = original.decision
+        job = self._labeller.label_job(
+            original.order_ref,
+            order,
+            original.weight_g or 0,
+            Decision(
+                carrier=kept.carrier,
+                service=kept.service,
+                template=kept.template,
+                printer_role=kept.printer_role or "label",
+            ),
+            self._cache.templates.get(kept.template),
+            original.station,
+            lane,
+            request_id=reprint.request_id,
+            parcel=original.parcel,
+            parcel_count=max(len(order.order.parcels), original.parcel),
+            tracking=number.tracking_number,
+            dimensions_mm=kept.dimensions_mm,
+            sscc=number.tracking_number if number.kind == TrackingKind.SSCC else "",
+        )
+        relabelled = dataclasses.replace(
+            job,
+            reprint_of=reprint.reprint_of,
+            reason=reprint.reason,
+            decision=dataclasses.replace(
+                job.decision, weight_source=kept.weight_source, wave_id=kept.wave_id
+            ),
+        )
+        return relabelled, number
 
     # -- weights across restarts ---------------------------------------------------------------
 

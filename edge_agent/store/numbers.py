@@ -180,6 +180,15 @@ class Numbers:
             voided.append(number)
         return voided
 
+    def voided_of(self, job_id: str) -> list[TakenNumber]:
+        """The numbers `job_id` took and that were voided since (a reprint labels anew)."""
+        rows = self._store.conn.execute(
+            "SELECT lease_id, carrier, serial, tracking_number FROM numbers_taken "
+            "WHERE job_id = ? AND state = 'voided' ORDER BY serial",
+            (job_id,),
+        ).fetchall()
+        return [TakenNumber(int(row[0]), str(row[1]), "", int(row[2]), str(row[3])) for row in rows]
+
     def remaining(self, carrier: str) -> int:
         """How many numbers this agent can still take for `carrier` (offline, from its leases)."""
         return sum(

@@ -18,6 +18,7 @@ import pytest
 from stdnum import ean
 
 from dockside.errors import SyncError
+from edge_agent.store.database import Store
 from edge_agent.sync import MemoryTransport
 from hardware_mocks import MockPrinter, MockScale
 from tests.edge_agent.agent_harness import (
@@ -319,3 +320,55 @@ def test_each_document_is_its_own_job_and_a_faulted_printer_holds_only_its_docum
         assert held == {("packing_slip", 1)}
     finally:
         running.stop()
+
+
+def test_a_reprint_of_a_job_whose_number_was_voided_labels_the_parcel_with_the_next_number(
+    data_dir: Path, cloud: MemoryTransport, printer: MockPrinter, scale: MockScale
+) -> None:
+    fmt = {"scheme": "gs1_mod10", "prefix": "7", "digits": 9}
+    lease = {"id": 1, "agent_id": "agent-test", "carrier": "ACME", "kind": "range", "first": 10, "last": 19}
+    cloud.publish("carrier", "ACME", {"code": "ACME", "name": "Acme", "tracking": {"kind": "range"}})
+    cloud.publish("number_lease", "1", {**lease, "used_through": None, "retired": False, "format": fmt})
+    cloud.publish("ruleset", "default", ruleset("ACME"))
+    first = RunningAgent(data_dir, cloud).start()
+    try:
+        first.wait_synced()
+        wait_until(lambda: scale_settled(first), timeout=10, what="the scale reader to settle")
+        packed = pack(first, "P-0001", "v1", parcel=3).json()
+        assert (packed["status"], packed["tracking_number"]) == ("printed", gs1("7", 10, 9))
+    finally:
+        first.stop()
+    # The state a crash between committing `sending` and `printed` leaves.
+    store = Store.open(data_dir)
+    try:
+        store.conn.execute("UPDATE jobs SET status = 'sending' WHERE job_id = ?", (packed["job_id"],))
+    finally:
+        store.close()
+
+    second = RunningAgent(data_dir, cloud).start()
+    try:
+        assert second.http is not None
+        assert second.http.get(f"/api/v1/jobs/{packed['job_id']}").json()["status"] == "unknown"
+        voided = bodies(second, "number_voided")
+        assert [(v["serial"], v["job_id"], v["reason"]) for v in voided] == [
+            (10, packed["job_id"], "job_unknown")
+        ]
+
+        reprint = second.http.post(
+            f"/api/v1/jobs/{packed['job_id']}/reprint", json={"reason": "none came out"}
+        )
+        assert reprint.status_code == 200, reprint.text
+        again = reprint.json()
+        assert (again["parcel"], again["tracking_number"]) == (3, gs1("7", 11, 9))
+        label = printer.wait_for_labels(2)[1]
+        assert gs1("7", 11, 9) in "\n".join(label["fields"])
+        assert gs1("7", 10, 9) not in "\n".join(label["fields"])
+        assert second.http.get(f"/api/v1/jobs/{again['job_id']}").json()["reprint_of"] == packed["job_id"]
+        used = sorted((u["serial"], u["job_id"]) for u in bodies(second, "number_used"))
+        assert used == sorted([(10, packed["job_id"]), (11, again["job_id"])])
+        # A reprint of the new label (its number is not voided) is the same label, same number.
+        same = second.http.post(f"/api/v1/jobs/{again['job_id']}/reprint", json={"reason": "torn"}).json()
+        assert same["tracking_number"] == gs1("7", 11, 9)
+        assert printer.wait_for_labels(3)[2]["data"] == label["data"]
+    finally:
+        second.stop()
