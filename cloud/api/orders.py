@@ -1,4 +1,5 @@
-"""Order calls: bulk ingest, one order, its state changes, cancel, erasure and its timeline.
+"""Order calls: bulk ingest, one order, its state changes, cancel, erasure, its timeline and the
+carrier label of one of its parcels.
 
 Order ingest reads its raw body itself, counting it as it arrives (`cloud.api.order_batch`), so
 one bad order cannot fail the whole batch and a hostile one is refused before it is built. The
@@ -21,7 +22,7 @@ from cloud.access.principals import Principal
 from cloud.api import order_batch
 from cloud.api.order_batch import BatchScan, InvalidJson
 from cloud.orders import ingest as orders
-from cloud.orders import privacy, timeline
+from cloud.orders import parcels, privacy, timeline
 from cloud.orders import states as order_states
 from cloud.records import audit
 from cloud.storage.gc_pause import paused_gc
@@ -29,6 +30,7 @@ from cloud.storage.store import CloudStore
 from dockside.errors import InputError
 from dockside.http_errors import describe_field_errors
 from dockside.orders import Order, OrderState
+from dockside.shipping.parcels import MAX_PARCELS, LabelDocument
 
 __all__ = ["INGEST_MAX_BODY_BYTES", "OrderBatch", "router"]
 
@@ -36,6 +38,7 @@ INGEST_MAX_BODY_BYTES = 32 * 1024 * 1024
 
 router = APIRouter(prefix="/api/v1")
 OrderRef = Annotated[str, Path(min_length=1, max_length=64)]
+ParcelNumber = Annotated[int, Path(ge=1, le=MAX_PARCELS)]
 _Reason = Annotated[str, StringConstraints(max_length=500)]
 
 
@@ -228,3 +231,36 @@ def erase_personal_data(order_ref: OrderRef, caller: ErasesPersonalData, store: 
 def order_timeline(order_ref: OrderRef, caller: ReadsOrders, store: Store) -> Any:
     """Cloud and edge events of one order in time order, with sources (agent, station, printer, user)."""
     return timeline.order_timeline(store, caller.tenant_id, order_ref, warehouses=caller.warehouses)
+
+
+@router.post("/orders/{order_ref}/parcels/{number}/label", summary="A carrier label for one parcel")
+def put_parcel_label(
+    order_ref: OrderRef, number: ParcelNumber, body: LabelDocument, caller: IngestsOrders, store: Store
+) -> Any:
+    """Give parcel `number` (1 to 99) the carrier's label, `{"format": "zpl" | "pdf" | "png",
+    "data_base64"}`; the warehouse's agents receive the order with it.
+
+    Refused (409) once the order is labelled, shipped or cancelled, or when that parcel's label is
+    printed already; (422) when it is not one printable label or the order's labels together would
+    pass 6 MiB.
+    """
+    with store.unit_of_work():
+        done = parcels.set_parcel_label(
+            store,
+            caller.tenant_id,
+            order_ref,
+            number,
+            body,
+            by=caller.token_name,
+            warehouses=caller.warehouses,
+        )
+        audit.record(
+            store,
+            caller,
+            "set_parcel_label",
+            "order",
+            order_ref,
+            None,
+            {"parcel": number, "format": done["format"], "bytes": done["bytes"]},
+        )
+    return done

@@ -4,6 +4,11 @@ Ingest validates each order on its own (one bad order does not sink the batch), 
 whole batch in one transaction with one block of revisions. Sending the same order again changes
 nothing; changed content replaces the order while it is not yet packed and is refused after.
 
+The OMS's carrier labels (an order's `parcels[].label`: ZPL, PDF or PNG) are checked here with
+`dockside.labels.carrier_documents.check_carrier_label`, the check the agent runs again before
+printing: an order with a label that is not one printable label is refused on its own, with the
+parcel and what to send instead.
+
 A change to where an order goes or what it holds (ship-to, lines, warehouse) is an amendment:
 it goes on the order's timeline (`order_amended`, with who, before and after) in the same
 transaction, and the caller audits each one (`IngestResult.amended`). Reading an order back,
@@ -23,7 +28,9 @@ from sqlalchemy import ARRAY, Text, any_, bindparam, insert, select, update
 
 from cloud.storage import schema
 from cloud.storage.store import ChangeRecord, CloudStore, WriteTransaction, dumps
+from dockside.errors import InputError
 from dockside.http_errors import describe_field_errors
+from dockside.labels.carrier_documents import check_carrier_label
 from dockside.orders import Order, OrderState
 from dockside.sync import ChangeKind
 
@@ -99,6 +106,21 @@ def _error(index: int, order_ref: str | None, code: str, message: str) -> dict[s
     return {"index": index, "order_ref": order_ref, "code": code, "message": message}
 
 
+def _refused_label(order: Order) -> InputError | None:
+    """Why one of the order's carrier labels cannot be printed, naming its parcel; None if all can."""
+    for number, parcel in enumerate(order.parcels, start=1):
+        if parcel.label is None:
+            continue
+        try:
+            check_carrier_label(parcel.label)
+        except InputError as exc:
+            return InputError(
+                f"order {order.order_ref}, parcel {number}: {exc.message}; fix this order and send it again",
+                code=exc.code,
+            )
+    return None
+
+
 def ingest_orders(
     store: CloudStore,
     tenant_id: int,
@@ -127,6 +149,10 @@ def ingest_orders(
                 whole="the order",
             )
             result.errors.append(_error(index, _echo_ref(item), "invalid_order", message))
+            continue
+        refused = _refused_label(order) if order.parcels else None
+        if refused is not None:
+            result.errors.append(_error(index, order.order_ref, refused.code, refused.message))
             continue
         candidate = _Candidate(index, order, order.model_dump_json())
         first = candidates.get(order.order_ref)

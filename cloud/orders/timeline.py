@@ -1,7 +1,10 @@
 """An order read back: as ingested, with its state and events, and its timeline for a person.
 
 The timeline stitches the cloud's and the edge's events of one order together in time order,
-each with who or what it came from (end-to-end monitoring), and the exceptions it opened.
+each with who or what it came from (end-to-end monitoring), and the exceptions it opened. Both
+show the order's `parcels` (cloud.orders.parcels): what the OMS expected joined with what the edge
+labelled, each with its tracking number, carrier, service, weight and dimensions; a timeline
+entry about one parcel's document names that parcel.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from cloud.orders.parcels import JOB_EVENTS, order_parcels
 from cloud.storage import schema
 from cloud.storage.store import CloudStore
 from dockside.errors import NotFound
@@ -60,8 +64,11 @@ def get_order(
             }
             for event in event_rows
         ]
-    order: dict[str, Any] = json.loads(row.body)
+        order: dict[str, Any] = json.loads(row.body)
+        # The OMS's expected parcels, joined with the labelled ones (carrier labels as their size).
+        parcels = order_parcels(conn, tenant_id, order_ref, order)
     order.update(
+        parcels=parcels,
         state=row.state,
         created_at=row.created_at.isoformat(),
         updated_at=row.updated_at.isoformat(),
@@ -93,7 +100,10 @@ def order_timeline(
             }
         else:
             source = {"type": "user", "user": body.get("by") if isinstance(body, dict) else None}
-        entries.append({"at": event["occurred_at"], "kind": event["kind"], "source": source, "detail": body})
+        entry = {"at": event["occurred_at"], "kind": event["kind"], "source": source, "detail": body}
+        if event["kind"] in JOB_EVENTS and isinstance(body, dict):
+            entry["parcel"] = _parcel_summary(body)
+        entries.append(entry)
     exceptions = schema.order_exceptions
     with store.read() as conn:
         rows = conn.execute(
@@ -111,4 +121,18 @@ def order_timeline(
             }
         )
     entries.sort(key=lambda entry: entry["at"])
-    return {"order_ref": order_ref, "state": order["state"], "timeline": entries}
+    return {"order_ref": order_ref, "state": order["state"], "parcels": order["parcels"], "timeline": entries}
+
+
+def _parcel_summary(body: dict[str, Any]) -> dict[str, Any]:
+    """What a job event says of its parcel (an agent older than parcels says only parcel 1)."""
+    return {
+        "number": body.get("parcel", 1),
+        "document": body.get("document", "shipping_label"),
+        "tracking_number": body.get("tracking_number", ""),
+        "carrier": body.get("carrier", ""),
+        "service": body.get("service", ""),
+        "weight_g": body.get("weight_g"),
+        "dimensions_mm": body.get("dimensions_mm"),
+        "sscc": body.get("sscc", ""),
+    }

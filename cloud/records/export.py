@@ -1,7 +1,10 @@
 """Exports of orders, exceptions and the audit log as CSV or JSON lines, streamed a page at a time.
 
 JSON lines carry each record whole; CSV flattens it to fixed columns (nested values as JSON), so
-a spreadsheet opens it and a script can still read the detail.
+a spreadsheet opens it and a script can still read the detail. An order's `parcels` are what the
+OMS expected joined with what the edge labelled (cloud.orders.parcels: tracking number, carrier,
+service, weight, dimensions, documents, state; a carrier label as its format and size, not its
+bytes); CSV adds their count and tracking numbers as columns of their own.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from cloud.orders.parcels import merge_parcels, parcels_of_orders
 from cloud.records import audit
 from cloud.storage import schema
 from cloud.storage.store import CloudStore, dumps
@@ -42,6 +46,11 @@ ORDER_COLUMNS: tuple[str, ...] = (
     "lines",
     "created_at",
     "updated_at",
+    "po_number",
+    "ship_to_gln",
+    "parcel_count",
+    "tracking_numbers",
+    "parcels",
 )
 EXCEPTION_COLUMNS: tuple[str, ...] = (
     "id",
@@ -76,12 +85,19 @@ _PAGE = 1000
 def iter_orders(
     store: CloudStore, tenant_id: int, *, warehouses: Collection[str] | None = None
 ) -> Iterator[dict[str, Any]]:
-    """Every order in scope, oldest first: its body plus state and timestamps."""
+    """Every order in scope, oldest first: its body plus state and timestamps, its parcels joined."""
     table = schema.orders
     last = 0
     while True:
         query = (
-            select(table.c.id, table.c.body, table.c.state, table.c.created_at, table.c.updated_at)
+            select(
+                table.c.id,
+                table.c.order_ref,
+                table.c.body,
+                table.c.state,
+                table.c.created_at,
+                table.c.updated_at,
+            )
             .join(schema.warehouses, schema.warehouses.c.id == table.c.warehouse_id)
             .where(table.c.tenant_id == tenant_id, table.c.id > last)
         )
@@ -89,11 +105,14 @@ def iter_orders(
             query = query.where(schema.warehouses.c.code.in_(sorted(warehouses)))
         with store.read() as conn:
             rows = conn.execute(query.order_by(table.c.id).limit(_PAGE)).all()
-        if not rows:
-            return
+            if not rows:
+                return
+            stored = parcels_of_orders(conn, tenant_id, [row.order_ref for row in rows])
         for row in rows:
+            order = json.loads(row.body)
             yield {
-                **json.loads(row.body),
+                **order,
+                "parcels": merge_parcels(order.get("parcels") or [], stored.get(row.order_ref, [])),
                 "state": row.state,
                 "created_at": row.created_at.isoformat(),
                 "updated_at": row.updated_at.isoformat(),
@@ -148,6 +167,7 @@ def iter_audit(
 def _order_row(order: dict[str, Any]) -> dict[str, Any]:
     ship_to = order.get("ship_to") or {}
     value = order.get("value") or {}
+    parcels = order.get("parcels") or []
     return {
         "order_ref": order["order_ref"],
         "warehouse": order["warehouse"],
@@ -161,6 +181,11 @@ def _order_row(order: dict[str, Any]) -> dict[str, Any]:
         "lines": order.get("lines", []),
         "created_at": order["created_at"],
         "updated_at": order["updated_at"],
+        "po_number": order.get("po_number", ""),
+        "ship_to_gln": order.get("ship_to_gln", ""),
+        "parcel_count": len(parcels),
+        "tracking_numbers": " ".join(p["tracking_number"] for p in parcels if p.get("tracking_number")),
+        "parcels": parcels,
     }
 
 

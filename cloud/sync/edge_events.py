@@ -10,6 +10,13 @@ not at all.
 
 The rules are never evaluated inside that transaction: a packed parcel's weight tolerance is
 decided first, on a read, so however long a rule takes no other writer waits for it.
+
+Job events carry the facts of their parcel (number, document, tracking number, dimensions,
+SSCC), checked before anything is stored: malformed facts reject the event with the reason. A
+printed shipping or GS1 carton label makes its parcel labelled (cloud.orders.parcels), and the
+order becomes `labelled` once every parcel it expects is (or the packer closed it: ORDER_CLOSED),
+`packed` before that. Number events (NUMBER_USED, NUMBER_VOIDED) go to the shipping capability's
+record of tracking numbers, in the same transaction.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +36,14 @@ from cloud.decisions.rulesets import active_ruleset_text
 from cloud.fleet.agents import AgentIdentity
 from cloud.orders.exceptions import ExceptionKind, open_exception
 from cloud.orders.ingest import order_sync_body
+from cloud.orders.parcels import (
+    LABEL_DOCUMENTS,
+    ParcelLedger,
+    check_event_body,
+    expected_parcel_count,
+    parcel_facts,
+)
+from cloud.shipping.leases import record_number_event
 from cloud.storage import schema
 from cloud.storage.gc_pause import paused_gc
 from cloud.storage.store import ChangeRecord, CloudStore, WriteTransaction, dumps
@@ -36,6 +51,7 @@ from cloud.webhooks.delivery import WebhookEvent, emit
 from dockside.errors import InputError
 from dockside.orders import OrderState
 from dockside.rules import CompiledRuleset, compile_ruleset
+from dockside.shipping.parcels import ParcelFacts
 from dockside.sync import ChangeKind, EventKind
 
 __all__ = [
@@ -62,20 +78,27 @@ _NEEDS_ORDER = frozenset(
         EventKind.LABEL_FAILED,
         EventKind.LABEL_REPRINTED,
         EventKind.WEIGHT_CAPTURED,
+        EventKind.ORDER_CLOSED,
+        EventKind.PARCEL_VOIDED,
     }
 )
 # The states an event moves an order out of, and where to. Any other state keeps the order where
-# it is and the event is still recorded; conflicts open exceptions (see _conflicts).
+# it is and the event is still recorded; conflicts open exceptions (see _conflicts). A printed
+# document packs the order; the last expected parcel's label (or the packer's close) labels it.
+_BEFORE_PACKED = frozenset({OrderState.CREATED.value, OrderState.RELEASED.value})
+_BEFORE_LABELLED = _BEFORE_PACKED | {OrderState.PACKED.value}
+_PACKED = (_BEFORE_PACKED, OrderState.PACKED.value)
+_LABELLED = (_BEFORE_LABELLED, OrderState.LABELLED.value)
 _EFFECTS: dict[str, tuple[frozenset[str], str]] = {
-    EventKind.ORDER_PACKED.value: (
-        frozenset({OrderState.CREATED.value, OrderState.RELEASED.value}),
-        OrderState.PACKED.value,
-    ),
-    EventKind.LABEL_PRINTED.value: (
-        frozenset({OrderState.CREATED.value, OrderState.RELEASED.value, OrderState.PACKED.value}),
-        OrderState.LABELLED.value,
-    ),
+    EventKind.ORDER_PACKED.value: _PACKED,
+    EventKind.ORDER_CLOSED.value: _LABELLED,
 }
+_NUMBER_EVENTS = frozenset({EventKind.NUMBER_USED.value, EventKind.NUMBER_VOIDED.value})
+# The events whose order's parcels the batch reads and changes.
+_PARCEL_FACT_KINDS = frozenset({EventKind.LABEL_PRINTED.value, EventKind.LABEL_REPRINTED.value})
+_PARCEL_EVENTS = frozenset(
+    {EventKind.LABEL_PRINTED.value, EventKind.LABEL_REPRINTED.value, EventKind.PARCEL_VOIDED.value}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +138,7 @@ class EventOutcome:
 class _Checked:
     event: IncomingEvent
     body: dict[str, Any]
+    facts: ParcelFacts | None = None  # a job event's parcel facts, checked
 
     def packed_weight(self) -> int | None:
         """The weight an order_packed event reports, when it reports one."""
@@ -157,17 +181,20 @@ def _check(event: IncomingEvent) -> _Checked | Rejection:
         )
     if len(event.body) > MAX_EVENT_BODY_BYTES:
         return Rejection("invalid_body", f"the event body is larger than {MAX_EVENT_BODY_BYTES // 1024} KiB")
-    if not event.body:
-        return _Checked(event, {})
-    try:
-        body = json.loads(event.body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return Rejection(
-            "invalid_body", "the event body is not UTF-8 JSON: the agent must send a JSON object"
-        )
+    body: Any = {}
+    if event.body:
+        try:
+            body = json.loads(event.body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            return Rejection(
+                "invalid_body", "the event body is not UTF-8 JSON: the agent must send a JSON object"
+            )
     if not isinstance(body, dict):
         return Rejection("invalid_body", "the event body must be a JSON object")
-    return _Checked(event, body)
+    wrong = check_event_body(kind.value, body)
+    if wrong is not None:
+        return Rejection("invalid_body", wrong)
+    return _Checked(event, body, parcel_facts(body) if kind.value in _PARCEL_FACT_KINDS else None)
 
 
 def apply_events(store: CloudStore, agent: AgentIdentity, events: Sequence[IncomingEvent]) -> EventOutcome:
@@ -361,6 +388,11 @@ def _apply(
 
     decided: dict[str, Verdict] = dict(stored)
     conflicts = _Conflicts(tx, agent, tolerances)
+    ledger = ParcelLedger(tx, agent.tenant_id)
+    ledger.load(
+        c.event.order_ref for c in checked if c.event.kind in _PARCEL_EVENTS and c.event.order_ref in orders
+    )
+    expected: dict[int, int] = {}
     states: dict[int, str] = {}
     moved: dict[int, str] = {}
     inserts: list[dict[str, Any]] = []
@@ -392,10 +424,26 @@ def _apply(
                 f"order {event.order_ref!r} belongs to another warehouse than {agent.warehouse!r}",
             )
             continue
+        if event.kind in _NUMBER_EVENTS:
+            try:
+                record_number_event(
+                    tx,
+                    agent,
+                    event.kind,
+                    item.body,
+                    order_ref=event.order_ref or None,
+                    parcel=_parcel_of(item.body),
+                    event_id=event.event_id,
+                )
+            except InputError as exc:
+                decided[event.event_id] = Rejection("invalid_body", exc.message)
+                continue
         if order is not None:
             state = states.setdefault(int(order.id), order.state)
             conflicts.check(item, order, state)
             effect = _EFFECTS.get(event.kind)
+            if event.kind in _PARCEL_EVENTS:
+                effect = _parcel_effect(ledger, item, order, agent.warehouse, expected, occurred_at)
             if effect is not None and state in effect[0]:
                 states[int(order.id)] = moved[int(order.id)] = effect[1]
         inserts.append(
@@ -420,6 +468,7 @@ def _apply(
         decided[event.event_id] = None
     if inserts:
         schema.insert_rows(tx.conn, events_table, inserts)
+    ledger.flush()
     conflicts.open_all()
     if moved:
         tx.conn.execute(
@@ -458,6 +507,46 @@ def _apply(
             ]
         )
     return decided
+
+
+def _parcel_of(body: dict[str, Any]) -> int | None:
+    parcel = body.get("parcel")
+    return parcel if isinstance(parcel, int) and not isinstance(parcel, bool) else None
+
+
+def _parcel_effect(
+    ledger: ParcelLedger,
+    item: _Checked,
+    order: Any,
+    warehouse: str,
+    expected: dict[int, int],
+    occurred_at: Callable[[int], datetime],
+) -> tuple[frozenset[str], str] | None:
+    """Apply a parcel event to the order's parcels; the order state it moves the order to, if any."""
+    event = item.event
+    if event.kind == EventKind.PARCEL_VOIDED.value:
+        parcel = _parcel_of(item.body) or 1
+        tracking = item.body.get("tracking_number") or ""
+        ledger.voided(event.order_ref, parcel, tracking if isinstance(tracking, str) else "")
+        return None
+    facts = item.facts or ParcelFacts()
+    job_id = item.body.get("job_id")
+    ledger.printed(
+        event.order_ref,
+        warehouse,
+        facts,
+        job_id if isinstance(job_id, str) else "",
+        occurred_at(event.occurred_at_ms),
+        reprint=event.kind == EventKind.LABEL_REPRINTED.value,
+    )
+    if event.kind != EventKind.LABEL_PRINTED.value:
+        return None
+    if facts.document not in LABEL_DOCUMENTS:
+        return _PACKED
+    count = expected.get(int(order.id))
+    if count is None:
+        count = expected[int(order.id)] = expected_parcel_count(order.body)
+    return _LABELLED if ledger.all_labelled(event.order_ref, count) else _PACKED
 
 
 class _Conflicts:

@@ -1,4 +1,5 @@
-"""Webhooks: an OMS hears of order state changes and exceptions, signed, retried and logged.
+"""Webhooks: an OMS hears of order state changes, labelled parcels, shipped orders and exceptions,
+signed, retried and logged.
 
     a write (state change, exception)  ──emit()──►  webhook_events (same transaction)
     dispatcher, every second            ──►  a delivery per subscriber and event  ──POST──►  OMS
@@ -80,6 +81,9 @@ class WebhookEvent(StrEnum):
     EXCEPTION_UPDATED = "exception.updated"
     # Unusual activity (cloud/access/alerts.py): who, where and what, with the exception it opened.
     ALERT_RAISED = "alert.raised"
+    # A parcel labelled at the edge: order_ref, parcel, tracking_number, carrier, service,
+    # weight_g and dimensions_mm (cloud/orders/parcels.py).
+    PARCEL_LABELLED = "parcel.labelled"
     # An order handed to its carrier (cloud/shipping/manifests.py): its parcels and tracking numbers.
     ORDER_SHIPPED = "order.shipped"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -259,6 +260,17 @@ def test_every_admin_write_route_writes_an_audit_entry(
             "/api/v1/orders/{order_ref}/state",
             "/api/v1/orders/A1/state",
             {"json": {"state": "released"}},
+        ),
+        (
+            "POST",
+            "/api/v1/orders/{order_ref}/parcels/{number}/label",
+            "/api/v1/orders/A1/parcels/1/label",
+            {
+                "json": {
+                    "format": "zpl",
+                    "data_base64": base64.b64encode(b"^XA^FO50,50^FDLABEL^FS^XZ").decode(),
+                }
+            },
         ),
         ("POST", "/api/v1/orders/{order_ref}/cancel", "/api/v1/orders/A1/cancel", {"json": {"reason": "x"}}),
         (

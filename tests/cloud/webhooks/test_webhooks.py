@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import time
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -18,6 +19,7 @@ from cloud.orders import states as order_states
 from cloud.storage.store import CloudStore, utcnow
 from cloud.webhooks import delivery as webhooks
 from dockside.orders import OrderState
+from dockside.v1 import sync_pb2
 from tests.cloud.conftest import RunningCloud, order
 from tests.cloud.webhook_receiver import Receiver, receiver_fixture  # noqa: F401 (the `receiver` fixture)
 
@@ -142,3 +144,45 @@ def test_replay_sends_every_event_since_a_point_in_time_again(
         == 422
     )
     assert cloud.api.delete(f"/api/v1/webhooks/{sub['id']}").json()["active"] is False
+
+
+def test_a_labelled_parcel_is_delivered_with_its_tracking(cloud: RunningCloud, receiver: Receiver) -> None:
+    cloud.put_warehouse("WH1")
+    cloud.ingest(order("PL1"))
+    agent = cloud.enroll("WH1")
+    sub = _subscribe(cloud, receiver.url, ["parcel.labelled"])
+    body = {
+        "job_id": "job-1",
+        "weight_g": 1180,
+        "carrier": "ups",
+        "service": "ground",
+        "parcel": 1,
+        "document": "shipping_label",
+        "tracking_number": "1Z999AA10123456784",
+        "dimensions_mm": [300, 200, 150],
+        "sscc": "",
+    }
+    event = sync_pb2.EdgeEvent(
+        event_id=str(uuid.uuid4()),
+        kind="label_printed",
+        order_ref="PL1",
+        station="S1",
+        occurred_at_ms=int(time.time() * 1000),
+        body=json.dumps(body).encode(),
+        sequence=1,
+    )
+    assert list(agent.push(event).acked) == [event.event_id]
+    (got,) = receiver.wait_for(1)
+    _verify(sub["secret"], got["headers"], got["body"])
+    payload = json.loads(got["body"])
+    assert payload["event"] == "parcel.labelled"
+    assert payload["data"] == {
+        "order_ref": "PL1",
+        "warehouse": "WH1",
+        "parcel": 1,
+        "tracking_number": "1Z999AA10123456784",
+        "carrier": "ups",
+        "service": "ground",
+        "weight_g": 1180,
+        "dimensions_mm": [300, 200, 150],
+    }

@@ -1,0 +1,790 @@
+"""The parcels of an order: what the OMS expects, what the edge labelled, and parcels left on the dock.
+
+    (OMS) expected ──label_printed──► labelled ──manifest──► manifested ──handover──► shipped
+                                          │  ▲
+                              parcel_voided  └── label_printed again (relabel)
+                                          ▼
+                                        voided
+
+A parcel row (the `parcels` table) exists once the edge printed a shipping label or GS1 carton
+label for it; before that the parcel is only what the order's `parcels` list expects. Edge job
+events carry each parcel's facts (number, document, tracking number, dimensions, SSCC); this
+module checks them (`check_event_body`), applies them inside the edge-event batch's transaction
+(`ParcelLedger`), shows an order's parcels joined with what the OMS expected (`merge_parcels`),
+takes a carrier label for one parcel from the OMS (`set_parcel_label`) and opens an exception for
+a parcel labelled but not handed over by the end of the next day (`overdue_parcels`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import uuid
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, TypeGuard
+
+import pydantic_core
+from pydantic import ValidationError
+from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
+
+from cloud.orders.exceptions import ExceptionKind, open_exception
+from cloud.orders.ingest import order_sync_body
+from cloud.storage import schema
+from cloud.storage.store import ChangeRecord, CloudStore, WriteTransaction, dumps, utcnow
+from cloud.webhooks.delivery import WebhookEvent, emit
+from dockside.errors import DocksideError, InputError, NotFound
+from dockside.http_errors import describe_field_errors
+from dockside.labels.carrier_documents import check_carrier_label
+from dockside.orders import Order, OrderState
+from dockside.shipping.parcels import MAX_PARCELS, DocumentKind, LabelDocument, ParcelFacts
+from dockside.sync import ChangeKind, EventKind
+
+__all__ = [
+    "JOB_EVENTS",
+    "LABEL_DOCUMENTS",
+    "OVERDUE_INTERVAL_S",
+    "ParcelLabelled",
+    "ParcelLedger",
+    "ParcelState",
+    "check_event_body",
+    "expected_parcel_count",
+    "merge_parcels",
+    "order_parcels",
+    "overdue_parcels",
+    "parcel_facts",
+    "parcels_of_orders",
+    "run_overdue_parcels",
+    "set_parcel_label",
+]
+
+log = logging.getLogger(__name__)
+
+
+class ParcelState(StrEnum):
+    """Where a parcel is; `expected` is a parcel the OMS announced that has no label yet."""
+
+    EXPECTED = "expected"
+    LABELLED = "labelled"
+    VOIDED = "voided"
+    MANIFESTED = "manifested"
+    SHIPPED = "shipped"
+
+
+# The documents that make a parcel labelled: what a carrier's scanner reads on the parcel.
+LABEL_DOCUMENTS = frozenset({DocumentKind.SHIPPING_LABEL, DocumentKind.CARTON_LABEL})
+# Job events carry the facts of the parcel their document is for (contract: Events).
+JOB_EVENTS = frozenset(
+    {
+        EventKind.LABEL_PRINTED.value,
+        EventKind.LABEL_HELD.value,
+        EventKind.LABEL_FAILED.value,
+        EventKind.JOB_UNKNOWN.value,
+        EventKind.LABEL_REPRINTED.value,
+        EventKind.ORDER_PACKED.value,
+    }
+)
+_TRACKING = re.compile(r"^[A-Z0-9]{0,40}$")
+_SSCC = re.compile(r"^([0-9]{18})?$")
+_PRINTABLE = re.compile(r"^[^\x00-\x1f\x7f]*$")
+_MAX_DIMENSION_MM = 5_000
+_MAX_WEIGHT_G = 1_000_000
+_MAX_SERIAL = 10**30
+
+
+def _is_int(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _text(body: Mapping[str, Any], key: str, limit: int, *, required: bool = False) -> str:
+    value = body.get(key, "")
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or len(value) > limit or not _PRINTABLE.match(value):
+        raise ValueError(f"{key} must be a text of at most {limit} printable characters")
+    if required and not value:
+        raise ValueError(f"{key} is missing: the agent must send it")
+    return value
+
+
+def _tracking(body: Mapping[str, Any], key: str = "tracking_number") -> str:
+    value = body.get(key, "")
+    if value is None:
+        return ""
+    if not isinstance(value, str) or not _TRACKING.match(value):
+        raise ValueError(
+            f"{key} must be at most 40 capital letters and digits, without spaces (got {str(value)[:60]!r})"
+        )
+    return value
+
+
+def _parcel_number(body: Mapping[str, Any], key: str = "parcel") -> int:
+    value = body.get(key, 1)
+    if not _is_int(value) or not 1 <= value <= MAX_PARCELS:
+        raise ValueError(f"{key} must be a parcel number from 1 to {MAX_PARCELS} (got {str(value)[:20]})")
+    return int(value)
+
+
+def parcel_facts(body: Mapping[str, Any]) -> ParcelFacts:
+    """The parcel facts of a job event's body; ValueError saying what is wrong with them.
+
+    Every key may be missing (an agent older than parcels sent none): parcel 1, its shipping label.
+    """
+    number = _parcel_number(body)
+    document = body.get("document", DocumentKind.SHIPPING_LABEL.value)
+    if document is None:
+        document = DocumentKind.SHIPPING_LABEL.value
+    if not isinstance(document, str) or document not in DocumentKind.__members__.values():
+        raise ValueError(f"document must be one of {', '.join(DocumentKind)} (got {str(document)[:40]!r})")
+    dimensions = body.get("dimensions_mm")
+    if dimensions is not None and (
+        not isinstance(dimensions, list)
+        or len(dimensions) != 3
+        or not all(_is_int(side) and 1 <= side <= _MAX_DIMENSION_MM for side in dimensions)
+    ):
+        raise ValueError(
+            f"dimensions_mm must be null or [length, width, height], each 1 to {_MAX_DIMENSION_MM} mm"
+        )
+    weight = body.get("weight_g")
+    if weight is not None and (not _is_int(weight) or not 0 <= weight <= _MAX_WEIGHT_G):
+        # weight_g is an old key, loosely sent: only a label's weight becomes the parcel's.
+        weight = None
+    sscc = body.get("sscc", "")
+    if sscc is None:
+        sscc = ""
+    if not isinstance(sscc, str) or not _SSCC.match(sscc):
+        raise ValueError("sscc must be empty or the 18 digits of an SSCC")
+    carrier = body.get("carrier", "")
+    service = body.get("service", "")
+    return ParcelFacts(
+        number=number,
+        document=DocumentKind(document),
+        tracking_number=_tracking(body),
+        carrier=carrier[:32] if isinstance(carrier, str) else "",
+        service=service[:64] if isinstance(service, str) else "",
+        weight_g=weight,
+        dimensions_mm=(dimensions[0], dimensions[1], dimensions[2]) if dimensions else None,
+        sscc=sscc,
+    )
+
+
+def _number_event(kind: str, body: Mapping[str, Any]) -> None:
+    lease = body.get("lease_id")
+    if not _is_int(lease) or lease < 1:
+        raise ValueError("lease_id must be the id of the number lease the number came from (an integer >= 1)")
+    serial = body.get("serial")
+    if not _is_int(serial) or not 0 <= serial < _MAX_SERIAL:
+        raise ValueError("serial must be the number's serial part, an integer >= 0")
+    _text(body, "carrier", 32, required=True)
+    if not _tracking(body):
+        raise ValueError("tracking_number is missing: the agent must send the number it took")
+    _text(body, "job_id", 64)
+    if kind == EventKind.NUMBER_VOIDED.value:
+        _text(body, "reason", 500)
+
+
+def check_event_body(kind: str, body: Mapping[str, Any]) -> str | None:
+    """Why the parcel, number or close facts of an event body can never be accepted, or None."""
+    try:
+        if kind in JOB_EVENTS:
+            parcel_facts(body)
+        elif kind == EventKind.PARCEL_VOIDED.value:
+            if "parcel" not in body:
+                raise ValueError("parcel is missing: name the parcel whose label was voided")
+            _parcel_number(body)
+            _tracking(body)
+            _text(body, "reason", 500)
+        elif kind == EventKind.ORDER_CLOSED.value:
+            count = body.get("parcels")
+            if not _is_int(count) or not 0 <= count <= MAX_PARCELS:
+                raise ValueError(f"parcels must be how many parcels the order shipped as, 0 to {MAX_PARCELS}")
+        elif kind in (EventKind.NUMBER_USED.value, EventKind.NUMBER_VOIDED.value):
+            _number_event(kind, body)
+    except ValueError as exc:
+        return f"the {kind} event's {exc}: fix the agent; the event is kept for a person"
+    return None
+
+
+def expected_parcel_count(order_body: str) -> int:
+    """How many parcels an order (its stored JSON) is expected to ship as: its `parcels`, at least 1."""
+    # Stored bodies are canonical pydantic JSON: an order without parcels says so in a few bytes.
+    if '"parcels":[]' in order_body:
+        return 1
+    parcels = pydantic_core.from_json(order_body).get("parcels") or []
+    return max(1, len(parcels))
+
+
+@dataclass(slots=True)
+class _Parcel:
+    """A parcel row as the batch sees it (id None: not stored yet)."""
+
+    id: int | None
+    number: int
+    tracking_number: str = ""
+    carrier: str = ""
+    service: str = ""
+    weight_g: int | None = None
+    dimensions_mm: list[int] | None = None
+    documents: list[dict[str, Any]] = field(default_factory=list)
+    state: str = ParcelState.LABELLED.value
+    labelled_at: datetime | None = None
+    dirty: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ParcelLabelled:
+    """A parcel that became labelled (or got a new tracking number) in a batch: a `parcel.labelled`."""
+
+    order_ref: str
+    warehouse: str
+    number: int
+
+    def payload(self, parcel: _Parcel) -> dict[str, Any]:
+        """The webhook's data."""
+        return {
+            "order_ref": self.order_ref,
+            "warehouse": self.warehouse,
+            "parcel": self.number,
+            "tracking_number": parcel.tracking_number,
+            "carrier": parcel.carrier,
+            "service": parcel.service,
+            "weight_g": parcel.weight_g,
+            "dimensions_mm": parcel.dimensions_mm,
+        }
+
+
+_COLUMNS = (
+    "tracking_number",
+    "carrier",
+    "service",
+    "weight_g",
+    "dimensions_mm",
+    "documents",
+    "state",
+    "labelled_at",
+)
+
+
+class ParcelLedger:
+    """The parcels one edge-event batch touches, changed in memory and written once at the end.
+
+    Rows are loaded for the batch's orders up front (one query per chunk of refs); `flush` inserts
+    the new ones and updates the changed ones in the batch's transaction, and queues a
+    `parcel.labelled` webhook for every parcel that became labelled.
+    """
+
+    _CHUNK = 2_000
+
+    def __init__(self, tx: WriteTransaction, tenant_id: int) -> None:
+        self._tx = tx
+        self._tenant_id = tenant_id
+        self._orders: dict[str, dict[int, _Parcel]] = {}
+        self._labelled: dict[tuple[str, int], ParcelLabelled] = {}
+
+    def load(self, refs: Iterable[str]) -> None:
+        """Read the stored parcels of `refs`."""
+        table = schema.parcels
+        wanted = sorted(set(refs) - self._orders.keys())
+        for ref in wanted:
+            self._orders[ref] = {}
+        for start in range(0, len(wanted), self._CHUNK):
+            rows = self._tx.conn.execute(
+                select(table).where(
+                    table.c.tenant_id == self._tenant_id,
+                    schema.one_of(
+                        table.c.order_ref, wanted[start : start + self._CHUNK], self._tx.conn.dialect
+                    ),
+                )
+            ).mappings()
+            for row in rows:
+                self._orders[row["order_ref"]][int(row["number"])] = _Parcel(
+                    id=int(row["id"]),
+                    number=int(row["number"]),
+                    tracking_number=row["tracking_number"],
+                    carrier=row["carrier"],
+                    service=row["service"],
+                    weight_g=row["weight_g"],
+                    dimensions_mm=json.loads(row["dimensions_mm"]) if row["dimensions_mm"] else None,
+                    documents=json.loads(row["documents"]),
+                    state=row["state"],
+                    labelled_at=row["labelled_at"],
+                )
+
+    def _parcels(self, order_ref: str) -> dict[int, _Parcel]:
+        if order_ref not in self._orders:
+            self.load([order_ref])
+        return self._orders[order_ref]
+
+    def printed(
+        self,
+        order_ref: str,
+        warehouse: str,
+        facts: ParcelFacts,
+        job_id: str,
+        at: datetime,
+        *,
+        reprint: bool = False,
+    ) -> None:
+        """A document of the parcel printed: a label makes the parcel labelled, others are noted.
+
+        A document before the parcel's label (a packing slip first) keeps the parcel `expected`
+        with that document noted. A reprint only notes its document on a parcel that has a row:
+        it never brings back a voided label (its tracking number is gone for good).
+        """
+        parcels = self._parcels(order_ref)
+        parcel = parcels.get(facts.number)
+        is_label = facts.document in LABEL_DOCUMENTS
+        if reprint and (parcel is None or parcel.state == ParcelState.VOIDED.value):
+            return
+        if parcel is None:
+            parcel = parcels[facts.number] = _Parcel(
+                id=None, number=facts.number, state=ParcelState.EXPECTED.value, dirty=True
+            )
+        document = {"kind": facts.document.value, "job_id": job_id}
+        if document not in parcel.documents:
+            parcel.documents.append(document)
+            parcel.dirty = True
+        if not is_label or reprint:
+            return
+        tracking = facts.tracking_number or facts.sscc
+        # A new parcel, or one whose label was voided and is now labelled again.
+        fresh = parcel.state in (ParcelState.EXPECTED.value, ParcelState.VOIDED.value)
+        if parcel.state in (ParcelState.MANIFESTED.value, ParcelState.SHIPPED.value) and not fresh:
+            # A reprint-like label for a parcel already closed into a manifest: keep what the
+            # manifest holds (its weight and tracking number went to the carrier).
+            return
+        changed_tracking = bool(tracking) and tracking != parcel.tracking_number
+        if fresh:
+            # A relabelled parcel starts from this label's facts, not the voided one's.
+            parcel.tracking_number = tracking
+            parcel.carrier, parcel.service = facts.carrier, facts.service
+            parcel.weight_g = facts.weight_g
+            parcel.dimensions_mm = list(facts.dimensions_mm) if facts.dimensions_mm else None
+            parcel.labelled_at = at
+        else:
+            if tracking and (facts.document is DocumentKind.SHIPPING_LABEL or not parcel.tracking_number):
+                parcel.tracking_number = tracking
+            parcel.carrier = facts.carrier or parcel.carrier
+            parcel.service = facts.service or parcel.service
+            parcel.weight_g = facts.weight_g if facts.weight_g is not None else parcel.weight_g
+            if facts.dimensions_mm:
+                parcel.dimensions_mm = list(facts.dimensions_mm)
+        parcel.state = ParcelState.LABELLED.value
+        parcel.dirty = True
+        if fresh or changed_tracking:
+            self._labelled[(order_ref, facts.number)] = ParcelLabelled(order_ref, warehouse, facts.number)
+
+    def voided(self, order_ref: str, number: int, tracking_number: str) -> None:
+        """The parcel's label was voided at the edge: its tracking number is gone with it."""
+        parcels = self._parcels(order_ref)
+        parcel = parcels.get(number)
+        if parcel is None:
+            parcel = parcels[number] = _Parcel(
+                id=None, number=number, tracking_number=tracking_number, state=ParcelState.VOIDED.value
+            )
+            parcel.dirty = True
+            return
+        if parcel.state == ParcelState.LABELLED.value and (
+            not tracking_number or tracking_number == parcel.tracking_number
+        ):
+            parcel.state = ParcelState.VOIDED.value
+            parcel.dirty = True
+            self._labelled.pop((order_ref, number), None)
+
+    def all_labelled(self, order_ref: str, expected: int) -> bool:
+        """Whether parcels 1..expected of the order are each labelled (or further along)."""
+        parcels = self._parcels(order_ref)
+        done = (ParcelState.LABELLED.value, ParcelState.MANIFESTED.value, ParcelState.SHIPPED.value)
+        return all(number in parcels and parcels[number].state in done for number in range(1, expected + 1))
+
+    def flush(self) -> None:
+        """Write what changed and queue `parcel.labelled` for the parcels that became labelled."""
+        table = schema.parcels
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        for ref, parcels in self._orders.items():
+            for parcel in parcels.values():
+                if not parcel.dirty:
+                    continue
+                values = {
+                    "tracking_number": parcel.tracking_number,
+                    "carrier": parcel.carrier,
+                    "service": parcel.service,
+                    "weight_g": parcel.weight_g,
+                    "dimensions_mm": dumps(parcel.dimensions_mm) if parcel.dimensions_mm else None,
+                    "documents": dumps(parcel.documents),
+                    "state": parcel.state,
+                    "labelled_at": parcel.labelled_at,
+                }
+                if parcel.id is None:
+                    inserts.append(
+                        {"tenant_id": self._tenant_id, "order_ref": ref, "number": parcel.number, **values}
+                    )
+                else:
+                    updates.append({"_id": parcel.id, **{f"_{key}": value for key, value in values.items()}})
+        if inserts:
+            self._tx.conn.execute(insert(table), inserts)
+        if updates:
+            self._tx.conn.execute(
+                update(table)
+                .where(table.c.id == bindparam("_id"))
+                .values({name: bindparam(f"_{name}") for name in _COLUMNS}),
+                updates,
+            )
+        emit(
+            self._tx,
+            self._tenant_id,
+            WebhookEvent.PARCEL_LABELLED,
+            [
+                labelled.payload(self._orders[labelled.order_ref][labelled.number])
+                for labelled in self._labelled.values()
+            ],
+        )
+
+
+def _parcel_json(row: Any) -> dict[str, Any]:
+    return {
+        "number": int(row["number"]),
+        "state": row["state"],
+        "tracking_number": row["tracking_number"],
+        "carrier": row["carrier"],
+        "service": row["service"],
+        "weight_g": row["weight_g"],
+        "dimensions_mm": json.loads(row["dimensions_mm"]) if row["dimensions_mm"] else None,
+        "documents": json.loads(row["documents"]),
+        "manifest_id": row["manifest_id"],
+        "labelled_at": row["labelled_at"].isoformat() if row["labelled_at"] else None,
+    }
+
+
+def parcels_of_orders(
+    conn: Connection, tenant_id: int, refs: Sequence[str]
+) -> dict[str, list[dict[str, Any]]]:
+    """The stored parcels of each of `refs` (an order without any is missing), by number."""
+    table = schema.parcels
+    found: dict[str, list[dict[str, Any]]] = {}
+    for start in range(0, len(refs), 2_000):
+        rows = conn.execute(
+            select(table)
+            .where(
+                table.c.tenant_id == tenant_id,
+                schema.one_of(table.c.order_ref, refs[start : start + 2_000], conn.dialect),
+            )
+            .order_by(table.c.order_ref, table.c.number)
+        ).mappings()
+        for row in rows:
+            found.setdefault(row["order_ref"], []).append(_parcel_json(row))
+    return found
+
+
+def merge_parcels(
+    expected: Sequence[Mapping[str, Any]], stored: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """An order's parcels: each expected one (the order's `parcels`, else one) joined with its row.
+
+    A parcel the OMS expected and the edge has not labelled yet is `expected`, with what the OMS
+    said of it; the carrier label the OMS sent shows as its format and size, never its bytes.
+    """
+    rows = {int(row["number"]): row for row in stored}
+    count = max([len(expected) or 1, *rows])
+    merged: list[dict[str, Any]] = []
+    for number in range(1, count + 1):
+        oms = expected[number - 1] if number <= len(expected) else {}
+        row = rows.get(number)
+        label = oms.get("label")
+        parcel: dict[str, Any] = {
+            "number": number,
+            "state": ParcelState.EXPECTED.value,
+            "tracking_number": oms.get("tracking_number", ""),
+            "carrier": oms.get("carrier", ""),
+            "service": oms.get("service", ""),
+            "weight_g": None,
+            "dimensions_mm": oms.get("dimensions_mm"),
+            "documents": [],
+            "manifest_id": None,
+            "labelled_at": None,
+        }
+        if row is not None:
+            # What the edge reported wins; what it left empty is what the OMS said.
+            parcel.update({key: value for key, value in row.items() if value not in (None, "")})
+        elif number > len(expected) and number > 1:
+            continue  # neither expected nor labelled: a gap the station left
+        parcel["expected_weight_g"] = oms.get("expected_weight_g")
+        parcel["label"] = (
+            {
+                "format": label["format"],
+                "bytes": len(label["data_base64"]) * 3 // 4 - label["data_base64"][-2:].count("="),
+            }
+            if isinstance(label, dict)
+            else None
+        )
+        merged.append(parcel)
+    return merged
+
+
+def order_parcels(
+    conn: Connection, tenant_id: int, order_ref: str, order: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """One order's parcels (`order` is its stored JSON, decoded): see merge_parcels."""
+    stored = parcels_of_orders(conn, tenant_id, [order_ref]).get(order_ref, [])
+    return merge_parcels(order.get("parcels") or [], stored)
+
+
+class ParcelAlreadyLabelled(DocksideError):
+    """The parcel already has a label printed at the edge: its carrier label can no longer change."""
+
+    code = "parcel_labelled"
+    http_status = 409
+
+
+class OrderLocked(DocksideError):
+    """The order is past the point where its carrier labels may change."""
+
+    code = "order_locked"
+    http_status = 409
+
+
+# A carrier label may still arrive while the order is being packed (the second carton's, say).
+_LABEL_OPEN_STATES = frozenset(
+    {OrderState.CREATED.value, OrderState.RELEASED.value, OrderState.PACKED.value, OrderState.EXCEPTION.value}
+)
+
+
+def set_parcel_label(
+    store: CloudStore,
+    tenant_id: int,
+    order_ref: str,
+    number: int,
+    document: LabelDocument,
+    *,
+    by: str,
+    warehouses: Collection[str] | None = None,
+) -> dict[str, Any]:
+    """Put the OMS's carrier label on parcel `number` of an order; the agents receive the order again.
+
+    Parcels up to `number` that the order did not list yet are added empty. Refused when the order
+    is labelled, shipped or cancelled, when that parcel already has a printed label, or when the
+    order's labels together would pass the order's bound.
+    """
+    if not 1 <= number <= MAX_PARCELS:
+        raise InputError(f"parcel {number} does not exist: parcels are numbered 1 to {MAX_PARCELS}")
+    # Checked before the write begins: reading a PDF's pages must not hold the write lock.
+    size = len(check_carrier_label(document).data)
+    table = schema.orders
+    with store.write() as tx:
+        tx.lock_clock()
+        query = (
+            select(
+                table.c.id,
+                table.c.tenant_id,
+                table.c.warehouse_id,
+                table.c.order_ref,
+                table.c.state,
+                table.c.body,
+                schema.warehouses.c.code,
+            )
+            .join(schema.warehouses, schema.warehouses.c.id == table.c.warehouse_id)
+            .where(table.c.tenant_id == tenant_id, table.c.order_ref == order_ref)
+        )
+        order = tx.conn.execute(query).first()
+        if order is None or (warehouses is not None and order.code not in warehouses):
+            raise NotFound(
+                f"there is no order {order_ref[:64]!r}: check the reference or ingest the order first"
+            )
+        if order.state not in _LABEL_OPEN_STATES:
+            raise OrderLocked(
+                f"order {order_ref} is {order.state}: its carrier labels can no longer change; "
+                "void the parcel at the warehouse and relabel it there"
+            )
+        labelled = tx.conn.execute(
+            select(schema.parcels.c.state).where(
+                schema.parcels.c.tenant_id == tenant_id,
+                schema.parcels.c.order_ref == order_ref,
+                schema.parcels.c.number == number,
+            )
+        ).scalar()
+        if labelled is not None and labelled != ParcelState.VOIDED.value:
+            raise ParcelAlreadyLabelled(
+                f"parcel {number} of order {order_ref} is {labelled} already: void its label at the "
+                "warehouse first, then send the new one"
+            )
+        body = json.loads(order.body)
+        parcels = list(body.get("parcels") or [])
+        while len(parcels) < number:
+            parcels.append({})
+        parcels[number - 1] = {**parcels[number - 1], "label": document.model_dump(mode="json")}
+        try:
+            updated = Order.model_validate({**body, "parcels": parcels})
+        except ValidationError as exc:
+            raise InputError(
+                describe_field_errors(
+                    exc.errors(include_url=False, include_input=False),
+                    fix="send a smaller label or fewer labels with this order",
+                    whole="the order",
+                ),
+                code="order_too_large",
+            ) from None
+        text = updated.model_dump_json()
+        tx.conn.execute(update(table).where(table.c.id == order.id).values(body=text, updated_at=tx.now))
+        tx.conn.execute(
+            insert(schema.order_events).values(
+                event_id=f"cloud:{uuid.uuid4()}",
+                tenant_id=tenant_id,
+                warehouse_id=order.warehouse_id,
+                order_id=order.id,
+                order_ref=order_ref,
+                kind="parcel_label_received",
+                source="cloud",
+                station="",
+                agent_id=None,
+                sequence=0,
+                occurred_at=tx.now,
+                received_at=tx.now,
+                body=dumps(
+                    {
+                        "by": by,
+                        "parcel": number,
+                        "format": document.format.value,
+                        "bytes": size,
+                    }
+                ),
+            )
+        )
+        tx.append_changes(
+            [
+                ChangeRecord(
+                    tenant_id,
+                    int(order.warehouse_id),
+                    ChangeKind.ORDER.value,
+                    order_ref,
+                    order_sync_body(text, order.state),
+                )
+            ]
+        )
+    return {
+        "order_ref": order_ref,
+        "parcel": number,
+        "format": document.format.value,
+        "bytes": size,
+        "parcels": len(parcels),
+    }
+
+
+# How often the cloud looks for parcels left on the dock.
+OVERDUE_INTERVAL_S = 600.0
+_OVERDUE_BATCH = 1_000
+
+
+def _overdue_key(parcel_id: int) -> str:
+    # One exception per parcel row: the key stands where an edge event's id would.
+    return f"parcel-overdue:{parcel_id}"
+
+
+def overdue_parcels(store: CloudStore, now: datetime | None = None) -> int:
+    """Open one exception per parcel labelled but not on a handed-over manifest by the end of the
+    next day (UTC) after it was labelled; returns how many it opened (none for a parcel twice)."""
+    moment = now or utcnow()
+    # Labelled on day D: overdue from midnight that ends day D + 1.
+    cutoff = moment.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
+    parcels, orders, exceptions = schema.parcels, schema.orders, schema.order_exceptions
+    opened = 0
+    last = 0
+    while True:
+        with store.write() as tx:
+            rows = tx.conn.execute(
+                select(
+                    parcels.c.id,
+                    parcels.c.tenant_id,
+                    parcels.c.order_ref,
+                    parcels.c.number,
+                    parcels.c.tracking_number,
+                    parcels.c.carrier,
+                    parcels.c.state,
+                    parcels.c.manifest_id,
+                    parcels.c.labelled_at,
+                    orders.c.warehouse_id,
+                )
+                .join(
+                    orders,
+                    and_(
+                        orders.c.tenant_id == parcels.c.tenant_id, orders.c.order_ref == parcels.c.order_ref
+                    ),
+                )
+                .where(
+                    parcels.c.id > last,
+                    or_(
+                        parcels.c.state == ParcelState.LABELLED.value,
+                        parcels.c.state == ParcelState.MANIFESTED.value,
+                    ),
+                    parcels.c.labelled_at < cutoff,
+                    # A cancelled order's parcel is not waiting for a driver.
+                    orders.c.state != OrderState.CANCELLED.value,
+                )
+                .order_by(parcels.c.id)
+                .limit(_OVERDUE_BATCH)
+            ).all()
+            if not rows:
+                return opened
+            last = int(rows[-1].id)
+            # Replicas may scan at once: the clock's lock makes "seen" then "open" one step.
+            tx.lock_clock()
+            keys = [_overdue_key(int(row.id)) for row in rows]
+            seen = set(
+                tx.conn.execute(
+                    select(exceptions.c.event_id).where(
+                        exceptions.c.kind == ExceptionKind.PARCEL_OVERDUE.value,
+                        schema.one_of(exceptions.c.event_id, keys, tx.conn.dialect),
+                    )
+                ).scalars()
+            )
+            for row, key in zip(rows, keys, strict=True):
+                if key in seen:
+                    continue
+                where = (
+                    f"on manifest {row.manifest_id} not handed over" if row.manifest_id else "on no manifest"
+                )
+                open_exception(
+                    tx,
+                    tenant_id=int(row.tenant_id),
+                    warehouse_id=int(row.warehouse_id),
+                    order_ref=row.order_ref,
+                    kind=ExceptionKind.PARCEL_OVERDUE,
+                    message=(
+                        f"parcel {row.number} of order {row.order_ref} ({row.carrier or 'no carrier'} "
+                        f"{row.tracking_number or 'no tracking number'}) was labelled "
+                        f"{row.labelled_at:%Y-%m-%d} and is still {where}: find it on the dock and "
+                        "hand it to the carrier, or void its label"
+                    ),
+                    detail={
+                        "parcel": int(row.number),
+                        "tracking_number": row.tracking_number,
+                        "carrier": row.carrier,
+                        "state": row.state,
+                        "manifest_id": row.manifest_id,
+                        "labelled_at": row.labelled_at.isoformat(),
+                    },
+                    event_id=key,
+                )
+                opened += 1
+            if len(rows) < _OVERDUE_BATCH:
+                return opened
+
+
+async def run_overdue_parcels(
+    store: CloudStore, stop: asyncio.Event, *, interval_s: float = OVERDUE_INTERVAL_S
+) -> None:
+    """Look for overdue parcels every `interval_s` until `stop` is set (one scanner per process)."""
+    while not stop.is_set():
+        try:
+            await asyncio.to_thread(overdue_parcels, store)
+        except Exception:
+            # A broken database moment must not end the scan for good: log and go on.
+            log.exception("overdue parcel scan failed; trying again shortly")
+        try:
+            await asyncio.wait_for(stop.wait(), interval_s)
+        except TimeoutError:
+            continue
