@@ -341,8 +341,12 @@ def rendered_page(page: PdfPage, *, dpi: int, width_dots: int, height_dots: int)
     )
     # PDFium draws images into a greyscale bitmap two to three times slower than into colour (and
     # vector art the other way round): a page with images is drawn in colour, then made grey.
+    # pypdfium2 sizes the bitmap with ceil(), so 288 pt x 300/72 can come out 1,201 dots from
+    # rounding error: a billionth less scale keeps it at 1,200 (and spares the crop).
     bitmap = page.page.render(
-        scale=placement.scale, rotation=90 if placement.turned else 0, grayscale=not page.has_images
+        scale=placement.scale * (1 - 1e-9),
+        rotation=90 if placement.turned else 0,
+        grayscale=not page.has_images,
     )
     try:
         picture = bitmap.to_pil()

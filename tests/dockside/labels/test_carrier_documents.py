@@ -138,6 +138,8 @@ def test_a_pdf_label_prints_as_a_zpl_graphic_whose_barcode_scans(dpi: int) -> No
     zpl = label_to_zpl(doc, dpi=dpi, width_dots=width, height_dots=height)
 
     assert (checked.pages, checked.page_inches) == (1, ((4.0, 6.0),))
+    row_bytes = (width + 7) // 8
+    assert zpl.startswith(f"^XA^PW{width}^LL{height}^LH0,0^FO0,0^GFA,{row_bytes * height},".encode())
     (label,) = read_zpl_graphics(zpl)
     assert label.size == (width, height)
     assert scanned(label) == [TRACKING]
