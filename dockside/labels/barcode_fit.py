@@ -20,10 +20,12 @@ measured with python-barcode's patterns (a 3:1 ratio).
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from barcode.codex import Code128, Gs1_128  # type: ignore[import-untyped]
 from pydantic import BaseModel
 
 from dockside.errors import TemplateError
@@ -164,13 +166,7 @@ class _Walker:
             )  # fmt: skip
         orientation = (args[0] or "N").upper()[:1]
         if barcode.name == "BC":
-            try:
-                symbol = zebra_code128(data)
-                modules, text = symbol.width_modules, symbol.text.replace("\x1d", "")
-            except ValueError:
-                # What the preview cannot draw exactly is measured as subset B: one symbol a character.
-                text = data
-                modules = 11 * (len(data) + 2) + 13
+            modules, text = _code128_size(data, (args[5] if len(args) > 5 else "").upper()[:1] or "N")
         else:
             text = data
             try:
@@ -188,6 +184,33 @@ class _Walker:
             barcode, _KINDS[barcode.name], text, self.module, modules, CODE128_QUIET_MODULES,
             start - quiet, start + modules * self.module + quiet, limit, across, limit_name,
         )  # fmt: skip
+
+
+def _code128_size(data: str, mode: str) -> tuple[int, str]:
+    """A `^BC` symbol's width in modules and its text, for field data in ^BC mode `mode`.
+
+    Mode N (invocation codes) is measured exactly. In modes A (automatic), D (GS1: the printer
+    strips parentheses and spaces and starts with FNC1) and U (UCC case: 19 digits and a check
+    digit) the printer picks the subsets itself; python-barcode's encoder, which also switches to
+    subset C for runs of four or more digits, stands in for it.
+    """
+    try:
+        if mode == "N":
+            symbol = zebra_code128(data)
+            return symbol.width_modules, symbol.text.replace("\x1d", "")
+        if mode in ("D", "U"):
+            text = re.sub(r"[() ]", "", data) if mode == "D" else (data + "0" * 19)[:19] + "0"
+            return 11 * (len(Gs1_128(text).encoded) + 1) + 13, text
+        if mode == "A":
+            return 11 * (len(Code128(data).encoded) + 1) + 13, data
+    except Exception:  # python-barcode raises its own error types without a common base
+        return _subset_b_size(data)
+    return _subset_b_size(data)
+
+
+def _subset_b_size(data: str) -> tuple[int, str]:
+    """What cannot be encoded is measured as subset B: one symbol a character."""
+    return 11 * (len(data) + 2) + 13, data
 
 
 def _int(args: list[str], index: int, default: int) -> int:

@@ -182,3 +182,23 @@ def test_publish_refuses_a_sample_whose_barcode_runs_off_the_label() -> None:
 @pytest.mark.parametrize("name", ["shipping-4x6", "gs1-carton-4x6", "customs-cn23-4x6", "sku-2x1"])
 def test_every_shipped_zpl_template_passes_with_its_longest_values(name: str) -> None:
     assert validate_template(**load_shipped_template(name).version_body())
+
+
+@pytest.mark.parametrize(
+    ("command", "characters", "text"),
+    [
+        # Mode A: the printer packs the twenty digits two a character (start, 10, check).
+        ("^BCN,100,Y,N,N,A^FD12345678901234567890", 12, "12345678901234567890"),
+        # Mode D: parentheses and spaces stripped, FNC1 after the start (start, FNC1, 10, check).
+        ("^BCN,100,Y,N,N,D^FD(00) 106141411234567897", 13, "00106141411234567897"),
+        # Mode N without invocation codes: subset B throughout (start, 20, check).
+        ("^BCN,100,Y,N,N^FD12345678901234567890", 22, "12345678901234567890"),
+    ],
+)
+def test_the_printers_automatic_modes_are_measured_as_it_packs_them(
+    command: str, characters: int, text: str
+) -> None:
+    (extent,) = measure_barcodes(f"^XA^FO50,50^BY3{command}^FS^XZ", width_dots=812, height_dots=1218)
+
+    assert (extent.modules, extent.text) == (11 * characters + 13, text)
+    assert extent.fits == (characters < 22)
