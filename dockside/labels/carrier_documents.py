@@ -255,9 +255,10 @@ def label_to_zpl(doc: LabelDocument, *, dpi: int, width_dots: int, height_dots: 
 
     ZPL is sent as given (checked, and refused if its ^PW is wider than the printer's label); a
     PDF or PNG becomes one label format per page, `^XA ... ^FO x,y ^GFA,...:Z64:...^FS ^XZ`, its
-    picture centred. Every check of `check_carrier_label` is made on the way. Raises `InputError`
-    (`label_...` codes). Takes milliseconds a page, in C that holds the GIL: async callers run it
-    in a thread.
+    picture centred. Every check of `check_carrier_label` is made on the way, and each page's
+    objects and images before it is drawn. Raises `InputError` (`label_...` codes). Takes
+    milliseconds to tens of milliseconds a page, mostly in C (PDFium lets go of the GIL): async
+    callers run it in a thread.
     """
     _printer(dpi, width_dots, height_dots)
     if doc.format is LabelFormat.ZPL:
