@@ -69,15 +69,16 @@
 {% endif %}
 ^FO20,800^GB772,4,4^FS
 
-{# (00) the SSCC of this carton: 18 digits, so 20 with the AI, ten characters of subset C #}
+{# (00) the SSCC of this carton: 18 digits, so 20 with the AI, ten characters of subset C; 32 mm
+   high (256 dots), as GS1 asks of an SSCC on a logistic label #}
 ^FO30,816^A0N,30,28^FDSSCC^FS
 {% if shipment.sscc %}
 {% for ai, digits, n in [('00' ~ shipment.sscc, (('00' ~ shipment.sscc) | trim('0123456789')) == '', ('00' ~ shipment.sscc) | length)] %}
 {% for k in [n // 2 + 3 + (n % 2) * 2 if digits else n + 3] %}
 ^FO30,852^A0N,40,36^FB752,1,0,C^FH^FD(00) {{ shipment.sscc }}^FS
-^FO{{ [0, (812 - ([4, [1, 812 // (11 * k + 33)] | max] | min) * (11 * k + 13)) // 2] | max }},904^BY{{ [4, [1, 812 // (11 * k + 33)] | max] | min }},3,240^BCN,240,N,N,N^FH^FD{% if not digits %}>:>8{{ ai | code128 }}{% elif n % 2 == 0 %}>;>8{{ ai }}{% else %}>;>8{{ ai[:-1] }}>6{{ ai[-1:] }}{% endif %}^FS
+^FO{{ [0, (812 - ([4, [1, 812 // (11 * k + 33)] | max] | min) * (11 * k + 13)) // 2] | max }},900^BY{{ [4, [1, 812 // (11 * k + 33)] | max] | min }},3,256^BCN,256,N,N,N^FH^FD{% if not digits %}>:>8{{ ai | code128 }}{% elif n % 2 == 0 %}>;>8{{ ai }}{% else %}>;>8{{ ai[:-1] }}>6{{ ai[-1:] }}{% endif %}^FS
 {% endfor %}
 {% endfor %}
 {% endif %}
-^FO30,1170^A0N,22,20^FH^FDStation {{ station }}   Job {{ job_id }}   {{ printed_at }}^FS
+^FO30,1180^A0N,22,20^FH^FDStation {{ station }}   Job {{ job_id }}   {{ printed_at }}^FS
 ^XZ
