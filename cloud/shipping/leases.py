@@ -12,7 +12,9 @@ Each lease is a NUMBER_LEASE change in its agent's warehouse (key: the lease id)
     {"id", "agent_id", "carrier", "kind": "range" | "sscc", "first", "last",
      "used_through", "retired", "format"}
 
-and agents use only their own leases. Agents report numbers as edge events (NUMBER_USED,
+where `format` is the range's dockside.shipping.tracking.NumberFormat, or for an `sscc` carrier
+`{"company_prefix", "extension"}` (the agent numbers with dockside.shipping.sscc.sscc18), and
+agents use only their own leases. Agents report numbers as edge events (NUMBER_USED,
 NUMBER_VOIDED): `record_number_event` stores each in tracking_numbers, unique per tenant,
 carrier and number, so a number used a second time, by anyone, opens a `number_reused` exception
 instead of passing silently; it raises the lease's `used_through` and tops the agent up.
@@ -97,7 +99,16 @@ def _unused(lease: Any) -> int:
     return max(0, int(lease.last) - used)
 
 
-def _lease_body(lease: Any, kind: str, fmt: str) -> str:
+def _lease_body(lease: Any, tracking: str, fmt: str) -> str:
+    """The NUMBER_LEASE body; `format` is the range's NumberFormat, or for an SSCC carrier its
+    company prefix and extension digit (the agent numbers with dockside.shipping.sscc.sscc18)."""
+    numbering = json.loads(tracking)
+    kind = numbering["kind"]
+    if kind == "sscc":
+        scheme = numbering["scheme"]
+        number_format = {"company_prefix": scheme["company_prefix"], "extension": scheme["extension"]}
+    else:
+        number_format = json.loads(fmt)
     return dumps(
         {
             "id": int(lease.id),
@@ -108,7 +119,7 @@ def _lease_body(lease: Any, kind: str, fmt: str) -> str:
             "last": int(lease.last),
             "used_through": None if lease.used_through is None else int(lease.used_through),
             "retired": bool(lease.retired),
-            "format": json.loads(fmt),
+            "format": number_format,
         }
     )
 
@@ -127,8 +138,7 @@ def _lease_change(tx: WriteTransaction, lease_id: int) -> ChangeRecord:
         .join(agents, agents.c.id == leases.c.agent_id)
         .where(leases.c.id == lease_id)
     ).one()
-    kind = json.loads(row.tracking)["kind"]
-    body = _lease_body(row, kind, row.format)
+    body = _lease_body(row, row.tracking, row.format)
     return ChangeRecord(
         int(row.tenant_id), int(row.warehouse_id), ChangeKind.NUMBER_LEASE.value, str(lease_id), body
     )
@@ -474,4 +484,4 @@ def lease_sync_bodies(conn: Connection, tenant_id: int, warehouse_id: int) -> It
         .order_by(leases.c.id)
     )
     for row in rows:
-        yield str(row.id), _lease_body(row, json.loads(row.tracking)["kind"], row.format)
+        yield str(row.id), _lease_body(row, row.tracking, row.format)

@@ -20,6 +20,7 @@ from cloud.shipping.ranges import RangeIn, add_range
 from cloud.storage import schema
 from cloud.storage.store import CloudStore
 from dockside.errors import InputError
+from dockside.shipping.sscc import sscc18
 from dockside.shipping.tracking import NumberFormat, format_number
 from dockside.sync import ChangeKind, EventKind
 from tests.cloud.conftest import Agent, RunningCloud
@@ -350,3 +351,18 @@ def test_snapshot_bodies_are_the_last_changes_and_a_retired_agent_leaves_them(cl
     assert [json.loads(body)["agent_id"] for body in left.values()] == [a2.agent_id]
     # The 9 numbers agent 1 never used are gone for good, not free.
     assert cloud.api.get("/api/v1/carriers/DHL").json()["free_numbers"] == free - 9
+
+
+def test_an_sscc_carrier_leases_serials_the_agent_numbers_with_sscc18(cloud: RunningCloud) -> None:
+    cloud.put_warehouse("WH1")
+    agent = cloud.enroll("WH1")
+    after = cloud.store.current_revision()
+    tracking = {"kind": "sscc", "company_prefix": "0614141", "extension": 1}
+    body = {"code": "CARTONS", "name": "B2B cartons", "tracking": tracking, "block_size": 5}
+    assert cloud.api.post("/api/v1/carriers", json=body).status_code == 201
+    (heard,) = _lease_changes(agent, after, 1)
+    assert heard["kind"] == "sscc"
+    assert heard["format"] == {"company_prefix": "0614141", "extension": 1}
+    assert (heard["first"], heard["last"], heard["agent_id"]) == (1, 5, agent.agent_id)
+    # GS1's published example SSCC, (00) 1 0614141 234567890 8, from the lease's own format.
+    assert sscc18(**heard["format"], serial=234567890) == "106141412345678908"
