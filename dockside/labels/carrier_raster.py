@@ -52,6 +52,7 @@ __all__ = [
     "pdf_pages",
     "place",
     "png_dpi",
+    "png_unreadable",
     "rendered_page",
     "zpl_graphic_label",
 ]
