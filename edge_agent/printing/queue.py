@@ -124,7 +124,9 @@ class PrintQueue:
     def _take(self, job: Job, planned: TakenNumber) -> None:
         """Take the number `job` was rendered with, in the caller's transaction (which it undoes
         by raising if that number is no longer the next one: a bug, never a second use)."""
-        taken = self.numbers.take(planned.carrier, job.job_id, order_ref=job.order_ref, station=job.station)
+        taken = self.numbers.take(
+            planned.carrier, job.job_id, order_ref=job.order_ref, station=job.station, parcel=job.parcel
+        )
         if taken != planned:
             raise RuntimeError(
                 f"job {job.job_id} was rendered with {planned.carrier} number {planned.tracking_number}, "
@@ -220,7 +222,7 @@ class PrintQueue:
 
     def _void(self, job: Job, reason: str) -> None:
         """Void the numbers `job` took (in the caller's transaction): it did not print for sure."""
-        self.numbers.void(job.job_id, reason, order_ref=job.order_ref, station=job.station)
+        self.numbers.void(job.job_id, reason, order_ref=job.order_ref, station=job.station, parcel=job.parcel)
 
     def _record(self, job: Job, kinds: tuple[EventKind, ...], extra: dict[str, Any]) -> None:
         body = {**job.event_body(), **extra}

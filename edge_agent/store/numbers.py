@@ -138,12 +138,13 @@ class Numbers:
         return None
 
     def take(
-        self, carrier: str, job_id: str, *, order_ref: str = "", station: str = ""
+        self, carrier: str, job_id: str, *, order_ref: str = "", station: str = "", parcel: int | None = None
     ) -> TakenNumber | None:
         """Take the next number for `carrier` for `job_id`; None when none is left.
 
         Call inside the transaction that inserts the job: the number and its `number_used`
-        event are written there, so they exist exactly when the job does.
+        event are written there, so they exist exactly when the job does. The event names the
+        job's `parcel` when given (the cloud files the number under the order's parcel).
         """
         taken = self.next_number(carrier)
         if taken is None:
@@ -153,12 +154,15 @@ class Numbers:
             "VALUES (?, ?, ?, ?, ?, 'used', ?)",
             (taken.lease_id, taken.serial, carrier, taken.tracking_number, job_id, now_ms()),
         )
-        self._outbox.record(
-            EventKind.NUMBER_USED, taken.event_body(job_id), order_ref=order_ref, station=station
-        )
+        body = taken.event_body(job_id)
+        if parcel is not None:
+            body["parcel"] = parcel
+        self._outbox.record(EventKind.NUMBER_USED, body, order_ref=order_ref, station=station)
         return taken
 
-    def void(self, job_id: str, reason: str, *, order_ref: str = "", station: str = "") -> list[TakenNumber]:
+    def void(
+        self, job_id: str, reason: str, *, order_ref: str = "", station: str = "", parcel: int | None = None
+    ) -> list[TakenNumber]:
         """Void the numbers `job_id` took (never to be used again), each with `number_voided`.
 
         Call inside the transaction that marks the job unknown or failed (or forgets it).
@@ -171,12 +175,10 @@ class Numbers:
         voided = []
         for lease_id, carrier, serial, tracking_number in rows:
             number = TakenNumber(int(lease_id), str(carrier), "", int(serial), str(tracking_number))
-            self._outbox.record(
-                EventKind.NUMBER_VOIDED,
-                {**number.event_body(job_id), "reason": reason},
-                order_ref=order_ref,
-                station=station,
-            )
+            body = {**number.event_body(job_id), "reason": reason}
+            if parcel is not None:
+                body["parcel"] = parcel
+            self._outbox.record(EventKind.NUMBER_VOIDED, body, order_ref=order_ref, station=station)
             voided.append(number)
         return voided
 

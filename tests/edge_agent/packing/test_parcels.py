@@ -366,6 +366,8 @@ def test_a_reprint_of_a_job_whose_number_was_voided_labels_the_parcel_with_the_n
         assert second.http.get(f"/api/v1/jobs/{again['job_id']}").json()["reprint_of"] == packed["job_id"]
         used = sorted((u["serial"], u["job_id"]) for u in bodies(second, "number_used"))
         assert used == sorted([(10, packed["job_id"]), (11, again["job_id"])])
+        numbered = [*bodies(second, "number_used"), *bodies(second, "number_voided")]
+        assert {(body["parcel"], body["carrier"]) for body in numbered} == {(3, "ACME")}
         # A reprint of the new label (its number is not voided) is the same label, same number.
         same = second.http.post(f"/api/v1/jobs/{again['job_id']}/reprint", json={"reason": "torn"}).json()
         assert same["tracking_number"] == gs1("7", 11, 9)
