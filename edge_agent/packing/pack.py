@@ -191,7 +191,10 @@ class Packer:
             plan = shipping_label_plan(order, parcel, decision)
             template = None if plan.carrier_label else self._cache.templates.get(decision.template)
             lane, routed = self._queue.route(station, decision.printer_role)
-            leased, given = self._tracking_source(order_ref, decision.carrier, parcel, expected)
+            if plan.carrier_label is None:
+                leased, given = self._tracking_source(order_ref, decision.carrier, parcel, expected)
+            else:  # the carrier's own label, as the OMS sent it: its number is the one printed
+                leased, given = False, plan.tracking_number or None
             carrier_label_data = None
             if plan.carrier_label is not None:
                 # The OMS's own label, drawn for this printer in a worker thread (a PDF costs ms).

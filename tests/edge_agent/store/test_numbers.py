@@ -248,3 +248,27 @@ def test_out_of_numbers_is_reported_once_until_numbers_come_back(agent: Agent) -
     assert agent.take() is not None
     agent.numbers.report_exhausted("ACME")
     assert len(agent.events("exception_raised")) == 2
+
+
+def test_a_snapshot_replaces_carriers_and_leases_but_never_what_was_taken(data_dir: Path) -> None:
+    agent = Agent(data_dir)
+    agent.sync(ChangeKind.CARRIER, "ACME", {"code": "ACME", "tracking": {"kind": "range"}})
+    agent.sync(ChangeKind.CARRIER, "OLD", {"code": "OLD", "tracking": {"kind": "oms"}})
+    agent.sync(ChangeKind.NUMBER_LEASE, "1", lease(1))
+    agent.take()
+    agent.cache.begin_snapshot()
+    body = json.dumps({"code": "ACME", "tracking": {"kind": "range"}}).encode()
+    agent.cache.stage(SyncChange(9, ChangeKind.CARRIER, "ACME", body))
+    agent.cache.finish_snapshot(9)
+    agent.cache.after_commit()
+    assert set(agent.cache.carriers) == {"ACME"}
+    assert agent.cache.number_leases == {}
+    assert agent.take() is None
+    assert [row["serial"] for row in agent.store.query("SELECT serial FROM numbers_taken")] == [100]
+    agent.close()
+
+    restarted = Agent(data_dir)  # the views are built from the tables at start
+    assert set(restarted.cache.carriers) == {"ACME"}
+    restarted.sync(ChangeKind.NUMBER_LEASE, "1", lease(1))
+    assert restarted.numbers.next_number("ACME").serial == 101  # type: ignore[union-attr]
+    restarted.close()
