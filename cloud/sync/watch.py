@@ -30,6 +30,8 @@ from cloud.labels.rollout import effective_template_versions
 from cloud.labels.templates import template_version_body
 from cloud.orders.ingest import order_sync_body
 from cloud.orders.waves import recent_wave_bodies
+from cloud.shipping.carriers import carrier_sync_bodies
+from cloud.shipping.leases import lease_sync_bodies
 from cloud.storage import schema
 from cloud.storage.notifier import StreamStop, settle
 from cloud.storage.store import CloudStore, dumps, utcnow
@@ -356,7 +358,7 @@ class _Snapshot:
 
 def _entities(conn: Connection, agent: AgentIdentity, revision: int, page_size: int) -> Iterator[SyncChange]:
     """Every entity an agent's cache holds, as of `revision`: warehouse, stations, templates,
-    rulesets, recent waves, orders."""
+    rulesets, recent waves, carriers, the number leases of the warehouse's agents, orders."""
     wh = schema.warehouses
     row = conn.execute(
         select(wh.c.code, wh.c.name, wh.c.ship_from).where(wh.c.id == agent.warehouse_id)
@@ -377,6 +379,10 @@ def _entities(conn: Connection, agent: AgentIdentity, revision: int, page_size: 
         yield SyncChange.of_text(revision, ChangeKind.RULESET.value, name, ruleset)
     for key, body in recent_wave_bodies(conn, agent.warehouse_id, row.code, utcnow()):
         yield SyncChange.of_text(revision, ChangeKind.WAVE.value, key, body)
+    for key, body in carrier_sync_bodies(conn, agent.tenant_id):
+        yield SyncChange.of_text(revision, ChangeKind.CARRIER.value, key, body)
+    for key, body in lease_sync_bodies(conn, agent.tenant_id, agent.warehouse_id):
+        yield SyncChange.of_text(revision, ChangeKind.NUMBER_LEASE.value, key, body)
     orders = schema.orders
     last_id = 0
     while True:

@@ -366,3 +366,29 @@ def test_an_sscc_carrier_leases_serials_the_agent_numbers_with_sscc18(cloud: Run
     assert (heard["first"], heard["last"], heard["agent_id"]) == (1, 5, agent.agent_id)
     # GS1's published example SSCC, (00) 1 0614141 234567890 8, from the lease's own format.
     assert sscc18(**heard["format"], serial=234567890) == "106141412345678908"
+
+
+def test_a_new_agents_snapshot_holds_the_carriers_and_its_warehouses_leases(cloud: RunningCloud) -> None:
+    cloud.put_warehouse("WH1")
+    cloud.put_warehouse("WH2")
+    _carrier(cloud)
+    assert _range(cloud, 1000, 1099) == 201
+    other = cloud.enroll("WH2")
+    agent = cloud.enroll("WH1")  # enrolled after the range: its block comes with enrollment
+    stream = agent.watch(0)
+    snapshot: list[tuple[str, dict[str, Any]]] = []
+    try:
+        for item in stream:
+            if item.HasField("snapshot_end"):
+                break
+            if item.HasField("change"):
+                snapshot.append((item.change.kind, json.loads(item.change.body)))
+    finally:
+        stream.cancel()
+    carriers = [body for kind, body in snapshot if kind == ChangeKind.CARRIER.value]
+    leases = [body for kind, body in snapshot if kind == ChangeKind.NUMBER_LEASE.value]
+    assert [carrier["code"] for carrier in carriers] == ["DHL"]
+    assert [(lease["agent_id"], lease["first"], lease["last"]) for lease in leases] == [
+        (agent.agent_id, 1010, 1019)
+    ]
+    assert other.agent_id not in json.dumps(leases)
