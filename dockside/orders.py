@@ -60,6 +60,11 @@ class OrderLine(_Strict):
     qty: Annotated[int, Field(ge=1, le=100_000)] = 1
     description: Text = ""
     barcode: Annotated[str, StringConstraints(max_length=64, pattern=r"^[\x21-\x7e]*$")] = ""
+    # For customs declarations (CN23) of international parcels: the Harmonized System code (6 to
+    # 10 digits), the country of origin and the value of one unit, in the order's currency.
+    hs_code: Annotated[str, StringConstraints(pattern=r"^([0-9]{6,10})?$")] = ""
+    origin_country: Annotated[str, StringConstraints(pattern=r"^([A-Z]{2})?$")] = ""
+    unit_value: Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)] | None = None
 
 
 class Money(_Strict):

@@ -47,7 +47,11 @@ def zpl_field(value: Any) -> str:
 
 
 def code128_data(value: Any) -> str:
-    """A value for a `^BC` field: `>` starts a Code 128 invocation code, so a literal one is `><`."""
+    """A value for a `^BC` field: `>` starts a Code 128 invocation code, so a literal one is `>0`.
+
+    Zebra's table of invocation codes (ZPL II Programming Guide, `^BC`): `><` is the value 62
+    (`^` in subset B), `>0` the value 30 (`>`), `>=` the value 94 (`~`).
+    """
     if value is None:
         return ""
-    return text_of(value).replace(">", "><")
+    return text_of(value).replace(">", ">0")

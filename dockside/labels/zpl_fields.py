@@ -85,8 +85,12 @@ class ZplField:
         if self.barcode is not None and self.barcode.kind == "qr":
             return data[3:] if re.match(r"[HQML][AM],", data) else data
         if self.barcode is not None and self.barcode.kind == "code128":
-            return re.sub(r">(.)", lambda found: ">" if found.group(1) == "<" else "", data)
+            return re.sub(r">(.)", lambda found: _INVOCATION_TEXT.get(found.group(1), ""), data)
         return data
+
+
+# The invocation codes that stand for a character a person reads (Zebra's `^BC` table).
+_INVOCATION_TEXT = {"<": "^", "0": ">", "=": "~"}
 
 
 @dataclass(slots=True)

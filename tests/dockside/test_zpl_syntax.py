@@ -55,8 +55,10 @@ def test_escaping_hex_escapes_prefixes_escape_character_and_controls() -> None:
     assert len(zpl_field("x" * 20_000)) == MAX_VALUE_CHARS
 
 
-def test_code128_data_doubles_the_invocation_character() -> None:
-    assert code128_data("A>B") == "A><B"
+def test_code128_data_writes_a_literal_angle_bracket_as_zebras_invocation_code() -> None:
+    # ZPL II Programming Guide, ^BC, "Code 128 Invocation Characters": >0 is the value 30, which
+    # is ">" in subsets A and B (>< is 62, "^").
+    assert code128_data("A>B") == "A>0B"
     assert code128_data(None) == ""
 
 
@@ -83,7 +85,7 @@ def test_reading_a_label_gives_fields_with_positions_fonts_and_decoded_data() ->
         "^XA^CI28^PW400^LL200^LH5,6^CF0,20"
         "^FO10,20^A0N,30,28^FH^FDAnn _5E Lee^FS"
         "^FT10,150^FDplain^FS"
-        "^FO20,30^BY2^BCN,50,Y,N,N^FH^FD12><3^FS"
+        "^FO20,30^BY2^BCN,50,Y,N,N^FH^FD12>03^FS"
         "^FO1,2^BQN,2,4^FDMA,hello^FS"
         "^FO0,0^GB100,50,3,B,2^FS"
         "^FO50,50^FR^FB200,2,0,C^FDblock^FS"

@@ -194,7 +194,17 @@ def _defaults() -> dict[str, object]:
     ship_to = order("x")["ship_to"]
     return {
         "ship_to": {**ship_to, "street2": "", "region": ""},
-        "lines": [{"sku": "SKU-1", "qty": 2, "description": "", "barcode": ""}],
+        "lines": [
+            {
+                "sku": "SKU-1",
+                "qty": 2,
+                "description": "",
+                "barcode": "",
+                "hs_code": "",
+                "origin_country": "",
+                "unit_value": None,
+            }
+        ],
         "po_number": "",
         "ship_to_gln": "",
         "parcels": [],

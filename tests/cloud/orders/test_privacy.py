@@ -111,7 +111,17 @@ def test_the_agent_purges_shipped_orders_after_the_configured_days(wh1: RunningC
         assert purged.sync_body()["ship_to"]["name"] == ""
         assert purged.sync_body()["ship_to"]["street"] == ""
         assert purged.sync_body()["ship_to"]["country"] == "US"
-        assert purged.sync_body()["lines"] == [{"sku": "SKU-1", "qty": 2, "description": "", "barcode": ""}]
+        assert purged.sync_body()["lines"] == [
+            {
+                "sku": "SKU-1",
+                "qty": 2,
+                "description": "",
+                "barcode": "",
+                "hs_code": "",
+                "origin_country": "",
+                "unit_value": None,
+            }
+        ]
         assert store.conn.execute("SELECT label FROM jobs WHERE job_id = 'J1'").fetchone()[0] == b""
         # The order not shipped keeps its ship-to; a second run has nothing to do.
         assert cache.order("S2").sync_body()["ship_to"]["name"] == "Ada Lovelace"  # type: ignore[union-attr]

@@ -141,7 +141,17 @@ def test_orders_exceptions_and_audit_export_as_csv_and_json_lines(cloud: Running
     assert rows[2]["service_level"] == "'=HYPERLINK(1)"
     assert rows[0]["value"] == "49.90"
     assert rows[1]["value"] == ""
-    assert json.loads(rows[0]["lines"]) == [{"sku": "SKU-1", "qty": 2, "description": "", "barcode": ""}]
+    assert json.loads(rows[0]["lines"]) == [
+        {
+            "sku": "SKU-1",
+            "qty": 2,
+            "description": "",
+            "barcode": "",
+            "hs_code": "",
+            "origin_country": "",
+            "unit_value": None,
+        }
+    ]
 
     # A token for WH1 exports WH1's orders only.
     scoped = create_api_token(cloud.store, name="wh1", role=Role.VIEWER, warehouses=["WH1"])
