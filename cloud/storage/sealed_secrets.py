@@ -163,12 +163,17 @@ def ensure_key(database_url: str) -> Path | None:
 
 
 def reseal_all(store: CloudStore) -> int:
-    """Seal every stored TOTP and webhook secret with the newest key (clear ones too); returns
-    how many rows were written."""
+    """Seal every stored TOTP, webhook and carrier API secret with the newest key (clear ones too);
+    returns how many rows were written."""
     written = 0
-    for table, column in ((schema.users, "totp_secret"), (schema.webhook_subscriptions, "secret")):
+    for table, column in (
+        (schema.users, "totp_secret"),
+        (schema.webhook_subscriptions, "secret"),
+        (schema.carriers, "secret"),  # NULL for carriers that have no API key
+    ):
         with store.write() as tx:
-            rows = tx.conn.execute(select(table.c.id, table.c[column])).all()
+            query = select(table.c.id, table.c[column]).where(table.c[column].is_not(None))
+            rows = tx.conn.execute(query).all()
             for row in rows:
                 stored = row[1]
                 resealed = reseal(stored)

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
-from cloud.shipping.carriers import api_secret
-from cloud.storage import schema
+from cloud.shipping.carriers import CarrierIn, api_secret, put_carrier
+from cloud.storage import schema, sealed_secrets
+from cloud.storage.store import CloudStore
 from dockside.shipping.sscc import sscc18
 from dockside.shipping.tracking import NumberFormat, format_number
 from dockside.sync import ChangeKind
@@ -199,3 +201,28 @@ def test_an_unknown_carrier_is_404_and_a_limited_token_may_not_write_carriers(cl
     )
     assert limited.status_code == 403
     assert "whole tenant" in limited.json()["error"]["message"]
+
+
+def test_rotating_the_secret_key_reseals_carrier_api_keys(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old_key, new_key = sealed_secrets.new_key(), sealed_secrets.new_key()
+    monkeypatch.setenv(sealed_secrets.KEY_ENV, old_key)
+    store = CloudStore.open(database_url)
+    try:
+        tenant = store.tenant_id()
+        tracking = {"kind": "api", "adapter": "shipstation", "secret": SECRET}
+        put_carrier(
+            store, tenant, CarrierIn.model_validate({"code": "SS", "name": "S", "tracking": tracking})
+        )
+        put_carrier(
+            store, tenant, CarrierIn.model_validate({"code": "OMS", "name": "O", "tracking": {"kind": "oms"}})
+        )
+        monkeypatch.setenv(sealed_secrets.KEY_ENV, f"{new_key},{old_key}")
+        assert sealed_secrets.reseal_all(store) == 1
+        # With the old key gone the API key still opens: it was sealed again with the new one.
+        monkeypatch.setenv(sealed_secrets.KEY_ENV, new_key)
+        with store.read() as conn:
+            assert api_secret(conn, tenant, "SS") == ("shipstation", SECRET)
+    finally:
+        store.close()
