@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from cloud.access.principals import Principal, Role, create_api_token, create_token
 from cloud.fleet.releases import PUBLIC_KEY_ENV, generate_release_key, sign_release
@@ -186,6 +186,26 @@ NOT_ADMIN_WRITES = {
 }
 
 _BINARY = b"#!/bin/sh\necho 'dockside-agent, version 0.3.0'\n"
+S10 = {"scheme": "mod11", "prefix": "RR", "suffix": "US", "digits": 8}
+
+
+def _labelled_parcel(cloud: RunningCloud, order_ref: str, carrier: str) -> None:
+    """A parcel the edge labelled (cloud.orders.parcels writes these from label events)."""
+    with cloud.store.write() as tx:
+        tx.conn.execute(
+            insert(schema.parcels).values(
+                tenant_id=cloud.store.tenant_id(),
+                order_ref=order_ref,
+                number=1,
+                tracking_number="RR000000015US",
+                carrier=carrier,
+                service="",
+                weight_g=1000,
+                documents="[]",
+                state="labelled",
+                labelled_at=tx.now,
+            )
+        )
 
 
 def _open_exception(cloud: RunningCloud) -> int:
@@ -308,6 +328,25 @@ def test_every_admin_write_route_writes_an_audit_entry(
             "/api/v1/exceptions/{x}/resolve",
             {"json": {"comment": "ok"}},
         ),
+        (
+            "POST",
+            "/api/v1/carriers",
+            "/api/v1/carriers",
+            {"json": {"code": "POST", "name": "Post", "tracking": {"kind": "range", "format": S10}}},
+        ),
+        (
+            "POST",
+            "/api/v1/carriers/{code}/ranges",
+            "/api/v1/carriers/POST/ranges",
+            {"json": {"first": 1, "last": 100}},
+        ),
+        (
+            "POST",
+            "/api/v1/warehouses/{warehouse}/manifests",
+            "/api/v1/warehouses/WH1/manifests",
+            {"json": {"carrier": "POST"}},
+        ),
+        ("POST", "/api/v1/manifests/{manifest_id}/handover", "/api/v1/manifests/{manifest}/handover", {}),
         ("POST", "/api/v1/webhooks", "/api/v1/webhooks", {"json": hook}),
         (
             "POST",
@@ -360,6 +399,13 @@ def test_every_admin_write_route_writes_an_audit_entry(
             path = path.replace("{x}", exception_id)
         if "{agent}" in path:
             path = path.replace("{agent}", cloud.enroll("WH1").agent_id)
+        if route == "/api/v1/warehouses/{warehouse}/manifests":
+            _labelled_parcel(cloud, "A2", "POST")
+        if "{manifest}" in path:
+            with cloud.store.read() as conn:
+                path = path.replace(
+                    "{manifest}", str(conn.execute(select(schema.manifests.c.id)).scalar_one())
+                )
         newest = _entries(cloud, limit=1)
         response = cloud.api.request(method, path, **request)
         assert response.status_code in (200, 201), (route, response.text)
