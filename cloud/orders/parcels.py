@@ -395,6 +395,13 @@ class ParcelLedger:
             parcel.dirty = True
             self._labelled.pop((order_ref, number), None)
 
+    def closed(self, order_ref: str, count: int) -> None:
+        """The packer ended the order at `count` parcels: an unlabelled parcel past it never ships."""
+        for number, parcel in self._parcels(order_ref).items():
+            if number > count and parcel.state == ParcelState.EXPECTED.value:
+                parcel.state = ParcelState.VOIDED.value
+                parcel.dirty = True
+
     def all_labelled(self, order_ref: str, expected: int) -> bool:
         """Whether parcels 1..expected of the order are each labelled (or further along)."""
         parcels = self._parcels(order_ref)

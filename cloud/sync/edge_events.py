@@ -89,15 +89,18 @@ _BEFORE_PACKED = frozenset({OrderState.CREATED.value, OrderState.RELEASED.value}
 _BEFORE_LABELLED = _BEFORE_PACKED | {OrderState.PACKED.value}
 _PACKED = (_BEFORE_PACKED, OrderState.PACKED.value)
 _LABELLED = (_BEFORE_LABELLED, OrderState.LABELLED.value)
-_EFFECTS: dict[str, tuple[frozenset[str], str]] = {
-    EventKind.ORDER_PACKED.value: _PACKED,
-    EventKind.ORDER_CLOSED.value: _LABELLED,
-}
+_EFFECTS: dict[str, tuple[frozenset[str], str]] = {EventKind.ORDER_PACKED.value: _PACKED}
 _NUMBER_EVENTS = frozenset({EventKind.NUMBER_USED.value, EventKind.NUMBER_VOIDED.value})
-# The events whose order's parcels the batch reads and changes.
+# The job events whose parcel facts change the parcel, and the events whose order's parcels the
+# batch reads and changes.
 _PARCEL_FACT_KINDS = frozenset({EventKind.LABEL_PRINTED.value, EventKind.LABEL_REPRINTED.value})
 _PARCEL_EVENTS = frozenset(
-    {EventKind.LABEL_PRINTED.value, EventKind.LABEL_REPRINTED.value, EventKind.PARCEL_VOIDED.value}
+    {
+        EventKind.LABEL_PRINTED.value,
+        EventKind.LABEL_REPRINTED.value,
+        EventKind.PARCEL_VOIDED.value,
+        EventKind.ORDER_CLOSED.value,
+    }
 )
 
 
@@ -529,6 +532,9 @@ def _parcel_effect(
         tracking = item.body.get("tracking_number") or ""
         ledger.voided(event.order_ref, parcel, tracking if isinstance(tracking, str) else "")
         return None
+    if event.kind == EventKind.ORDER_CLOSED.value:
+        ledger.closed(event.order_ref, int(item.body["parcels"]))
+        return _LABELLED
     facts = item.facts or ParcelFacts()
     job_id = item.body.get("job_id")
     ledger.printed(

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from fpdf import FPDF
 from PIL import Image
 from sqlalchemy import select, update
 
@@ -192,12 +193,14 @@ def test_documents_carton_labels_and_a_close(cloud: RunningCloud, agent: Agent) 
 
     # Three parcels expected; the packer closes the order after one.
     first = _label_event("P-3", 1, "TRACK1")
-    agent.push(first)
+    third_slip = _label_event("P-3", 3, "", sequence=2, document="packing_slip", job_id="slip-3")
+    agent.push(first, third_slip)
     assert _state(cloud, "P-3") == "packed"
     close = _event("P-3", "order_closed", sequence=3, parcels=1)
     assert list(agent.push(close).acked) == [close.event_id]
     assert _state(cloud, "P-3") == "labelled"
-    assert [p["state"] for p in _parcels(cloud, "P-3")] == ["labelled", "expected", "expected"]
+    # Parcel 3 only got its packing slip before the close: it will never ship, so it is voided.
+    assert [p["state"] for p in _parcels(cloud, "P-3")] == ["labelled", "expected", "voided"]
 
 
 def test_a_voided_parcel_is_relabelled_with_a_new_number_and_a_reprint_never_revives_it(
@@ -220,7 +223,7 @@ def test_a_voided_parcel_is_relabelled_with_a_new_number_and_a_reprint_never_rev
     assert tracking == ["OLD1", "NEW1"]
 
 
-HOSTILE = [
+HOSTILE: list[tuple[str, dict[str, Any], str]] = [
     ("label_printed", {"parcel": 0}, "parcel"),
     ("label_printed", {"parcel": 1000}, "parcel"),
     ("label_printed", {"parcel": True}, "parcel"),
@@ -271,7 +274,13 @@ def test_hostile_parcel_facts_are_rejected_with_a_reason_and_change_nothing(
 
 
 def test_number_events_are_recorded_by_the_shipping_capability(cloud: RunningCloud, agent: Agent) -> None:
-    body = {"lease_id": 1, "carrier": "ups", "serial": 7, "tracking_number": "1Z0000007", "job_id": "j7"}
+    body: dict[str, Any] = {
+        "lease_id": 1,
+        "carrier": "ups",
+        "serial": 7,
+        "tracking_number": "1Z0000007",
+        "job_id": "j7",
+    }
     used = _event("P-1", "number_used", **body)
     assert list(agent.push(used).acked) == [used.event_id]
     with cloud.store.read() as conn:
@@ -437,3 +446,39 @@ def test_merge_parcels_keeps_a_station_added_parcel_and_the_oms_facts() -> None:
         (1, "OMS1", "air", [9, 9, 9]),
         (3, "T3", "", [1, 2, 3]),
     ]
+
+
+def _pdf(pages: int) -> bytes:
+    pdf = FPDF(unit="in", format=(4, 6))
+    for page in range(pages):
+        pdf.add_page()
+        pdf.set_font("helvetica", size=24)
+        pdf.cell(text=f"label page {page + 1}")
+    return bytes(pdf.output())
+
+
+def test_hostile_carrier_labels_are_refused_and_change_nothing(cloud: RunningCloud) -> None:
+    cloud.put_warehouse("WH1")
+    oversized = {
+        "format": "zpl",
+        "data_base64": base64.b64encode(b"^XA" + b"A" * (3 * 1024 * 1024) + b"^XZ").decode(),
+    }
+    answer = cloud.ingest(
+        order("H-1", parcels=[{"label": _label(_pdf(50), "pdf")}]),
+        order("H-2", parcels=[{"label": oversized}]),
+        order("H-3", parcels=[{"label": _label(b"^XA^MNY^FDx^FS^XZ")}]),
+        order("H-4", parcels=[{"label": _label(_pdf(1), "pdf")}]),
+    )
+    assert answer["accepted"] == ["H-4"]
+    codes = {error["order_ref"]: error["code"] for error in answer["errors"]}
+    assert codes["H-1"].startswith("label_"), "50 pages is not one label"
+    assert codes["H-2"] == "invalid_order", "over 2 MiB"
+    assert codes["H-3"].startswith("label_"), "a printer set-up command is refused, not dropped"
+    revision = cloud.store.current_revision()
+    fifty = cloud.api.post("/api/v1/orders/H-4/parcels/2/label", json=_label(_pdf(50), "pdf"))
+    assert fifty.status_code == 422, fifty.text
+    assert "page" in fifty.json()["error"]["message"]
+    assert cloud.store.current_revision() == revision
+    one = cloud.api.post("/api/v1/orders/H-4/parcels/2/label", json=_label(_pdf(1), "pdf"))
+    assert one.status_code == 200, one.text
+    assert [p["label"]["format"] for p in _parcels(cloud, "H-4")] == ["pdf", "pdf"]
