@@ -8,7 +8,7 @@ Entries are only ever added; `purge_audit` removes entries older than the retent
 never be shorter than six months. Secrets (tokens) are never written here.
 
 Each entry records the warehouse its object belongs to (a warehouse, station, agent, order,
-exception or wave), found from the object itself, or NULL for tenant-wide objects (templates,
+exception, wave or manifest), found from the object itself, or NULL for tenant-wide objects (templates,
 rulesets, webhooks, releases, order ingest batches). A caller limited to some warehouses reads
 only the entries of those warehouses: tenant-wide entries can describe any warehouse, so they are
 for tenant-wide callers only.
@@ -55,6 +55,7 @@ _IN_A_WAREHOUSE: dict[str, tuple[Table, str, type]] = {
     "order": (schema.orders, "order_ref", str),
     "exception": (schema.order_exceptions, "id", int),
     "wave": (schema.waves, "id", int),
+    "manifest": (schema.manifests, "id", int),
 }
 
 

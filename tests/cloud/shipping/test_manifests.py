@@ -272,3 +272,17 @@ def test_a_cancelled_order_on_a_manifest_is_reported_not_shipped(cloud: RunningC
     refused = {entry["order_ref"]: entry["message"] for entry in done["orders_not_shipped"]}
     assert "cancelled and cannot become shipped" in refused["O2"]
     assert cloud.api.get("/api/v1/orders/O2").json()["state"] == "cancelled"
+
+
+def test_a_manifests_audit_entry_belongs_to_its_warehouse(cloud: RunningCloud) -> None:
+    _setup(cloud)
+    made = cloud.api.post(
+        "/api/v1/tokens", json={"name": "wh2-admin", "role": "admin", "warehouses": ["WH2"]}
+    )
+    headers = {"Authorization": f"Bearer {made.json()['token']}"}
+    assert _close(cloud, "WH1", {"carrier": "DHL"}).status_code == 201
+    mine = cloud.api.post("/api/v1/warehouses/WH2/manifests", json={"carrier": "DHL"}, headers=headers).json()
+    entries = cloud.api.get("/api/v1/audit", params={"object_kind": "manifest"}, headers=headers).json()[
+        "entries"
+    ]
+    assert [(entry["object_key"], entry["warehouse"]) for entry in entries] == [(str(mine["id"]), "WH2")]
