@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 
 from cloud.access.credentials import CREDENTIAL_PREFIX, ENROLLMENT_PREFIX, hash_secret, new_secret
-from cloud.shipping.leases import lease_for_agent
+from cloud.shipping.leases import lease_for_agent, retire_leases
 from cloud.storage import schema
 from cloud.storage.store import CloudStore, dumps
 from dockside.errors import AuthError, InputError, NotFound
@@ -341,6 +341,8 @@ def revoke_agent(
         if revoked_at is None:
             revoked_at = tx.now
             tx.conn.execute(update(agents).where(agents.c.id == agent_id).values(revoked_at=revoked_at))
+            # Its unused tracking numbers are never issued again, nor counted as free.
+            retire_leases(tx, tenant_id, agent_id)
         store.announce_revocation(tx, agent_id)
         tx.after_commit(lambda: store.revocations.revoke(agent_id))
     before = {

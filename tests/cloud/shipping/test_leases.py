@@ -392,3 +392,18 @@ def test_a_new_agents_snapshot_holds_the_carriers_and_its_warehouses_leases(clou
         (agent.agent_id, 1010, 1019)
     ]
     assert other.agent_id not in json.dumps(leases)
+
+
+def test_revoking_an_agent_retires_its_leases(cloud: RunningCloud) -> None:
+    cloud.put_warehouse("WH1")
+    gone, kept = cloud.enroll("WH1"), cloud.enroll("WH1")
+    _carrier(cloud)
+    assert _range(cloud, 1000, 1099) == 201
+    assert cloud.api.get("/api/v1/carriers/DHL").json()["free_numbers"] == 100
+    assert cloud.api.post(f"/api/v1/agents/{gone.agent_id}/revoke").status_code == 200
+    retired = {lease.agent_id: bool(lease.retired) for lease in _leases(cloud.store)}
+    assert retired == {gone.agent_id: True, kept.agent_id: False}
+    assert cloud.api.get("/api/v1/carriers/DHL").json()["free_numbers"] == 90
+    # A new range is leased to the agents still enrolled only.
+    assert _range(cloud, 2000, 2099) == 201
+    assert {lease.agent_id for lease in _leases(cloud.store) if not lease.retired} == {kept.agent_id}
