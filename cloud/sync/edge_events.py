@@ -41,7 +41,6 @@ from cloud.orders.parcels import (
     ParcelLedger,
     check_event_body,
     expected_parcel_count,
-    parcel_facts,
 )
 from cloud.shipping.leases import record_number_event
 from cloud.storage import schema
@@ -91,9 +90,7 @@ _PACKED = (_BEFORE_PACKED, OrderState.PACKED.value)
 _LABELLED = (_BEFORE_LABELLED, OrderState.LABELLED.value)
 _EFFECTS: dict[str, tuple[frozenset[str], str]] = {EventKind.ORDER_PACKED.value: _PACKED}
 _NUMBER_EVENTS = frozenset({EventKind.NUMBER_USED.value, EventKind.NUMBER_VOIDED.value})
-# The job events whose parcel facts change the parcel, and the events whose order's parcels the
-# batch reads and changes.
-_PARCEL_FACT_KINDS = frozenset({EventKind.LABEL_PRINTED.value, EventKind.LABEL_REPRINTED.value})
+# The events whose order's parcels the batch reads and changes.
 _PARCEL_EVENTS = frozenset(
     {
         EventKind.LABEL_PRINTED.value,
@@ -194,10 +191,11 @@ def _check(event: IncomingEvent) -> _Checked | Rejection:
             )
     if not isinstance(body, dict):
         return Rejection("invalid_body", "the event body must be a JSON object")
-    wrong = check_event_body(kind.value, body)
-    if wrong is not None:
-        return Rejection("invalid_body", wrong)
-    return _Checked(event, body, parcel_facts(body) if kind.value in _PARCEL_FACT_KINDS else None)
+    try:
+        facts = check_event_body(kind.value, body)
+    except ValueError as exc:
+        return Rejection("invalid_body", str(exc))
+    return _Checked(event, body, facts)
 
 
 def apply_events(store: CloudStore, agent: AgentIdentity, events: Sequence[IncomingEvent]) -> EventOutcome:
