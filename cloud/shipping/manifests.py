@@ -219,7 +219,9 @@ def handover_manifest(
     """The driver took the manifest's parcels: they are shipped, and so is every order whose parcels
     all are. Idempotent: a second handover changes nothing and answers `changed: false`.
 
-    Orders the state machine will not ship (cancelled meanwhile) are listed in `orders_not_shipped`.
+    Orders that do not ship yet are listed in `orders_not_shipped` with the reason: a parcel of
+    theirs not handed over, an expected parcel not labelled (the order is still `packed`), or a
+    state the state machine will not ship from (cancelled meanwhile).
     """
     parcels, manifests = schema.parcels, schema.manifests
     with store.unit_of_work():
@@ -262,9 +264,22 @@ def handover_manifest(
                         .having(func.count() > 0)
                     ).scalars()
                 }
+            orders = schema.orders
+            order_states = (
+                dict(
+                    tx.conn.execute(
+                        select(orders.c.order_ref, orders.c.state).where(
+                            orders.c.tenant_id == tenant_id, orders.c.order_ref.in_(refs)
+                        )
+                    ).all()
+                )
+                if refs
+                else {}
+            )
         shipped: list[str] = []
         not_shipped: list[dict[str, str]] = []
         for ref in refs:
+            state = order_states.get(ref)
             if ref in waiting:
                 not_shipped.append(
                     {
@@ -272,6 +287,18 @@ def handover_manifest(
                         "message": f"order {ref} has parcels not yet handed over: it ships with them",
                     }
                 )
+                continue
+            if state == OrderState.PACKED.value:
+                # Packed, not labelled: the order still expects a parcel nobody labelled yet.
+                not_shipped.append(
+                    {
+                        "order_ref": ref,
+                        "message": f"order {ref} is packed but not every parcel it expects is labelled: "
+                        "it ships once they are labelled and handed over, or once the packer closes it",
+                    }
+                )
+                continue
+            if state == OrderState.SHIPPED.value:
                 continue
             try:
                 change_state(

@@ -286,3 +286,16 @@ def test_a_manifests_audit_entry_belongs_to_its_warehouse(cloud: RunningCloud) -
         "entries"
     ]
     assert [(entry["object_key"], entry["warehouse"]) for entry in entries] == [(str(mine["id"]), "WH2")]
+
+
+def test_an_order_still_waiting_for_an_expected_parcel_does_not_ship(cloud: RunningCloud) -> None:
+    _setup(cloud)
+    with cloud.store.write() as tx:
+        # O2's OMS expects a second parcel nobody has labelled: the order is packed, not labelled.
+        tx.conn.execute(update(schema.orders).where(schema.orders.c.order_ref == "O2").values(state="packed"))
+    manifest = _close(cloud, "WH1", {"carrier": "DHL"}).json()
+    done = cloud.api.post(f"/api/v1/manifests/{manifest['id']}/handover").json()
+    assert done["orders_shipped"] == ["O1"]
+    refused = {entry["order_ref"]: entry["message"] for entry in done["orders_not_shipped"]}
+    assert "not every parcel it expects is labelled" in refused["O2"]
+    assert cloud.api.get("/api/v1/orders/O2").json()["state"] == "packed"
