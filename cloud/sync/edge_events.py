@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -305,9 +306,10 @@ def _apply_with_retry(
         try:
             with store.write() as tx:
                 return _apply(tx, agent, checked, tolerances)
-        except IntegrityError:
-            # The same events arrived on another connection and committed first (PostgreSQL):
-            # run again, and they are acknowledged as already seen.
+        except (IntegrityError, psycopg.errors.IntegrityError):
+            # The same events, or another agent's label of the same new parcel, arrived on another
+            # connection and committed first (PostgreSQL; insert_rows' COPY raises psycopg's own
+            # error): run again, and they are acknowledged as already seen or update that parcel.
             if attempt == attempts - 1:
                 raise
     raise AssertionError("unreachable")

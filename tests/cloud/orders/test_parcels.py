@@ -8,6 +8,7 @@ import base64
 import csv
 import io
 import json
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -482,3 +483,28 @@ def test_hostile_carrier_labels_are_refused_and_change_nothing(cloud: RunningClo
     one = cloud.api.post("/api/v1/orders/H-4/parcels/2/label", json=_label(_pdf(1), "pdf"))
     assert one.status_code == 200, one.text
     assert [p["label"]["format"] for p in _parcels(cloud, "H-4")] == ["pdf", "pdf"]
+
+
+def test_two_agents_labelling_one_parcel_at_once_leave_one_parcel(cloud: RunningCloud, agent: Agent) -> None:
+    other = cloud.enroll("WH1")
+    barrier = threading.Barrier(2)
+    answers: dict[str, Any] = {}
+
+    def push(name: str, who: Agent, tracking: str) -> None:
+        events = [_label_event(f"P-{n}", 1, tracking) for n in ("1", "2", "3", "B2B")]
+        barrier.wait(timeout=10)
+        answers[name] = (events, who.push(*events))
+
+    threads = [
+        threading.Thread(target=push, args=("a", agent, "FIRST")),
+        threading.Thread(target=push, args=("b", other, "SECOND")),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    for events, answer in answers.values():
+        assert sorted(answer.acked) == sorted(event.event_id for event in events)
+    with cloud.store.read() as conn:
+        rows = conn.execute(select(schema.parcels.c.order_ref, schema.parcels.c.number)).all()
+    assert sorted(tuple(row) for row in rows) == [("P-1", 1), ("P-2", 1), ("P-3", 1), ("P-B2B", 1)]
