@@ -142,7 +142,9 @@ def _parse_and_ingest(store: CloudStore, caller: Principal, raw: bytearray) -> o
 
 @router.get("/orders/{order_ref}", summary="One order with its state and events")
 def get_order(order_ref: OrderRef, caller: ReadsOrders, store: Store) -> Any:
-    """The order as ingested plus `state`, `created_at`, `updated_at` and `events` in time order."""
+    """The order as ingested plus `state`, `created_at`, `updated_at`, `events` in time order and
+    `parcels` (each with number, state, tracking_number, carrier, service, weight_g, dimensions_mm
+    and documents: what the OMS expected joined with what the edge labelled)."""
     return timeline.get_order(store, caller.tenant_id, order_ref, warehouses=caller.warehouses)
 
 

@@ -4,6 +4,7 @@ and overdue on the dock; hostile parcel facts are rejected with a reason, never 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import csv
 import io
@@ -19,7 +20,7 @@ from fpdf import FPDF
 from PIL import Image
 from sqlalchemy import select, update
 
-from cloud.orders.parcels import merge_parcels, overdue_parcels
+from cloud.orders.parcels import merge_parcels, overdue_parcels, run_overdue_parcels
 from cloud.storage import schema
 from dockside.v1 import sync_pb2
 from tests.cloud.conftest import Agent, RunningCloud, order
@@ -508,3 +509,31 @@ def test_two_agents_labelling_one_parcel_at_once_leave_one_parcel(cloud: Running
     with cloud.store.read() as conn:
         rows = conn.execute(select(schema.parcels.c.order_ref, schema.parcels.c.number)).all()
     assert sorted(tuple(row) for row in rows) == [("P-1", 1), ("P-2", 1), ("P-3", 1), ("P-B2B", 1)]
+
+
+def test_the_cloud_scans_for_overdue_parcels_until_stopped(cloud: RunningCloud, agent: Agent) -> None:
+    agent.push(_label_event("P-1", 1, "LATE1"))
+    with cloud.store.write() as tx:
+        tx.conn.execute(update(schema.parcels).values(labelled_at=datetime.now(UTC) - timedelta(days=3)))
+
+    def opened() -> list[str]:
+        with cloud.store.read() as conn:
+            return list(
+                conn.execute(
+                    select(schema.order_exceptions.c.order_ref).where(
+                        schema.order_exceptions.c.kind == "parcel_overdue"
+                    )
+                ).scalars()
+            )
+
+    async def scan_until_opened() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_overdue_parcels(cloud.store, stop, interval_s=0.05))
+        deadline = time.monotonic() + 20
+        while not opened() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        stop.set()
+        await asyncio.wait_for(task, 20)
+
+    asyncio.run(scan_until_opened())
+    assert opened() == ["P-1"]
