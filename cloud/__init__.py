@@ -15,6 +15,7 @@ One package per capability. Imports run one way, top to bottom (`.importlinter`,
     labels              templates, rollout, previews
     fleet               warehouses, stations, agents, releases
     access              tokens, principals, roles, users, sign-in limits, access alerts, callers
+    shipping            carrier accounts, number ranges and leases to agents, manifests, carrier APIs
     orders              ingest, states, waves, exceptions, privacy
     webhooks            subscriptions and signed delivery
     storage             the database: store, schema, versions, notifiers, migrations
