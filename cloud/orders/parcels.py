@@ -37,7 +37,7 @@ from cloud.orders.ingest import order_sync_body
 from cloud.storage import schema
 from cloud.storage.store import ChangeRecord, CloudStore, WriteTransaction, dumps, utcnow
 from cloud.webhooks.delivery import WebhookEvent, emit
-from dockside.errors import DocksideError, InputError, NotFound
+from dockside.errors import Conflict, InputError, NotFound
 from dockside.http_errors import describe_field_errors
 from dockside.labels.carrier_documents import check_carrier_label
 from dockside.orders import Order, OrderState
@@ -48,6 +48,8 @@ __all__ = [
     "JOB_EVENTS",
     "LABEL_DOCUMENTS",
     "OVERDUE_INTERVAL_S",
+    "OrderLocked",
+    "ParcelAlreadyLabelled",
     "ParcelLabelled",
     "ParcelLedger",
     "ParcelState",
@@ -545,14 +547,14 @@ def order_parcels(
     return merge_parcels(order.get("parcels") or [], stored)
 
 
-class ParcelAlreadyLabelled(DocksideError):
+class ParcelAlreadyLabelled(Conflict):
     """The parcel already has a label printed at the edge: its carrier label can no longer change."""
 
     code = "parcel_labelled"
     http_status = 409
 
 
-class OrderLocked(DocksideError):
+class OrderLocked(Conflict):
     """The order is past the point where its carrier labels may change."""
 
     code = "order_locked"
