@@ -64,6 +64,10 @@ def create_app(store: CloudStore, limits: HttpLimits | None = None) -> FastAPI:
             ("POST", "/api/v1/orders"): orders.INGEST_MAX_BODY_BYTES,
             ("POST", "/api/v1/releases"): releases.RELEASE_MAX_BODY_BYTES,
         },
+        per_pattern=[
+            # One parcel's carrier label: up to MAX_LABEL_BYTES, base64 in JSON.
+            ("POST", r"/api/v1/orders/[^/]+/parcels/[^/]+/label", orders.LABEL_MAX_BODY_BYTES),
+        ],
     )
     # Outside the size limit, so even draining a refused body is bounded in time.
     app.add_middleware(BodyDeadlineMiddleware, limits=limits or HttpLimits())

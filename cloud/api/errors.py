@@ -9,7 +9,9 @@ that refuses control characters in a URL path (422), and the request metrics by 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
+from collections.abc import Sequence
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -55,18 +57,41 @@ async def _drain(receive: Receive) -> None:
 
 
 class BodyLimitMiddleware:
-    """Refuses a request body over its path's limit with 413, before or while it is read."""
+    """Refuses a request body over its path's limit with 413, before or while it is read.
 
-    def __init__(self, app: ASGIApp, *, default: int, per_path: dict[tuple[str, str], int]) -> None:
+    `per_path` names exact (method, path) pairs; `per_pattern` (method, regex, limit) covers a
+    route with path parameters, such as one parcel's carrier label. The regex must match the
+    whole path (without a trailing slash); exact paths are looked at first.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        default: int,
+        per_path: dict[tuple[str, str], int],
+        per_pattern: Sequence[tuple[str, str, int]] = (),
+    ) -> None:
         self.app = app
         self.default = default
         self.per_path = per_path
+        self.per_pattern = [(method, re.compile(pattern), limit) for method, pattern, limit in per_pattern]
+
+    def _limit(self, method: str, path: str) -> int:
+        path = path.rstrip("/")
+        found = self.per_path.get((method, path))
+        if found is not None:
+            return found
+        for wanted, pattern, limit in self.per_pattern:
+            if wanted == method and pattern.fullmatch(path):
+                return limit
+        return self.default
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.per_path.get((scope["method"], scope["path"].rstrip("/")), self.default)
+        limit = self._limit(scope["method"], scope["path"])
         declared = next((value for name, value in scope["headers"] if name == b"content-length"), None)
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await _drain(receive)

@@ -30,11 +30,13 @@ from cloud.storage.store import CloudStore
 from dockside.errors import InputError
 from dockside.http_errors import describe_field_errors
 from dockside.orders import Order, OrderState
-from dockside.shipping.parcels import MAX_PARCELS, LabelDocument
+from dockside.shipping.parcels import MAX_LABEL_BYTES, MAX_PARCELS, LabelDocument
 
-__all__ = ["INGEST_MAX_BODY_BYTES", "OrderBatch", "router"]
+__all__ = ["INGEST_MAX_BODY_BYTES", "LABEL_MAX_BODY_BYTES", "OrderBatch", "router"]
 
 INGEST_MAX_BODY_BYTES = 32 * 1024 * 1024
+# A carrier label of MAX_LABEL_BYTES in base64 (4/3 of it) with its JSON around it.
+LABEL_MAX_BODY_BYTES = max(3 * 1024 * 1024, (MAX_LABEL_BYTES + 2) // 3 * 4 + 64 * 1024)
 
 router = APIRouter(prefix="/api/v1")
 OrderRef = Annotated[str, Path(min_length=1, max_length=64)]
