@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from bench.demo_parcels import ParcelFeeder
+from bench.demo_shipping import provision_shipping
 from bench.provision import provision
 from bench.stack import Stack, StackError
 from dockside.secret_files import write_private
@@ -45,16 +46,26 @@ def main() -> int:
         stack.start_cloud(http="127.0.0.1:8000", grpc="127.0.0.1:50051")
         write_private(DEMO / "admin-token", stack.admin_token + "\n")
         stack.start_printer(port=9100, control_port=9180, serial="ZD421-DEMO-01", store=DEMO / "printer")
+        stack.start_printer(
+            "slip-printer",
+            port=9101,
+            control_port=9182,
+            serial="TM-T88-DEMO-01",
+            language="escpos",
+            store=DEMO / "slips",
+        )
         stack.start_scale(control_port=9181, link=DEMO / "scale")
         stack.control("scale", "POST", "/weight", {"grams": 1234, "stable": True})
         provision(stack, order_count=100, scale_port=str(DEMO / "scale"))
+        provision_shipping(stack, scale_port=str(DEMO / "scale"))
         stack.enroll_agent("WH1")
         stack.start_agent(http="127.0.0.1:8100")
         write_private(DEMO / "agent-token", stack.agent_token() + "\n")
     except (StackError, TimeoutError, OSError) as exc:
         print(f"\nThe demo could not start: {exc}", file=sys.stderr)
         print(
-            "If a port is taken, stop whatever uses 8000, 8100, 9100, 9180, 9181 or 50051.", file=sys.stderr
+            "If a port is taken, stop whatever uses 8000, 8100, 9100, 9101, 9180, 9181, 9182 or 50051.",
+            file=sys.stderr,
         )
         stack.stop()
         return 1
@@ -68,6 +79,7 @@ Dockside demo is running. Ctrl-C stops everything.
   Cloud admin API (OpenAPI)    http://127.0.0.1:8000/docs
   Cloud gRPC sync              127.0.0.1:50051
   Mock printer                 127.0.0.1:9100, labels at http://127.0.0.1:9180/labels and .demo/printer/
+  Mock slip printer (ESC/POS)  127.0.0.1:9101, slips at http://127.0.0.1:9182/labels and .demo/slips/
   Mock scale                   {stack.processes["scale"].ready["pty"]} (.demo/scale), control http://127.0.0.1:9181/
 
 Pack an order (the scale reads 1234 g). A weight serves one parcel: after each label the demo's
@@ -82,6 +94,25 @@ puts a parcel of your own:
 See the order in the cloud:
 
   curl -s -H "Authorization: Bearer $(cat .demo/admin-token)" http://127.0.0.1:8000/api/v1/orders/DEMO-0001
+
+Shipments (carrier DEMOPOST numbers parcels from a UPU S10 range leased to this agent; B2BFREIGHT
+numbers cartons with GS1 SSCCs; PARCELAPI's labels come from the OMS). Scan on the station page,
+or with the pack curl above and "parcel": 2 for a second carton:
+
+  DEMO-B2C-2   two cartons: parcel 1, then parcel 2, each its own tracking number
+  DEMO-B2B-1   two GS1 carton labels (SSCC, PO number, ship-to postal code) + a packing slip on the
+               slip printer for each carton
+  DEMO-PDF-1   the carrier's own label, sent by the OMS as a PDF, printed as a ZPL graphic
+
+Close the day for the driver (a PDF with the manifest's barcode, and CSV), then hand it over:
+
+  curl -s -X POST http://127.0.0.1:8000/api/v1/warehouses/WH1/manifests \\
+       -H "Authorization: Bearer $(cat .demo/admin-token)" -H 'content-type: application/json' \\
+       -d '{{"carrier": "DEMOPOST"}}'
+  curl -s -o manifest.pdf -H "Authorization: Bearer $(cat .demo/admin-token)" \\
+       http://127.0.0.1:8000/api/v1/manifests/1.pdf
+  curl -s -X POST -H "Authorization: Bearer $(cat .demo/admin-token)" \\
+       http://127.0.0.1:8000/api/v1/manifests/1/handover
 """,
         flush=True,
     )
