@@ -47,7 +47,9 @@ from dockside.sync import ChangeKind, EventKind
 __all__ = [
     "JOB_EVENTS",
     "LABEL_DOCUMENTS",
+    "LEASE_RETIRED",
     "OVERDUE_INTERVAL_S",
+    "PARCEL_HANDED_OVER",
     "OrderLocked",
     "ParcelAlreadyLabelled",
     "ParcelLabelled",
@@ -90,6 +92,10 @@ JOB_EVENTS = frozenset(
         EventKind.ORDER_PACKED.value,
     }
 )
+# Wave 2 edge events, by their wire names (dockside.sync.EventKind has them as LEASE_RETIRED and
+# PARCEL_HANDED_OVER; the strings keep the cloud working with an agent of either age).
+LEASE_RETIRED = "lease_retired"
+PARCEL_HANDED_OVER = "parcel_handed_over"
 _TRACKING = re.compile(r"^[A-Z0-9]{0,40}$")
 _SSCC = re.compile(r"^([0-9]{18})?$")
 _PRINTABLE = re.compile(r"^[^\x00-\x1f\x7f]*$")
@@ -203,6 +209,18 @@ def check_event_body(kind: str, body: Mapping[str, Any]) -> ParcelFacts | None:
                 raise ValueError("parcel is missing: name the parcel whose label was voided")
             _parcel_number(body)
             _tracking(body)
+            _text(body, "reason", 500)
+        elif kind == PARCEL_HANDED_OVER:
+            if "parcel" not in body:
+                raise ValueError("parcel is missing: name the parcel that was handed over")
+            _parcel_number(body)
+            _tracking(body)
+            _text(body, "carrier", 32)
+        elif kind == LEASE_RETIRED:
+            lease = body.get("lease_id")
+            if not _is_int(lease) or lease < 1:
+                raise ValueError("lease_id must be the id of the retired number lease (an integer >= 1)")
+            _text(body, "carrier", 32, required=True)
             _text(body, "reason", 500)
         elif kind == EventKind.ORDER_CLOSED.value:
             count = body.get("parcels")
@@ -400,6 +418,38 @@ class ParcelLedger:
             parcel.state = ParcelState.VOIDED.value
             parcel.dirty = True
             self._labelled.pop((order_ref, number), None)
+
+    def handed_over(self, order_ref: str, number: int, tracking_number: str) -> bool:
+        """A dock station scanned the parcel onto the carrier's truck: it is shipped. False (and no
+        change) when the parcel has no label, its label was voided or the number is not its own."""
+        parcel = self._parcels(order_ref).get(number)
+        if parcel is None or parcel.state not in (ParcelState.LABELLED.value, ParcelState.MANIFESTED.value):
+            return False
+        if tracking_number and parcel.tracking_number and tracking_number != parcel.tracking_number:
+            return False
+        parcel.state = ParcelState.SHIPPED.value
+        parcel.dirty = True
+        return True
+
+    def all_shipped(self, order_ref: str) -> bool:
+        """Whether every parcel of the order that was not voided is shipped (and there is one)."""
+        states = [parcel.state for parcel in self._parcels(order_ref).values()]
+        live = [state for state in states if state != ParcelState.VOIDED.value]
+        return bool(live) and all(state == ParcelState.SHIPPED.value for state in live)
+
+    def shipped_parcels(self, order_ref: str) -> list[dict[str, Any]]:
+        """The shipped parcels of an order, as order.shipped lists them."""
+        return [
+            {
+                "number": parcel.number,
+                "tracking_number": parcel.tracking_number,
+                "carrier": parcel.carrier,
+                "service": parcel.service,
+                "weight_g": parcel.weight_g,
+            }
+            for number, parcel in sorted(self._parcels(order_ref).items())
+            if parcel.state == ParcelState.SHIPPED.value
+        ]
 
     def closed(self, order_ref: str, count: int) -> None:
         """The packer ended the order at `count` parcels: an unlabelled parcel past it never ships."""

@@ -35,6 +35,7 @@ carrier not given any range yet is being set up and opens none.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
@@ -46,6 +47,8 @@ from cloud.storage.store import ChangeRecord, WriteTransaction, dumps
 from dockside.errors import InputError
 from dockside.sync import ChangeKind, EventKind
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
     "AgentRef",
@@ -56,6 +59,7 @@ __all__ = [
     "lease_sync_bodies",
     "record_number_event",
     "retire_leases",
+    "retire_restored",
     "top_up",
 ]
 
@@ -459,6 +463,54 @@ def retire_leases(tx: WriteTransaction, tenant_id: int, agent_id: str) -> list[i
         }
         for carrier in sorted(carriers):
             check_low_water(tx, tenant_id, carrier)
+    return ids
+
+
+def retire_restored(
+    tx: WriteTransaction, agent: AgentRef, lease_id: int, carrier: str, reason: str
+) -> list[int]:
+    """An agent's database was restored from a backup (its LEASE_RETIRED event names `lease_id`):
+    retire every lease the agent holds now, not only the one named, and lease it fresh blocks.
+
+    A lease synced to the agent after the backup was taken is unknown to the restored database
+    (the agent cannot name it) and numbers it took after the backup may never have been sent, so
+    none of them may be issued again: each retired lease's used_through becomes its last serial.
+    Returns the retired lease ids; InputError when `lease_id` is not one of this agent's leases.
+    """
+    leases = schema.number_leases
+    tx.lock_clock()
+    named = tx.conn.execute(
+        select(leases.c.agent_id, leases.c.carrier).where(
+            leases.c.id == lease_id, leases.c.tenant_id == agent.tenant_id
+        )
+    ).first()
+    if named is None or named.agent_id != agent.agent_id or named.carrier != carrier:
+        raise InputError(
+            f"lease {lease_id} of carrier {carrier[:32]!r} is not a lease of agent {agent.agent_id}: "
+            "the agent may only retire its own leases"
+        )
+    rows = tx.conn.execute(
+        select(leases.c.id, leases.c.last, leases.c.carrier).where(
+            leases.c.tenant_id == agent.tenant_id,
+            leases.c.agent_id == agent.agent_id,
+            leases.c.retired.is_(False),
+        )
+    ).all()
+    ids = [int(row.id) for row in rows]
+    for row in rows:
+        tx.conn.execute(
+            update(leases).where(leases.c.id == row.id).values(retired=True, used_through=row.last)
+        )
+    tx.append_changes([_lease_change(tx, lease) for lease in ids])
+    log.warning(
+        "agent %s retired its leases %s (%s): fresh blocks are leased to it",
+        agent.agent_id,
+        ids or [lease_id],
+        reason[:200],
+    )
+    lease_for_agent(tx, agent.tenant_id, agent.agent_id)
+    for code in sorted({str(row.carrier) for row in rows} | {carrier}):
+        check_low_water(tx, agent.tenant_id, code)
     return ids
 
 

@@ -39,11 +39,13 @@ from cloud.orders.exceptions import ExceptionKind, open_exception
 from cloud.orders.ingest import order_sync_body
 from cloud.orders.parcels import (
     LABEL_DOCUMENTS,
+    LEASE_RETIRED,
+    PARCEL_HANDED_OVER,
     ParcelLedger,
     check_event_body,
     expected_parcel_count,
 )
-from cloud.shipping.leases import record_number_event
+from cloud.shipping.leases import record_number_event, retire_restored
 from cloud.storage import schema
 from cloud.storage.gc_pause import paused_gc
 from cloud.storage.store import ChangeRecord, CloudStore, WriteTransaction, dumps
@@ -73,15 +75,18 @@ _MIN_MS, _MAX_MS = 946_684_800_000, 32_503_680_000_000
 
 _NEEDS_ORDER = frozenset(
     {
-        EventKind.ORDER_PACKED,
-        EventKind.LABEL_PRINTED,
-        EventKind.LABEL_FAILED,
-        EventKind.LABEL_REPRINTED,
-        EventKind.WEIGHT_CAPTURED,
-        EventKind.ORDER_CLOSED,
-        EventKind.PARCEL_VOIDED,
+        EventKind.ORDER_PACKED.value,
+        EventKind.LABEL_PRINTED.value,
+        EventKind.LABEL_FAILED.value,
+        EventKind.LABEL_REPRINTED.value,
+        EventKind.WEIGHT_CAPTURED.value,
+        EventKind.ORDER_CLOSED.value,
+        EventKind.PARCEL_VOIDED.value,
+        PARCEL_HANDED_OVER,
     }
 )
+# Kinds newer than some agents' dockside.sync, accepted by their wire names.
+_NEWER_KINDS = frozenset({LEASE_RETIRED, PARCEL_HANDED_OVER})
 # The states an event moves an order out of, and where to. Any other state keeps the order where
 # it is and the event is still recorded; conflicts open exceptions (see _conflicts). A printed
 # document packs the order; the last expected parcel's label (or the packer's close) labels it.
@@ -98,8 +103,11 @@ _PARCEL_EVENTS = frozenset(
         EventKind.LABEL_REPRINTED.value,
         EventKind.PARCEL_VOIDED.value,
         EventKind.ORDER_CLOSED.value,
+        PARCEL_HANDED_OVER,
     }
 )
+# A handover ships the order once every parcel it did not void is shipped (it must be labelled).
+_SHIPPED = (frozenset({OrderState.LABELLED.value}), OrderState.SHIPPED.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,16 +171,17 @@ def _check(event: IncomingEvent) -> _Checked | Rejection:
         return Rejection(
             "invalid_event", "event_id must be 1 to 64 letters, digits, '.', '_', ':' or '-' (a UUID)"
         )
-    try:
-        kind = EventKind(event.kind)
-    except ValueError:
-        return Rejection(
-            "unknown_kind", f"unknown event kind {event.kind[:40]!r}: use one of {', '.join(EventKind)}"
-        )
+    kind = event.kind
+    if kind not in _NEWER_KINDS:
+        try:
+            kind = EventKind(event.kind).value
+        except ValueError:
+            known = ", ".join(sorted({*EventKind, *_NEWER_KINDS}))
+            return Rejection("unknown_kind", f"unknown event kind {event.kind[:40]!r}: use one of {known}")
     if len(event.order_ref) > 64 or not _PRINTABLE.match(event.order_ref):
         return Rejection("invalid_event", "order_ref must be at most 64 printable characters")
     if kind in _NEEDS_ORDER and not event.order_ref:
-        return Rejection("invalid_event", f"a {kind.value} event needs the order_ref it is about")
+        return Rejection("invalid_event", f"a {kind} event needs the order_ref it is about")
     if len(event.station) > 32 or not _PRINTABLE.match(event.station):
         return Rejection("invalid_event", "station must be at most 32 printable characters")
     if not _MIN_MS <= event.occurred_at_ms <= _MAX_MS:
@@ -193,7 +202,7 @@ def _check(event: IncomingEvent) -> _Checked | Rejection:
     if not isinstance(body, dict):
         return Rejection("invalid_body", "the event body must be a JSON object")
     try:
-        facts = check_event_body(kind.value, body)
+        facts = check_event_body(kind, body)
     except ValueError as exc:
         return Rejection("invalid_body", str(exc))
     return _Checked(event, body, facts)
@@ -396,6 +405,7 @@ def _apply(
         c.event.order_ref for c in checked if c.event.kind in _PARCEL_EVENTS and c.event.order_ref in orders
     )
     expected: dict[int, int] = {}
+    restored: set[str] = set()
     states: dict[int, str] = {}
     moved: dict[int, str] = {}
     inserts: list[dict[str, Any]] = []
@@ -427,6 +437,20 @@ def _apply(
                 f"order {event.order_ref!r} belongs to another warehouse than {agent.warehouse!r}",
             )
             continue
+        # One restore sends one event per lease it knew; the first retires all of them.
+        if event.kind == LEASE_RETIRED and agent.agent_id not in restored:
+            try:
+                retire_restored(
+                    tx,
+                    agent,
+                    int(item.body["lease_id"]),
+                    str(item.body["carrier"]),
+                    str(item.body.get("reason") or ""),
+                )
+            except InputError as exc:
+                decided[event.event_id] = Rejection("invalid_body", exc.message)
+                continue
+            restored.add(agent.agent_id)
         if event.kind in _NUMBER_EVENTS:
             try:
                 record_number_event(
@@ -482,6 +506,17 @@ def _apply(
         )
         # The state is part of the order's sync body, so its agents hear of the move.
         by_id = {int(order.id): order for order in orders.values()}
+        shipped_at = tx.now.isoformat()
+        emit(
+            tx,
+            agent.tenant_id,
+            WebhookEvent.ORDER_SHIPPED,
+            [
+                _shipped_payload(ledger, by_id[order_id].order_ref, agent.warehouse, shipped_at)
+                for order_id, state in sorted(moved.items())
+                if state == OrderState.SHIPPED.value
+            ],
+        )
         emit(
             tx,
             agent.tenant_id,
@@ -504,12 +539,33 @@ def _apply(
                     int(by_id[order_id].warehouse_id),
                     ChangeKind.ORDER.value,
                     by_id[order_id].order_ref,
-                    order_sync_body(by_id[order_id].body, state),
+                    _sync_body(by_id[order_id].body, state, shipped_at),
                 )
                 for order_id, state in sorted(moved.items())
             ]
         )
     return decided
+
+
+def _sync_body(body: str, state: str, shipped_at: str) -> str:
+    text = order_sync_body(body, state)
+    # As cloud.orders.states: agents purge a shipped order's personal data some days after this.
+    return f'{text[:-1]},"shipped_at":"{shipped_at}"}}' if state == OrderState.SHIPPED.value else text
+
+
+def _shipped_payload(ledger: ParcelLedger, order_ref: str, warehouse: str, at: str) -> dict[str, Any]:
+    """order.shipped for an order whose parcels were handed over at a dock station."""
+    listed = ledger.shipped_parcels(order_ref)
+    carriers = sorted({parcel["carrier"] for parcel in listed if parcel["carrier"]})
+    return {
+        "order_ref": order_ref,
+        "warehouse": warehouse,
+        "carrier": carriers[0] if len(carriers) == 1 else ",".join(carriers),
+        "manifest_id": None,
+        "shipped_at": at,
+        "tracking_numbers": [parcel["tracking_number"] for parcel in listed if parcel["tracking_number"]],
+        "parcels": listed,
+    }
 
 
 def _parcel_of(body: dict[str, Any]) -> int | None:
@@ -532,6 +588,12 @@ def _parcel_effect(
         tracking = item.body.get("tracking_number") or ""
         ledger.voided(event.order_ref, parcel, tracking if isinstance(tracking, str) else "")
         return None
+    if event.kind == PARCEL_HANDED_OVER:
+        tracking = item.body.get("tracking_number") or ""
+        ledger.handed_over(
+            event.order_ref, _parcel_of(item.body) or 1, tracking if isinstance(tracking, str) else ""
+        )
+        return _SHIPPED if ledger.all_shipped(event.order_ref) else None
     if event.kind == EventKind.ORDER_CLOSED.value:
         ledger.closed(event.order_ref, int(item.body["parcels"]))
         return _LABELLED
