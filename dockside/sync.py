@@ -71,6 +71,8 @@ class EventKind(StrEnum):
     NUMBER_VOIDED = "number_voided"  # a taken number never to be used again (job failed, voided)
     ORDER_CLOSED = "order_closed"  # the packer ended an order with fewer parcels than expected
     PARCEL_VOIDED = "parcel_voided"  # a parcel's label voided (its tracking number with it)
+    LEASE_RETIRED = "lease_retired"  # the agent never takes from this lease again (restored backup)
+    PARCEL_HANDED_OVER = "parcel_handed_over"  # a dock station scanned the parcel onto the truck
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from edge_agent.commands.agent_setup import (
     opened_store,
     tls_options,
 )
+from edge_agent.commands.backup import agent_lock, backup_command, restore_command
 from edge_agent.commands.discover import discover_command
 from edge_agent.commands.doctor import doctor_command
 from edge_agent.config import CONFIG_ENV, configure_logging
@@ -199,7 +200,8 @@ def run(
     except DocksideError as exc:
         raise Refused(exc.message) from None
     credentials = setup.credentials()
-    with opened_store(folder) as store:
+    # The data dir's lock, held while the agent runs: a restore refuses while it is held.
+    with agent_lock(folder), opened_store(folder) as store:
         try:
             identity = require_identity(store, folder)
             updates = self_update_for(config.update, folder, identity.credential)
@@ -363,5 +365,7 @@ def pair_code(data_dir: Path | None, ttl: int, unpair_all: bool) -> None:
     )
 
 
+main.add_command(backup_command)
+main.add_command(restore_command)
 main.add_command(doctor_command)
 main.add_command(discover_command)

@@ -44,6 +44,7 @@ class JobStatus(StrEnum):
     PRINTED = "printed"
     FAILED = "failed"
     UNKNOWN = "unknown"
+    VOIDED = "voided"  # a parcel's label voided on purpose (kept for history; the parcel relabels)
 
 
 def new_job_id() -> str:
@@ -267,7 +268,7 @@ class Jobs:
         """The order's first (non-reprint) shipping label, of whichever parcel, whatever its status."""
         row = self._store.conn.execute(
             f"SELECT {_COLUMNS} FROM jobs WHERE order_ref = ? AND reprint_of IS NULL "  # noqa: S608
-            "AND document = 'shipping_label' ORDER BY created_at_ms, rowid LIMIT 1",
+            "AND document = 'shipping_label' AND status <> 'voided' ORDER BY created_at_ms, rowid LIMIT 1",
             (order_ref,),
         ).fetchone()
         return _job(row) if row else None
@@ -275,10 +276,10 @@ class Jobs:
     def first_for_parcel(
         self, order_ref: str, parcel: int, document: str = DocumentKind.SHIPPING_LABEL.value
     ) -> Job | None:
-        """The first (non-reprint) job of one document of one parcel, whatever its status."""
+        """The first (non-reprint, not voided) job of one document of one parcel, whatever else its status."""
         row = self._store.conn.execute(
             f"SELECT {_COLUMNS} FROM jobs WHERE order_ref = ? AND parcel = ? AND document = ? "  # noqa: S608
-            "AND reprint_of IS NULL ORDER BY created_at_ms, rowid LIMIT 1",
+            "AND reprint_of IS NULL AND status <> 'voided' ORDER BY created_at_ms, rowid LIMIT 1",
             (order_ref, parcel, document),
         ).fetchone()
         return _job(row) if row else None
@@ -287,7 +288,7 @@ class Jobs:
         """The parcels of the order that have a shipping label job (any status), in number order."""
         rows = self._store.conn.execute(
             "SELECT DISTINCT parcel FROM jobs WHERE order_ref = ? AND document = 'shipping_label' "
-            "AND reprint_of IS NULL ORDER BY parcel",
+            "AND reprint_of IS NULL AND status <> 'voided' ORDER BY parcel",
             (order_ref,),
         ).fetchall()
         return [int(row[0]) for row in rows]

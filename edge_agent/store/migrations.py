@@ -260,3 +260,61 @@ def m0004_shipments(db: Any) -> None:
     ]
     for statement in statements:
         db.execute(statement)
+
+
+@MIGRATIONS.register
+def m0005_void_restore_dock(db: Any) -> None:
+    """Local facts of issue 15's wave 2: leases retired here (after a restore), voided parcels
+    (a job status), and parcels handed over at a dock station. Never replaced by a snapshot."""
+    statements = [
+        # A restored database retires every lease it held: Numbers never takes from them again,
+        # whatever the cloud still says of them until it hears `lease_retired`.
+        """CREATE TABLE leases_retired (
+            lease_id INTEGER PRIMARY KEY, reason TEXT NOT NULL, at_ms INTEGER NOT NULL
+        )""",
+        # A voided parcel's label job keeps its row (history) with status 'voided'.
+        "ALTER TABLE jobs RENAME TO jobs_m0004",
+        "DROP INDEX jobs_by_parcel",
+        """CREATE TABLE jobs (
+            job_id TEXT PRIMARY KEY,
+            request_id TEXT UNIQUE,
+            order_ref TEXT NOT NULL,
+            station TEXT NOT NULL,
+            printer TEXT NOT NULL,
+            status TEXT NOT NULL
+                CHECK (status IN ('held', 'sending', 'printed', 'failed', 'unknown', 'voided')),
+            label BLOB NOT NULL,
+            weight_g INTEGER,
+            decision TEXT NOT NULL,
+            created_at_ms INTEGER NOT NULL,
+            updated_at_ms INTEGER NOT NULL,
+            reprint_of TEXT REFERENCES jobs (job_id),
+            reason TEXT NOT NULL DEFAULT '',
+            message TEXT NOT NULL DEFAULT '',
+            parcel INTEGER NOT NULL DEFAULT 1,
+            document TEXT NOT NULL DEFAULT 'shipping_label',
+            tracking_number TEXT NOT NULL DEFAULT ''
+        )""",
+        """INSERT INTO jobs (job_id, request_id, order_ref, station, printer, status, label, weight_g,
+            decision, created_at_ms, updated_at_ms, reprint_of, reason, message, parcel, document,
+            tracking_number)
+           SELECT job_id, request_id, order_ref, station, printer, status, label, weight_g,
+            decision, created_at_ms, updated_at_ms, reprint_of, reason, message, parcel, document,
+            tracking_number
+           FROM jobs_m0004 ORDER BY rowid""",
+        "DROP TABLE jobs_m0004",
+        "CREATE INDEX jobs_by_parcel ON jobs (order_ref, parcel, document, created_at_ms)",
+        # A dock scan finds its parcel by the number on the label.
+        "CREATE INDEX jobs_by_tracking ON jobs (tracking_number) WHERE tracking_number <> ''",
+        """CREATE TABLE handovers (
+            order_ref TEXT NOT NULL,
+            parcel INTEGER NOT NULL,
+            tracking_number TEXT NOT NULL,
+            carrier TEXT NOT NULL,
+            station TEXT NOT NULL,
+            at_ms INTEGER NOT NULL,
+            PRIMARY KEY (order_ref, parcel, tracking_number)
+        )""",
+    ]
+    for statement in statements:
+        db.execute(statement)

@@ -19,13 +19,18 @@ A serial is never issued twice:
   any such number used twice);
 - a job that ends `unknown` or `failed` (or is forgotten because nothing was sent) voids its
   number (`void`, `number_voided`) in the transaction that marks the job: it is not reused;
-- a lease is used only by the agent it names, and not at all once `retired`.
+- a lease is used only by the agent it names, and not at all once `retired`: by the cloud, or
+  here (`leases_retired`, local facts no snapshot replaces). `dockside-agent restore` retires every
+  lease the restored database held, with one `lease_retired` event each, so a restore can never
+  issue a number twice: the numbers taken after the backup all lie in leases now retired, and the
+  agent packs on with the fresh blocks the cloud leases it.
 
 Out of numbers, a pack is refused with a message for the packer (and one exception for a person).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,9 +44,44 @@ from edge_agent.store.cache import Cache
 from edge_agent.store.database import Store, now_ms
 from edge_agent.store.outbox import Outbox
 
-__all__ = ["Numbers", "TakenNumber", "exhausted_error"]
+__all__ = ["RESTORED_REASON", "Numbers", "TakenNumber", "exhausted_error", "retire_all_leases"]
 
 log = logging.getLogger(__name__)
+
+
+RESTORED_REASON = "restored from backup"
+
+
+def retire_all_leases(store: Store, outbox: Outbox, reason: str = RESTORED_REASON) -> list[dict[str, Any]]:
+    """Retire every number lease `store` holds, here for good, each with one `lease_retired` event
+    `{"lease_id", "carrier", "reason"}` for the cloud; the bodies recorded, oldest lease first.
+
+    One transaction: after it no number is ever taken from a lease the database held.
+    """
+    retired = []
+    with store.atomic():
+        rows = store.conn.execute(
+            "SELECT id, body FROM number_leases WHERE id NOT IN (SELECT lease_id FROM leases_retired) "
+            "ORDER BY id"
+        ).fetchall()
+        # Leases a number was taken from but the cache no longer lists are retired too.
+        known = {int(row[0]) for row in rows}
+        orphans = store.conn.execute(
+            "SELECT DISTINCT lease_id, carrier FROM numbers_taken "
+            "WHERE lease_id NOT IN (SELECT lease_id FROM leases_retired) ORDER BY lease_id"
+        ).fetchall()
+        leases = [(int(row[0]), str(json.loads(row[1]).get("carrier", ""))) for row in rows]
+        leases += [(int(lease_id), str(carrier)) for lease_id, carrier in orphans if lease_id not in known]
+        at = now_ms()
+        for lease_id, carrier in sorted(leases):
+            store.conn.execute(
+                "INSERT INTO leases_retired (lease_id, reason, at_ms) VALUES (?, ?, ?)",
+                (lease_id, reason, at),
+            )
+            body = {"lease_id": lease_id, "carrier": carrier, "reason": reason}
+            outbox.record(EventKind.LEASE_RETIRED, body)
+            retired.append(body)
+    return retired
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,13 +137,23 @@ class Numbers:
     def _leases(self, carrier: str) -> list[dict[str, Any]]:
         """This agent's usable leases for `carrier`, oldest first (the cache checked their bodies)."""
         agent_id = self._own_agent()
-        return [
+        leases = [
             lease
             for _, lease in sorted(self._cache.number_leases.items())
             if lease.get("agent_id") == agent_id
             and lease.get("carrier") == carrier
             and not lease.get("retired", False)
         ]
+        if not leases:
+            return leases
+        retired_here = {
+            int(row[0])
+            for row in self._store.conn.execute(
+                "SELECT lease_id FROM leases_retired WHERE lease_id IN (SELECT value FROM json_each(?))",
+                (json.dumps([int(lease["id"]) for lease in leases]),),
+            )
+        }
+        return [lease for lease in leases if int(lease["id"]) not in retired_here] if retired_here else leases
 
     def _next_serial(self, lease: Mapping[str, Any]) -> int:
         """The lowest serial of `lease` above every serial taken from it here and above `used_through`."""
