@@ -9,8 +9,11 @@ no job: the caller gets a TemplateOverrun naming the template and its version, a
 packs and wave labels that need it fail at once) until a new version arrives.
 
 A carrier's own label (sent by the OMS, `edge_agent.packing.documents`) is not rendered from a
-template: it is converted for the printer (a PDF or PNG drawn at its resolution) off the loop,
-by awaiting `carrier_label_bytes` before the pack's transaction, and the job carries those bytes.
+template: it is converted for the printer off the loop, by awaiting `carrier_label_bytes` before
+the pack's transaction, and the job carries those bytes. A PDF or PNG is drawn in the agent's
+label worker process (`edge_agent.printing.label_renderer`), within a time limit: PDFium cannot
+be interrupted, and a label built to load slowly must not hold up every other. ZPL is only
+checked (text, no PDFium), in a thread.
 """
 
 from __future__ import annotations
@@ -23,11 +26,12 @@ from dockside.errors import TemplateOverrun
 from dockside.labels import label_context
 from dockside.orders import SyncedOrder
 from dockside.rules import Decision
-from dockside.shipping.parcels import DocumentKind, LabelDocument
+from dockside.shipping.parcels import DocumentKind, LabelDocument, LabelFormat
 from dockside.sync import EventKind
 from edge_agent.devices.printer_lane import PrinterLane
 from edge_agent.packing.documents import carrier_label_printout, expected_parcel, paper_for
 from edge_agent.printing.jobs import Job, JobDecision, JobStatus, new_job_id
+from edge_agent.printing.label_renderer import LabelRenderer
 from edge_agent.store.cache import Cache
 from edge_agent.store.database import Store, now_ms
 from edge_agent.store.outbox import Outbox
@@ -37,15 +41,31 @@ __all__ = ["Labeller"]
 
 log = logging.getLogger(__name__)
 
+_PRINTOUT_MODULE = carrier_label_printout.__module__  # what the label worker imports as it starts
+
 
 class Labeller:
     """Renders the labels of one warehouse's orders into `sending` jobs, not yet recorded."""
 
-    def __init__(self, store: Store, cache: Cache, outbox: Outbox, *, warehouse: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        cache: Cache,
+        outbox: Outbox,
+        *,
+        warehouse: str,
+        renderer: LabelRenderer | None = None,
+    ) -> None:
         self._store = store
         self._cache = cache
         self._outbox = outbox
         self.warehouse = warehouse
+        # The carrier labels' worker process: started at the first PDF or PNG label, not before.
+        self.renderer = renderer if renderer is not None else LabelRenderer(preload=(_PRINTOUT_MODULE,))
+
+    async def close(self) -> None:
+        """Stop the carrier labels' worker process (after the label it is drawing, if any)."""
+        await self.renderer.close()
 
     def label_job(
         self,
@@ -153,14 +173,23 @@ class Labeller:
 
     async def carrier_label_bytes(self, lane: PrinterLane, label: LabelDocument, *, parcel: int) -> bytes:
         """The bytes that print the OMS's carrier `label` for parcel `parcel` on `lane`'s printer,
-        made in a worker thread so the loop keeps serving while a PDF is drawn. Await it before
-        the pack's transaction and hand the result to `label_job` as `carrier_label_data`.
+        made off the loop: a PDF or PNG in the label worker process, within its time limit, ZPL
+        (checked, not drawn) in a thread. Await it before the pack's transaction and hand the
+        result to `label_job` as `carrier_label_data`.
 
-        InputError (naming the parcel) when the label cannot be printed on that printer.
+        InputError (naming the parcel) when the label cannot be printed on that printer, or takes
+        longer than the time limit to draw (`label_render_timeout`), or kills the worker
+        (`label_render_failed`). RendererUnavailable when the worker cannot be started.
         """
         paper = paper_for(lane.config)
-        return await asyncio.to_thread(
-            carrier_label_printout, label, paper, parcel=parcel, printer=lane.config.id
+        printer = lane.config.id
+        if label.format is LabelFormat.ZPL:
+            return await asyncio.to_thread(
+                carrier_label_printout, label, paper, parcel=parcel, printer=printer
+            )
+        what = f"parcel {parcel}'s carrier label ({label.format.value.upper()})"
+        return await self.renderer.render(
+            what, carrier_label_printout, label, paper, parcel=parcel, printer=printer
         )
 
     def _set_aside(

@@ -157,3 +157,38 @@ def pdf_with_paths(count: int) -> bytes:
             b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(content) + content + b"\nendstream",
         ]
     )
+
+
+def pdf_with_nested_forms(levels: int = 7, fanout: int = 10) -> bytes:
+    """A 4x6 in page whose form draws `fanout` copies of a form that draws `fanout` of the next...
+
+    `levels` deep, the last drawing one small square: 3 kB that PDFium expands into
+    fanout ** (levels - 1) paths while it loads the page (seven levels of ten: 13 s here, then
+    refused as too complex), before any object can be counted. Only a time limit on a process
+    that can be killed stops it.
+    """
+    forms = []
+    for level in range(levels):
+        if level == levels - 1:
+            content = b"0 0 1 1 re f"
+            resources = b""
+        else:
+            content = b" ".join(b"q 1 0 0 1 %d 0 cm /F Do Q" % (index % 3) for index in range(fanout))
+            resources = b" /Resources << /XObject << /F %d 0 R >> >>" % (5 + level + 1)
+        forms.append(
+            b"<< /Type /XObject /Subtype /Form /BBox [0 0 288 432]%s /Length %d >>\nstream\n"
+            % (resources, len(content))
+            + content
+            + b"\nendstream"
+        )
+    page_content = b"/F Do"
+    return raw_pdf(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 288 432] /Contents 4 0 R "
+            b"/Resources << /XObject << /F 5 0 R >> >> >>",
+            b"<< /Length %d >>\nstream\n" % len(page_content) + page_content + b"\nendstream",
+            *forms,
+        ]
+    )
