@@ -15,10 +15,12 @@ from dockside.v1 import sync_pb2 as pb
 from edge_agent.sync import GrpcTransport
 
 __all__ = [
+    "UPU_S10_FORMAT",
     "enroll_fleet",
     "ingest_orders",
     "mint_enrollment_tokens",
     "provision",
+    "provision_range_carrier",
     "publish_template",
     "shipped_template",
 ]
@@ -78,6 +80,44 @@ def provision(
     orders = demo_orders(order_count, warehouse=warehouse, prefix=order_prefix)
     ingest_orders(stack, orders)
     return orders
+
+
+# A UPU S10 number (two letters, 8-digit serial, mod 11 check digit, country): RR000000015GB.
+UPU_S10_FORMAT: dict[str, Any] = {"scheme": "mod11", "prefix": "RR", "suffix": "GB", "digits": 8}
+
+
+def provision_range_carrier(
+    stack: Stack,
+    *,
+    code: str = "UPU",
+    block_size: int = 30,
+    first: int = 10_000_000,
+    last: int = 10_999_999,
+    number_format: dict[str, Any] | None = None,
+    template: str = "shipping-4x6",
+) -> None:
+    """A carrier numbered from one carrier-issued range, and the 'default' ruleset deciding it.
+
+    Agents are leased `block_size` serials at a time (those enrolled already at once, later ones
+    when they enroll). The ruleset prints the shipping label alone (no other document), so each
+    pack prints one label with one number. Call after `provision` published the templates.
+    """
+    tracking = {"kind": "range", "format": number_format or UPU_S10_FORMAT}
+    stack.admin_call(
+        "POST",
+        "/api/v1/carriers",
+        {
+            "code": code,
+            "name": f"Carrier {code}",
+            "tracking": tracking,
+            "low_water": 0,
+            "block_size": block_size,
+        },
+    )
+    stack.admin_call("POST", f"/api/v1/carriers/{code}/ranges", {"first": first, "last": last})
+    ruleset = {"default": {"carrier": code, "service": "priority", "template": template, "documents": []}}
+    version = stack.admin_call("POST", "/api/v1/rulesets/default/versions", ruleset)["version"]
+    stack.admin_call("POST", f"/api/v1/rulesets/default/versions/{version}/publish", {})
 
 
 def mint_enrollment_tokens(database_url: str, warehouse: str, count: int, *, ttl_s: int = 3_600) -> list[str]:
