@@ -45,10 +45,12 @@ from edge_agent.packing.waves import WavePrinter, wave_number
 __all__ = [
     "MAX_BODY_BYTES",
     "CloseOrderRequest",
+    "HandoverRequest",
     "PackRequest",
     "PrintWaveRequest",
     "ReprintRequest",
     "RequestGuard",
+    "VoidParcelRequest",
     "create_app",
 ]
 
@@ -98,6 +100,25 @@ class ReprintRequest(BaseModel):
 
     reason: Annotated[str, StringConstraints(max_length=500)]
     request_id: RequestId | None = None
+
+
+class VoidParcelRequest(BaseModel):
+    """`POST /api/v1/orders/{order_ref}/parcels/{n}/void`: why the parcel's label is voided."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+
+
+class HandoverRequest(BaseModel):
+    """`POST /api/v1/handover`: a dock station's scan of a parcel's label (tracking number or SSCC)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # As scanned: the agent strips spaces, a GS1 symbology identifier and AI (00) itself.
+    scan: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    station: Code
+    request_id: RequestId
 
 
 class PrintWaveRequest(BaseModel):
@@ -295,6 +316,45 @@ def create_app(
         if len(order_ref) > 64:
             raise NotFound("that order reference is too long to exist: check it", code="order_not_found")
         return _json(await packer.close(order_ref, body.reason))
+
+    @app.post(
+        "/api/v1/orders/{order_ref}/parcels/{parcel}/void",
+        summary="Void a parcel's shipping label (its tracking number is never used again)",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": VoidParcelRequest.model_json_schema()}},
+            }
+        },
+    )
+    async def void_parcel(order_ref: str, parcel: str, request: Request) -> Response:
+        body = await _parse(request, VoidParcelRequest, 'a JSON object like {"reason": "address changed"}')
+        if len(order_ref) > 64:
+            raise NotFound("that order reference is too long to exist: check it", code="order_not_found")
+        if not parcel.isascii() or not parcel.isdigit() or not 1 <= int(parcel[:4]) <= MAX_PARCELS:
+            raise NotFound(
+                f"there is no parcel {parcel[:8]!r}: parcels are numbered 1 to {MAX_PARCELS}",
+                code="parcel_not_found",
+            )
+        return _json(await packer.void_parcel(order_ref, int(parcel), body.reason))
+
+    @app.post(
+        "/api/v1/handover",
+        summary="Dock: hand a parcel over to its carrier by scanning its label",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": HandoverRequest.model_json_schema()}},
+            }
+        },
+    )
+    async def handover(request: Request) -> Response:
+        body = await _parse(
+            request,
+            HandoverRequest,
+            "a JSON object with scan (the label's tracking number), station and request_id",
+        )
+        return _json(packer.hand_over(body.scan, body.station, body.request_id))
 
     waves = WavePrinter(
         agent.store,

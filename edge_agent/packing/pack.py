@@ -15,6 +15,13 @@ id returns the first job; a parcel that already has its shipping label answers `
 with it (parcel 2 of an order packs whatever became of parcel 1); a cancelled order prints
 nothing. `close` ends an order with fewer parcels than the OMS expected.
 
+`void_parcel` voids a parcel's shipping label on purpose (`POST /api/v1/orders/{ref}/parcels/{n}/void`):
+its job (and its reprints) stay for history with status `voided`, the leased numbers they took
+are voided (`number_voided`), and `parcel_voided` tells the cloud; packing the parcel again prints
+a new label with a new number (relabel), never the voided one. `hand_over` is the dock station's
+scan (`POST /api/v1/handover`): the parcel whose label carries the scanned tracking number or
+SSCC is recorded handed over once (`parcel_handed_over`).
+
 The tracking number comes from the decided carrier's account (`carriers` in the cache): a
 leased number (`range`, `sscc`) is taken in the job's transaction (`edge_agent.store.numbers`),
 none left refuses the pack and gives the weight back; the OMS's (`oms`, `api`) is the order's
@@ -36,7 +43,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
+import re
 from typing import Any
 
 from dockside.errors import Conflict, DocksideError, InputError, NotFound, PrinterError, PrinterUnusable
@@ -64,6 +73,28 @@ log = logging.getLogger(__name__)
 MAX_REASON_CHARS = 500
 # What a scan that prints records, in the transaction that marks its job printed.
 PACKED_EVENTS = (EventKind.WEIGHT_CAPTURED, EventKind.ORDER_PACKED, EventKind.LABEL_PRINTED)
+# What a dock scan may carry: a tracking number or SSCC, after the scanner's decorations go.
+_SCANNED_NUMBER = re.compile(r"^[A-Z0-9]{1,40}$")
+# A GS1-128 scan of an SSCC: symbology identifier ]C1, then AI 00 (with or without brackets).
+_GS1_SSCC = re.compile(r"^(?:\]C1)?(?:\(00\)|00)([0-9]{18})$")
+# Documents whose number a dock worker scans: the shipping label, and a carton label's SSCC.
+_HANDOVER_DOCUMENTS = ("shipping_label", "carton_label")
+
+
+def scanned_number(scan: str) -> str:
+    """The tracking number or SSCC a dock scan carries (upper case, no spaces, no GS1 AI 00);
+    InputError when it cannot be one."""
+    text = "".join(scan.split()).upper()
+    sscc = _GS1_SSCC.match(text)
+    if sscc is not None:
+        return sscc.group(1)
+    if not _SCANNED_NUMBER.match(text):
+        raise InputError(
+            "that scan is not a tracking number or an SSCC (1 to 40 letters and digits): scan the "
+            "barcode of the carrier's tracking number or the carton's SSCC on the label",
+            code="invalid_scan",
+        )
+    return text
 
 
 @dataclasses.dataclass
@@ -423,6 +454,218 @@ class Packer:
             "expected": _expected(order),
         }
 
+    # -- void and relabel ------------------------------------------------------------------------
+
+    async def void_parcel(self, order_ref: str, parcel: int, reason: str) -> dict[str, Any]:
+        """Void parcel `parcel`'s shipping label (`POST /api/v1/orders/{ref}/parcels/{n}/void`).
+
+        In one transaction: the label's job and its reprints get status `voided` (kept for
+        history), the leased numbers they took are voided (`number_voided`, never used again) and
+        `parcel_voided` `{parcel, tracking_number, reason}` is recorded. The next pack of the
+        parcel prints a new label with a new number. Refused: no reason, an unknown order, a
+        parcel with no label (or one already voided), a label still printing, a parcel handed over.
+        """
+        reason = reason.strip()
+        if not reason:
+            raise InputError(
+                "voiding a label needs a reason (for example 'address changed'): type why it is voided",
+                code="reason_required",
+            )
+        if len(reason) > MAX_REASON_CHARS:
+            raise InputError(
+                f"the reason is {len(reason)} characters long: keep it under {MAX_REASON_CHARS}",
+                code="reason_too_long",
+            )
+        if isinstance(parcel, bool) or not 1 <= parcel <= MAX_PARCELS:
+            raise InputError(f"parcels are numbered 1 to {MAX_PARCELS}, not {parcel}", code="invalid_input")
+        lock = self._order_locks.get(order_ref)
+        if lock is None:
+            lock = self._order_locks[order_ref] = _OrderLock()
+        lock.users += 1
+        try:
+            async with lock.lock:
+                return self._void(order_ref, parcel, reason)
+        finally:
+            lock.users -= 1
+            if not lock.users:
+                del self._order_locks[order_ref]
+
+    def _void(self, order_ref: str, parcel: int, reason: str) -> dict[str, Any]:
+        store = self._queue.numbers.store
+        label = self.jobs.first_for_parcel(order_ref, parcel)
+        if label is None:
+            known = (
+                self._cache.order(order_ref) is not None
+                or store.conn.execute(
+                    "SELECT 1 FROM jobs WHERE order_ref = ? LIMIT 1", (order_ref,)
+                ).fetchone()
+            )
+            if not known:
+                raise NotFound(
+                    f"order {order_ref} is not known at this agent: check the reference",
+                    code="order_not_found",
+                )
+            was_voided = store.conn.execute(
+                "SELECT 1 FROM jobs WHERE order_ref = ? AND parcel = ? AND document = 'shipping_label' "
+                "AND status = 'voided' LIMIT 1",
+                (order_ref, parcel),
+            ).fetchone()
+            if was_voided is not None:
+                raise Conflict(
+                    f"parcel {parcel} of order {order_ref} has no label to void: its label was voided "
+                    "already; pack the parcel again to print its new label",
+                    code="already_voided",
+                )
+            raise Conflict(
+                f"parcel {parcel} of order {order_ref} has no label to void: nothing was printed for it",
+                code="parcel_not_labelled",
+            )
+        rows = store.conn.execute(
+            "SELECT job_id, status, tracking_number FROM jobs WHERE job_id = ? OR reprint_of = ? "
+            "ORDER BY created_at_ms, rowid",
+            (label.job_id, label.job_id),
+        ).fetchall()
+        if any(status in (JobStatus.SENDING, JobStatus.HELD) for _, status, _ in rows):
+            raise Conflict(
+                f"parcel {parcel} of order {order_ref} has a label printing or waiting for its printer: "
+                "wait for it to finish (or clear the printer), then void it",
+                code="job_in_flight",
+            )
+        handed = store.conn.execute(
+            "SELECT 1 FROM handovers WHERE order_ref = ? AND parcel = ? LIMIT 1", (order_ref, parcel)
+        ).fetchone()
+        if handed is not None:
+            raise Conflict(
+                f"parcel {parcel} of order {order_ref} was handed over to the carrier: it cannot be "
+                "voided here; void it with the carrier, then in the cloud",
+                code="parcel_handed_over",
+            )
+        # The number on the parcel: the newest printed label's (a relabel-reprint took a new one).
+        printed = [number for _, status, number in rows if status == JobStatus.PRINTED and number]
+        tracking = printed[-1] if printed else label.tracking_number
+        with store.atomic():
+            for job_id, _, _ in rows:
+                self.jobs.set_status(job_id, JobStatus.VOIDED, message=f"voided: {reason}")
+                self._queue.numbers.void(
+                    job_id, reason, order_ref=order_ref, station=label.station, parcel=parcel
+                )
+            body = {"parcel": parcel, "tracking_number": tracking, "reason": reason}
+            self._outbox.record(EventKind.PARCEL_VOIDED, body, order_ref=order_ref, station=label.station)
+        self._outbox.notify()
+        log.info(
+            "parcel %d of order %s voided (tracking number %s): %s",
+            parcel,
+            order_ref,
+            tracking,
+            reason,
+            extra={"order_ref": order_ref, "station": label.station},
+        )
+        return {
+            "order_ref": order_ref,
+            "parcel": parcel,
+            "status": "voided",
+            "job_id": label.job_id,
+            "tracking_number": tracking,
+            "reason": reason,
+        }
+
+    # -- dock handover ---------------------------------------------------------------------------
+
+    def hand_over(self, scan: str, station_code: str, request_id: str) -> dict[str, Any]:
+        """Record the parcel whose label carries the scanned number as handed over, once
+        (`POST /api/v1/handover`): `handed_over`, or `already_handed_over` for a second scan.
+
+        The parcel is found among this agent's printed labels by tracking number (or a carton
+        label's SSCC); a voided label is refused, an unknown number is NotFound for the dock worker.
+        """
+        if self._floor.get(station_code) is None:
+            raise NotFound(
+                f"station {station_code} is not configured for this warehouse: check the station code",
+                code="station_not_found",
+            )
+        store = self._queue.numbers.store
+        repeated = store.conn.execute(
+            "SELECT order_ref, parcel, tracking_number, carrier, station, at_ms FROM handovers "
+            "WHERE request_id = ?",
+            (request_id,),
+        ).fetchone()
+        if repeated is not None:
+            return _handover_answer("handed_over", *repeated)
+        number = scanned_number(scan)
+        found = self._labelled_parcel(number)
+        order_ref, parcel, carrier = found
+        existing = store.conn.execute(
+            "SELECT order_ref, parcel, tracking_number, carrier, station, at_ms FROM handovers "
+            "WHERE order_ref = ? AND parcel = ?",
+            (order_ref, parcel),
+        ).fetchone()
+        if existing is not None:
+            return _handover_answer("already_handed_over", *existing)
+        at = now_ms()
+        with store.atomic():
+            store.conn.execute(
+                "INSERT INTO handovers (order_ref, parcel, tracking_number, carrier, station, at_ms, "
+                "request_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (order_ref, parcel, number, carrier, station_code, at, request_id),
+            )
+            self._outbox.record(
+                EventKind.PARCEL_HANDED_OVER,
+                {"parcel": parcel, "tracking_number": number, "carrier": carrier},
+                order_ref=order_ref,
+                station=station_code,
+            )
+        self._outbox.notify()
+        log.info(
+            "parcel %d of order %s (%s %s) handed over at %s",
+            parcel,
+            order_ref,
+            carrier,
+            number,
+            station_code,
+            extra={"order_ref": order_ref, "station": station_code},
+        )
+        return _handover_answer("handed_over", order_ref, parcel, number, carrier, station_code, at)
+
+    def _labelled_parcel(self, number: str) -> tuple[str, int, str]:
+        """(order_ref, parcel, carrier) of the printed label carrying `number`."""
+        conn = self._queue.numbers.store.conn
+        documents = json.dumps(_HANDOVER_DOCUMENTS)
+        rows = conn.execute(
+            "SELECT order_ref, parcel, status, json_extract(decision, '$.carrier') FROM jobs "
+            "WHERE tracking_number = ? AND document IN (SELECT value FROM json_each(?)) "
+            "ORDER BY created_at_ms DESC, rowid DESC",
+            (number, documents),
+        ).fetchall()
+        if not rows:  # a carton label's own SSCC (not the parcel's tracking number)
+            rows = conn.execute(
+                "SELECT order_ref, parcel, status, json_extract(decision, '$.carrier') FROM jobs "
+                "WHERE document = 'carton_label' AND json_extract(decision, '$.sscc') = ? "
+                "ORDER BY created_at_ms DESC, rowid DESC",
+                (number,),
+            ).fetchall()
+        printed = [row for row in rows if row[2] == JobStatus.PRINTED]
+        if printed:
+            order_ref, parcel, _, carrier = printed[0]
+            return str(order_ref), int(parcel), str(carrier or "")
+        if any(row[2] == JobStatus.VOIDED for row in rows):
+            raise Conflict(
+                f"the label {number} was voided: do not ship this parcel with it; set it aside for "
+                "relabelling",
+                code="label_voided",
+            )
+        if rows:
+            raise Conflict(
+                f"the label {number} did not print for sure (job {rows[0][2]}): set the parcel aside "
+                "for your supervisor",
+                code="label_not_printed",
+            )
+        raise NotFound(
+            f"no parcel with the number {number} was labelled at this agent: scan the tracking "
+            "number barcode on the shipping label (not the order barcode), or set the parcel aside "
+            "for your supervisor",
+            code="parcel_not_found",
+        )
+
     # -- reprint -------------------------------------------------------------------------------
 
     async def reprint(self, job_id: str, reason: str, request_id: str | None = None) -> PackAnswer:
@@ -459,6 +702,12 @@ class Packer:
                         code="request_id_reused",
                     )
                 return first.answer()
+        if original.status == JobStatus.VOIDED:
+            raise Conflict(
+                f"job {job_id}'s label was voided and is never printed again: pack parcel "
+                f"{original.parcel} of order {original.order_ref} again for its new label",
+                code="job_voided",
+            )
         if original.status in (JobStatus.SENDING, JobStatus.HELD):
             what = (
                 "is being printed right now"
@@ -562,6 +811,20 @@ class Packer:
         for scale, codes in stations_of.values():
             last = self.jobs.last_weighed(codes)
             scale.remember_used(UsedWeight(*last) if last is not None else None)
+
+
+def _handover_answer(
+    status: str, order_ref: str, parcel: int, tracking: str, carrier: str, station: str, at_ms: int
+) -> dict[str, Any]:
+    return {
+        "status": status,
+        "order_ref": order_ref,
+        "parcel": int(parcel),
+        "tracking_number": tracking,
+        "carrier": carrier,
+        "station": station,
+        "handed_over_at_ms": int(at_ms),
+    }
 
 
 def _expected(order: SyncedOrder) -> int:

@@ -313,6 +313,7 @@ def m0005_void_restore_dock(db: Any) -> None:
             carrier TEXT NOT NULL,
             station TEXT NOT NULL,
             at_ms INTEGER NOT NULL,
+            request_id TEXT UNIQUE,
             PRIMARY KEY (order_ref, parcel, tracking_number)
         )""",
     ]

@@ -125,6 +125,11 @@ class Numbers:
         self._formats: dict[int, tuple[Mapping[str, Any], NumberFormat]] = {}
         self._reported_exhausted: set[str] = set()
 
+    @property
+    def store(self) -> Store:
+        """The store numbers are taken on (the agent's one connection)."""
+        return self._store
+
     def _own_agent(self) -> str:
         """This agent's id, from its identity (read once it exists)."""
         if self._agent_id is None:
