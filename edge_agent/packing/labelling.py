@@ -63,6 +63,12 @@ class Labeller:
         # The carrier labels' worker process: started at the first PDF or PNG label, not before.
         self.renderer = renderer if renderer is not None else LabelRenderer(preload=(_PRINTOUT_MODULE,))
 
+    async def warm_up(self) -> None:
+        """Start the carrier labels' worker process ahead of the first PDF or PNG label (its start
+        takes a second or more, which that label's pack would otherwise wait): call it when an
+        order with such a label reaches the agent. Does nothing if the worker runs."""
+        await self.renderer.warm()
+
     async def close(self) -> None:
         """Stop the carrier labels' worker process (after the label it is drawing, if any)."""
         await self.renderer.close()

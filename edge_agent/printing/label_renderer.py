@@ -194,6 +194,12 @@ class LabelRenderer:
             code="carrier_label_unprintable",
         )
 
+    async def warm(self) -> None:
+        """Start the worker now, if none runs, without waiting for its imports (a second or more):
+        for when a PDF or PNG label is known to be coming, so that its pack does not wait for them."""
+        if not self._closed and self._worker is None:
+            await asyncio.to_thread(self._warm)
+
     async def close(self) -> None:
         """Stop the worker (after the label it is drawing, at most the time limit); idempotent."""
         self._closed = True
@@ -216,6 +222,12 @@ class LabelRenderer:
             except (EOFError, OSError):
                 return ("died", self._bury(worker, f"it died drawing {what}"))
             return reply
+
+    def _warm(self) -> None:
+        with self._exchanging:
+            if self._worker is None and not self._closed:
+                with contextlib.suppress(RendererUnavailable):
+                    self._start()
 
     def _ready_worker(self, what: str) -> _Worker:
         """The worker, started (or replaced, if it died idle) and past its imports."""

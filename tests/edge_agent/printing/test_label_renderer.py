@@ -96,6 +96,10 @@ def _render(renderer: LabelRenderer, fmt: str, data: bytes, paper: PrinterPaper 
     )
 
 
+def _running(renderer: LabelRenderer) -> bool:
+    return renderer.pid is not None
+
+
 def test_a_label_drawn_by_the_worker_is_the_in_process_conversion_byte_for_byte(
     renderer: LabelRenderer,
 ) -> None:
@@ -229,14 +233,18 @@ def test_the_labeller_starts_its_worker_at_the_first_pdf_label_and_stops_it_on_c
     async def scenario() -> None:
         zpl = b"^XA^FO20,20^FDlabel^FS^XZ"
         assert await labeller.carrier_label_bytes(lane, document("zpl", zpl), parcel=1) == zpl
-        assert labeller.renderer.pid is None  # ZPL is checked, not drawn: no worker
+        assert not _running(labeller.renderer)  # ZPL is checked, not drawn: no worker
+        await labeller.warm_up()  # an order with a PDF label has come: the worker starts
+        started = labeller.renderer.pid
+        assert started is not None
         pdf = document("pdf", label_pdf())
         data = await labeller.carrier_label_bytes(lane, pdf, parcel=1)
         assert data == carrier_label_printout(pdf, ZPL_PAPER, parcel=1, printer="Z-1")
+        assert labeller.renderer.pid == started  # the warm worker drew it
         worker = labeller.renderer._worker
         assert worker is not None
         await labeller.close()
-        assert labeller.renderer.pid is None
+        assert not _running(labeller.renderer)
         assert worker.process.exitcode == 0  # it was asked to stop, not killed
         with pytest.raises(RendererUnavailable):
             await labeller.carrier_label_bytes(lane, pdf, parcel=1)
