@@ -66,7 +66,7 @@ from edge_agent.store.database import now_ms
 from edge_agent.store.numbers import TakenNumber
 from edge_agent.store.outbox import Outbox
 
-__all__ = ["PACKED_EVENTS", "Packer"]
+__all__ = ["PACKED_EVENTS", "Packer", "scanned_number", "tracking_source"]
 
 log = logging.getLogger(__name__)
 
@@ -378,31 +378,7 @@ class Packer:
     def _tracking_source(
         self, order_ref: str, carrier: str, parcel: int, expected: Any
     ) -> tuple[bool, str | None]:
-        """Where the parcel's tracking number comes from, by the carrier's account in the cache:
-        (True, None) a leased number; (False, number) the OMS's; (False, None) no account, the
-        job-id reference."""
-        account = self._cache.carriers.get(carrier)
-        if account is None:
-            return False, None
-        tracking = account.get("tracking")
-        kind = tracking.get("kind") if isinstance(tracking, dict) else None
-        if kind in (TrackingKind.RANGE, TrackingKind.SSCC):
-            return True, None
-        if kind in (TrackingKind.OMS, TrackingKind.API):
-            number = expected.tracking_number if expected is not None else ""
-            if not number:
-                raise Conflict(
-                    f"the OMS has not sent parcel {parcel}'s {carrier} label and tracking number for "
-                    f"order {order_ref} yet: set the parcel aside and scan it again once it has, or ask "
-                    "your supervisor",
-                    code="tracking_number_missing",
-                )
-            return False, str(number)
-        raise Conflict(
-            f"carrier {carrier}'s tracking kind {str(kind)[:20]!r} is unknown to this agent: update the "
-            "agent, or pack with another carrier",
-            code="carrier_unusable",
-        )
+        return tracking_source(self._cache, order_ref, carrier, parcel, expected)
 
     # -- close -----------------------------------------------------------------------------------
 
@@ -811,6 +787,36 @@ class Packer:
         for scale, codes in stations_of.values():
             last = self.jobs.last_weighed(codes)
             scale.remember_used(UsedWeight(*last) if last is not None else None)
+
+
+def tracking_source(
+    cache: Cache, order_ref: str, carrier: str, parcel: int, expected: Any
+) -> tuple[bool, str | None]:
+    """Where the parcel's tracking number comes from, by the carrier's account in the cache:
+    (True, None) a leased number; (False, number) the OMS's; (False, None) no account, the
+    job-id reference. Conflict when the OMS's number has not come or the account is unusable."""
+    account = cache.carriers.get(carrier)
+    if account is None:
+        return False, None
+    tracking = account.get("tracking")
+    kind = tracking.get("kind") if isinstance(tracking, dict) else None
+    if kind in (TrackingKind.RANGE, TrackingKind.SSCC):
+        return True, None
+    if kind in (TrackingKind.OMS, TrackingKind.API):
+        number = expected.tracking_number if expected is not None else ""
+        if not number:
+            raise Conflict(
+                f"the OMS has not sent parcel {parcel}'s {carrier} label and tracking number for "
+                f"order {order_ref} yet: set the parcel aside and scan it again once it has, or ask "
+                "your supervisor",
+                code="tracking_number_missing",
+            )
+        return False, str(number)
+    raise Conflict(
+        f"carrier {carrier}'s tracking kind {str(kind)[:20]!r} is unknown to this agent: update the "
+        "agent, or pack with another carrier",
+        code="carrier_unusable",
+    )
 
 
 def _handover_answer(

@@ -25,6 +25,16 @@ Printing keeps the pack path's rules, through the same print queue:
   wave's labels recorded `held`, in order; they go out by themselves, once, in that order, when
   the printer is ready again, exactly like held labels of single packs.
 
+Each wave label is parcel 1 of its order and gets its tracking number as a scan's would
+(`edge_agent.packing.pack.tracking_source`): a `range`/`sscc` carrier's next leased number, asked
+under the lane's lock and taken by the queue in the job's transaction; the OMS's own label (ZPL,
+PDF or PNG, drawn for the printer) with its tracking number; the job-id reference without an
+account. The events carry the parcel's facts like a scan's (parcel 1, its tracking number,
+dimensions), and the ruleset's documents for the parcel (packing slip, carton label, customs
+declaration) print after its label, each its own job. Out of numbers, the wave stops at that
+order: it is reported (`stopped`, with the packer's message) and the orders after it stay
+waiting for the next Print wave.
+
 One wave runs at a time per agent; while it runs it holds the lock of each printer it has used,
 and it yields to the event loop between labels so status polls, packs at other printers and
 the page's progress requests are served.
@@ -42,13 +52,16 @@ from typing import Any
 
 from dockside.errors import Conflict, DocksideError, NotFound, PrinterError
 from dockside.orders import SyncedOrder
-from dockside.rules import decide
+from dockside.rules import Decision, decide
+from dockside.shipping.parcels import TrackingKind
 from dockside.sync import EventKind
 from edge_agent.devices.printer_lane import PrinterLane
 from edge_agent.devices.stations import Station, StationFloor
 from edge_agent.metrics import AgentMetrics
+from edge_agent.packing.documents import plan_documents, shipping_label_plan
 from edge_agent.packing.labelling import Labeller
-from edge_agent.printing.jobs import JobStatus
+from edge_agent.packing.pack import tracking_source
+from edge_agent.printing.jobs import Job, JobStatus
 from edge_agent.printing.queue import PrintQueue
 from edge_agent.store.cache import Cache
 from edge_agent.store.database import Store, now_ms
@@ -100,6 +113,8 @@ class _Run:
     jobs: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
     failed: list[dict[str, Any]] = field(default_factory=list)
+    # The order the wave stopped at (no tracking number left), with the packer's message.
+    stopped: dict[str, Any] | None = None
 
     def report(self, status: str) -> dict[str, Any]:
         counts = {"printed": 0, "held": 0}
@@ -115,6 +130,7 @@ class _Run:
             **counts,
             "skipped": self.skipped,
             "failed": self.failed,
+            "stopped": self.stopped,
             "jobs": self.jobs,
             "started_at_ms": self.started_at_ms,
             "finished_at_ms": self.finished_at_ms,
@@ -336,6 +352,8 @@ class WavePrinter:
                     # Between labels the loop serves polls, packs at other printers and the page.
                     await asyncio.sleep(0)
                     await self._print_one(run, station, ruleset, lanes, locks, position, ref)
+                    if run.stopped is not None:
+                        break
         finally:
             run.finished_at_ms = now_ms()
             report = run.report("done")
@@ -413,22 +431,58 @@ class WavePrinter:
         assert order is not None
         weight = order.order.expected_weight_g
         assert weight is not None  # _refusal refuses an order without one
+        expected = order.order.parcels[0] if order.order.parcels else None
+        dims = expected.dimensions_mm if expected is not None else None
+        parcel_count = max(1, len(order.order.parcels))
         try:
-            decision = decide(order.order_json, weight, ruleset)
-            template = self._cache.templates.get(decision.template)
+            decision = decide(
+                order.order_json,
+                weight,
+                ruleset,
+                dims,
+                parcel_number=1,
+                parcel_count=parcel_count,
+                ship_from_country=str(self._cache.ship_from(self._labeller.warehouse).get("country", "")),
+            )
+            plan = shipping_label_plan(order, 1, decision)
+            template = None if plan.carrier_label else self._cache.templates.get(decision.template)
             lane = station.printer_for(decision.printer_role)
+            if plan.carrier_label is None:
+                leased, given = tracking_source(self._cache, ref, decision.carrier, 1, expected)
+            else:  # the carrier's own label, as the OMS sent it: its number is the one printed
+                leased, given = False, plan.tracking_number or None
         except DocksideError as exc:
             self._skip(run, position, ref, exc.code, exc.message)
             return
-        if lane.config.id not in lanes:
-            await locks.enter_async_context(lane.lock)
-            lanes[lane.config.id] = lane
+        if not await self._lock(lane, lanes, locks):
             # A scan may have printed this order while the wave waited for the printer.
             refusal = self._refusal(ref, self._cache.order(ref))
             if refusal is not None:
                 self._skip(run, position, ref, *refusal)
                 return
+        numbers = self._queue.numbers
         try:
+            carrier_label_data = None
+            if plan.carrier_label is not None:
+                carrier_label_data = await self._labeller.carrier_label_bytes(
+                    lane, plan.carrier_label, parcel=1
+                )
+            number = None
+            tracking = given
+            if leased:
+                # Asked with no `await` until the queue takes it in the job's transaction.
+                number = numbers.next_number(decision.carrier)
+                if number is None:
+                    error = numbers.report_exhausted(decision.carrier, order_ref=ref, station=station.code)
+                    run.stopped = {
+                        "order_ref": ref,
+                        "position": position,
+                        "code": error.code,
+                        "message": error.message,
+                    }
+                    self._skip(run, position, ref, error.code, error.message)
+                    return
+                tracking = number.tracking_number
             job = self._labeller.label_job(
                 ref,
                 order,
@@ -440,6 +494,15 @@ class WavePrinter:
                 request_id=f"wave:{run.wave.wave_id}:{ref}",
                 weight_source=WEIGHT_SOURCE,
                 wave_id=run.wave.wave_id,
+                parcel=1,
+                parcel_count=parcel_count,
+                tracking=tracking,
+                dimensions_mm=dims,
+                sscc=number.tracking_number
+                if number is not None and number.kind == TrackingKind.SSCC
+                else "",
+                carrier_label=plan.carrier_label,
+                carrier_label_data=carrier_label_data,
             )
         except DocksideError as exc:
             self._skip(run, position, ref, exc.code, exc.message)
@@ -451,7 +514,7 @@ class WavePrinter:
         # exactly as for a scanned pack; this wave holds the lane's lock.
         events = (EventKind.ORDER_PACKED, EventKind.LABEL_PRINTED)
         try:
-            done = await self._queue.print_job(lane, job, events, extra)
+            done = await self._queue.print_job(lane, job, events, extra, number=number)
         except PrinterError as exc:
             run.failed.append(
                 {
@@ -475,3 +538,73 @@ class WavePrinter:
                 "message": done.message,
             }
         )
+        await self._print_documents(run, station, order, decision, done, parcel_count, lanes, locks, extra)
+
+    async def _lock(
+        self, lane: PrinterLane, lanes: dict[str, PrinterLane], locks: contextlib.AsyncExitStack
+    ) -> bool:
+        """Hold `lane`'s lock for the rest of the run; whether the wave held it already."""
+        if lane.config.id in lanes:
+            return True
+        await locks.enter_async_context(lane.lock)
+        lanes[lane.config.id] = lane
+        return False
+
+    async def _print_documents(
+        self,
+        run: _Run,
+        station: Station,
+        order: SyncedOrder,
+        decision: Decision,
+        label: Job,
+        parcel_count: int,
+        lanes: dict[str, PrinterLane],
+        locks: contextlib.AsyncExitStack,
+        extra: dict[str, Any],
+    ) -> None:
+        """The ruleset's documents of the order's parcel after its label, each its own job, at most
+        once (request id: the label's + ':' + the kind); one that cannot print is logged and
+        recorded as the queue does, and never stops the wave."""
+        for plan in plan_documents(order, 1, decision):
+            request_id = f"{label.request_id}:{plan.kind.value}"
+            if self._queue.jobs.by_request(request_id) or self._queue.jobs.first_for_parcel(
+                label.order_ref, 1, plan.kind.value
+            ):
+                continue
+            try:
+                template = self._cache.templates.get(plan.template) if plan.template else None
+                lane, routed = self._queue.route(station, plan.printer_role)
+                await self._lock(lane, lanes, locks)
+                job = self._labeller.label_job(
+                    label.order_ref,
+                    order,
+                    label.weight_g or 0,
+                    decision,
+                    template,
+                    station.code,
+                    lane,
+                    request_id=request_id,
+                    weight_source=WEIGHT_SOURCE,
+                    wave_id=run.wave.wave_id,
+                    message=routed,
+                    parcel=1,
+                    parcel_count=parcel_count,
+                    tracking=label.tracking_number,
+                    dimensions_mm=label.decision.dimensions_mm,
+                    sscc=label.decision.sscc,
+                    document=plan.kind,
+                    printer_role=plan.printer_role,
+                )
+                done = await self._queue.print_job(lane, job, (EventKind.LABEL_PRINTED,), extra)
+            except DocksideError as exc:
+                log.warning(
+                    "wave %d: the %s of order %s did not print: %s",
+                    run.wave.wave_id,
+                    plan.kind.value,
+                    label.order_ref,
+                    exc.message,
+                    extra={"order_ref": label.order_ref, "station": station.code},
+                )
+                continue
+            if done.status == JobStatus.PRINTED:
+                self._metrics.labels_printed.labels(kind="document").inc()
