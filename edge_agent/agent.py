@@ -175,6 +175,7 @@ class Agent:
                 await task
         self._tasks = []
         await asyncio.to_thread(self.floor.close)
+        await self.labeller.close()  # the carrier labels' worker process, after the label it draws
         await self.transport.close()
         self.started = False
 
