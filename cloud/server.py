@@ -22,6 +22,7 @@ import uvicorn
 from cloud.access.alerts import run_alerts
 from cloud.app import create_app
 from cloud.orders.parcels import run_overdue_parcels
+from cloud.shipping.labels_bought import run_labels_bought
 from cloud.storage.compaction import CompactionPolicy, run_compaction
 from cloud.storage.store import CloudStore
 from cloud.sync.service import build_grpc_server
@@ -171,6 +172,7 @@ async def run_cloud(
     delivering = asyncio.create_task(run_webhooks(store, stop))
     alerting = asyncio.create_task(run_alerts(store, stop))
     overdue = asyncio.create_task(run_overdue_parcels(store, stop))
+    buying = asyncio.create_task(run_labels_bought(store, stop))
     try:
         grpc_server, grpc_port = build_grpc_server(
             store, grpc, feed=ChangeFeed(store, heartbeat_s=heartbeat_s), tls=tls
@@ -206,6 +208,7 @@ async def run_cloud(
         await delivering
         await alerting
         await overdue
+        await buying
         # Watch streams wait on the notifier: wake them so the gRPC grace period is not spent idle.
         store.notifier.close()
         if grpc_server is not None:

@@ -25,6 +25,7 @@ from cloud.orders import ingest as orders
 from cloud.orders import parcels, privacy, timeline
 from cloud.orders import states as order_states
 from cloud.records import audit
+from cloud.shipping import labels_bought, voids
 from cloud.storage.gc_pause import paused_gc
 from cloud.storage.store import CloudStore
 from dockside.errors import InputError
@@ -267,4 +268,47 @@ def put_parcel_label(
             None,
             {"parcel": number, "format": done["format"], "bytes": done["bytes"]},
         )
+    return done
+
+
+class VoidIn(BaseModel):
+    """Why a parcel's label is voided (kept on the timeline and in the audit log)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]*$")]
+
+
+@router.post("/orders/{order_ref}/parcels/{number}/void", summary="Void one parcel's label")
+def void_parcel_label(
+    order_ref: OrderRef, number: ParcelNumber, body: VoidIn, caller: ManagesOrders, store: Store
+) -> Any:
+    """Void parcel `number`'s label: its tracking number is never used again, a label bought from a
+    carrier API is voided there, and the warehouse's agents relabel the parcel at its next pack
+    (the order's sync body lists `voided_parcels`). 404 when the parcel has no label; 409 once it
+    is manifested or shipped; a second void answers `changed: false`.
+    """
+    with store.unit_of_work():
+        done = voids.void_parcel(
+            store,
+            caller.tenant_id,
+            order_ref,
+            number,
+            body.reason,
+            by=caller.token_name,
+            warehouses=caller.warehouses,
+        )
+        if done["changed"]:
+            audit.record(
+                store,
+                caller,
+                "void_parcel",
+                "order",
+                order_ref,
+                None,
+                {"parcel": number, "tracking_number": done["tracking_number"], "reason": body.reason},
+            )
+    if done["carrier_void"]:
+        # After the commit: the carrier's API is called outside any write transaction.
+        done["carrier_voids"] = labels_bought.void_pending_labels(store, caller.tenant_id, order_ref)
     return done

@@ -53,6 +53,11 @@ class ExceptionKind(StrEnum):
     # lease; a carrier's free numbers below its low-water mark.
     NUMBER_REUSED = "number_reused"
     NUMBERS_LOW = "numbers_low"
+    # Labels bought from a carrier API (cloud/shipping/labels_bought.py): a purchase that failed for
+    # good, a void the API declined or never answered, a label bought again that must be reprinted.
+    LABEL_PURCHASE_FAILED = "label_purchase_failed"
+    LABEL_VOID_FAILED = "label_void_failed"
+    LABEL_REPRINT_NEEDED = "label_reprint_needed"
 
 
 class ExceptionStatus(StrEnum):

@@ -45,11 +45,13 @@ from dockside.shipping.parcels import MAX_PARCELS, DocumentKind, LabelDocument, 
 from dockside.sync import ChangeKind, EventKind
 
 __all__ = [
+    "BOUGHT",
     "JOB_EVENTS",
     "LABEL_DOCUMENTS",
     "LEASE_RETIRED",
     "OVERDUE_INTERVAL_S",
     "PARCEL_HANDED_OVER",
+    "VOID_PENDING",
     "OrderLocked",
     "ParcelAlreadyLabelled",
     "ParcelLabelled",
@@ -64,6 +66,7 @@ __all__ = [
     "parcels_of_orders",
     "run_overdue_parcels",
     "set_parcel_label",
+    "void_bought_labels",
 ]
 
 log = logging.getLogger(__name__)
@@ -137,6 +140,25 @@ def _parcel_number(body: Mapping[str, Any], key: str = "parcel") -> int:
     if not _is_int(value) or not 1 <= value <= MAX_PARCELS:
         raise ValueError(f"{key} must be a parcel number from 1 to {MAX_PARCELS} (got {str(value)[:20]})")
     return int(value)
+
+
+# A label the cloud bought from a carrier API (cloud.shipping.labels_bought) is a document entry
+# {"kind": "shipping_label", "bought": {"label_id", "adapter", "carrier", "tracking_number",
+# "state", "attempts"}}; its state: bought -> void_pending -> voided | void_declined | void_failed.
+BOUGHT = "bought"
+VOID_PENDING = "void_pending"
+
+
+def void_bought_labels(documents: list[dict[str, Any]]) -> bool:
+    """Mark a parcel's bought labels (still `bought`) for voiding at the carrier's API; whether any
+    was. The cloud's void loop calls the API, outside any write transaction."""
+    marked = False
+    for document in documents:
+        bought = document.get(BOUGHT) if isinstance(document, dict) else None
+        if isinstance(bought, dict) and bought.get("state") == BOUGHT:
+            bought["state"] = VOID_PENDING
+            marked = True
+    return marked
 
 
 def parcel_facts(body: Mapping[str, Any]) -> ParcelFacts:
@@ -418,6 +440,13 @@ class ParcelLedger:
             parcel.state = ParcelState.VOIDED.value
             parcel.dirty = True
             self._labelled.pop((order_ref, number), None)
+            # A label the cloud bought for it is voided at the carrier's API too (never by the agent).
+            void_bought_labels(parcel.documents)
+
+    def carrier_of(self, order_ref: str, number: int) -> str:
+        """The carrier of a parcel as the batch sees it ("" when it has none)."""
+        parcel = self._parcels(order_ref).get(number)
+        return parcel.carrier if parcel is not None else ""
 
     def handed_over(self, order_ref: str, number: int, tracking_number: str) -> bool:
         """A dock station scanned the parcel onto the carrier's truck: it is shipped. False (and no

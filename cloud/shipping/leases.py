@@ -389,7 +389,11 @@ def record_number_event(
                 at=tx.now,
             )
         )
-    elif seen.agent_id == agent.agent_id and seen.job_id == job_id:
+    elif (seen.agent_id == agent.agent_id and seen.job_id == job_id) or (
+        state == "voided" and seen.state == "voided"
+    ):
+        # The same job again, or a void of a number already voided (the agent's parcel_voided
+        # and its number_voided both void it): no conflict.
         if state == "voided" and seen.state != "voided":  # the job that took it ended unknown or failed
             tx.conn.execute(update(numbers).where(numbers.c.id == seen.id).values(state="voided", at=tx.now))
     else:

@@ -46,6 +46,7 @@ from cloud.orders.parcels import (
     expected_parcel_count,
 )
 from cloud.shipping.leases import record_number_event, retire_restored
+from cloud.shipping.voids import void_number
 from cloud.storage import schema
 from cloud.storage.gc_pause import paused_gc
 from cloud.storage.store import ChangeRecord, CloudStore, WriteTransaction, dumps
@@ -470,7 +471,9 @@ def _apply(
             conflicts.check(item, order, state)
             effect = _EFFECTS.get(event.kind)
             if event.kind in _PARCEL_EVENTS:
-                effect = _parcel_effect(ledger, item, order, agent.warehouse, expected, occurred_at)
+                effect = _parcel_effect(
+                    tx, agent, ledger, item, order, agent.warehouse, expected, occurred_at
+                )
             if effect is not None and state in effect[0]:
                 states[int(order.id)] = moved[int(order.id)] = effect[1]
         inserts.append(
@@ -574,6 +577,8 @@ def _parcel_of(body: dict[str, Any]) -> int | None:
 
 
 def _parcel_effect(
+    tx: WriteTransaction,
+    agent: AgentIdentity,
     ledger: ParcelLedger,
     item: _Checked,
     order: Any,
@@ -586,7 +591,18 @@ def _parcel_effect(
     if event.kind == EventKind.PARCEL_VOIDED.value:
         parcel = _parcel_of(item.body) or 1
         tracking = item.body.get("tracking_number") or ""
-        ledger.voided(event.order_ref, parcel, tracking if isinstance(tracking, str) else "")
+        tracking = tracking if isinstance(tracking, str) else ""
+        ledger.voided(event.order_ref, parcel, tracking)
+        # Its number is never used again (without calling back to the agent that voided it).
+        void_number(
+            tx,
+            agent.tenant_id,
+            ledger.carrier_of(event.order_ref, parcel),
+            tracking,
+            order_ref=event.order_ref,
+            parcel=parcel,
+            agent_id=agent.agent_id,
+        )
         return None
     if event.kind == PARCEL_HANDED_OVER:
         tracking = item.body.get("tracking_number") or ""
@@ -691,7 +707,12 @@ class _Conflicts:
                 ExceptionKind.WEIGHT_OUT_OF_TOLERANCE,
                 f"order {ref} weighed {weight} g, expected {expected} g ± {tolerance} g: "
                 "check the parcel's contents",
-                {"weight_g": weight, "expected_weight_g": expected, "tolerance_g": tolerance},
+                {
+                    "weight_g": weight,
+                    "expected_weight_g": expected,
+                    "tolerance_g": tolerance,
+                    "parcel": item.facts.number if item.facts is not None else 1,
+                },
             )
 
     def open_all(self) -> None:

@@ -302,6 +302,12 @@ def test_every_admin_write_route_writes_an_audit_entry(
                 }
             },
         ),
+        (
+            "POST",
+            "/api/v1/orders/{order_ref}/parcels/{number}/void",
+            "/api/v1/orders/A1/parcels/1/void",
+            {"json": {"reason": "label torn"}},
+        ),
         ("POST", "/api/v1/orders/{order_ref}/cancel", "/api/v1/orders/A1/cancel", {"json": {"reason": "x"}}),
         (
             "POST",

@@ -131,6 +131,8 @@ class ShipStationServer:
         self.problems: list[str] = []
         self.labels: dict[str, dict[str, Any]] = {}
         self.voided: set[str] = set()
+        # Tracking numbers to hand out, one a label (the documentation's example when empty).
+        self.tracking: list[str] = []
         self.release = threading.Event()  # set to free a handler that is holding its answer back
         self.lock = threading.Lock()
         self._next = 147980607
@@ -226,6 +228,7 @@ class ShipStationServer:
         with self.lock:
             self._next += 1
             label_id = f"se-{self._next}"
+            tracking = self.tracking.pop(0) if self.tracking else "1Z999AA10123456784"
         fmt = body["label_format"]
         base = f"{self.url}/v2/downloads/6/3TidbpFJOkm4RmWzQ-woyQ/label-{label_id[3:]}"
         downloads = {kind: f"{base}.{kind}" for kind in ("pdf", "png", "zpl")}
@@ -240,7 +243,7 @@ class ShipStationServer:
             "created_at": "2026-12-07T06:00:00.000Z",
             "shipment_cost": {"currency": "usd", "amount": 9.37},
             "insurance_cost": {"currency": "usd", "amount": 0.0},
-            "tracking_number": "1Z999AA10123456784",
+            "tracking_number": tracking,
             "is_return_label": False,
             "carrier_id": body["shipment"].get("carrier_id", "se-123890"),
             "service_code": body["shipment"]["service_code"],
