@@ -19,6 +19,11 @@ each a print job of its own on a printer of its role:
                            {"kind": "customs_declaration", "template": "cn23-4x6"}]}
 
 A rule's `documents` replaces the default's whole list (`[]` prints the shipping label alone).
+A `carton_label` may name `"carrier"`: the code of an `sscc` carrier account, whose leased SSCCs
+give the carton label an SSCC of its own (taken in the document job's transaction, voided like any
+number if the job ends unknown or failed). Without it the carton label shows the parcel's SSCC
+when its shipping label has one, and none otherwise (the agent logs a warning): whether a
+parcel's label carries an SSCC depends on the carrier decided for it, so it is not refused here.
 Rules see the parcel's number and the parcel count (`parcel_number`, `parcel_count`), its real
 dimensions, and `international`: whether the destination country differs from the warehouse's
 ship-from country (which the caller passes; false when it is not known).
@@ -108,10 +113,15 @@ class DocumentAction:
     kind: DocumentKind
     template: str
     printer_role: str = "label"
+    # A carton label's own SSCC comes from this sscc carrier account's leases ("" for none).
+    carrier: str = ""
 
     def to_json(self) -> dict[str, str]:
         """The action as a ruleset writes it."""
-        return {"kind": self.kind.value, "template": self.template, "printer_role": self.printer_role}
+        written = {"kind": self.kind.value, "template": self.template, "printer_role": self.printer_role}
+        if self.carrier:
+            written["carrier"] = self.carrier
+        return written
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,6 +315,8 @@ def _check_actions(where: str, actions: Any) -> Mapping[str, Any]:
     return checked
 
 
+_DOCUMENT_FIELDS = frozenset({"kind", "template", "printer_role", "carrier"})
+MAX_CARRIER_CHARS = 32  # a carrier account's code
 _DOCUMENT_EXAMPLE = '{"kind": "packing_slip", "template": "slip-80mm", "printer_role": "slip"}'
 
 
@@ -326,9 +338,12 @@ def _documents(where: str, documents: Any) -> tuple[DocumentAction, ...]:
         at = f"{where}: document {number}"
         if not isinstance(document, Mapping):
             raise InputError(f"{at} must be an object such as {_DOCUMENT_EXAMPLE}")
-        unknown = sorted(str(key)[:_MAX_TEXT] for key in set(document) - {"kind", "template", "printer_role"})
+        unknown = sorted(str(key)[:_MAX_TEXT] for key in set(document) - _DOCUMENT_FIELDS)
         if unknown:
-            raise InputError(f"{at} has unknown fields {unknown}: use kind, template and printer_role")
+            raise InputError(
+                f"{at} has unknown fields {unknown}: use kind, template, printer_role (and carrier for "
+                "a carton_label)"
+            )
         kind = document.get("kind")
         if kind == DocumentKind.SHIPPING_LABEL:
             raise InputError(
@@ -349,8 +364,22 @@ def _documents(where: str, documents: Any) -> tuple[DocumentAction, ...]:
                     f"{at} ({kind}): {key} must be a text of 1 to {_MAX_TEXT} characters"
                     + (": name the template that prints it" if key == "template" else "")
                 )
+        carrier = document.get("carrier", "")
+        if "carrier" in document:
+            if kind != DocumentKind.CARTON_LABEL:
+                raise InputError(
+                    f"{at} ({kind}): carrier is only for a carton_label (the sscc carrier account whose "
+                    "SSCCs it takes): leave it out"
+                )
+            if not isinstance(carrier, str) or not carrier.strip() or len(carrier) > MAX_CARRIER_CHARS:
+                raise InputError(
+                    f"{at} ({kind}): carrier must be the code of an sscc carrier account, 1 to "
+                    f"{MAX_CARRIER_CHARS} characters"
+                )
         checked.append(
-            DocumentAction(DocumentKind(kind), document["template"], document.get("printer_role", "label"))
+            DocumentAction(
+                DocumentKind(kind), document["template"], document.get("printer_role", "label"), carrier
+            )
         )
     return tuple(checked)
 

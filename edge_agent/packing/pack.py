@@ -51,7 +51,7 @@ from typing import Any
 from dockside.errors import Conflict, DocksideError, InputError, NotFound, PrinterError, PrinterUnusable
 from dockside.orders import SyncedOrder
 from dockside.rules import Decision, decide
-from dockside.shipping.parcels import MAX_PARCELS, TrackingKind
+from dockside.shipping.parcels import MAX_PARCELS, DocumentKind, TrackingKind
 from dockside.sync import EventKind
 from edge_agent.devices.printer_lane import PrinterLane
 from edge_agent.devices.scale_reader import ScaleReader, UsedWeight
@@ -63,10 +63,10 @@ from edge_agent.printing.jobs import Job, JobStatus, PackAnswer, log_outcome, ne
 from edge_agent.printing.queue import REPRINTED_EVENTS, PrintQueue
 from edge_agent.store.cache import Cache
 from edge_agent.store.database import now_ms
-from edge_agent.store.numbers import TakenNumber
+from edge_agent.store.numbers import Numbers, TakenNumber
 from edge_agent.store.outbox import Outbox
 
-__all__ = ["PACKED_EVENTS", "Packer", "scanned_number", "tracking_source"]
+__all__ = ["PACKED_EVENTS", "Packer", "document_number", "scanned_number", "tracking_source"]
 
 log = logging.getLogger(__name__)
 
@@ -319,6 +319,10 @@ class Packer:
                 async with lane.lock:
                     if self.jobs.by_request(document_request):
                         continue
+                    # No `await` from here until the queue takes the carton's own SSCC with its job.
+                    number, sscc = document_number(
+                        self._queue.numbers, self._cache, decision, plan.kind, label
+                    )
                     job = self._labeller.label_job(
                         label.order_ref,
                         order,
@@ -333,11 +337,11 @@ class Packer:
                         parcel_count=parcel_count,
                         tracking=label.tracking_number,
                         dimensions_mm=label.decision.dimensions_mm,
-                        sscc=label.decision.sscc,
+                        sscc=sscc,
                         document=plan.kind,
                         printer_role=plan.printer_role,
                     )
-                    done = await self._queue.print_job(lane, job, (EventKind.LABEL_PRINTED,))
+                    done = await self._queue.print_job(lane, job, (EventKind.LABEL_PRINTED,), number=number)
             except DocksideError as exc:
                 log.warning(
                     "%s of parcel %d of order %s did not print: %s",
@@ -744,6 +748,7 @@ class Packer:
                 carrier, order_ref=original.order_ref, station=original.station
             )
         kept = original.decision
+        carton = original.document == DocumentKind.CARTON_LABEL
         job = self._labeller.label_job(
             original.order_ref,
             order,
@@ -760,9 +765,13 @@ class Packer:
             request_id=reprint.request_id,
             parcel=original.parcel,
             parcel_count=max(len(order.order.parcels), original.parcel),
-            tracking=number.tracking_number,
+            # A carton label's own SSCC was voided: the carton is labelled anew, the parcel's
+            # tracking number unchanged.
+            tracking=original.tracking_number if carton else number.tracking_number,
             dimensions_mm=kept.dimensions_mm,
-            sscc=number.tracking_number if number.kind == TrackingKind.SSCC else "",
+            sscc=number.tracking_number if carton or number.kind == TrackingKind.SSCC else "",
+            document=DocumentKind(original.document),
+            printer_role=kept.printer_role,
         )
         relabelled = dataclasses.replace(
             job,
@@ -787,6 +796,43 @@ class Packer:
         for scale, codes in stations_of.values():
             last = self.jobs.last_weighed(codes)
             scale.remember_used(UsedWeight(*last) if last is not None else None)
+
+
+def document_number(
+    numbers: Numbers, cache: Cache, decision: Decision, kind: DocumentKind, label: Job
+) -> tuple[TakenNumber | None, str]:
+    """The SSCC a parcel document prints, and the leased number to take with its job (or None).
+
+    A carton label whose ruleset entry names an sscc `carrier` gets its own SSCC, that account's
+    next leased number (ask under the document's lane lock, then no `await` until `print_job`
+    takes it). Any other document shows the parcel's SSCC (its shipping label's, when it has one);
+    a carton label without either prints with no SSCC, and a warning says so.
+    """
+    if kind != DocumentKind.CARTON_LABEL:
+        return None, label.decision.sscc
+    carrier = next((document.carrier for document in decision.documents if document.kind == kind), "")
+    if not carrier:
+        if not label.decision.sscc:
+            log.warning(
+                "the carton label of parcel %d of order %s prints without an SSCC: its shipping label "
+                "has none; name an sscc carrier account in the ruleset's carton_label document",
+                label.parcel,
+                label.order_ref,
+                extra={"order_ref": label.order_ref, "station": label.station},
+            )
+        return None, label.decision.sscc
+    account = cache.carriers.get(carrier)
+    tracking = account.get("tracking") if account is not None else None
+    if not isinstance(tracking, dict) or tracking.get("kind") != TrackingKind.SSCC:
+        raise Conflict(
+            f"the ruleset's carton label takes its SSCC from carrier account {carrier}, which is not an "
+            "sscc carrier account at this agent: fix the ruleset, or wait for the agent to sync",
+            code="carrier_unusable",
+        )
+    number = numbers.next_number(carrier)
+    if number is None:
+        raise numbers.report_exhausted(carrier, order_ref=label.order_ref, station=label.station)
+    return number, number.tracking_number
 
 
 def tracking_source(

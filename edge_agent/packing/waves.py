@@ -60,7 +60,7 @@ from edge_agent.devices.stations import Station, StationFloor
 from edge_agent.metrics import AgentMetrics
 from edge_agent.packing.documents import plan_documents, shipping_label_plan
 from edge_agent.packing.labelling import Labeller
-from edge_agent.packing.pack import tracking_source
+from edge_agent.packing.pack import document_number, tracking_source
 from edge_agent.printing.jobs import Job, JobStatus
 from edge_agent.printing.queue import PrintQueue
 from edge_agent.store.cache import Cache
@@ -575,6 +575,8 @@ class WavePrinter:
                 template = self._cache.templates.get(plan.template) if plan.template else None
                 lane, routed = self._queue.route(station, plan.printer_role)
                 await self._lock(lane, lanes, locks)
+                # No `await` from here until the queue takes the carton's own SSCC with its job.
+                number, sscc = document_number(self._queue.numbers, self._cache, decision, plan.kind, label)
                 job = self._labeller.label_job(
                     label.order_ref,
                     order,
@@ -591,11 +593,13 @@ class WavePrinter:
                     parcel_count=parcel_count,
                     tracking=label.tracking_number,
                     dimensions_mm=label.decision.dimensions_mm,
-                    sscc=label.decision.sscc,
+                    sscc=sscc,
                     document=plan.kind,
                     printer_role=plan.printer_role,
                 )
-                done = await self._queue.print_job(lane, job, (EventKind.LABEL_PRINTED,), extra)
+                done = await self._queue.print_job(
+                    lane, job, (EventKind.LABEL_PRINTED,), extra, number=number
+                )
             except DocksideError as exc:
                 log.warning(
                     "wave %d: the %s of order %s did not print: %s",
