@@ -74,6 +74,8 @@ log = logging.getLogger(__name__)
 INTERVAL_S = 30.0
 MAX_ATTEMPTS = 5
 _OPEN = (OrderState.CREATED.value, OrderState.RELEASED.value)
+# Past release a parcel whose label was voided (relabel) still gets a new one bought.
+_RELABEL = (OrderState.PACKED.value, OrderState.LABELLED.value, OrderState.EXCEPTION.value)
 _ROUND_ORDERS = 500
 
 AdapterFactory = Callable[[str, str], CarrierApi]
@@ -138,22 +140,36 @@ def _bought_entries(documents: list[Any]) -> list[dict[str, Any]]:
     return [d[BOUGHT] for d in documents if isinstance(d, dict) and isinstance(d.get(BOUGHT), dict)]
 
 
+def _labelled_by_order(oms: dict[str, Any], row: Any) -> bool:
+    """Whether the order's parcel carries a label (the OMS's or one bought) that is still good: not
+    the one an agent voided (the agent's void leaves it on the order, its row says voided)."""
+    if not (oms.get("label") or oms.get("tracking_number")):
+        return False
+    voided = row is not None and row.state == ParcelState.VOIDED.value
+    return not (voided and row.tracking_number == oms.get("tracking_number"))
+
+
 def _wanted(
     order: dict[str, Any],
     rows: dict[int, Any],
     api: set[str],
     rules: CompiledRuleset | None,
     country: str,
+    *,
+    only_voided: bool = False,
 ) -> list[_Want]:
-    """The parcels of `order` whose labels the cloud should buy now."""
+    """The parcels of `order` whose labels the cloud should buy now (`only_voided`: only parcels
+    whose label was voided, for an order past release)."""
     parcels = list(order.get("parcels") or [])
     count = max(1, len(parcels))
     wanted: list[_Want] = []
     for number in range(1, count + 1):
         oms = parcels[number - 1] if number <= len(parcels) else {}
-        if oms.get("label") or oms.get("tracking_number"):
-            continue
         row = rows.get(number)
+        if _labelled_by_order(oms, row):
+            continue
+        if only_voided and (row is None or row.state != ParcelState.VOIDED.value):
+            continue
         if row is not None:
             entries = _bought_entries(json.loads(row.documents))
             if row.state not in (ParcelState.EXPECTED.value, ParcelState.VOIDED.value):
@@ -214,7 +230,7 @@ def buy_order_labels(
             .join(schema.warehouses, schema.warehouses.c.id == orders.c.warehouse_id)
             .where(orders.c.tenant_id == tenant_id, orders.c.order_ref == order_ref)
         ).first()
-        if row is None or row.state not in _OPEN:
+        if row is None or row.state not in (*_OPEN, *_RELABEL):
             return []
         api = _api_carriers(conn, tenant_id)
         if not api:
@@ -227,7 +243,14 @@ def buy_order_labels(
                 select(parcels).where(parcels.c.tenant_id == tenant_id, parcels.c.order_ref == order_ref)
             )
         }
-        wanted = _wanted(order, stored, api, _rules(conn, tenant_id), ship_from.country if ship_from else "")
+        wanted = _wanted(
+            order,
+            stored,
+            api,
+            _rules(conn, tenant_id),
+            ship_from.country if ship_from else "",
+            only_voided=row.state in _RELABEL,
+        )
         secrets = {want.carrier: api_secret(conn, tenant_id, want.carrier) for want in wanted}
     outcomes: list[dict[str, Any]] = []
     for want in wanted:
@@ -411,10 +434,15 @@ def _store_bought(
         ]
         body = json.loads(order.body) if order is not None else {}
         expected = list(body.get("parcels") or [])
-        taken = want.number <= len(expected) and (
-            expected[want.number - 1].get("label") or expected[want.number - 1].get("tracking_number")
+        taken = want.number <= len(expected) and _labelled_by_order(expected[want.number - 1], row)
+        still_open = (
+            order is not None
+            and not taken
+            and (
+                order.state in _OPEN
+                or (order.state in _RELABEL and row is not None and row.state == ParcelState.VOIDED.value)
+            )
         )
-        still_open = order is not None and order.state in _OPEN and not taken
         if not still_open:
             entry[BOUGHT]["state"] = VOID_PENDING
         documents.append(entry)
@@ -811,9 +839,11 @@ def relabel(
     return {"parcel": number, "outcome": "relabelled" if bought else "failed"}
 
 
-def _orders_to_buy(store: CloudStore) -> list[tuple[int, str]]:
-    """(tenant, order) of open orders of tenants with api carriers, a page per round."""
-    orders, carriers = schema.orders, schema.carriers
+def _orders_to_buy(store: CloudStore) -> Iterator[tuple[int, str]]:
+    """(tenant, order) of the orders that may need a label bought, for tenants with api carriers:
+    every open order whose parcels are not all labelled by the OMS (read a page at a time), and
+    every order past release with a voided parcel."""
+    orders, carriers, parcels = schema.orders, schema.carriers, schema.parcels
     with store.read() as conn:
         tenants = sorted(
             {
@@ -822,16 +852,47 @@ def _orders_to_buy(store: CloudStore) -> list[tuple[int, str]]:
                 if json.loads(row.tracking).get("kind") == "api"
             }
         )
-        found: list[tuple[int, str]] = []
-        for tenant in tenants:
-            refs = conn.execute(
-                select(orders.c.order_ref)
-                .where(orders.c.tenant_id == tenant, or_(*(orders.c.state == state for state in _OPEN)))
-                .order_by(orders.c.id)
-                .limit(_ROUND_ORDERS)
-            ).scalars()
-            found.extend((tenant, str(ref)) for ref in refs)
-    return found
+    for tenant in tenants:
+        last = 0
+        while True:
+            with store.read() as conn:
+                page = conn.execute(
+                    select(orders.c.id, orders.c.order_ref, orders.c.body)
+                    .where(
+                        orders.c.tenant_id == tenant,
+                        orders.c.id > last,
+                        or_(*(orders.c.state == state for state in _OPEN)),
+                    )
+                    .order_by(orders.c.id)
+                    .limit(_ROUND_ORDERS)
+                ).all()
+            for row in page:
+                expected = json.loads(row.body).get("parcels") or [{}]
+                if not all(p.get("label") or p.get("tracking_number") for p in expected):
+                    yield tenant, str(row.order_ref)
+            if len(page) < _ROUND_ORDERS:
+                break
+            last = int(page[-1].id)
+        with store.read() as conn:
+            voided = (
+                conn.execute(
+                    select(orders.c.order_ref)
+                    .join(
+                        parcels,
+                        (parcels.c.tenant_id == orders.c.tenant_id)
+                        & (parcels.c.order_ref == orders.c.order_ref),
+                    )
+                    .where(
+                        orders.c.tenant_id == tenant,
+                        or_(*(orders.c.state == state for state in (*_OPEN, *_RELABEL))),
+                        parcels.c.state == ParcelState.VOIDED.value,
+                    )
+                    .distinct()
+                )
+                .scalars()
+                .all()
+            )
+        yield from ((tenant, str(ref)) for ref in voided)
 
 
 def run_round(store: CloudStore, *, factory: AdapterFactory = default_adapter) -> dict[str, int]:

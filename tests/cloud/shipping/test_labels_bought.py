@@ -303,3 +303,49 @@ def test_a_packed_weight_out_of_tolerance_buys_the_label_again(
     (reprint,) = _exceptions(cloud, "label_reprint_needed")
     assert "reprint parcel 1" in reprint.message
     assert run_round(cloud.store, factory=setup)["relabelled"] == 0, "once"
+
+
+def test_an_agents_void_voids_the_number_and_the_bought_label_and_a_new_one_is_bought(
+    cloud: RunningCloud, shipstation_server: ShipStationServer, setup: Any
+) -> None:
+    cloud.ingest(order("G-1", parcels=[_named(900)]))
+    run_round(cloud.store, factory=setup)
+    first = _body(cloud, "G-1")["parcels"][0]["tracking_number"]
+    agent = cloud.enroll("WH1")
+
+    def event(kind: str, sequence: int, **body: Any) -> sync_pb2.EdgeEvent:
+        return sync_pb2.EdgeEvent(
+            event_id=str(uuid.uuid4()),
+            kind=kind,
+            order_ref="G-1",
+            station="S1",
+            occurred_at_ms=int(time.time() * 1000),
+            body=json.dumps(body).encode(),
+            sequence=sequence,
+        )
+
+    printed = event(
+        "label_printed",
+        1,
+        job_id="j1",
+        parcel=1,
+        document="shipping_label",
+        tracking_number=first,
+        carrier="SS",
+        weight_g=900,
+    )
+    voided = event("parcel_voided", 2, parcel=1, tracking_number=first, reason="label smudged")
+    assert len(agent.push(printed, voided).acked) == 2
+    assert cloud.api.get("/api/v1/orders/G-1").json()["state"] == "labelled"
+    with cloud.store.read() as conn:
+        numbers = conn.execute(
+            select(schema.tracking_numbers.c.tracking_number, schema.tracking_numbers.c.state)
+        ).all()
+    assert [tuple(n) for n in numbers] == [(first, "voided")]
+    assert shipstation_server.voided == set(), "no network call inside the event batch"
+    counts = run_round(cloud.store, factory=setup)
+    assert counts["voided"] == 1, counts
+    assert counts["bought"] == 1, "the parcel past release gets a new label for its relabel"
+    assert len(shipstation_server.voided) == 1
+    assert _body(cloud, "G-1")["parcels"][0]["tracking_number"] not in ("", first)
+    assert run_round(cloud.store, factory=setup) == {"bought": 0, "voided": 0, "relabelled": 0, "failed": 0}
