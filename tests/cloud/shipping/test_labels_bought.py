@@ -6,6 +6,7 @@ bounded retries; a packed weight out of tolerance buys the label again and asks 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -16,7 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from cloud.shipping.carrier_api import CarrierApi
-from cloud.shipping.labels_bought import MAX_ATTEMPTS, run_round
+from cloud.shipping.labels_bought import MAX_ATTEMPTS, run_labels_bought, run_round
 from cloud.shipping.shipstation import BASE_URL_ENV, ShipStationApi
 from cloud.storage import schema
 from dockside.v1 import sync_pb2
@@ -349,3 +350,24 @@ def test_an_agents_void_voids_the_number_and_the_bought_label_and_a_new_one_is_b
     assert len(shipstation_server.voided) == 1
     assert _body(cloud, "G-1")["parcels"][0]["tracking_number"] not in ("", first)
     assert run_round(cloud.store, factory=setup) == {"bought": 0, "voided": 0, "relabelled": 0, "failed": 0}
+
+
+def test_the_background_task_buys_with_the_configured_api_and_stops(
+    cloud: RunningCloud, shipstation_server: ShipStationServer, setup: Any
+) -> None:
+    cloud.ingest(order("T-1", parcels=[_named(900)]))
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        # The default adapter: ShipStation at $DOCKSIDE_SHIPSTATION_URL (the local server here).
+        task = asyncio.create_task(run_labels_bought(cloud.store, stop, interval_s=0.05))
+        for _ in range(200):
+            if _body(cloud, "T-1")["parcels"][0].get("tracking_number"):
+                break
+            await asyncio.sleep(0.05)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+    asyncio.run(main())
+    assert _body(cloud, "T-1")["parcels"][0]["tracking_number"].startswith("1ZTEST")
+    assert shipstation_server.problems == []
