@@ -18,6 +18,7 @@ const page = {
   heldCode: null,
   recent: JSON.parse(sessionStorage.getItem("dockside.recent") || "[]"),
   pairing: false,       // this screen waits for IT's pairing code
+  dock: false,          // dock mode: a scan hands the parcel over (?mode=dock, or the toggle)
 };
 
 function t(key, arg) {
@@ -47,6 +48,12 @@ function render() {
   document.documentElement.lang = page.lang === "zh" ? "zh-Hans" : "en";
   document.body.dataset.state = page.state;
   for (const el of document.querySelectorAll("[data-t]")) el.textContent = t(el.dataset.t);
+  document.body.dataset.mode = page.dock ? "dock" : "pack";
+  $("dock").checked = page.dock;
+  if (page.dock) {
+    $("scan-help").textContent = t("dock_help");
+    document.querySelector(".scan-label").textContent = t("dock_label");
+  }
   $("lang").textContent = t("lang_button");
   const v = page.view;
   $("state-word").textContent = text(v.word);
@@ -154,6 +161,7 @@ function weightUsed(scale) {
 function scanned(ref) {
   ref = ref.trim();
   if (!ref || page.busy) return;
+  if (page.dock) { handOver(ref); return; }
   page.pending = { ref, requestId: newRequestId() };
   page.heldCode = null;
   if ($("auto").checked && scaleReady(ref)) {
@@ -382,8 +390,41 @@ async function start() {
   }
   page.station = code;
   $("station-code").textContent = code;
+  const mode = new URLSearchParams(location.search).get("mode");
+  page.dock = mode === "dock" || (mode !== "pack" && localStorage.getItem(dockKey(code)) === "1");
+  if (page.dock) show("ready", { word: "s_ready", detail: "dock_ready" });
   listen(code);
   watchWaves(code, { t, call, newRequestId, focusScan });
+}
+
+// -- dock mode: scan a parcel's label to hand it over to the carrier ------------------------------
+
+function dockKey(code) {
+  return `dockside.dock.${code}`;
+}
+
+function setDock(on) {
+  page.dock = on;
+  if (page.station) localStorage.setItem(dockKey(page.station), on ? "1" : "0");
+  page.pending = null;
+  show("ready", { word: "s_ready", detail: on ? "dock_ready" : "ready_detail" });
+}
+
+async function handOver(scan) {
+  page.busy = true;
+  show("printing", { word: "s_handing", order: scan, detail: "" });
+  const result = await call("POST", "/api/v1/handover",
+    { scan, station: page.snapshot?.station ?? page.station, request_id: newRequestId() });
+  page.busy = false;
+  if (result.ok) {
+    const already = result.body.status === "already_handed_over";
+    show(already ? "packed" : "printed", {
+      word: already ? "s_already_handed" : "s_handed", order: result.body.tracking_number,
+      detail: "handed_detail", todo: already ? "already_handed_todo" : "handed_todo", arg: result.body,
+    });
+  } else {
+    show("error", { word: "s_error", order: scan, detail: { raw: result.error.message }, todo: "dock_error_todo" });
+  }
 }
 
 // -- keyboard: the scanner types into the scan field, function keys do the rest --------------
@@ -431,6 +472,7 @@ function wire() {
   $("tare").addEventListener("click", () => zeroOrTare("tare"));
   $("lang").addEventListener("click", () => { toggleLang(); focusScan(); });
   $("auto").addEventListener("change", focusScan);
+  $("dock").addEventListener("change", (event) => { setDock(event.target.checked); focusScan(); });
   $("reprint-form").addEventListener("submit", reprint);
   $("reprint-cancel").addEventListener("click", () => { $("reprint-dialog").close(); });
   $("reprint-dialog").addEventListener("close", focusScan);
