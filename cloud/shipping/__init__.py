@@ -12,6 +12,9 @@ moves parcels rows into manifests and to shipped; cloud.orders writes them when 
     manifest_pdf    the printable manifest for the driver
     carrier_api     the adapter interface for carriers that sell labels over an API
     shipstation     that adapter for the ShipStation API
+    labels_bought   buying api carriers' labels for open orders, voiding them (cancel, void),
+                    buying again for a packed weight out of tolerance: a background round
+    voids           voiding a parcel's label from the cloud, and its tracking number
 
 May import cloud.orders (exceptions, states), cloud.webhooks, cloud.storage and dockside; is
 imported by cloud.fleet (an enrolled agent gets its leases), cloud.sync and cloud.api.
