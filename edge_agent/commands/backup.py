@@ -44,10 +44,18 @@ class AgentRunning(Refused):
 
 
 def _try_lock(handle: IO[bytes]) -> bool:
-    try:
-        import fcntl
-    except ImportError:
+    """Take the lock on `handle` without waiting; False when another process holds it."""
+    if os.name == "nt":  # pragma: no cover -- exercised on Windows agents only
+        import msvcrt
+
+        handle.seek(0)
+        try:
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+        except OSError:
+            return False
         return True
+    import fcntl
+
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -59,11 +67,12 @@ def _try_lock(handle: IO[bytes]) -> bool:
 def agent_lock(folder: Path, *, doing: str = "run") -> Iterator[None]:
     """Hold `folder`'s agent lock for the block; AgentRunning when an agent (or a restore) holds it.
 
-    The lock is an advisory `flock` on `agent.lock`, released by the kernel when the process ends
-    however it ends (no stale pid file to clean up); its descriptor is not inherited by a restart.
+    The lock is an advisory `flock` on `agent.lock` (a byte lock on Windows), released by the
+    kernel when the process ends however it ends (no stale pid file to clean up); its descriptor
+    is not inherited by a restart into a new release.
     """
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    handle = open(folder / LOCK_FILENAME, "ab")  # noqa: SIM115 -- held for the whole block
+    handle = open(folder / LOCK_FILENAME, "a+b")  # noqa: SIM115 -- held for the whole block
     try:
         if not _try_lock(handle):
             raise AgentRunning(

@@ -8,9 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from dockside.sync import ChangeKind
+from edge_agent.commands.backup import AgentRunning, agent_lock
 from edge_agent.commands.cli import main
 from tests.edge_agent.store.test_numbers import Agent, lease
 
@@ -143,3 +145,14 @@ def test_hostile_backup_files_are_refused_and_change_nothing(data_dir: Path, tmp
     code, out = _cli("backup", str(tmp_path / "x.db"), "--data-dir", str(tmp_path / "nobody"))
     assert code == 1
     assert "no agent database" in out
+
+
+def test_a_second_agent_on_the_data_dir_is_refused_while_the_first_holds_it(data_dir: Path) -> None:
+    with (
+        agent_lock(data_dir),
+        pytest.raises(AgentRunning, match="give this one another --data-dir"),
+        agent_lock(data_dir),
+    ):
+        pass
+    with agent_lock(data_dir):  # released with the first holder
+        pass

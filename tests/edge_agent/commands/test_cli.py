@@ -163,6 +163,16 @@ def test_run_serves_syncs_and_stops_cleanly_on_sigterm(server: ThreadedGrpcCloud
             assert status["online"] is True
             assert status["agent_id"] == "agent-7"
             assert client.get("/api/v1/orders/CLI-1").status_code == 200
+        # A backup is taken beside the running agent; a restore is refused while it runs.
+        kept = tmp_path / "live-backup.db"
+        backed = _agent("backup", str(kept), "--data-dir", str(folder))
+        assert backed.returncode == 0, backed.stderr
+        refused = _agent("restore", str(kept), "--data-dir", str(folder))
+        assert refused.returncode == 1
+        assert "an agent is running on the data dir" in refused.stderr
+        second = _agent("run", "--data-dir", str(folder), "--http", "127.0.0.1:0")
+        assert second.returncode == 1
+        assert "an agent is running on the data dir" in second.stderr
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=20) == 0
         assert not ready.exists(), "the ready file is removed at a clean exit"
@@ -174,6 +184,8 @@ def test_run_serves_syncs_and_stops_cleanly_on_sigterm(server: ThreadedGrpcCloud
     assert "Traceback" not in (tmp_path / "agent.log").read_text()
     assert "cred-agent-7" not in (tmp_path / "agent.log").read_text(), "the credential must never be logged"
 
+    restored = _agent("restore", str(kept), "--data-dir", str(folder))
+    assert restored.returncode == 0, restored.stderr
     status = _agent("status", "--json", "--data-dir", str(folder))
     assert status.returncode == 0, status.stderr
     report = json.loads(status.stdout)
