@@ -4,7 +4,9 @@ A range carrier (UPU S10 numbers, `bench.provision.provision_range_carrier`) is 
 decides for every order, so each pack takes the next serial of its agent's lease. The tests count
 every serial against the cloud's record (`number_leases`, `tracking_numbers`), the agents' own
 (`numbers_taken` in agent.db, read after the agent stopped) and the mock printers' ledgers (the
-numbers read back from the printed ZPL's fields):
+numbers read back from the printed ZPL's fields). The chaos run SIGKILLs the agent at random
+instants of three packs and has the printer cut one label off mid-way (the agent then voids the
+numbers of the labels it cannot vouch for), so all three fates occur:
 
 - every serial the cloud leased to an agent is exactly one of: used (in `tracking_numbers` once,
   as the agent took it), voided, or still free at the agent, above everything it took from that
@@ -393,6 +395,7 @@ def test_offline_packs_until_the_lease_runs_out_then_holds_and_resumes_after_rec
         assert CARRIER in error["message"]
         assert "connect it to the cloud" in error["message"]
         assert len(stack.control("printer", "GET", "/labels")) == printed_before == 1 + left
+        assert client.get("/api/v1/status").json()["outbox_depth"] >= 2 * left  # number_used, label_printed
 
         stack.start_cloud(grpc=grpc_address)
         _drained(client)
