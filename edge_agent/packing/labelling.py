@@ -31,7 +31,7 @@ from dockside.sync import EventKind
 from edge_agent.devices.printer_lane import PrinterLane
 from edge_agent.packing.documents import carrier_label_printout, expected_parcel, paper_for
 from edge_agent.printing.jobs import Job, JobDecision, JobStatus, new_job_id
-from edge_agent.printing.label_renderer import LabelRenderer
+from edge_agent.printing.label_renderer import DEFAULT_TIME_LIMIT_S, LabelRenderer
 from edge_agent.store.cache import Cache
 from edge_agent.store.database import Store, now_ms
 from edge_agent.store.outbox import Outbox
@@ -54,14 +54,18 @@ class Labeller:
         outbox: Outbox,
         *,
         warehouse: str,
+        carrier_label_limit_s: float = DEFAULT_TIME_LIMIT_S,
         renderer: LabelRenderer | None = None,
     ) -> None:
         self._store = store
         self._cache = cache
         self._outbox = outbox
         self.warehouse = warehouse
-        # The carrier labels' worker process: started at the first PDF or PNG label, not before.
-        self.renderer = renderer if renderer is not None else LabelRenderer(preload=(_PRINTOUT_MODULE,))
+        # The carrier labels' worker process: started at the first PDF or PNG label, not before;
+        # each label gets `carrier_label_limit_s` to be drawn.
+        self.renderer = renderer or LabelRenderer(
+            time_limit_s=carrier_label_limit_s, preload=(_PRINTOUT_MODULE,)
+        )
 
     async def warm_up(self) -> None:
         """Start the carrier labels' worker process ahead of the first PDF or PNG label (its start

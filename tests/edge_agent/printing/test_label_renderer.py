@@ -226,9 +226,8 @@ def test_the_worker_runs_under_its_memory_limit(renderer: LabelRenderer) -> None
 def test_the_labeller_starts_its_worker_at_the_first_pdf_label_and_stops_it_on_close(store: Store) -> None:
     config = PrinterConfig(id="Z-1", language="zpl", host="127.0.0.1", role="label")
     lane = PrinterLane(config, ZplPrinter(config))
-    labeller = Labeller(
-        store, Cache(store), Outbox(store), warehouse="WH1", renderer=LabelRenderer(preload=PRELOAD)
-    )
+    labeller = Labeller(store, Cache(store), Outbox(store), warehouse="WH1", carrier_label_limit_s=3)
+    assert labeller.renderer.time_limit_s == 3
 
     async def scenario() -> None:
         zpl = b"^XA^FO20,20^FDlabel^FS^XZ"
