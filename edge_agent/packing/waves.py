@@ -223,7 +223,10 @@ class WavePrinter:
             elif states.get(ref) == "cancelled":
                 status = "skipped"
                 entry.update(code="order_cancelled", message=f"order {ref} was cancelled: no label")
-            elif ref in skipped:
+            elif ref in skipped and not (
+                # Skipped as labelled by a label voided since: it waits for a label again.
+                skipped[ref]["code"] == "already_labelled" and states.get(ref) not in _LABELLED
+            ):
                 status = "skipped"
                 entry.update(code=skipped[ref]["code"], message=skipped[ref]["message"])
             else:
@@ -248,10 +251,11 @@ class WavePrinter:
         }
 
     def _first_jobs(self, refs: list[str]) -> dict[str, tuple[str, str, str]]:
-        """Each order's first (non-reprint) job: (job_id, status, message), in one query."""
+        """Each order's first shipping label job (not a reprint, not voided): (job_id, status, message)."""
         rows = self._store.conn.execute(
             "SELECT order_ref, job_id, status, message FROM jobs "
             "WHERE order_ref IN (SELECT value FROM json_each(?)) AND reprint_of IS NULL "
+            "AND document = 'shipping_label' AND status <> 'voided' "
             "ORDER BY created_at_ms DESC, rowid DESC",
             (json.dumps(refs),),
         )
@@ -491,7 +495,7 @@ class WavePrinter:
                 template,
                 station.code,
                 lane,
-                request_id=f"wave:{run.wave.wave_id}:{ref}",
+                request_id=self._label_request_id(run.wave.wave_id, ref),
                 weight_source=WEIGHT_SOURCE,
                 wave_id=run.wave.wave_id,
                 parcel=1,
@@ -539,6 +543,17 @@ class WavePrinter:
             }
         )
         await self._print_documents(run, station, order, decision, done, parcel_count, lanes, locks, extra)
+
+    def _label_request_id(self, wave_id: int, ref: str) -> str:
+        """The request id of the order's wave label: `wave:<id>:<ref>`, and for a relabel (its
+        earlier label voided) `wave:<id>:<ref>:relabel<k>`, k counting the voided labels."""
+        base = f"wave:{wave_id}:{ref}"
+        voided = self._store.conn.execute(
+            "SELECT COUNT(*) FROM jobs WHERE order_ref = ? AND parcel = 1 AND document = 'shipping_label' "
+            "AND reprint_of IS NULL AND status = 'voided'",
+            (ref,),
+        ).fetchone()[0]
+        return f"{base}:relabel{voided}" if voided else base
 
     async def _lock(
         self, lane: PrinterLane, lanes: dict[str, PrinterLane], locks: contextlib.AsyncExitStack

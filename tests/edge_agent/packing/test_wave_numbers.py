@@ -115,3 +115,17 @@ def test_wave_labels_take_leased_numbers_print_documents_and_stop_when_numbers_r
     assert [job["order_ref"] for job in again["jobs"]] == ["W-0004", "W-0005"]
     assert sorted(body["serial"] for body in _bodies(agent, "number_used")) == [1000, 1001, 1002, 2000, 2001]
     assert len(printer.wait_for_labels(12)) == 12
+
+    # A voided wave label: the order waits again, and the next Print wave relabels it anew.
+    assert agent.http is not None
+    voided = agent.http.post("/api/v1/orders/W-0001/parcels/1/void", json={"reason": "wrong address"})
+    assert voided.status_code == 200, voided.text
+    described = {entry["order_ref"]: entry for entry in agent.http.get("/api/v1/waves/31").json()["orders"]}
+    assert described["W-0001"]["status"] == "waiting"
+    assert described["W-0002"]["status"] == "printed"
+    third = _print(agent, 31, "run-3").json()
+    assert [job["order_ref"] for job in third["jobs"]] == ["W-0001"]
+    relabelled = [body for body in _bodies(agent, "number_used") if body["serial"] == 2002]
+    assert len(relabelled) == 1
+    # The relabel prints alone: the parcel's packing slip printed once already.
+    assert gs1(2002) in "\n".join(printer.wait_for_labels(13)[12]["fields"])
