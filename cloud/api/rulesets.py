@@ -29,6 +29,9 @@ class DocumentIn(BaseModel):
     kind: Literal["packing_slip", "carton_label", "customs_declaration"]
     template: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     printer_role: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "label"
+    # Only on a carton_label (dockside.rules refuses it elsewhere): the code (<= 32, as a carrier
+    # account's) of the sscc carrier account whose leased SSCCs it takes; publish checks it exists.
+    carrier: Annotated[str, StringConstraints(min_length=1, max_length=32)] | None = None
 
 
 class Actions(BaseModel):
@@ -118,7 +121,8 @@ def publish_ruleset_version(name: RulesetName, n: VersionNumber, caller: EditsRu
     """Make version n the active one of its name and sync it to every agent of the tenant.
 
     422 `ruleset_references_missing` when a template it names is not published to one of the
-    tenant's warehouses, or a printer role it names has no printer at one of their stations."""
+    tenant's warehouses, a printer role it names has no printer at one of their stations, or a
+    carton label's carrier is not an sscc carrier account of the tenant."""
     before = audit.active_version_before(
         partial(rulesets.list_ruleset_versions, store, caller.tenant_id, name)
     )

@@ -124,12 +124,56 @@ def active_rulesets(conn: Connection, tenant_id: int) -> Iterator[tuple[str, str
         yield row["name"], _sync_body(row)
 
 
+def _sscc_carriers_named(ruleset: CompiledRuleset) -> list[tuple[str, str]]:
+    """(where, code) for each carton label that takes its own SSCC from a carrier account."""
+    places = [("the default", ruleset.default)] + [
+        (f"rule {number} ({rule.name!r})", rule.then) for number, rule in enumerate(ruleset.rules, start=1)
+    ]
+    return [
+        (f"{where}, its {document.kind.value} document", document.carrier)
+        for where, actions in places
+        for document in actions.get("documents", ())
+        if document.carrier
+    ]
+
+
+def _missing_carriers(conn: Connection, tenant_id: int, named: list[tuple[str, str]]) -> list[str]:
+    """Carton labels' carriers that are not sscc carrier accounts of the tenant."""
+    if not named:
+        return []
+    table = schema.carriers
+    kinds = {
+        row.code: str(json.loads(row.tracking).get("kind", ""))
+        for row in conn.execute(
+            select(table.c.code, table.c.tracking).where(
+                table.c.tenant_id == tenant_id, table.c.code.in_(sorted({code for _, code in named}))
+            )
+        )
+    }
+    problems = []
+    for where, code in named:
+        kind = kinds.get(code)
+        if kind is None:
+            problems.append(
+                f"{where} names carrier {code!r}, which is not a carrier account: "
+                "create it (tracking kind sscc) first"
+            )
+        elif kind != "sscc":
+            problems.append(
+                f"{where} names carrier {code!r}, whose tracking kind is {kind}, not sscc: "
+                "name an sscc carrier account"
+            )
+    return problems
+
+
 def _missing_references(conn: Connection, tenant_id: int, ruleset: CompiledRuleset) -> list[str]:
     """What the ruleset names that its warehouses lack: templates not published to a warehouse,
-    printer roles a station has no printer for. A ruleset reaches every warehouse of the tenant."""
+    printer roles a station has no printer for, carton labels' carriers that are not sscc carrier
+    accounts. A ruleset reaches every warehouse of the tenant."""
+    carrier_problems = _missing_carriers(conn, tenant_id, _sscc_carriers_named(ruleset))
     templates, roles = ruleset.named("template"), ruleset.named("printer_role")
     if not templates and not roles:
-        return []
+        return carrier_problems
     wh, st = schema.warehouses, schema.stations
     warehouses = conn.execute(
         select(wh.c.id, wh.c.code).where(wh.c.tenant_id == tenant_id).order_by(wh.c.code)
@@ -162,7 +206,7 @@ def _missing_references(conn: Connection, tenant_id: int, ruleset: CompiledRules
                 f"{where} names printer role {role!r}, which station {_listed(lacking)} has no printer for: "
                 "give those stations a printer with that role"
             )
-    return problems
+    return problems + carrier_problems
 
 
 def _listed(codes: list[str], shown: int = 10) -> str:
@@ -174,8 +218,8 @@ def publish_ruleset_version(store: CloudStore, tenant_id: int, name: str, number
     """Make a version the active one of its name and sync it to every agent of the tenant.
 
     Refused (InputError `ruleset_references_missing`) when a template or printer role it names is
-    missing at a warehouse it reaches. The checks run before the write transaction, which holds
-    no rule work at all.
+    missing at a warehouse it reaches, or a carton label's carrier is not an sscc carrier account.
+    The checks run before the write transaction, which holds no rule work at all.
     """
     _VERSIONS.check_name(name)
     table = schema.ruleset_versions

@@ -340,3 +340,57 @@ def test_hostile_rules_are_422s_that_name_the_rule_never_500s(cloud: RunningClou
     simulated = cloud.api.post(f"/api/v1/rulesets/default/versions/{version}/simulate", json={"last": 10})
     assert simulated.status_code == 200, simulated.text
     assert simulated.json()["summary"]["orders"] == 1
+
+
+def test_a_carton_label_taking_its_own_sscc_is_saved_and_its_carrier_checked_at_publish(
+    cloud: RunningCloud,
+) -> None:
+    cloud.put_warehouse("WH1")
+    assert cloud.api.post("/api/v1/warehouses/WH1/stations", json=_station("S1", "label")).status_code == 201
+    _publish_template(cloud, "shipping-4x6")
+    _publish_template(cloud, "carton-4x6")
+    carton = {"kind": "carton_label", "template": "carton-4x6", "carrier": "B2B"}
+    ruleset = {
+        "default": {"carrier": "POST", "template": "shipping-4x6"},
+        "rules": [{"name": "b2b", "when": "weight_g > 1000", "then": {"documents": [carton]}}],
+    }
+    version = _version(cloud, ruleset)
+    saved = cloud.api.get(f"/api/v1/rulesets/default/versions/{version}").json()
+    assert saved["rules"][0]["then"]["documents"] == [{**carton, "printer_role": "label"}]
+
+    def refused(expected: str) -> None:
+        response = cloud.api.post(f"/api/v1/rulesets/default/versions/{version}/publish")
+        assert response.status_code == 422, response.text
+        error = response.json()["error"]
+        assert error["code"] == "ruleset_references_missing"
+        assert expected in error["message"], error["message"]
+
+    refused("rule 1 ('b2b'), its carton_label document names carrier 'B2B', which is not a carrier account")
+    oms = {"code": "B2B", "name": "B2B", "tracking": {"kind": "oms"}}
+    made = cloud.api.post("/api/v1/carriers", json=oms)
+    assert made.status_code == 201, made.text
+    refused("names carrier 'B2B', whose tracking kind is oms, not sscc")
+
+    sscc = {"code": "B2BS", "name": "Pallets", "tracking": {"kind": "sscc", "company_prefix": "0614141"}}
+    assert cloud.api.post("/api/v1/carriers", json=sscc).status_code == 201
+    own_sscc = {"documents": [{**carton, "carrier": "B2BS"}]}
+    fixed = {**ruleset, "rules": [{**ruleset["rules"][0], "then": own_sscc}]}
+    good = _version(cloud, fixed)
+    published = cloud.api.post(f"/api/v1/rulesets/default/versions/{good}/publish")
+    assert published.status_code == 200, published.text
+    assert published.json()["rules"][0]["then"]["documents"][0]["carrier"] == "B2BS"
+
+
+def test_a_documents_carrier_is_refused_off_a_carton_label_or_past_32_characters(cloud: RunningCloud) -> None:
+    def save(document: dict[str, Any]) -> Any:
+        return cloud.api.post(
+            "/api/v1/rulesets/default/versions", json={"default": {"documents": [document]}}
+        )
+
+    slip = save({"kind": "packing_slip", "template": "slip", "carrier": "B2B"})
+    assert slip.status_code == 422, slip.text
+    assert "carrier is only for a carton_label" in slip.json()["error"]["message"]
+    for bad in ("", "X" * 33, 5):
+        response = save({"kind": "carton_label", "template": "carton", "carrier": bad})
+        assert response.status_code == 422, (bad, response.text)
+    assert save({"kind": "carton_label", "template": "carton", "carrier": "X" * 32}).status_code == 201
