@@ -350,7 +350,7 @@ def test_a_carton_label_taking_its_own_sscc_is_saved_and_its_carrier_checked_at_
     _publish_template(cloud, "shipping-4x6")
     _publish_template(cloud, "carton-4x6")
     carton = {"kind": "carton_label", "template": "carton-4x6", "carrier": "B2B"}
-    ruleset = {
+    ruleset: dict[str, Any] = {
         "default": {"carrier": "POST", "template": "shipping-4x6"},
         "rules": [{"name": "b2b", "when": "weight_g > 1000", "then": {"documents": [carton]}}],
     }
