@@ -148,7 +148,16 @@ class PrinterLane:
     def _connect(self) -> None:
         try:
             self.printer.open()
-            self.hardware_id = self.printer.identify() or self.config.id
+            try:
+                self.hardware_id = self.printer.identify() or self.config.id
+            except PrinterError as exc:
+                if exc.code != "printer_unidentified":
+                    raise
+                # It took the connection and only kept quiet about its serial number (many
+                # receipt printers have no GS I): reachable, known by its configured id. Marked
+                # offline, its labels would wait for the next status poll.
+                log.warning("%s", exc.message)
+                self.hardware_id = self.config.id
             self._mark("ready", f"printer {self.config.id} is connected")
         except DocksideError as exc:
             self._mark("offline", exc.message, {"offline"})

@@ -15,8 +15,6 @@ import base64
 import io
 import json
 import re
-import threading
-import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +28,6 @@ from pyzbar import pyzbar  # type: ignore[import-untyped]
 
 from dockside.errors import InputError
 from dockside.labels import load_shipped_template
-from dockside.labels.carrier_documents import label_to_zpl
 from dockside.orders import SyncedOrder
 from dockside.rules import decide
 from dockside.shipping.parcels import DocumentKind, LabelDocument
@@ -523,49 +520,6 @@ def test_without_a_tracking_number_the_job_id_is_the_reference(
     assert f"T:{job.tracking_number}".encode() in job.label
     assert b"Parcel 1 of 1" in job.label
     assert (job.parcel, job.document, job.decision.printer_role) == (1, "shipping_label", "label")
-
-
-# -- off the loop ------------------------------------------------------------------------------
-
-
-def test_a_carrier_label_renders_in_a_thread_while_the_loop_keeps_serving(
-    labeller: Labeller, zpl_lane: PrinterLane, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The conversion does not finish until the loop has run a callback scheduled after it began:
-    were it on the loop, that callback could never run and the conversion would wait out its
-    deadline and fail. The loop's largest gap while real PDFs render is printed, not asserted."""
-    started, loop_ran = threading.Event(), threading.Event()
-    threads: list[str] = []
-
-    def observed(*args: Any, **kwargs: Any) -> bytes:
-        threads.append(threading.current_thread().name)
-        started.set()
-        data = label_to_zpl(*args, **kwargs)
-        if not loop_ran.wait(DEADLINE_S):
-            raise AssertionError("the event loop did not run while the carrier label rendered")
-        return data
-
-    monkeypatch.setattr(documents, "label_to_zpl", observed)
-    label = _document("pdf", _pdf_label(pages=4))
-
-    async def scenario() -> tuple[bytes, float, int]:
-        loop = asyncio.get_running_loop()
-        rendering = asyncio.create_task(labeller.carrier_label_bytes(zpl_lane, label, parcel=1))
-        await asyncio.to_thread(started.wait, DEADLINE_S)
-        loop.call_soon(loop_ran.set)
-        gaps, ticks, last = [0.0], 0, time.perf_counter()
-        while not rendering.done():
-            await asyncio.sleep(0.001)
-            now = time.perf_counter()
-            gaps.append(now - last)
-            last, ticks = now, ticks + 1
-        return await rendering, max(gaps), ticks
-
-    data, worst_gap, ticks = asyncio.run(scenario())
-    assert threads
-    assert threads[0] != "MainThread"
-    assert len(_zpl_graphics(data)) == 4
-    print(f"4-page PDF carrier label: loop ticked {ticks} times, largest gap {worst_gap * 1000:.1f} ms")
 
 
 # -- through the agent: a pack prints the OMS's PDF label and the ruleset's packing slip ---------
