@@ -7,10 +7,14 @@ tracking number is recorded `voided` in tracking_numbers (a later NUMBER_USED of
 `number_reused` exception), a label the cloud bought from a carrier API is marked for voiding at
 that API (the void loop of cloud.shipping.labels_bought calls it, outside any write transaction;
 the caller may run it at once), and the OMS's label for that parcel is taken off the order.
-The order change tells the warehouse's agents, with the order's voided parcel numbers spliced into
-its sync body as `"voided_parcels": [n, ...]`: the agent's next pack of such a parcel prints a new
-label (relabel), never the voided one again. The same happens, without calling back to the agent,
-when an agent reports `parcel_voided` (cloud.sync.edge_events calls `void_number`).
+The order change tells the warehouse's agents, with the order's voided parcels spliced into its
+sync body as `"voided_parcels": [{"parcel": n, "tracking_number": "<the voided number>"}, ...]`
+(at most MAX_VOIDED_PARCELS, by parcel number): the number says WHICH label was voided, so an
+agent that relabelled the parcel since never voids its new label on a stale body; its next pack
+of a parcel whose current label carries that number prints a new label (relabel), never the
+voided one again. tracking_number is "" when the voided label had none. The same happens,
+without calling back to the agent, when an agent reports `parcel_voided` (cloud.sync.edge_events
+calls `void_number`).
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ from dockside.errors import Conflict, NotFound
 from dockside.orders import Order, OrderState
 from dockside.sync import ChangeKind
 
-__all__ = ["ParcelNotVoidable", "void_number", "void_parcel", "voided_sync_body"]
+__all__ = ["MAX_VOIDED_PARCELS", "ParcelNotVoidable", "void_number", "void_parcel", "voided_sync_body"]
+
+MAX_VOIDED_PARCELS = 99  # as many as an order's parcels (dockside.orders)
 
 
 class ParcelNotVoidable(Conflict):
@@ -80,20 +86,24 @@ def void_number(
 
 
 def voided_sync_body(tx: WriteTransaction, tenant_id: int, order_ref: str, body: str, state: str) -> str:
-    """The order's sync body with `"voided_parcels"`: the numbers of its voided parcels."""
+    """The order's sync body with `"voided_parcels"`: `{"parcel", "tracking_number"}` of each of
+    its voided parcels (the number on the label voided), by parcel number, at most MAX_VOIDED_PARCELS."""
     parcels = schema.parcels
-    numbers = sorted(
-        int(number)
-        for number in tx.conn.execute(
-            select(parcels.c.number).where(
+    voided = [
+        {"parcel": int(row.number), "tracking_number": str(row.tracking_number or "")}
+        for row in tx.conn.execute(
+            select(parcels.c.number, parcels.c.tracking_number)
+            .where(
                 parcels.c.tenant_id == tenant_id,
                 parcels.c.order_ref == order_ref,
                 parcels.c.state == ParcelState.VOIDED.value,
             )
-        ).scalars()
-    )
+            .order_by(parcels.c.number)
+            .limit(MAX_VOIDED_PARCELS)
+        )
+    ]
     text = order_sync_body(body, state)
-    return f'{text[:-1]},"voided_parcels":{json.dumps(numbers)}}}'
+    return f'{text[:-1]},"voided_parcels":{dumps(voided)}}}'
 
 
 def void_parcel(
@@ -181,10 +191,12 @@ def void_parcel(
                 )
             )
         else:
+            # The row names the number voided last (an OMS label put on a parcel voided before).
+            voided_number = {"tracking_number": tracking, "carrier": carrier[:32]} if tracking else {}
             tx.conn.execute(
                 update(parcels)
                 .where(parcels.c.id == row.id)
-                .values(state=ParcelState.VOIDED.value, documents=dumps(documents))
+                .values(state=ParcelState.VOIDED.value, documents=dumps(documents), **voided_number)
             )
         void_number(tx, tenant_id, carrier, tracking, order_ref=order_ref, parcel=number)
         if oms_label:

@@ -153,7 +153,7 @@ def test_a_void_in_the_cloud_voids_the_number_the_label_and_tells_the_agents(
     assert [v["outcome"] for v in done["carrier_voids"]] == ["voided"]
     assert len(shipstation_server.voided) == 1
     synced = _last_change(cloud, "V-1")
-    assert synced["voided_parcels"] == [1]
+    assert synced["voided_parcels"] == [{"parcel": 1, "tracking_number": "1ZTEST000000000001"}]
     assert synced["parcels"][0].get("label") is None, "the voided label never prints again"
     assert synced["parcels"][1]["label"] is not None
     with cloud.store.read() as conn:
