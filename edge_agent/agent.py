@@ -54,6 +54,7 @@ class AgentSettings:
     )
     lan_interfaces: tuple[str, ...] | None = None  # None: every interface
     personal_data_retention_days: int = 30  # ship-to of shipped orders is blanked after this
+    carrier_label_limit_s: float = 5.0  # time to draw one PDF/PNG carrier label (0.5..60)
 
 
 class Agent:
@@ -85,7 +86,16 @@ class Agent:
         self.floor = StationFloor(**floor_options)
         self.cache.on_stations_changed(self.floor.configure)
         self.queue = PrintQueue(store, self.cache, self.floor, self.outbox, self.metrics)
-        self.labeller = Labeller(store, self.cache, self.outbox, warehouse=identity.warehouse)
+        self.labeller = Labeller(
+            store,
+            self.cache,
+            self.outbox,
+            warehouse=identity.warehouse,
+            carrier_label_limit_s=self.settings.carrier_label_limit_s,
+        )
+        # An order with a PDF or PNG carrier label starts the label worker ahead of its pack.
+        self.cache.on_image_label(self._warm_label_worker)
+        self._warming: asyncio.Task[None] | None = None
         self.packer = Packer(
             self.cache,
             self.floor,
@@ -161,12 +171,32 @@ class Agent:
         self.sender.wake()  # events left from a previous run
         self.started = True
 
+    def _warm_label_worker(self) -> None:
+        """Start the carrier labels' worker in the background (once at a time; a running worker
+        makes it a no-op), so a packer's first PDF or PNG label does not wait for its start."""
+        if self._warming is not None and not self._warming.done():
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # the cache loaded outside the loop (a command, a test): no worker
+            return
+        self._warming = loop.create_task(self._warm(), name="label worker warm-up")
+
+    async def _warm(self) -> None:
+        try:
+            await self.labeller.warm_up()
+        except Exception:  # the first label starts it again and reports what went wrong
+            log.exception("the carrier labels' worker did not start ahead of need")
+
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.get_running_loop().create_task(work, name=name))
 
     async def stop(self) -> None:
         """Stop syncing, close the devices and the transport (the store stays open)."""
         self.scheduler.stop()
+        if self._warming is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._warming
         await self.queue.stop()
         for task in self._tasks:
             task.cancel()

@@ -132,6 +132,9 @@ class PackingSection(_Section):
     """[packing]: the pack path's tunables."""
 
     scale_wait_s: Annotated[float, Field(ge=0.1, le=60.0)] = 3.0
+    # Seconds one PDF or PNG carrier label may take to draw before it fails (a 4-page label
+    # takes tens of ms; a PDF of nested forms can take minutes). Not a bool, NaN or infinity.
+    carrier_label_limit_s: Annotated[float, Field(ge=0.5, le=60.0, strict=True, allow_inf_nan=False)] = 5.0
 
 
 class LogSection(_Section):

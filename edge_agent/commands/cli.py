@@ -221,6 +221,7 @@ def run(
                     scale_wait_s=scale_wait or config.packing.scale_wait_s,
                     advertise=not no_advertise,
                     personal_data_retention_days=config.privacy.personal_data_retention_days,
+                    carrier_label_limit_s=config.packing.carrier_label_limit_s,
                 ),
             )
             access = AccessPolicy(config.http.allowed_hosts, config.http.allowed_origins)

@@ -60,6 +60,28 @@ _USABLE_ORDER = "(key != '' AND CASE WHEN json_valid(body) THEN json_type(body) 
 
 StationsListener = Callable[[Mapping[str, Mapping[str, Any]]], None]
 
+# An order one of whose parcels carries the OMS's label as a picture (PDF or PNG): printing it
+# needs the carrier labels' worker process, which takes a second or more to start.
+_IMAGE_LABEL_FORMATS = ("pdf", "png")
+_HOLDS_IMAGE_LABEL = (  # CASE, not AND: SQLite may test the conditions in any order
+    "EXISTS (SELECT 1 FROM json_each(CASE WHEN json_type(orders.body, '$.parcels') = 'array' "
+    "THEN json_extract(orders.body, '$.parcels') ELSE '[]' END) AS parcel "
+    "WHERE CASE WHEN parcel.type = 'object' "
+    "THEN json_extract(parcel.value, '$.label.format') END IN ('pdf', 'png'))"
+)
+
+
+def _holds_image_label(body: Mapping[str, Any]) -> bool:
+    """Whether a synced order body has a parcel with a PDF or PNG label (read leniently)."""
+    parcels = body.get("parcels")
+    if not isinstance(parcels, list):
+        return False
+    for parcel in parcels:
+        label = parcel.get("label") if isinstance(parcel, Mapping) else None
+        if isinstance(label, Mapping) and label.get("format") in _IMAGE_LABEL_FORMATS:
+            return True
+    return False
+
 
 class UnusableChange(ValueError):
     """A change whose body or key the agent cannot use (the cloud's bug, not the agent's)."""
@@ -77,6 +99,8 @@ class Cache:
         self.carriers: dict[str, dict[str, Any]] = {}
         self.number_leases: dict[int, dict[str, Any]] = {}
         self._stations_listeners: list[StationsListener] = []
+        self._image_label_listeners: list[Callable[[], None]] = []
+        self._image_label_seen = False  # an order written in this transaction has a PDF/PNG label
         # Effects on the in-memory views, waiting for the current transaction to commit.
         self._reload: set[str] = set()
         self._shelf_ops: list[Callable[[], None]] = []
@@ -87,12 +111,25 @@ class Cache:
     def on_stations_changed(self, listener: StationsListener) -> None:
         self._stations_listeners.append(listener)
 
+    def on_image_label(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after a commit that wrote an order with a PDF or PNG carrier label, and
+        after `load` or a snapshot when the cache holds one (to warm the label worker)."""
+        self._image_label_listeners.append(listener)
+
+    def holds_image_label(self) -> bool:
+        """Whether any cached order has a parcel whose OMS label is a PDF or PNG."""
+        row = self._store.conn.execute(
+            f"SELECT 1 FROM orders WHERE CASE WHEN json_valid(body) THEN {_HOLDS_IMAGE_LABEL} END LIMIT 1"  # noqa: S608
+        ).fetchone()
+        return row is not None
+
     # -- reads -------------------------------------------------------------------------------
 
     def load(self) -> None:
         """Build the in-memory views from the tables (at startup)."""
         self._reload = set(_KEY_COLUMNS)
         self._shelf_ops = [self._load_shelf]
+        self._image_label_seen = self.holds_image_label()
         self.after_commit()
 
     def order(self, order_ref: str) -> SyncedOrder | None:
@@ -174,6 +211,7 @@ class Cache:
                 conn.execute("DELETE FROM orders WHERE order_ref = ?", (key,))
             else:
                 assert body is not None
+                self._image_label_seen = self._image_label_seen or _holds_image_label(body)
                 state = body.get("state", "")
                 conn.execute(
                     "INSERT INTO orders (order_ref, body, state, revision) VALUES (?, ?, ?, ?) "
@@ -335,6 +373,7 @@ class Cache:
         # Every view is rebuilt from the new tables.
         self._reload = set(_KEY_COLUMNS)
         self._shelf_ops = [self._load_shelf]
+        self._image_label_seen = self.holds_image_label()
         return refused
 
     def abandon_snapshot(self) -> None:
@@ -357,11 +396,16 @@ class Cache:
         if "stations" in reload:
             for listener in self._stations_listeners:
                 listener(self.stations)
+        image_label, self._image_label_seen = self._image_label_seen, False
+        if image_label:
+            for image_listener in self._image_label_listeners:
+                image_listener()
 
     def discard_pending(self) -> None:
         """The transaction rolled back: drop the view changes it would have made."""
         self._reload.clear()
         self._shelf_ops.clear()
+        self._image_label_seen = False
 
     def _load_shelf(self) -> None:
         rows = self._store.conn.execute(

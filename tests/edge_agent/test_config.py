@@ -89,6 +89,7 @@ address = "cloud.example:50051"
 tls_ca = "{ca}"
 [packing]
 scale_wait_s = 1.5
+carrier_label_limit_s = 12
 [log]
 level = "debug"
 format = "json"
@@ -105,8 +106,12 @@ public_key = "{key}"
     assert config.http.bind == "0.0.0.0:9000"
     assert config.cloud.tls_ca == ca
     assert config.packing.scale_wait_s == 1.5
+    assert config.packing.carrier_label_limit_s == 12.0
     assert config.privacy.personal_data_retention_days == 7
     assert config.update.cloud_http == "https://cloud.example:8000"
+
+
+LIMIT = "packing.carrier_label_limit_s"
 
 
 @pytest.mark.parametrize(
@@ -118,6 +123,14 @@ public_key = "{key}"
         ("[http]\nbind = 'h:99999'", "http.bind", "HOST:PORT"),
         ("[packing]\nscale_wait_s = 0", "packing.scale_wait_s", "greater than or equal to 0.1"),
         ("[packing]\nscale_wait_s = 'soon'", "packing.scale_wait_s", "number"),
+        ("[packing]\ncarrier_label_limit_s = 0.4", LIMIT, "greater than or equal to 0.5"),
+        ("[packing]\ncarrier_label_limit_s = 61", LIMIT, "less than or equal to 60"),
+        ("[packing]\ncarrier_label_limit_s = -1", "packing.carrier_label_limit_s", "0.5"),
+        ("[packing]\ncarrier_label_limit_s = nan", "packing.carrier_label_limit_s", "finite number"),
+        ("[packing]\ncarrier_label_limit_s = inf", "packing.carrier_label_limit_s", "finite number"),
+        ("[packing]\ncarrier_label_limit_s = true", "packing.carrier_label_limit_s", "number"),
+        ("[packing]\ncarrier_label_limit_s = '5'", "packing.carrier_label_limit_s", "number"),
+        ("[packing]\ncarrier_label_limit_s = [5]", "packing.carrier_label_limit_s", "number"),
         ("[log]\nlevel = 'loud'", "log.level", "'debug', 'info', 'warning' or 'error'"),
         ("[log]\nformat = 'xml'", "log.format", "'text' or 'json'"),
         ("[privacy]\npersonal_data_retention_days = 0", "privacy.personal_data_retention_days", "1"),
