@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import Connection, insert, select, update
@@ -22,10 +22,12 @@ from dockside.stations import StationPrinter, StationPrinters, StationScale
 from dockside.sync import ChangeKind
 
 __all__ = [
+    "STATION_MODES",
     "EnrollmentTokenIn",
     "PrinterConfig",
     "ScaleConfig",
     "StationIn",
+    "StationMode",
     "WarehouseIn",
     "create_enrollment_token",
     "get_warehouse",
@@ -59,11 +61,19 @@ PrinterConfig = StationPrinter
 ScaleConfig = StationScale
 
 
+StationMode = Literal["pack", "dock"]
+STATION_MODES: tuple[StationMode, ...] = ("pack", "dock")
+
+
 class StationIn(_Body):
-    """A packing station as an admin creates or replaces it."""
+    """A packing station as an admin creates or replaces it.
+
+    `mode` is what the station is for: "pack" (the default: scan an order, weigh, print its
+    labels) or "dock" (scan parcels as they are handed over to the carrier)."""
 
     code: Code
     name: Name = ""
+    mode: StationMode = "pack"
     printers: StationPrinters = []
     scale: StationScale | None = None
 
@@ -160,7 +170,8 @@ def get_warehouse(store: CloudStore, tenant_id: int, code: str) -> dict[str, Any
 def _stations(conn: Connection, wh_id: int) -> list[dict[str, Any]]:
     table = schema.stations
     rows = conn.execute(select(table.c.body).where(table.c.warehouse_id == wh_id).order_by(table.c.code))
-    return [json.loads(body) for (body,) in rows]
+    # A station saved before stations had a mode is a packing station.
+    return [{"mode": "pack", **json.loads(body)} for (body,) in rows]
 
 
 def list_stations(store: CloudStore, tenant_id: int, warehouse: str) -> list[dict[str, Any]]:

@@ -7,8 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
+from cloud.storage import schema
 from tests.cloud.conftest import STATION, TEMPLATE, RunningCloud
 
 
@@ -157,12 +158,45 @@ def test_station_is_created_replaced_and_listed(cloud: RunningCloud) -> None:
     cloud.put_warehouse("WH1")
     created = cloud.api.post("/api/v1/warehouses/WH1/stations", json=STATION)
     assert created.status_code == 201
-    assert created.json() == STATION
+    assert created.json() == {**STATION, "mode": "pack"}  # a packing station unless told otherwise
     replaced = cloud.api.post("/api/v1/warehouses/WH1/stations", json={**STATION, "scale": None})
     assert replaced.status_code == 200
     stations = cloud.api.get("/api/v1/warehouses/WH1/stations").json()["stations"]
-    assert stations == [{**STATION, "scale": None}]
+    assert stations == [{**STATION, "mode": "pack", "scale": None}]
     assert cloud.api.get("/api/v1/warehouses/WH1").json()["stations"] == stations
+
+
+def test_a_station_mode_is_pack_or_dock_synced_in_its_body(cloud: RunningCloud) -> None:
+    cloud.put_warehouse("WH1")
+    dock = {**STATION, "code": "D1", "mode": "dock", "scale": None}
+    assert cloud.api.post("/api/v1/warehouses/WH1/stations", json=dock).status_code == 201
+    with cloud.store.read() as conn:
+        synced = conn.execute(
+            select(schema.changes.c.body)
+            .where(schema.changes.c.kind == "station", schema.changes.c.key == "D1")
+            .order_by(schema.changes.c.revision.desc())
+            .limit(1)
+        ).scalar_one()
+    assert json.loads(synced)["mode"] == "dock"
+    for bad in ("DOCK", "ship", "", None, 1, ["dock"]):
+        response = cloud.api.post("/api/v1/warehouses/WH1/stations", json={**dock, "mode": bad})
+        assert response.status_code == 422, (bad, response.text)
+        message = _error(response)["message"]
+        assert message.startswith("mode"), message
+        assert "'pack' or 'dock'" in message, message
+    back = cloud.api.post("/api/v1/warehouses/WH1/stations", json={**dock, "mode": "pack"})
+    assert back.status_code == 200, back.text
+    listed = cloud.api.get("/api/v1/warehouses/WH1/stations").json()["stations"]
+    assert [station["mode"] for station in listed] == ["pack"]
+
+
+def test_a_station_saved_before_modes_reads_as_a_packing_station(cloud: RunningCloud) -> None:
+    cloud.put_warehouse("WH1")
+    assert cloud.api.post("/api/v1/warehouses/WH1/stations", json=STATION).status_code == 201
+    with cloud.store.write() as tx:
+        tx.conn.execute(schema.stations.update().values(body=json.dumps(STATION)))
+    listed = cloud.api.get("/api/v1/warehouses/WH1/stations").json()["stations"]
+    assert listed == [{**STATION, "mode": "pack"}]
 
 
 def test_station_for_an_unknown_warehouse_is_not_found(cloud: RunningCloud) -> None:
