@@ -43,7 +43,9 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -81,8 +83,49 @@ class _Worker:
     ready: bool = False
 
 
-def _serve(conn: Connection, memory_limit: int | None, preload: tuple[str, ...]) -> None:
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_PARENT_CHECK_S = 0.5
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """End this worker when the agent that started it ends, even by SIGKILL mid-label.
+
+    An idle worker notices on its pipe (EOF), but one inside PDFium (minutes, for a hostile PDF)
+    or still importing would live on. Linux: the kernel sends SIGKILL when the parent dies
+    (prctl PR_SET_PDEATHSIG; the agent starts workers from one thread that lives as long as the
+    renderer, as the signal follows the starting thread). Every POSIX system, Linux included as
+    a fallback: a thread exits the process once its parent pid is no longer the agent's (it runs
+    while PDFium holds no GIL: pypdfium2 calls release it). Windows: the pipe only.
+    """
+    if sys.platform == "linux":
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
+                log.warning("label worker: prctl(PR_SET_PDEATHSIG) failed (errno %d)", ctypes.get_errno())
+        except (OSError, AttributeError):  # no libc prctl (an unusual libc): the check below
+            pass
+    if os.name != "posix":
+        return
+    if os.getppid() != parent_pid:  # the agent died before the signal was asked for
+        os._exit(0)
+
+    def watch() -> None:
+        while True:
+            time.sleep(_PARENT_CHECK_S)
+            if os.getppid() != parent_pid:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="parent-check", daemon=True).start()
+
+
+def _serve(
+    conn: Connection, memory_limit: int | None, preload: tuple[str, ...], parent_pid: int | None = None
+) -> None:
     """The worker process: run each `(func, args, kwargs)` received and send back what it gave."""
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the agent's console is the agent's
     if memory_limit is not None and sys.platform == "linux":
         import resource
@@ -139,6 +182,9 @@ class LabelRenderer:
         self._queue: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None  # made on its loop
         self._exchanging = threading.Lock()  # one exchange with the worker at a time, whatever awaits it
         self._worker: _Worker | None = None
+        # Workers are started from this one thread, alive as long as the renderer: on Linux a
+        # worker gets SIGKILL when the thread that started it ends (see `_die_with_parent`).
+        self._starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="label-worker-start")
         self._closed = False
         self.replaced = 0  # workers killed or found dead, and replaced
 
@@ -258,12 +304,12 @@ class LabelRenderer:
         ours, theirs = self._context.Pipe(duplex=True)
         process = self._context.Process(
             target=_serve,
-            args=(theirs, self.memory_limit, self.preload),
+            args=(theirs, self.memory_limit, self.preload, os.getpid()),
             name="dockside-label-renderer",
             daemon=True,  # never outlives the agent, even one that did not stop cleanly
         )
         try:
-            process.start()
+            self._starter.submit(process.start).result()
         except OSError as exc:
             ours.close()
             raise RendererUnavailable(
@@ -299,6 +345,7 @@ class LabelRenderer:
         with self._exchanging:
             worker, self._worker = self._worker, None
             if worker is None:
+                self._starter.shutdown(wait=False)  # closed: no worker is started again
                 return
             with contextlib.suppress(OSError, ValueError):
                 worker.conn.send(None)
@@ -307,3 +354,5 @@ class LabelRenderer:
                 worker.process.kill()
                 worker.process.join(_STOP_TIMEOUT_S)
             worker.conn.close()
+            # Only now: the starting thread's end would SIGKILL a worker still finishing (Linux).
+            self._starter.shutdown(wait=False)
