@@ -46,6 +46,7 @@ import dataclasses
 import json
 import logging
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from dockside.errors import Conflict, DocksideError, InputError, NotFound, PrinterError, PrinterUnusable
@@ -95,6 +96,30 @@ def scanned_number(scan: str) -> str:
             code="invalid_scan",
         )
     return text
+
+
+CLOUD_VOID_REASON = "voided in the cloud"
+MAX_TRACKING_CHARS = 40  # an ExpectedParcel tracking number; an SSCC is 18
+
+
+def cloud_voided_parcels(cloud_fields: Mapping[str, Any]) -> list[tuple[int, str]]:
+    """`(parcel, tracking_number)` of the order's `voided_parcels` as the cloud syncs them, read
+    leniently: entries that are not `{"parcel": 1..99, "tracking_number": "<text>"}` (the old
+    bare numbers included) are skipped, as are over-long numbers."""
+    entries = cloud_fields.get("voided_parcels")
+    if not isinstance(entries, list):
+        return []
+    found: list[tuple[int, str]] = []
+    for entry in entries[: MAX_PARCELS * 10]:
+        if not isinstance(entry, Mapping):
+            continue
+        number, tracking = entry.get("parcel"), entry.get("tracking_number")
+        if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= MAX_PARCELS:
+            continue
+        if not isinstance(tracking, str) or not 0 < len(tracking.strip()) <= MAX_TRACKING_CHARS:
+            continue
+        found.append((number, tracking.strip().upper()))
+    return found
 
 
 @dataclasses.dataclass
@@ -185,6 +210,7 @@ class Packer:
                 "moment for the agent to sync from the cloud and scan again",
                 code="order_not_found",
             )
+        self._apply_cloud_voids(order_ref, order, parcel)
         packed = self._already_packed(order_ref, parcel)
         if packed is not None:
             return packed
@@ -470,7 +496,7 @@ class Packer:
             if not lock.users:
                 del self._order_locks[order_ref]
 
-    def _void(self, order_ref: str, parcel: int, reason: str) -> dict[str, Any]:
+    def _void(self, order_ref: str, parcel: int, reason: str, *, tell_cloud: bool = True) -> dict[str, Any]:
         store = self._queue.numbers.store
         label = self.jobs.first_for_parcel(order_ref, parcel)
         if label is None:
@@ -529,8 +555,9 @@ class Packer:
                 self._queue.numbers.void(
                     job_id, reason, order_ref=order_ref, station=label.station, parcel=parcel
                 )
-            body = {"parcel": parcel, "tracking_number": tracking, "reason": reason}
-            self._outbox.record(EventKind.PARCEL_VOIDED, body, order_ref=order_ref, station=label.station)
+            if tell_cloud:  # not for a void the cloud asked for: it knows
+                body = {"parcel": parcel, "tracking_number": tracking, "reason": reason}
+                self._outbox.record(EventKind.PARCEL_VOIDED, body, order_ref=order_ref, station=label.station)
         self._outbox.notify()
         log.info(
             "parcel %d of order %s voided (tracking number %s): %s",
@@ -548,6 +575,44 @@ class Packer:
             "tracking_number": tracking,
             "reason": reason,
         }
+
+    def _apply_cloud_voids(self, order_ref: str, order: SyncedOrder, parcel: int) -> None:
+        """Void this agent's label of `parcel` if the cloud voided exactly that label.
+
+        The order's `voided_parcels` names `{"parcel", "tracking_number"}`; only a label whose
+        number is the one named is voided (a stale entry never voids a newer label). Read
+        leniently: malformed entries and the old `[n]` shape are ignored. Same path as a local
+        void (job voided, leased number `number_voided`), without `parcel_voided` back.
+        """
+        for number, tracking in cloud_voided_parcels(order.cloud_fields):
+            if number != parcel:
+                continue
+            label = self.jobs.first_for_parcel(order_ref, parcel)
+            if label is None:
+                return
+            if tracking not in self._label_numbers(label.job_id):
+                continue
+            try:
+                self._void(order_ref, parcel, CLOUD_VOID_REASON, tell_cloud=False)
+            except DocksideError as exc:  # still printing, or handed over: left as it is
+                log.warning(
+                    "parcel %d of order %s was voided in the cloud but not here: %s",
+                    parcel,
+                    order_ref,
+                    exc.message,
+                    extra={"order_ref": order_ref},
+                )
+            return
+
+    def _label_numbers(self, job_id: str) -> list[str]:
+        """The tracking number on the parcel: the newest printed one of the job and its reprints."""
+        rows = self._queue.numbers.store.conn.execute(
+            "SELECT status, tracking_number FROM jobs WHERE job_id = ? OR reprint_of = ? "
+            "ORDER BY created_at_ms, rowid",
+            (job_id, job_id),
+        ).fetchall()
+        printed = [number for status, number in rows if status == JobStatus.PRINTED and number]
+        return printed[-1:] if printed else [number for _, number in rows[:1] if number]
 
     # -- dock handover ---------------------------------------------------------------------------
 
@@ -682,6 +747,11 @@ class Packer:
                         code="request_id_reused",
                     )
                 return first.answer()
+        if original.status != JobStatus.VOIDED and original.document == DocumentKind.SHIPPING_LABEL:
+            synced = self._cache.order(original.order_ref)
+            if synced is not None:
+                self._apply_cloud_voids(original.order_ref, synced, original.parcel)
+                original = self.jobs.get(job_id) or original
         if original.status == JobStatus.VOIDED:
             raise Conflict(
                 f"job {job_id}'s label was voided and is never printed again: pack parcel "
