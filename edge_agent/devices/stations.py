@@ -62,6 +62,7 @@ class StationStatus:
     printers: list[PrinterLaneStatus]
     scale: ScaleStatus | None
     problems: list[str]
+    mode: str = "pack"  # what the station page starts in: "pack", or "dock" (handover scans)
 
     def to_json(self) -> dict[str, Any]:
         """The JSON the local API sends (keys in field order, nested statuses included)."""
@@ -77,6 +78,7 @@ class Station:
     printers: list[PrinterLane]
     scale: ScaleReader | None
     problems: list[str] = field(default_factory=list)
+    mode: str = "pack"
 
     def fallback_for(self, role: str) -> PrinterLane | None:
         """The printer standing in for the station's `role` printer (role `fallback` or `<role>-fallback`)."""
@@ -158,7 +160,20 @@ class Station:
             printers=[lane.describe() for lane in self.printers],
             scale=scale,
             problems=list(self.problems),
+            mode=self.mode,
         )
+
+
+STATION_MODES = ("pack", "dock")
+
+
+def station_mode(value: Any) -> str | None:
+    """The station's synced `mode`: "pack" when absent, None when it is not "pack" or "dock"."""
+    if value is None:
+        return "pack"
+    if isinstance(value, str) and value.strip().lower() in STATION_MODES:
+        return value.strip().lower()
+    return None
 
 
 class StationFloor:
@@ -219,8 +234,14 @@ class StationFloor:
                 except DocksideError as exc:
                     problems.append(exc.message)
             name = body.get("name")
+            mode = station_mode(body.get("mode"))
+            if mode is None:
+                problems.append(
+                    f"station mode {str(body.get('mode'))[:40]!r} is neither 'pack' nor 'dock': the "
+                    "station page starts in pack mode; correct the station in the cloud console"
+                )
             stations[code] = Station(
-                code, name if isinstance(name, str) else code, station_lanes, scale, problems
+                code, name if isinstance(name, str) else code, station_lanes, scale, problems, mode or "pack"
             )
             for problem in problems:
                 log.warning("station %s: %s", code, problem)

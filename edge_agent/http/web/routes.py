@@ -104,7 +104,8 @@ def station_page_router(
     @router.get("/api/v1/stations", summary="The stations this agent serves (for the station page)")
     async def stations() -> Response:
         body = [
-            {"code": code, "name": station.name} for code, station in sorted(agent.floor.stations.items())
+            {"code": code, "name": station.name, "mode": station.mode}
+            for code, station in sorted(agent.floor.stations.items())
         ]
         return Response(json.dumps({"stations": body}), media_type="application/json")
 

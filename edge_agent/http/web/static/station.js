@@ -378,9 +378,9 @@ function listen(code) {
 async function start() {
   if (!(await signIn())) return; // the pairing form starts the page once this screen is paired
   let code = page.station;
+  const result = await call("GET", "/api/v1/stations");
+  const stations = result.ok ? result.body.stations : [];
   if (!code) {
-    const result = await call("GET", "/api/v1/stations");
-    const stations = result.ok ? result.body.stations : [];
     if (!stations.length) {
       show("error", { word: "s_error", detail: "no_station", todo: "" });
       setTimeout(start, 3000);
@@ -391,13 +391,20 @@ async function start() {
   page.station = code;
   $("station-code").textContent = code;
   const mode = new URLSearchParams(location.search).get("mode");
-  page.dock = mode === "dock" || (mode !== "pack" && localStorage.getItem(dockKey(code)) === "1");
+  const synced = (stations.find((s) => s.code === code) || {}).mode; // the station's config
+  page.dock = startsInDock(mode, synced, localStorage.getItem(dockKey(code)));
   if (page.dock) show("ready", { word: "s_ready", detail: "dock_ready" });
   listen(code);
   watchWaves(code, { t, call, newRequestId, focusScan });
 }
 
 // -- dock mode: scan a parcel's label to hand it over to the carrier ------------------------------
+
+// ?mode= wins; else the station's synced mode "dock"; else the toggle as last left here.
+export function startsInDock(urlMode, syncedMode, remembered) {
+  if (urlMode === "dock" || urlMode === "pack") return urlMode === "dock";
+  return syncedMode === "dock" || remembered === "1";
+}
 
 function dockKey(code) {
   return `dockside.dock.${code}`;
