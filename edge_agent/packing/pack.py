@@ -52,13 +52,13 @@ from typing import Any
 from dockside.errors import Conflict, DocksideError, InputError, NotFound, PrinterError, PrinterUnusable
 from dockside.orders import SyncedOrder
 from dockside.rules import Decision, decide
-from dockside.shipping.parcels import MAX_PARCELS, DocumentKind, TrackingKind
+from dockside.shipping.parcels import MAX_PARCELS, DocumentKind, LabelDocument, TrackingKind
 from dockside.sync import EventKind
 from edge_agent.devices.printer_lane import PrinterLane
 from edge_agent.devices.scale_reader import ScaleReader, UsedWeight
 from edge_agent.devices.stations import Station, StationFloor
 from edge_agent.metrics import AgentMetrics
-from edge_agent.packing.documents import DocumentPlan, plan_documents, shipping_label_plan
+from edge_agent.packing.documents import DocumentPlan, expected_parcel, plan_documents, shipping_label_plan
 from edge_agent.packing.labelling import Labeller
 from edge_agent.printing.jobs import Job, JobStatus, PackAnswer, log_outcome, new_job_id
 from edge_agent.printing.queue import REPRINTED_EVENTS, PrintQueue
@@ -788,9 +788,14 @@ class Packer:
             message="",
         )
         voided = self._queue.numbers.voided_of(job_id)
+        current = None if voided else await self._current_oms_label(original, lane)
         async with lane.lock:
             number = None
-            if voided:
+            if current is not None:
+                # The OMS relabelled the parcel after this job printed (a new label or number
+                # after a weight check): the reprint is the parcel's label as the order has it now.
+                job = self._oms_relabel(original, lane, job, *current)
+            elif voided:
                 # The job's leased number was voided (the job ended unknown or failed) and is never
                 # printed again: the reprint is a new label of the same parcel with the next number.
                 job, number = self._relabel(original, voided[0].carrier, lane, job)
@@ -799,6 +804,62 @@ class Packer:
         if done.status == JobStatus.PRINTED:
             self._metrics.labels_printed.labels(kind="reprint").inc()
         return done.answer()
+
+    async def _current_oms_label(
+        self, original: Job, lane: PrinterLane
+    ) -> tuple[SyncedOrder, LabelDocument, bytes] | None:
+        """The parcel's OMS label as the order has it now, with its bytes for `lane`, when it is
+        not what `original` printed (another label, or another tracking number); else None."""
+        if original.document != DocumentKind.SHIPPING_LABEL:
+            return None
+        order = self._cache.order(original.order_ref)
+        expected = expected_parcel(order, original.parcel) if order is not None else None
+        if order is None or expected is None or expected.label is None:
+            return None
+        data = await self._labeller.carrier_label_bytes(lane, expected.label, parcel=original.parcel)
+        renumbered = bool(expected.tracking_number) and expected.tracking_number != original.tracking_number
+        if data == original.label and not renumbered:
+            return None
+        return order, expected.label, data
+
+    def _oms_relabel(
+        self,
+        original: Job,
+        lane: PrinterLane,
+        reprint: Job,
+        order: SyncedOrder,
+        label: LabelDocument,
+        data: bytes,
+    ) -> Job:
+        kept = original.decision
+        job = self._labeller.label_job(
+            original.order_ref,
+            order,
+            original.weight_g or 0,
+            Decision(
+                carrier=kept.carrier,
+                service=kept.service,
+                template=kept.template,
+                printer_role=kept.printer_role or "label",
+            ),
+            None,
+            original.station,
+            lane,
+            request_id=reprint.request_id,
+            parcel=original.parcel,
+            parcel_count=max(len(order.order.parcels), original.parcel),
+            dimensions_mm=kept.dimensions_mm,
+            carrier_label=label,
+            carrier_label_data=data,
+        )
+        return dataclasses.replace(
+            job,
+            reprint_of=reprint.reprint_of,
+            reason=reprint.reason,
+            decision=dataclasses.replace(
+                job.decision, weight_source=kept.weight_source, wave_id=kept.wave_id
+            ),
+        )
 
     def _relabel(
         self, original: Job, carrier: str, lane: PrinterLane, reprint: Job
