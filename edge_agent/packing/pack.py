@@ -807,20 +807,29 @@ class Packer:
 
     async def _current_oms_label(
         self, original: Job, lane: PrinterLane
-    ) -> tuple[SyncedOrder, LabelDocument, bytes] | None:
-        """The parcel's OMS label as the order has it now, with its bytes for `lane`, when it is
-        not what `original` printed (another label, or another tracking number); else None."""
+    ) -> tuple[SyncedOrder, LabelDocument | None, bytes | None, str] | None:
+        """The parcel's label as the order has it now, when it is not what `original` printed:
+        another OMS label (its bytes for `lane` are made here) or tracking number, or, for a
+        template label of an OMS/API-numbered carrier, another OMS tracking number. Else None."""
         if original.document != DocumentKind.SHIPPING_LABEL:
             return None
         order = self._cache.order(original.order_ref)
         expected = expected_parcel(order, original.parcel) if order is not None else None
-        if order is None or expected is None or expected.label is None:
+        if order is None or expected is None:
+            return None
+        renumbered = bool(expected.tracking_number) and expected.tracking_number != original.tracking_number
+        if expected.label is None:
+            account = self._cache.carriers.get(original.decision.carrier) or {}
+            tracking = account.get("tracking")
+            kind = tracking.get("kind") if isinstance(tracking, dict) else None
+            from_oms = kind in (TrackingKind.OMS, TrackingKind.API)
+            if renumbered and from_oms and not original.decision.template.startswith("carrier-label-"):
+                return order, None, None, expected.tracking_number
             return None
         data = await self._labeller.carrier_label_bytes(lane, expected.label, parcel=original.parcel)
-        renumbered = bool(expected.tracking_number) and expected.tracking_number != original.tracking_number
         if data == original.label and not renumbered:
             return None
-        return order, expected.label, data
+        return order, expected.label, data, expected.tracking_number
 
     def _oms_relabel(
         self,
@@ -828,10 +837,12 @@ class Packer:
         lane: PrinterLane,
         reprint: Job,
         order: SyncedOrder,
-        label: LabelDocument,
-        data: bytes,
+        label: LabelDocument | None,
+        data: bytes | None,
+        tracking: str,
     ) -> Job:
         kept = original.decision
+        template = None if label is not None else self._cache.templates.get(kept.template)
         job = self._labeller.label_job(
             original.order_ref,
             order,
@@ -842,12 +853,13 @@ class Packer:
                 template=kept.template,
                 printer_role=kept.printer_role or "label",
             ),
-            None,
+            template,
             original.station,
             lane,
             request_id=reprint.request_id,
             parcel=original.parcel,
             parcel_count=max(len(order.order.parcels), original.parcel),
+            tracking=tracking or None,
             dimensions_mm=kept.dimensions_mm,
             carrier_label=label,
             carrier_label_data=data,
