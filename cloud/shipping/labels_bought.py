@@ -43,13 +43,13 @@ from typing import Any
 from sqlalchemy import Connection, insert, or_, select, update
 
 from cloud.orders.exceptions import ExceptionKind, ExceptionStatus, open_exception
-from cloud.orders.ingest import order_sync_body
 from cloud.orders.parcels import BOUGHT, VOID_PENDING, ParcelState
 from cloud.orders.states import record_cloud_event
 from cloud.shipping.carrier_api import CarrierApi, CarrierApiError, LabelRequest, PurchasedLabel
 from cloud.shipping.carriers import api_secret
 from cloud.shipping.shipstation import ADAPTER as SHIPSTATION
 from cloud.shipping.shipstation import ShipStationApi
+from cloud.shipping.voids import voided_sync_body
 from cloud.storage import schema
 from cloud.storage.store import ChangeRecord, CloudStore, dumps
 from dockside.errors import DocksideError, InputError
@@ -509,7 +509,7 @@ def _store_bought(
                     int(order.warehouse_id),
                     ChangeKind.ORDER.value,
                     order_ref,
-                    order_sync_body(text, order.state),
+                    voided_sync_body(tx, tenant_id, order_ref, text, order.state),
                 )
             ]
         )
@@ -811,7 +811,7 @@ def relabel(
                         int(order_row.warehouse_id),
                         ChangeKind.ORDER.value,
                         order_ref,
-                        order_sync_body(text, order_row.state),
+                        voided_sync_body(tx, tenant_id, order_ref, text, order_row.state),
                     )
                 ]
             )

@@ -169,6 +169,9 @@ def test_a_void_in_the_cloud_voids_the_number_the_label_and_tells_the_agents(
     # The next round buys parcel 1 a new label (relabel), with a new number.
     assert run_round(cloud.store, factory=setup)["bought"] == 1
     assert _body(cloud, "V-1")["parcels"][0]["tracking_number"] == "1ZTEST000000000003"
+    relabelled = _last_change(cloud, "V-1")
+    assert relabelled["parcels"][0]["tracking_number"] == "1ZTEST000000000003"
+    assert relabelled["voided_parcels"] == [], "parcel 1 has a live label again: the agent prints it"
     with cloud.store.read() as conn:
         actions = conn.execute(select(schema.audit_log.c.action)).scalars().all()
     assert actions.count("void_parcel") == 1, "audited once (the second void changed nothing)"
