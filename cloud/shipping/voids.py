@@ -23,7 +23,7 @@ import json
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from cloud.orders.ingest import order_sync_body
 from cloud.orders.parcels import ParcelState, void_bought_labels
@@ -34,7 +34,15 @@ from dockside.errors import Conflict, NotFound
 from dockside.orders import Order, OrderState
 from dockside.sync import ChangeKind
 
-__all__ = ["MAX_VOIDED_PARCELS", "ParcelNotVoidable", "void_number", "void_parcel", "voided_sync_body"]
+__all__ = [
+    "MAX_VOIDED_PARCELS",
+    "ParcelNotVoidable",
+    "void_number",
+    "void_parcel",
+    "voided_parcels",
+    "voided_sync_body",
+    "with_voided_parcels",
+]
 
 MAX_VOIDED_PARCELS = 99  # as many as an order's parcels (dockside.orders)
 
@@ -85,25 +93,39 @@ def void_number(
         tx.conn.execute(update(numbers).where(numbers.c.id == seen.id).values(state="voided", at=tx.now))
 
 
-def voided_sync_body(tx: WriteTransaction, tenant_id: int, order_ref: str, body: str, state: str) -> str:
-    """The order's sync body with `"voided_parcels"`: `{"parcel", "tracking_number"}` of each of
-    its voided parcels (the number on the label voided), by parcel number, at most MAX_VOIDED_PARCELS."""
+def voided_parcels(
+    conn: Connection, tenant_id: int, order_refs: Collection[str]
+) -> dict[str, list[dict[str, Any]]]:
+    """`{"parcel", "tracking_number"}` of each voided parcel of these orders (the number on the
+    label voided), by parcel number, at most MAX_VOIDED_PARCELS an order; orders without any left out."""
+    if not order_refs:
+        return {}
     parcels = schema.parcels
-    voided = [
-        {"parcel": int(row.number), "tracking_number": str(row.tracking_number or "")}
-        for row in tx.conn.execute(
-            select(parcels.c.number, parcels.c.tracking_number)
-            .where(
-                parcels.c.tenant_id == tenant_id,
-                parcels.c.order_ref == order_ref,
-                parcels.c.state == ParcelState.VOIDED.value,
-            )
-            .order_by(parcels.c.number)
-            .limit(MAX_VOIDED_PARCELS)
+    found: dict[str, list[dict[str, Any]]] = {}
+    for row in conn.execute(
+        select(parcels.c.order_ref, parcels.c.number, parcels.c.tracking_number)
+        .where(
+            parcels.c.tenant_id == tenant_id,
+            parcels.c.order_ref.in_(sorted(set(order_refs))),
+            parcels.c.state == ParcelState.VOIDED.value,
         )
-    ]
-    text = order_sync_body(body, state)
-    return f'{text[:-1]},"voided_parcels":{dumps(voided)}}}'
+        .order_by(parcels.c.order_ref, parcels.c.number)
+    ):
+        listed = found.setdefault(str(row.order_ref), [])
+        if len(listed) < MAX_VOIDED_PARCELS:
+            listed.append({"parcel": int(row.number), "tracking_number": str(row.tracking_number or "")})
+    return found
+
+
+def with_voided_parcels(sync_body: str, voided: list[dict[str, Any]]) -> str:
+    """An order's sync body (`order_sync_body`'s text) with `"voided_parcels"` spliced in."""
+    return f'{sync_body[:-1]},"voided_parcels":{dumps(voided[:MAX_VOIDED_PARCELS])}}}'
+
+
+def voided_sync_body(tx: WriteTransaction, tenant_id: int, order_ref: str, body: str, state: str) -> str:
+    """The order's sync body with `"voided_parcels"` (see `voided_parcels`; [] for none)."""
+    voided = voided_parcels(tx.conn, tenant_id, [order_ref]).get(order_ref, [])
+    return with_voided_parcels(order_sync_body(body, state), voided)
 
 
 def void_parcel(

@@ -32,6 +32,7 @@ from cloud.orders.ingest import order_sync_body
 from cloud.orders.waves import recent_wave_bodies
 from cloud.shipping.carriers import carrier_sync_bodies
 from cloud.shipping.leases import lease_sync_bodies
+from cloud.shipping.voids import voided_parcels, with_voided_parcels
 from cloud.storage import schema
 from cloud.storage.notifier import StreamStop, settle
 from cloud.storage.store import CloudStore, dumps, utcnow
@@ -392,8 +393,12 @@ def _entities(conn: Connection, agent: AgentIdentity, revision: int, page_size: 
             .order_by(orders.c.id)
             .limit(page_size)
         ).all()
+        # An order with voided parcels says which labels were voided, as its change did.
+        voided = voided_parcels(conn, agent.tenant_id, [row_.order_ref for row_ in rows])
         for row_ in rows:
             body = order_sync_body(row_.body, row_.state)
+            if row_.order_ref in voided:
+                body = with_voided_parcels(body, voided[row_.order_ref])
             yield SyncChange.of_text(revision, ChangeKind.ORDER.value, row_.order_ref, body)
         if len(rows) < page_size:
             return

@@ -76,3 +76,21 @@ def test_voided_parcels_stay_bounded_however_many_rows_are_voided(cloud: Running
     assert len(voided) == MAX_VOIDED_PARCELS == 99
     assert voided[0] == {"parcel": 1, "tracking_number": "AB123456785GB"}
     assert voided[-1] == {"parcel": 99, "tracking_number": "N00099"}
+
+
+def test_an_agents_snapshot_names_the_voided_labels_as_the_void_did(cloud: RunningCloud) -> None:
+    cloud.put_warehouse()
+    cloud.ingest(
+        order("V-3", parcels=[_oms_parcel("AB123456785GB"), _oms_parcel("AB000000012GB")]), order("V-4")
+    )
+    _void(cloud, "V-3", 2)
+    agent = cloud.enroll("WH1")
+    bodies = {}
+    for item in agent.watch(0):
+        if item.HasField("snapshot_end"):
+            break
+        if item.HasField("change") and item.change.kind == "order":
+            bodies[item.change.key] = json.loads(item.change.body)
+    assert bodies["V-3"]["voided_parcels"] == [{"parcel": 2, "tracking_number": "AB000000012GB"}]
+    assert bodies["V-3"] == {**_last_change(cloud, "V-3"), "voided_parcels": bodies["V-3"]["voided_parcels"]}
+    assert "voided_parcels" not in bodies["V-4"], "an order without voids reads as before"
