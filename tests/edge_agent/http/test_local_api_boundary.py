@@ -56,7 +56,14 @@ OPEN = {
     ("GET", "/api/v1/session"),
     ("POST", "/api/v1/pair"),  # trades a one-time code for a session: the code is the credential
 }
-SAMPLE = {"job_id": "job-1", "order_ref": "T-0001", "wave_id": "1", "code": "S1", "name": "station.js", "parcel": "1"}
+SAMPLE = {
+    "job_id": "job-1",
+    "order_ref": "T-0001",
+    "wave_id": "1",
+    "code": "S1",
+    "name": "station.js",
+    "parcel": "1",
+}
 
 
 @pytest.fixture
