@@ -32,15 +32,17 @@ Code that must decide asks the type or an attribute (`PrinterError.nothing_sent`
 Each side adds leaves of its own, where they are raised, under the branch they belong to:
 
     InputError      cloud: InvalidJson 400, BatchTooComplex 413, BadRelease, ReleaseTooLarge 413,
-                    UnsafeWebhookUrl, OrderLocked 409 and ParcelAlreadyLabelled 409 (Conflict);
-                    agent: ConfigError, NotEnrolled 409, CloudTlsError;
+                    UnsafeWebhookUrl, OrderLocked 409, ParcelAlreadyLabelled 409 and
+                    ParcelNotVoidable 409 (Conflict); agent: ConfigError, NotEnrolled 409,
+                    CloudTlsError;
                     dockside.rule_conditions: RuleError
     DocksideError   cloud: Unauthenticated 401, Forbidden 403, TokenRevoked 409, SignInLimited 429
                     (RETRYABLE after its Retry-After), ServerBusy 503 (RETRYABLE), IllegalTransition
                     409, ExceptionClosed 409, MissingSecretKey, SecretKeyMismatch, NoReleaseKey 503,
                     CarrierApiError 502 (CarrierApiRefused; CarrierApiUnavailable RETRYABLE; decide
                     by `retry_may_help` and `may_have_bought`);
-                    agent: PairingRefused 403 and PairingThrottled 429, UpdateRefused, StoreError
+                    agent: PairingRefused 403 and PairingThrottled 429, UpdateRefused, StoreError,
+                    RendererUnavailable 503 (the carrier-label worker cannot start)
 
 Every error carries a snake_case `code` (the API's `error.code`) and a message that says what
 went wrong and what to do. The HTTP status of each is its `http_status`, which

@@ -63,6 +63,7 @@ __all__ = [
     "AdapterFactory",
     "buy_order_labels",
     "default_adapter",
+    "relabel",
     "run_labels_bought",
     "run_round",
     "void_pending_labels",

@@ -33,7 +33,15 @@ from edge_agent.store.database import DB_FILENAME, Store, now_ms
 from edge_agent.store.numbers import retire_all_leases
 from edge_agent.store.outbox import Outbox
 
-__all__ = ["LOCK_FILENAME", "AgentRunning", "agent_lock", "backup_command", "restore_command"]
+__all__ = [
+    "LOCK_FILENAME",
+    "AgentRunning",
+    "agent_lock",
+    "backup_command",
+    "backup_database",
+    "restore_command",
+    "restore_database",
+]
 
 LOCK_FILENAME = "agent.lock"
 _BACKUP_PAGES = 256  # pages per step: the running agent's writes wait for at most one step

@@ -28,7 +28,15 @@ from .printer_lane import PrinterLane, PrinterLaneStatus
 from .scale import WeightReading
 from .scale_reader import ScaleReader, UsedWeight
 
-__all__ = ["PrinterFactory", "ScaleFactory", "ScaleStatus", "Station", "StationFloor", "StationStatus"]
+__all__ = [
+    "PrinterFactory",
+    "ScaleFactory",
+    "ScaleStatus",
+    "Station",
+    "StationFloor",
+    "StationStatus",
+    "station_mode",
+]
 
 log = logging.getLogger(__name__)
 

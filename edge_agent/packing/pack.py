@@ -67,7 +67,14 @@ from edge_agent.store.database import now_ms
 from edge_agent.store.numbers import Numbers, TakenNumber
 from edge_agent.store.outbox import Outbox
 
-__all__ = ["PACKED_EVENTS", "Packer", "document_number", "scanned_number", "tracking_source"]
+__all__ = [
+    "PACKED_EVENTS",
+    "Packer",
+    "cloud_voided_parcels",
+    "document_number",
+    "scanned_number",
+    "tracking_source",
+]
 
 log = logging.getLogger(__name__)
 

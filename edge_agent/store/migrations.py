@@ -20,6 +20,7 @@ __all__ = [
     "m0002_held_jobs",
     "m0003_waves",
     "m0004_shipments",
+    "m0005_void_restore_dock",
 ]
 
 MigrationFunction = Callable[[Any], None]  # takes the sqlite_utils.Database
