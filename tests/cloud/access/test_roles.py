@@ -114,8 +114,9 @@ ENDPOINTS = [
     Endpoint("POST", "/api/v1/users/999/reset-totp", ADMIN, 404),
     Endpoint("GET", "/api/v1/alerts/thresholds", ADMIN),
     Endpoint("PUT", "/api/v1/alerts/thresholds/reprint_burst", ADMIN, body={"count": 20, "window_s": 60}),
-    # Shipping (nothing to close for carrier C1: 409 manifest_empty). A carrier serves the whole tenant: editors of rulesets set carriers up. The carrier
-    # body is refused (422) once past the role check, so every allowed role answers alike.
+    # Shipping. A carrier serves the whole tenant: editors of rulesets set carriers up. The
+    # carrier body is refused (422) once past the role check, so every allowed role answers
+    # alike; nothing to close for carrier C1 is 409 manifest_empty.
     Endpoint(
         "POST", "/api/v1/carriers", EDITORS, 422, {"code": "C1", "name": "C", "tracking": {"kind": "?"}}
     ),
