@@ -35,8 +35,10 @@ asyncio.run(main())
 
 
 def mark_then_sleep(path: str, seconds: float) -> bytes:
-    """In the worker: say it is drawing (a file), then stay busy, never reading its pipe."""
-    Path(path).write_text(str(os.getpid()))
+    """In the worker: say it is drawing (a file, renamed into place whole so the test never reads
+    it half written), then stay busy, never reading its pipe."""
+    Path(f"{path}.tmp").write_text(str(os.getpid()))
+    os.replace(f"{path}.tmp", path)
     time.sleep(seconds)
     return b""
 
