@@ -54,11 +54,12 @@ $(ESCPOS_CACHE)/.made: $(VENV)/.installed
 	ESCPOS_CAPABILITIES_PICKLE_DIR=$(ESCPOS_CACHE) $(BIN)/python -c "import escpos.capabilities"
 	touch $@
 
-# Four workers (pytest-xdist) on two cores: most tests wait on processes, sockets and ptys, not
-# on the CPU (a whole run keeps about 1.5 cores busy). On a quiet 2-core machine, 2,971 tests:
-# 11:17 with four workers, 12:37 with three. tests/conftest.py keeps together what must not be
-# split. `make pytest PYTEST_ARGS=tests/e2e` runs a part in one process.
-PYTEST_ARGS ?= --numprocesses 4 --dist loadfile --no-loadscope-reorder
+# Three workers (pytest-xdist) on two cores: most tests wait on processes, sockets and ptys, not
+# on the CPU (a whole run keeps about 1.4 cores busy). On a quiet 2-core machine, 2,971 tests:
+# 12:37 with three workers, 11:17 with four (but under four the self-update test of the agent
+# binary once missed its deadline: more workers, more load-sensitive waits). tests/conftest.py
+# keeps together what must not be split. `make pytest PYTEST_ARGS=tests/e2e` runs a part alone.
+PYTEST_ARGS ?= --numprocesses 3 --dist loadfile --no-loadscope-reorder
 
 pytest: setup $(ESCPOS_CACHE)/.made
 	$(BIN)/pytest $(PYTEST_ARGS)
