@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from importlib import resources
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from edge_agent.devices.stations import StationFloor
 from edge_agent.sync import MemoryTransport
@@ -74,7 +71,6 @@ def test_the_stations_call_tells_the_page_each_stations_mode(data_dir: Path) -> 
         running.stop()
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 def test_the_page_starts_in_dock_mode_for_a_dock_station() -> None:
     script = resources.files("edge_agent.http.web").joinpath("static", "station.js").read_text("utf-8")
     found = re.search(r"export (function startsInDock\(.*?\n\})", script, re.S)

@@ -11,11 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.edge_agent.waiting import wait_until
-
-pytestmark = pytest.mark.skipif(os.name != "posix", reason="SIGKILL and parent pids are POSIX")
 
 ROOT = Path(__file__).resolve().parents[3]
 
