@@ -42,11 +42,12 @@ state. Labels render within their budget (`edge_agent.packing.labelling`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from dockside.errors import Conflict, DocksideError, InputError, NotFound, PrinterError, PrinterUnusable
@@ -186,13 +187,22 @@ class Packer:
                 f"parcel must be a parcel number from 1 to {MAX_PARCELS}, got {parcel!r}",
                 code="invalid_input",
             )
+        async with self._order_lock(order_ref):
+            return await self._pack(order_ref, station_code, request_id, parcel, dimensions_mm)
+
+    @contextlib.asynccontextmanager
+    async def _order_lock(self, order_ref: str) -> AsyncIterator[None]:
+        """Hold the order's lock: what one order's scans, closes and voids do runs one at a time.
+
+        The lock is dropped when nothing of the order is running or waiting.
+        """
         lock = self._order_locks.get(order_ref)
         if lock is None:
             lock = self._order_locks[order_ref] = _OrderLock()
         lock.users += 1
         try:
             async with lock.lock:
-                return await self._pack(order_ref, station_code, request_id, parcel, dimensions_mm)
+                yield
         finally:
             lock.users -= 1
             if not lock.users:
@@ -425,39 +435,25 @@ class Packer:
         Records `order_closed` with how many parcels were labelled; refuses an order this agent
         does not know or one with no labelled parcel (pack parcel 1 first).
         """
-        reason = reason.strip()
-        if len(reason) > MAX_REASON_CHARS:
-            raise InputError(
-                f"the reason is {len(reason)} characters long: keep it under {MAX_REASON_CHARS}",
-                code="reason_too_long",
-            )
-        lock = self._order_locks.get(order_ref)
-        if lock is None:
-            lock = self._order_locks[order_ref] = _OrderLock()
-        lock.users += 1
-        try:
-            async with lock.lock:
-                order = self._cache.order(order_ref)
-                if order is None:
-                    raise NotFound(
-                        f"order {order_ref} is not known at this agent: check the reference, or wait a "
-                        "moment for the agent to sync from the cloud",
-                        code="order_not_found",
-                    )
-                parcels = self.jobs.parcels_labelled(order_ref)
-                if not parcels:
-                    raise Conflict(
-                        f"order {order_ref} has no labelled parcel to close with: pack its parcels "
-                        "first, or cancel the order in the cloud if it does not ship",
-                        code="nothing_labelled",
-                    )
-                self._outbox.record(
-                    EventKind.ORDER_CLOSED, {"parcels": len(parcels), "reason": reason}, order_ref=order_ref
+        reason = _reason(reason)
+        async with self._order_lock(order_ref):
+            order = self._cache.order(order_ref)
+            if order is None:
+                raise NotFound(
+                    f"order {order_ref} is not known at this agent: check the reference, or wait a "
+                    "moment for the agent to sync from the cloud",
+                    code="order_not_found",
                 )
-        finally:
-            lock.users -= 1
-            if not lock.users:
-                del self._order_locks[order_ref]
+            parcels = self.jobs.parcels_labelled(order_ref)
+            if not parcels:
+                raise Conflict(
+                    f"order {order_ref} has no labelled parcel to close with: pack its parcels "
+                    "first, or cancel the order in the cloud if it does not ship",
+                    code="nothing_labelled",
+                )
+            self._outbox.record(
+                EventKind.ORDER_CLOSED, {"parcels": len(parcels), "reason": reason}, order_ref=order_ref
+            )
         self._outbox.notify()
         log.info("order %s closed with %d parcel(s)", order_ref, len(parcels), extra={"order_ref": order_ref})
         return {
@@ -478,30 +474,14 @@ class Packer:
         parcel prints a new label with a new number. Refused: no reason, an unknown order, a
         parcel with no label (or one already voided), a label still printing, a parcel handed over.
         """
-        reason = reason.strip()
-        if not reason:
-            raise InputError(
-                "voiding a label needs a reason (for example 'address changed'): type why it is voided",
-                code="reason_required",
-            )
-        if len(reason) > MAX_REASON_CHARS:
-            raise InputError(
-                f"the reason is {len(reason)} characters long: keep it under {MAX_REASON_CHARS}",
-                code="reason_too_long",
-            )
+        reason = _reason(
+            reason,
+            required="voiding a label needs a reason (for example 'address changed'): type why it is voided",
+        )
         if isinstance(parcel, bool) or not 1 <= parcel <= MAX_PARCELS:
             raise InputError(f"parcels are numbered 1 to {MAX_PARCELS}, not {parcel}", code="invalid_input")
-        lock = self._order_locks.get(order_ref)
-        if lock is None:
-            lock = self._order_locks[order_ref] = _OrderLock()
-        lock.users += 1
-        try:
-            async with lock.lock:
-                return self._void(order_ref, parcel, reason)
-        finally:
-            lock.users -= 1
-            if not lock.users:
-                del self._order_locks[order_ref]
+        async with self._order_lock(order_ref):
+            return self._void(order_ref, parcel, reason)
 
     def _void(self, order_ref: str, parcel: int, reason: str, *, tell_cloud: bool = True) -> dict[str, Any]:
         store = self._queue.numbers.store
@@ -727,17 +707,12 @@ class Packer:
         number was voided (it ended `unknown` or `failed`): that number never prints again, so
         the reprint renders the parcel's label anew with the next number.
         """
-        reason = reason.strip()
-        if not reason:
-            raise InputError(
-                "a reprint needs a reason (for example 'label torn'): type why the label is printed again",
-                code="reason_required",
-            )
-        if len(reason) > MAX_REASON_CHARS:
-            raise InputError(
-                f"the reason is {len(reason)} characters long: keep it under {MAX_REASON_CHARS}",
-                code="reason_too_long",
-            )
+        reason = _reason(
+            reason,
+            required=(
+                "a reprint needs a reason (for example 'label torn'): type why the label is printed again"
+            ),
+        )
         original = self.jobs.get(job_id)
         if original is None:
             raise NotFound(
@@ -1032,3 +1007,16 @@ def _handover_answer(
 def _expected(order: SyncedOrder) -> int:
     """How many parcels the OMS expects for the order (one when it did not say)."""
     return max(1, len(order.order.parcels))
+
+
+def _reason(reason: str, *, required: str = "") -> str:
+    """A packer's reason, stripped and bounded; `required` is the message when it may not be empty."""
+    reason = reason.strip()
+    if required and not reason:
+        raise InputError(required, code="reason_required")
+    if len(reason) > MAX_REASON_CHARS:
+        raise InputError(
+            f"the reason is {len(reason)} characters long: keep it under {MAX_REASON_CHARS}",
+            code="reason_too_long",
+        )
+    return reason
