@@ -34,6 +34,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from cloud.orders.exceptions import ExceptionKind, open_exception
 from cloud.storage import schema
+from cloud.storage.periodic import run_every
 from cloud.storage.store import CloudStore, WriteTransaction, utcnow
 from cloud.webhooks.delivery import WebhookEvent, emit
 from dockside.errors import InputError
@@ -374,13 +375,4 @@ def _raise_burst(
 
 async def run_alerts(store: CloudStore, stop: asyncio.Event, *, interval_s: float = SCAN_INTERVAL_S) -> None:
     """Scan for reprint bursts every `interval_s` until `stop` is set (one scanner per process)."""
-    while not stop.is_set():
-        try:
-            await asyncio.to_thread(scan_reprint_bursts, store)
-        except Exception:
-            # A broken database moment must not end alerting for good: log and go on.
-            log.exception("alert scan failed; trying again shortly")
-        try:
-            await asyncio.wait_for(stop.wait(), interval_s)
-        except TimeoutError:
-            continue
+    await run_every(scan_reprint_bursts, store, stop, interval_s=interval_s, what="alert scan")

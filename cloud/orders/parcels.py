@@ -35,6 +35,7 @@ from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
 from cloud.orders.exceptions import ExceptionKind, open_exception
 from cloud.orders.ingest import order_sync_body
 from cloud.storage import schema
+from cloud.storage.periodic import run_every
 from cloud.storage.store import ChangeRecord, CloudStore, WriteTransaction, dumps, utcnow
 from cloud.webhooks.delivery import WebhookEvent, emit
 from dockside.errors import Conflict, InputError, NotFound
@@ -870,13 +871,4 @@ async def run_overdue_parcels(
     store: CloudStore, stop: asyncio.Event, *, interval_s: float = OVERDUE_INTERVAL_S
 ) -> None:
     """Look for overdue parcels every `interval_s` until `stop` is set (one scanner per process)."""
-    while not stop.is_set():
-        try:
-            await asyncio.to_thread(overdue_parcels, store)
-        except Exception:
-            # A broken database moment must not end the scan for good: log and go on.
-            log.exception("overdue parcel scan failed; trying again shortly")
-        try:
-            await asyncio.wait_for(stop.wait(), interval_s)
-        except TimeoutError:
-            continue
+    await run_every(overdue_parcels, store, stop, interval_s=interval_s, what="overdue parcel scan")

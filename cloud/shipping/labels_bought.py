@@ -51,6 +51,7 @@ from cloud.shipping.shipstation import ADAPTER as SHIPSTATION
 from cloud.shipping.shipstation import ShipStationApi
 from cloud.shipping.voids import voided_sync_body
 from cloud.storage import schema
+from cloud.storage.periodic import run_every
 from cloud.storage.store import ChangeRecord, CloudStore, dumps
 from dockside.errors import DocksideError, InputError
 from dockside.orders import Address, Order, OrderState
@@ -922,12 +923,4 @@ async def run_labels_bought(
     store: CloudStore, stop: asyncio.Event, *, interval_s: float = INTERVAL_S
 ) -> None:
     """Run `run_round` every `interval_s` until `stop` is set (one per cloud process)."""
-    while not stop.is_set():
-        try:
-            await asyncio.to_thread(run_round, store)
-        except Exception:
-            log.exception("the carrier label round failed; trying again shortly")
-        try:
-            await asyncio.wait_for(stop.wait(), interval_s)
-        except TimeoutError:
-            continue
+    await run_every(run_round, store, stop, interval_s=interval_s, what="the carrier label round")
