@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from dockside.errors import TemplateOverrun
 from dockside.labels import label_context
 from dockside.orders import SyncedOrder
-from dockside.rules import Decision
+from dockside.rules import Decision, DocumentAction
 from dockside.shipping.parcels import DocumentKind, LabelDocument, LabelFormat
 from dockside.sync import EventKind
 from edge_agent.devices.printer_lane import PrinterLane
@@ -100,6 +100,8 @@ class Labeller:
         printer_role: str | None = None,
         carrier_label: LabelDocument | None = None,
         carrier_label_data: bytes | None = None,
+        awaits_number: str = "",
+        documents: tuple[DocumentAction, ...] = (),
     ) -> Job:
         """A new `sending` job (not recorded yet) for one document of parcel `parcel` of the order.
 
@@ -111,6 +113,11 @@ class Labeller:
         id, unique and traceable). `printer_role` is the document's
         (default the decision's). A wave's label names `weight_source` and `wave_id`, which the
         job records with its decision.
+
+        With `awaits_number` (a carrier with no leased number left) nothing is rendered: the job
+        has no label bytes (pass `tracking=""` when the awaited number is the parcel's), and its
+        decision names the carrier and keeps the parcel's `documents`, until the number comes
+        (`edge_agent.printing.queue`).
         """
         job_id = new_job_id()
         if tracking is None and carrier_label is not None:
@@ -119,12 +126,16 @@ class Labeller:
             tracking = expected.tracking_number if expected is not None and expected.tracking_number else None
         # Without a carrier number, the job id's last 20 digits (the first 12 are its timestamp).
         tracking_number = tracking if tracking is not None else job_id.upper()[-20:]
-        if carrier_label is not None:
-            label = carrier_label_data
-            if label is None:
-                label = carrier_label_printout(
-                    carrier_label, paper_for(lane.config), parcel=parcel, printer=lane.config.id
-                )
+        label: bytes
+        if awaits_number:
+            if template is None:
+                raise ValueError("a label awaiting a number is rendered from a template")
+            label = b""
+            template_name, template_version = template.name, template.version
+        elif carrier_label is not None:
+            label = carrier_label_data or carrier_label_printout(
+                carrier_label, paper_for(lane.config), parcel=parcel, printer=lane.config.id
+            )
             template_name, template_version = f"carrier-label-{carrier_label.format.value}", None
         else:
             if template is None:
@@ -169,6 +180,8 @@ class Labeller:
                 wave_id=wave_id,
                 dimensions_mm=dimensions_mm,
                 sscc=sscc,
+                awaits_number=awaits_number,
+                documents=documents,
             ),
             created_at_ms=now,
             updated_at_ms=now,

@@ -23,8 +23,11 @@ scan (`POST /api/v1/handover`): the parcel whose label carries the scanned track
 SSCC is recorded handed over once (`parcel_handed_over`).
 
 The tracking number comes from the decided carrier's account (`carriers` in the cache): a
-leased number (`range`, `sscc`) is taken in the job's transaction (`edge_agent.store.numbers`),
-none left refuses the pack and gives the weight back; the OMS's (`oms`, `api`) is the order's
+leased number (`range`, `sscc`) is taken in the job's transaction (`edge_agent.store.numbers`).
+With none left the parcel is still packed (its weight spent): its label is recorded `held`,
+awaiting a number, with a message for the packer, and its documents wait with it; when the
+cloud leases more (and at start) `release_awaiting` prints it by itself, then its documents. The
+OMS's (`oms`, `api`) is the order's
 `parcels[n - 1].tracking_number`, refused while it has not come; without an account the label
 carries the job-id reference, as before.
 
@@ -65,7 +68,7 @@ from edge_agent.printing.jobs import Job, JobStatus, PackAnswer, log_outcome, ne
 from edge_agent.printing.queue import REPRINTED_EVENTS, PrintQueue
 from edge_agent.store.cache import Cache
 from edge_agent.store.database import now_ms
-from edge_agent.store.numbers import Numbers, TakenNumber
+from edge_agent.store.numbers import Numbers, NumbersExhausted, TakenNumber
 from edge_agent.store.outbox import Outbox
 
 __all__ = [
@@ -163,6 +166,12 @@ class Packer:
         # After the floor is rebuilt (the floor listens first), tell new scale readers their last weight.
         cache.on_stations_changed(lambda _stations: self.remember_used_weights())
         self.scale_wait_s = scale_wait_s
+        # The carriers whose numbers labels are awaiting (read at start, kept as labels wait and
+        # go), so a lease change with nothing awaiting costs no query.
+        self._awaiting = {job.decision.awaits_number for job in self.jobs.awaiting_number()}
+        self._releasing: asyncio.Task[None] | None = None
+        self._release_again = False
+        cache.on_number_leases_changed(self.release_awaiting_soon)
 
     # -- pack ----------------------------------------------------------------------------------
 
@@ -276,7 +285,7 @@ class Packer:
                     lane, plan.carrier_label, parcel=parcel
                 )
 
-            def label(tracking: str | None, sscc: str = "") -> Job:
+            def label(tracking: str | None, sscc: str = "", awaits: str = "") -> Job:
                 return self._labeller.label_job(
                     order_ref,
                     order,
@@ -294,6 +303,8 @@ class Packer:
                     sscc=sscc,
                     carrier_label=plan.carrier_label,
                     carrier_label_data=carrier_label_data,
+                    awaits_number=awaits,
+                    documents=decision.documents if awaits else (),
                 )
 
             # A leased number is asked for, and its label rendered, under the lane's lock with no
@@ -311,28 +322,31 @@ class Packer:
                 number = None
                 if leased:
                     number = self._queue.numbers.next_number(decision.carrier)
-                    if number is None:
-                        raise self._queue.numbers.report_exhausted(
-                            decision.carrier, order_ref=order_ref, station=station_code
-                        )
-                    sscc = number.tracking_number if number.kind == TrackingKind.SSCC else ""
-                    job = label(number.tracking_number, sscc)
+                    if number is None:  # none left: the parcel is packed, its label waits for one
+                        job = label("", awaits=decision.carrier)
+                    else:
+                        sscc = number.tracking_number if number.kind == TrackingKind.SSCC else ""
+                        job = label(number.tracking_number, sscc)
                 assert job is not None
                 # From here the job is recorded unless the queue says nothing was sent: a `failed`
                 # job keeps the weight (a reprint reuses it), a forgotten one does not.
                 spent = True
-                try:
-                    done = await self._queue.print_job(lane, job, PACKED_EVENTS, number=number)
-                except PrinterError as exc:
-                    spent = not exc.nothing_sent
-                    log_outcome(log, job, "failed", exc.message)
-                    raise
+                if job.decision.awaits_number:
+                    done = self._hold_for_number(job, PACKED_EVENTS)
+                else:
+                    try:
+                        done = await self._queue.print_job(lane, job, PACKED_EVENTS, number=number)
+                    except PrinterError as exc:
+                        spent = not exc.nothing_sent
+                        log_outcome(log, job, "failed", exc.message)
+                        raise
             asyncio.get_running_loop().call_soon(self._after_answer, done, "pack")
         finally:
             if not spent:
                 station.give_back(order_ref)
         documents = plan_documents(order, parcel, decision)
-        if documents:
+        # The documents of a label awaiting a number wait with it (`release_awaiting` prints them).
+        if documents and not done.decision.awaits_number:
             await self._print_documents(done, order, decision, documents, station, parcel_count, request_id)
         return done.answer()
 
@@ -349,7 +363,9 @@ class Packer:
         """The parcel's documents after its shipping label (`label`), each a job of its own on a
         printer of its role, at most once (its request id is the pack's + ':' + its kind, and a
         parcel's document prints once). A printer in a fault holds only its document; one that
-        fails is logged and recorded by the queue, and the pack's answer stays its label's."""
+        fails is logged and recorded by the queue, and the pack's answer stays its label's. A
+        carton label whose own SSCC account has no number left waits for one, as a parcel's label
+        does (`release_awaiting`)."""
         for plan in documents:
             document_request = f"{request_id}:{plan.kind.value}"
             if self.jobs.by_request(document_request) or self.jobs.first_for_parcel(
@@ -363,9 +379,13 @@ class Packer:
                     if self.jobs.by_request(document_request):
                         continue
                     # No `await` from here until the queue takes the carton's own SSCC with its job.
-                    number, sscc = document_number(
-                        self._queue.numbers, self._cache, decision, plan.kind, label
-                    )
+                    awaits = ""
+                    try:
+                        number, sscc = document_number(
+                            self._queue.numbers, self._cache, decision, plan.kind, label
+                        )
+                    except NumbersExhausted as exc:  # the carton label waits for its SSCC
+                        number, sscc, awaits = None, "", exc.carrier
                     job = self._labeller.label_job(
                         label.order_ref,
                         order,
@@ -383,8 +403,14 @@ class Packer:
                         sscc=sscc,
                         document=plan.kind,
                         printer_role=plan.printer_role,
+                        awaits_number=awaits,
                     )
-                    done = await self._queue.print_job(lane, job, (EventKind.LABEL_PRINTED,), number=number)
+                    if awaits:
+                        done = self._hold_for_number(job, (EventKind.LABEL_PRINTED,))
+                    else:
+                        done = await self._queue.print_job(
+                            lane, job, (EventKind.LABEL_PRINTED,), number=number
+                        )
             except DocksideError as exc:
                 log.warning(
                     "%s of parcel %d of order %s did not print: %s",
@@ -396,6 +422,21 @@ class Packer:
                 )
                 continue
             asyncio.get_running_loop().call_soon(self._after_answer, done, "document")
+
+    def _hold_for_number(self, job: Job, events: tuple[EventKind, ...]) -> Job:
+        """Record `job` (rendered with `awaits_number`: no bytes) held until a number of its carrier
+        comes, with a message for the packer; a person hears once that the carrier ran out."""
+        carrier = job.decision.awaits_number
+        self._queue.numbers.note_exhausted(carrier, order_ref=job.order_ref, station=job.station)
+        what = "SSCC" if job.document == DocumentKind.CARTON_LABEL else "tracking number"
+        document = "label" if job.document == DocumentKind.SHIPPING_LABEL else job.document.replace("_", " ")
+        message = (
+            f"no {carrier} {what} left at this agent: this {document} prints by itself as soon as the "
+            "cloud sends more numbers (check the agent's connection); put the parcel aside with its order"
+        )
+        held = self._queue.hold_for_number(dataclasses.replace(job, message=message), events)
+        self._awaiting.add(carrier)
+        return held
 
     def _after_answer(self, done: Job, kind: str) -> None:
         """What follows a recorded job but need not delay the packer's answer: wake the outbox
@@ -872,6 +913,19 @@ class Packer:
             raise self._queue.numbers.report_exhausted(
                 carrier, order_ref=original.order_ref, station=original.station
             )
+        job = self._render_with_number(original, order, number, lane)
+        return dataclasses.replace(
+            job, request_id=reprint.request_id, reprint_of=reprint.reprint_of, reason=reprint.reason
+        ), number
+
+    def _render_with_number(
+        self, original: Job, order: SyncedOrder, number: TakenNumber, lane: PrinterLane
+    ) -> Job:
+        """A new `sending` job (not recorded) of `original`'s document of its parcel, rendered for
+        `lane` with leased `number` from the template `original` named (its current version): a
+        shipping label prints it as its tracking number, a carton label as its own SSCC (the
+        parcel's tracking number unchanged). Keeps `original`'s weight, rules' decision, weight
+        source and wave; a relabel (reprint) and a label that awaited a number both render here."""
         kept = original.decision
         carton = original.document == DocumentKind.CARTON_LABEL
         job = self._labeller.label_job(
@@ -887,7 +941,7 @@ class Packer:
             self._cache.templates.get(kept.template),
             original.station,
             lane,
-            request_id=reprint.request_id,
+            request_id=original.request_id,
             parcel=original.parcel,
             parcel_count=max(len(order.order.parcels), original.parcel),
             # A carton label's own SSCC was voided: the carton is labelled anew, the parcel's
@@ -898,15 +952,141 @@ class Packer:
             document=DocumentKind(original.document),
             printer_role=kept.printer_role,
         )
-        relabelled = dataclasses.replace(
-            job,
-            reprint_of=reprint.reprint_of,
-            reason=reprint.reason,
-            decision=dataclasses.replace(
-                job.decision, weight_source=kept.weight_source, wave_id=kept.wave_id
-            ),
-        )
-        return relabelled, number
+        same = dataclasses.replace(job.decision, weight_source=kept.weight_source, wave_id=kept.wave_id)
+        return dataclasses.replace(job, decision=same)
+
+    # -- labels awaiting a number ---------------------------------------------------------------
+
+    def release_awaiting_soon(self) -> None:
+        """At start and whenever the number leases change: release the labels awaiting a number,
+        in a task of their own (one at a time; a change during a run asks for one more run)."""
+        if not self._awaiting:
+            return
+        if self._releasing is not None and not self._releasing.done():
+            self._release_again = True
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # the cache loaded outside the loop (a command, a test): at start then
+            return
+        self._releasing = loop.create_task(self._release_runs(), name="labels awaiting a number")
+
+    async def _release_runs(self) -> None:
+        self._release_again = True
+        while self._release_again:
+            self._release_again = False
+            try:
+                await self.release_awaiting()
+            except Exception:  # the next lease change (or start) tries again
+                log.exception("labels awaiting a tracking number could not be released")
+
+    async def stop(self) -> None:
+        """Let a release run finish the label it is sending (a few seconds at most), then stop it."""
+        task, self._releasing = self._releasing, None
+        if task is None or task.done():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(task), timeout=5)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+    async def release_awaiting(self) -> int:
+        """Print the labels awaiting a leased number that can now have one, oldest first; how many.
+
+        Each is released under its order's lock and its printer lane's lock: the next number of
+        its carrier is asked for, the label rendered with it (`_render_with_number`, as a
+        relabel is) and handed to the print queue (`PrintQueue.print_awaited`), which takes the
+        number in the transaction that fills in the job and then sends it, or holds it for a
+        faulted printer. A carrier with no number left stops its labels (the rest wait on);
+        another carrier's go on. A parcel's documents (packing slip, carton label, ...) follow its
+        label: the ruleset's documents decided at the scan, kept in the waiting job's decision
+        (not decided again, so a ruleset published meanwhile cannot change what a packed parcel
+        gets). As after a scan, a crash between the label and its documents leaves the
+        documents unprinted; the label is never printed twice, nor its number used twice.
+        """
+        waiting = self.jobs.awaiting_number()
+        self._awaiting = {job.decision.awaits_number for job in waiting}
+        run_out: set[str] = set()
+        released = 0
+        for job in waiting:
+            carrier = job.decision.awaits_number
+            if carrier in run_out:
+                continue
+            outcome = await self._release(job)
+            if outcome is None:
+                run_out.add(carrier)
+            elif outcome:
+                released += 1
+        self._awaiting = {job.decision.awaits_number for job in self.jobs.awaiting_number()}
+        if released:
+            log.info("%d label(s) that awaited a tracking number released", released)
+        return released
+
+    async def _release(self, waiting: Job) -> bool | None:
+        """Release one label awaiting a number: True when it was handed to the queue, None when its
+        carrier has no number left, False when it cannot go now (its order or printer is gone,
+        its template unusable: it waits on, logged) or went already."""
+        numbers = self._queue.numbers
+        carrier = waiting.decision.awaits_number
+        if numbers.next_number(carrier) is None:
+            return None
+        ids = {"order_ref": waiting.order_ref, "job_id": waiting.job_id, "station": waiting.station}
+        async with self._order_lock(waiting.order_ref):
+            order = self._cache.order(waiting.order_ref)
+            lane = self._floor.lane(waiting.printer)
+            if order is None or order.state == "cancelled" or lane is None:
+                why = "its printer is no longer configured" if order and lane is None else "its order is gone"
+                if order is not None and order.state == "cancelled":
+                    why = "its order was cancelled"
+                log.warning("job %s awaits a number but cannot print: %s", waiting.job_id, why, extra=ids)
+                return False
+            async with lane.lock:
+                job = self.jobs.get(waiting.job_id)
+                if job is None or job.status != JobStatus.HELD or not job.decision.awaits_number:
+                    return False  # released by an earlier run
+                number = numbers.next_number(carrier)
+                if number is None:
+                    return None
+                try:  # no `await` from the number until the queue takes it
+                    rendered = self._render_with_number(job, order, number, lane)
+                except DocksideError as exc:
+                    log.warning("job %s cannot be rendered yet: %s", job.job_id, exc.message, extra=ids)
+                    return False
+                rendered = dataclasses.replace(
+                    rendered,
+                    job_id=job.job_id,
+                    weight_g=job.weight_g,
+                    created_at_ms=job.created_at_ms,
+                    reprint_of=job.reprint_of,
+                    reason=job.reason,
+                )
+                try:
+                    done = await self._queue.print_awaited(lane, rendered, number)
+                except PrinterError as exc:
+                    log_outcome(log, rendered, "failed", exc.message)
+                    return True
+            log_outcome(log, done, str(done.status), done.message)
+            station = self._floor.get(job.station)
+            kept = job.decision
+            if job.document == DocumentKind.SHIPPING_LABEL and kept.documents and station is not None:
+                decision = Decision(
+                    carrier=kept.carrier,
+                    service=kept.service,
+                    template=kept.template,
+                    printer_role=kept.printer_role or "label",
+                    documents=kept.documents,
+                )
+                await self._print_documents(
+                    done,
+                    order,
+                    decision,
+                    plan_documents(order, job.parcel, decision),
+                    station,
+                    max(len(order.order.parcels), job.parcel),
+                    job.request_id or job.job_id,
+                )
+        return True
 
     # -- weights across restarts ---------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """Print jobs: one row per label handed (or about to be handed) to a printer.
 
+    held, awaiting a number ──(the cloud leases more)──> held, or sending
     held ──(printer ready)──> sending ──> printed
                                  │  └──(connection broke mid-label)──> failed
                                  └──(agent stopped)──> unknown
@@ -12,6 +13,12 @@ and its `message` tells the packer what to fix. `printed` means the printer took
 printer out of paper keeps them and prints after reloading: they are never sent again); `failed`
 means the connection broke during the send, so the label may be missing or partial. Neither
 `failed` nor `unknown` is ever reprinted without a person asking.
+
+A `held` job whose decision names `awaits_number` (a carrier) has no label yet: its parcel was
+packed when this agent had no leased number of that carrier left. It waits for no printer (the
+held counts and `next_held` leave it out, so it never blocks its printer's other held labels, and
+is never sent with empty bytes); when the cloud leases more numbers it is rendered with the next
+one, which it takes in the transaction that fills in its label (`fill_awaited`).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from typing import Any
 
 from uuid6 import uuid7
 
+from dockside.rules import DocumentAction
 from dockside.shipping.parcels import DocumentKind, ParcelFacts
 from edge_agent.store.database import Store, now_ms
 
@@ -34,6 +42,8 @@ _COLUMNS = (
     "job_id, request_id, order_ref, station, printer, status, weight_g, decision, "
     "created_at_ms, updated_at_ms, reprint_of, reason, label, message, parcel, document, tracking_number"
 )
+# A held job that waits for its printer, not for a leased number (see the module docstring).
+_NOT_AWAITING = "json_extract(decision, '$.awaits_number') IS NULL"
 
 
 class JobStatus(StrEnum):
@@ -59,6 +69,11 @@ class JobDecision:
     expected weight, not weighed) where its weight came from and which wave printed it; the
     parcel's dimensions when known, and a carton label's SSCC.
 
+    A job held until a leased number comes names the carrier whose number it awaits
+    (`awaits_number`), and a parcel's shipping label that waits also keeps the ruleset's
+    `documents` for the parcel, which print after it once it is released (the decision made at
+    the scan, so a ruleset published meanwhile does not change what the packed parcel gets).
+
     Stored as the jobs table's `decision` JSON: the three names always, the rest when known.
     """
 
@@ -71,6 +86,8 @@ class JobDecision:
     wave_id: int | None = None
     dimensions_mm: tuple[int, int, int] | None = None
     sscc: str = ""
+    awaits_number: str = ""
+    documents: tuple[DocumentAction, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The stored JSON, keys in this order; what is not known is left out."""
@@ -83,6 +100,10 @@ class JobDecision:
             body["dimensions_mm"] = list(self.dimensions_mm)
         if self.sscc:
             body["sscc"] = self.sscc
+        if self.awaits_number:
+            body["awaits_number"] = self.awaits_number
+        if self.documents:
+            body["documents"] = [document.to_json() for document in self.documents]
         return body
 
     @classmethod
@@ -98,7 +119,26 @@ class JobDecision:
             wave_id=body.get("wave_id"),
             dimensions_mm=_dimensions(body.get("dimensions_mm")),
             sscc=str(body.get("sscc") or ""),
+            awaits_number=str(body.get("awaits_number") or ""),
+            documents=_documents(body.get("documents")),
         )
+
+
+def _documents(value: Any) -> tuple[DocumentAction, ...]:
+    """The stored documents of a waiting label (what this agent wrote; anything else is skipped)."""
+    if not isinstance(value, list):
+        return ()
+    kinds = {kind.value: kind for kind in DocumentKind}
+    found = []
+    for entry in value:
+        if not isinstance(entry, dict) or entry.get("kind") not in kinds:
+            continue
+        texts = [entry.get(key, "") for key in ("template", "printer_role", "carrier")]
+        if not all(isinstance(text, str) for text in texts):
+            continue
+        template, role, carrier = texts
+        found.append(DocumentAction(kinds[entry["kind"]], template, role or "label", carrier))
+    return tuple(found)
 
 
 def _dimensions(value: Any) -> tuple[int, int, int] | None:
@@ -300,10 +340,11 @@ class Jobs:
         return [_job(row) for row in rows]
 
     def next_held(self, printer: str) -> Job | None:
-        """The printer's oldest held job: the next one to go out when it is ready."""
+        """The printer's oldest held job with a label: the next one to go out when it is ready (a job
+        awaiting a number is not among them: it has no bytes yet)."""
         row = self._store.conn.execute(
             f"SELECT {_COLUMNS} FROM jobs WHERE status = 'held' AND printer = ? "  # noqa: S608
-            "ORDER BY created_at_ms, rowid LIMIT 1",
+            f"AND {_NOT_AWAITING} ORDER BY created_at_ms, rowid LIMIT 1",
             (printer,),
         ).fetchone()
         return _job(row) if row else None
@@ -322,11 +363,45 @@ class Jobs:
         return (int(row[0]), str(row[1])) if row else None
 
     def held_by_printer(self) -> dict[str, int]:
-        """How many jobs wait for each printer (read when the floor changes; the packer counts after)."""
+        """How many jobs wait for each printer (read when the floor changes; the packer counts after).
+
+        Jobs awaiting a number are not counted: they wait for the cloud, not for the printer.
+        """
         rows = self._store.conn.execute(
-            "SELECT printer, COUNT(*) FROM jobs WHERE status = 'held' GROUP BY printer"
+            f"SELECT printer, COUNT(*) FROM jobs WHERE status = 'held' AND {_NOT_AWAITING} GROUP BY printer"  # noqa: S608
         ).fetchall()
         return {printer: count for printer, count in rows}
+
+    def awaiting_number(self) -> list[Job]:
+        """The jobs held until a leased number comes, oldest first (the order they are released in)."""
+        rows = self._store.conn.execute(
+            f"SELECT {_COLUMNS} FROM jobs WHERE status = 'held' AND NOT {_NOT_AWAITING} "  # noqa: S608
+            "ORDER BY created_at_ms, rowid"
+        ).fetchall()
+        return [_job(row) for row in rows]
+
+    def fill_awaited(self, job: Job) -> None:
+        """Give a job awaiting a number its label: bytes, tracking number, decision (with
+        `awaits_number` cleared), status (`sending` or `held`) and message, in the caller's
+        transaction. Raises (undoing that transaction) unless the job is still awaiting a number:
+        a job is filled, and its number taken, once."""
+        if job.decision.awaits_number:
+            raise ValueError(f"job {job.job_id} is filled with a decision that still awaits a number")
+        filled = self._store.conn.execute(
+            "UPDATE jobs SET label = ?, tracking_number = ?, decision = ?, status = ?, message = ?, "  # noqa: S608
+            f"updated_at_ms = ? WHERE job_id = ? AND status = 'held' AND NOT {_NOT_AWAITING}",
+            (
+                job.label,
+                job.tracking_number,
+                json.dumps(job.decision.to_json(), separators=(",", ":")),
+                job.status,
+                job.message,
+                now_ms(),
+                job.job_id,
+            ),
+        ).rowcount
+        if filled != 1:
+            raise RuntimeError(f"job {job.job_id} no longer awaits a number: nothing recorded")
 
     def insert(self, job: Job) -> None:
         self.written += 1

@@ -24,6 +24,15 @@ ready; a poll that finds the printer closed the connection after some labels put
 doubt (`unknown`). A station printer with role `fallback` (or `<role>-fallback`) takes the
 labels of a faulted one (`route`).
 
+A label that needs a leased number when none is left waits for the number, not for a printer:
+`hold_for_number` records it `held` with no bytes (not counted in `lane.held`, never sent by
+`release_held`). When the cloud leases more, the packer renders it with the next number and
+`print_awaited` fills it in and takes that number in one transaction, marking it `sending` (or
+`held` for its printer, counted, if that is in a fault or has labels waiting), then sends it the
+way a released held job goes: `label_printed` in the transaction that marks it printed. A crash
+before that transaction leaves it awaiting, with no number taken; after it, exactly as a fresh
+pack (`unknown` at the next start, its number voided).
+
 Callers hold the lane's lock (`lane.lock`) around `print_job`, so labels on one printer leave in
 the order their jobs were written: a scan checks its repeats under it, a wave holds it for its
 whole run.
@@ -62,6 +71,17 @@ def _held_events(events: tuple[EventKind, ...]) -> tuple[EventKind, ...]:
     """The events of a job that is held instead of printed: the same facts, `label_held` last."""
     printed = (EventKind.LABEL_PRINTED, EventKind.LABEL_REPRINTED)
     return (*(kind for kind in events if kind not in printed), EventKind.LABEL_HELD)
+
+
+def _wait_message(lane: PrinterLane, station: str, routed: str = "") -> str:
+    """What the packer reads of a label held for `lane`: the labels ahead of it, else the printer's
+    fault (else `routed`, the note a routed label already carries)."""
+    if lane.held and not lane.faulted:
+        return (
+            f"{lane.name} at {station} is printing {lane.held} waiting "
+            f"label{'s' if lane.held != 1 else ''} first: this one follows by itself"
+        )
+    return routed or lane.held_message(station)
 
 
 class PrintQueue:
@@ -121,6 +141,56 @@ class PrintQueue:
                 self._take(job, number)
         return await self._deliver(lane, job, events, extra)
 
+    def hold_for_number(
+        self, job: Job, events: tuple[EventKind, ...], extra: Mapping[str, Any] | None = None
+    ) -> Job:
+        """Record `job` held until a leased number of `job.decision.awaits_number` comes (no label
+        bytes, no number, not counted as waiting for its printer), with `events` as a held job's
+        (`label_held` last, with the job's `message` and `awaits_number`); the job as recorded."""
+        if not job.decision.awaits_number or job.label:
+            raise ValueError(f"job {job.job_id} is not a label awaiting a number")
+        held = dataclasses.replace(job, status=JobStatus.HELD)
+        with self._store.atomic():
+            self.jobs.insert(held)
+            body = {**(extra or {}), "message": held.message, "awaits_number": job.decision.awaits_number}
+            self._record(held, _held_events(events), body)
+        self._metrics.print_failures.labels(reason="awaits_number").inc()
+        return held
+
+    async def print_awaited(self, lane: PrinterLane, job: Job, number: TakenNumber) -> Job:
+        """Print a job that awaited a number, now rendered with `number` (`job`: its row with the
+        label bytes, tracking number and decision filled in); the job as it ended.
+
+        The caller holds `lane.lock` and asked for `number` (`Numbers.next_number`) with no
+        `await` since. One transaction fills the job in, takes `number` with its `number_used`
+        and marks the job `sending`, or `held` for its printer (counted) while that is in a fault
+        or has labels waiting; then it is sent as `release_held` sends a held job. Raises as
+        `print_job` does when the send fails; RuntimeError, recording nothing, when the job no
+        longer awaits a number.
+        """
+        if not job.label:
+            raise ValueError(f"job {job.job_id} has no label to print")
+        wait = lane.faulted or bool(lane.held)
+        if wait:
+            message = _wait_message(lane, job.station)
+            filled = dataclasses.replace(job, status=JobStatus.HELD, message=message)
+        else:
+            filled = dataclasses.replace(job, status=JobStatus.SENDING, message="")
+        with self._store.atomic():
+            self.jobs.fill_awaited(filled)
+            self._take(filled, number)
+        if wait:
+            lane.held += 1
+            return filled
+        events = REPRINTED_EVENTS if job.reprint_of else (EventKind.LABEL_PRINTED,)
+        try:
+            done = await self._deliver(lane, filled, events)
+        finally:
+            self._outbox.notify()
+        if done.status == JobStatus.PRINTED:
+            self._metrics.labels_printed.labels(kind="reprint" if job.reprint_of else "pack").inc()
+        return done
+
     def _take(self, job: Job, planned: TakenNumber) -> None:
         """Take the number `job` was rendered with, in the caller's transaction (which it undoes
         by raising if that number is no longer the next one: a bug, never a second use)."""
@@ -146,12 +216,7 @@ class PrintQueue:
         One transaction inserts the job, takes its `number` if it has one and records `events`
         (`label_held` instead of a printed event).
         """
-        message = job.message or lane.held_message(job.station)
-        if lane.held and not lane.faulted:
-            message = (
-                f"{lane.name} at {job.station} is printing {lane.held} waiting "
-                f"label{'s' if lane.held != 1 else ''} first: this one follows by itself"
-            )
+        message = _wait_message(lane, job.station, job.message)
         held = dataclasses.replace(job, status=JobStatus.HELD, message=message)
         with self._store.atomic():
             self.jobs.insert(held)

@@ -100,6 +100,7 @@ class Cache:
         self.number_leases: dict[int, dict[str, Any]] = {}
         self._stations_listeners: list[StationsListener] = []
         self._image_label_listeners: list[Callable[[], None]] = []
+        self._lease_listeners: list[Callable[[], None]] = []
         self._image_label_seen = False  # an order written in this transaction has a PDF/PNG label
         # Effects on the in-memory views, waiting for the current transaction to commit.
         self._reload: set[str] = set()
@@ -115,6 +116,11 @@ class Cache:
         """Call `listener` after a commit that wrote an order with a PDF or PNG carrier label, and
         after `load` or a snapshot when the cache holds one (to warm the label worker)."""
         self._image_label_listeners.append(listener)
+
+    def on_number_leases_changed(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after a commit that changed the number leases (a new block, a top-up, a
+        retirement), and after `load` or a snapshot (to release labels awaiting a number)."""
+        self._lease_listeners.append(listener)
 
     def holds_image_label(self) -> bool:
         """Whether any cached order has a parcel whose OMS label is a PDF or PNG."""
@@ -396,6 +402,9 @@ class Cache:
         if "stations" in reload:
             for listener in self._stations_listeners:
                 listener(self.stations)
+        if "number_leases" in reload:
+            for lease_listener in self._lease_listeners:
+                lease_listener()
         image_label, self._image_label_seen = self._image_label_seen, False
         if image_label:
             for image_listener in self._image_label_listeners:

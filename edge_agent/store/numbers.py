@@ -25,7 +25,11 @@ A serial is never issued twice:
   issue a number twice: the numbers taken after the backup all lie in leases now retired, and the
   agent packs on with the fresh blocks the cloud leases it.
 
-Out of numbers, a pack is refused with a message for the packer (and one exception for a person).
+Out of numbers (one `exception_raised` for a person each time, until numbers come back:
+`note_exhausted`), a scanned pack holds its label: the job is recorded `held`, awaiting a number
+of that carrier, with a message for the packer, and prints by itself when the cloud leases more
+(`edge_agent.packing.pack.Packer.release_awaiting`). A wave stops at that order, and a reprint
+that needs a new number is refused (`NumbersExhausted`): both are a person's explicit action.
 """
 
 from __future__ import annotations
@@ -44,7 +48,14 @@ from edge_agent.store.cache import Cache
 from edge_agent.store.database import Store, now_ms
 from edge_agent.store.outbox import Outbox
 
-__all__ = ["RESTORED_REASON", "Numbers", "TakenNumber", "exhausted_error", "retire_all_leases"]
+__all__ = [
+    "RESTORED_REASON",
+    "Numbers",
+    "NumbersExhausted",
+    "TakenNumber",
+    "exhausted_error",
+    "retire_all_leases",
+]
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +116,23 @@ class TakenNumber:
         }
 
 
-def exhausted_error(carrier: str) -> Conflict:
-    """The pack's refusal when this agent has no number left for `carrier`."""
-    return Conflict(
+class NumbersExhausted(Conflict):
+    """This agent has no leased number of `carrier` left (a wave stops, a reprint is refused, a
+    scanned pack holds its label until more come)."""
+
+    code = "tracking_numbers_exhausted"
+
+    def __init__(self, message: str, *, carrier: str) -> None:
+        super().__init__(message)
+        self.carrier = carrier
+
+
+def exhausted_error(carrier: str) -> NumbersExhausted:
+    """The refusal when this agent has no number left for `carrier`."""
+    return NumbersExhausted(
         f"this agent has used every {carrier} tracking number it was given; connect it to the cloud "
         "to get more, or pack with another carrier",
-        code="tracking_numbers_exhausted",
+        carrier=carrier,
     )
 
 
@@ -262,26 +284,33 @@ class Numbers:
         }
         return {carrier: self.remaining(carrier) for carrier in sorted(carriers)}
 
-    def report_exhausted(self, carrier: str, *, order_ref: str = "", station: str = "") -> Conflict:
-        """The refusal for a pack that found no number left; the first time (until numbers come
-        back), also an `exception_raised` for a person and an error in the log."""
+    def report_exhausted(self, carrier: str, *, order_ref: str = "", station: str = "") -> NumbersExhausted:
+        """The refusal for a wave or reprint that found no number left for `carrier` (for the
+        caller to raise), reported as `note_exhausted` does."""
+        self.note_exhausted(carrier, order_ref=order_ref, station=station)
+        return exhausted_error(carrier)
+
+    def note_exhausted(self, carrier: str, *, order_ref: str = "", station: str = "") -> None:
+        """Tell a person this agent has no number of `carrier` left: the first time (until numbers
+        come back, `next_number` finds one), an `exception_raised` and an error in the log; later
+        times nothing. Its own transaction (a savepoint inside the caller's)."""
+        if carrier in self._reported_exhausted:
+            return
+        self._reported_exhausted.add(carrier)
         error = exhausted_error(carrier)
-        if carrier not in self._reported_exhausted:
-            self._reported_exhausted.add(carrier)
-            body = {
-                "reason": "tracking_numbers_exhausted",
-                "code": error.code,
-                "carrier": carrier,
-                "message": error.message,
-            }
-            with self._store.atomic():
-                self._outbox.record(EventKind.EXCEPTION_RAISED, body, order_ref=order_ref, station=station)
-            self._outbox.notify()
-            log.error(
-                "no %s tracking number left at this agent: packs with %s are refused until the cloud "
-                "leases more",
-                carrier,
-                carrier,
-                extra={"order_ref": order_ref, "station": station},
-            )
-        return error
+        body = {
+            "reason": "tracking_numbers_exhausted",
+            "code": error.code,
+            "carrier": carrier,
+            "message": error.message,
+        }
+        with self._store.atomic():
+            self._outbox.record(EventKind.EXCEPTION_RAISED, body, order_ref=order_ref, station=station)
+        self._outbox.notify()
+        log.error(
+            "no %s tracking number left at this agent: packs with %s hold their labels, and waves "
+            "and relabels stop, until the cloud leases more",
+            carrier,
+            carrier,
+            extra={"order_ref": order_ref, "station": station},
+        )

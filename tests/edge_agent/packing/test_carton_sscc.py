@@ -18,6 +18,7 @@ from edge_agent.sync import MemoryTransport
 from hardware_mocks import MockPrinter, MockScale
 from tests.edge_agent.agent_harness import RunningAgent, put_parcel
 from tests.edge_agent.packing.test_parcels import agent, bodies, cloud, gs1, pack, printer
+from tests.edge_agent.waiting import wait_until
 
 __all__ = ["agent", "cloud", "printer"]  # the fixtures of test_parcels, used here
 
@@ -101,12 +102,38 @@ def test_a_carton_label_takes_its_own_sscc_and_a_dock_scan_of_it_finds_the_parce
     ).json()
     assert (handed["status"], handed["order_ref"], handed["parcel"]) == ("handed_over", "P-0001", 1)
 
-    # The PAL lease is used up: the next carton label is not printed (the shipping label is).
+    # The PAL lease is used up: the next carton label waits for an SSCC (the shipping label prints).
     put_parcel(agent, scale, 1500)
     second = pack(agent, "P-0002", "c2").json()
     assert second["status"] == "printed"
-    assert "P-0002:carton_label" not in _jobs(agent)
+    printer.wait_for_labels(3)
+    waiting = _jobs(agent)["P-0002:carton_label"]
+    assert (waiting["status"], waiting["sscc"], waiting["tracking_number"]) == (
+        "held",
+        None,
+        second["tracking_number"],
+    )
     assert [body["code"] for body in bodies(agent, "exception_raised")] == ["tracking_numbers_exhausted"]
+    held = [body for body in bodies(agent, "label_held") if body["document"] == "carton_label"]
+    assert [body["awaits_number"] for body in held] == ["PAL"]
+    assert "no PAL SSCC left at this agent: this carton label prints by itself" in held[0]["message"]
+    assert len(printer.labels()) == 3
+
+    # More SSCCs: the waiting carton label prints by itself with the next one.
+    cloud.publish("number_lease", "3", {**SSCC_LEASE, "id": 3, "first": 2, "last": 5})
+    agent.wait_synced()
+    printer.wait_for_labels(4)
+    next_sscc = "3" + "0614141" + "000000002"
+    next_sscc += ean.calc_check_digit(next_sscc)
+    wait_until(lambda: _jobs(agent)["P-0002:carton_label"]["status"] == "printed", what="the carton label")
+    carton = _jobs(agent)["P-0002:carton_label"]
+    assert (carton["sscc"], carton["tracking_number"]) == (next_sscc, second["tracking_number"])
+    assert "P-0002" in "\n".join(printer.labels()[3]["fields"])
+    wait_until(lambda: len(bodies(agent, "label_printed")) == 4, what="the carton's label_printed")
+    assert sorted(
+        body["sscc"] for body in bodies(agent, "label_printed") if body["document"] == "carton_label"
+    ) == sorted([expected_sscc, next_sscc])
+    assert len(printer.labels()) == 4
 
 
 def test_a_carton_label_without_a_carrier_prints_without_an_sscc_and_says_so(

@@ -2,7 +2,7 @@
 
 Each parcel's label prints at most once; the tracking number comes from the carrier account the
 cloud synced (a leased range number, the OMS's, or the job-id reference without an account);
-packing goes on offline until the leased block runs out, then refuses clearly; close records
+packing goes on offline until the leased block runs out, then labels wait for more numbers; close records
 the parcels labelled. Expected numbers are computed with python-stdnum, not the agent's code.
 """
 
@@ -150,7 +150,7 @@ def test_each_parcel_prints_once_reprints_keep_its_number_and_close_counts_them(
     assert len(bodies(agent, "order_closed")) == 1
 
 
-def test_range_numbers_print_in_order_offline_until_the_lease_runs_out_then_the_pack_is_refused(
+def test_range_numbers_print_in_order_offline_until_the_lease_runs_out_then_labels_wait_for_more(
     agent: RunningAgent, cloud: MemoryTransport, printer: MockPrinter, scale: MockScale
 ) -> None:
     fmt = {"scheme": "gs1_mod10", "prefix": "7", "digits": 9}
@@ -185,35 +185,72 @@ def test_range_numbers_print_in_order_offline_until_the_lease_runs_out_then_the_
         assert number in "\n".join(label["fields"])
     assert agent.status()["tracking_numbers"] == {"ACME": 0}
 
+    # Out of numbers: the parcel is packed (its weight spent) and its label waits for a number.
     put_parcel(agent, scale, 1900)
-    for attempt in ("r3", "r3-again"):
-        refused = pack(agent, "P-0004", attempt)
-        assert refused.status_code == 409
-        error = error_of(refused)
-        assert error["code"] == "tracking_numbers_exhausted"
-        assert error["message"] == (
-            "this agent has used every ACME tracking number it was given; connect it to the cloud to "
-            "get more, or pack with another carrier"
-        )
+    held = pack(agent, "P-0004", "r3")
+    assert held.status_code == 202, held.text
+    fourth = held.json()
+    assert (fourth["status"], fourth["weight_g"], fourth["tracking_number"]) == ("held", 1900, "")
+    assert fourth["message"] == (
+        "no ACME tracking number left at this agent: this label prints by itself as soon as the cloud "
+        "sends more numbers (check the agent's connection); put the parcel aside with its order"
+    )
+    assert pack(agent, "P-0004", "r3").json() == fourth  # the same request: the same job
+    again = pack(agent, "P-0004", "r3-again").json()  # a new scan of the parcel: its job
+    assert (again["status"], again["job_id"]) == ("already_packed", fourth["job_id"])
+    assert agent.http is not None
+    job = agent.http.get(f"/api/v1/jobs/{fourth['job_id']}").json()
+    assert (job["status"], job["label_bytes"]) == ("held", 0)
+    put_parcel(agent, scale, 2000)
+    fifth = pack(agent, "P-0005", "r5").json()
+    assert (fifth["status"], fifth["weight_g"]) == ("held", 2000)
     assert len(printer.labels()) == 3
     assert len(bodies(agent, "exception_raised")) == 1  # once, not per scan
+    assert [b["awaits_number"] for b in bodies(agent, "label_held")] == ["ACME", "ACME"]
 
-    # A new lease arrives; the weight the refusals gave back packs the order now.
-    cloud.publish("number_lease", "2", {**lease, "id": 2, "first": 5000, "last": 5009})
+    # A lease of one number: the oldest waiting label prints by itself with it, the other waits on.
+    cloud.publish("number_lease", "2", {**lease, "id": 2, "first": 5000, "last": 5000})
     agent.wait_synced()
-    fourth = pack(agent, "P-0004", "r4").json()
-    assert (fourth["status"], fourth["weight_g"], fourth["tracking_number"]) == (
-        "printed",
-        1900,
-        gs1("7", 5000, 9),
-    )
+    printer.wait_for_labels(4)
+    assert gs1("7", 5000, 9) in "\n".join(printer.labels()[3]["fields"])
+    assert "P-0004" in "\n".join(printer.labels()[3]["fields"])
+
+    def status_of(answer: dict[str, Any]) -> Any:
+        assert agent.http is not None
+        return agent.http.get(f"/api/v1/jobs/{answer['job_id']}").json()
+
+    wait_until(lambda: status_of(fourth)["status"] == "printed", what="the waiting label to print")
+    assert status_of(fourth)["tracking_number"] == gs1("7", 5000, 9)
+    assert (status_of(fifth)["status"], status_of(fifth)["label_bytes"]) == ("held", 0)
+    assert len(printer.labels()) == 4
+
+    cloud.publish("number_lease", "3", {**lease, "id": 3, "first": 6000, "last": 6009})
+    agent.wait_synced()
+    printer.wait_for_labels(5)
+    wait_until(lambda: status_of(fifth)["status"] == "printed", what="the second waiting label to print")
+    assert status_of(fifth)["tracking_number"] == gs1("7", 6000, 9)
+    assert "P-0005" in "\n".join(printer.labels()[4]["fields"])
 
     cloud.push_failures = []
     wait_until(lambda: agent.status()["outbox_depth"] == 0, timeout=20, what="the outbox to drain")
     used = [json.loads(event.body) for event in agent.events("number_used")]
-    assert sorted((u["lease_id"], u["serial"]) for u in used) == [(1, 1000), (1, 1001), (1, 1002), (2, 5000)]
-    assert sorted(u["tracking_number"] for u in used) == sorted([*numbers, fourth["tracking_number"]])
+    assert sorted((u["lease_id"], u["serial"]) for u in used) == [
+        (1, 1000),
+        (1, 1001),
+        (1, 1002),
+        (2, 5000),
+        (3, 6000),
+    ]
+    printed = {body["order_ref"]: body["tracking_number"] for body in _printed_bodies(agent)}
+    assert (printed["P-0004"], printed["P-0005"]) == (gs1("7", 5000, 9), gs1("7", 6000, 9))
     assert agent.events("number_voided") == []
+    assert len(printer.labels()) == 5  # each label once
+
+
+def _printed_bodies(agent: RunningAgent) -> list[dict[str, Any]]:
+    """The `label_printed` bodies the cloud received, with the order each is for."""
+    events = agent.events("label_printed")
+    return [{**json.loads(event.body), "order_ref": event.order_ref} for event in events]
 
 
 def test_oms_numbers_come_from_the_order_and_rules_see_the_parcels_dimensions(
