@@ -12,9 +12,9 @@ numbers of the labels it cannot vouch for), so all three fates occur:
   as the agent took it), voided, or still free at the agent, above everything it took from that
   lease (a hole below would be a number lost silently);
 - no number is on two labels, on a label without having been taken, or leased to two agents;
-- with the cloud down, packing goes on until the lease runs out, then a pack is refused (409
-  `tracking_numbers_exhausted`, printing nothing) with what to do; after reconnect the cloud has
-  every number once, tops the agent up, and the refused order packs.
+- with the cloud down, packing goes on until the lease runs out, then a pack holds its label (202
+  `held`, printing nothing) and says what to do; after reconnect the cloud has every number once,
+  tops the agent up, and the held label prints by itself, once, with a fresh number.
 """
 
 from __future__ import annotations
@@ -386,28 +386,36 @@ def test_offline_packs_until_the_lease_runs_out_then_holds_and_resumes_after_rec
         n += 1
         held = f"TO-{n:04d}"
         put_next_parcel(stack, n)
-        refused = _pack(client, held, f"to-{n}")
-        assert refused is not None
-        assert refused.status_code == 409, refused.text
-        error = refused.json()["error"]
-        assert error["code"] == "tracking_numbers_exhausted"
-        # What to do, for the packer at the station: get the agent back to the cloud, or another carrier.
-        assert CARRIER in error["message"]
-        assert "connect it to the cloud" in error["message"]
+        waiting = _pack(client, held, f"to-{n}")
+        assert waiting is not None
+        assert waiting.status_code == 202, waiting.text
+        answer = waiting.json()
+        assert (answer["status"], answer["tracking_number"], answer["order_ref"]) == ("held", "", held)
+        # What to do, for the packer at the station: the label prints by itself; set the parcel aside.
+        assert f"no {CARRIER} tracking number left at this agent" in answer["message"]
+        assert "prints by itself" in answer["message"]
+        assert "put the parcel aside" in answer["message"]
         assert len(stack.control("printer", "GET", "/labels")) == printed_before == 1 + left
         assert client.get("/api/v1/status").json()["outbox_depth"] >= 2 * left  # number_used, label_printed
 
         stack.start_cloud(grpc=grpc_address)
-        _drained(client)
+        # Nobody scans again: once the cloud tops the agent up, the held label prints by itself.
+        job_url = f"/api/v1/jobs/{answer['job_id']}"
         wait_for(
-            lambda: client.get("/api/v1/status").json()["tracking_numbers"][CARRIER] > 0,
-            timeout=30,
-            what="the cloud to top the agent up",
+            lambda: client.get(job_url).json()["status"] == "printed",
+            timeout=60,
+            what="the held label to print by itself after the top-up",
         )
-        # The packer scans the held order again (its parcel still on the scale): it packs now.
-        resumed = _printed(_pack(client, held, f"to-{n}-again"))
+        resumed = str(client.get(job_url).json()["tracking_number"])
+        assert _NUMBER.fullmatch(resumed), resumed
         _drained(client)
         labels = stack.control("printer", "GET", "/labels")
+        assert len(labels) == printed_before + 1  # exactly once
+        assert client.get("/api/v1/status").json()["tracking_numbers"][CARRIER] > 0
+        again = _pack(client, held, f"to-{n}-again")  # a scan now: its parcel is packed already
+        assert again is not None
+        assert (again.json()["status"], again.json()["job_id"]) == ("already_packed", answer["job_id"])
+        assert len(stack.control("printer", "GET", "/labels")) == len(labels)
         client.close()
         stack.processes["agent"].stop()
         agent_id, taken = _agent_records(stack, "agent")
