@@ -102,6 +102,7 @@ class Labeller:
         carrier_label_data: bytes | None = None,
         awaits_number: str = "",
         documents: tuple[DocumentAction, ...] = (),
+        job_id: str | None = None,
     ) -> Job:
         """A new `sending` job (not recorded yet) for one document of parcel `parcel` of the order.
 
@@ -117,9 +118,10 @@ class Labeller:
         With `awaits_number` (a carrier with no leased number left) nothing is rendered: the job
         has no label bytes (pass `tracking=""` when the awaited number is the parcel's), and its
         decision names the carrier and keeps the parcel's `documents`, until the number comes
-        (`edge_agent.printing.queue`).
+        (`edge_agent.printing.queue`). `job_id` is the id of the recorded job the label is rendered
+        for, when it has one (a label that awaited a number); else a new one.
         """
-        job_id = new_job_id()
+        job_id = job_id or new_job_id()
         if tracking is None and carrier_label is not None:
             # The carrier's label prints the number the OMS sent with it: the job records that one.
             expected = expected_parcel(order, parcel)

@@ -919,13 +919,20 @@ class Packer:
         ), number
 
     def _render_with_number(
-        self, original: Job, order: SyncedOrder, number: TakenNumber, lane: PrinterLane
+        self,
+        original: Job,
+        order: SyncedOrder,
+        number: TakenNumber,
+        lane: PrinterLane,
+        *,
+        same_job: bool = False,
     ) -> Job:
         """A new `sending` job (not recorded) of `original`'s document of its parcel, rendered for
         `lane` with leased `number` from the template `original` named (its current version): a
         shipping label prints it as its tracking number, a carton label as its own SSCC (the
         parcel's tracking number unchanged). Keeps `original`'s weight, rules' decision, weight
-        source and wave; a relabel (reprint) and a label that awaited a number both render here."""
+        source and wave; a relabel (reprint) renders a new job here, a label that awaited a number
+        its own (`same_job`: its id, which the label prints, and its weight, time and reprint)."""
         kept = original.decision
         carton = original.document == DocumentKind.CARTON_LABEL
         job = self._labeller.label_job(
@@ -951,9 +958,14 @@ class Packer:
             sscc=number.tracking_number if carton or number.kind == TrackingKind.SSCC else "",
             document=DocumentKind(original.document),
             printer_role=kept.printer_role,
+            job_id=original.job_id if same_job else None,
         )
         same = dataclasses.replace(job.decision, weight_source=kept.weight_source, wave_id=kept.wave_id)
-        return dataclasses.replace(job, decision=same)
+        job = dataclasses.replace(job, decision=same)
+        if same_job:
+            keep = ("weight_g", "created_at_ms", "reprint_of", "reason")
+            job = dataclasses.replace(job, **{field: getattr(original, field) for field in keep})
+        return job
 
     # -- labels awaiting a number ---------------------------------------------------------------
 
@@ -1049,18 +1061,10 @@ class Packer:
                 if number is None:
                     return None
                 try:  # no `await` from the number until the queue takes it
-                    rendered = self._render_with_number(job, order, number, lane)
+                    rendered = self._render_with_number(job, order, number, lane, same_job=True)
                 except DocksideError as exc:
                     log.warning("job %s cannot be rendered yet: %s", job.job_id, exc.message, extra=ids)
                     return False
-                rendered = dataclasses.replace(
-                    rendered,
-                    job_id=job.job_id,
-                    weight_g=job.weight_g,
-                    created_at_ms=job.created_at_ms,
-                    reprint_of=job.reprint_of,
-                    reason=job.reason,
-                )
                 try:
                     done = await self._queue.print_awaited(lane, rendered, number)
                 except PrinterError as exc:
