@@ -16,7 +16,7 @@ from stdnum import ean
 from dockside.sync import ChangeKind, SyncChange
 from edge_agent.store.cache import Cache, UnusableChange
 from edge_agent.store.database import Store
-from edge_agent.store.numbers import Numbers
+from edge_agent.store.numbers import Numbers, NumbersExhausted
 from edge_agent.store.outbox import Outbox
 from edge_agent.sync.identity import save_identity
 
@@ -239,15 +239,39 @@ def test_a_broken_lease_is_refused_and_changes_nothing(
 def test_out_of_numbers_is_reported_once_until_numbers_come_back(agent: Agent) -> None:
     agent.sync(ChangeKind.NUMBER_LEASE, "1", lease(1, first=1, last=1))
     agent.take()
+    # A scan that holds its label only notes it (nothing raised); a wave or a relabel is refused.
+    agent.numbers.note_exhausted("ACME", order_ref="O-held")
     errors = [agent.numbers.report_exhausted("ACME", order_ref=f"O-{n}") for n in range(3)]
     assert {e.code for e in errors} == {"tracking_numbers_exhausted"}
+    assert {e.carrier for e in errors} == {"ACME"}  # decided by type and attribute, not by string
+    assert all(isinstance(e, NumbersExhausted) for e in errors)
     assert errors[0].http_status == 409
     assert "used every ACME tracking number it was given" in errors[0].message
-    assert len(agent.events("exception_raised")) == 1
+    raised = agent.events("exception_raised")
+    assert len(raised) == 1
+    assert (raised[0]["carrier"], raised[0]["reason"]) == ("ACME", "tracking_numbers_exhausted")
+    agent.numbers.note_exhausted("OTHER")  # each carrier once
+    assert len(agent.events("exception_raised")) == 2
     agent.sync(ChangeKind.NUMBER_LEASE, "2", lease(2, first=5, last=5))
     assert agent.take() is not None
-    agent.numbers.report_exhausted("ACME")
-    assert len(agent.events("exception_raised")) == 2
+    agent.numbers.note_exhausted("ACME")
+    assert len(agent.events("exception_raised")) == 3
+
+
+def test_lease_listeners_hear_of_lease_changes_and_of_load_only(agent: Agent) -> None:
+    heard: list[int] = []
+    agent.cache.on_number_leases_changed(lambda: heard.append(len(agent.cache.number_leases)))
+    agent.sync(ChangeKind.CARRIER, "ACME", {"code": "ACME", "tracking": {"kind": "range"}})
+    assert heard == []  # not a lease
+    agent.sync(ChangeKind.NUMBER_LEASE, "1", lease(1))
+    assert heard == [1]  # after the commit, with the new lease in view
+    with pytest.raises(UnusableChange), agent.store.atomic():
+        agent.cache.apply(SyncChange(99, ChangeKind.NUMBER_LEASE, "2", b'{"id": 3}'))
+    agent.cache.discard_pending()
+    agent.cache.after_commit()
+    assert heard == [1]  # a refused lease changes nothing, and nobody hears of it
+    agent.cache.load()
+    assert heard == [1, 1]
 
 
 def test_a_snapshot_replaces_carriers_and_leases_but_never_what_was_taken(data_dir: Path) -> None:
