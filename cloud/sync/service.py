@@ -27,7 +27,8 @@ from cloud.fleet.agents import (
     report_status,
 )
 from cloud.storage.store import CloudStore
-from cloud.sync.edge_events import MAX_EVENTS_PER_BATCH, IncomingEvent, apply_events
+from cloud.sync.edge_events import MAX_EVENTS_PER_BATCH, apply_events
+from cloud.sync.incoming_events import IncomingEvent
 from cloud.sync.tls import ServerTls
 from cloud.sync.watch import ChangeFeed
 from dockside.errors import AuthError, DocksideError, InputError

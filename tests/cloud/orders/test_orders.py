@@ -14,7 +14,8 @@ from sqlalchemy.exc import StatementError
 from cloud.fleet.agents import authenticate_agent
 from cloud.storage import schema
 from cloud.storage.store import CloudStore
-from cloud.sync.edge_events import IncomingEvent, apply_events
+from cloud.sync.edge_events import apply_events
+from cloud.sync.incoming_events import IncomingEvent
 from tests.cloud.conftest import RunningCloud, order
 
 
