@@ -34,7 +34,7 @@ Each side adds leaves of its own, where they are raised, under the branch they b
     InputError      cloud: InvalidJson 400, BatchTooComplex 413, BadRelease, ReleaseTooLarge 413,
                     UnsafeWebhookUrl, OrderLocked 409, ParcelAlreadyLabelled 409 and
                     ParcelNotVoidable 409 (Conflict); agent: ConfigError, NotEnrolled 409,
-                    CloudTlsError;
+                    NumbersExhausted 409 (Conflict: names its `carrier`), CloudTlsError;
                     dockside.rule_conditions: RuleError
     DocksideError   cloud: Unauthenticated 401, Forbidden 403, TokenRevoked 409, SignInLimited 429
                     (RETRYABLE after its Retry-After), ServerBusy 503 (RETRYABLE), IllegalTransition
