@@ -11,7 +11,7 @@ STUBS := dockside/v1/sync_pb2.py
 # the tests that need PostgreSQL fail, never skip, when it cannot be reached.
 export DOCKSIDE_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: setup stubs demo test coverage lint typecheck pytest bench clean agent-binary
+.PHONY: setup stubs demo test coverage lint typecheck pytest test-times bench clean agent-binary
 
 setup: $(VENV)/.installed $(STUBS)
 
@@ -64,7 +64,15 @@ PYTEST_ARGS ?= --numprocesses 3 --dist loadfile --no-loadscope-reorder
 pytest: setup $(ESCPOS_CACHE)/.made
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+# Runs the whole suite and records each module's seconds in tests/module_seconds.json, the order
+# in which the modules are handed to the workers, longest first (tests/conftest.py). Refresh it on
+# a quiet machine after adding or much changing slow modules, and commit it.
+test-times: export DOCKSIDE_RECORD_MODULE_SECONDS := $(CURDIR)/tests/module_seconds.json
+test-times: pytest
+
+# The agent binary is built before the tests that run it (tests/e2e/test_agent_binary.py would
+# build it in its fixture otherwise): a build step, not a test, and a minute of one worker's time.
+test: lint typecheck agent-binary pytest
 
 # Line and branch coverage (.coveragerc) of the whole suite, the cloud, agent and mock processes
 # the tests start included (not the agent binary): `.ci/run` runs it after `make test`. Prints

@@ -9,9 +9,14 @@ another: each browses for every printer announced on loopback, and another modul
 announcement would be a stranger. (Not `--dist loadgroup` with xdist_group marks: with pytest
 9.2 xdist 3.8 can no longer tag the test ids with their group, and the marks are ignored.)
 
-The slowest modules are collected first, so the long ones start at once instead of ending the
-run on one worker while the other idles (`--no-loadscope-reorder` keeps that order). Without
-xdist (`pytest tests/e2e/test_scales.py`) only the order applies.
+Modules are handed out longest first (`--no-loadscope-reorder` keeps the order given here), so
+the long ones start at once instead of ending the run on one worker while the others idle: the
+order is by each module's seconds in `tests/module_seconds.json`, measured on a whole run and
+refreshed with `make test-times` when modules change much. A module the file does not know yet
+is placed by a guess (one marked slow as the longest; other end-to-end and browser modules as a
+typical one of those; the rest as a short one). Without xdist (`pytest tests/e2e/test_scales.py`)
+only the order applies. With `DOCKSIDE_RECORD_MODULE_SECONDS=path` the run writes that file: each
+module's setup, call and teardown seconds summed over its tests.
 
 Hypothesis: in CI (`CI` set, as `.ci/run` does) the `ci` profile runs every property test from one
 seed, printed in the header, so a run is the same each time and a failure replays with
@@ -25,7 +30,9 @@ so the run says so at its start and end, with their number, instead of passing q
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -44,8 +51,12 @@ MDNS_MODULES = frozenset(
         "tests/hardware_mocks/test_mock_advertising.py",
     }
 )
-# Run first: each of these takes tens of seconds to minutes on real processes.
+# Seconds per module of a whole run (see the module docstring), and the guesses for new modules.
+MODULE_SECONDS_FILE = Path(__file__).with_name("module_seconds.json")
+RECORD_MODULE_SECONDS_ENV = "DOCKSIDE_RECORD_MODULE_SECONDS"
+# Modules under these take tens of seconds to minutes on real processes.
 SLOW_FIRST = ("tests/e2e/", "tests/browser/")
+GUESS_SLOW_S, GUESS_END_TO_END_S, GUESS_OTHER_S = 600.0, 30.0, 1.0
 
 # No example database in CI: what a run tries depends on the seed alone, never on a local cache.
 settings.register_profile("ci", print_blob=True, database=None)
@@ -124,22 +135,64 @@ def _module_path(nodeid: str) -> str:
     return nodeid.split("::", 1)[0]
 
 
-def _rank(item: pytest.Item) -> int:
-    """0 for tests marked slow, 1 for the other end-to-end and browser tests, 2 for the rest."""
+def _measured_seconds() -> dict[str, float]:
+    """`tests/module_seconds.json` as {module path: seconds}; empty (all guessed) if unreadable."""
+    try:
+        measured = json.loads(MODULE_SECONDS_FILE.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(measured, dict):
+        return {}
+    return {
+        str(path): float(seconds) for path, seconds in measured.items() if isinstance(seconds, int | float)
+    }
+
+
+def _guess_seconds(item: pytest.Item) -> float:
     if item.get_closest_marker("slow") is not None:
-        return 0
-    return 1 if _module_path(item.nodeid).startswith(SLOW_FIRST) else 2
+        return GUESS_SLOW_S
+    return GUESS_END_TO_END_S if _module_path(item.nodeid).startswith(SLOW_FIRST) else GUESS_OTHER_S
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     _count_missing_postgres_variants(config, items)
-    # A module ranks as its slowest test, so its tests stay together (module fixtures start once).
-    module_rank: dict[str, int] = {}
+    measured = _measured_seconds()
+    # Whole modules move, in their own order, so module fixtures start once.
+    module_seconds: dict[str, float] = {}
     for item in items:
         path = _module_path(item.nodeid)
-        module_rank[path] = min(module_rank.get(path, 2), _rank(item))
+        if path in measured:
+            module_seconds[path] = measured[path]
+        else:
+            module_seconds[path] = max(module_seconds.get(path, 0.0), _guess_seconds(item))
+    # The mDNS modules are one unit of work: they go where the first of them would.
+    mdns_seconds = sum(seconds for path, seconds in module_seconds.items() if path in MDNS_MODULES)
+    for path in MDNS_MODULES & module_seconds.keys():
+        module_seconds[path] = mdns_seconds
     order = {id(item): index for index, item in enumerate(items)}
-    items.sort(key=lambda item: (module_rank[_module_path(item.nodeid)], order[id(item)]))
+    items.sort(key=lambda item: (-module_seconds[_module_path(item.nodeid)], order[id(item)]))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Sum each module's seconds (on the controller, from every worker's reports) when recording."""
+    if not os.environ.get(RECORD_MODULE_SECONDS_ENV) or not hasattr(report, "duration"):
+        return
+    path = _module_path(report.nodeid)
+    _RECORDED[path] = _RECORDED.get(path, 0.0) + float(report.duration)
+
+
+# {module path: seconds so far} of this run, when recording (the controller's, under xdist).
+_RECORDED: dict[str, float] = {}
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    target = os.environ.get(RECORD_MODULE_SECONDS_ENV)
+    if not target or getattr(session.config, "workerinput", None) is not None or not _RECORDED:
+        return
+    ordered = dict(
+        sorted(((path, round(seconds, 1)) for path, seconds in _RECORDED.items()), key=lambda kv: kv[0])
+    )
+    Path(target).write_text(json.dumps(ordered, indent=1) + "\n")
 
 
 @pytest.hookimpl(optionalhook=True)  # `pytest -p no:xdist` runs without the hook's plugin
