@@ -21,7 +21,7 @@ import uvicorn
 
 from cloud.access.alerts import run_alerts
 from cloud.app import create_app
-from cloud.orders.parcels import run_overdue_parcels
+from cloud.orders.overdue_parcels import run_overdue_parcels
 from cloud.shipping.labels_bought import run_labels_bought
 from cloud.storage.compaction import CompactionPolicy, run_compaction
 from cloud.storage.store import CloudStore

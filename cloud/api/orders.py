@@ -22,10 +22,10 @@ from cloud.access.principals import Principal
 from cloud.api import order_batch
 from cloud.api.order_batch import BatchScan, InvalidJson
 from cloud.orders import ingest as orders
-from cloud.orders import parcels, privacy, timeline
+from cloud.orders import oms_labels, privacy, timeline
 from cloud.orders import states as order_states
 from cloud.records import audit
-from cloud.shipping import labels_bought, voids
+from cloud.shipping import carrier_voids, voids
 from cloud.storage.gc_pause import paused_gc
 from cloud.storage.store import CloudStore
 from dockside.errors import InputError
@@ -250,7 +250,7 @@ def put_parcel_label(
     pass 6 MiB.
     """
     with store.unit_of_work():
-        done = parcels.set_parcel_label(
+        done = oms_labels.set_parcel_label(
             store,
             caller.tenant_id,
             order_ref,
@@ -310,5 +310,5 @@ def void_parcel_label(
             )
     if done["carrier_void"]:
         # After the commit: the carrier's API is called outside any write transaction.
-        done["carrier_voids"] = labels_bought.void_pending_labels(store, caller.tenant_id, order_ref)
+        done["carrier_voids"] = carrier_voids.void_pending_labels(store, caller.tenant_id, order_ref)
     return done

@@ -47,7 +47,7 @@ class ExceptionKind(StrEnum):
     # Unusual activity (cloud/access/alerts.py): a new sign-in address, a burst of reprints, ...
     ACCESS_ALERT = "access_alert"
     # A parcel labelled but not on a handed-over manifest by the end of the next day
-    # (cloud/orders/parcels.py).
+    # (cloud/orders/overdue_parcels.py).
     PARCEL_OVERDUE = "parcel_overdue"
     # Tracking numbers (cloud/shipping/leases.py): one reported used twice, or outside its agent's
     # lease; a carrier's free numbers below its low-water mark.

@@ -1,4 +1,5 @@
-"""The parcels of an order: what the OMS expects, what the edge labelled, and parcels left on the dock.
+"""The parcels of an order as the edge reports them: each job event's parcel facts checked
+(`check_event_body`), then applied inside the edge-event batch's transaction (`ParcelLedger`).
 
     (OMS) expected ──label_printed──► labelled ──manifest──► manifested ──handover──► shipped
                                           │  ▲
@@ -8,69 +9,44 @@
 
 A parcel row (the `parcels` table) exists once the edge printed a shipping label or GS1 carton
 label for it; before that the parcel is only what the order's `parcels` list expects. Edge job
-events carry each parcel's facts (number, document, tracking number, dimensions, SSCC); this
-module checks them (`check_event_body`), applies them inside the edge-event batch's transaction
-(`ParcelLedger`), shows an order's parcels joined with what the OMS expected (`merge_parcels`),
-takes a carrier label for one parcel from the OMS (`set_parcel_label`) and opens an exception for
-a parcel labelled but not handed over by the end of the next day (`overdue_parcels`).
+events carry each parcel's facts (number, document, tracking number, dimensions, SSCC). Reading
+parcels back is cloud.orders.parcel_reads; the OMS's carrier label for a parcel,
+cloud.orders.oms_labels; parcels left on the dock, cloud.orders.overdue_parcels; labels bought
+from a carrier API, cloud.orders.bought_labels.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 import re
-import uuid
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeGuard
 
 import pydantic_core
-from pydantic import ValidationError
-from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
+from sqlalchemy import bindparam, select, update
 
-from cloud.orders.exceptions import ExceptionKind, open_exception
-from cloud.orders.ingest import order_sync_body
+from cloud.orders.bought_labels import void_bought_labels
 from cloud.storage import schema
-from cloud.storage.periodic import run_every
-from cloud.storage.store import ChangeRecord, CloudStore, WriteTransaction, dumps, utcnow
+from cloud.storage.store import WriteTransaction, dumps
 from cloud.webhooks.delivery import WebhookEvent, emit
-from dockside.errors import Conflict, InputError, NotFound
-from dockside.http_errors import describe_field_errors
-from dockside.labels.carrier_documents import check_carrier_label
-from dockside.orders import Order, OrderState
-from dockside.shipping.parcels import MAX_PARCELS, DocumentKind, LabelDocument, ParcelFacts
-from dockside.sync import ChangeKind, EventKind
+from dockside.shipping.parcels import MAX_PARCELS, DocumentKind, ParcelFacts
+from dockside.sync import EventKind
 
 __all__ = [
-    "BOUGHT",
     "JOB_EVENTS",
     "LABEL_DOCUMENTS",
     "LEASE_RETIRED",
-    "OVERDUE_INTERVAL_S",
     "PARCEL_HANDED_OVER",
-    "VOID_PENDING",
-    "OrderLocked",
-    "ParcelAlreadyLabelled",
     "ParcelLabelled",
     "ParcelLedger",
     "ParcelState",
     "check_event_body",
     "expected_parcel_count",
-    "merge_parcels",
-    "order_parcels",
-    "overdue_parcels",
     "parcel_facts",
-    "parcels_of_orders",
-    "run_overdue_parcels",
-    "set_parcel_label",
-    "void_bought_labels",
 ]
-
-log = logging.getLogger(__name__)
 
 
 class ParcelState(StrEnum):
@@ -141,25 +117,6 @@ def _parcel_number(body: Mapping[str, Any], key: str = "parcel") -> int:
     if not _is_int(value) or not 1 <= value <= MAX_PARCELS:
         raise ValueError(f"{key} must be a parcel number from 1 to {MAX_PARCELS} (got {str(value)[:20]})")
     return int(value)
-
-
-# A label the cloud bought from a carrier API (cloud.shipping.labels_bought) is a document entry
-# {"kind": "shipping_label", "bought": {"label_id", "adapter", "carrier", "tracking_number",
-# "state", "attempts"}}; its state: bought -> void_pending -> voided | void_declined | void_failed.
-BOUGHT = "bought"
-VOID_PENDING = "void_pending"
-
-
-def void_bought_labels(documents: list[dict[str, Any]]) -> bool:
-    """Mark a parcel's bought labels (still `bought`) for voiding at the carrier's API; whether any
-    was. The cloud's void loop calls the API, outside any write transaction."""
-    marked = False
-    for document in documents:
-        bought = document.get(BOUGHT) if isinstance(document, dict) else None
-        if isinstance(bought, dict) and bought.get("state") == BOUGHT:
-            bought["state"] = VOID_PENDING
-            marked = True
-    return marked
 
 
 def parcel_facts(body: Mapping[str, Any]) -> ParcelFacts:
@@ -537,338 +494,3 @@ class ParcelLedger:
                 for labelled in self._labelled.values()
             ],
         )
-
-
-def _parcel_json(row: Any) -> dict[str, Any]:
-    return {
-        "number": int(row["number"]),
-        "state": row["state"],
-        "tracking_number": row["tracking_number"],
-        "carrier": row["carrier"],
-        "service": row["service"],
-        "weight_g": row["weight_g"],
-        "dimensions_mm": json.loads(row["dimensions_mm"]) if row["dimensions_mm"] else None,
-        "documents": json.loads(row["documents"]),
-        "manifest_id": row["manifest_id"],
-        "labelled_at": row["labelled_at"].isoformat() if row["labelled_at"] else None,
-    }
-
-
-def parcels_of_orders(
-    conn: Connection, tenant_id: int, refs: Sequence[str]
-) -> dict[str, list[dict[str, Any]]]:
-    """The stored parcels of each of `refs` (an order without any is missing), by number."""
-    table = schema.parcels
-    found: dict[str, list[dict[str, Any]]] = {}
-    for start in range(0, len(refs), 2_000):
-        rows = conn.execute(
-            select(table)
-            .where(
-                table.c.tenant_id == tenant_id,
-                schema.one_of(table.c.order_ref, refs[start : start + 2_000], conn.dialect),
-            )
-            .order_by(table.c.order_ref, table.c.number)
-        ).mappings()
-        for row in rows:
-            found.setdefault(row["order_ref"], []).append(_parcel_json(row))
-    return found
-
-
-def merge_parcels(
-    expected: Sequence[Mapping[str, Any]], stored: Sequence[Mapping[str, Any]]
-) -> list[dict[str, Any]]:
-    """An order's parcels: each expected one (the order's `parcels`, else one) joined with its row.
-
-    A parcel the OMS expected and the edge has not labelled yet is `expected`, with what the OMS
-    said of it; the carrier label the OMS sent shows as its format and size, never its bytes.
-    """
-    rows = {int(row["number"]): row for row in stored}
-    count = max([len(expected) or 1, *rows])
-    merged: list[dict[str, Any]] = []
-    for number in range(1, count + 1):
-        oms = expected[number - 1] if number <= len(expected) else {}
-        row = rows.get(number)
-        label = oms.get("label")
-        parcel: dict[str, Any] = {
-            "number": number,
-            "state": ParcelState.EXPECTED.value,
-            "tracking_number": oms.get("tracking_number", ""),
-            "carrier": oms.get("carrier", ""),
-            "service": oms.get("service", ""),
-            "weight_g": None,
-            "dimensions_mm": oms.get("dimensions_mm"),
-            "documents": [],
-            "manifest_id": None,
-            "labelled_at": None,
-        }
-        if row is not None:
-            # What the edge reported wins; what it left empty is what the OMS said.
-            parcel.update({key: value for key, value in row.items() if value not in (None, "")})
-        elif number > len(expected) and number > 1:
-            continue  # neither expected nor labelled: a gap the station left
-        parcel["expected_weight_g"] = oms.get("expected_weight_g")
-        parcel["label"] = (
-            {
-                "format": label["format"],
-                "bytes": len(label["data_base64"]) * 3 // 4 - label["data_base64"][-2:].count("="),
-            }
-            if isinstance(label, dict)
-            else None
-        )
-        merged.append(parcel)
-    return merged
-
-
-def order_parcels(
-    conn: Connection, tenant_id: int, order_ref: str, order: Mapping[str, Any]
-) -> list[dict[str, Any]]:
-    """One order's parcels (`order` is its stored JSON, decoded): see merge_parcels."""
-    stored = parcels_of_orders(conn, tenant_id, [order_ref]).get(order_ref, [])
-    return merge_parcels(order.get("parcels") or [], stored)
-
-
-class ParcelAlreadyLabelled(Conflict):
-    """The parcel already has a label printed at the edge: its carrier label can no longer change."""
-
-    code = "parcel_labelled"
-    http_status = 409
-
-
-class OrderLocked(Conflict):
-    """The order is past the point where its carrier labels may change."""
-
-    code = "order_locked"
-    http_status = 409
-
-
-# A carrier label may still arrive while the order is being packed (the second carton's, say).
-_LABEL_OPEN_STATES = frozenset(
-    {OrderState.CREATED.value, OrderState.RELEASED.value, OrderState.PACKED.value, OrderState.EXCEPTION.value}
-)
-
-
-def set_parcel_label(
-    store: CloudStore,
-    tenant_id: int,
-    order_ref: str,
-    number: int,
-    document: LabelDocument,
-    *,
-    by: str,
-    warehouses: Collection[str] | None = None,
-) -> dict[str, Any]:
-    """Put the OMS's carrier label on parcel `number` of an order; the agents receive the order again.
-
-    Parcels up to `number` that the order did not list yet are added empty. Refused when the order
-    is labelled, shipped or cancelled, when that parcel already has a printed label, or when the
-    order's labels together would pass the order's bound.
-    """
-    if not 1 <= number <= MAX_PARCELS:
-        raise InputError(f"parcel {number} does not exist: parcels are numbered 1 to {MAX_PARCELS}")
-    # Checked before the write begins: reading a PDF's pages must not hold the write lock.
-    size = len(check_carrier_label(document).data)
-    table = schema.orders
-    with store.write() as tx:
-        tx.lock_clock()
-        query = (
-            select(
-                table.c.id,
-                table.c.tenant_id,
-                table.c.warehouse_id,
-                table.c.order_ref,
-                table.c.state,
-                table.c.body,
-                schema.warehouses.c.code,
-            )
-            .join(schema.warehouses, schema.warehouses.c.id == table.c.warehouse_id)
-            .where(table.c.tenant_id == tenant_id, table.c.order_ref == order_ref)
-        )
-        order = tx.conn.execute(query).first()
-        if order is None or (warehouses is not None and order.code not in warehouses):
-            raise NotFound(
-                f"there is no order {order_ref[:64]!r}: check the reference or ingest the order first"
-            )
-        if order.state not in _LABEL_OPEN_STATES:
-            raise OrderLocked(
-                f"order {order_ref} is {order.state}: its carrier labels can no longer change; "
-                "void the parcel at the warehouse and relabel it there"
-            )
-        labelled = tx.conn.execute(
-            select(schema.parcels.c.state).where(
-                schema.parcels.c.tenant_id == tenant_id,
-                schema.parcels.c.order_ref == order_ref,
-                schema.parcels.c.number == number,
-            )
-        ).scalar()
-        if labelled is not None and labelled != ParcelState.VOIDED.value:
-            raise ParcelAlreadyLabelled(
-                f"parcel {number} of order {order_ref} is {labelled} already: void its label at the "
-                "warehouse first, then send the new one"
-            )
-        body = json.loads(order.body)
-        parcels = list(body.get("parcels") or [])
-        while len(parcels) < number:
-            parcels.append({})
-        parcels[number - 1] = {**parcels[number - 1], "label": document.model_dump(mode="json")}
-        try:
-            updated = Order.model_validate({**body, "parcels": parcels})
-        except ValidationError as exc:
-            raise InputError(
-                describe_field_errors(
-                    exc.errors(include_url=False, include_input=False),
-                    fix="send a smaller label or fewer labels with this order",
-                    whole="the order",
-                ),
-                code="order_too_large",
-            ) from None
-        text = updated.model_dump_json()
-        tx.conn.execute(update(table).where(table.c.id == order.id).values(body=text, updated_at=tx.now))
-        tx.conn.execute(
-            insert(schema.order_events).values(
-                event_id=f"cloud:{uuid.uuid4()}",
-                tenant_id=tenant_id,
-                warehouse_id=order.warehouse_id,
-                order_id=order.id,
-                order_ref=order_ref,
-                kind="parcel_label_received",
-                source="cloud",
-                station="",
-                agent_id=None,
-                sequence=0,
-                occurred_at=tx.now,
-                received_at=tx.now,
-                body=dumps(
-                    {
-                        "by": by,
-                        "parcel": number,
-                        "format": document.format.value,
-                        "bytes": size,
-                    }
-                ),
-            )
-        )
-        tx.append_changes(
-            [
-                ChangeRecord(
-                    tenant_id,
-                    int(order.warehouse_id),
-                    ChangeKind.ORDER.value,
-                    order_ref,
-                    order_sync_body(text, order.state),
-                )
-            ]
-        )
-    return {
-        "order_ref": order_ref,
-        "parcel": number,
-        "format": document.format.value,
-        "bytes": size,
-        "parcels": len(parcels),
-    }
-
-
-# How often the cloud looks for parcels left on the dock.
-OVERDUE_INTERVAL_S = 600.0
-_OVERDUE_BATCH = 1_000
-
-
-def _overdue_key(parcel_id: int) -> str:
-    # One exception per parcel row: the key stands where an edge event's id would.
-    return f"parcel-overdue:{parcel_id}"
-
-
-def overdue_parcels(store: CloudStore, now: datetime | None = None) -> int:
-    """Open one exception per parcel labelled but not on a handed-over manifest by the end of the
-    next day (UTC) after it was labelled; returns how many it opened (none for a parcel twice)."""
-    moment = now or utcnow()
-    # Labelled on day D: overdue from midnight that ends day D + 1.
-    cutoff = moment.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
-    parcels, orders, exceptions = schema.parcels, schema.orders, schema.order_exceptions
-    opened = 0
-    last = 0
-    while True:
-        with store.write() as tx:
-            rows = tx.conn.execute(
-                select(
-                    parcels.c.id,
-                    parcels.c.tenant_id,
-                    parcels.c.order_ref,
-                    parcels.c.number,
-                    parcels.c.tracking_number,
-                    parcels.c.carrier,
-                    parcels.c.state,
-                    parcels.c.manifest_id,
-                    parcels.c.labelled_at,
-                    orders.c.warehouse_id,
-                )
-                .join(
-                    orders,
-                    and_(
-                        orders.c.tenant_id == parcels.c.tenant_id, orders.c.order_ref == parcels.c.order_ref
-                    ),
-                )
-                .where(
-                    parcels.c.id > last,
-                    or_(
-                        parcels.c.state == ParcelState.LABELLED.value,
-                        parcels.c.state == ParcelState.MANIFESTED.value,
-                    ),
-                    parcels.c.labelled_at < cutoff,
-                    # A cancelled order's parcel is not waiting for a driver.
-                    orders.c.state != OrderState.CANCELLED.value,
-                )
-                .order_by(parcels.c.id)
-                .limit(_OVERDUE_BATCH)
-            ).all()
-            if not rows:
-                return opened
-            last = int(rows[-1].id)
-            # Replicas may scan at once: the clock's lock makes "seen" then "open" one step.
-            tx.lock_clock()
-            keys = [_overdue_key(int(row.id)) for row in rows]
-            seen = set(
-                tx.conn.execute(
-                    select(exceptions.c.event_id).where(
-                        exceptions.c.kind == ExceptionKind.PARCEL_OVERDUE.value,
-                        schema.one_of(exceptions.c.event_id, keys, tx.conn.dialect),
-                    )
-                ).scalars()
-            )
-            for row, key in zip(rows, keys, strict=True):
-                if key in seen:
-                    continue
-                where = (
-                    f"on manifest {row.manifest_id} not handed over" if row.manifest_id else "on no manifest"
-                )
-                open_exception(
-                    tx,
-                    tenant_id=int(row.tenant_id),
-                    warehouse_id=int(row.warehouse_id),
-                    order_ref=row.order_ref,
-                    kind=ExceptionKind.PARCEL_OVERDUE,
-                    message=(
-                        f"parcel {row.number} of order {row.order_ref} ({row.carrier or 'no carrier'} "
-                        f"{row.tracking_number or 'no tracking number'}) was labelled "
-                        f"{row.labelled_at:%Y-%m-%d} and is still {where}: find it on the dock and "
-                        "hand it to the carrier, or void its label"
-                    ),
-                    detail={
-                        "parcel": int(row.number),
-                        "tracking_number": row.tracking_number,
-                        "carrier": row.carrier,
-                        "state": row.state,
-                        "manifest_id": row.manifest_id,
-                        "labelled_at": row.labelled_at.isoformat(),
-                    },
-                    event_id=key,
-                )
-                opened += 1
-            if len(rows) < _OVERDUE_BATCH:
-                return opened
-
-
-async def run_overdue_parcels(
-    store: CloudStore, stop: asyncio.Event, *, interval_s: float = OVERDUE_INTERVAL_S
-) -> None:
-    """Look for overdue parcels every `interval_s` until `stop` is set (one scanner per process)."""
-    await run_every(overdue_parcels, store, stop, interval_s=interval_s, what="overdue parcel scan")

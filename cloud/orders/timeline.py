@@ -2,9 +2,9 @@
 
 The timeline stitches the cloud's and the edge's events of one order together in time order,
 each with who or what it came from (end-to-end monitoring), and the exceptions it opened. Both
-show the order's `parcels` (cloud.orders.parcels): what the OMS expected joined with what the edge
-labelled, each with its tracking number, carrier, service, weight and dimensions; a timeline
-entry about one parcel's document names that parcel.
+show the order's `parcels` (cloud.orders.parcel_reads): what the OMS expected joined with what
+the edge labelled, each with its tracking number, carrier, service, weight and dimensions; a
+timeline entry about one parcel's document names that parcel.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from cloud.orders.parcels import JOB_EVENTS, order_parcels
+from cloud.orders.parcel_reads import order_parcels
+from cloud.orders.parcels import JOB_EVENTS
 from cloud.storage import schema
 from cloud.storage.store import CloudStore
 from dockside.errors import NotFound

@@ -2,7 +2,7 @@
 
 JSON lines carry each record whole; CSV flattens it to fixed columns (nested values as JSON), so
 a spreadsheet opens it and a script can still read the detail. An order's `parcels` are what the
-OMS expected joined with what the edge labelled (cloud.orders.parcels: tracking number, carrier,
+OMS expected joined with what the edge labelled (cloud.orders.parcel_reads: tracking number, carrier,
 service, weight, dimensions, documents, state; a carrier label as its format and size, not its
 bytes); CSV adds their count and tracking numbers as columns of their own.
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from cloud.orders.parcels import merge_parcels, parcels_of_orders
+from cloud.orders.parcel_reads import merge_parcels, parcels_of_orders
 from cloud.records import audit
 from cloud.storage import schema
 from cloud.storage.store import CloudStore, dumps

@@ -12,8 +12,12 @@ moves parcels rows into manifests and to shipped; cloud.orders writes them when 
     manifest_pdf    the printable manifest for the driver
     carrier_api     the adapter interface for carriers that sell labels over an API
     shipstation     that adapter for the ShipStation API
-    labels_bought   buying api carriers' labels for open orders, voiding them (cancel, void),
-                    buying again for a packed weight out of tolerance: a background round
+    labels_bought   the background round over labels bought from api carriers: buy, void, relabel
+    carrier_calls   calling a carrier's label API: the adapter an account names, attempts, bounds
+    label_wants     which parcels of an order want a label bought, from which carrier and service
+    label_buying    buying those labels, and recording each purchase or failure
+    carrier_voids   voiding bought labels at the carrier's API (cancelled orders, voided parcels)
+    relabels        buying a parcel's label again for a packed weight out of tolerance
     voids           voiding a parcel's label from the cloud, and its tracking number
 
 May import cloud.orders (exceptions, states), cloud.webhooks, cloud.storage and dockside; is

@@ -5,7 +5,7 @@
 A void takes the parcel's label out of use for good: the parcel row becomes `voided`, its
 tracking number is recorded `voided` in tracking_numbers (a later NUMBER_USED of it opens a
 `number_reused` exception), a label the cloud bought from a carrier API is marked for voiding at
-that API (the void loop of cloud.shipping.labels_bought calls it, outside any write transaction;
+that API (the void loop of cloud.shipping.carrier_voids calls it, outside any write transaction;
 the caller may run it at once), and the OMS's label for that parcel is taken off the order.
 The order change tells the warehouse's agents, with the order's voided parcels spliced into its
 sync body as `"voided_parcels": [{"parcel": n, "tracking_number": "<the voided number>"}, ...]`
@@ -25,8 +25,9 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from cloud.orders.bought_labels import void_bought_labels
 from cloud.orders.ingest import order_sync_body
-from cloud.orders.parcels import ParcelState, void_bought_labels
+from cloud.orders.parcels import ParcelState
 from cloud.orders.states import record_cloud_event
 from cloud.storage import schema
 from cloud.storage.store import ChangeRecord, CloudStore, WriteTransaction, dumps

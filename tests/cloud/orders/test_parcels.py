@@ -20,7 +20,8 @@ from fpdf import FPDF
 from PIL import Image
 from sqlalchemy import select, update
 
-from cloud.orders.parcels import merge_parcels, overdue_parcels, run_overdue_parcels
+from cloud.orders.overdue_parcels import overdue_parcels, run_overdue_parcels
+from cloud.orders.parcel_reads import merge_parcels
 from cloud.storage import schema
 from dockside.v1 import sync_pb2
 from tests.cloud.conftest import Agent, RunningCloud, order

@@ -17,7 +17,8 @@ import pytest
 from sqlalchemy import select
 
 from cloud.shipping.carrier_api import CarrierApi
-from cloud.shipping.labels_bought import MAX_ATTEMPTS, run_labels_bought, run_round
+from cloud.shipping.carrier_calls import MAX_ATTEMPTS
+from cloud.shipping.labels_bought import run_labels_bought, run_round
 from cloud.shipping.shipstation import BASE_URL_ENV, ShipStationApi
 from cloud.storage import schema
 from dockside.v1 import sync_pb2
