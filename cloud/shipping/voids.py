@@ -13,7 +13,7 @@ sync body as `"voided_parcels": [{"parcel": n, "tracking_number": "<the voided n
 agent that relabelled the parcel since never voids its new label on a stale body; its next pack
 of a parcel whose current label carries that number prints a new label (relabel), never the
 voided one again. tracking_number is "" when the voided label had none. The same happens,
-without calling back to the agent, when an agent reports `parcel_voided` (cloud.sync.edge_events
+without calling back to the agent, when an agent reports `parcel_voided` (cloud.sync.shipping_events
 calls `void_number`).
 """
 
