@@ -161,7 +161,7 @@ class Agent:
         if unknown:
             log.warning("%d job(s) were being sent when the agent stopped; marked unknown", len(unknown))
         self.cache.load()  # configures the floor through the stations listener
-        self.packer.release_awaiting_soon()  # labels that awaited a number when the agent stopped
+        self.packer.awaiting.release_awaiting_soon()  # labels that awaited a number when the agent stopped
         self._spawn(self.watcher.run(), "watch")
         self._spawn(self.sender.run(), "outbox sender")
         self._spawn(self.reporter.run(), "status reporter")
@@ -198,7 +198,7 @@ class Agent:
         if self._warming is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._warming
-        await self.packer.stop()  # after the label a release is sending, if any
+        await self.packer.awaiting.stop()  # after the label a release is sending, if any
         await self.queue.stop()
         for task in self._tasks:
             task.cancel()

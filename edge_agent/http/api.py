@@ -272,7 +272,7 @@ def create_app(
         body = await _parse(request, ReprintRequest, 'a JSON object like {"reason": "label torn"}')
         if len(job_id) > 64:
             raise NotFound("that job id is too long to exist: check the job id", code="job_not_found")
-        answer = await packer.reprint(job_id, body.reason, body.request_id)
+        answer = await packer.reprints.reprint(job_id, body.reason, body.request_id)
         return _json(answer.to_json(), 202 if answer.status == "held" else 200)
 
     @app.get("/api/v1/orders/{order_ref}", summary="An order as this agent's cache holds it")
@@ -315,7 +315,7 @@ def create_app(
         )
         if len(order_ref) > 64:
             raise NotFound("that order reference is too long to exist: check it", code="order_not_found")
-        return _json(await packer.close(order_ref, body.reason))
+        return _json(await packer.parcels.close(order_ref, body.reason))
 
     @app.post(
         "/api/v1/orders/{order_ref}/parcels/{parcel}/void",
@@ -336,7 +336,7 @@ def create_app(
                 f"there is no parcel {parcel[:8]!r}: parcels are numbered 1 to {MAX_PARCELS}",
                 code="parcel_not_found",
             )
-        return _json(await packer.void_parcel(order_ref, int(parcel), body.reason))
+        return _json(await packer.parcels.void_parcel(order_ref, int(parcel), body.reason))
 
     @app.post(
         "/api/v1/handover",
@@ -354,7 +354,7 @@ def create_app(
             HandoverRequest,
             "a JSON object with scan (the label's tracking number), station and request_id",
         )
-        return _json(packer.hand_over(body.scan, body.station, body.request_id))
+        return _json(packer.parcels.hand_over(body.scan, body.station, body.request_id))
 
     waves = WavePrinter(
         agent.store,

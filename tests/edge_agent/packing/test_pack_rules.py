@@ -179,7 +179,7 @@ def test_a_send_that_breaks_midway_leaves_a_failed_job_for_a_person(data_dir: Pa
             lane = agent.floor.lane("P1")
             assert lane is not None
             await until(lambda: lane.state == "ready", what="the re-check after the broken send")
-            again = await agent.packer.reprint(job.job_id, "no label came out")
+            again = await agent.packer.reprints.reprint(job.job_id, "no label came out")
             assert again.status == "printed"
             assert len(floor.printers["P1"].labels) == 1
 
@@ -244,25 +244,25 @@ def test_reprint_rules(data_dir: Path) -> None:
     async def scenario() -> None:
         async with started(data_dir, cloud, floor) as agent:
             job = await agent.packer.pack("R-4", "S1", "rp")
-            first = await agent.packer.reprint(job.job_id, "torn", request_id="reprint-1")
-            same = await agent.packer.reprint(job.job_id, "torn", request_id="reprint-1")
+            first = await agent.packer.reprints.reprint(job.job_id, "torn", request_id="reprint-1")
+            same = await agent.packer.reprints.reprint(job.job_id, "torn", request_id="reprint-1")
             assert same == first  # a double-clicked reprint prints once
             assert len(floor.printers["P1"].labels) == 2
             with pytest.raises(DocksideError) as too_long:
-                await agent.packer.reprint(job.job_id, "x" * 501)
+                await agent.packer.reprints.reprint(job.job_id, "x" * 501)
             assert too_long.value.code == "reason_too_long"
             with pytest.raises(DocksideError) as reused:
-                await agent.packer.reprint(job.job_id, "torn", request_id="rp")
+                await agent.packer.reprints.reprint(job.job_id, "torn", request_id="rp")
             assert reused.value.code == "request_id_reused"
             # A printer that refuses the connection: the reprint is held, not lost and not doubled.
             floor.printers["P1"].down = True
-            held = await agent.packer.reprint(job.job_id, "torn again")
+            held = await agent.packer.reprints.reprint(job.job_id, "torn again")
             assert held.status == "held"
             assert "is offline" in held.message
             assert "prints by itself" in held.message
             assert len(floor.printers["P1"].labels) == 2
             with pytest.raises(DocksideError) as waiting:
-                await agent.packer.reprint(held.job_id, "impatient")
+                await agent.packer.reprints.reprint(held.job_id, "impatient")
             assert waiting.value.code == "job_in_flight"
             lane = agent.floor.lane("P1")
             assert lane is not None
