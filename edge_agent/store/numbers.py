@@ -28,7 +28,7 @@ A serial is never issued twice:
 Out of numbers (one `exception_raised` for a person each time, until numbers come back:
 `note_exhausted`), a scanned pack holds its label: the job is recorded `held`, awaiting a number
 of that carrier, with a message for the packer, and prints by itself when the cloud leases more
-(`edge_agent.packing.pack.Packer.release_awaiting`). A wave stops at that order, and a reprint
+(`edge_agent.packing.awaiting.AwaitingLabels.release_awaiting`). A wave stops at that order, and a reprint
 that needs a new number is refused (`NumbersExhausted`): both are a person's explicit action.
 """
 
