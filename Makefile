@@ -55,10 +55,9 @@ $(ESCPOS_CACHE)/.made: $(VENV)/.installed
 	touch $@
 
 # Three workers (pytest-xdist) on two cores: most tests wait on processes, sockets and ptys, not
-# on the CPU (a whole run keeps about 1.4 cores busy). On a quiet 2-core machine, 2,971 tests:
-# 12:37 with three workers, 11:17 with four (but under four the self-update test of the agent
-# binary once missed its deadline: more workers, more load-sensitive waits). tests/conftest.py
-# keeps together what must not be split. `make pytest PYTEST_ARGS=tests/e2e` runs a part alone.
+# on the CPU. Modules go to the workers longest first, by tests/module_seconds.json (see
+# tests/conftest.py and `make test-times`): 9:46 for 2,993 tests on a quiet 2-core machine.
+# `make pytest PYTEST_ARGS=tests/e2e` runs a part alone.
 PYTEST_ARGS ?= --numprocesses 3 --dist loadfile --no-loadscope-reorder
 
 pytest: setup $(ESCPOS_CACHE)/.made
