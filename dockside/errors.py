@@ -35,7 +35,8 @@ Each side adds leaves of its own, where they are raised, under the branch they b
                     UnsafeWebhookUrl, OrderLocked 409, ParcelAlreadyLabelled 409 and
                     ParcelNotVoidable 409 (Conflict); agent: ConfigError, NotEnrolled 409,
                     NumbersExhausted 409 (Conflict: names its `carrier`), CloudTlsError;
-                    dockside.rule_conditions: RuleError
+                    dockside.rule_conditions: RuleError; dockside.scanning: ScanUnreadable (a
+                    scan that names no order reference)
     DocksideError   cloud: Unauthenticated 401, Forbidden 403, TokenRevoked 409, SignInLimited 429
                     (RETRYABLE after its Retry-After), ServerBusy 503 (RETRYABLE), IllegalTransition
                     409, ExceptionClosed 409, MissingSecretKey, SecretKeyMismatch, NoReleaseKey 503,

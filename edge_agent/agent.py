@@ -12,9 +12,10 @@ import contextlib
 import logging
 import socket
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from dockside.scanning import ScanReader
 from dockside.v1 import sync_pb2 as pb
 from edge_agent import __version__
 from edge_agent.devices.lan_presence import LanPresence
@@ -55,6 +56,7 @@ class AgentSettings:
     lan_interfaces: tuple[str, ...] | None = None  # None: every interface
     personal_data_retention_days: int = 30  # ship-to of shipped orders is blanked after this
     carrier_label_limit_s: float = 5.0  # time to draw one PDF/PNG carrier label (0.5..60)
+    scan_reader: ScanReader = field(default_factory=ScanReader)  # a scan to its order ([scanner])
 
 
 class Agent:

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from dockside.errors import InputError
 from dockside.logs import configure_logging as dockside_logging
+from dockside.scanning import ORDER_AIS, ScanReader, check_affix, check_order_ais
 
 __all__ = [
     "CONFIG_ENV",
@@ -39,6 +40,7 @@ __all__ = [
     "LogSection",
     "PackingSection",
     "PrivacySection",
+    "ScannerSection",
     "UpdateSection",
     "channel_credentials",
     "configure_logging",
@@ -137,6 +139,25 @@ class PackingSection(_Section):
     carrier_label_limit_s: Annotated[float, Field(ge=0.5, le=60.0, strict=True, allow_inf_nan=False)] = 5.0
 
 
+class ScannerSection(_Section):
+    """[scanner]: what the stations' barcode scanners add around an order reference, and which
+    GS1 application identifiers carry it (see `dockside.scanning`)."""
+
+    # Taken off a scan when present (at most 16 characters each, no GS; whitespace around them
+    # is ignored, since scans are trimmed first).
+    prefix: str = ""
+    suffix: str = ""
+    # The AIs whose value is the order reference, in order of preference.
+    order_ais: tuple[str, ...] = ORDER_AIS
+
+    _check_affixes = field_validator("prefix", "suffix")(check_affix)
+    _check_order_ais = field_validator("order_ais")(check_order_ais)
+
+    def reader(self) -> ScanReader:
+        """The scan reader these settings describe."""
+        return ScanReader(self.prefix, self.suffix, self.order_ais)
+
+
 class LogSection(_Section):
     """[log]: what the agent writes to stderr (journald or the Windows service log)."""
 
@@ -190,6 +211,7 @@ class AgentConfig(_Section):
     http: HttpSection = HttpSection()
     cloud: CloudSection = CloudSection()
     packing: PackingSection = PackingSection()
+    scanner: ScannerSection = ScannerSection()
     log: LogSection = LogSection()
     privacy: PrivacySection = PrivacySection()
     update: UpdateSection = UpdateSection()

@@ -222,6 +222,7 @@ def run(
                     advertise=not no_advertise,
                     personal_data_retention_days=config.privacy.personal_data_retention_days,
                     carrier_label_limit_s=config.packing.carrier_label_limit_s,
+                    scan_reader=config.scanner.reader(),
                 ),
             )
             access = AccessPolicy(config.http.allowed_hosts, config.http.allowed_origins)

@@ -3,8 +3,9 @@
 Every request passes `edge_agent.http.local_access` first (Host, Origin, credential, Content-Type).
 Every error is the contract's `{"error": {"code", "message"}}`, answered by the handlers the
 cloud uses too (`dockside.http_errors`): malformed JSON is 400 `invalid_json`, a missing or wrong
-field is 422 naming the field, a body over the limit is 413, a Dockside error carries its own
-status, and anything unexpected is a 500 without a trace.
+field is 422 naming the field, a scan the agent's `ScanReader` ([scanner]) reads no order
+reference from is 422 `scan_unreadable`, a body over the limit is 413, a Dockside error carries
+its own status, and anything unexpected is a 500 without a trace.
 
 The pack endpoint parses its body itself (one pydantic-core JSON validation, no dependency
 injection) and returns pre-serialised JSON: the HTTP layer is most of the pack path's budget.
@@ -56,7 +57,9 @@ __all__ = [
 
 MAX_BODY_BYTES = 64 * 1024
 
-Ref = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+# An order reference as the station's scanner typed it: the agent's `ScanReader` ([scanner])
+# reads it to the reference, or refuses it 422 `scan_unreadable` (too long, garbage, no order AI).
+Scan = Annotated[str, StringConstraints(min_length=1)]
 Code = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 # Client-chosen: a UUID, a timestamp, a scanner's counter ... printable ASCII, no spaces.
 RequestId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
@@ -73,12 +76,13 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class PackRequest(BaseModel):
-    """`POST /api/v1/pack`: which order and parcel, at which station, under which client request id;
-    the parcel's dimensions when the station knows them (else the order's for that parcel)."""
+    """`POST /api/v1/pack`: which order (as scanned: a plain reference, with the scanner's prefix or
+    suffix, or a GS1 code) and parcel, at which station, under which client request id; the
+    parcel's dimensions when the station knows them (else the order's for that parcel)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    order_ref: Ref
+    order_ref: Scan
     station: Code
     request_id: RequestId
     parcel: ParcelNumber = 1
@@ -208,6 +212,7 @@ def create_app(
         description="The station API of a Dockside edge agent: pack, jobs, reprint, waves, status.",
     )
     packer = agent.packer
+    scans = agent.settings.scan_reader
     pack_seconds = agent.metrics.pack_seconds
 
     install_error_handlers(app)
@@ -237,7 +242,7 @@ def create_app(
                 f"{MAX_PARCELS}, and dimensions_mm, [length, width, height] in whole millimetres)",
             )
             answer = await packer.pack(
-                body.order_ref,
+                scans.order_ref(body.order_ref),
                 body.station,
                 body.request_id,
                 parcel=body.parcel,

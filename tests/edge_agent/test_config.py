@@ -11,6 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from dockside.scanning import ScanReader
 from edge_agent.config import (
     CONFIG_ENV,
     AgentConfig,
@@ -139,6 +140,12 @@ LIMIT = "packing.carrier_label_limit_s"
         ("[update]\ncloud_http = 'cloud:8000'", "update.cloud_http", "https://"),
         ("[update]\nenabled = true", "update.enabled", "update.cloud_http and update.public_key"),
         ("http = 'x'", "http", "valid dictionary"),
+        (f"[scanner]\nprefix = '{'*' * 17}'", "scanner.prefix", "longer than 16 characters"),
+        ('[scanner]\nsuffix = "\\u001d"', "scanner.suffix", "GS character"),
+        ("[scanner]\norder_ais = []", "scanner.order_ais", "at least one"),
+        ("[scanner]\norder_ais = ['40']", "scanner.order_ais", "not a GS1 application identifier"),
+        ("[scanner]\norder_ais = [400]", "scanner.order_ais", "valid string"),
+        ("[scanner]\norder_ais = '400'", "scanner.order_ais", "valid tuple"),
     ],
 )
 def test_bad_keys_are_refused_with_the_key_and_the_fix(text: str, key: str, fix: str) -> None:
@@ -146,6 +153,12 @@ def test_bad_keys_are_refused_with_the_key_and_the_fix(text: str, key: str, fix:
     assert "agent.toml" in message
     assert key in message
     assert fix in message
+
+
+def test_the_scanner_section_is_the_agents_scan_reader() -> None:
+    config = parse_config("[scanner]\nprefix = ' * '\norder_ais = ['401', '400']\n", Path("agent.toml"))
+    assert config.scanner.reader() == ScanReader(prefix="*", order_ais=("401", "400"))
+    assert AgentConfig().scanner.reader() == ScanReader()
 
 
 def test_every_problem_is_listed_at_once() -> None:
