@@ -14,15 +14,15 @@ from pydantic import ValidationError
 from sqlalchemy import insert, select, update
 
 from cloud.orders.ingest import order_sync_body
+from cloud.orders.order_rows import order_change, order_in_scope
 from cloud.orders.parcels import ParcelState
 from cloud.storage import schema
-from cloud.storage.store import ChangeRecord, CloudStore, dumps
-from dockside.errors import Conflict, InputError, NotFound
+from cloud.storage.store import CloudStore, dumps
+from dockside.errors import Conflict, InputError
 from dockside.http_errors import describe_field_errors
 from dockside.labels.carrier_documents import check_carrier_label
 from dockside.orders import Order, OrderState
 from dockside.shipping.parcels import MAX_PARCELS, LabelDocument
-from dockside.sync import ChangeKind
 
 __all__ = ["OrderLocked", "ParcelAlreadyLabelled", "set_parcel_label"]
 
@@ -70,24 +70,7 @@ def set_parcel_label(
     table = schema.orders
     with store.write() as tx:
         tx.lock_clock()
-        query = (
-            select(
-                table.c.id,
-                table.c.tenant_id,
-                table.c.warehouse_id,
-                table.c.order_ref,
-                table.c.state,
-                table.c.body,
-                schema.warehouses.c.code,
-            )
-            .join(schema.warehouses, schema.warehouses.c.id == table.c.warehouse_id)
-            .where(table.c.tenant_id == tenant_id, table.c.order_ref == order_ref)
-        )
-        order = tx.conn.execute(query).first()
-        if order is None or (warehouses is not None and order.code not in warehouses):
-            raise NotFound(
-                f"there is no order {order_ref[:64]!r}: check the reference or ingest the order first"
-            )
+        order = order_in_scope(tx.conn, tenant_id, order_ref, warehouses)
         if order.state not in _LABEL_OPEN_STATES:
             raise OrderLocked(
                 f"order {order_ref} is {order.state}: its carrier labels can no longer change; "
@@ -147,17 +130,7 @@ def set_parcel_label(
                 ),
             )
         )
-        tx.append_changes(
-            [
-                ChangeRecord(
-                    tenant_id,
-                    int(order.warehouse_id),
-                    ChangeKind.ORDER.value,
-                    order_ref,
-                    order_sync_body(text, order.state),
-                )
-            ]
-        )
+        tx.append_changes([order_change(order, order_sync_body(text, order.state))])
     return {
         "order_ref": order_ref,
         "parcel": number,

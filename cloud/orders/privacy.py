@@ -17,11 +17,10 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from cloud.orders.ingest import AMENDED, order_sync_body
+from cloud.orders.order_rows import order_change, order_in_scope
 from cloud.orders.states import record_cloud_event
 from cloud.storage import schema
-from cloud.storage.store import ChangeRecord, CloudStore, dumps
-from dockside.errors import NotFound
-from dockside.sync import ChangeKind
+from cloud.storage.store import CloudStore, dumps
 
 __all__ = ["PERSONAL_FIELDS", "erase_order_personal_data", "without_personal_data"]
 
@@ -44,21 +43,7 @@ def erase_order_personal_data(
     table = schema.orders
     with store.write() as tx:
         tx.lock_clock()
-        order = tx.conn.execute(
-            select(
-                table.c.id,
-                table.c.tenant_id,
-                table.c.warehouse_id,
-                table.c.order_ref,
-                table.c.state,
-                table.c.body,
-                schema.warehouses.c.code,
-            )
-            .join(schema.warehouses, schema.warehouses.c.id == table.c.warehouse_id)
-            .where(table.c.tenant_id == tenant_id, table.c.order_ref == order_ref)
-        ).first()
-        if order is None or (warehouses is not None and order.code not in warehouses):
-            raise NotFound(f"there is no order {order_ref[:64]!r}: check the reference")
+        order = order_in_scope(tx.conn, tenant_id, order_ref, warehouses, fix="check the reference")
         body = json.loads(order.body)
         erased = without_personal_data(body)
         if erased == body:
@@ -67,17 +52,7 @@ def erase_order_personal_data(
         tx.conn.execute(update(table).where(table.c.id == order.id).values(body=text, updated_at=tx.now))
         _erase_amendments(tx.conn, tenant_id, int(order.id), order_ref)
         record_cloud_event(tx, order, "personal_data_erased", {"by": by, "fields": list(PERSONAL_FIELDS)})
-        tx.append_changes(
-            [
-                ChangeRecord(
-                    tenant_id,
-                    int(order.warehouse_id),
-                    ChangeKind.ORDER.value,
-                    order_ref,
-                    order_sync_body(text, order.state),
-                )
-            ]
-        )
+        tx.append_changes([order_change(order, order_sync_body(text, order.state))])
     return {"order_ref": order_ref, "erased": True}
 
 

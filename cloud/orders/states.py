@@ -16,15 +16,15 @@ import uuid
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, update
 
 from cloud.orders.ingest import order_sync_body
+from cloud.orders.order_rows import order_change, order_in_scope
 from cloud.storage import schema
-from cloud.storage.store import ChangeRecord, CloudStore, WriteTransaction, dumps
+from cloud.storage.store import CloudStore, WriteTransaction, dumps
 from cloud.webhooks.delivery import WebhookEvent, emit
-from dockside.errors import DocksideError, NotFound
+from dockside.errors import DocksideError
 from dockside.orders import OrderState
-from dockside.sync import ChangeKind
 
 __all__ = ["TRANSITIONS", "IllegalTransition", "change_state", "record_cloud_event"]
 
@@ -90,22 +90,7 @@ def change_state(
     table = schema.orders
     with store.write() as tx:
         tx.lock_clock()
-        query = select(
-            table.c.id,
-            table.c.tenant_id,
-            table.c.warehouse_id,
-            table.c.order_ref,
-            table.c.state,
-            table.c.body,
-            schema.warehouses.c.code,
-        ).join(schema.warehouses, schema.warehouses.c.id == table.c.warehouse_id)
-        order = tx.conn.execute(
-            query.where(table.c.tenant_id == tenant_id, table.c.order_ref == order_ref)
-        ).first()
-        if order is None or (warehouses is not None and order.code not in warehouses):
-            raise NotFound(
-                f"there is no order {order_ref[:64]!r}: check the reference or ingest the order first"
-            )
+        order = order_in_scope(tx.conn, tenant_id, order_ref, warehouses)
         current = OrderState(order.state)
         if current == to:
             return {"order_ref": order_ref, "from": current.value, "to": to.value, "changed": False}
@@ -134,15 +119,5 @@ def change_state(
                 }
             ],
         )
-        tx.append_changes(
-            [
-                ChangeRecord(
-                    tenant_id,
-                    int(order.warehouse_id),
-                    ChangeKind.ORDER.value,
-                    order_ref,
-                    _sync_body(order.body, to, tx.now.isoformat()),
-                )
-            ]
-        )
+        tx.append_changes([order_change(order, _sync_body(order.body, to, tx.now.isoformat()))])
     return {"order_ref": order_ref, "from": current.value, "to": to.value, "changed": True}

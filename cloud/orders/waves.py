@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from cloud.orders.ingest import order_sync_body
+from cloud.orders.order_rows import order_change, order_rows_query
 from cloud.orders.states import record_cloud_event
 from cloud.storage import schema
 from cloud.storage.store import ChangeRecord, CloudStore, dumps
@@ -119,14 +120,7 @@ def release_wave(
             row.order_ref: row
             for start in range(0, len(order_refs), 2000)
             for row in tx.conn.execute(
-                select(
-                    table.c.id,
-                    table.c.tenant_id,
-                    table.c.warehouse_id,
-                    table.c.order_ref,
-                    table.c.state,
-                    table.c.body,
-                ).where(
+                order_rows_query().where(
                     table.c.tenant_id == tenant_id,
                     table.c.order_ref.in_(list(order_refs[start : start + 2000])),
                 )
@@ -189,15 +183,7 @@ def release_wave(
                     }
                 )
             record_cloud_event(tx, row, "wave_released", {"by": by, **wave}, station=station)
-            records.append(
-                ChangeRecord(
-                    tenant_id,
-                    int(wh_id),
-                    ChangeKind.ORDER.value,
-                    row.order_ref,
-                    _wave_body(row.body, released, wave),
-                )
-            )
+            records.append(order_change(row, _wave_body(row.body, released, wave)))
         if joined:
             # After its orders, so an agent applying the log in order has them all when it sees the wave.
             refs = [row.order_ref for row in joined]

@@ -11,10 +11,11 @@ import json
 import logging
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from cloud.orders.bought_labels import BOUGHT, VOID_PENDING
 from cloud.orders.exceptions import ExceptionKind, open_exception
+from cloud.orders.order_rows import order_change, order_row
 from cloud.orders.parcel_reads import parcel_row
 from cloud.orders.parcels import ParcelState
 from cloud.orders.states import record_cloud_event
@@ -32,9 +33,8 @@ from cloud.shipping.label_wants import (
 )
 from cloud.shipping.voids import voided_sync_body
 from cloud.storage import schema
-from cloud.storage.store import ChangeRecord, CloudStore, dumps
+from cloud.storage.store import CloudStore, dumps
 from dockside.orders import Address, Order
-from dockside.sync import ChangeKind
 
 __all__ = ["buy_order_labels"]
 
@@ -143,14 +143,10 @@ def _failed(
 ) -> dict[str, Any]:
     """Count a failed purchase on the parcel row; past MAX_ATTEMPTS (or `final`) it stops, with an
     exception for a person."""
-    parcels, orders = schema.parcels, schema.orders
+    parcels = schema.parcels
     with store.write() as tx:
         tx.lock_clock()
-        order = tx.conn.execute(
-            select(orders.c.warehouse_id).where(
-                orders.c.tenant_id == tenant_id, orders.c.order_ref == order_ref
-            )
-        ).first()
+        order = order_row(tx.conn, tenant_id, order_ref)
         if order is None:
             return {"parcel": want.number, "carrier": want.carrier, "outcome": "failed", "code": code}
         row = parcel_row(tx.conn, tenant_id, order_ref, want.number)
@@ -171,17 +167,7 @@ def _failed(
         if stop:
             entry[BOUGHT]["state"] = "failed"
         if row is None:
-            tx.conn.execute(
-                insert(parcels).values(
-                    tenant_id=tenant_id,
-                    order_ref=order_ref,
-                    number=want.number,
-                    carrier=want.carrier,
-                    service=want.service[:64],
-                    documents=dumps(documents),
-                    state=ParcelState.EXPECTED.value,
-                )
-            )
+            _insert_parcel(tx.conn, tenant_id, order_ref, want, dumps(documents))
         else:
             tx.conn.execute(update(parcels).where(parcels.c.id == row.id).values(documents=dumps(documents)))
         if stop:
@@ -230,16 +216,7 @@ def _store_bought(
     }
     with store.write() as tx:
         tx.lock_clock()
-        order = tx.conn.execute(
-            select(
-                orders.c.id,
-                orders.c.tenant_id,
-                orders.c.warehouse_id,
-                orders.c.order_ref,
-                orders.c.state,
-                orders.c.body,
-            ).where(orders.c.tenant_id == tenant_id, orders.c.order_ref == order_ref)
-        ).first()
+        order = order_row(tx.conn, tenant_id, order_ref)
         row = parcel_row(tx.conn, tenant_id, order_ref, want.number)
         documents: list[dict[str, Any]] = json.loads(row.documents) if row is not None else []
         # A failed try before this one is done with.
@@ -276,17 +253,13 @@ def _store_bought(
             if row is not None and row.state == ParcelState.VOIDED.value:
                 values["state"] = ParcelState.EXPECTED.value
         if row is None:
-            tx.conn.execute(
-                insert(parcels).values(
-                    tenant_id=tenant_id,
-                    order_ref=order_ref,
-                    number=want.number,
-                    tracking_number=bought.tracking_number if still_open else "",
-                    carrier=want.carrier,
-                    service=want.service[:64],
-                    documents=values["documents"],
-                    state=ParcelState.EXPECTED.value,
-                )
+            _insert_parcel(
+                tx.conn,
+                tenant_id,
+                order_ref,
+                want,
+                values["documents"],
+                tracking_number=bought.tracking_number if still_open else "",
             )
         else:
             tx.conn.execute(update(parcels).where(parcels.c.id == row.id).values(**values))
@@ -323,15 +296,7 @@ def _store_bought(
             },
         )
         tx.append_changes(
-            [
-                ChangeRecord(
-                    tenant_id,
-                    int(order.warehouse_id),
-                    ChangeKind.ORDER.value,
-                    order_ref,
-                    voided_sync_body(tx, tenant_id, order_ref, text, order.state),
-                )
-            ]
+            [order_change(order, voided_sync_body(tx, tenant_id, order_ref, text, order.state))]
         )
     return {
         "parcel": want.number,
@@ -340,3 +305,21 @@ def _store_bought(
         "tracking_number": bought.tracking_number,
         "label_id": bought.label_id,
     }
+
+
+def _insert_parcel(
+    conn: Connection, tenant_id: int, order_ref: str, want: Want, documents: str, *, tracking_number: str = ""
+) -> None:
+    """Add the parcel row a purchase (tried or done) writes to when the edge has reported none yet."""
+    conn.execute(
+        insert(schema.parcels).values(
+            tenant_id=tenant_id,
+            order_ref=order_ref,
+            number=want.number,
+            tracking_number=tracking_number,
+            carrier=want.carrier,
+            service=want.service[:64],
+            documents=documents,
+            state=ParcelState.EXPECTED.value,
+        )
+    )

@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 
 from cloud.orders.bought_labels import BOUGHT, VOID_PENDING, bought_entries
 from cloud.orders.exceptions import ExceptionKind, ExceptionStatus, open_exception
+from cloud.orders.order_rows import order_change, order_row_query
 from cloud.orders.parcel_reads import parcel_row
 from cloud.orders.states import record_cloud_event
 from cloud.shipping.carrier_api import CarrierApiError, LabelRequest
@@ -19,9 +20,8 @@ from cloud.shipping.carrier_calls import ROUND_ROWS, AdapterFactory, default_ada
 from cloud.shipping.carriers import api_secret
 from cloud.shipping.voids import voided_sync_body
 from cloud.storage import schema
-from cloud.storage.store import ChangeRecord, CloudStore, dumps
+from cloud.storage.store import CloudStore, dumps
 from dockside.orders import Address, Order
-from dockside.sync import ChangeKind
 
 __all__ = ["relabel", "relabels_needed"]
 
@@ -155,16 +155,7 @@ def relabel(
         tx.conn.execute(
             update(parcels).where(parcels.c.id == current.id).values(documents=dumps(documents), **values)
         )
-        order_row = tx.conn.execute(
-            select(
-                orders.c.id,
-                orders.c.tenant_id,
-                orders.c.warehouse_id,
-                orders.c.order_ref,
-                orders.c.state,
-                orders.c.body,
-            ).where(orders.c.tenant_id == tenant_id, orders.c.order_ref == order_ref)
-        ).one()
+        order_row = tx.conn.execute(order_row_query(tenant_id, order_ref)).one()
         if bought is None:
             message = (
                 f"parcel {number} of order {order_ref} weighed {weight_g} g, outside the ruleset's "
@@ -199,15 +190,7 @@ def relabel(
                 },
             )
             tx.append_changes(
-                [
-                    ChangeRecord(
-                        tenant_id,
-                        int(order_row.warehouse_id),
-                        ChangeKind.ORDER.value,
-                        order_ref,
-                        voided_sync_body(tx, tenant_id, order_ref, text, order_row.state),
-                    )
-                ]
+                [order_change(order_row, voided_sync_body(tx, tenant_id, order_ref, text, order_row.state))]
             )
             message = (
                 f"parcel {number} of order {order_ref} weighed {weight_g} g, outside the ruleset's "

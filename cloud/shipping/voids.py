@@ -27,13 +27,13 @@ from sqlalchemy import Connection, insert, select, update
 
 from cloud.orders.bought_labels import void_bought_labels
 from cloud.orders.ingest import order_sync_body
+from cloud.orders.order_rows import order_change, order_in_scope
 from cloud.orders.parcels import ParcelState
 from cloud.orders.states import record_cloud_event
 from cloud.storage import schema
-from cloud.storage.store import ChangeRecord, CloudStore, WriteTransaction, dumps
+from cloud.storage.store import CloudStore, WriteTransaction, dumps
 from dockside.errors import Conflict, NotFound
 from dockside.orders import Order, OrderState
-from dockside.sync import ChangeKind
 
 __all__ = [
     "MAX_VOIDED_PARCELS",
@@ -148,23 +148,7 @@ def void_parcel(
     orders, parcels = schema.orders, schema.parcels
     with store.write() as tx:
         tx.lock_clock()
-        order = tx.conn.execute(
-            select(
-                orders.c.id,
-                orders.c.tenant_id,
-                orders.c.warehouse_id,
-                orders.c.order_ref,
-                orders.c.state,
-                orders.c.body,
-                schema.warehouses.c.code,
-            )
-            .join(schema.warehouses, schema.warehouses.c.id == orders.c.warehouse_id)
-            .where(orders.c.tenant_id == tenant_id, orders.c.order_ref == order_ref)
-        ).first()
-        if order is None or (warehouses is not None and order.code not in warehouses):
-            raise NotFound(
-                f"there is no order {order_ref[:64]!r}: check the reference or ingest the order first"
-            )
+        order = order_in_scope(tx.conn, tenant_id, order_ref, warehouses)
         row = tx.conn.execute(
             select(parcels).where(
                 parcels.c.tenant_id == tenant_id, parcels.c.order_ref == order_ref, parcels.c.number == number
@@ -241,12 +225,8 @@ def void_parcel(
         )
         tx.append_changes(
             [
-                ChangeRecord(
-                    tenant_id,
-                    int(order.warehouse_id),
-                    ChangeKind.ORDER.value,
-                    order_ref,
-                    voided_sync_body(tx, tenant_id, order_ref, text, OrderState(order.state).value),
+                order_change(
+                    order, voided_sync_body(tx, tenant_id, order_ref, text, OrderState(order.state).value)
                 )
             ]
         )
