@@ -372,6 +372,16 @@ class Jobs:
         ).fetchall()
         return {printer: count for printer, count in rows}
 
+    def held_at(self, station: str) -> list[Job]:
+        """The station's held jobs, oldest first: those waiting for a printer and those awaiting a
+        leased number (what the station page lists as held labels)."""
+        rows = self._store.conn.execute(
+            f"SELECT {_COLUMNS} FROM jobs WHERE status = 'held' AND station = ? "  # noqa: S608
+            "ORDER BY created_at_ms, rowid",
+            (station,),
+        ).fetchall()
+        return [_job(row) for row in rows]
+
     def awaiting_number(self) -> list[Job]:
         """The jobs held until a leased number comes, oldest first (the order they are released in)."""
         rows = self._store.conn.execute(

@@ -4,7 +4,8 @@ The page shell and its files are open; opened on this PC (loopback) the shell co
 station session cookie (`edge_agent.http.local_access`), which every API call of the page then uses.
 
 `GET /api/v1/stations/{code}/events` streams one JSON snapshot of the station whenever it
-changes (weight, stability, scale and printer states, cloud link, outbox depth), at most every
+changes (weight, stability, scale and printer states, whether it can print a label now and its
+held labels (`edge_agent.http.station_state`), cloud link, outbox depth), at most every
 `tick_s`, with a comment line as heartbeat. A stream lasts `stream_lifetime_s` and then ends,
 and the browser's EventSource reconnects by itself: no stream outlives its client for long, so
 the agent's graceful shutdown never waits on a forgotten tab.
@@ -31,6 +32,7 @@ from dockside.errors import NotFound
 from edge_agent.agent import Agent
 from edge_agent.http.local_access import loopback_session
 from edge_agent.http.local_credentials import LocalCredentials
+from edge_agent.http.station_state import HeldLabels, label_printer
 
 __all__ = ["station_page_router", "station_snapshot"]
 
@@ -47,12 +49,17 @@ def _static(name: str) -> bytes:
     return resources.files("edge_agent.http.web").joinpath("static", name).read_bytes()
 
 
-def station_snapshot(agent: Agent, code: str) -> dict[str, Any] | None:
-    """What the station page shows about `code` right now; None if the station is unknown."""
+def station_snapshot(agent: Agent, code: str, held: HeldLabels) -> dict[str, Any] | None:
+    """What the station page shows about `code` right now; None if the station is unknown.
+
+    `label_printer` says whether a label can print now (else the fault and its fix); `held` lists
+    the station's held labels, oldest first (`held_count` counts them all).
+    """
     station = agent.floor.get(code)
     if station is None:
         return None
     described = station.describe()
+    held_labels, held_count = held.at(station)
     return {
         "station": code,
         "name": described.name,
@@ -62,6 +69,9 @@ def station_snapshot(agent: Agent, code: str) -> dict[str, Any] | None:
             {"id": p.id, "role": p.role, "state": p.state, "message": p.message} for p in described.printers
         ],
         "problems": described.problems,
+        "label_printer": label_printer(agent.queue, station),
+        "held": held_labels,
+        "held_count": held_count,
         "online": agent.link.online,
         "credential_refused": agent.link.auth_refused,
         "outbox_depth": agent.outbox.depth(),
@@ -82,6 +92,7 @@ def station_page_router(
     page = _static("index.html")
     files = {name: (_static(name), media) for name, media in _STATIC.items()}
     rechecking: set[str] = set()
+    held = HeldLabels(agent.queue)
 
     @router.get("/", include_in_schema=False)
     async def home(request: Request) -> Response:
@@ -128,7 +139,7 @@ def station_page_router(
         last_recheck = time.monotonic()
         yield b"retry: 1000\n\n"
         while time.monotonic() - started < stream_lifetime_s:
-            snapshot = station_snapshot(agent, code)
+            snapshot = station_snapshot(agent, code, held)
             now = time.monotonic()
             if snapshot is None:
                 yield b'event: gone\ndata: {"station": null}\n\n'
@@ -154,7 +165,7 @@ def station_page_router(
         summary="Server-sent events: the station's weight, devices, cloud link and outbox depth",
     )
     async def events(code: str, request: Request) -> StreamingResponse:
-        if station_snapshot(agent, code[:32]) is None:
+        if agent.floor.get(code[:32]) is None:
             raise NotFound(
                 f"station {code[:32]} is not configured at this agent: pick one of "
                 f"{', '.join(sorted(agent.floor.stations)) or '(none yet: wait for sync)'}",
