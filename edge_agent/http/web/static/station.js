@@ -5,17 +5,33 @@ import { renderWaves, watchWaves } from "/station/waves.js";
 const $ = (id) => document.getElementById(id);
 const NOTHING_SENT = new Set(["printer_unreachable", "printer_not_configured",
   "printer_language_unsupported", "printer_connection_unsupported"]);
+// An order barcode is short and printable: anything longer, or with control characters, is not
+// an order (a scanner misconfigured, a stuck key, a paste) and is refused before any request.
+// GS (U+001D) is FNC1 in a GS1 code: the agent reads those.
+const MAX_SCAN = 128;
+const CONTROL = /[\u0000-\u001c\u001e-\u001f\u007f-\u009f\u2028\u2029]/;
+// A plain order reference, which the agent's orders can be looked up by as it is (a GS1 code or a
+// scan with the scanner's prefix goes to the pack, whose reader finds the reference in it).
+const PLAIN_REF = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const OUTCOMES = ["printed", "error", "packed"]; // a last scan's outcome, which a printer fault replaces
 
 const page = {
   lang: localStorage.getItem("dockside.lang") || (navigator.language.startsWith("zh") ? "zh" : "en"),
   station: new URLSearchParams(location.search).get("station"),
   snapshot: null,
-  state: "ready",
-  view: { word: "s_ready", order: "", detail: "ready_detail", todo: "" },
-  pending: null,        // {ref, requestId}: an order scanned and not printed yet
-  busy: false,
+  state: "starting",    // nothing is READY before the agent said the station can print
+  view: { word: "s_starting", order: "", detail: "starting_detail", todo: "" },
+  pending: null,        // {ref, requestId}: the order being packed (weighed, printed) now
+  queue: [],            // scans typed while an order is being packed, handled in order
+  busy: false,          // a request that must not overlap another is in flight
+  checking: false,      // the agent is asked whether a scanned order exists and can be packed
   lastJob: null,        // the last answer with a job id: what Reprint reprints
   heldCode: null,
+  watched: new Map(),   // job id -> held label (from the agent's list or a pack answer) not resolved yet
+  resolving: new Set(), // held job ids whose outcome is being asked
+  heldKey: "",
+  viewAt: 0,            // when the panel's view was set (performance.now())
+  faultSince: Infinity, // when the label printer's fault was first seen; Infinity while it can print
   recent: JSON.parse(sessionStorage.getItem("dockside.recent") || "[]"),
   pairing: false,       // this screen waits for IT's pairing code
   dock: false,          // dock mode: a scan hands the parcel over (?mode=dock, or the toggle)
@@ -35,7 +51,34 @@ function newRequestId() {
 function show(state, view) {
   page.state = state;
   page.view = view;
+  page.viewAt = performance.now();
   render();
+}
+
+const READY = { word: "s_ready", detail: "ready_detail" };
+const DOCK_READY = { word: "s_ready", detail: "dock_ready" };
+
+// An order is on its way (looked up, weighing, printing, or waiting for F2 / the printer).
+function midPack() {
+  return Boolean(page.busy || page.checking || page.pending);
+}
+
+// The printer a label would go to now cannot print (and no fallback can): what stops it, or null.
+function stationFault() {
+  const printer = page.snapshot?.label_printer;
+  return !page.dock && printer && !printer.ready ? printer : null;
+}
+
+// What the panel shows: a printer fault says what to do, whatever the last scan was (READY, or
+// an outcome from before the fault). A pack under way, the answer to a scan made during the
+// fault (the packer must read it) and a held label (which names the fault) keep their view.
+function shown() {
+  const fault = stationFault();
+  const older = ["ready", "starting"].includes(page.state) || page.viewAt < page.faultSince;
+  if (fault && !midPack() && page.state !== "held" && older) {
+    return ["fault", { word: "s_fault", order: "", detail: { raw: fault.message }, todo: "fault_todo" }];
+  }
+  return [page.state, page.view];
 }
 
 function text(value, arg) {
@@ -46,7 +89,8 @@ function text(value, arg) {
 
 function render() {
   document.documentElement.lang = page.lang === "zh" ? "zh-Hans" : "en";
-  document.body.dataset.state = page.state;
+  const [state, v] = shown();
+  document.body.dataset.state = state;
   for (const el of document.querySelectorAll("[data-t]")) el.textContent = t(el.dataset.t);
   document.body.dataset.mode = page.dock ? "dock" : "pack";
   $("dock").checked = page.dock;
@@ -55,15 +99,16 @@ function render() {
     document.querySelector(".scan-label").textContent = t("dock_label");
   }
   $("lang").textContent = t("lang_button");
-  const v = page.view;
   $("state-word").textContent = text(v.word);
   $("state-order").textContent = v.order || "";
   $("state-detail").textContent = text(v.detail, v.arg);
   $("state-todo").textContent = text(v.todo, v.arg);
-  $("print").hidden = !(page.pending && !page.busy && ["weighing", "error"].includes(page.state));
-  $("reprint").hidden = !(page.lastJob && ["printed", "ready", "error", "held"].includes(page.state)
+  $("print").hidden = !(page.pending && !page.busy && !page.checking && ["weighing", "error"].includes(state));
+  $("reprint").hidden = !(page.lastJob && !midPack() && ["printed", "ready", "error", "held", "fault"].includes(state)
     && page.lastJob.status !== "failed_nothing");
   renderSnapshot();
+  renderHeld(true);
+  renderQueue();
   renderRecent();
   renderWaves();
 }
@@ -109,21 +154,177 @@ function renderRecent() {
   }
   $("recent").replaceChildren(...page.recent.slice(0, 6).map((r) => {
     const li = document.createElement("li");
+    li.className = `recent-${r.kind || "printed"}`;
     const ref = document.createElement("span");
     ref.className = "ref";
     ref.textContent = r.order_ref;
+    ref.title = r.order_ref;
     const what = document.createElement("span");
-    what.className = "muted";
-    what.textContent = `${r.carrier} · ${fmtKg(r.weight_g)} kg${r.reprint ? " · ↻" : ""}`;
+    what.className = "muted what";
+    what.textContent = r.kind === "failed" ? `✗ ${t("not_printed")}: ${r.message}`
+      : `${r.carrier} · ${fmtKg(r.weight_g)} kg${r.reprint ? " · ↻" : ""}${docName(r.document, true)}`;
+    what.title = what.textContent;
     li.append(ref, what);
     return li;
   }));
 }
 
+// Every scan's outcome goes here: each printed label, and each order that printed nothing (why).
 function remember(answer, reprint = false) {
-  page.recent.unshift({ order_ref: answer.order_ref, carrier: answer.carrier, weight_g: answer.weight_g, reprint });
+  note({ kind: "printed", order_ref: answer.order_ref, carrier: answer.carrier, weight_g: answer.weight_g,
+    reprint, document: answer.document });
+}
+
+function rememberFailed(ref, message) {
+  note({ kind: "failed", order_ref: shortRef(ref), message });
+}
+
+function note(entry) {
+  page.recent.unshift(entry);
   page.recent = page.recent.slice(0, 20);
   sessionStorage.setItem("dockside.recent", JSON.stringify(page.recent));
+}
+
+// " · packing slip" for a document other than the shipping label ("" for the label itself).
+function docName(document, separated = false) {
+  if (!document || document === "shipping_label") return separated ? "" : t("doc_shipping_label");
+  const name = WORDS.en[`doc_${document}`] ? t(`doc_${document}`) : String(document).replaceAll("_", " ");
+  return separated ? ` · ${name}` : name;
+}
+
+// A reference as the page may show it: at most 40 characters, control characters made visible.
+function shortRef(ref) {
+  const clean = String(ref).replace(new RegExp(CONTROL.source, "g"), "\ufffd");
+  return clean.length > 40 ? `${clean.slice(0, 40)}…` : clean;
+}
+
+// -- held labels: the agent's list, each announced when it prints ---------------------------
+
+function renderHeld(force = false) {
+  const held = page.snapshot?.held || [];
+  const count = page.snapshot?.held_count ?? held.length;
+  const key = `${page.lang}|${count}|${held.map((h) => `${h.job_id}:${h.message}`).join(",")}`;
+  if (!force && key === page.heldKey) return;
+  page.heldKey = key;
+  $("held-card").hidden = held.length === 0;
+  $("held-count").textContent = count ? String(count) : "";
+  const items = held.map((h) => {
+    const li = document.createElement("li");
+    li.className = "held-item";
+    li.dataset.job = h.job_id;
+    const head = document.createElement("div");
+    head.className = "held-head";
+    const ref = document.createElement("span");
+    ref.className = "ref";
+    ref.textContent = h.order_ref;
+    ref.title = h.order_ref;
+    const what = document.createElement("span");
+    what.className = "muted held-what";
+    what.textContent = [docName(h.document), h.parcel > 1 ? t("held_parcel", h.parcel) : "",
+      h.reprint ? t("reprint") : "", t("held_since", clock(h.since_ms))].filter(Boolean).join(" · ");
+    head.append(ref, what);
+    const todo = document.createElement("div");
+    todo.className = "held-todo";
+    todo.textContent = h.message;
+    li.append(head, todo);
+    return li;
+  });
+  if (count > held.length) {
+    const more = document.createElement("li");
+    more.className = "muted";
+    more.textContent = t("held_more", count - held.length);
+    items.push(more);
+  }
+  $("held").replaceChildren(...items);
+}
+
+function clock(ms) {
+  return new Date(ms).toLocaleTimeString(page.lang === "zh" ? "zh-CN" : "en-GB", { hour: "2-digit", minute: "2-digit" });
+}
+
+// Follow every held label the agent lists (and the ones a pack answer held): those that left the
+// list are asked about one after the other, oldest first, and each is announced if it printed.
+function trackHeld(snapshot) {
+  const listed = new Map((snapshot.held || []).map((h) => [h.job_id, h]));
+  const gone = [];
+  for (const [id, label] of page.watched) {
+    if (listed.has(id) || page.resolving.has(id)) continue;
+    if (label.askedAt && Date.now() - label.askedAt < 2000) continue; // still held a moment ago
+    page.resolving.add(id);
+    gone.push(id);
+  }
+  for (const [id, label] of listed) if (!page.watched.has(id)) page.watched.set(id, label);
+  if (gone.length) resolveInTurn(gone);
+}
+
+async function resolveInTurn(ids) {
+  for (const id of ids) {
+    try {
+      await resolveHeld(id);
+    } finally {
+      page.resolving.delete(id);
+    }
+  }
+}
+
+async function resolveHeld(id) {
+  const result = await call("GET", `/api/v1/jobs/${encodeURIComponent(id)}`);
+  const label = page.watched.get(id);
+  if (!label) return;
+  if (!result.ok) {
+    if (result.status === 404) page.watched.delete(id); // forgotten: nothing was sent
+    return; // the agent is not answering: the next snapshot asks again
+  }
+  const job = result.body;
+  if (job.status === "held") {
+    label.askedAt = Date.now();
+    return;
+  }
+  if (["sending", "sent"].includes(job.status)) {
+    label.askedAt = Date.now() - 1500; // on its way to the printer: ask again in half a second
+    return;
+  }
+  page.watched.delete(id);
+  if (job.status === "printed") return announcePrinted(job);
+  rememberFailed(job.order_ref, job.message || job.status);
+  if (!midPack()) {
+    show("error", { word: "s_error", order: job.order_ref, detail: { raw: job.message || job.status },
+      todo: "held_unsure_todo" });
+  } else {
+    renderRecent();
+  }
+}
+
+// A held label printed: it joins Recent labels, and the panel says PRINTED unless a pack is under way.
+function announcePrinted(job) {
+  remember(job, Boolean(job.reprint_of));
+  if (midPack()) {
+    renderRecent();
+    return;
+  }
+  page.heldCode = null;
+  page.lastJob = job;
+  show("printed", { word: "s_printed", order: job.order_ref, detail: "printed_detail", todo: "held_printed_todo", arg: job });
+}
+
+// -- scans waiting their turn ----------------------------------------------------------------
+
+function renderQueue() {
+  const box = $("queue-box");
+  box.hidden = page.queue.length === 0;
+  if (box.hidden) return;
+  const shownItems = page.queue.slice(0, 5).map((item) => {
+    const li = document.createElement("li");
+    li.textContent = item.ref;
+    li.title = item.ref;
+    return li;
+  });
+  if (page.queue.length > 5) {
+    const more = document.createElement("li");
+    more.textContent = t("queue_more", page.queue.length - 5);
+    shownItems.push(more);
+  }
+  $("queue").replaceChildren(...shownItems);
 }
 
 // -- talking to the agent --------------------------------------------------------------------
@@ -158,42 +359,117 @@ function weightUsed(scale) {
   return Boolean(scale && scale.stable && !scale.parcel_ready && scale.last_used);
 }
 
-function scanned(ref) {
-  ref = ref.trim();
-  if (!ref || page.busy) return;
-  if (page.dock) { handOver(ref); return; }
-  page.pending = { ref, requestId: newRequestId() };
-  page.heldCode = null;
-  if ($("auto").checked && scaleReady(ref)) {
-    pack();
-  } else {
-    const detail = weightUsed(page.snapshot?.scale) ? "next_parcel_detail"
-      : $("auto").checked ? "weighing_detail" : "weighing_manual";
-    show("weighing", { word: "s_weighing", order: ref, detail });
+// Why a scan cannot be an order barcode, as {key, arg}; null when it may be one.
+function refusal(ref) {
+  if (ref.length > MAX_SCAN) return { key: "scan_too_long", arg: ref.length };
+  if (CONTROL.test(ref)) return { key: "scan_garbage" };
+  return null;
+}
+
+function scanned(raw) {
+  const ref = raw.trim();
+  if (!ref) return;
+  const refused = refusal(ref);
+  if (refused) {
+    $("scan-note").textContent = t(refused.key, refused.arg);
+    $("scan-note").hidden = false;
+    if (!midPack()) {
+      show("error", { word: "s_error", order: shortRef(ref), detail: refused.key, arg: refused.arg, todo: "scan_again_todo" });
+    }
+    return;
   }
+  $("scan-note").hidden = true;
+  page.queue.push({ ref, requestId: newRequestId(), dock: page.dock });
+  advance();
+}
+
+// Start the next waiting scan once nothing else is under way.
+function advance() {
+  if (midPack() || !page.queue.length) {
+    renderQueue();
+    return;
+  }
+  const item = page.queue.shift();
+  renderQueue();
+  if (item.dock) handOver(item.ref);
+  else begin(item);
+}
+
+async function begin(item) {
+  page.pending = item;
+  page.heldCode = null;
+  if (($("auto").checked && scaleReady(item.ref)) || !PLAIN_REF.test(item.ref)) {
+    readyToPack(item); // the agent answers an unknown order before it weighs
+    return;
+  }
+  // Ask the agent before asking for a parcel: an unknown or cancelled order answers at once.
+  page.checking = true;
+  const found = await call("GET", `/api/v1/orders/${encodeURIComponent(item.ref)}`);
+  page.checking = false;
+  if (page.pending !== item) { // cleared (Esc) while the agent was asked
+    advance();
+    return;
+  }
+  if (!found.ok && found.error.code === "order_not_found") {
+    return fail(item.ref, { raw: found.error.message }, "error_todo", found.error.message);
+  }
+  if (found.ok && found.body.state === "cancelled" && !found.body.job) {
+    return fail(item.ref, "order_cancelled", "cancelled_todo", t("order_cancelled"));
+  }
+  if (found.ok && found.body.job) {
+    pack(); // labelled before: the agent answers "already packed" without weighing
+    return;
+  }
+  readyToPack(item);
+}
+
+// Pack now if the scale holds this order's parcel, else ask for it (F2 prints without "auto").
+function readyToPack(item) {
+  if ($("auto").checked && scaleReady(item.ref)) {
+    pack();
+    return;
+  }
+  const detail = weightUsed(page.snapshot?.scale) ? "next_parcel_detail"
+    : $("auto").checked ? "weighing_detail" : "weighing_manual";
+  show("weighing", { word: "s_weighing", order: item.ref, detail });
+}
+
+// The order printed nothing and needs nothing more: say why, keep it in Recent, take the next scan.
+function fail(ref, detail, todo, why) {
+  page.pending = null;
+  rememberFailed(ref, why);
+  show("error", { word: "s_error", order: ref, detail, todo });
+  advance();
 }
 
 async function pack() {
   const pending = page.pending;
-  if (!pending || page.busy) return;
+  if (!pending || page.busy || page.checking) return;
   page.busy = true;
   show("printing", { word: "s_printing", order: pending.ref, detail: "printing_detail" });
   const result = await call("POST", "/api/v1/pack",
     { order_ref: pending.ref, station: page.snapshot?.station ?? page.station, request_id: pending.requestId });
   page.busy = false;
-  if (result.ok) return packed(result.body);
+  if (result.ok) {
+    packed(result.body);
+    advance();
+    return;
+  }
   const { code, message } = result.error;
   if (code.startsWith("printer_")) {
     page.heldCode = code;
-    if (!NOTHING_SENT.has(code)) page.pending = null; // it may have printed: a person decides
-    return show("held", { word: "s_held", order: pending.ref, detail: { raw: message },
+    if (!NOTHING_SENT.has(code)) { // it may have printed: a person decides
+      page.pending = null;
+      rememberFailed(pending.ref, message);
+    }
+    show("held", { word: "s_held", order: pending.ref, detail: { raw: message },
       todo: NOTHING_SENT.has(code) ? "held_todo" : "held_unsure_todo" });
+  } else if (code.startsWith("scale_")) { // the order stays: F2 tries again
+    show("error", { word: "s_error", order: pending.ref, detail: { raw: message }, todo: "scale_todo" });
+  } else {
+    return fail(pending.ref, { raw: message }, "error_todo", message);
   }
-  if (code.startsWith("scale_")) {
-    return show("error", { word: "s_error", order: pending.ref, detail: { raw: message }, todo: "scale_todo" });
-  }
-  page.pending = null;
-  show("error", { word: "s_error", order: pending.ref, detail: { raw: message }, todo: "error_todo" });
+  advance();
 }
 
 function packed(answer) {
@@ -204,12 +480,7 @@ function packed(answer) {
     scale.last_used = { grams: answer.weight_g, order_ref: answer.order_ref };
   }
   page.lastJob = answer.status === "held" ? null : answer; // a held label has nothing to reprint yet
-  if (answer.status === "held") {
-    page.heldCode = "held_job";
-    show("held", { word: "s_held", order: answer.order_ref, detail: { raw: answer.message || heldPrinterMessage() }, todo: "held_todo" });
-    watchHeldJob(answer.job_id); // after show(): it follows the job while the page is held
-    return;
-  }
+  if (answer.status === "held") return held(answer);
   if (answer.status === "already_packed") {
     return show("error", { word: "s_packed", order: answer.order_ref, detail: "packed_detail", todo: "packed_todo", arg: answer });
   }
@@ -217,27 +488,16 @@ function packed(answer) {
   show("printed", { word: "s_printed", order: answer.order_ref, detail: "printed_detail", todo: "printed_todo", arg: answer });
 }
 
+// The agent holds the label and prints it when it can: the held list follows it from here.
+function held(answer) {
+  page.heldCode = "held_job";
+  page.watched.set(answer.job_id, { ...answer, askedAt: Date.now() });
+  show("held", { word: "s_held", order: answer.order_ref, detail: { raw: answer.message || heldPrinterMessage() }, todo: "held_todo" });
+}
+
 function heldPrinterMessage() {
   const faulty = (page.snapshot?.printers || []).filter((p) => p.state !== "ready");
   return faulty.map((p) => p.message).join(" ");
-}
-
-// The agent keeps a held label and prints it when its printer is ready: follow that job.
-async function watchHeldJob(jobId) {
-  while (page.state === "held" && page.heldCode === "held_job") {
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-    const result = await call("GET", `/api/v1/jobs/${encodeURIComponent(jobId)}`);
-    if (!result.ok || page.heldCode !== "held_job") continue;
-    if (result.body.status === "printed") {
-      page.heldCode = null;
-      return packed({ ...result.body, status: "printed" });
-    }
-    if (result.body.status !== "held") {
-      page.heldCode = null;
-      return show("error", { word: "s_error", order: result.body.order_ref,
-        detail: { raw: result.body.error || result.body.status }, todo: "held_unsure_todo" });
-    }
-  }
 }
 
 async function zeroOrTare(action) {
@@ -270,17 +530,23 @@ async function reprint(event) {
   if (!reason) { $("reason-other").placeholder = t("reason_needed"); $("reason-other").focus(); return; }
   $("reprint-dialog").close();
   const job = page.lastJob;
+  page.busy = true;
   show("printing", { word: "s_printing", order: job.order_ref, detail: "printing_detail" });
   const result = await call("POST", `/api/v1/jobs/${encodeURIComponent(job.job_id)}/reprint`,
     { reason, request_id: newRequestId() });
+  page.busy = false;
   if (!result.ok) {
-    const held = result.error.code.startsWith("printer_");
-    return show(held ? "held" : "error", { word: held ? "s_held" : "s_error", order: job.order_ref,
-      detail: { raw: result.error.message }, todo: held ? "held_unsure_todo" : "error_todo" });
+    const unsure = result.error.code.startsWith("printer_");
+    show(unsure ? "held" : "error", { word: unsure ? "s_held" : "s_error", order: job.order_ref,
+      detail: { raw: result.error.message }, todo: unsure ? "held_unsure_todo" : "error_todo" });
+  } else if (result.body.status === "held") { // accepted, not printed: announced when it prints
+    held(result.body);
+  } else {
+    remember(result.body, true);
+    show("printed", { word: "s_printed", order: job.order_ref, detail: "printed_detail", arg: result.body, todo: "reprinted" });
   }
-  remember(result.body, true);
-  show("printed", { word: "s_printed", order: job.order_ref, detail: "printed_detail", arg: result.body, todo: "reprinted" });
   focusScan();
+  advance();
 }
 
 // -- the session: the agent's API answers this screen only while it holds a station session ----
@@ -342,8 +608,18 @@ async function pair(event) {
 // -- the live stream -------------------------------------------------------------------------
 
 function onSnapshot(snapshot) {
+  const faultBefore = stationFault();
   page.snapshot = snapshot;
   $("agent-banner").hidden = true;
+  trackHeld(snapshot);
+  const fault = stationFault();
+  if (!fault) page.faultSince = Infinity;
+  else if (!faultBefore) page.faultSince = performance.now();
+  const outcomeBeforeFault = fault && OUTCOMES.includes(page.state) && page.viewAt < page.faultSince;
+  if (page.state === "starting" || (outcomeBeforeFault && !midPack())) {
+    page.state = "ready"; // the fault shows now, and READY once it is fixed
+    page.view = page.dock ? DOCK_READY : READY;
+  }
   const printersReady = snapshot.printers.length > 0 && snapshot.printers.every((p) => p.state === "ready");
   if (page.state === "held" && printersReady && page.heldCode !== "held_job") {
     if (page.pending && NOTHING_SENT.has(page.heldCode)) {
@@ -351,14 +627,20 @@ function onSnapshot(snapshot) {
       return;
     }
     page.heldCode = null;
-    show("ready", { word: "s_ready", detail: "ready_detail" });
+    show("ready", READY);
+    advance();
     return;
   }
   if (page.state === "weighing" && page.pending && $("auto").checked && scaleReady(page.pending.ref)) {
     pack();
     return;
   }
+  if (fault?.message !== faultBefore?.message || document.body.dataset.state !== shown()[0]) {
+    render();
+    return;
+  }
   renderSnapshot();
+  renderHeld();
 }
 
 function listen(code) {
@@ -393,7 +675,7 @@ async function start() {
   const mode = new URLSearchParams(location.search).get("mode");
   const synced = (stations.find((s) => s.code === code) || {}).mode; // the station's config
   page.dock = startsInDock(mode, synced, localStorage.getItem(dockKey(code)));
-  if (page.dock) show("ready", { word: "s_ready", detail: "dock_ready" });
+  if (page.dock) show("ready", DOCK_READY);
   listen(code);
   watchWaves(code, { t, call, newRequestId, focusScan });
 }
@@ -414,7 +696,8 @@ function setDock(on) {
   page.dock = on;
   if (page.station) localStorage.setItem(dockKey(page.station), on ? "1" : "0");
   page.pending = null;
-  show("ready", { word: "s_ready", detail: on ? "dock_ready" : "ready_detail" });
+  page.queue = [];
+  show("ready", on ? DOCK_READY : READY);
 }
 
 async function handOver(scan) {
@@ -423,6 +706,11 @@ async function handOver(scan) {
   const result = await call("POST", "/api/v1/handover",
     { scan, station: page.snapshot?.station ?? page.station, request_id: newRequestId() });
   page.busy = false;
+  handedOver(scan, result);
+  advance();
+}
+
+function handedOver(scan, result) {
   if (result.ok) {
     const already = result.body.status === "already_handed_over";
     show(already ? "packed" : "printed", {
@@ -441,11 +729,14 @@ function focusScan() {
   else if (!$("reprint-dialog").open) $("scan").focus();
 }
 
+// Esc: forget the order under way and the scans waiting behind it (a label already sent stays sent).
 function clear() {
   page.pending = null;
+  page.queue = [];
   page.heldCode = null;
   $("scan").value = "";
-  show("ready", { word: "s_ready", detail: "ready_detail" });
+  $("scan-note").hidden = true;
+  show("ready", page.dock ? DOCK_READY : READY);
 }
 
 function wire() {
@@ -497,3 +788,5 @@ wire();
 render();
 focusScan();
 start();
+// A held label that printed while no snapshot came (nothing else changed) is still announced.
+setInterval(() => { if (page.snapshot) trackHeld(page.snapshot); }, 500);
