@@ -270,6 +270,7 @@ def test_scans_during_a_weighing_wait_in_the_queue_and_esc_clears_them(page: Pag
     open_station(page, station)
     station.set_weight(900, stable=False)  # a parcel still settling: the order waits for it
     expect(page.locator("#weight-value")).to_have_text("0.900")
+    expect(page.locator("#stable")).to_have_class("stable stable-no")  # the page knows it settles
     scan(page, "WEB-0007")
     expect(page.locator("body")).to_have_attribute("data-state", "weighing")
     scan(page, "WEB-0008")
