@@ -112,11 +112,17 @@ def test_a_kill_while_a_label_is_sending_leaves_it_unknown_with_an_exception_and
 
             # The printer: that label at most once (it was cut off mid-label, so normally never),
             # no order twice, and the labels the agent had sent before the kill each once: they
-            # waited in the TCP buffers and printed when the printer read again.
+            # waited in the TCP buffers and printed when the printer read again (it reads on by
+            # itself: under load it may still be reading them here, so wait until it has).
+            assert stuck.printed_before, "the printer stalled before any label of the wave printed"
+            wait_for(
+                lambda: all(_ledger(stack)[ref] >= 1 for ref in stuck.printed_before),
+                timeout=60,
+                what="the printer to read the labels waiting in its buffers",
+            )
             ledger = _ledger(stack)
             assert ledger[stuck.order_ref] <= 1
             assert [ref for ref, count in ledger.items() if count > 1] == []
-            assert stuck.printed_before, "the printer stalled before any label of the wave printed"
             assert [ref for ref in stuck.printed_before if ledger[ref] != 1] == []
 
             # A rescan answers with the unknown job and prints nothing.
