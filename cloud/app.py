@@ -22,8 +22,10 @@ from cloud.api import (
     fleet,
     labels,
     orders,
+    packers,
     records,
     releases,
+    reports,
     rulesets,
     shipping,
     tokens,
@@ -90,6 +92,8 @@ def create_app(store: CloudStore, limits: HttpLimits | None = None) -> FastAPI:
         users.router,
         alerts.router,
         shipping.router,
+        packers.router,
+        reports.router,
     ):
         app.include_router(router)
     app.include_router(console_router())

@@ -53,6 +53,9 @@ class ChangeKind(StrEnum):
     WAVE = "wave"  # key: the wave's number, in decimal; body: station and order_refs in print order
     CARRIER = "carrier"  # key: carrier code; body: code, name, tracking kind and number format
     NUMBER_LEASE = "number_lease"  # key: lease id in decimal; a block of numbers for one agent
+    # key: packer id in decimal; body: id, name, badge, pin_hash (argon2, never the PIN); a
+    # disabled packer is a deletion
+    PACKER = "packer"
 
 
 class EventKind(StrEnum):

@@ -27,9 +27,11 @@ __all__ = [
     "ManagesWebhooks",
     "ReadsAudit",
     "ReadsOrders",
+    "ReadsReports",
     "ReadsSetup",
     "Store",
     "WorksExceptions",
+    "WritesPackers",
     "WritesStations",
     "WritesWarehouses",
     "client_address",
@@ -85,6 +87,7 @@ def _granted(permission: Permission) -> Any:
 ReadsSetup = Annotated[Principal, Depends(_granted(Permission.READ_SETUP))]
 WritesWarehouses = Annotated[Principal, Depends(_granted(Permission.WRITE_WAREHOUSES))]
 WritesStations = Annotated[Principal, Depends(_granted(Permission.WRITE_STATIONS))]
+WritesPackers = Annotated[Principal, Depends(_granted(Permission.WRITE_PACKERS))]
 EnrollsAgents = Annotated[Principal, Depends(_granted(Permission.ENROLL_AGENTS))]
 EditsTemplates = Annotated[Principal, Depends(_granted(Permission.EDIT_TEMPLATES))]
 EditsRulesets = Annotated[Principal, Depends(_granted(Permission.EDIT_RULESETS))]
@@ -92,6 +95,7 @@ IngestsOrders = Annotated[Principal, Depends(_granted(Permission.INGEST_ORDERS))
 ReadsOrders = Annotated[Principal, Depends(_granted(Permission.READ_ORDERS))]
 ManagesOrders = Annotated[Principal, Depends(_granted(Permission.MANAGE_ORDERS))]
 WorksExceptions = Annotated[Principal, Depends(_granted(Permission.WORK_EXCEPTIONS))]
+ReadsReports = Annotated[Principal, Depends(_granted(Permission.READ_REPORTS))]
 ReadsAudit = Annotated[Principal, Depends(_granted(Permission.READ_AUDIT))]
 ManagesWebhooks = Annotated[Principal, Depends(_granted(Permission.MANAGE_WEBHOOKS))]
 ManagesAccess = Annotated[Principal, Depends(_granted(Permission.MANAGE_ACCESS))]

@@ -1,7 +1,8 @@
 """What each role may do in the admin API, and the warehouse scope every query is filtered by.
 
     admin        everything, including warehouses, enrollment tokens, API tokens and users
-    editor       templates, rulesets, stations, order states and exceptions; reads everything in scope
+    editor       templates, rulesets, stations, packers, order states and exceptions; reads everything
+                 in scope
     viewer       reads everything in scope, writes nothing
     integration  the OMS: ingests, reads and cancels orders, reads exceptions, nothing else
 
@@ -32,6 +33,7 @@ class Permission(StrEnum):
     READ_SETUP = "read warehouses, stations, templates, rulesets and agents"
     WRITE_WAREHOUSES = "create or change warehouses"
     WRITE_STATIONS = "create or change stations"
+    WRITE_PACKERS = "create or change packers"
     ENROLL_AGENTS = "create enrollment tokens"
     EDIT_TEMPLATES = "create and publish templates"
     EDIT_RULESETS = "edit, simulate and publish rulesets"
@@ -40,6 +42,7 @@ class Permission(StrEnum):
     MANAGE_ORDERS = "change an order's state or cancel it"
     WORK_EXCEPTIONS = "assign, acknowledge and resolve exceptions"
     READ_AUDIT = "read and export the audit log"
+    READ_REPORTS = "read packing reports"
     ERASE_PERSONAL_DATA = "erase an order's personal data"
     MANAGE_WEBHOOKS = "manage webhook subscriptions"
     MANAGE_ACCESS = "create, list and revoke API tokens, manage users and alert thresholds"
@@ -53,6 +56,7 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.READ_SETUP: _STAFF,
     Permission.WRITE_WAREHOUSES: frozenset({Role.ADMIN}),
     Permission.WRITE_STATIONS: _EDITORS,
+    Permission.WRITE_PACKERS: _EDITORS,
     Permission.ENROLL_AGENTS: frozenset({Role.ADMIN}),
     Permission.EDIT_TEMPLATES: _EDITORS,
     Permission.EDIT_RULESETS: _EDITORS,
@@ -61,6 +65,7 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.MANAGE_ORDERS: frozenset({Role.ADMIN, Role.EDITOR, Role.INTEGRATION}),
     Permission.WORK_EXCEPTIONS: _EDITORS,
     Permission.READ_AUDIT: frozenset({Role.ADMIN}),
+    Permission.READ_REPORTS: _STAFF,
     Permission.ERASE_PERSONAL_DATA: frozenset({Role.ADMIN}),
     Permission.MANAGE_WEBHOOKS: frozenset({Role.ADMIN}),
     Permission.MANAGE_ACCESS: frozenset({Role.ADMIN}),

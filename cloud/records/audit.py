@@ -63,7 +63,7 @@ def _warehouse_of(conn: Connection, tenant_id: int, object_kind: str, object_key
     """The code of the warehouse an object belongs to, or None for a tenant-wide object."""
     if object_kind == "warehouse":
         return object_key
-    if object_kind == "station":  # keyed "WH/STATION"
+    if object_kind in ("station", "packer"):  # keyed "WH/STATION" or "WH/PACKER_ID"
         return object_key.partition("/")[0]
     if object_kind not in _IN_A_WAREHOUSE:
         return None

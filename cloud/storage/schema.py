@@ -66,6 +66,7 @@ __all__ = [
     "order_events",
     "order_exceptions",
     "orders",
+    "packers",
     "parcels",
     "ruleset_versions",
     "sign_in_failures",
@@ -322,7 +323,11 @@ order_events = Table(
     Column("occurred_at", UtcDateTime, nullable=False),
     Column("received_at", UtcDateTime, nullable=False),
     Column("body", Text, nullable=False),  # JSON object
+    # The packer signed in at the station when the agent recorded it (the packers table's id).
+    Column("packer", BigInteger, nullable=True),
     Index("ix_order_events_order", "order_id", "occurred_at"),
+    # The packing report reads one warehouse's events over a time range (cloud/records/packing_report.py).
+    Index("ix_order_events_warehouse_occurred", "warehouse_id", "occurred_at"),
     UniqueConstraint("tenant_id", "event_id", name="uq_order_events_tenant_event"),
     # The alert scan counts recent reprints and voids per station (cloud/access/alerts.py).
     Index("ix_order_events_kind_received", "kind", "received_at"),
@@ -701,4 +706,20 @@ manifests = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("handed_over_at", UtcDateTime, nullable=True),
     Index("ix_manifests_tenant", "tenant_id", "id"),
+)
+
+# The packers of a warehouse (cloud/fleet/packers.py): sign in at a station with a badge or a PIN.
+packers = Table(
+    "packers",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
+    Column("warehouse_id", Id, ForeignKey("warehouses.id"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("badge", String(64), nullable=True),  # the code on the badge; unique in the warehouse
+    Column("pin_hash", Text, nullable=True),  # argon2 hash of the PIN, never the PIN
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("warehouse_id", "badge", name="uq_packers_warehouse_badge"),
 )

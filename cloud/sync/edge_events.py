@@ -337,6 +337,7 @@ def _apply(
                 "occurred_at": occurred_at(event.occurred_at_ms),
                 "received_at": tx.now,
                 "body": dumps(item.body),
+                "packer": item.packer,
             }
         )
         if order is None and event.kind == EventKind.JOB_UNKNOWN.value:

@@ -31,6 +31,7 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 _PRINTABLE = re.compile(r"^[^\x00-\x1f\x7f]*$")
 # Year 2000 to year 3000 in Unix milliseconds: anything else is a broken agent clock or field.
 _MIN_MS, _MAX_MS = 946_684_800_000, 32_503_680_000_000
+_MAX_PACKER_ID = 2**62
 
 _NEEDS_ORDER = frozenset(
     {
@@ -81,6 +82,12 @@ class CheckedEvent:
     body: dict[str, Any]
     facts: ParcelFacts | None = None  # a job event's parcel facts, checked
 
+    @property
+    def packer(self) -> int | None:
+        """The id of the packer signed in at the station when the agent recorded it, checked."""
+        packer = self.body.get("packer")
+        return packer if isinstance(packer, int) else None
+
     def packed_weight(self) -> int | None:
         """The weight an order_packed event reports, when it reports one."""
         weight = self.body.get("weight_g")
@@ -125,6 +132,13 @@ def check_event(event: IncomingEvent) -> CheckedEvent | Rejection:
             )
     if not isinstance(body, dict):
         return Rejection("invalid_body", "the event body must be a JSON object")
+    packer = body.get("packer")
+    if packer is not None and (
+        not isinstance(packer, int) or isinstance(packer, bool) or not 0 < packer < _MAX_PACKER_ID
+    ):
+        return Rejection(
+            "invalid_body", "packer must be null or the signed-in packer's id (a positive whole number)"
+        )
     try:
         facts = check_event_body(kind, body)
     except ValueError as exc:

@@ -25,6 +25,7 @@ from sqlalchemy import Connection, or_, select
 
 from cloud.decisions.rulesets import active_rulesets
 from cloud.fleet.agents import AgentIdentity
+from cloud.fleet.packers import packer_sync_bodies
 from cloud.fleet.warehouses import warehouse_body
 from cloud.labels.rollout import effective_template_versions
 from cloud.labels.templates import template_version_body
@@ -359,7 +360,8 @@ class _Snapshot:
 
 def _entities(conn: Connection, agent: AgentIdentity, revision: int, page_size: int) -> Iterator[SyncChange]:
     """Every entity an agent's cache holds, as of `revision`: warehouse, stations, templates,
-    rulesets, recent waves, carriers, the number leases of the warehouse's agents, orders."""
+    rulesets, recent waves, carriers, the number leases of the warehouse's agents, its active
+    packers, orders."""
     wh = schema.warehouses
     row = conn.execute(
         select(wh.c.code, wh.c.name, wh.c.ship_from).where(wh.c.id == agent.warehouse_id)
@@ -384,6 +386,8 @@ def _entities(conn: Connection, agent: AgentIdentity, revision: int, page_size: 
         yield SyncChange.of_text(revision, ChangeKind.CARRIER.value, key, body)
     for key, body in lease_sync_bodies(conn, agent.tenant_id, agent.warehouse_id):
         yield SyncChange.of_text(revision, ChangeKind.NUMBER_LEASE.value, key, body)
+    for key, body in packer_sync_bodies(conn, agent.warehouse_id):
+        yield SyncChange.of_text(revision, ChangeKind.PACKER.value, key, body)
     orders = schema.orders
     last_id = 0
     while True:

@@ -45,6 +45,11 @@ ENDPOINTS = [
     Endpoint("POST", "/api/v1/warehouses/WH1/stations", EDITORS, body=STATION),
     Endpoint("GET", "/api/v1/warehouses/WH1/stations", STAFF),
     Endpoint("POST", "/api/v1/warehouses/WH1/enrollment-tokens", ADMIN, 201, {"ttl_s": 600}),
+    # The badge is refused (422) once past the role check, so every allowed role answers alike.
+    Endpoint("POST", "/api/v1/warehouses/WH1/packers", EDITORS, 422, {"name": "Ana", "badge": "B 1"}),
+    Endpoint("GET", "/api/v1/warehouses/WH1/packers", STAFF),
+    # No packer 999: allowed roles get past the role check to the 404.
+    Endpoint("PATCH", "/api/v1/warehouses/WH1/packers/999", EDITORS, 404, {"name": "Bo"}),
     Endpoint("POST", "/api/v1/templates/t1/versions", EDITORS, 201, TEMPLATE),
     Endpoint("GET", "/api/v1/templates/t1/versions", STAFF),
     Endpoint("GET", "/api/v1/templates/t1/versions/1", STAFF),
@@ -81,6 +86,7 @@ ENDPOINTS = [
     Endpoint("POST", "/api/v1/exceptions/1/acknowledge", EDITORS, 404),
     Endpoint("POST", "/api/v1/exceptions/1/resolve", EDITORS, 404, {"comment": "done"}),
     Endpoint("GET", "/api/v1/audit", ADMIN),
+    Endpoint("GET", "/api/v1/reports/packing", STAFF),
     Endpoint("GET", "/api/v1/export/orders", ALL),
     Endpoint(
         "POST",
@@ -226,7 +232,7 @@ def test_every_api_route_is_in_the_matrix(cloud: RunningCloud) -> None:
             pattern = pattern.replace("{token_id}", "999").replace("{user_id}", "999")
             pattern = pattern.replace("{alert_kind}", "reprint_burst")
             pattern = pattern.replace("{code}", "C1").replace("{manifest_id}", "1").replace("{number}", "1")
-            pattern = pattern.replace("{warehouse}", "WH1")
+            pattern = pattern.replace("{warehouse}", "WH1").replace("{packer_id}", "999")
             if pattern == concrete:
                 covered.add((endpoint.method, path_template))
     missing = {
