@@ -43,7 +43,8 @@ Each side adds leaves of its own, where they are raised, under the branch they b
                     CarrierApiError 502 (CarrierApiRefused; CarrierApiUnavailable RETRYABLE; decide
                     by `retry_may_help` and `may_have_bought`);
                     agent: PairingRefused 403 and PairingThrottled 429, UpdateRefused, StoreError,
-                    RendererUnavailable 503 (the carrier-label worker cannot start)
+                    RendererUnavailable 503 (the carrier-label worker cannot start),
+                    PackerNotRecognised 401 and SignInThrottled 429 (a packer's station sign-in)
 
 Every error carries a snake_case `code` (the API's `error.code`) and a message that says what
 went wrong and what to do. The HTTP status of each is its `http_status`, which

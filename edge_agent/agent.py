@@ -23,6 +23,7 @@ from edge_agent.devices.stations import PrinterFactory, ScaleFactory, StationFlo
 from edge_agent.metrics import AgentMetrics
 from edge_agent.packing.labelling import Labeller
 from edge_agent.packing.pack import Packer
+from edge_agent.packing.packers import StationSignIns
 from edge_agent.printing.queue import PrintQueue
 from edge_agent.scheduler import AgentScheduler, ScheduleSettings
 from edge_agent.store.cache import Cache
@@ -88,12 +89,15 @@ class Agent:
         self.floor = StationFloor(**floor_options)
         self.cache.on_stations_changed(self.floor.configure)
         self.queue = PrintQueue(store, self.cache, self.floor, self.outbox, self.metrics)
+        # Who packs at each station (kept across restarts): every job made there carries them.
+        self.sign_ins = StationSignIns(store, self.cache)
         self.labeller = Labeller(
             store,
             self.cache,
             self.outbox,
             warehouse=identity.warehouse,
             carrier_label_limit_s=self.settings.carrier_label_limit_s,
+            sign_ins=self.sign_ins,
         )
         # An order with a PDF or PNG carrier label starts the label worker ahead of its pack.
         self.cache.on_image_label(self._warm_label_worker)

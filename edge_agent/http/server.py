@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 
 from dockside.errors import InputError
 from dockside.heap import freeze_startup_heap
@@ -33,9 +34,11 @@ from edge_agent.devices.lan_presence import LanPresence
 from edge_agent.http.api import create_app
 from edge_agent.http.local_access import AccessPolicy
 from edge_agent.http.local_credentials import LocalCredentials
+from edge_agent.http.packers_api import packers_router
 
 __all__ = [
     "AGENT_MAX_CONNECTIONS",
+    "agent_app",
     "agent_http_limits",
     "parse_address",
     "run_agent",
@@ -107,6 +110,16 @@ def agent_http_limits(environ: dict[str, str] | None = None) -> HttpLimits:
     return limits
 
 
+def agent_app(
+    agent: Agent, credentials: LocalCredentials, access: AccessPolicy | None, limits: HttpLimits
+) -> FastAPI:
+    """The agent's whole local API: `create_app`'s routes and the station packers' routes, behind
+    the same boundary (the middleware wraps every route, whenever it was added)."""
+    app = create_app(agent, credentials, access, limits=limits)
+    app.include_router(packers_router(agent.floor, agent.sign_ins))
+    return app
+
+
 class _Server(uvicorn.Server):
     """uvicorn that tells when it is serving and leaves the signals to the agent."""
 
@@ -157,7 +170,7 @@ async def run_agent(
                 handled.append(signum)
     limits = agent_http_limits()
     config = uvicorn.Config(
-        create_app(agent, credentials, access, limits=limits),
+        agent_app(agent, credentials, access, limits),
         http=bounded_protocol(limits),
         timeout_keep_alive=int(limits.keep_alive_s),
         ws="none",

@@ -30,6 +30,7 @@ from dockside.shipping.parcels import DocumentKind, LabelDocument, LabelFormat
 from dockside.sync import EventKind
 from edge_agent.devices.printer_lane import PrinterLane
 from edge_agent.packing.documents import carrier_label_printout, expected_parcel, paper_for
+from edge_agent.packing.packers import StationSignIns
 from edge_agent.printing.jobs import Job, JobDecision, JobStatus, new_job_id
 from edge_agent.printing.label_renderer import DEFAULT_TIME_LIMIT_S, LabelRenderer
 from edge_agent.store.cache import Cache
@@ -56,8 +57,11 @@ class Labeller:
         warehouse: str,
         carrier_label_limit_s: float = DEFAULT_TIME_LIMIT_S,
         renderer: LabelRenderer | None = None,
+        sign_ins: StationSignIns | None = None,
     ) -> None:
         self._store = store
+        # Who is signed in at each station: every job made there carries them.
+        self.sign_ins = sign_ins
         self._cache = cache
         self._outbox = outbox
         self.warehouse = warehouse
@@ -194,7 +198,12 @@ class Labeller:
             parcel=parcel,
             document=document.value,
             tracking_number=tracking_number,
+            packer=self.packer_at(station_code),
         )
+
+    def packer_at(self, station_code: str) -> int | None:
+        """The id of the packer signed in at the station, or None."""
+        return self.sign_ins.current(station_code) if self.sign_ins is not None else None
 
     async def carrier_label_bytes(self, lane: PrinterLane, label: LabelDocument, *, parcel: int) -> bytes:
         """The bytes that print the OMS's carrier `label` for parcel `parcel` on `lane`'s printer,

@@ -103,7 +103,9 @@ class Packer:
         # After the floor is rebuilt (the floor listens first), tell new scale readers their last weight.
         cache.on_stations_changed(lambda _stations: self.remember_used_weights())
         self.scale_wait_s = scale_wait_s
-        self.parcels = ParcelActions(cache, floor, queue, outbox, self._order_locks)
+        self.parcels = ParcelActions(
+            cache, floor, queue, outbox, self._order_locks, packer_at=labeller.packer_at
+        )
         self.reprints = Reprinter(cache, floor, queue, labeller, outbox, metrics, self.parcels)
         self.awaiting = AwaitingLabels(
             cache, floor, queue, self._order_locks, self.reprints, self.print_documents

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from dockside.errors import Conflict, DocksideError, InputError, NotFound
@@ -99,9 +99,18 @@ class ParcelActions:
     """Closes orders, voids parcels' labels and hands parcels over, for the stations of one agent."""
 
     def __init__(
-        self, cache: Cache, floor: StationFloor, queue: PrintQueue, outbox: Outbox, order_locks: OrderLocks
+        self,
+        cache: Cache,
+        floor: StationFloor,
+        queue: PrintQueue,
+        outbox: Outbox,
+        order_locks: OrderLocks,
+        *,
+        packer_at: Callable[[str], int | None] = lambda _station: None,
     ) -> None:
         self._cache = cache
+        # The packer signed in at a station (their id), for the events recorded there.
+        self._packer_at = packer_at
         self._floor = floor
         self._queue = queue
         self._outbox = outbox
@@ -132,9 +141,11 @@ class ParcelActions:
                     "first, or cancel the order in the cloud if it does not ship",
                     code="nothing_labelled",
                 )
-            self._outbox.record(
-                EventKind.ORDER_CLOSED, {"parcels": len(parcels), "reason": reason}, order_ref=order_ref
-            )
+            # The close names no station: the packer is the one at the station of the order's label.
+            first = self.jobs.first_for_order(order_ref)
+            station = first.station if first is not None else ""
+            body = {"parcels": len(parcels), "reason": reason, "packer": self._packer_at(station)}
+            self._outbox.record(EventKind.ORDER_CLOSED, body, order_ref=order_ref, station=station)
         self._outbox.notify()
         log.info("order %s closed with %d parcel(s)", order_ref, len(parcels), extra={"order_ref": order_ref})
         return {
@@ -224,7 +235,12 @@ class ParcelActions:
                     job_id, reason, order_ref=order_ref, station=label.station, parcel=parcel
                 )
             if tell_cloud:  # not for a void the cloud asked for: it knows
-                body = {"parcel": parcel, "tracking_number": tracking, "reason": reason}
+                body = {
+                    "parcel": parcel,
+                    "tracking_number": tracking,
+                    "reason": reason,
+                    "packer": self._packer_at(label.station),
+                }
                 self._outbox.record(EventKind.PARCEL_VOIDED, body, order_ref=order_ref, station=label.station)
         self._outbox.notify()
         log.info(

@@ -138,6 +138,7 @@ class Reprinter:
             reprint_of=job_id,
             reason=reason,
             message="",
+            packer=self._labeller.packer_at(original.station),
         )
         voided = self._queue.numbers.voided_of(job_id)
         current = None if voided else await self._current_oms_label(original, lane)

@@ -40,7 +40,8 @@ __all__ = ["Job", "JobDecision", "JobStatus", "Jobs", "PackAnswer", "log_outcome
 
 _COLUMNS = (
     "job_id, request_id, order_ref, station, printer, status, weight_g, decision, "
-    "created_at_ms, updated_at_ms, reprint_of, reason, label, message, parcel, document, tracking_number"
+    "created_at_ms, updated_at_ms, reprint_of, reason, label, message, parcel, document, tracking_number, "
+    "packer"
 )
 # A held job that waits for its printer, not for a leased number (see the module docstring).
 _NOT_AWAITING = "json_extract(decision, '$.awaits_number') IS NULL"
@@ -172,6 +173,7 @@ class Job:
     parcel: int = 1  # the parcel's number in its order, from 1
     document: str = DocumentKind.SHIPPING_LABEL.value
     tracking_number: str = ""
+    packer: int | None = None  # the packer signed in at the station when the job was made (their id)
 
     def answer(self, status: str | None = None) -> PackAnswer:
         """The pack API's answer for this job (`status` overrides, e.g. "already_packed")."""
@@ -204,6 +206,7 @@ class Job:
             "reprint_of": self.reprint_of,
             "reason": self.reason,
             "label_bytes": len(self.label),
+            "packer": self.packer,
         }
 
     def parcel_facts(self) -> ParcelFacts:
@@ -231,6 +234,7 @@ class Job:
             "template": self.decision.template,
             "template_version": self.decision.template_version,
             "printer": self.printer,
+            "packer": self.packer,
             **self.parcel_facts().to_json(),
         }
 
@@ -416,7 +420,7 @@ class Jobs:
     def insert(self, job: Job) -> None:
         self.written += 1
         self._store.conn.execute(
-            f"INSERT INTO jobs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+            f"INSERT INTO jobs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
             (
                 job.job_id,
                 job.request_id,
@@ -435,6 +439,7 @@ class Jobs:
                 job.parcel,
                 job.document,
                 job.tracking_number,
+                job.packer,
             ),
         )
 

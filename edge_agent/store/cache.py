@@ -1,5 +1,5 @@
-"""The synced cache: this warehouse's stations, templates, rulesets, orders, waves, carrier accounts
-and number leases, as the cloud sent them.
+"""The synced cache: this warehouse's stations, templates, rulesets, orders, waves, carrier accounts,
+number leases and packers, as the cloud sent them.
 
 The watch loop calls `apply()` inside the transaction that also stores the change's revision, so
 data and revision never disagree. A snapshot is staged in `snapshot_staging` and swapped in with
@@ -38,6 +38,7 @@ _PLAIN_TABLES = {
     ChangeKind.STATION: ("stations", "code"),
     ChangeKind.RULESET: ("rulesets", "name"),
     ChangeKind.CARRIER: ("carriers", "code"),
+    ChangeKind.PACKER: ("packers", "id"),
 }
 _KEY_COLUMNS = {**dict(_PLAIN_TABLES.values()), "number_leases": "id"}
 _CACHE_TABLES = (
@@ -49,11 +50,13 @@ _CACHE_TABLES = (
     "waves",
     "carriers",
     "number_leases",
+    "packers",
 )
 _LEASE_KINDS = ("range", "sscc")
 _WAVE_KEY = re.compile(r"^[1-9][0-9]{0,17}$")
 _MAX_CODE_CHARS = 32
 _MAX_REF_CHARS = 64
+_MAX_PIN_HASH_CHARS = 512
 _STAGE_FLUSH_EVERY = 1000
 # A staged order that can be cached: a key, and a body that is a JSON object.
 _USABLE_ORDER = "(key != '' AND CASE WHEN json_valid(body) THEN json_type(body) = 'object' ELSE 0 END)"
@@ -98,6 +101,7 @@ class Cache:
         self.rulesets: dict[str, dict[str, Any]] = {}
         self.carriers: dict[str, dict[str, Any]] = {}
         self.number_leases: dict[int, dict[str, Any]] = {}
+        self.packers: dict[str, dict[str, Any]] = {}  # by id in decimal (the change's key)
         self._stations_listeners: list[StationsListener] = []
         self._image_label_listeners: list[Callable[[], None]] = []
         self._lease_listeners: list[Callable[[], None]] = []
@@ -200,6 +204,10 @@ class Cache:
             raise UnusableChange(f"a {kind} change without a key")
         body = None if raw is None else _json_object(raw, kind, key)
         text = None if body is None else json.dumps(body, separators=(",", ":"))
+        if kind == ChangeKind.PACKER and body is not None:
+            problem = _packer_problem(key, body)
+            if problem:
+                raise UnusableChange(f"packer {key[:20]}: {problem}")
         if kind in _PLAIN_TABLES:
             table, column = _PLAIN_TABLES[ChangeKind(kind)]
             if text is None:
@@ -461,6 +469,26 @@ def _lease_problem(lease_id: int, body: dict[str, Any]) -> str:
         return f"its format is not usable ({str(exc)[:200]})"
     if last > top:
         return f"last ({last}) has more digits than its format holds (at most {top})"
+    return ""
+
+
+def _packer_problem(key: str, body: dict[str, Any]) -> str:
+    """What is wrong with a packer's body, or "" (dockside.sync: PACKER)."""
+    if not _WAVE_KEY.match(key) or body.get("id") != int(key):
+        return "its key must be its id in decimal"
+    name, badge, pin_hash = body.get("name"), body.get("badge"), body.get("pin_hash")
+    if not isinstance(name, str) or not 0 < len(name) <= 100 or not name.isprintable():
+        return "name must be a printable text of 1 to 100 characters"
+    if badge is not None and (
+        not isinstance(badge, str) or not 0 < len(badge) <= 64 or not badge.isprintable()
+    ):
+        return "badge must be null or a printable text of 1 to 64 characters"
+    if pin_hash is not None and (
+        not isinstance(pin_hash, str)
+        or not pin_hash.startswith("$argon2")
+        or len(pin_hash) > _MAX_PIN_HASH_CHARS
+    ):
+        return "pin_hash must be null or an argon2 hash (never a PIN)"
     return ""
 
 

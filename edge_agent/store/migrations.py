@@ -21,6 +21,7 @@ __all__ = [
     "m0003_waves",
     "m0004_shipments",
     "m0005_void_restore_dock",
+    "m0006_packers",
 ]
 
 MigrationFunction = Callable[[Any], None]  # takes the sqlite_utils.Database
@@ -317,6 +318,24 @@ def m0005_void_restore_dock(db: Any) -> None:
             request_id TEXT UNIQUE,
             PRIMARY KEY (order_ref, parcel, tracking_number)
         )""",
+    ]
+    for statement in statements:
+        db.execute(statement)
+
+
+@MIGRATIONS.register
+def m0006_packers(db: Any) -> None:
+    """Issue 16's packers: the warehouse's packers as the cloud sent them (synced cache), who is
+    signed in at each station (local, kept across restarts, never replaced by a snapshot), and
+    the packer of every job."""
+    statements = [
+        """CREATE TABLE packers (
+            id TEXT PRIMARY KEY, body TEXT NOT NULL, revision INTEGER NOT NULL
+        )""",
+        """CREATE TABLE station_packers (
+            station TEXT PRIMARY KEY, packer INTEGER NOT NULL, signed_in_at_ms INTEGER NOT NULL
+        )""",
+        "ALTER TABLE jobs ADD COLUMN packer INTEGER",
     ]
     for statement in statements:
         db.execute(statement)

@@ -140,7 +140,9 @@ def test_each_parcel_prints_once_reprints_keep_its_number_and_close_counts_them(
     closed = agent.http.post("/api/v1/orders/P-0001/close", json={"reason": "third carton not needed"})
     assert closed.status_code == 200, closed.text
     assert closed.json()["parcels"] == 2
-    assert bodies(agent, "order_closed") == [{"parcels": 2, "reason": "third carton not needed"}]
+    assert bodies(agent, "order_closed") == [
+        {"parcels": 2, "reason": "third carton not needed", "packer": None}  # no one signed in at S1
+    ]
     unknown = agent.http.post("/api/v1/orders/NOPE-1/close")
     assert (unknown.status_code, error_of(unknown)["code"]) == (404, "order_not_found")
     nothing = agent.http.post("/api/v1/orders/P-0002/close", json={})

@@ -66,7 +66,7 @@ def test_void_then_relabel_prints_a_new_number_and_never_the_voided_one(
         "reason": "address changed",
     }
     assert bodies(agent, "parcel_voided") == [
-        {"parcel": 1, "tracking_number": gs1("7", 1000, 9), "reason": "address changed"}
+        {"parcel": 1, "tracking_number": gs1("7", 1000, 9), "reason": "address changed", "packer": None}
     ]
     number_voided = bodies(agent, "number_voided")
     assert [(b["serial"], b["reason"], b["parcel"]) for b in number_voided] == [(1000, "address changed", 1)]
