@@ -4,8 +4,9 @@ Every request passes `edge_agent.http.local_access` first (Host, Origin, credent
 Every error is the contract's `{"error": {"code", "message"}}`, answered by the handlers the
 cloud uses too (`dockside.http_errors`): malformed JSON is 400 `invalid_json`, a missing or wrong
 field is 422 naming the field, a scan the agent's `ScanReader` ([scanner]) reads no order
-reference from is 422 `scan_unreadable`, a body over the limit is 413, a Dockside error carries
-its own status, and anything unexpected is a 500 without a trace.
+reference from (a pack's `order_ref`, an order read's path) is 422 `scan_unreadable`, a body
+over the limit is 413, a Dockside error carries its own status, and anything unexpected is a 500
+without a trace.
 
 The pack endpoint parses its body itself (one pydantic-core JSON validation, no dependency
 injection) and returns pre-serialised JSON: the HTTP layer is most of the pack path's budget.
@@ -282,10 +283,14 @@ def create_app(
 
     @app.get("/api/v1/orders/{order_ref}", summary="An order as this agent's cache holds it")
     async def order(order_ref: str) -> Response:
-        cached = agent.cache.order(order_ref) if len(order_ref) <= 64 else None
+        # As scanned, like the pack: a GS1 code or a prefixed scan (percent-encoded in the path)
+        # names its order; a scan naming none is 422 `scan_unreadable`.
+        order_ref = scans.order_ref(order_ref)
+        cached = agent.cache.order(order_ref)
         if cached is None:
             raise NotFound(
-                f"order {order_ref[:64]} is not in this agent's cache: check the reference, or wait for sync",
+                f"order {order_ref} is not in this agent's cache: check the scanned barcode, or wait a "
+                "moment for the agent to sync from the cloud and scan again",
                 code="order_not_found",
             )
         jobs = agent.queue.jobs
@@ -298,6 +303,8 @@ def create_app(
                 "order": cached.sync_body(),
                 "job": first.answer().to_json() if first else None,
                 "parcels": [job.answer().to_json() for job in labelled if job is not None],
+                # How many parcels the OMS expects (None when it did not say: one, or as packed).
+                "expected_parcels": len(cached.order.parcels) or None,
             }
         )
 

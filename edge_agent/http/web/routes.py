@@ -41,6 +41,7 @@ _STATIC = {
     "station.js": "text/javascript; charset=utf-8",
     "i18n.js": "text/javascript; charset=utf-8",
     "waves.js": "text/javascript; charset=utf-8",
+    "parcels.js": "text/javascript; charset=utf-8",
     "favicon.svg": "image/svg+xml",
 }
 

@@ -1,6 +1,8 @@
 // The packing station page: scan -> weigh -> print, driven by the agent's event stream.
 import { WORDS, fmtKg } from "/station/i18n.js";
 import { renderWaves, watchWaves } from "/station/waves.js";
+import { currentOrder, extraParcel, nextParcel, openClose, parcelTotal, readOrder, refreshOrder, renderParcels,
+  setOrder, wireParcels } from "/station/parcels.js";
 
 const $ = (id) => document.getElementById(id);
 const NOTHING_SENT = new Set(["printer_unreachable", "printer_not_configured",
@@ -10,10 +12,8 @@ const NOTHING_SENT = new Set(["printer_unreachable", "printer_not_configured",
 // GS (U+001D) is FNC1 in a GS1 code: the agent reads those.
 const MAX_SCAN = 128;
 const CONTROL = /[\u0000-\u001c\u001e-\u001f\u007f-\u009f\u2028\u2029]/;
-// A plain order reference, which the agent's orders can be looked up by as it is (a GS1 code or a
-// scan with the scanner's prefix goes to the pack, whose reader finds the reference in it).
-const PLAIN_REF = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-const OUTCOMES = ["printed", "error", "packed"]; // a last scan's outcome, which a printer fault replaces
+// A last scan's (or parcel action's) outcome, which a printer fault replaces.
+const OUTCOMES = ["printed", "error", "packed", "closed", "voided"];
 
 const page = {
   lang: localStorage.getItem("dockside.lang") || (navigator.language.startsWith("zh") ? "zh" : "en"),
@@ -21,7 +21,7 @@ const page = {
   snapshot: null,
   state: "starting",    // nothing is READY before the agent said the station can print
   view: { word: "s_starting", order: "", detail: "starting_detail", todo: "" },
-  pending: null,        // {ref, requestId}: the order being packed (weighed, printed) now
+  pending: null,        // {ref, requestId, parcel, total}: the order being packed (weighed, printed) now
   queue: [],            // scans typed while an order is being packed, handled in order
   busy: false,          // a request that must not overlap another is in flight
   checking: false,      // the agent is asked whether a scanned order exists and can be packed
@@ -101,16 +101,24 @@ function render() {
   $("lang").textContent = t("lang_button");
   $("state-word").textContent = text(v.word);
   $("state-order").textContent = v.order || "";
+  $("state-parcel").hidden = !v.parcel;
+  $("state-parcel").textContent = v.parcel ? t(v.parcel.key, v.parcel.arg) : "";
   $("state-detail").textContent = text(v.detail, v.arg);
   $("state-todo").textContent = text(v.todo, v.arg);
   $("print").hidden = !(page.pending && !page.busy && !page.checking && ["weighing", "error"].includes(state));
-  $("reprint").hidden = !(page.lastJob && !midPack() && ["printed", "ready", "error", "held", "fault"].includes(state)
-    && page.lastJob.status !== "failed_nothing");
+  $("reprint").hidden = !(page.lastJob && !midPack() && ["printed", "ready", "error", "held", "fault", "closed",
+    "voided"].includes(state) && page.lastJob.status !== "failed_nothing");
+  $("reprint-what").textContent = page.lastJob ? t("reprint_what", page.lastJob) : "";
+  const order = currentOrder();
+  const canAct = Boolean(order && order.parcels.length && !midPack() && !page.dock && state !== "starting");
+  $("add-parcel").hidden = !canAct;
+  $("close").hidden = !canAct;
   renderSnapshot();
   renderHeld(true);
   renderQueue();
   renderRecent();
   renderWaves();
+  renderParcels();
 }
 
 function renderSnapshot() {
@@ -162,7 +170,7 @@ function renderRecent() {
     const what = document.createElement("span");
     what.className = "muted what";
     what.textContent = r.kind === "failed" ? `✗ ${t("not_printed")}: ${r.message}`
-      : `${r.carrier} · ${fmtKg(r.weight_g)} kg${r.reprint ? " · ↻" : ""}${docName(r.document, true)}`;
+      : `${r.parcel > 1 ? `#${r.parcel} · ` : ""}${r.carrier} · ${fmtKg(r.weight_g)} kg${r.reprint ? " · ↻" : ""}${docName(r.document, true)}`;
     what.title = what.textContent;
     li.append(ref, what);
     return li;
@@ -172,7 +180,7 @@ function renderRecent() {
 // Every scan's outcome goes here: each printed label, and each order that printed nothing (why).
 function remember(answer, reprint = false) {
   note({ kind: "printed", order_ref: answer.order_ref, carrier: answer.carrier, weight_g: answer.weight_g,
-    reprint, document: answer.document });
+    reprint, document: answer.document, parcel: answer.parcel });
 }
 
 function rememberFailed(ref, message) {
@@ -304,7 +312,8 @@ function announcePrinted(job) {
   }
   page.heldCode = null;
   page.lastJob = job;
-  show("printed", { word: "s_printed", order: job.order_ref, detail: "printed_detail", todo: "held_printed_todo", arg: job });
+  show("printed", { word: "s_printed", order: job.order_ref, detail: "printed_detail", todo: "held_printed_todo", arg: job,
+    parcel: parcelLine(job) });
 }
 
 // -- scans waiting their turn ----------------------------------------------------------------
@@ -347,11 +356,27 @@ async function call(method, path, body, retried = false) {
 }
 
 // A weight serves one parcel: the agent says whether the scale holds one not packed yet. The
-// order that took the weight may ask again (the agent answers it, e.g. "already packed").
-function scaleReady(ref) {
+// order that took the weight may ask again for its first parcel (the agent answers it, e.g.
+// "already packed"); a later parcel of that order waits for a parcel of its own on the scale.
+function scaleReady(item) {
   const scale = page.snapshot?.scale;
   if (!scale) return true; // no scale: let the agent say what to do
-  return scale.parcel_ready === true || Boolean(scale.stable && scale.last_used && scale.last_used.order_ref === ref);
+  return scale.parcel_ready === true || (!(item.parcel > 1) && Boolean(scale.stable && scale.last_used
+    && scale.last_used.order_ref === item.ref));
+}
+
+// The scale still shows the weight this order's last parcel took: the agent would take it again.
+function staleWeight(item) {
+  const scale = page.snapshot?.scale;
+  return item.parcel > 1 && weightUsed(scale) && scale.last_used.order_ref === item.ref;
+}
+
+// "Parcel n of m · tracking number" for an answer; m from the order last read when it is this one.
+function parcelLine(answer, total) {
+  const order = currentOrder();
+  const n = answer.parcel || 1;
+  const m = total ?? parcelTotal(order?.order_ref === answer.order_ref ? order : null, n);
+  return { key: "parcel_of", arg: { n, m, tracking: answer.tracking_number } };
 }
 
 // The scale settled, but on the weight the last pack took (or on nothing): the next parcel is due.
@@ -398,11 +423,9 @@ function advance() {
 async function begin(item) {
   page.pending = item;
   page.heldCode = null;
-  if (($("auto").checked && scaleReady(item.ref)) || !PLAIN_REF.test(item.ref)) {
-    readyToPack(item); // the agent answers an unknown order before it weighs
-    return;
-  }
-  // Ask the agent before asking for a parcel: an unknown or cancelled order answers at once.
+  // Ask the agent before asking for a parcel: an unknown or cancelled order answers at once, and
+  // the parcels labelled so far say which one this scan packs. The agent reads the scan as the
+  // pack does (a GS1 code, the scanner's prefix), so every scan is asked about.
   page.checking = true;
   const found = await call("GET", `/api/v1/orders/${encodeURIComponent(item.ref)}`);
   page.checking = false;
@@ -410,28 +433,46 @@ async function begin(item) {
     advance();
     return;
   }
-  if (!found.ok && found.error.code === "order_not_found") {
+  if (!found.ok && ["order_not_found", "scan_unreadable"].includes(found.error.code)) {
     return fail(item.ref, { raw: found.error.message }, "error_todo", found.error.message);
   }
-  if (found.ok && found.body.state === "cancelled" && !found.body.job) {
-    return fail(item.ref, "order_cancelled", "cancelled_todo", t("order_cancelled"));
-  }
-  if (found.ok && found.body.job) {
-    pack(); // labelled before: the agent answers "already packed" without weighing
+  if (!found.ok) { // the agent did not say: the pack answers for the order
+    item.parcel ??= 1;
+    readyToPack(item);
     return;
   }
+  const order = readOrder(found.body);
+  setOrder(order);
+  item.ref = order.order_ref;
+  if (order.state === "cancelled" && !found.body.job) {
+    return fail(item.ref, "order_cancelled", "cancelled_todo", t("order_cancelled"));
+  }
+  const next = item.extra ? extraParcel(order) : nextParcel(order);
+  if (next === null) { // every parcel has its label: the agent answers "already packed" without weighing
+    item.parcel = 1;
+    pack();
+    return;
+  }
+  item.parcel = next;
+  item.total = parcelTotal(order, next);
   readyToPack(item);
 }
 
 // Pack now if the scale holds this order's parcel, else ask for it (F2 prints without "auto").
 function readyToPack(item) {
-  if ($("auto").checked && scaleReady(item.ref)) {
+  if ($("auto").checked && scaleReady(item)) {
     pack();
     return;
   }
-  const detail = weightUsed(page.snapshot?.scale) ? "next_parcel_detail"
+  weighing(item);
+}
+
+function weighing(item) {
+  const later = item.parcel > 1 && $("auto").checked;
+  const detail = later ? "weigh_parcel" : weightUsed(page.snapshot?.scale) ? "next_parcel_detail"
     : $("auto").checked ? "weighing_detail" : "weighing_manual";
-  show("weighing", { word: "s_weighing", order: item.ref, detail });
+  show("weighing", { word: "s_weighing", order: item.ref, detail, arg: { n: item.parcel, m: item.total },
+    parcel: item.parcel > 1 ? parcelLine({ order_ref: item.ref, parcel: item.parcel }, item.total) : null });
 }
 
 // The order printed nothing and needs nothing more: say why, keep it in Recent, take the next scan.
@@ -445,10 +486,15 @@ function fail(ref, detail, todo, why) {
 async function pack() {
   const pending = page.pending;
   if (!pending || page.busy || page.checking) return;
+  if (staleWeight(pending)) { // the parcel before it is still on the scale: wait for this one
+    weighing(pending);
+    return;
+  }
   page.busy = true;
-  show("printing", { word: "s_printing", order: pending.ref, detail: "printing_detail" });
-  const result = await call("POST", "/api/v1/pack",
-    { order_ref: pending.ref, station: page.snapshot?.station ?? page.station, request_id: pending.requestId });
+  const parcel = pending.parcel > 1 ? parcelLine({ order_ref: pending.ref, parcel: pending.parcel }, pending.total) : null;
+  show("printing", { word: "s_printing", order: pending.ref, detail: "printing_detail", parcel });
+  const result = await call("POST", "/api/v1/pack", { order_ref: pending.ref,
+    station: page.snapshot?.station ?? page.station, request_id: pending.requestId, parcel: pending.parcel ?? 1 });
   page.busy = false;
   if (result.ok) {
     packed(result.body);
@@ -473,26 +519,36 @@ async function pack() {
 }
 
 function packed(answer) {
+  const item = page.pending;
   page.pending = null;
   const scale = page.snapshot?.scale;
   if (scale && answer.status !== "already_packed") { // until the agent's next snapshot: the weight is spent
     scale.parcel_ready = false;
     scale.last_used = { grams: answer.weight_g, order_ref: answer.order_ref };
   }
-  page.lastJob = answer.status === "held" ? null : answer; // a held label has nothing to reprint yet
+  const total = item?.ref === answer.order_ref && item.parcel === answer.parcel ? item.total : undefined;
+  // a held label has nothing to reprint yet
+  page.lastJob = answer.status === "held" ? null : { ...answer, total };
+  refreshOrder(answer.order_ref).then(() => { if (!midPack()) render(); });
   if (answer.status === "held") return held(answer);
   if (answer.status === "already_packed") {
-    return show("error", { word: "s_packed", order: answer.order_ref, detail: "packed_detail", todo: "packed_todo", arg: answer });
+    const order = currentOrder();
+    const parcel = order?.order_ref === answer.order_ref ? { key: "parcels_labelled",
+      arg: { labelled: order.parcels.length, expected: order.expected ?? order.parcels.length } } : null;
+    return show("error", { word: "s_packed", order: answer.order_ref, detail: "packed_detail", todo: "packed_todo",
+      arg: answer, parcel });
   }
   remember(answer);
-  show("printed", { word: "s_printed", order: answer.order_ref, detail: "printed_detail", todo: "printed_todo", arg: answer });
+  show("printed", { word: "s_printed", order: answer.order_ref, detail: "printed_detail", todo: "printed_todo", arg: answer,
+    parcel: parcelLine(answer, total) });
 }
 
 // The agent holds the label and prints it when it can: the held list follows it from here.
 function held(answer) {
   page.heldCode = "held_job";
   page.watched.set(answer.job_id, { ...answer, askedAt: Date.now() });
-  show("held", { word: "s_held", order: answer.order_ref, detail: { raw: answer.message || heldPrinterMessage() }, todo: "held_todo" });
+  show("held", { word: "s_held", order: answer.order_ref, detail: { raw: answer.message || heldPrinterMessage() }, todo: "held_todo",
+    parcel: parcelLine(answer) });
 }
 
 function heldPrinterMessage() {
@@ -518,7 +574,9 @@ async function zeroOrTare(action) {
 
 function openReprint() {
   if (!page.lastJob || $("reprint").hidden) return;
-  $("reprint-which").textContent = `${page.lastJob.order_ref} · ${page.lastJob.carrier} ${page.lastJob.service}`;
+  const job = page.lastJob;
+  $("reprint-which").textContent = t("reprint_which", { ...job, parcel: job.parcel || 1,
+    m: parcelLine(job, job.total).arg.m, doc: docName(job.document) });
   $("reprint-dialog").showModal();
   document.querySelector('input[name="reason"]:checked').focus();
 }
@@ -543,8 +601,39 @@ async function reprint(event) {
     held(result.body);
   } else {
     remember(result.body, true);
-    show("printed", { word: "s_printed", order: job.order_ref, detail: "printed_detail", arg: result.body, todo: "reprinted" });
+    show("printed", { word: "s_printed", order: job.order_ref, detail: "printed_detail", arg: result.body, todo: "reprinted",
+      parcel: parcelLine(result.body, job.total) });
   }
+  focusScan();
+  advance();
+}
+
+// -- an order's parcels: add one, close the order, void one parcel's label ----------------------
+
+// Add parcel: one more parcel of the order last read than it expects (weighed, then printed).
+function addParcel() {
+  const order = currentOrder();
+  if (!order || $("add-parcel").hidden) return;
+  page.queue.push({ ref: order.order_ref, requestId: newRequestId(), dock: false, extra: true });
+  advance();
+}
+
+// A close or a void the packer confirmed: the panel says what came of it, then the order is read again.
+async function act(what, request, kind) {
+  page.busy = true;
+  render();
+  const result = await request();
+  page.busy = false;
+  if (!result.ok) {
+    show("error", { word: "s_error", order: what.order_ref, detail: { raw: result.error.message }, todo: "error_todo" });
+  } else if (kind === "voided") {
+    if (page.lastJob?.order_ref === what.order_ref && page.lastJob.parcel === what.parcel) page.lastJob = null;
+    show("voided", { word: "s_voided", order: what.order_ref, detail: "voided_detail", todo: "voided_todo", arg: result.body });
+  } else {
+    show("closed", { word: "s_closed", order: what.order_ref, detail: "closed_detail", todo: "closed_todo", arg: result.body });
+  }
+  await refreshOrder(what.order_ref);
+  render();
   focusScan();
   advance();
 }
@@ -631,7 +720,7 @@ function onSnapshot(snapshot) {
     advance();
     return;
   }
-  if (page.state === "weighing" && page.pending && $("auto").checked && scaleReady(page.pending.ref)) {
+  if (page.state === "weighing" && page.pending && $("auto").checked && scaleReady(page.pending)) {
     pack();
     return;
   }
@@ -726,7 +815,7 @@ function handedOver(scan, result) {
 
 function focusScan() {
   if (page.pairing) $("pair-code").focus();
-  else if (!$("reprint-dialog").open) $("scan").focus();
+  else if (!document.querySelector("dialog[open]")) $("scan").focus();
 }
 
 // Esc: forget the order under way and the scans waiting behind it (a label already sent stays sent).
@@ -757,8 +846,9 @@ function wire() {
     if (!interactive) focusScan();
   }, 0));
   document.addEventListener("keydown", (event) => {
-    if ($("reprint-dialog").open || page.pairing) return;
-    const keys = { F2: () => pack(), F4: () => openReprint(), F8: () => zeroOrTare("zero"),
+    if (document.querySelector("dialog[open]") || page.pairing) return;
+    const keys = { F2: () => pack(), F3: () => addParcel(), F4: () => openReprint(), F7: () => openClose(),
+      F8: () => zeroOrTare("zero"),
       F9: () => zeroOrTare("tare"), Escape: () => clear() };
     if (keys[event.key]) { event.preventDefault(); keys[event.key](); return; }
     if (event.altKey && event.key.toLowerCase() === "l") { event.preventDefault(); toggleLang(); return; }
@@ -766,6 +856,8 @@ function wire() {
   });
   $("print").addEventListener("click", () => { pack(); focusScan(); });
   $("reprint").addEventListener("click", openReprint);
+  $("add-parcel").addEventListener("click", () => { addParcel(); focusScan(); });
+  $("close").addEventListener("click", openClose);
   $("zero").addEventListener("click", () => zeroOrTare("zero"));
   $("tare").addEventListener("click", () => zeroOrTare("tare"));
   $("lang").addEventListener("click", () => { toggleLang(); focusScan(); });
@@ -785,6 +877,7 @@ function toggleLang() {
 }
 
 wire();
+wireParcels({ t, call, focusScan, act, busy: midPack, hidden: () => page.dock });
 render();
 focusScan();
 start();
