@@ -104,6 +104,7 @@ def test_a_two_carton_order_prints_one_label_per_scan_then_answers_packed(
 
     scan(page, "DEMO-B2C-2")
     expect_printed_parcel(page, "DEMO-B2C-2", 1, 2)
+    expect(page.locator("#state-todo")).to_contain_text("put the order's next parcel on the scale")
     first = agent_parcels(station, "DEMO-B2C-2")
     assert list(first) == [1]
     expect(page.locator("#state-parcel")).to_contain_text(first[1])
@@ -111,6 +112,7 @@ def test_a_two_carton_order_prints_one_label_per_scan_then_answers_packed(
     station.put_parcel()
     scan(page, "DEMO-B2C-2")
     expect_printed_parcel(page, "DEMO-B2C-2", 2, 2)
+    expect(page.locator("#state-todo")).to_contain_text("then scan the next order")
     both = agent_parcels(station, "DEMO-B2C-2")
     assert list(both) == [1, 2]
     assert both[1] == first[1]

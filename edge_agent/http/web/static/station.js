@@ -539,8 +539,12 @@ function packed(answer) {
       arg: answer, parcel });
   }
   remember(answer);
-  show("printed", { word: "s_printed", order: answer.order_ref, detail: "printed_detail", todo: "printed_todo", arg: answer,
-    parcel: parcelLine(answer, total) });
+  // The order read before this pack still expects a parcel without a label: the packer scans it again.
+  const order = currentOrder();
+  const more = order?.order_ref === answer.order_ref && order.expected != null
+    && new Set([...order.parcels.map((p) => p.parcel), answer.parcel]).size < order.expected;
+  show("printed", { word: "s_printed", order: answer.order_ref, detail: "printed_detail",
+    todo: more ? "next_parcel_todo" : "printed_todo", arg: answer, parcel: parcelLine(answer, total) });
 }
 
 // The agent holds the label and prints it when it can: the held list follows it from here.
