@@ -16,14 +16,14 @@ times, and turns every failure into a `state` a person can read on the station p
 `stable_weight` answers from memory in microseconds; `wait_stable` waits on a condition for the
 next good reading; `zero` and `tare` are queued to the thread, which owns the port.
 
-A weight is used for one parcel only. `take_parcel_weight` claims the stable weight for an
-order; after that the scale must show a new parcel before the next claim succeeds: it read
-(near) empty since (any reading under `empty_below_g`, settled or still moving, so a second
-parcel of the very same weight counts once the first was lifted off), or it settled on a weight
-clearly different from the claimed one. So a
-packer who scans the next order while the previous parcel is still on the scale (or just
-lifted it, and the reader still holds its weight) waits for the new parcel instead of getting
-the old parcel's weight. An empty platform is never a parcel weight.
+A weight is used for one parcel only. `take_parcel_weight` claims the stable weight for a parcel
+of an order (only that same parcel may take it again: its repeat answers at once); after that
+the scale must show a new parcel before the next claim succeeds: it read (near) empty since (any
+reading under `empty_below_g`, settled or still moving, so a second parcel of the very same
+weight counts once the first was lifted off), or it settled on a weight clearly different from
+the claimed one. So a packer who scans the next order while the previous parcel is still on the
+scale (or just lifted it, and the reader still holds its weight) waits for the new parcel
+instead of getting the old parcel's weight. An empty platform is never a parcel weight.
 """
 
 from __future__ import annotations
@@ -60,10 +60,11 @@ _GARBLED_IN_A_ROW = 3
 
 @dataclass(frozen=True)
 class UsedWeight:
-    """The weight the last pack took from this scale, and for which order."""
+    """The weight the last pack took from this scale, and for which parcel of which order."""
 
     grams: int
     order_ref: str
+    parcel: int = 1
 
 
 class ScaleReader:
@@ -173,16 +174,21 @@ class ScaleReader:
 
     # -- one weight, one parcel ----------------------------------------------------------------
 
-    def _parcel_locked(self, max_age_s: float, order_ref: str | None = None) -> WeightReading | None:
+    def _parcel_locked(
+        self, max_age_s: float, order_ref: str | None = None, parcel: int = 1
+    ) -> WeightReading | None:
         found = self._stable_locked(max_age_s)
         if found is None or found.grams < self._empty_below_g:
             return None
         used = self._used
         if used is None or self._emptied or abs(found.grams - used.grams) > self._same_parcel_g:
             return found
-        # The same order asking again: its earlier scan recorded no job (the pack path only
-        # weighs an order without one), so the weight was never really spent.
-        return found if order_ref is not None and used.order_ref == order_ref else None
+        # The same parcel asking again: its earlier scan recorded no job (the pack path only
+        # weighs a parcel without one), so the weight was never really spent. Another parcel of
+        # the same order waits for its own weight.
+        return (
+            found if order_ref is not None and (used.order_ref, used.parcel) == (order_ref, parcel) else None
+        )
 
     def parcel_weight(self, max_age_s: float = 1.0) -> WeightReading | None:
         """The stable weight a pack could take now (a parcel's, not used yet), without taking it."""
@@ -199,25 +205,35 @@ class ScaleReader:
             self.remembered = True
 
     def used(self) -> UsedWeight | None:
-        """The weight the last pack took, and for which order (None before the first)."""
+        """The weight the last pack took, and for which parcel of which order (None before the first)."""
         return self._used
 
-    def _claim_locked(self, found: WeightReading, order_ref: str) -> WeightReading:
-        if self._used is None or self._used.order_ref != order_ref:  # not the same order again
-            self._before_claim = (self._used, self._emptied)
-        self._used, self._emptied = UsedWeight(found.grams, order_ref), False
+    def _claim_locked(self, found: WeightReading, order_ref: str, parcel: int) -> WeightReading:
+        claim = UsedWeight(found.grams, order_ref, parcel)
+        if self._used is None or (self._used.order_ref, self._used.parcel) != (order_ref, parcel):
+            self._before_claim = (self._used, self._emptied)  # not the same parcel again
+        self._used, self._emptied = claim, False
         return found
 
-    def take_parcel_weight(self, order_ref: str, max_age_s: float = 1.0) -> WeightReading | None:
-        """Claim the parcel weight for `order_ref` if there is one now (microseconds), else None."""
+    def take_parcel_weight(
+        self, order_ref: str, max_age_s: float = 1.0, *, parcel: int = 1
+    ) -> WeightReading | None:
+        """Claim the weight for parcel `parcel` of `order_ref` if there is one now (microseconds),
+        else None."""
         with self._changed:
-            found = self._parcel_locked(max_age_s, order_ref)
-            return self._claim_locked(found, order_ref) if found is not None else None
+            found = self._parcel_locked(max_age_s, order_ref, parcel)
+            return self._claim_locked(found, order_ref, parcel) if found is not None else None
 
     def wait_parcel_weight(
-        self, order_ref: str, timeout_s: float, *, where: str = "", max_age_s: float = 1.0
+        self,
+        order_ref: str,
+        timeout_s: float,
+        *,
+        parcel: int = 1,
+        where: str = "",
+        max_age_s: float = 1.0,
     ) -> WeightReading:
-        """Claim the next parcel weight for `order_ref`, waiting up to `timeout_s`.
+        """Claim the next weight for parcel `parcel` of `order_ref`, waiting up to `timeout_s`.
 
         ScaleError when none came: `scale_weight_used` (the weight on the scale was already
         used), `scale_empty`, or why the scale gives no stable weight. `where` names the
@@ -226,9 +242,9 @@ class ScaleReader:
         deadline = time.monotonic() + timeout_s
         with self._changed:
             while True:
-                found = self._parcel_locked(max_age_s, order_ref)
+                found = self._parcel_locked(max_age_s, order_ref, parcel)
                 if found is not None:
-                    return self._claim_locked(found, order_ref)
+                    return self._claim_locked(found, order_ref, parcel)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -243,18 +259,23 @@ class ScaleReader:
                 code="scale_empty",
             )
         if stable is not None and used is not None:
+            this = (
+                f"parcel {parcel} of order {order_ref}" if parcel > 1 else f"the parcel for order {order_ref}"
+            )
+            used_for = f"parcel {used.parcel} of order" if used.order_ref == order_ref else "order"
             raise ScaleError(
-                f"put the parcel for order {order_ref} on {scale}: the weight it shows, "
-                f"{stable.grams:,} g, was already used for order {used.order_ref}. If this "
-                "parcel is already on it, lift it off and put it back, then scan again",
+                f"put {this} on {scale}: the weight it shows, {stable.grams:,} g, was already used "
+                f"for {used_for} {used.order_ref}. If this parcel is already on it, lift it off and "
+                "put it back, then scan again",
                 code="scale_weight_used",
             )
         raise self._no_stable_weight(timeout_s)
 
-    def give_back(self, order_ref: str) -> None:
-        """Undo `order_ref`'s claim (its pack recorded no job), so the weight can be used again."""
+    def give_back(self, order_ref: str, parcel: int = 1) -> None:
+        """Undo the claim of parcel `parcel` of `order_ref` (its pack recorded no job), so the
+        weight can be used again."""
         with self._changed:
-            if self._used is not None and self._used.order_ref == order_ref:
+            if self._used is not None and (self._used.order_ref, self._used.parcel) == (order_ref, parcel):
                 self._used, self._emptied = self._before_claim
                 self._before_claim = (None, True)
                 self._changed.notify_all()

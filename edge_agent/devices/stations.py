@@ -116,19 +116,23 @@ class Station:
             )
         return scale
 
-    async def weigh(self, wait_s: float, order_ref: str) -> WeightReading:
-        """The parcel's stable weight, claimed for `order_ref`: at once, else waiting up to `wait_s`.
+    async def weigh(self, wait_s: float, order_ref: str, parcel: int = 1) -> WeightReading:
+        """The parcel's stable weight, claimed for parcel `parcel` of `order_ref`: at once, else
+        waiting up to `wait_s`.
 
         A weight serves one parcel (see ScaleReader): once a pack took it, the next pack waits
         for a new parcel on the scale, and says so if none comes. `give_back` undoes the claim
         of a pack that recorded no job.
         """
         scale = self._scale()
-        reading = scale.take_parcel_weight(order_ref)
+        reading = scale.take_parcel_weight(order_ref, parcel=parcel)
         if reading is not None:
             return reading
         waiting = asyncio.get_running_loop().run_in_executor(
-            None, functools.partial(scale.wait_parcel_weight, order_ref, wait_s, where=f"at {self.code}")
+            None,
+            functools.partial(
+                scale.wait_parcel_weight, order_ref, wait_s, parcel=parcel, where=f"at {self.code}"
+            ),
         )
         try:
             return await asyncio.shield(waiting)
@@ -137,15 +141,15 @@ class Station:
             # weight it claims later goes back to the scale.
             def give_back_late(done: asyncio.Future[WeightReading]) -> None:
                 if not done.cancelled() and done.exception() is None:
-                    scale.give_back(order_ref)
+                    scale.give_back(order_ref, parcel)
 
             waiting.add_done_callback(give_back_late)
             raise
 
-    def give_back(self, order_ref: str) -> None:
-        """The pack of `order_ref` recorded no job: its weight may serve the next pack."""
+    def give_back(self, order_ref: str, parcel: int = 1) -> None:
+        """The pack of parcel `parcel` of `order_ref` recorded no job: its weight may serve the next pack."""
         if self.scale is not None:
-            self.scale.give_back(order_ref)
+            self.scale.give_back(order_ref, parcel)
 
     def describe(self) -> StationStatus:
         """What the station page and the status API show about this station now."""

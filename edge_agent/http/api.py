@@ -305,6 +305,8 @@ def create_app(
                 "parcels": [job.answer().to_json() for job in labelled if job is not None],
                 # How many parcels the OMS expects (None when it did not say: one, or as packed).
                 "expected_parcels": len(cached.order.parcels) or None,
+                # The packer closed it here: no further parcel gets a label.
+                "closed": packer.parcels.closed(order_ref) is not None,
             }
         )
 

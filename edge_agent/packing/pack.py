@@ -16,10 +16,11 @@ thread.
 
 The packer decides whether and what to print; the print queue (`edge_agent.printing.queue`)
 prints it: hold or send, at most once, events in the job's transaction, fallback routing. An
-order ships as one or more parcels, and a pack names its parcel (default 1): the same request
-id returns the first job; a parcel that already has its shipping label answers `already_packed`
+order ships as one or more parcels, and a pack names its parcel (default 1): the same request id
+returns the first job; a parcel that already has its shipping label answers `already_packed`
 with it (parcel 2 of an order packs whatever became of parcel 1); a cancelled order prints
-nothing. A parcel whose label was voided (here or in the cloud) packs again with a new label.
+nothing, nor does an order the packer closed (`order_closed`) for a parcel with no label yet. A
+parcel whose label was voided (here or in the cloud) packs again with a new label.
 
 The tracking number comes from the decided carrier's account (`carriers` in the cache): a
 leased number (`range`, `sscc`) is taken in the job's transaction (`edge_agent.store.numbers`).
@@ -28,7 +29,8 @@ With none left the parcel is still packed (its weight spent) and its label waits
 `parcels[n - 1].tracking_number`, refused while it has not come; without an account the label
 carries the job-id reference, as before.
 
-A weight serves one parcel: the pack claims the scale's stable weight for its order, and the
+A weight serves one parcel: the pack claims the scale's stable weight for its parcel of its
+order (a repeat of that parcel may take it again, parcel 2 of the same order may not), and the
 next pack at that scale waits (up to `scale_wait_s`) for a new parcel to settle on it, then
 says what to do ("put the parcel for order B on the scale at S1: the weight it shows, 1,234 g,
 was already used for order A"). A pack that records no job gives its weight back. Reprints
@@ -165,6 +167,7 @@ class Packer:
                 f"order {order_ref} was cancelled: do not ship it; set the parcel aside for your supervisor",
                 code="order_cancelled",
             )
+        self.parcels.refuse_if_closed(order_ref)
         station = self._floor.get(station_code)
         if station is None:
             raise NotFound(
@@ -177,7 +180,7 @@ class Packer:
         dims = dimensions_mm or (expected.dimensions_mm if expected is not None else None)
         parcel_count = max(len(order.order.parcels), parcel)
 
-        weight = await station.weigh(self.scale_wait_s, order_ref)
+        weight = await station.weigh(self.scale_wait_s, order_ref, parcel)
         # Whether a recorded job used the weight; if not (an error, a repeat found while waiting,
         # nothing sent), it goes back to the scale for the next scan of this parcel.
         spent = False
@@ -263,7 +266,7 @@ class Packer:
             asyncio.get_running_loop().call_soon(self._after_answer, done, "pack")
         finally:
             if not spent:
-                station.give_back(order_ref)
+                station.give_back(order_ref, parcel)
         documents = plan_documents(order, parcel, decision)
         # The documents of a label awaiting a number wait with it (`release_awaiting` prints them).
         if documents and not done.decision.awaits_number:

@@ -1,6 +1,8 @@
 """What is done to a parcel after its pack: close the order, void a label, hand a parcel over.
 
 `close` ends an order with fewer parcels than the OMS expected (`POST /api/v1/orders/{ref}/close`).
+The close is kept at the agent (`orders_closed`, in its event's transaction): a later pack of a
+parcel with no label is refused (`order_closed`), and a second close answers the first.
 
 `void_parcel` voids a parcel's shipping label on purpose (`POST /api/v1/orders/{ref}/parcels/{n}/void`):
 its job (and its reprints) stay for history with status `voided`, the leased numbers they took
@@ -122,8 +124,9 @@ class ParcelActions:
     async def close(self, order_ref: str, reason: str = "") -> dict[str, Any]:
         """End an order with the parcels labelled so far (`POST /api/v1/orders/{ref}/close`).
 
-        Records `order_closed` with how many parcels were labelled; refuses an order this agent
-        does not know or one with no labelled parcel (pack parcel 1 first).
+        Records `order_closed` with how many parcels were labelled, and keeps the close here in
+        the same transaction; refuses an order this agent does not know or one with no labelled
+        parcel (pack parcel 1 first). Closing a closed order answers its first close again.
         """
         reason = packer_reason(reason)
         async with self._order_locks.hold(order_ref):
@@ -134,6 +137,9 @@ class ParcelActions:
                     "moment for the agent to sync from the cloud",
                     code="order_not_found",
                 )
+            earlier = self.closed(order_ref)
+            if earlier is not None:
+                return _closed_answer(order_ref, earlier[0], order, earlier[1], earlier[2])
             parcels = self.jobs.parcels_labelled(order_ref)
             if not parcels:
                 raise Conflict(
@@ -145,15 +151,35 @@ class ParcelActions:
             first = self.jobs.first_for_order(order_ref)
             station = first.station if first is not None else ""
             body = {"parcels": len(parcels), "reason": reason, "packer": self._packer_at(station)}
-            self._outbox.record(EventKind.ORDER_CLOSED, body, order_ref=order_ref, station=station)
+            store = self._queue.numbers.store
+            at = now_ms()
+            with store.atomic():
+                store.conn.execute(
+                    "INSERT INTO orders_closed (order_ref, parcels, reason, at_ms) VALUES (?, ?, ?, ?)",
+                    (order_ref, len(parcels), reason, at),
+                )
+                self._outbox.record(EventKind.ORDER_CLOSED, body, order_ref=order_ref, station=station)
         self._outbox.notify()
         log.info("order %s closed with %d parcel(s)", order_ref, len(parcels), extra={"order_ref": order_ref})
-        return {
-            "order_ref": order_ref,
-            "status": "closed",
-            "parcels": len(parcels),
-            "expected": _expected(order),
-        }
+        return _closed_answer(order_ref, len(parcels), order, reason, at)
+
+    def closed(self, order_ref: str) -> tuple[int, str, int] | None:
+        """(parcels, reason, at_ms) of the order's close at this agent, or None if it is open."""
+        row = self._queue.numbers.store.conn.execute(
+            "SELECT parcels, reason, at_ms FROM orders_closed WHERE order_ref = ?", (order_ref,)
+        ).fetchone()
+        return (int(row[0]), str(row[1]), int(row[2])) if row is not None else None
+
+    def refuse_if_closed(self, order_ref: str) -> None:
+        """Conflict `order_closed` when the packer closed the order: a parcel with no label yet
+        gets none (the caller answers an already-labelled parcel first)."""
+        closed = self.closed(order_ref)
+        if closed is not None:
+            raise Conflict(
+                f"order {order_ref} was closed with {closed[0]} parcel(s): do not ship this parcel; "
+                "set it aside and ask your supervisor",
+                code="order_closed",
+            )
 
     # -- void -----------------------------------------------------------------------------------
 
@@ -407,6 +433,19 @@ def _handover_answer(
         "carrier": carrier,
         "station": station,
         "handed_over_at_ms": int(at_ms),
+    }
+
+
+def _closed_answer(
+    order_ref: str, parcels: int, order: SyncedOrder, reason: str, at_ms: int
+) -> dict[str, Any]:
+    return {
+        "order_ref": order_ref,
+        "status": "closed",
+        "parcels": parcels,
+        "expected": _expected(order),
+        "reason": reason,
+        "closed_at_ms": at_ms,
     }
 
 

@@ -353,18 +353,18 @@ class Jobs:
         ).fetchone()
         return _job(row) if row else None
 
-    def last_weighed(self, stations: Sequence[str]) -> tuple[int, str] | None:
-        """The weight and order of the newest scan job at `stations` that took its weight off the
+    def last_weighed(self, stations: Sequence[str]) -> tuple[int, str, int] | None:
+        """The weight, order and parcel of the newest scan job at `stations` that took its weight off the
         scale (not a reprint, not a wave label printed at the expected weight), or None."""
         marks = ",".join("?" * len(stations))
         row = self._store.conn.execute(
-            f"SELECT weight_g, order_ref FROM jobs WHERE station IN ({marks}) "  # noqa: S608
+            f"SELECT weight_g, order_ref, parcel FROM jobs WHERE station IN ({marks}) "  # noqa: S608
             "AND reprint_of IS NULL AND weight_g IS NOT NULL "
             "AND json_extract(decision, '$.weight_source') IS NULL "
             "ORDER BY created_at_ms DESC, rowid DESC LIMIT 1",
             tuple(stations),
         ).fetchone()
-        return (int(row[0]), str(row[1])) if row else None
+        return (int(row[0]), str(row[1]), int(row[2] or 1)) if row else None
 
     def held_by_printer(self) -> dict[str, int]:
         """How many jobs wait for each printer (read when the floor changes; the packer counts after).

@@ -22,6 +22,7 @@ __all__ = [
     "m0004_shipments",
     "m0005_void_restore_dock",
     "m0006_packers",
+    "m0007_orders_closed",
 ]
 
 MigrationFunction = Callable[[Any], None]  # takes the sqlite_utils.Database
@@ -339,3 +340,16 @@ def m0006_packers(db: Any) -> None:
     ]
     for statement in statements:
         db.execute(statement)
+
+
+@MIGRATIONS.register
+def m0007_orders_closed(db: Any) -> None:
+    """Issue 15/16's close kept at the agent: an order the packer closed (with how many parcels,
+    why, when), written in the transaction of its `order_closed` event, so no later pack labels
+    a further parcel of it."""
+    db.execute(
+        """CREATE TABLE orders_closed (
+            order_ref TEXT PRIMARY KEY, parcels INTEGER NOT NULL, reason TEXT NOT NULL,
+            at_ms INTEGER NOT NULL
+        )"""
+    )

@@ -320,6 +320,35 @@ def test_a_claim_given_back_can_be_taken_again_and_only_by_its_order(reader: Sca
     assert reader.used() == UsedWeight(800, "B-2")
 
 
+def test_a_weight_serves_one_parcel_of_an_order_and_only_that_parcel_takes_it_again(
+    reader: ScaleReader, sics: Sics
+) -> None:
+    _, balance = sics
+    balance.value = "1.500"
+    assert reader.wait_parcel_weight("M-1", 3.0).grams == 1500
+    assert reader.used() == UsedWeight(1500, "M-1", 1)
+    # Parcel 2 of the same order while parcel 1 still lies on the scale: not its weight.
+    assert reader.take_parcel_weight("M-1", parcel=2) is None
+    with pytest.raises(ScaleError) as used:
+        reader.wait_parcel_weight("M-1", 0.2, parcel=2, where="at S1")
+    assert used.value.code == "scale_weight_used"
+    assert used.value.message.startswith("put parcel 2 of order M-1 on the scale at S1")
+    assert "already used for parcel 1 of order M-1" in used.value.message
+    # Parcel 1 scanned again (its pack recorded no job) takes it again at once.
+    assert reader.take_parcel_weight("M-1", parcel=1) is not None
+    reader.give_back("M-1", 2)  # not the parcel that took it: nothing changes
+    assert reader.used() == UsedWeight(1500, "M-1", 1)
+    # A new parcel settles: parcel 2 takes its weight, and parcel 1 may no longer take it.
+    balance.value = "2.100"
+    assert reader.wait_parcel_weight("M-1", 3.0, parcel=2).grams == 2100
+    assert reader.used() == UsedWeight(2100, "M-1", 2)
+    assert reader.take_parcel_weight("M-1", parcel=1) is None
+    # Parcel 2's pack recorded no job: parcel 1's claim comes back, parcel 2 may take it again.
+    reader.give_back("M-1", 2)
+    assert reader.used() == UsedWeight(1500, "M-1", 1)
+    assert reader.take_parcel_weight("M-1", parcel=2) is not None
+
+
 def test_a_scan_waiting_for_a_parcel_takes_the_one_put_on_meanwhile(reader: ScaleReader, sics: Sics) -> None:
     _, balance = sics
     balance.value = "0.500"

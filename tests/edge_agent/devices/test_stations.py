@@ -279,10 +279,10 @@ class IdleScale:
     def stop(self) -> None:
         self.stopped = True
 
-    def take_parcel_weight(self, order_ref: str) -> Any:
+    def take_parcel_weight(self, order_ref: str, *, parcel: int = 1) -> Any:
         return None
 
-    def wait_parcel_weight(self, order_ref: str, timeout_s: float, *, where: str) -> Any:
+    def wait_parcel_weight(self, order_ref: str, timeout_s: float, *, parcel: int = 1, where: str) -> Any:
         raise ScaleError(f"the scale {where} is not answering: switch it on", code="scale_not_answering")
 
     def latest(self) -> Any:
@@ -385,14 +385,14 @@ def test_a_weight_claimed_after_its_pack_was_cancelled_goes_back_to_the_scale() 
         def __init__(self, config: ScaleConfig) -> None:
             super().__init__(config)
             self.settle = threading.Event()
-            self.given_back: list[str] = []
+            self.given_back: list[tuple[str, int]] = []
 
-        def wait_parcel_weight(self, order_ref: str, timeout_s: float, *, where: str) -> Any:
+        def wait_parcel_weight(self, order_ref: str, timeout_s: float, *, parcel: int = 1, where: str) -> Any:
             self.settle.wait(10)
             return WeightReading(900, True, time.monotonic())
 
-        def give_back(self, order_ref: str) -> None:
-            self.given_back.append(order_ref)
+        def give_back(self, order_ref: str, parcel: int = 1) -> None:
+            self.given_back.append((order_ref, parcel))
 
     floor = StationFloor(printer_factory=RecordingPrinter, scale_factory=LateScale)  # type: ignore[arg-type]
     try:
@@ -403,14 +403,14 @@ def test_a_weight_claimed_after_its_pack_was_cancelled_goes_back_to_the_scale() 
         assert isinstance(scale, LateScale)
 
         async def scenario() -> None:
-            weighing = asyncio.create_task(station.weigh(5.0, "C-1"))
+            weighing = asyncio.create_task(station.weigh(5.0, "C-1", 2))
             await asyncio.sleep(0)
             weighing.cancel()  # the packer's request went away
             with contextlib.suppress(asyncio.CancelledError):
                 await weighing
             assert scale.given_back == []
             scale.settle.set()  # the thread still claims the parcel ...
-            await _until(lambda: scale.given_back == ["C-1"], "the late claim to be given back")
+            await _until(lambda: scale.given_back == [("C-1", 2)], "the late claim to be given back")
 
         run(scenario)
     finally:

@@ -222,7 +222,11 @@ def test_the_next_scan_waits_for_a_new_parcel_and_never_takes_the_last_weight(
     assert error["message"].startswith("put the parcel for order T-0002 on the scale at S1")
     assert "1,234 g, was already used for order T-0001" in error["message"]
     assert "lift it off and put it back" in error["message"]
-    assert agent.status()["stations"][0]["scale"]["last_used"] == {"grams": 1234, "order_ref": "T-0001"}
+    assert agent.status()["stations"][0]["scale"]["last_used"] == {
+        "grams": 1234,
+        "order_ref": "T-0001",
+        "parcel": 1,
+    }
     assert not agent.status()["stations"][0]["scale"]["parcel_ready"]
 
     # The parcel is lifted (the scale reads empty), the same-weight next parcel goes on: it counts.
@@ -256,7 +260,11 @@ def test_a_parcel_left_on_the_scale_across_a_restart_is_not_weighed_again(
         again.wait_synced()
         wait_until(lambda: scale_settled(again), timeout=10, what="the scale reader to settle")
         # It remembers from its jobs which weight the station's last scan took.
-        assert again.status()["stations"][0]["scale"]["last_used"] == {"grams": 1234, "order_ref": "T-0001"}
+        assert again.status()["stations"][0]["scale"]["last_used"] == {
+            "grams": 1234,
+            "order_ref": "T-0001",
+            "parcel": 1,
+        }
         stale = again.pack("T-0002", "restart-2")
         assert error_of(stale)["code"] == "scale_weight_used", stale.text
         assert "already used for order T-0001" in error_of(stale)["message"]

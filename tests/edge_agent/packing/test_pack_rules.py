@@ -77,16 +77,18 @@ class ScriptedScale:
     def stop(self) -> None:
         pass
 
-    def take_parcel_weight(self, order_ref: str) -> WeightReading | None:
+    def take_parcel_weight(self, order_ref: str, *, parcel: int = 1) -> WeightReading | None:
         # Every scan finds a new parcel on it (the real rule, one weight per parcel, is tested
         # against the mock scale).
         return None if self.error else WeightReading(1500, True, time.monotonic())
 
-    def wait_parcel_weight(self, order_ref: str, timeout_s: float, *, where: str) -> WeightReading:
+    def wait_parcel_weight(
+        self, order_ref: str, timeout_s: float, *, parcel: int = 1, where: str
+    ) -> WeightReading:
         assert self.error is not None
         raise self.error
 
-    def give_back(self, order_ref: str) -> None:
+    def give_back(self, order_ref: str, parcel: int = 1) -> None:
         pass
 
     def latest(self) -> WeightReading | None:

@@ -413,3 +413,70 @@ def test_a_reprint_of_a_job_whose_number_was_voided_labels_the_parcel_with_the_n
         assert printer.wait_for_labels(3)[2]["data"] == label["data"]
     finally:
         second.stop()
+
+
+def test_a_closed_order_stays_closed_across_a_restart_and_a_second_close_answers_the_first(
+    data_dir: Path, cloud: MemoryTransport, agent: RunningAgent, printer: MockPrinter, scale: MockScale
+) -> None:
+    assert agent.http is not None
+    first = pack(agent, "P-0003", "c1").json()
+    assert (first["parcel"], first["status"]) == (1, "printed")
+    closed = agent.http.post("/api/v1/orders/P-0003/close", json={"reason": "one carton short"})
+    assert closed.status_code == 200, closed.text
+    again = agent.http.post("/api/v1/orders/P-0003/close", json={"reason": "a second reason"})
+    assert again.json() == closed.json()  # the first close, not a second one
+    assert again.json()["reason"] == "one carton short"
+    assert bodies(agent, "order_closed") == [{"parcels": 1, "reason": "one carton short", "packer": None}]
+    assert agent.http.get("/api/v1/orders/P-0003").json()["closed"] is True
+    assert agent.http.get("/api/v1/orders/P-0004").json()["closed"] is False
+
+    put_parcel(agent, scale, 2100)
+    refused = pack(agent, "P-0003", "c2", parcel=2)
+    assert (refused.status_code, error_of(refused)["code"]) == (409, "order_closed"), refused.text
+    assert "closed with 1 parcel(s)" in error_of(refused)["message"]
+    assert pack(agent, "P-0003", "c1-again").json() == {**first, "status": "already_packed"}
+    # The weight was not spent on the refused parcel: the next order's pack takes it.
+    assert agent.status()["stations"][0]["scale"]["parcel_ready"] is True
+    other = pack(agent, "P-0004", "c3").json()
+    assert (other["status"], other["weight_g"]) == ("printed", 2100)
+    assert len(printer.wait_for_labels(2)) == 2
+    agent.stop()
+
+    restarted = RunningAgent(data_dir, cloud).start()
+    try:
+        restarted.wait_synced()
+        wait_until(lambda: scale_settled(restarted), timeout=10, what="the scale reader to settle")
+        put_parcel(restarted, scale, 3300)
+        after = pack(restarted, "P-0003", "c4", parcel=2)
+        assert (after.status_code, error_of(after)["code"]) == (409, "order_closed"), after.text
+        assert restarted.http is not None
+        assert restarted.http.post("/api/v1/orders/P-0003/close").json() == closed.json()
+        assert len(bodies(restarted, "order_closed")) == 1
+    finally:
+        restarted.stop()
+    assert len(printer.labels()) == 2
+
+
+def test_a_weight_serves_one_parcel_of_an_order_not_the_next_one(
+    agent: RunningAgent, printer: MockPrinter, scale: MockScale
+) -> None:
+    one = pack(agent, "P-0005", "w1").json()
+    assert (one["parcel"], one["status"], one["weight_g"]) == (1, "printed", 1234)
+    assert agent.status()["stations"][0]["scale"]["last_used"] == {
+        "grams": 1234,
+        "order_ref": "P-0005",
+        "parcel": 1,
+    }
+    # Parcel 2 while parcel 1 still lies on the scale: it waits, then says the weight was used.
+    stale = pack(agent, "P-0005", "w2", parcel=2)
+    assert error_of(stale)["code"] == "scale_weight_used", stale.text
+    assert "parcel 2 of order P-0005 on" in error_of(stale)["message"]
+    assert "already used for parcel 1 of order P-0005" in error_of(stale)["message"]
+    assert len(printer.wait_for_labels(1)) == 1
+    assert pack(agent, "P-0005", "w1-again").json() == {**one, "status": "already_packed"}
+
+    put_parcel(agent, scale, 2222)
+    two = pack(agent, "P-0005", "w3", parcel=2).json()
+    assert (two["parcel"], two["status"], two["weight_g"]) == (2, "printed", 2222)
+    assert len(printer.wait_for_labels(2)) == 2
+    assert agent.status()["stations"][0]["scale"]["last_used"]["parcel"] == 2
