@@ -42,6 +42,7 @@ _STATIC = {
     "i18n.js": "text/javascript; charset=utf-8",
     "waves.js": "text/javascript; charset=utf-8",
     "parcels.js": "text/javascript; charset=utf-8",
+    "floor.js": "text/javascript; charset=utf-8",
     "favicon.svg": "image/svg+xml",
 }
 

@@ -93,6 +93,12 @@ export const WORDS = {
     next_parcel_todo: "Stick the label on this parcel, then put the order's next parcel on the scale and scan the order again.",
     reprint_what: (a) => `parcel ${a.parcel}`,
     reprint_which: (a) => `${a.order_ref} · parcel ${a.parcel} of ${a.m} · ${a.doc} · ${a.carrier} ${a.service}`,
+    packer_none: "No packer signed in", packer_sign_in: "Sign in", packer_sign_out: "Sign out",
+    packer_title: "Packer sign-in", packer_help: "Scan your badge, or type your PIN.",
+    packer_badge: "Badge", packer_pin: "PIN", packer_needed: "Scan a badge or type a PIN.",
+    packer_signed_out: "Signed out.",
+    shift: (a) => `${a.count} ${a.count === 1 ? "label" : "labels"} · ${a.rate}/h`,
+    sound_on: "Sound on", sound_off: "Sound off",
   },
   zh: {
     station: "工位", warehouse: "仓库", online: "云端已连接", offline: "云端离线",
@@ -185,6 +191,12 @@ export const WORDS = {
     next_parcel_todo: "请把面单贴在此包裹上，然后把本订单的下一个包裹放在秤上，再次扫描订单。",
     reprint_what: (a) => `第 ${a.parcel} 个包裹`,
     reprint_which: (a) => `${a.order_ref} · 第 ${a.parcel}/${a.m} 个包裹 · ${a.doc} · ${a.carrier} ${a.service}`,
+    packer_none: "未登录打包员", packer_sign_in: "登录", packer_sign_out: "退出",
+    packer_title: "打包员登录", packer_help: "请扫描工牌，或输入 PIN 码。",
+    packer_badge: "工牌", packer_pin: "PIN 码", packer_needed: "请扫描工牌或输入 PIN 码。",
+    packer_signed_out: "已退出。",
+    shift: (a) => `${a.count} 张面单 · 每小时 ${a.rate} 张`,
+    sound_on: "声音开", sound_off: "声音关",
   },
 };
 

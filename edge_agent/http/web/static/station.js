@@ -1,6 +1,7 @@
 // The packing station page: scan -> weigh -> print, driven by the agent's event stream.
 import { WORDS, fmtKg } from "/station/i18n.js";
 import { renderWaves, watchWaves } from "/station/waves.js";
+import { countLabel, openSignIn, playSound, renderPacker, watchPacker, wireFloor } from "/station/floor.js";
 import { currentOrder, extraParcel, nextParcel, openClose, parcelTotal, readOrder, refreshOrder, renderParcels,
   setOrder, wireParcels } from "/station/parcels.js";
 
@@ -53,7 +54,15 @@ function show(state, view) {
   page.view = view;
   page.viewAt = performance.now();
   render();
+  if (SOUNDS[state]) playSound(SOUNDS[state]);
 }
+
+// What a packer hears as the panel changes: a label printed (or a parcel handed over), or trouble.
+const SOUNDS = { printed: "success", error: "failure", held: "failure" };
+
+// An icon per state (the word stays): shapes tell the states apart where colours may not.
+const ICONS = { starting: "…", ready: "◎", weighing: "⚖", printing: "➜", printed: "✓", held: "‖", error: "✗",
+  fault: "⚠", closed: "■", voided: "⊘", packed: "↺" };
 
 const READY = { word: "s_ready", detail: "ready_detail" };
 const DOCK_READY = { word: "s_ready", detail: "dock_ready" };
@@ -99,6 +108,7 @@ function render() {
     document.querySelector(".scan-label").textContent = t("dock_label");
   }
   $("lang").textContent = t("lang_button");
+  $("state-icon").textContent = ICONS[state] || "";
   $("state-word").textContent = text(v.word);
   $("state-order").textContent = v.order || "";
   $("state-parcel").hidden = !v.parcel;
@@ -119,6 +129,7 @@ function render() {
   renderRecent();
   renderWaves();
   renderParcels();
+  renderPacker();
 }
 
 function renderSnapshot() {
@@ -142,6 +153,7 @@ function renderSnapshot() {
   const list = $("printers");
   list.replaceChildren(...s.printers.map((p) => {
     const li = document.createElement("li");
+    li.className = `device-${p.state}`;
     const badge = document.createElement("span");
     badge.className = `badge badge-${p.state}`;
     badge.textContent = t(`p_${p.state}`);
@@ -179,6 +191,7 @@ function renderRecent() {
 
 // Every scan's outcome goes here: each printed label, and each order that printed nothing (why).
 function remember(answer, reprint = false) {
+  countLabel();
   note({ kind: "printed", order_ref: answer.order_ref, carrier: answer.carrier, weight_g: answer.weight_g,
     reprint, document: answer.document, parcel: answer.parcel });
 }
@@ -349,8 +362,10 @@ async function call(method, path, body, retried = false) {
     return { ok: false, status: 0, error: { code: "agent_unreachable", message: t("agent_lost") + " " + t("agent_lost_todo") } };
   }
   // The session is gone (the agent restarted, or this screen was unpaired): get a new one, once.
-  if (response.status === 401 && !retried && await signIn()) return call(method, path, body, true);
   const json = await response.json().catch(() => ({}));
+  // (A badge or PIN no packer has is 401 too: that answer is the packer's, not the session's.)
+  const sessionLost = response.status === 401 && json.error?.code !== "packer_not_recognised";
+  if (sessionLost && !retried && await signIn()) return call(method, path, body, true);
   if (response.ok) return { ok: true, status: response.status, body: json };
   return { ok: false, status: response.status, error: json.error || { code: "http_error", message: `HTTP ${response.status}` } };
 }
@@ -771,6 +786,7 @@ async function start() {
   if (page.dock) show("ready", DOCK_READY);
   listen(code);
   watchWaves(code, { t, call, newRequestId, focusScan });
+  watchPacker(code, { t, call, focusScan });
 }
 
 // -- dock mode: scan a parcel's label to hand it over to the carrier ------------------------------
@@ -851,7 +867,7 @@ function wire() {
   }, 0));
   document.addEventListener("keydown", (event) => {
     if (document.querySelector("dialog[open]") || page.pairing) return;
-    const keys = { F2: () => pack(), F3: () => addParcel(), F4: () => openReprint(), F7: () => openClose(),
+    const keys = { F2: () => pack(), F3: () => addParcel(), F4: () => openReprint(), F6: () => openSignIn(), F7: () => openClose(),
       F8: () => zeroOrTare("zero"),
       F9: () => zeroOrTare("tare"), Escape: () => clear() };
     if (keys[event.key]) { event.preventDefault(); keys[event.key](); return; }
@@ -881,6 +897,7 @@ function toggleLang() {
 }
 
 wire();
+wireFloor({ t, call, focusScan });
 wireParcels({ t, call, focusScan, act, busy: midPack, hidden: () => page.dock });
 render();
 focusScan();
