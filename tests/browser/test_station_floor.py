@@ -210,6 +210,10 @@ def test_the_scan_field_the_state_panel_and_print_wave_are_above_the_fold(
     )
     page.set_viewport_size({"width": width, "height": height})
     open_station(page, station)
+    # After a pack the Parcels card joins the side column too: Print wave stays in view.
+    scan(page, "WEB-0016" if width < 1900 else "WEB-0017")
+    expect(page.locator("body")).to_have_attribute("data-state", "printed")
+    expect(page.locator("#parcels-card")).to_be_visible()
     button = page.locator(f'#waves li[data-wave="{wave["id"]}"] button.print-wave')
     expect(button).to_be_visible()
     screenshot(page, f"station-{width}x{height}")
