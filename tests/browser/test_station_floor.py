@@ -155,6 +155,30 @@ def test_a_packer_signs_in_with_a_badge_their_labels_count_and_they_sign_out(
     expect(page.locator("#sign-in")).to_be_visible()
     assert station.http.get("/api/v1/stations/S1/packer").json()["packer"] is None
 
+    # A badge no scanner reads (a space inside) is refused with the agent's words; then the guessing
+    # limit: after 5 wrong PINs the agent's 429 message shows, and nobody is signed in.
+    page.keyboard.press("F6")
+    page.locator("#packer-badge").fill("BAD BADGE")
+    page.locator("#packer-badge").press("Enter")
+    expect(page.locator("#packer-error")).not_to_be_empty()
+    expect(page.locator("#packer-dialog")).to_be_visible()
+    for attempt in range(5):
+        page.locator("#packer-badge").fill("")
+        page.locator("#packer-pin").fill(f"000{attempt}")
+        page.locator("#packer-pin").press("Enter")
+        expect(page.locator("#packer-error")).to_contain_text("no packer of this warehouse has this PIN")
+        expect(page.locator("#packer-pin")).to_have_value("")  # a wrong PIN is not left on the screen
+        page.evaluate("document.getElementById('packer-error').textContent = ''")
+    page.locator("#packer-pin").fill("4826")  # the right PIN, too late
+    page.locator("#packer-pin").press("Enter")
+    expect(page.locator("#packer-error")).to_contain_text(
+        "wrong badges or PINs at station S1 in the last minute"
+    )
+    expect(page.locator("#packer-name")).to_have_text("No packer signed in")
+    assert station.http.get("/api/v1/stations/S1/packer").json()["packer"] is None
+    page.keyboard.press("Escape")
+    expect(page.locator("#packer-dialog")).to_be_hidden()
+
 
 def test_each_state_has_its_icon_and_weighing_and_held_stand_apart(page: Page, printer: Station) -> None:
     station = printer
