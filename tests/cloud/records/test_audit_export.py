@@ -255,6 +255,18 @@ def test_every_admin_write_route_writes_an_audit_entry(
         ("POST", "/api/v1/warehouses/{wh}/stations", "/api/v1/warehouses/WH1/stations", {"json": STATION}),
         (
             "POST",
+            "/api/v1/warehouses/{wh}/packers",
+            "/api/v1/warehouses/WH1/packers",
+            {"json": {"name": "Maria", "badge": "B-0001", "pin": "4821"}},
+        ),
+        (
+            "PATCH",
+            "/api/v1/warehouses/{wh}/packers/{packer_id}",
+            "/api/v1/warehouses/WH1/packers/1",  # the first packer of a new cloud
+            {"json": {"name": "Maria L."}},
+        ),
+        (
+            "POST",
             "/api/v1/warehouses/{wh}/enrollment-tokens",
             "/api/v1/warehouses/WH1/enrollment-tokens",
             {"json": {"ttl_s": 60}},
