@@ -4,6 +4,7 @@ to chosen warehouses) and rolls it back; a viewer cannot."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -148,3 +149,27 @@ def test_fleet_and_order_pages(page: Page, cloud: Stack) -> None:
     page.keyboard.press("Enter")
     expect(page.locator(".timeline")).to_contain_text("order created")
     screenshot(page, "console-order")
+
+
+def test_a_slow_page_never_draws_over_the_page_the_admin_went_to(page: Page, cloud: Stack) -> None:
+    """The templates list after sign-in answers late; the admin meanwhile opens one template: the
+    template stays on screen, not the list that arrived after it (seen under load in CI)."""
+    name = shipped_template_names()[0]
+    held: list[Any] = []
+
+    def slow_list(route: Any) -> None:
+        if held:
+            route.continue_()
+        else:
+            held.append(route)  # the first answer waits until the admin has navigated
+
+    page.route("**/api/v1/templates", slow_list)
+    sign_in(page, cloud, cloud.admin_token)
+    page.wait_for_function("() => true")
+    assert held, "the templates list was not asked for at sign-in"
+    page.evaluate("(name) => { location.hash = `#/templates/${name}`; }", name)
+    expect(page.locator("#main h1")).to_have_text(name)
+    for route in held:
+        route.continue_()
+    page.wait_for_timeout(500)  # the list's answer arrives and is drawn, then the route draws again
+    expect(page.locator("#main h1")).to_have_text(name)

@@ -382,12 +382,22 @@ const ROUTES = {
   audit: () => auditPage(),
 };
 
+// Each route() draws when its data arrives, so a slow one started earlier (the page at sign-in)
+// can draw over the page the admin went to meanwhile. An older route that ends after the newest
+// one has drawn draws the current page again (one that ends while the newest is still loading
+// leaves it to that one), so the last navigation always wins and nothing loops.
+let routeTicket = 0;
+let drawnTicket = 0;
+
 async function route() {
   if (!state.me) return;
+  const ticket = ++routeTicket;
   const [name, ...rest] = location.hash.replace(/^#\/?/, "").split("/");
   const key = ROUTES[name] ? name : "templates";
   for (const link of document.querySelectorAll(".sidebar a")) link.classList.toggle("current", link.dataset.page === key);
   try { await ROUTES[key](rest); } catch (error) { if (error.message !== "unauthorized") page("Something went wrong", "", failure(error)); }
+  if (ticket === routeTicket) drawnTicket = ticket;
+  else if (drawnTicket === routeTicket) route();
 }
 
 function signOut(message) {
