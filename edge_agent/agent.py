@@ -8,7 +8,6 @@ serves them all without locks. Blocking device work runs in device threads.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 from collections.abc import Coroutine
@@ -26,6 +25,7 @@ from edge_agent.packing.pack import Packer
 from edge_agent.packing.packers import StationSignIns
 from edge_agent.printing.queue import PrintQueue
 from edge_agent.scheduler import AgentScheduler, ScheduleSettings
+from edge_agent.shutdown import bounded_step, in_daemon_thread
 from edge_agent.store.cache import Cache
 from edge_agent.store.database import Store, now_ms
 from edge_agent.store.outbox import Outbox
@@ -199,22 +199,24 @@ class Agent:
         self._tasks.append(asyncio.get_running_loop().create_task(work, name=name))
 
     async def stop(self) -> None:
-        """Stop syncing, close the devices and the transport (the store stays open)."""
+        """Stop syncing, close the devices and the transport (the store stays open).
+
+        Each step is bounded (edge_agent.shutdown): one that hangs is named in the log and left
+        behind, so a stop for an update or a service stop always ends."""
         self.scheduler.stop()
         if self._warming is not None:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._warming
-        await self.packer.awaiting.stop()  # after the label a release is sending, if any
-        await self.queue.stop()
+            await bounded_step("the label worker's warm-up", self._warming)
+        await bounded_step("the labels awaiting a number", self.packer.awaiting.stop())
+        await bounded_step("the printers' status re-checks", self.queue.stop())
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await bounded_step(f"the {task.get_name()} task", task)
         self._tasks = []
-        await asyncio.to_thread(self.floor.close)
-        await self.labeller.close()  # the carrier labels' worker process, after the label it draws
-        await self.transport.close()
+        await bounded_step("closing the printers and scales", in_daemon_thread("devices", self.floor.close))
+        # The carrier labels' worker process, after the label it draws.
+        await bounded_step("the label worker", self.labeller.close())
+        await bounded_step("the cloud connection", self.transport.close())
         self.started = False
 
     # -- what the agent tells people and the cloud --------------------------------------------

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import os
 import socket
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,7 @@ from edge_agent.http.local_credentials import (
     unpair_all_screens,
 )
 from edge_agent.http.server import parse_address, run_forever
+from edge_agent.shutdown import threads_abandoned
 from edge_agent.store.data_dir import DATA_DIR_ENV, resolve_data_dir
 from edge_agent.store.database import DB_FILENAME, Store
 from edge_agent.store.outbox import Outbox
@@ -235,6 +238,9 @@ def run(
         trial = ["run", "--data-dir", str(folder), "--http", "127.0.0.1:0"]
         updates.apply([*trial, "--config", str(config_path)] if config_path else trial)
         restart_into(updates.slot.path)  # at once: after a swap the old process may not import anything
+    if threads_abandoned():  # logged with their stacks: the interpreter's exit would join them forever
+        logging.shutdown()
+        os._exit(0)
 
 
 @main.command()

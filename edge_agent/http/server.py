@@ -34,7 +34,9 @@ from edge_agent.devices.lan_presence import LanPresence
 from edge_agent.http.api import create_app
 from edge_agent.http.local_access import AccessPolicy
 from edge_agent.http.local_credentials import LocalCredentials
+from edge_agent.http.item_check_api import item_check_router
 from edge_agent.http.packers_api import packers_router
+from edge_agent.shutdown import BoundedExecutor, bounded_step, in_daemon_thread
 
 __all__ = [
     "AGENT_MAX_CONNECTIONS",
@@ -117,6 +119,7 @@ def agent_app(
     the same boundary (the middleware wraps every route, whenever it was added)."""
     app = create_app(agent, credentials, access, limits=limits)
     app.include_router(packers_router(agent.floor, agent.sign_ins))
+    app.include_router(item_check_router(agent.floor, agent.packer.item_checks, agent.settings.scan_reader))
     return app
 
 
@@ -215,11 +218,10 @@ async def run_agent(
             task.cancel()
         await serving
     finally:
-        if advertising is not None:
-            with contextlib.suppress(Exception):  # a LAN that refused us must not fail the shutdown
-                await advertising
+        if advertising is not None:  # a LAN that refused us must not fail the shutdown (logged)
+            await bounded_step("the LAN advertisement's start", advertising)
         if agent.lan is not None:
-            await asyncio.to_thread(agent.lan.stop)
+            await bounded_step("the LAN advertisement", in_daemon_thread("LAN", agent.lan.stop))
             agent.lan = None
         for signum in handled:
             loop.remove_signal_handler(signum)
@@ -231,10 +233,19 @@ async def run_agent(
 
 
 def run_forever(main: Coroutine[Any, Any, None]) -> None:
-    """Run the agent's main coroutine on uvloop when it is installed (lower latency), else asyncio."""
+    """Run the agent's main coroutine on uvloop when it is installed (lower latency), else asyncio.
+
+    The loop's default executor is bounded at shutdown (edge_agent.shutdown.BoundedExecutor): a
+    `to_thread` stuck in a device call is logged with its stack instead of hanging the exit.
+    """
+
+    async def bounded() -> None:
+        asyncio.get_running_loop().set_default_executor(BoundedExecutor(thread_name_prefix="agent"))
+        await main
+
     try:
         import uvloop
     except ImportError:
-        asyncio.run(main)
+        asyncio.run(bounded())
         return
-    uvloop.run(main)
+    uvloop.run(bounded())
