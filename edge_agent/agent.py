@@ -218,6 +218,7 @@ class Agent:
         await bounded_step("the label worker", self.labeller.close())
         await bounded_step("the cloud connection", self.transport.close())
         self.started = False
+        log.info("agent stopped: devices closed, sync stopped")
 
     # -- what the agent tells people and the cloud --------------------------------------------
 

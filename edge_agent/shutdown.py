@@ -64,7 +64,8 @@ async def bounded_step(what: str, work: Awaitable[Any], limit_s: float | None = 
         return False
     if not task.cancelled() and task.exception() is not None:
         log.error("stopping: %s failed: %r", what, task.exception())
-    log.debug("stopping: %s took %.3f s", what, time.monotonic() - started)
+    took = time.monotonic() - started
+    log.log(logging.INFO if took >= 1 else logging.DEBUG, "stopping: %s took %.3f s", what, took)
     return True
 
 
