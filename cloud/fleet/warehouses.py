@@ -10,7 +10,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 from sqlalchemy import Connection, insert, select, update
 
 from cloud.access.credentials import ENROLLMENT_PREFIX, hash_secret, new_secret
@@ -23,12 +23,14 @@ from dockside.sync import ChangeKind
 
 __all__ = [
     "STATION_MODES",
+    "WEIGHT_UNITS",
     "EnrollmentTokenIn",
     "PrinterConfig",
     "ScaleConfig",
     "StationIn",
     "StationMode",
     "WarehouseIn",
+    "WeightUnit",
     "create_enrollment_token",
     "get_warehouse",
     "list_stations",
@@ -48,12 +50,23 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+WeightUnit = Literal["kg", "lb"]
+WEIGHT_UNITS: tuple[WeightUnit, ...] = ("kg", "lb")
+
+
 class WarehouseIn(_Body):
-    """A warehouse as an admin creates or replaces it."""
+    """A warehouse as an admin creates or replaces it.
+
+    Its settings are what its stations follow: `weight_unit` is the unit the station page shows
+    weights in ("kg", the default, or "lb"; the agent weighs in grams either way), and
+    `item_check` says whether packers scan each order line's items before weighing (off unless
+    turned on). `item_check` takes only true or false: a "yes" or a 1 is refused, not guessed."""
 
     code: Code
     name: Name = ""
     ship_from: Address | None = None
+    weight_unit: WeightUnit = "kg"
+    item_check: StrictBool = False
 
 
 # The station's devices are checked by the definition the agent runs too (dockside.stations).
@@ -84,9 +97,32 @@ class EnrollmentTokenIn(_Body):
     ttl_s: Annotated[int, Field(ge=1, le=MAX_ENROLLMENT_TTL_S)] = 3600
 
 
-def warehouse_body(code: str, name: str, ship_from: str | None) -> dict[str, Any]:
-    """A warehouse's sync body: {"code", "name", "ship_from"}."""
-    return {"code": code, "name": name, "ship_from": json.loads(ship_from) if ship_from else None}
+def warehouse_body(
+    code: str, name: str, ship_from: str | None, weight_unit: str = "kg", item_check: bool = False
+) -> dict[str, Any]:
+    """A warehouse's sync body: {"code", "name", "ship_from", "weight_unit", "item_check"}."""
+    return {
+        "code": code,
+        "name": name,
+        "ship_from": json.loads(ship_from) if ship_from else None,
+        "weight_unit": weight_unit,
+        "item_check": bool(item_check),
+    }
+
+
+# The columns a warehouse's body is made of (`warehouse_body`), in its argument order.
+_BODY_COLUMNS = (
+    schema.warehouses.c.code,
+    schema.warehouses.c.name,
+    schema.warehouses.c.ship_from,
+    schema.warehouses.c.weight_unit,
+    schema.warehouses.c.item_check,
+)
+
+
+def _body_of(row: Any) -> dict[str, Any]:
+    """The sync body of a row holding the `_BODY_COLUMNS`."""
+    return warehouse_body(row.code, row.name, row.ship_from, row.weight_unit, row.item_check)
 
 
 def warehouse_id(conn: Connection, tenant_id: int, code: str) -> int:
@@ -104,14 +140,18 @@ def put_warehouse(store: CloudStore, tenant_id: int, warehouse: WarehouseIn) -> 
     """Create or replace a warehouse; returns its body and whether it was created."""
     table = schema.warehouses
     ship_from = warehouse.ship_from.model_dump_json() if warehouse.ship_from else None
-    body = warehouse_body(warehouse.code, warehouse.name, ship_from)
+    body = warehouse_body(
+        warehouse.code, warehouse.name, ship_from, warehouse.weight_unit, warehouse.item_check
+    )
+    settings = {"weight_unit": warehouse.weight_unit, "item_check": warehouse.item_check}
     with store.write() as tx:
         row = tx.conn.execute(
-            select(table.c.id, table.c.name, table.c.ship_from).where(
-                table.c.tenant_id == tenant_id, table.c.code == warehouse.code
-            )
+            select(
+                table.c.id, table.c.name, table.c.ship_from, table.c.weight_unit, table.c.item_check
+            ).where(table.c.tenant_id == tenant_id, table.c.code == warehouse.code)
         ).first()
-        if row is not None and (row.name, row.ship_from) == (warehouse.name, ship_from):
+        same = (warehouse.name, ship_from, warehouse.weight_unit, warehouse.item_check)
+        if row is not None and (row.name, row.ship_from, row.weight_unit, bool(row.item_check)) == same:
             return body, False
         if row is None:
             wh_id = tx.conn.execute(
@@ -121,6 +161,7 @@ def put_warehouse(store: CloudStore, tenant_id: int, warehouse: WarehouseIn) -> 
                     code=warehouse.code,
                     name=warehouse.name,
                     ship_from=ship_from,
+                    **settings,
                     created_at=tx.now,
                     updated_at=tx.now,
                 )
@@ -131,7 +172,7 @@ def put_warehouse(store: CloudStore, tenant_id: int, warehouse: WarehouseIn) -> 
             tx.conn.execute(
                 update(table)
                 .where(table.c.id == wh_id)
-                .values(name=warehouse.name, ship_from=ship_from, updated_at=tx.now)
+                .values(name=warehouse.name, ship_from=ship_from, **settings, updated_at=tx.now)
             )
         tx.append_changes(
             [ChangeRecord(tenant_id, int(wh_id), ChangeKind.WAREHOUSE.value, warehouse.code, dumps(body))]
@@ -144,11 +185,9 @@ def list_warehouses(store: CloudStore, tenant_id: int) -> list[dict[str, Any]]:
     table = schema.warehouses
     with store.read() as conn:
         rows = conn.execute(
-            select(table.c.code, table.c.name, table.c.ship_from)
-            .where(table.c.tenant_id == tenant_id)
-            .order_by(table.c.code)
+            select(*_BODY_COLUMNS).where(table.c.tenant_id == tenant_id).order_by(table.c.code)
         ).all()
-    return [warehouse_body(row.code, row.name, row.ship_from) for row in rows]
+    return [_body_of(row) for row in rows]
 
 
 def get_warehouse(store: CloudStore, tenant_id: int, code: str) -> dict[str, Any]:
@@ -156,13 +195,11 @@ def get_warehouse(store: CloudStore, tenant_id: int, code: str) -> dict[str, Any
     table = schema.warehouses
     with store.read() as conn:
         row = conn.execute(
-            select(table.c.id, table.c.code, table.c.name, table.c.ship_from).where(
-                table.c.tenant_id == tenant_id, table.c.code == code
-            )
+            select(table.c.id, *_BODY_COLUMNS).where(table.c.tenant_id == tenant_id, table.c.code == code)
         ).first()
         if row is None:
             raise NotFound(f"there is no warehouse {code!r}: check the code or create it")
-        body = warehouse_body(row.code, row.name, row.ship_from)
+        body = _body_of(row)
         body["stations"] = _stations(conn, int(row.id))
     return body
 

@@ -37,6 +37,7 @@ from sqlalchemy import (
     UniqueConstraint,
     any_,
     bindparam,
+    false,
 )
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator
@@ -206,6 +207,10 @@ warehouses = Table(
     Column("code", String(32), nullable=False),
     Column("name", String(200), nullable=False),
     Column("ship_from", Text, nullable=True),  # JSON Address or NULL
+    # Settings the warehouse's stations follow: the unit weights are shown in, and whether
+    # packers scan each order line's items before weighing (cloud/fleet/warehouses.py).
+    Column("weight_unit", String(2), nullable=False, server_default="kg"),
+    Column("item_check", Boolean, nullable=False, server_default=false()),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     UniqueConstraint("tenant_id", "code", name="uq_warehouses_tenant_code"),

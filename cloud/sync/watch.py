@@ -364,9 +364,11 @@ def _entities(conn: Connection, agent: AgentIdentity, revision: int, page_size: 
     packers, orders."""
     wh = schema.warehouses
     row = conn.execute(
-        select(wh.c.code, wh.c.name, wh.c.ship_from).where(wh.c.id == agent.warehouse_id)
+        select(wh.c.code, wh.c.name, wh.c.ship_from, wh.c.weight_unit, wh.c.item_check).where(
+            wh.c.id == agent.warehouse_id
+        )
     ).one()
-    body = dumps(warehouse_body(row.code, row.name, row.ship_from))
+    body = dumps(warehouse_body(row.code, row.name, row.ship_from, row.weight_unit, row.item_check))
     yield SyncChange.of_text(revision, ChangeKind.WAREHOUSE.value, row.code, body)
     st = schema.stations
     for code, body in conn.execute(

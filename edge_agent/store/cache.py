@@ -15,7 +15,8 @@ import json
 import logging
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -28,7 +29,7 @@ from dockside.sync import ChangeKind, SyncChange
 from edge_agent.store.database import Store
 from edge_agent.store.templates import TemplateShelf, compile_version
 
-__all__ = ["Cache", "UnusableChange"]
+__all__ = ["Cache", "UnusableChange", "WarehouseSettings"]
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,29 @@ def _holds_image_label(body: Mapping[str, Any]) -> bool:
 
 class UnusableChange(ValueError):
     """A change whose body or key the agent cannot use (the cloud's bug, not the agent's)."""
+
+
+@dataclass(frozen=True)
+class WarehouseSettings:
+    """What the warehouse's stations follow, from its synced body (cloud/fleet/warehouses.py).
+
+    `weight_unit` is the unit the station page shows weights in ("kg" or "lb"; the agent weighs
+    in grams either way); `item_check` says whether packers scan each order line's items before
+    weighing. A body from before the settings, or with a value the cloud would never send, reads
+    as the defaults (kg, no item check): a station keeps packing rather than guessing.
+    """
+
+    weight_unit: Literal["kg", "lb"] = "kg"
+    item_check: bool = False
+
+    @classmethod
+    def of_body(cls, body: Mapping[str, Any] | None) -> WarehouseSettings:
+        body = body or {}
+        unit = body.get("weight_unit")
+        return cls(weight_unit="lb" if unit == "lb" else "kg", item_check=body.get("item_check") is True)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"weight_unit": self.weight_unit, "item_check": self.item_check}
 
 
 class Cache:
@@ -186,6 +210,10 @@ class Cache:
         body = self.warehouses.get(warehouse) or {}
         ship_from = body.get("ship_from")
         return dict(ship_from) if isinstance(ship_from, Mapping) else {}
+
+    def warehouse_settings(self, warehouse: str) -> WarehouseSettings:
+        """The synced settings of `warehouse` (the defaults until its body has arrived)."""
+        return WarehouseSettings.of_body(self.warehouses.get(warehouse))
 
     def template_versions(self) -> list[dict[str, Any]]:
         return self._store.query(

@@ -66,6 +66,8 @@ def station_snapshot(agent: Agent, code: str, held: HeldLabels) -> dict[str, Any
         "station": code,
         "name": described.name,
         "warehouse": agent.identity.warehouse,
+        # The warehouse's settings (weight_unit, item_check), as synced from the cloud.
+        **agent.cache.warehouse_settings(agent.identity.warehouse).to_json(),
         "scale": described.scale.to_json() if described.scale is not None else None,
         "printers": [
             {"id": p.id, "role": p.role, "state": p.state, "message": p.message} for p in described.printers

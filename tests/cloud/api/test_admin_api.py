@@ -128,7 +128,13 @@ def test_warehouse_is_created_then_replaced_and_identical_content_changes_nothin
 
     renamed = cloud.api.post("/api/v1/warehouses", json={"code": "WH1", "name": "Main hall"})
     assert renamed.status_code == 200
-    assert renamed.json() == {"code": "WH1", "name": "Main hall", "ship_from": None}
+    assert renamed.json() == {
+        "code": "WH1",
+        "name": "Main hall",
+        "ship_from": None,
+        "weight_unit": "kg",
+        "item_check": False,
+    }
     assert cloud.store.current_revision() == revision + 1
     assert cloud.api.get("/api/v1/warehouses/WH1").json()["name"] == "Main hall"
 

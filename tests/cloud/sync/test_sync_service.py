@@ -180,7 +180,13 @@ def test_watch_from_zero_sends_a_snapshot_of_the_agents_warehouse(two_warehouses
         ("order", "WH1-2"),
     ]
     bodies = {c.key: json.loads(c.body) for c in changes}
-    assert bodies["WH1"] == {"code": "WH1", "name": "Warehouse WH1", "ship_from": None}
+    assert bodies["WH1"] == {
+        "code": "WH1",
+        "name": "Warehouse WH1",
+        "ship_from": None,
+        "weight_unit": "kg",
+        "item_check": False,
+    }
     assert bodies["S1"] == {**STATION, "mode": "pack"}
     assert bodies["shipping-4x6@1"]["active"] is True
     assert bodies["shipping-4x6@1"]["source"] == TEMPLATE["source"]
