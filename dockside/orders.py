@@ -19,6 +19,7 @@ from stdnum import ean
 from dockside.shipping.parcels import MAX_PARCELS, ExpectedParcel
 
 __all__ = [
+    "GTIN_LENGTHS",
     "Address",
     "Money",
     "Order",
@@ -53,8 +54,20 @@ class Address(_Strict):
     phone: Annotated[str, StringConstraints(max_length=40)] = ""
 
 
+# The lengths of GTIN-8, GTIN-12 (UPC-A), GTIN-13 (EAN) and GTIN-14: a line barcode of digits
+# alone with one of these lengths is a GTIN, and its GS1 check digit must be right.
+GTIN_LENGTHS = frozenset({8, 12, 13, 14})
+
+
 class OrderLine(_Strict):
-    """One SKU and how many of it go in the parcel."""
+    """One SKU and how many of it go in the parcel.
+
+    `barcode` is what the item's own barcode reads, for the item check at the packing station:
+    a GTIN (8, 12, 13 or 14 digits, its GS1 check digit verified) or any other code the
+    warehouse labels its items with (up to 64 printable ASCII characters: letters, digits and
+    punctuation, no spaces). Digits alone of a GTIN's length are taken as a GTIN: a wrong check
+    digit is an OMS typo that would refuse every right item at the station, so it is refused here.
+    """
 
     sku: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     qty: Annotated[int, Field(ge=1, le=100_000)] = 1
@@ -65,6 +78,16 @@ class OrderLine(_Strict):
     hs_code: Annotated[str, StringConstraints(pattern=r"^([0-9]{6,10})?$")] = ""
     origin_country: Annotated[str, StringConstraints(pattern=r"^([A-Z]{2})?$")] = ""
     unit_value: Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)] | None = None
+
+    @field_validator("barcode")
+    @classmethod
+    def _gtin_check_digit(cls, value: str) -> str:
+        if value.isdigit() and len(value) in GTIN_LENGTHS and not ean.is_valid(value):
+            raise ValueError(
+                f"is not a GTIN-{len(value)}: its GS1 check digit (the last digit) is wrong; copy the "
+                "item's barcode again"
+            )
+        return value
 
 
 class Money(_Strict):

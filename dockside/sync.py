@@ -76,6 +76,9 @@ class EventKind(StrEnum):
     PARCEL_VOIDED = "parcel_voided"  # a parcel's label voided (its tracking number with it)
     LEASE_RETIRED = "lease_retired"  # the agent never takes from this lease again (restored backup)
     PARCEL_HANDED_OVER = "parcel_handed_over"  # a dock station scanned the parcel onto the truck
+    # The item check refused a scan at the station: a wrong item or an extra unit (body: reason,
+    # scan, sku, packer); it stays out of the parcel.
+    ITEM_CHECK_REFUSED = "item_check_refused"
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,9 +32,9 @@ from edge_agent import __version__
 from edge_agent.agent import Agent
 from edge_agent.devices.lan_presence import LanPresence
 from edge_agent.http.api import create_app
+from edge_agent.http.item_check_api import item_check_router
 from edge_agent.http.local_access import AccessPolicy
 from edge_agent.http.local_credentials import LocalCredentials
-from edge_agent.http.item_check_api import item_check_router
 from edge_agent.http.packers_api import packers_router
 from edge_agent.shutdown import BoundedExecutor, bounded_step, in_daemon_thread
 

@@ -57,6 +57,7 @@ from edge_agent.devices.stations import Station, StationFloor
 from edge_agent.metrics import AgentMetrics
 from edge_agent.packing.awaiting import AwaitingLabels
 from edge_agent.packing.documents import DocumentPlan, plan_documents, shipping_label_plan
+from edge_agent.packing.item_check import ItemChecks
 from edge_agent.packing.labelling import Labeller
 from edge_agent.packing.order_locks import OrderLocks
 from edge_agent.packing.parcel_actions import ParcelActions
@@ -111,6 +112,11 @@ class Packer:
         self.reprints = Reprinter(cache, floor, queue, labeller, outbox, metrics, self.parcels)
         self.awaiting = AwaitingLabels(
             cache, floor, queue, self._order_locks, self.reprints, self.print_documents
+        )
+        # The item check (issue 16): where the warehouse checks items, a parcel is weighed only
+        # once every unit of its order is scanned (edge_agent.packing.item_check).
+        self.item_checks = ItemChecks(
+            queue.numbers.store, cache, outbox, warehouse=labeller.warehouse, packer_at=labeller.packer_at
         )
 
     # -- pack ----------------------------------------------------------------------------------
@@ -168,6 +174,7 @@ class Packer:
                 code="order_cancelled",
             )
         self.parcels.refuse_if_closed(order_ref)
+        self.item_checks.refuse_unless_checked(order_ref, order)  # items_not_checked (409)
         station = self._floor.get(station_code)
         if station is None:
             raise NotFound(

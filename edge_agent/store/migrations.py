@@ -23,6 +23,7 @@ __all__ = [
     "m0005_void_restore_dock",
     "m0006_packers",
     "m0007_orders_closed",
+    "m0009_item_checks",
 ]
 
 MigrationFunction = Callable[[Any], None]  # takes the sqlite_utils.Database
@@ -353,3 +354,26 @@ def m0007_orders_closed(db: Any) -> None:
             at_ms INTEGER NOT NULL
         )"""
     )
+
+
+@MIGRATIONS.register
+def m0009_item_checks(db: Any) -> None:
+    """Issue 16's item check: per order, the units scanned of each line (a JSON list, as long as
+    the order's lines), what lines they count (`lines_key`: a change in the cloud starts over),
+    the station last at it, and when it was begun, touched and completed; local, kept across a
+    reload of the page and a restart of the agent."""
+    statements = [
+        """CREATE TABLE item_checks (
+            order_ref TEXT PRIMARY KEY,
+            station TEXT NOT NULL,
+            lines_key TEXT NOT NULL,
+            scanned TEXT NOT NULL,
+            started_at_ms INTEGER NOT NULL,
+            updated_at_ms INTEGER NOT NULL,
+            completed_at_ms INTEGER
+        )""",
+        "CREATE INDEX item_checks_by_station ON item_checks (station, updated_at_ms)",
+        "CREATE INDEX item_checks_by_age ON item_checks (updated_at_ms)",
+    ]
+    for statement in statements:
+        db.execute(statement)
