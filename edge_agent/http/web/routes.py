@@ -43,6 +43,7 @@ _STATIC = {
     "waves.js": "text/javascript; charset=utf-8",
     "parcels.js": "text/javascript; charset=utf-8",
     "floor.js": "text/javascript; charset=utf-8",
+    "itemcheck.js": "text/javascript; charset=utf-8",
     "favicon.svg": "image/svg+xml",
 }
 

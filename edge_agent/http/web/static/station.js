@@ -1,6 +1,7 @@
 // The packing station page: scan -> weigh -> print, driven by the agent's event stream.
 import { WORDS, fmtKg } from "/station/i18n.js";
 import { renderWaves, watchWaves } from "/station/waves.js";
+import { itemScanned, itemsFirst, wireItemCheck } from "/station/itemcheck.js";
 import { countLabel, openSignIn, playSound, renderPacker, watchPacker, wireFloor } from "/station/floor.js";
 import { currentOrder, extraParcel, nextParcel, openClose, parcelTotal, readOrder, refreshOrder, renderParcels,
   setOrder, wireParcels } from "/station/parcels.js";
@@ -62,7 +63,7 @@ const SOUNDS = { printed: "success", error: "failure", held: "failure" };
 
 // An icon per state (the word stays): shapes tell the states apart where colours may not.
 const ICONS = { starting: "…", ready: "◎", weighing: "⚖", printing: "➜", printed: "✓", held: "‖", error: "✗",
-  fault: "⚠", closed: "■", voided: "⊘", packed: "↺" };
+  fault: "⚠", closed: "■", voided: "⊘", packed: "↺", items: "☑", item_refused: "✗" };
 
 const READY = { word: "s_ready", detail: "ready_detail" };
 const DOCK_READY = { word: "s_ready", detail: "dock_ready" };
@@ -419,6 +420,7 @@ function scanned(raw) {
     return;
   }
   $("scan-note").hidden = true;
+  if (itemScanned(ref)) return; // an item of the order under check (itemcheck.js)
   page.queue.push({ ref, requestId: newRequestId(), dock: page.dock });
   advance();
 }
@@ -470,6 +472,7 @@ async function begin(item) {
   }
   item.parcel = next;
   item.total = parcelTotal(order, next);
+  if (await itemsFirst(item)) return; // its items are checked first; then it goes on to readyToPack
   readyToPack(item);
 }
 
@@ -899,6 +902,8 @@ function toggleLang() {
 wire();
 wireFloor({ t, call, focusScan });
 wireParcels({ t, call, focusScan, act, busy: midPack, hidden: () => page.dock });
+wireItemCheck({ t, call, show, snapshot: () => page.snapshot, pending: () => page.pending, proceed: readyToPack,
+  resume: (ref) => { page.queue.push({ ref, requestId: newRequestId(), dock: false }); advance(); } });
 render();
 focusScan();
 start();
