@@ -302,3 +302,22 @@ def test_without_the_warehouse_setting_nothing_is_checked(
     packed = agent.pack("IC-2", "req-1")
     assert packed.status_code == 200, packed.text
     assert len(printer.wait_for_labels(1)) == 1
+
+
+def test_a_refusal_names_the_packer_signed_in_at_the_station(
+    agent: RunningAgent, cloud: MemoryTransport
+) -> None:
+    cloud.publish("packer", "7", {"id": 7, "name": "Ana", "badge": "B-0007", "pin_hash": None})
+    agent.wait_synced()
+    signed = _http(agent).post("/api/v1/stations/S1/packer", json={"badge": "B-0007"})
+    assert signed.status_code == 200, signed.text
+
+    assert _scan(agent, "IC-1", "UNKNOWN-THING").status_code == 409
+    wait_until(lambda: len(agent.events("item_check_refused")) == 1, what="the refusal at the cloud")
+    [event] = agent.events("item_check_refused")
+    assert json.loads(event.body) == {
+        "reason": "wrong_item",
+        "scan": "UNKNOWN-THING",
+        "sku": None,
+        "packer": 7,
+    }

@@ -66,7 +66,7 @@ async function next() {
   } else if (["wrong_item", "extra_unit"].includes(result.error.code)) {
     refused(result.error.code, raw);
   } else {
-    refused("item_unreadable", raw, result.error.message);
+    refused("item_unreadable", raw, result.error);
   }
   next();
 }
@@ -90,10 +90,12 @@ function showCheck(todo) {
 }
 
 // Loud: the panel turns red with what to do, and the failure sound plays.
-function refused(code, raw, message) {
+// `error` is the agent's answer when it is not one of the page's own words (its code, params and
+// English message: the page words it in its language where it can).
+function refused(code, raw, error) {
   const { check } = state.active;
   const scan = raw.length > 40 ? `${raw.slice(0, 40)}…` : raw;
-  const detail = message ? { raw: message } : `${code}_detail`;
+  const detail = error ? { raw: error.message, code: error.code, params: error.params } : `${code}_detail`;
   state.refused = scan;
   state.helpers.show("item_refused", { word: `s_${code}`, order: check.order_ref, detail, arg: { scan }, todo: `${code}_todo` });
   playSound("failure");
