@@ -66,6 +66,11 @@ class EventKind(StrEnum):
     LABEL_FAILED = "label_failed"
     LABEL_HELD = "label_held"  # waiting for its printer (a fault to clear); no byte sent yet
     LABEL_REPRINTED = "label_reprinted"
+    # Confirmed printing (issue 16): `label_printed` is recorded when the bytes went out (the
+    # parcel is labelled as far as the cloud is concerned); these say what the printer said after.
+    LABEL_CONFIRMED = "label_confirmed"  # the printer confirmed it printed the label
+    LABEL_UNCONFIRMED = "label_unconfirmed"  # it could not: the packer is asked to check the label
+    LABEL_HELD_IN_PRINTER = "label_held_in_printer"  # a fault after it took the label: prints once fixed
     WEIGHT_CAPTURED = "weight_captured"
     JOB_UNKNOWN = "job_unknown"
     EXCEPTION_RAISED = "exception_raised"

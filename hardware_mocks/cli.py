@@ -143,6 +143,20 @@ def main() -> None:
     "Largest TCP segment the printer takes; 1460 is a printer on Ethernet [default: the "
     "interface's, about 64 KB on loopback].",
 )
+@click.option(
+    "--confirm",
+    type=click.Choice(["at_once", "delay"]),
+    default="at_once",
+    show_default=True,
+    help="How labels are confirmed: printed at once, or after --confirm-delay seconds in the buffer.",
+)
+@click.option(
+    "--confirm-delay",
+    type=click.FloatRange(0, 600, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Seconds each label waits in the buffer before it prints (with --confirm delay).",
+)
 def printer(
     host: str,
     port: int,
@@ -155,12 +169,15 @@ def printer(
     advertise: bool,
     receive_buffer: int | None,
     mss: int | None,
+    confirm: str,
+    confirm_delay: float,
 ) -> None:
     """Run a network label printer on raw TCP with the control API of DESIGN.md.
 
     Control API: GET /labels, DELETE /labels, POST /fault {"fault": "none" | "paper_out" |
     "head_open" | "paused" | "offline" | "slow" | "drop" | "ribbon_out" | "buffer_full" |
-    "silent" | "stall"}, GET /status. OpenAPI docs at /docs.
+    "silent" | "stall"}, POST /confirm {"mode": "at_once" | "delay" | "fault_after_accept",
+    "delay_s": 2}, GET /status. OpenAPI docs at /docs.
 
     "stall" stops reading in the middle of the next label and keeps the connection open, so the
     host's writes block once the TCP buffers are full; with --receive-buffer 4096 --mss 1460
@@ -184,6 +201,8 @@ def printer(
         raise click.ClickException(
             f"could not listen ({exc}): pick free ports, or 0 for any free port"
         ) from None
+    if confirm != "at_once":
+        mock.set_confirm(confirm, confirm_delay)
     _serve_until_signal(
         mock,
         ready_file,

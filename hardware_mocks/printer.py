@@ -12,7 +12,9 @@ jobs parsed incrementally across reads, status queries answered at once, and fau
 jobs in the receive buffer (paper out, head open, paused, ribbon out), stop reading (buffer
 full), refuse connections (offline), answer nothing (silent), print slowly (slow), cut the
 connection in the middle of the next label (drop) or stop reading in the middle of the next label
-with the connection left open (stall). Every printed job is recorded in order.
+with the connection left open (stall). Every printed job is recorded in order. How soon it
+confirms a label (prints it and stops counting it among the formats waiting) is its confirm
+mode: at once, after a delay, or a paper-out fault right after it took the label in.
 
 On loopback the kernel gives a sender megabytes of socket buffer (a 64 KB segment size makes it
 size the buffer for a fast link), so a printer that stops reading would hold up a sender only
@@ -47,12 +49,13 @@ from hardware_mocks.printer_events import (
     PrinterEvent,
     PrinterQuery,
 )
-from hardware_mocks.printer_faults import FAULTS, HOLDING_FAULTS
+from hardware_mocks.printer_faults import CONFIRM_MODES, FAULTS, HOLDING_FAULTS
 from hardware_mocks.printer_languages import LANGUAGES, PrinterLanguage, PrinterState, PrinterStream
 
-__all__ = ["FAULTS", "HOLDING_FAULTS", "MockPrinter", "PrintedLabel"]
+__all__ = ["CONFIRM_MODES", "FAULTS", "HOLDING_FAULTS", "MockPrinter", "PrintedLabel"]
 
 DEFAULT_SLOW_DELAY_S = 0.3
+DEFAULT_CONFIRM_DELAY_S = 1.0
 DEFAULT_MODELS = {"zpl": "ZD421", "escpos": "TM-T88VI"}
 # Linux doubles SO_RCVBUF and never goes below about 2 KB; above 64 MiB is no printer.
 RECEIVE_BUFFER_RANGE = (1024, 64 * 1024 * 1024)
@@ -237,6 +240,9 @@ class MockPrinter(ControlledMock):
         self._fault = "none"
         self._slow_delay_s = DEFAULT_SLOW_DELAY_S
         self._slow_timer: asyncio.TimerHandle | None = None
+        self._confirm_mode = "at_once"
+        self._confirm_delay_s = DEFAULT_CONFIRM_DELAY_S
+        self._confirm_timer: asyncio.TimerHandle | None = None
         self._connections: set[_Connection] = set()
         self._blocked: set[_Connection] = set()
         self._stalled: set[_Connection] = set()
@@ -268,6 +274,8 @@ class MockPrinter(ControlledMock):
             await self._advertiser.stop()
         if self._slow_timer is not None:
             self._slow_timer.cancel()
+        if self._confirm_timer is not None:
+            self._confirm_timer.cancel()
         if self._server is not None:
             self._server.close()
         for connection in list(self._connections):
@@ -348,6 +356,10 @@ class MockPrinter(ControlledMock):
         """Inject a fault (or "none") from any thread; returns the status after it took effect."""
         return self._thread.call(self.apply_fault(fault, delay_s))
 
+    def set_confirm(self, mode: str, delay_s: float | None = None) -> dict[str, Any]:
+        """Set how it confirms labels (see `printer_faults`) from any thread; the status after."""
+        return self._thread.call(self.apply_confirm(mode, delay_s))
+
     def status(self) -> dict[str, Any]:
         """The printer's state as `GET /status` reports it, from any thread."""
         return self._thread.call(self._status_now())
@@ -370,6 +382,8 @@ class MockPrinter(ControlledMock):
         return {
             "fault": self._fault,
             "slow_delay_s": self._slow_delay_s,
+            "confirm_mode": self._confirm_mode,
+            "confirm_delay_s": self._confirm_delay_s,
             "language": self.language.name,
             "serial": self.serial,
             "model": self.model,
@@ -426,6 +440,18 @@ class MockPrinter(ControlledMock):
         self._fault = fault
         if fault != "stall":
             self._unstall()
+        self._pump()
+        return self.status_snapshot()
+
+    async def apply_confirm(self, mode: str, delay_s: float | None = None) -> dict[str, Any]:
+        """Set the confirm mode (call on the printer's loop); ValueError for an unknown one."""
+        if mode not in CONFIRM_MODES:
+            raise ValueError(f"unknown confirm mode {mode!r}: use one of {', '.join(CONFIRM_MODES)}")
+        if delay_s is not None:
+            if not 0 < delay_s <= 600:
+                raise ValueError(f"delay_s must be above 0 and at most 600 seconds, not {delay_s}")
+            self._confirm_delay_s = delay_s
+        self._confirm_mode = mode
         self._pump()
         return self.status_snapshot()
 
@@ -533,7 +559,12 @@ class MockPrinter(ControlledMock):
 
     def _accept(self, raw: bytes, connection: int) -> None:
         job = _Job(raw, time.time(), connection)
-        if not self._waiting and self._fault not in HOLDING_FAULTS and self._fault != "slow":
+        if self._confirm_mode == "fault_after_accept" and self._fault not in HOLDING_FAULTS:
+            # Took the label in, then ran out of paper before printing it (once).
+            self._confirm_mode = "at_once"
+            self._fault = "paper_out"
+        at_once = self._confirm_mode == "at_once"
+        if not self._waiting and self._fault not in HOLDING_FAULTS and self._fault != "slow" and at_once:
             self._print(job)
             return
         self._waiting.append(job)
@@ -547,10 +578,22 @@ class MockPrinter(ControlledMock):
             if self._slow_timer is None and self._waiting:
                 loop = asyncio.get_running_loop()
                 self._slow_timer = loop.call_later(self._slow_delay_s, self._print_slowly)
+        elif self._confirm_mode == "delay":
+            # Each label prints `delay_s` after it came in, first in, first out.
+            now = time.time()
+            while self._waiting and self._waiting[0].received_at + self._confirm_delay_s <= now:
+                self._print(self._take())
+            if self._waiting and self._confirm_timer is None:
+                due = self._waiting[0].received_at + self._confirm_delay_s - now
+                self._confirm_timer = asyncio.get_running_loop().call_later(max(due, 0.001), self._print_due)
         else:
             while self._waiting:
                 self._print(self._take())
         self._resume_blocked()
+
+    def _print_due(self) -> None:
+        self._confirm_timer = None
+        self._pump()
 
     def _print_slowly(self) -> None:
         self._slow_timer = None

@@ -5,7 +5,9 @@
   (`index` starts at 1 and keeps counting after `DELETE /labels`; `since` returns only later ones).
 - `DELETE /labels`: forget the recorded labels.
 - `POST /fault` with `{"fault": name}` (and `"delay_s"` for `slow`): put a fault in force.
-- `GET /status` (also `GET /`): the fault, counts, buffer and connection figures.
+- `POST /confirm` with `{"mode": "at_once" | "delay" | "fault_after_accept"}` (and `"delay_s"`
+  for `delay`): how the printer confirms labels (see `hardware_mocks.printer_faults`).
+- `GET /status` (also `GET /`): the fault, confirm mode, counts, buffer and connection figures.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any, Protocol
 from fastapi import FastAPI, Query, Request
 
 from hardware_mocks.control_http import ControlError, control_app, read_json_object
-from hardware_mocks.printer_faults import FAULTS
+from hardware_mocks.printer_faults import CONFIRM_MODES, FAULTS
 
 __all__ = ["ControlledPrinter", "build_printer_app"]
 
@@ -34,6 +36,8 @@ class ControlledPrinter(Protocol):
     def clear_labels(self) -> int: ...
 
     async def apply_fault(self, fault: str, delay_s: float | None = None) -> dict[str, Any]: ...
+
+    async def apply_confirm(self, mode: str, delay_s: float | None = None) -> dict[str, Any]: ...
 
     def status_snapshot(self) -> dict[str, Any]: ...
 
@@ -78,6 +82,25 @@ def build_printer_app(printer: ControlledPrinter) -> FastAPI:
                 "port_unavailable",
                 f"could not listen on port {printer.port} again ({exc}): free it and retry",
             ) from None
+
+    @app.post("/confirm", summary="How labels are confirmed: at_once, delay or fault_after_accept")
+    async def post_confirm(request: Request) -> dict[str, Any]:
+        body = await read_json_object(request)
+        mode = body.get("mode")
+        if not isinstance(mode, str) or mode not in CONFIRM_MODES:
+            raise ControlError(
+                400,
+                "unknown_confirm_mode",
+                f"confirm mode {str(mode)[:40]!r} is not one this printer knows: send one of "
+                f"{', '.join(CONFIRM_MODES)}",
+            )
+        delay = body.get("delay_s")
+        if delay is not None and (isinstance(delay, bool) or not isinstance(delay, int | float)):
+            raise ControlError(400, "invalid_delay", "delay_s must be a number of seconds, like 2")
+        try:
+            return await printer.apply_confirm(mode, None if delay is None else float(delay))
+        except ValueError as exc:
+            raise ControlError(400, "invalid_delay", str(exc)) from None
 
     @app.get("/status", summary="Fault, counts, buffer and connections")
     async def get_status() -> dict[str, Any]:

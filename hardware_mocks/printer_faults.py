@@ -8,11 +8,21 @@
 - `buffer_full`: stops reading job bytes.
 - `silent`: answers no status query.
 - `stall`: stops reading in the middle of the next label, with the connection left open.
+
+How it confirms what it prints (`POST /confirm`, `MockPrinter.set_confirm`), whatever the fault:
+
+- `at_once` (the default): a label prints the moment it is received; a status query right
+  after it reports no format waiting.
+- `delay`: each label sits in the receive buffer `delay_s` seconds before it prints (first in,
+  first out), so status queries meanwhile count it among the formats waiting.
+- `fault_after_accept`: the next label is taken into the buffer, then the printer runs out of
+  paper before printing it (the fault becomes `paper_out`, with that format waiting; clearing
+  the fault prints it); later labels print at once again.
 """
 
 from __future__ import annotations
 
-__all__ = ["FAULTS", "HOLDING_FAULTS"]
+__all__ = ["CONFIRM_MODES", "FAULTS", "HOLDING_FAULTS"]
 
 FAULTS = (
     "none",
@@ -29,3 +39,4 @@ FAULTS = (
 )
 # Faults under which a printer keeps receiving into its buffer but prints nothing.
 HOLDING_FAULTS = frozenset({"paper_out", "head_open", "paused", "ribbon_out"})
+CONFIRM_MODES = ("at_once", "delay", "fault_after_accept")

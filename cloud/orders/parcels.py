@@ -70,6 +70,9 @@ JOB_EVENTS = frozenset(
         EventKind.JOB_UNKNOWN.value,
         EventKind.LABEL_REPRINTED.value,
         EventKind.ORDER_PACKED.value,
+        EventKind.LABEL_CONFIRMED.value,
+        EventKind.LABEL_UNCONFIRMED.value,
+        EventKind.LABEL_HELD_IN_PRINTER.value,
     }
 )
 # Wave 2 edge events, by their wire names (dockside.sync.EventKind has them as LEASE_RETIRED and

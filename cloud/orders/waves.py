@@ -44,6 +44,8 @@ _LABEL_EVENTS = {
     EventKind.LABEL_PRINTED.value: "printed",
     EventKind.LABEL_FAILED.value: "failed",
     EventKind.JOB_UNKNOWN.value: "unknown",
+    EventKind.LABEL_CONFIRMED.value: "printed",
+    EventKind.LABEL_HELD_IN_PRINTER.value: "held",
 }
 
 

@@ -4,7 +4,9 @@ The connection is one of python-escpos' backends (Network, Serial, Usb, File), o
 kept. Status uses the real-time DLE EOT requests n=1 (printer), n=2 (offline cause) and
 n=4 (paper roll sensor), one status byte each. python-escpos 3.1's `paper_status()` calls an
 empty reply "paper adequate"; a printer that says nothing has told us nothing, so here an empty
-or short reply is `no_answer`. `parse_dle_eot` is a pure function.
+or short reply is `no_answer`. `parse_dle_eot` is a pure function. Real-time status is answered at
+once, after the cut of everything sent before it: clear means those receipts printed, a fault
+means they wait in the printer (`edge_agent.devices.print_confirmation`).
 """
 
 from __future__ import annotations
@@ -109,6 +111,12 @@ class EscposPrinter:
         self._backend: Any = None
         self._lock = threading.Lock()
         self.connection_drops = 0  # connections the printer closed on us (see PrinterLane.check)
+
+    @property
+    def can_confirm(self) -> bool:
+        """Whether its status after the cut can confirm a receipt printed: not through a spool file,
+        which cannot be read (a USB or serial printer that does not answer stays unconfirmed)."""
+        return self.config.connection != "file"
 
     @property
     def _where(self) -> str:

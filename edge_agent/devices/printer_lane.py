@@ -15,6 +15,10 @@ wait (no connection yet, a closed one, a full buffer, the rest of a label the so
 part) goes to the lane thread. A status poll never stands in a label's way: its request and
 the label are written one after the other on the same connection, and the reply is read in
 the lane thread while the label goes out.
+
+Every status answer also settles the labels waiting for confirmation (`sent`, see
+`edge_agent.devices.print_confirmation`): `poll` returns what it confirmed, held or gave up on.
+A driver that cannot read its printer (`can_confirm` False: a spool file) confirms nothing.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from typing import Any
 from dockside.errors import DocksideError, PrinterError, PrinterUnreachable
 
 from .config import PrinterConfig
+from .print_confirmation import Confirmation, SentLedger
 from .printer import PRINTER_FAULTS, InlineSender, Printer
 
 __all__ = ["PrinterLane", "PrinterLaneStatus"]
@@ -63,7 +68,7 @@ class PrinterLaneStatus:
 class PrinterLane:
     """One printer: its driver, its worker thread, its queue order and what it last said."""
 
-    def __init__(self, config: PrinterConfig, printer: Printer) -> None:
+    def __init__(self, config: PrinterConfig, printer: Printer, *, confirm_timeout_s: float = 30.0) -> None:
         self.config = config
         self.printer = printer
         self.hardware_id = config.id
@@ -79,6 +84,8 @@ class PrinterLane:
         # printer closed first puts them in doubt (see `check`).
         self.unconfirmed: deque[str] = deque(maxlen=10_000)
         self._drops_seen = 0
+        # Jobs sent and not yet confirmed printed by the printer, oldest first.
+        self.sent = SentLedger(confirm_timeout_s)
         # Held by a pack from recording its job to committing the result, so labels on one
         # printer go out in the order their jobs were written.
         self.lock = asyncio.Lock()
@@ -190,23 +197,39 @@ class PrinterLane:
         if self.state != "ready":
             self._mark("ready", f"printer {self.config.id} took the last label")
 
+    @property
+    def can_confirm(self) -> bool:
+        """Whether the printer can say what it printed (a spool file or a write-only link cannot)."""
+        return bool(getattr(self.printer, "can_confirm", True))
+
     async def check(self) -> list[str]:
         """Ask the printer how it is (in its lane thread; labels go out meanwhile).
 
         Returns the jobs whose labels may be lost: sent since its last answer, after which the
         printer closed the connection (a drop mid-label, a restart, a power cut).
         """
+        lost, _confirmation = await self.poll()
+        return lost
+
+    async def poll(self) -> tuple[list[str], Confirmation]:
+        """`check`, and what the answer confirmed of the labels sent before it (see the module
+        docstring); the lost jobs are no longer awaited."""
         pending = list(self.unconfirmed)
+        mark = self.sent.mark()
         try:
             status = await self._in_lane(self.printer.status)
         except DocksideError as exc:
             self._mark("offline", exc.message, {"offline"})
-            return self._settle(pending, answered=False)
+            lost = self._settle(pending, answered=False)
+            self.sent.forget(lost)
+            return lost, self.sent.answer(mark, None, time.monotonic(), can_confirm=self.can_confirm)
         finally:
             self.checks += 1
         lost = self._settle(pending, answered=not {"offline", "no_answer"} & status.faults)
         self._mark(status.state, status.message, status.faults)
-        return lost
+        self.sent.forget(lost)
+        confirmation = self.sent.answer(mark, status, time.monotonic(), can_confirm=self.can_confirm)
+        return lost, confirmation
 
     def _settle(self, pending: list[str], *, answered: bool) -> list[str]:
         drops = int(getattr(self.printer, "connection_drops", 0))

@@ -4,7 +4,9 @@
 costs the pack path a few microseconds of driver time; `send` (connect if needed, wait for
 buffer space) is for the printer's lane thread. `status` asks `~HS` and reads the three-line host status;
 a printer that stays silent (some do when faulted) is reported as `no_answer`, one that cannot
-be reached as `offline`. The `~HS` parser is a pure function so it can be fuzzed.
+be reached as `offline`. The `~HS` parser is a pure function so it can be fuzzed. Its "formats in
+receive buffer" is what confirms labels as printed (`edge_agent.devices.print_confirmation`): `~HS`
+jumps the printer's queue, so it counts the labels written before it that are still waiting.
 """
 
 from __future__ import annotations
@@ -147,6 +149,11 @@ class ZplPrinter:
         # take this lock: the link orders writes itself, and a label written while a reply is
         # awaited follows the request on the wire, which the printer answers regardless.
         self._exchange = threading.Lock()
+
+    @property
+    def can_confirm(self) -> bool:
+        """Whether `~HS` can tell which labels printed: not on a link that only writes (a spool file)."""
+        return bool(self._link.can_read)
 
     @property
     def connection_drops(self) -> int:

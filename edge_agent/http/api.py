@@ -24,7 +24,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from dockside.errors import InputError, NotFound
+from dockside.errors import DocksideError, InputError, NotFound
 from dockside.http_errors import (
     CatchAllMiddleware,
     WatchedSend,
@@ -133,6 +133,35 @@ class PrintWaveRequest(BaseModel):
 
     station: Code
     request_id: RequestId
+
+
+# `GET /api/v1/jobs/{id}?wait_s=`: how long one request may wait, and how many may wait at once.
+MAX_JOB_WAIT_S = 30.0
+MAX_JOB_WAITERS = 64
+
+
+class TooManyWaiters(DocksideError):
+    """Too many requests wait for their jobs at once (429): the page asks again a moment later."""
+
+    http_status = 429
+
+
+def _wait_seconds(values: list[str]) -> float:
+    """A job read's `wait_s`: 0 when absent, else seconds above 0 up to MAX_JOB_WAIT_S (422 otherwise)."""
+    if not values:
+        return 0.0
+    text = values[0]
+    try:
+        wait_s = float(text) if len(values) == 1 and len(text) <= 16 else -1.0
+    except ValueError:
+        wait_s = -1.0
+    if not 0 < wait_s <= MAX_JOB_WAIT_S:  # also refuses nan and inf
+        raise InputError(
+            f"wait_s must be a number of seconds above 0 and at most {MAX_JOB_WAIT_S:g}, given once "
+            f"(got {text[:20]!r}): for example ?wait_s=10",
+            code="invalid_wait",
+        )
+    return wait_s
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -255,9 +284,21 @@ def create_app(
         finally:
             pack_seconds.labels(outcome=outcome).observe(time.perf_counter() - started)
 
-    @app.get("/api/v1/jobs/{job_id}", summary="A print job")
-    async def job(job_id: str) -> Response:
-        found = agent.queue.jobs.get(job_id) if len(job_id) <= 64 else None
+    @app.get("/api/v1/jobs/{job_id}", summary="A print job (`?wait_s=`: once its printer confirmed it)")
+    async def job(job_id: str, request: Request) -> Response:
+        wait_s = _wait_seconds(request.query_params.getlist("wait_s"))
+        if len(job_id) > 64:
+            found = None
+        elif wait_s and agent.queue.job_waiters < MAX_JOB_WAITERS:
+            found = await agent.queue.wait_settled(job_id, wait_s)
+        elif wait_s:
+            raise TooManyWaiters(
+                f"{agent.queue.job_waiters} requests already wait for their jobs at this agent: "
+                "ask again in a second",
+                code="too_many_waiters",
+            )
+        else:
+            found = agent.queue.jobs.get(job_id)
         if found is None:
             raise NotFound(
                 f"job {job_id[:64]} does not exist at this agent: check the job id", code="job_not_found"

@@ -62,7 +62,7 @@ from edge_agent.packing.labelling import Labeller
 from edge_agent.packing.order_locks import OrderLocks
 from edge_agent.packing.parcel_actions import ParcelActions
 from edge_agent.packing.reprint import Reprinter
-from edge_agent.printing.jobs import Job, JobStatus, PackAnswer, log_outcome
+from edge_agent.printing.jobs import SENT_OR_PRINTED, Job, PackAnswer, log_outcome
 from edge_agent.printing.queue import PrintQueue
 from edge_agent.store.cache import Cache
 from edge_agent.store.numbers import Numbers, NumbersExhausted, TakenNumber
@@ -358,7 +358,7 @@ class Packer:
         sender, count the label, log the outcome. Scheduled with `call_soon` as the answer is
         made, so it runs on the loop right after the answer is written to the station."""
         self._outbox.notify()
-        if done.status == JobStatus.PRINTED:
+        if done.status in SENT_OR_PRINTED:
             self._metrics.labels_printed.labels(kind=kind).inc()
         log_outcome(log, done, str(done.status), done.message)
 

@@ -32,7 +32,7 @@ from dockside.shipping.parcels import MAX_PARCELS
 from dockside.sync import EventKind
 from edge_agent.devices.stations import StationFloor
 from edge_agent.packing.order_locks import OrderLocks
-from edge_agent.printing.jobs import JobStatus
+from edge_agent.printing.jobs import SENT_OR_PRINTED, JobStatus
 from edge_agent.printing.queue import PrintQueue
 from edge_agent.store.cache import Cache
 from edge_agent.store.database import now_ms
@@ -252,7 +252,7 @@ class ParcelActions:
                 code="parcel_handed_over",
             )
         # The number on the parcel: the newest printed label's (a relabel-reprint took a new one).
-        printed = [number for _, status, number in rows if status == JobStatus.PRINTED and number]
+        printed = [number for _, status, number in rows if status in SENT_OR_PRINTED and number]
         tracking = printed[-1] if printed else label.tracking_number
         with store.atomic():
             for job_id, _, _ in rows:
@@ -321,7 +321,7 @@ class ParcelActions:
             "ORDER BY created_at_ms, rowid",
             (job_id, job_id),
         ).fetchall()
-        printed = [number for status, number in rows if status == JobStatus.PRINTED and number]
+        printed = [number for status, number in rows if status in SENT_OR_PRINTED and number]
         return printed[-1:] if printed else [number for _, number in rows[:1] if number]
 
     # -- dock handover ---------------------------------------------------------------------------
@@ -398,7 +398,7 @@ class ParcelActions:
                 "ORDER BY created_at_ms DESC, rowid DESC",
                 (number,),
             ).fetchall()
-        printed = [row for row in rows if row[2] == JobStatus.PRINTED]
+        printed = [row for row in rows if row[2] in SENT_OR_PRINTED]
         if printed:
             order_ref, parcel, _, carrier = printed[0]
             return str(order_ref), int(parcel), str(carrier or "")

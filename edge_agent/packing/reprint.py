@@ -27,7 +27,7 @@ from edge_agent.metrics import AgentMetrics
 from edge_agent.packing.documents import expected_parcel
 from edge_agent.packing.labelling import Labeller
 from edge_agent.packing.parcel_actions import ParcelActions, packer_reason
-from edge_agent.printing.jobs import Job, JobDecision, JobStatus, PackAnswer, new_job_id
+from edge_agent.printing.jobs import SENT_OR_PRINTED, Job, JobDecision, JobStatus, PackAnswer, new_job_id
 from edge_agent.printing.queue import REPRINTED_EVENTS, PrintQueue
 from edge_agent.store.cache import Cache
 from edge_agent.store.database import now_ms
@@ -154,7 +154,7 @@ class Reprinter:
                 job, number = self._relabel(original, voided[0].carrier, lane, job)
             done = await self._queue.print_job(lane, job, REPRINTED_EVENTS, number=number)
         self._outbox.notify()
-        if done.status == JobStatus.PRINTED:
+        if done.status in SENT_OR_PRINTED:
             self._metrics.labels_printed.labels(kind="reprint").inc()
         return done.answer()
 

@@ -61,7 +61,7 @@ from edge_agent.metrics import AgentMetrics
 from edge_agent.packing.documents import plan_documents, shipping_label_plan
 from edge_agent.packing.labelling import Labeller
 from edge_agent.packing.pack import document_number, tracking_source
-from edge_agent.printing.jobs import Job, JobStatus
+from edge_agent.printing.jobs import SENT_OR_PRINTED, Job, JobStatus
 from edge_agent.printing.queue import PrintQueue
 from edge_agent.store.cache import Cache
 from edge_agent.store.database import Store, now_ms
@@ -117,10 +117,13 @@ class _Run:
     stopped: dict[str, Any] | None = None
 
     def report(self, status: str) -> dict[str, Any]:
+        # `printed` counts the labels that went out (`sent` or already confirmed `printed`): the
+        # report is made as the wave's last label leaves, before its printer can confirm it.
         counts = {"printed": 0, "held": 0}
         for job in self.jobs:
-            if job["status"] in counts:
-                counts[job["status"]] += 1
+            outcome = "printed" if job["status"] in SENT_OR_PRINTED else job["status"]
+            if outcome in counts:
+                counts[outcome] += 1
         return {
             "wave_id": self.wave.wave_id,
             "station": self.wave.station,
@@ -214,12 +217,17 @@ class WavePrinter:
         counts = {"printed": 0, "held": 0, "sending": 0, "failed": 0, "skipped": 0, "waiting": 0}
         orders = []
         to_print = 0  # what a new Print wave would try: waiting, or skipped for a reason that may pass
+        confirmed = 0
         for position, ref in enumerate(wave.order_refs, start=1):
             job = jobs.get(ref)
             entry: dict[str, Any] = {"order_ref": ref, "position": position, "job_id": None, "message": ""}
             if job is not None:
-                status = job[1] if job[1] in counts else "failed"  # failed, unknown: a person decides
-                entry.update(job_id=job[0], message=job[2])
+                # `printed` counts labels that went out, confirmed or not (`confirmed`: those the
+                # printer confirmed); the order's entry keeps its job's own status.
+                status = "printed" if job[1] in SENT_OR_PRINTED else job[1]
+                status = status if status in counts else "failed"  # failed, unknown: a person decides
+                confirmed += job[1] == JobStatus.PRINTED
+                entry.update(job_id=job[0], message=job[2], job_status=job[1])
             elif states.get(ref) == "cancelled":
                 status = "skipped"
                 entry.update(code="order_cancelled", message=f"order {ref} was cancelled: no label")
@@ -244,6 +252,7 @@ class WavePrinter:
             "created_by": wave.created_by,
             "total": len(wave.order_refs),
             **counts,
+            "confirmed": confirmed,
             "to_print": to_print,
             "running": running is not None,
             "last_print": None if last is None else {k: v for k, v in last.items() if k != "jobs"},
@@ -531,7 +540,7 @@ class WavePrinter:
             )
             log.warning("wave %d: the label of %s failed: %s", run.wave.wave_id, ref, exc.message)
             return
-        if done.status == JobStatus.PRINTED:
+        if done.status in SENT_OR_PRINTED:
             self._metrics.labels_printed.labels(kind="wave").inc()
         run.jobs.append(
             {
@@ -625,5 +634,5 @@ class WavePrinter:
                     extra={"order_ref": label.order_ref, "station": station.code},
                 )
                 continue
-            if done.status == JobStatus.PRINTED:
+            if done.status in SENT_OR_PRINTED:
                 self._metrics.labels_printed.labels(kind="document").inc()

@@ -1,7 +1,9 @@
 """Print jobs: one row per label handed (or about to be handed) to a printer.
 
     held, awaiting a number ──(the cloud leases more)──> held, or sending
-    held ──(printer ready)──> sending ──> printed
+    held ──(printer ready)──> sending ──> sent ──(the printer confirms)──> printed
+                                 │   │      ├──(a fault with it still in the printer)──> held (in the printer)
+                                 │   │      └──(the printer cannot confirm)──> sent, with that said
                                  │  └──(connection broke mid-label)──> failed
                                  └──(agent stopped)──> unknown
 
@@ -9,9 +11,14 @@ A job is written `sending` and committed before its bytes go out, so a crash dur
 leaves a trace: on restart such a job becomes `unknown` and a person decides (printing is
 at-most-once automatically). `held` means no byte has gone out yet because its printer is in a
 fault (or labels ahead of it are): it goes out by itself, once, when the printer reports ready,
-and its `message` tells the packer what to fix. `printed` means the printer took every byte (a
-printer out of paper keeps them and prints after reloading: they are never sent again); `failed`
-means the connection broke during the send, so the label may be missing or partial. Neither
+and its `message` tells the packer what to fix. `sent` means the printer took every byte; `printed`
+that the printer then said it printed them (its buffer drained with no fault: see
+`edge_agent.devices.print_confirmation`). A printer that faults with the label still in its buffer
+keeps it and prints it after the fix: the job is `held` again with the fix as its message, but its
+`sent_at_ms` is set, so it is never sent a second time (it turns `printed` when the printer
+confirms). A printer that cannot confirm (a spool file, no answer in time) leaves the job `sent`
+with a message that says so. `failed` means the connection broke during the send, so the label
+may be missing or partial. Neither
 `failed` nor `unknown` is ever reprinted without a person asking.
 
 A `held` job whose decision names `awaits_number` (a carrier) has no label yet: its parcel was
@@ -36,15 +43,26 @@ from dockside.rules import DocumentAction
 from dockside.shipping.parcels import DocumentKind, ParcelFacts
 from edge_agent.store.database import Store, now_ms
 
-__all__ = ["Job", "JobDecision", "JobStatus", "Jobs", "PackAnswer", "log_outcome", "new_job_id"]
+__all__ = [
+    "SENT_OR_PRINTED",
+    "Job",
+    "JobDecision",
+    "JobStatus",
+    "Jobs",
+    "PackAnswer",
+    "log_outcome",
+    "new_job_id",
+]
 
 _COLUMNS = (
     "job_id, request_id, order_ref, station, printer, status, weight_g, decision, "
     "created_at_ms, updated_at_ms, reprint_of, reason, label, message, parcel, document, tracking_number, "
-    "packer"
+    "packer, sent_at_ms"
 )
 # A held job that waits for its printer, not for a leased number (see the module docstring).
 _NOT_AWAITING = "json_extract(decision, '$.awaits_number') IS NULL"
+# A held job whose bytes have not gone out yet (one held in the printer's own buffer never goes again).
+_NOT_SENT = "sent_at_ms IS NULL"
 
 
 class JobStatus(StrEnum):
@@ -52,10 +70,21 @@ class JobStatus(StrEnum):
 
     HELD = "held"
     SENDING = "sending"
-    PRINTED = "printed"
+    SENT = "sent"  # every byte went out; the printer has not confirmed it printed (yet, or ever)
+    PRINTED = "printed"  # the printer confirmed it
     FAILED = "failed"
     UNKNOWN = "unknown"
     VOIDED = "voided"  # a parcel's label voided on purpose (kept for history; the parcel relabels)
+
+    @property
+    def went_out(self) -> bool:
+        """Whether the label's bytes all reached the printer (`sent` or `printed`): what the pack
+        path, reprint and waves count as done the moment a send returns."""
+        return self in SENT_OR_PRINTED
+
+
+# The statuses of a label that went out (confirmed or not yet): what "the label is on the parcel" means.
+SENT_OR_PRINTED = frozenset({JobStatus.SENT, JobStatus.PRINTED})
 
 
 def new_job_id() -> str:
@@ -174,6 +203,7 @@ class Job:
     document: str = DocumentKind.SHIPPING_LABEL.value
     tracking_number: str = ""
     packer: int | None = None  # the packer signed in at the station when the job was made (their id)
+    sent_at_ms: int | None = None  # when its bytes went out (None while they have not)
 
     def answer(self, status: str | None = None) -> PackAnswer:
         """The pack API's answer for this job (`status` overrides, e.g. "already_packed")."""
@@ -207,6 +237,8 @@ class Job:
             "reason": self.reason,
             "label_bytes": len(self.label),
             "packer": self.packer,
+            "awaits_number": self.decision.awaits_number or None,
+            "sent_at_ms": self.sent_at_ms,
         }
 
     def parcel_facts(self) -> ParcelFacts:
@@ -243,7 +275,8 @@ class Job:
 class PackAnswer:
     """What a scan or a reprint answers the station: `POST /api/v1/pack`'s body, field for field.
 
-    `status` is the job's (`printed`, `held`) or `already_packed` for a parcel scanned again.
+    `status` is the job's (`sent` once its bytes went out, `printed` once the printer confirmed,
+    `held`) or `already_packed` for a parcel scanned again.
     """
 
     job_id: str
@@ -278,7 +311,7 @@ class PackAnswer:
 def log_outcome(logger: logging.Logger, job: Job, outcome: str, detail: str) -> None:
     """One log line per label outcome (printed, held, failed, unknown), with the ids to find it by."""
     ids = {"order_ref": job.order_ref, "job_id": job.job_id, "station": job.station, "printer": job.printer}
-    level = logging.INFO if outcome == "printed" else logging.WARNING
+    level = logging.INFO if outcome in SENT_OR_PRINTED else logging.WARNING
     logger.log(level, "pack %s: %s%s", outcome, job.order_ref, f" ({detail})" if detail else "", extra=ids)
 
 
@@ -337,6 +370,15 @@ class Jobs:
         ).fetchall()
         return [int(row[0]) for row in rows]
 
+    def unconfirmed(self) -> list[Job]:
+        """Jobs whose bytes went out and whose printer has not confirmed them: `sent` ones with no
+        message yet, and those held in the printer's buffer (at startup, nobody is left to ask)."""
+        rows = self._store.conn.execute(
+            f"SELECT {_COLUMNS} FROM jobs WHERE (status = 'sent' AND message = '') "  # noqa: S608
+            "OR (status = 'held' AND sent_at_ms IS NOT NULL) ORDER BY created_at_ms, rowid"
+        ).fetchall()
+        return [_job(row) for row in rows]
+
     def unfinished(self) -> list[Job]:
         rows = self._store.conn.execute(
             f"SELECT {_COLUMNS} FROM jobs WHERE status = 'sending' ORDER BY created_at_ms"  # noqa: S608
@@ -348,7 +390,7 @@ class Jobs:
         awaiting a number is not among them: it has no bytes yet)."""
         row = self._store.conn.execute(
             f"SELECT {_COLUMNS} FROM jobs WHERE status = 'held' AND printer = ? "  # noqa: S608
-            f"AND {_NOT_AWAITING} ORDER BY created_at_ms, rowid LIMIT 1",
+            f"AND {_NOT_AWAITING} AND {_NOT_SENT} ORDER BY created_at_ms, rowid LIMIT 1",
             (printer,),
         ).fetchone()
         return _job(row) if row else None
@@ -369,10 +411,12 @@ class Jobs:
     def held_by_printer(self) -> dict[str, int]:
         """How many jobs wait for each printer (read when the floor changes; the packer counts after).
 
-        Jobs awaiting a number are not counted: they wait for the cloud, not for the printer.
+        Jobs awaiting a number are not counted: they wait for the cloud, not for the printer; nor
+        are jobs held in the printer's own buffer (they print there, and are never sent again).
         """
         rows = self._store.conn.execute(
-            f"SELECT printer, COUNT(*) FROM jobs WHERE status = 'held' AND {_NOT_AWAITING} GROUP BY printer"  # noqa: S608
+            f"SELECT printer, COUNT(*) FROM jobs WHERE status = 'held' AND {_NOT_AWAITING} "  # noqa: S608
+            f"AND {_NOT_SENT} GROUP BY printer"
         ).fetchall()
         return {printer: count for printer, count in rows}
 
@@ -420,7 +464,7 @@ class Jobs:
     def insert(self, job: Job) -> None:
         self.written += 1
         self._store.conn.execute(
-            f"INSERT INTO jobs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+            f"INSERT INTO jobs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
             (
                 job.job_id,
                 job.request_id,
@@ -440,13 +484,25 @@ class Jobs:
                 job.document,
                 job.tracking_number,
                 job.packer,
+                None,  # a new job has not gone out (a reprint made from its original included)
             ),
         )
 
     def set_status(
-        self, job_id: str, status: JobStatus, reason: str | None = None, *, message: str | None = None
+        self,
+        job_id: str,
+        status: JobStatus,
+        reason: str | None = None,
+        *,
+        message: str | None = None,
+        sent: bool = False,
     ) -> None:
-        sets, values = ["status = ?", "updated_at_ms = ?"], [status.value, now_ms()]
+        """Set a job's status (and reason, message); `sent` also records now as when its bytes went out."""
+        now = now_ms()
+        sets, values = ["status = ?", "updated_at_ms = ?"], [status.value, now]
+        if sent:
+            sets.append("sent_at_ms = ?")
+            values.append(now)
         if reason is not None:
             sets.append("reason = ?")
             values.append(reason)

@@ -50,10 +50,18 @@ from typing import Any
 
 from dockside.errors import PrinterError
 from dockside.sync import EventKind
+from edge_agent.devices.print_confirmation import Confirmation
 from edge_agent.devices.printer_lane import PrinterLane
 from edge_agent.devices.stations import Station, StationFloor
 from edge_agent.metrics import AgentMetrics
-from edge_agent.printing.jobs import Job, Jobs, JobStatus, log_outcome
+from edge_agent.printing.confirmation import (
+    CONFIRM_IDLE_POLL_S,
+    CONFIRM_POLL_S,
+    confirm_timeout_from_env,
+    settled,
+    unconfirmable_message,
+)
+from edge_agent.printing.jobs import SENT_OR_PRINTED, Job, Jobs, JobStatus, log_outcome
 from edge_agent.store.cache import Cache
 from edge_agent.store.database import Store
 from edge_agent.store.numbers import Numbers, TakenNumber
@@ -88,8 +96,27 @@ class PrintQueue:
     """Holds, sends and releases the label jobs of every printer of one agent."""
 
     def __init__(
-        self, store: Store, cache: Cache, floor: StationFloor, outbox: Outbox, metrics: AgentMetrics
+        self,
+        store: Store,
+        cache: Cache,
+        floor: StationFloor,
+        outbox: Outbox,
+        metrics: AgentMetrics,
+        *,
+        confirm_timeout_s: float | None = None,
     ) -> None:
+        if confirm_timeout_s is None:
+            confirm_timeout_s = confirm_timeout_from_env()
+        if not 0 < confirm_timeout_s <= 3600:
+            raise ValueError(
+                f"confirm_timeout_s must be above 0 and at most 3600 seconds, not {confirm_timeout_s}"
+            )
+        self.confirm_timeout_s = confirm_timeout_s
+        self._confirming: dict[str, asyncio.Task[None]] = {}
+        # Set (and replaced) whenever a job's status is recorded: wakes `wait_settled`.
+        self._changed = asyncio.Event()
+        self.job_waiters = 0
+        self._confirm_wake: dict[str, asyncio.Event] = {}
         self._store = store
         self._floor = floor
         self._outbox = outbox
@@ -187,7 +214,7 @@ class PrintQueue:
             done = await self._deliver(lane, filled, events)
         finally:
             self._outbox.notify()
-        if done.status == JobStatus.PRINTED:
+        if done.status in SENT_OR_PRINTED:
             self._metrics.labels_printed.labels(kind="reprint" if job.reprint_of else "pack").inc()
         return done
 
@@ -236,7 +263,8 @@ class PrintQueue:
         events: tuple[EventKind, ...],
         extra: Mapping[str, Any] | None = None,
     ) -> Job:
-        """Send a job recorded `sending`; the job as it ended: printed, or held if nothing went out."""
+        """Send a job recorded `sending`; the job as it ended: `sent` (the printer confirms it
+        later, see `_confirm`), or held if nothing went out."""
         started = time.perf_counter()
         try:
             await lane.send(job.label)
@@ -279,21 +307,140 @@ class PrintQueue:
                 )
             self._outbox.notify()
             raise PrinterError(message, code=exc.code) from exc
+        if not lane.can_confirm:
+            # A spool file or a write-only link: nobody will ever say whether it printed.
+            message = unconfirmable_message(lane, job.station, "it cannot report what it printed")
+            with self._store.atomic():
+                self.jobs.set_status(job.job_id, JobStatus.SENT, sent=True, message=message)
+                self._record(job, events, dict(extra or {}))
+                self._record(job, (EventKind.LABEL_UNCONFIRMED,), {"message": message, "reason": "no_status"})
+            return dataclasses.replace(job, status=JobStatus.SENT, message=message)
         with self._store.atomic():
-            self.jobs.set_status(job.job_id, JobStatus.PRINTED)
+            self.jobs.set_status(job.job_id, JobStatus.SENT, sent=True)
             self._record(job, events, dict(extra or {}))
         lane.unconfirmed.append(job.job_id)
-        return dataclasses.replace(job, status=JobStatus.PRINTED)
+        self._await_confirmation(lane, job.job_id)
+        return dataclasses.replace(job, status=JobStatus.SENT)
 
     def _void(self, job: Job, reason: str) -> None:
         """Void the numbers `job` took (in the caller's transaction): it did not print for sure."""
         self.numbers.void(job.job_id, reason, order_ref=job.order_ref, station=job.station, parcel=job.parcel)
 
     def _record(self, job: Job, kinds: tuple[EventKind, ...], extra: dict[str, Any]) -> None:
+        # Every status change records an event: wake the pages waiting for a job (they run after
+        # this synchronous transaction has committed).
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
         body = {**job.event_body(), **extra}
         if job.reprint_of is not None:
             body.update(reprint_of=job.reprint_of, reason=job.reason)
         self._outbox.record_many(kinds, body, order_ref=job.order_ref, station=job.station)
+
+    # -- confirmation ---------------------------------------------------------------------------
+
+    def _await_confirmation(self, lane: PrinterLane, job_id: str) -> None:
+        """Track a `sent` job until its printer confirms it: ask the printer right away, then
+        every CONFIRM_POLL_S while labels still wait (a task per printer, never in a send's way)."""
+        lane.sent.timeout_s = self.confirm_timeout_s
+        for given_up in lane.sent.sent(job_id, time.monotonic()):
+            log.warning("job %s: too many labels await confirmation on %s; not followed", given_up, lane.name)
+        key = lane.config.id
+        wake = self._confirm_wake.get(key)
+        if key in self._confirming and wake is not None:
+            wake.set()  # a label just went out: ask now rather than at the next tick
+            return
+        wake = self._confirm_wake[key] = asyncio.Event()
+        self._confirming[key] = asyncio.get_running_loop().create_task(
+            self._confirm_loop(lane, wake), name=f"confirm {key}"
+        )
+
+    async def _confirm_loop(self, lane: PrinterLane, wake: asyncio.Event) -> None:
+        key = lane.config.id
+        try:
+            while len(lane.sent):
+                wake.clear()
+                lost, confirmation = await lane.poll()
+                if lost:
+                    self._put_in_doubt(lane, lost)
+                if confirmation:
+                    self._confirm(lane, confirmation)
+                if not len(lane.sent):
+                    break
+                quiet = lane.sent.all_held or bool({"offline", "no_answer"} & lane.faults)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), CONFIRM_IDLE_POLL_S if quiet else CONFIRM_POLL_S)
+        except Exception:  # the scheduler's polls still confirm; this loop must not kill the agent
+            log.exception("confirming labels on printer %s failed", lane.config.id)
+        finally:
+            # No await since the last check: a label sent from here on starts a new loop.
+            self._confirming.pop(key, None)
+            self._confirm_wake.pop(key, None)
+
+    def _confirm(self, lane: PrinterLane, confirmation: Confirmation) -> None:
+        """Record what a status answer settled, in one transaction: jobs `printed` (with
+        `label_confirmed`), `held` in the printer with its fault's fix (`label_held_in_printer`), or
+        left `sent` with a message to check the label (`label_unconfirmed`)."""
+        outcomes: list[tuple[Job, str]] = []
+        with self._store.atomic():
+            for job in self._sent_jobs(confirmation.printed):
+                self.jobs.set_status(job.job_id, JobStatus.PRINTED, message="")
+                self._record(job, (EventKind.LABEL_CONFIRMED,), {})
+                outcomes.append((job, "printed"))
+            for job in self._sent_jobs(confirmation.held):
+                message = lane.held_message(job.station)
+                self.jobs.set_status(job.job_id, JobStatus.HELD, message=message)
+                body = {
+                    "message": message,
+                    "faults": sorted(confirmation.faults),
+                    "printer_state": lane.state,
+                }
+                self._record(job, (EventKind.LABEL_HELD_IN_PRINTER,), body)
+                outcomes.append((job, "held"))
+            for job in self._sent_jobs(confirmation.unconfirmable):
+                why = (
+                    f"no answer within {lane.sent.timeout_s:g} s"
+                    if lane.can_confirm
+                    else "it reports no status"
+                )
+                message = unconfirmable_message(lane, job.station, why)
+                self.jobs.set_status(job.job_id, JobStatus.SENT, message=message)
+                self._record(job, (EventKind.LABEL_UNCONFIRMED,), {"message": message, "reason": "no_answer"})
+                outcomes.append((job, "unconfirmed"))
+        if any(outcome == "held" or job.status == JobStatus.HELD for job, outcome in outcomes):
+            self.jobs.written += 1  # the station's held list changed: read it again
+        for job, outcome in outcomes:
+            if outcome != "printed":
+                log_outcome(log, job, outcome, lane.message)
+        if outcomes:
+            self._outbox.notify()
+
+    def _sent_jobs(self, job_ids: tuple[str, ...]) -> list[Job]:
+        """The jobs of `job_ids` still waiting for their printer's word (`sent`, or held in it)."""
+        found = []
+        for job in map(self.jobs.get, job_ids):
+            if job is None or job.sent_at_ms is None:
+                continue
+            if job.status == JobStatus.SENT or job.status == JobStatus.HELD:
+                found.append(job)
+        return found
+
+    async def wait_settled(self, job_id: str, wait_s: float) -> Job | None:
+        """The job once the printer has had its say (`settled`), or as it is after `wait_s`; None
+        when there is no such job. For `GET /api/v1/jobs/{id}?wait_s=`: the page hears a confirmation
+        as it is recorded instead of asking again and again."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        self.job_waiters += 1
+        try:
+            while True:
+                job = self.jobs.get(job_id)
+                remaining = deadline - loop.time()
+                if job is None or settled(job) or remaining <= 0:
+                    return job
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), remaining)
+        finally:
+            self.job_waiters -= 1
 
     # -- held jobs, polls and doubt ------------------------------------------------------------
 
@@ -320,7 +467,7 @@ class PrintQueue:
                 except PrinterError as exc:
                     log.warning("held job %s broke while being sent: %s", job.job_id, exc.message)
                     break
-                if done.status != JobStatus.PRINTED:
+                if done.status not in SENT_OR_PRINTED:
                     break
                 sent += 1
                 self._metrics.labels_printed.labels(kind="reprint" if job.reprint_of else "pack").inc()
@@ -330,15 +477,22 @@ class PrintQueue:
         return sent
 
     async def poll(self, lane: PrinterLane) -> None:
-        """One status poll of `lane`: labels put in doubt by a dropped connection, then held jobs."""
-        lost = await lane.check()
+        """One status poll of `lane`: labels put in doubt by a dropped connection, labels the
+        printer confirmed (or holds after a fault, or cannot confirm), then held jobs."""
+        lost, confirmation = await lane.poll()
         if lost:
             self._put_in_doubt(lane, lost)
+        if confirmation:
+            self._confirm(lane, confirmation)
         await self.release_held(lane)
 
     def _put_in_doubt(self, lane: PrinterLane, job_ids: list[str]) -> None:
         """Jobs sent just before the printer dropped the connection: `unknown`, for a person."""
-        doubtful = [job for job in map(self.jobs.get, job_ids) if job and job.status == JobStatus.PRINTED]
+        doubtful = [
+            job
+            for job in map(self.jobs.get, job_ids)
+            if job and (job.status in SENT_OR_PRINTED or (job.status == JobStatus.HELD and job.sent_at_ms))
+        ]
         if not doubtful:
             return
         message = (
@@ -381,14 +535,16 @@ class PrintQueue:
         )
 
     async def stop(self) -> None:
-        """Cancel the status re-checks still running (before the printers close)."""
-        tasks = list(self._rechecks.values())
+        """Cancel the status re-checks and confirmations still running (before the printers close)."""
+        tasks = [*self._rechecks.values(), *self._confirming.values()]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._rechecks.clear()
+        self._confirming.clear()
+        self._confirm_wake.clear()
 
     def count_held(self) -> None:
         """At start and after the floor changes: how many held jobs wait for each printer."""
@@ -402,6 +558,7 @@ class PrintQueue:
         The agent stopped while those labels were being sent, so nobody knows whether they
         printed; a person decides, the agent never reprints them by itself.
         """
+        self._unconfirmed_at_start()
         unfinished = self.jobs.unfinished()
         if not unfinished:
             return []
@@ -417,3 +574,21 @@ class PrintQueue:
                 job.order_ref,
             )
         return [job.job_id for job in unfinished]
+
+    def _unconfirmed_at_start(self) -> None:
+        """At startup: jobs that went out but that their printer had not confirmed (sent, or held in
+        its buffer) stay `sent`, each with `label_unconfirmed` and a message to check the label."""
+        jobs = self.jobs.unconfirmed()
+        if not jobs:
+            return
+        with self._store.atomic():
+            for job in jobs:
+                message = (
+                    f"the agent stopped before printer {job.printer} confirmed this label: check that "
+                    "the label came out, and use Reprint if it did not"
+                )
+                self.jobs.set_status(job.job_id, JobStatus.SENT, message=message)
+                self._record(
+                    job, (EventKind.LABEL_UNCONFIRMED,), {"message": message, "reason": "agent_stopped"}
+                )
+        log.warning("%d label(s) sent before the agent stopped were never confirmed: marked sent", len(jobs))

@@ -23,6 +23,7 @@ __all__ = [
     "m0005_void_restore_dock",
     "m0006_packers",
     "m0007_orders_closed",
+    "m0008_sent_jobs",
     "m0009_item_checks",
 ]
 
@@ -354,6 +355,55 @@ def m0007_orders_closed(db: Any) -> None:
             at_ms INTEGER NOT NULL
         )"""
     )
+
+
+@MIGRATIONS.register
+def m0008_sent_jobs(db: Any) -> None:
+    """Issue 16's confirmed printing: a job is `sent` when its bytes went out and `printed` only
+    when the printer confirms it; `sent_at_ms` marks a job whose bytes went out (a job held in
+    the printer's own buffer after a fault is never sent again). Jobs printed before this step
+    keep `printed` (their printer took them, as that word meant then)."""
+    statements = [
+        "ALTER TABLE jobs RENAME TO jobs_m0007",
+        "DROP INDEX jobs_by_parcel",
+        "DROP INDEX jobs_by_tracking",
+        """CREATE TABLE jobs (
+            job_id TEXT PRIMARY KEY,
+            request_id TEXT UNIQUE,
+            order_ref TEXT NOT NULL,
+            station TEXT NOT NULL,
+            printer TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (
+                status IN ('held', 'sending', 'sent', 'printed', 'failed', 'unknown', 'voided')
+            ),
+            label BLOB NOT NULL,
+            weight_g INTEGER,
+            decision TEXT NOT NULL,
+            created_at_ms INTEGER NOT NULL,
+            updated_at_ms INTEGER NOT NULL,
+            reprint_of TEXT REFERENCES jobs (job_id),
+            reason TEXT NOT NULL DEFAULT '',
+            message TEXT NOT NULL DEFAULT '',
+            parcel INTEGER NOT NULL DEFAULT 1,
+            document TEXT NOT NULL DEFAULT 'shipping_label',
+            tracking_number TEXT NOT NULL DEFAULT '',
+            packer INTEGER,
+            sent_at_ms INTEGER
+        )""",
+        """INSERT INTO jobs (job_id, request_id, order_ref, station, printer, status, label, weight_g,
+            decision, created_at_ms, updated_at_ms, reprint_of, reason, message, parcel, document,
+            tracking_number, packer, sent_at_ms)
+           SELECT job_id, request_id, order_ref, station, printer, status, label, weight_g,
+            decision, created_at_ms, updated_at_ms, reprint_of, reason, message, parcel, document,
+            tracking_number, packer,
+            CASE WHEN status IN ('printed', 'failed', 'unknown', 'voided') THEN updated_at_ms END
+           FROM jobs_m0007 ORDER BY rowid""",
+        "DROP TABLE jobs_m0007",
+        "CREATE INDEX jobs_by_parcel ON jobs (order_ref, parcel, document, created_at_ms)",
+        "CREATE INDEX jobs_by_tracking ON jobs (tracking_number) WHERE tracking_number <> ''",
+    ]
+    for statement in statements:
+        db.execute(statement)
 
 
 @MIGRATIONS.register

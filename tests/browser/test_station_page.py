@@ -95,7 +95,7 @@ def _pack_and_reach_the_cloud(station: Station, order_ref: str) -> None:
     station.put_parcel()
     packed = station.pack(order_ref, f"api-{order_ref}")
     assert packed.status_code == 200, packed.text
-    assert packed.json()["status"] == "printed", packed.text
+    assert packed.json()["status"] == "sent", packed.text
 
     def printed_at_the_cloud() -> bool:
         order = station.stack.admin_call("GET", f"/api/v1/orders/{order_ref}")
@@ -108,7 +108,7 @@ def test_metrics_on_both_sides_after_packing(station: Station) -> None:
     """The agent's and the cloud's /metrics show packs, failures, outbox, lag and connected agents."""
     _pack_and_reach_the_cloud(station, "WEB-0010")
     agent = station.http.get("/metrics").text
-    assert 'dockside_pack_seconds_count{outcome="printed"}' in agent
+    assert 'dockside_pack_seconds_count{outcome="sent"}' in agent
     assert "dockside_print_failures_total" in agent or "dockside_print_failures" in agent
     assert "dockside_outbox_depth " in agent
     assert "dockside_sync_lag_revisions " in agent

@@ -111,7 +111,7 @@ def test_the_binary_enrolls_and_packs_to_the_mock_printer(binary: Path, stack: S
         )
 
     assert response.status_code == 200, response.text
-    assert response.json()["status"] == "printed"
+    assert response.json()["status"] == "sent"
     labels = stack.control("printer", "GET", "/labels")
     assert len(labels) == 1
     assert "BIN-0001" in "\n".join(labels[0]["fields"])

@@ -126,7 +126,7 @@ def _packs_and_reports(stack: Stack, agent: str = "agent") -> None:
         station.wait_synced("TLS-0003")
         response = station.pack("TLS-0001", "req-tls-1")
         assert response.status_code == 200, response.text
-        assert response.json()["status"] == "printed"
+        assert response.json()["status"] == "sent"
 
         def cloud_has_packed() -> bool:
             events = stack.admin_call("GET", "/api/v1/orders/TLS-0001")["events"]

@@ -57,7 +57,7 @@ def _still_packable(station: Station, order_ref: str, request_id: str) -> None:
     before = len(station.labels())
     response = station.pack(order_ref, request_id)
     assert response.status_code == 200, response.text
-    assert response.json()["status"] == "printed"
+    assert response.json()["status"] == "sent"
     assert len(station.labels()) == before + 1
 
 
@@ -155,7 +155,7 @@ def test_a_printer_that_refuses_connections(stack: Stack, station: Station) -> N
     wait_for(
         lambda: len(station.labels()) == before + 1, timeout=20, what="the held label to print by itself"
     )
-    job = station.http.get(f"/api/v1/jobs/{held['job_id']}").json()
+    job = station.http.get(f"/api/v1/jobs/{held['job_id']}", params={"wait_s": "10"}).json()
     assert job["status"] == "printed"
     assert len(station.labels()) == before + 1
 

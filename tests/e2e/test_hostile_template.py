@@ -72,5 +72,5 @@ def test_a_template_that_validates_and_overruns_at_the_station_fails_by_name(
     station.put_parcel()
     printed = station.pack("E2E-0001", "after-rollback")
     assert printed.status_code == 200, printed.text
-    assert printed.json()["status"] == "printed"
+    assert printed.json()["status"] == "sent"
     assert len(station.labels()) == 1

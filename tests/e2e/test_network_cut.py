@@ -55,7 +55,7 @@ def test_packing_goes_on_through_a_minute_long_cut_and_converges(tmp_path) -> No
                 "/api/v1/pack", json={"order_ref": ref, "station": "S1", "request_id": f"cut-{n}"}
             )
             assert response.status_code == 200, response.text
-            assert response.json()["status"] == "printed", response.text
+            assert response.json()["status"] == "sent", response.text
             packed_offline.append(ref)
 
         for _ in range(20):  # online, before the cut

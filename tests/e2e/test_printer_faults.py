@@ -58,8 +58,10 @@ def _fault(stack: Stack, fault: str) -> None:
     stack.control("printer", "POST", "/fault", {"fault": fault})
 
 
-def _job(station: Station, job_id: str) -> dict[str, Any]:
-    return dict(station.http.get(f"/api/v1/jobs/{job_id}").json())
+def _job(station: Station, job_id: str, *, wait: bool = False) -> dict[str, Any]:
+    """The job now, or (`wait`) once its printer has had its say (`?wait_s=`)."""
+    params = {"wait_s": "10"} if wait else {}
+    return dict(station.http.get(f"/api/v1/jobs/{job_id}", params=params).json())
 
 
 @pytest.mark.parametrize(("fault", "order_ref"), [(f, f"FLT-{n:04d}") for n, f in enumerate(HOLDING, 1)])
@@ -103,7 +105,8 @@ def test_a_faulted_printer_holds_the_label_and_prints_it_once_when_fixed(
     line.put_parcel()
     after = line.pack(f"FLT-{20 + list(HOLDING).index(fault):04d}", f"after-{fault}")
     assert after.status_code == 200, after.text
-    assert after.json()["status"] == "printed"
+    assert after.json()["status"] == "sent"
+    assert _job(line, after.json()["job_id"], wait=True)["status"] == "printed"
 
 
 def test_labels_held_behind_a_fault_leave_in_scan_order(line: Station) -> None:
@@ -135,7 +138,7 @@ def test_a_label_sent_before_the_fault_was_seen_prints_once_after_the_fix(line: 
     try:
         answer = line.pack("FLT-0013", "buffered")
         assert answer.status_code == 200, answer.text
-        assert answer.json()["status"] == "printed", answer.text  # sent: the agent saw no fault
+        assert answer.json()["status"] == "sent", answer.text  # the agent saw no fault
         wait_for(
             lambda: stack.control("printer", "GET", "/status")["formats_waiting"] == 1,
             timeout=10,
@@ -145,13 +148,20 @@ def test_a_label_sent_before_the_fault_was_seen_prints_once_after_the_fix(line: 
         wait_for(lambda: _printer(line)["state"] == "fault", timeout=10, what="the poll to see paper out")
         assert _labels_for(line, "FLT-0013") == []  # in the printer's buffer, not printed
         assert stack.control("printer", "GET", "/status")["formats_waiting"] == 1
-        assert _job(line, answer.json()["job_id"])["status"] == "printed"  # not held, not in doubt
+        # Held in the printer with the fix (never sent again), not in doubt.
+        wait_for(
+            lambda: _job(line, answer.json()["job_id"])["status"] == "held",
+            timeout=10,
+            what="the label held in the printer",
+        )
+        assert "load labels" in _job(line, answer.json()["job_id"])["message"]
     finally:
         _fault(stack, "none")
     wait_for(lambda: _labels_for(line, "FLT-0013"), timeout=10, what="the buffered label")
     wait_for(lambda: _printer(line)["state"] == "ready", timeout=10, what="the printer ready again")
     assert len(_labels_for(line, "FLT-0013")) == 1  # never sent a second time
     assert stack.control("printer", "GET", "/status")["formats_waiting"] == 0
+    assert _job(line, answer.json()["job_id"], wait=True)["status"] == "printed"
 
 
 def test_a_connection_dropped_mid_label_never_prints_a_second_copy(line: Station) -> None:
@@ -172,7 +182,7 @@ def test_a_connection_dropped_mid_label_never_prints_a_second_copy(line: Station
     assert stack.control("printer", "GET", "/status")["last_drop"] is not None
     # Later labels go out on a new connection; the lost one is never resent by itself.
     line.put_parcel()
-    assert line.pack("FLT-0015", "after-drop").json()["status"] == "printed"
+    assert line.pack("FLT-0015", "after-drop").json()["status"] == "sent"
     wait_for(lambda: _labels_for(line, "FLT-0015"), timeout=10, what="the next label")
     assert _labels_for(line, "FLT-0014") == []
     # A person reprints it on purpose: exactly one copy.
@@ -197,7 +207,7 @@ def test_a_slow_printer_is_not_a_fault(line: Station) -> None:
         line.put_parcel()
         answer = line.pack("FLT-0016", "slow")
         assert answer.status_code == 200, answer.text
-        assert answer.json()["status"] == "printed"
+        assert answer.json()["status"] == "sent"
         wait_for(lambda: _labels_for(line, "FLT-0016"), timeout=10, what="the slow label")
     finally:
         _fault(stack, "none")

@@ -54,7 +54,7 @@ def test_the_pack_path_runs_on_postgresql(pg_stack: Stack) -> None:
             "/api/v1/pack", json={"order_ref": "PG-0001", "station": "S1", "request_id": "pg-1"}
         )
         assert answer.status_code == 200, answer.text
-        assert answer.json()["status"] == "printed"
+        assert answer.json()["status"] == "sent"
         assert len(stack.control("printer", "GET", "/labels")) == 1
 
         def packed_in_cloud() -> bool:

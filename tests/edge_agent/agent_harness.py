@@ -226,5 +226,13 @@ class RunningAgent:
             "/api/v1/pack", json={"order_ref": order_ref, "station": station, "request_id": request_id}
         )
 
+    def job(self, job_id: str, wait_s: float = 10) -> dict[str, Any]:
+        """`GET /api/v1/jobs/{id}` once its printer has had its say (confirmed, held, could not
+        confirm), or as it is after `wait_s`: what a test reads to see a label printed."""
+        assert self.http is not None
+        response = self.http.get(f"/api/v1/jobs/{job_id}", params={"wait_s": str(wait_s)})
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
     def events(self, kind: str | None = None) -> list[Any]:
         return [event for event in self.cloud.received.values() if kind is None or event.kind == kind]

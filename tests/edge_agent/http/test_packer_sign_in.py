@@ -103,7 +103,8 @@ def test_a_badge_signs_in_and_the_pack_job_and_its_events_carry_the_packer(
     store = agent.agent.store
     rows = agent.call_on_loop(lambda: store.query("SELECT packer FROM jobs WHERE job_id = ?", (job_id,)))
     assert [row["packer"] for row in rows] == [7]
-    wait_until(lambda: len(agent.events()) == 3, what="the three pack events at the cloud")
+    # order_packed, weight_captured, label_printed, and label_confirmed once the printer confirmed it
+    wait_until(lambda: len(agent.events()) == 4, what="the four pack events at the cloud")
     for event in agent.events():
         assert json.loads(event.body)["packer"] == 7, event.kind
     # A reprint, a close and a void at S1 carry the packer signed in there too.

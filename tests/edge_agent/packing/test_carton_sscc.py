@@ -82,6 +82,9 @@ def test_a_carton_label_takes_its_own_sscc_and_a_dock_scan_of_it_finds_the_parce
     label = pack(agent, "P-0001", "c1").json()
     assert label["tracking_number"] == gs1("7", 1000, 9)
     printer.wait_for_labels(2)
+    wait_until(
+        lambda: _jobs(agent)["P-0001:carton_label"]["status"] == "printed", what="the carton label confirmed"
+    )
     jobs = _jobs(agent)
     carton = jobs["P-0001:carton_label"]
     expected_sscc = "3" + "0614141" + "000000001"
@@ -105,7 +108,7 @@ def test_a_carton_label_takes_its_own_sscc_and_a_dock_scan_of_it_finds_the_parce
     # The PAL lease is used up: the next carton label waits for an SSCC (the shipping label prints).
     put_parcel(agent, scale, 1500)
     second = pack(agent, "P-0002", "c2").json()
-    assert second["status"] == "printed"
+    assert second["status"] == "sent"
     printer.wait_for_labels(3)
     waiting = _jobs(agent)["P-0002:carton_label"]
     assert (waiting["status"], waiting["sscc"], waiting["tracking_number"]) == (
@@ -142,7 +145,7 @@ def test_a_carton_label_without_a_carrier_prints_without_an_sscc_and_says_so(
     _publish(cloud, {})
     agent.wait_synced()
     with caplog.at_level(logging.WARNING, logger="edge_agent.packing.pack"):
-        assert pack(agent, "P-0001", "n1").json()["status"] == "printed"
+        assert pack(agent, "P-0001", "n1").json()["status"] == "sent"
         printer.wait_for_labels(2)
     assert not _jobs(agent)["P-0001:carton_label"]["sscc"]  # none in the job's decision
     assert "prints without an SSCC" in caplog.text

@@ -57,7 +57,7 @@ def test_a_cloud_void_of_the_printed_number_relabels_at_the_next_pack(
     agent.wait_synced()
     put_parcel(agent, scale, 1700)
     relabel = pack(agent, "P-0001", "c3").json()
-    assert (relabel["status"], relabel["tracking_number"]) == ("printed", gs1("7", 1001, 9))
+    assert (relabel["status"], relabel["tracking_number"]) == ("sent", gs1("7", 1001, 9))
     assert agent.http is not None
     assert agent.http.get(f"/api/v1/jobs/{first['job_id']}").json()["status"] == "voided"
     assert bodies(agent, "parcel_voided") == []  # the cloud asked for it: not told back
@@ -70,7 +70,7 @@ def test_a_cloud_void_of_the_printed_number_relabels_at_the_next_pack(
     # The same (now stale) body never voids the new label.
     stale = pack(agent, "P-0001", "c4").json()
     assert (stale["status"], stale["job_id"]) == ("already_packed", relabel["job_id"])
-    assert agent.http.get(f"/api/v1/jobs/{relabel['job_id']}").json()["status"] == "printed"
+    assert agent.job(relabel["job_id"])["status"] == "printed"
     assert len(bodies(agent, "number_voided")) == 1
 
 

@@ -597,7 +597,7 @@ def test_a_pack_prints_the_oms_pdf_label_as_a_graphic_that_scans_and_the_slip_on
     )
     assert packed.status_code == 200, packed.text
     answer = packed.json()
-    assert (answer["status"], answer["tracking_number"], answer["carrier"]) == ("printed", TRACKING, "UPS")
+    assert (answer["status"], answer["tracking_number"], answer["carrier"]) == ("sent", TRACKING, "UPS")
 
     (label,) = label_printer.wait_for_labels(1)
     (picture,) = _zpl_graphics(label["data"].encode("ascii"))

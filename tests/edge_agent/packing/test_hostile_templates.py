@@ -143,7 +143,7 @@ def test_a_template_that_overruns_fails_its_job_by_name_and_is_set_aside(data_di
 
             # Another station packs with another template as usual.
             printed = await agent.packer.pack("N-1", "S2", "n-1")
-            assert printed.status == "printed"
+            assert printed.status == "sent"
             assert printed.template == "shipping-4x6"
             assert len(floor.printers["P2"].labels) == 1
 
@@ -158,7 +158,7 @@ def test_a_template_that_overruns_fails_its_job_by_name_and_is_set_aside(data_di
             _publish_template(cloud, FIXED, 4)
             await until(lambda: agent.store.revision() == cloud.head, what="the fixed version")
             fixed = await agent.packer.pack("H-1", "S1", "h-1-again")
-            assert fixed.status == "printed"
+            assert fixed.status == "sent"
             assert b"H-1 1500 g" in floor.printers["P1"].labels[-1]
 
     run(scenario)
@@ -244,7 +244,7 @@ def test_while_a_hostile_render_runs_another_station_packs_and_healthz_answers(
         assert error["code"] == "template_over_budget"
         assert error["message"].startswith("template hostile-4x6 v3 exceeded its render budget: ")
         assert printed.status_code == 200, printed.text
-        assert printed.json()["status"] == "printed"
+        assert printed.json()["status"] == "sent"
         wait_until(lambda: printers[1].labels(), what="the other station's label at its printer")
         assert printers[0].labels() == []
 

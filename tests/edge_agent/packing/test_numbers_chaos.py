@@ -179,7 +179,9 @@ def test_numbers_taken_by_an_agent_killed_at_random_are_each_used_or_voided_once
         job = jobs.get(row["job_id"])
         assert job is not None, f"serial {row['serial']} was taken by no job"
         assert job["tracking_number"] == row["tracking_number"]
-        expected = "used" if job["status"] in (JobStatus.PRINTED, JobStatus.HELD) else "voided"
+        expected = (
+            "used" if job["status"] in (JobStatus.SENT, JobStatus.PRINTED, JobStatus.HELD) else "voided"
+        )
         assert row["state"] == expected, (row, job)
 
     used = collections.Counter(event["serial"] for event in events["number_used"])

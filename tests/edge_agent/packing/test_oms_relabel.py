@@ -68,7 +68,7 @@ def test_a_reprint_after_an_oms_relabel_prints_the_new_label(
     agent.wait_synced()
 
     new = _reprint(agent, first["job_id"], "rp2")
-    assert (new["status"], new["tracking_number"]) == ("printed", NEW_TRACKING)
+    assert (new["status"], new["tracking_number"]) == ("sent", NEW_TRACKING)
     labels = label_printer.wait_for_labels(3)
     assert _printed_number(labels[2]) == [NEW_TRACKING]  # what the carrier's scanner reads
     assert agent.http.get(f"/api/v1/jobs/{new['job_id']}").json()["tracking_number"] == NEW_TRACKING

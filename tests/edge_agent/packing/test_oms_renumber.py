@@ -34,7 +34,7 @@ def test_a_reprint_after_the_oms_renumbered_the_parcel_prints_the_new_number(
     cloud.publish("order", "P-0001", order_body("P-0001", parcels=[{"tracking_number": NEW}]))
     agent.wait_synced()
     new = _post(agent, f"/api/v1/jobs/{first['job_id']}/reprint", {"reason": "relabelled"}).json()
-    assert (new["status"], new["tracking_number"]) == ("printed", NEW)
+    assert (new["status"], new["tracking_number"]) == ("sent", NEW)
     labels = printer.wait_for_labels(3)
     assert NEW in labels[2]["data"]
     assert OLD not in labels[2]["data"]

@@ -112,7 +112,7 @@ def test_a_faulted_printer_sends_its_labels_to_the_station_fallback(
 
     assert response.status_code == 200, response.text
     answer = response.json()
-    assert answer["status"] == "printed"
+    assert answer["status"] == "sent"
     assert answer["printer"] == "S1-spare"
     assert "ZD421 S1-label at S1 has its print head open" in answer["message"]
     assert "printed on ZD421 S1-spare instead" in answer["message"]
@@ -338,7 +338,7 @@ def test_a_printer_that_vanishes_never_freezes_the_other_stations(data_dir: Path
         wait_until(
             lambda: all(s["scale"]["parcel_ready"] for s in agent.status()["stations"]), what="parcels"
         )
-        assert agent.pack("V-0001", "v-1").json()["status"] == "printed"  # on the open connection
+        assert agent.pack("V-0001", "v-1").json()["status"] == "sent"  # on the open connection
 
         vanishing.vanish()  # closes the connection; reconnecting now hangs until the connect timeout
         put_parcel(agent, scales[0], 2100)
@@ -359,7 +359,7 @@ def test_a_printer_that_vanishes_never_freezes_the_other_stations(data_dir: Path
             result = stalled.result(timeout=30)
 
         assert health.status_code == 200
-        assert other.json()["status"] == "printed", other.text
+        assert other.json()["status"] == "sent", other.text
         assert answered_while_stalled, "/healthz and S2 were answered only after S1's send ended"
         held = result.json()
         assert held["status"] == "held", result.text

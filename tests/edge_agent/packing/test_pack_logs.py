@@ -101,9 +101,9 @@ def test_each_pack_outcome_is_one_json_line_with_its_ids(
 ) -> None:
     running, printer, scale = agent
     printed = running.pack("L-0001", "log-1").json()
-    assert printed["status"] == "printed"
+    assert printed["status"] == "sent"
     entry = _outcome(json_log, "L-0001")
-    assert entry["message"].startswith("pack printed: L-0001")
+    assert entry["message"].startswith("pack sent: L-0001")
     assert entry["level"] == "info"
     assert entry["logger"] == "edge_agent.packing.pack"
     assert (entry["job_id"], entry["station"], entry["printer"]) == (printed["job_id"], "S1", "S1-label")
@@ -138,7 +138,7 @@ def test_a_label_cut_off_mid_send_logs_a_failed_or_unknown_line_with_its_ids(
     running, printer, _ = agent
     printer.set_fault("drop")  # the printer closes the connection in the middle of the label
     response = running.pack("L-0001", "log-4")
-    assert response.status_code >= 400 or response.json()["status"] == "printed", response.text
+    assert response.status_code >= 400 or response.json()["status"] == "sent", response.text
 
     def outcome_line() -> dict[str, Any] | None:
         lines = [

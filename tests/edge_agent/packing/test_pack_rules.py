@@ -182,7 +182,7 @@ def test_a_send_that_breaks_midway_leaves_a_failed_job_for_a_person(data_dir: Pa
             assert lane is not None
             await until(lambda: lane.state == "ready", what="the re-check after the broken send")
             again = await agent.packer.reprints.reprint(job.job_id, "no label came out")
-            assert again.status == "printed"
+            assert again.status == "sent"
             assert len(floor.printers["P1"].labels) == 1
 
     run(scenario)

@@ -97,12 +97,13 @@ def test_each_parcel_prints_once_reprints_keep_its_number_and_close_counts_them(
     one = pack(agent, "P-0001", "p1")
     assert one.status_code == 200, one.text
     first = one.json()
-    assert (first["parcel"], first["status"]) == (1, "printed")
+    assert (first["parcel"], first["status"]) == (1, "sent")
     assert (
         first["tracking_number"] == first["job_id"].upper()[-20:]
     )  # no carrier account: the job's reference
 
-    assert pack(agent, "P-0001", "p1").json() == first  # same request id: same job
+    # Same request id: same job (as it is now: sent, or printed once confirmed).
+    assert {**pack(agent, "P-0001", "p1").json(), "status": "sent"} == first
     rescan = pack(agent, "P-0001", "p1-again")
     assert rescan.json() == {**first, "status": "already_packed"}
     reused = pack(agent, "P-0001", "p1", parcel=2)
@@ -110,7 +111,7 @@ def test_each_parcel_prints_once_reprints_keep_its_number_and_close_counts_them(
 
     put_parcel(agent, scale, 2100)
     two = pack(agent, "P-0001", "p2", parcel=2, dimensions_mm=[300, 200, 100]).json()
-    assert (two["parcel"], two["status"], two["weight_g"]) == (2, "printed", 2100)
+    assert (two["parcel"], two["status"], two["weight_g"]) == (2, "sent", 2100)
     assert two["job_id"] != first["job_id"]
     assert pack(agent, "P-0001", "p2-again", parcel=2).json()["status"] == "already_packed"
     labels = printer.wait_for_labels(2)
@@ -179,7 +180,7 @@ def test_range_numbers_print_in_order_offline_until_the_lease_runs_out_then_labe
     for n in range(3):
         put_parcel(agent, scale, 1500 + 100 * n)
         answer = pack(agent, f"P-000{n + 1}", f"r{n}").json()
-        assert (answer["status"], answer["carrier"]) == ("printed", "ACME"), answer
+        assert (answer["status"], answer["carrier"]) == ("sent", "ACME"), answer
         numbers.append(answer["tracking_number"])
     assert numbers == [gs1("7", serial, 9) for serial in (1000, 1001, 1002)]
     labels = printer.wait_for_labels(3)
@@ -274,7 +275,7 @@ def test_oms_numbers_come_from_the_order_and_rules_see_the_parcels_dimensions(
     assert (missing.status_code, error_of(missing)["code"]) == (409, "tracking_number_missing")
     assert "has not sent parcel 2's BIGCO label" in error_of(missing)["message"]
     small = pack(agent, "O-0001", "o2b", parcel=2, dimensions_mm=[100, 100, 100]).json()
-    assert (small["status"], small["carrier"], small["weight_g"]) == ("printed", "SMALLCO", 2500)
+    assert (small["status"], small["carrier"], small["weight_g"]) == ("sent", "SMALLCO", 2500)
     assert len(printer.wait_for_labels(2)) == 2
 
 
@@ -332,9 +333,10 @@ def test_each_document_is_its_own_job_and_a_faulted_printer_holds_only_its_docum
         running.wait_synced()
         wait_until(lambda: scale_settled(running), timeout=10, what="the scale reader to settle")
         answer = pack(running, "D-0001", "d1").json()
-        assert (answer["status"], answer["printer"]) == ("printed", "S1-label")
-        assert pack(running, "D-0001", "d1").json() == answer
+        assert (answer["status"], answer["printer"]) == ("sent", "S1-label")
+        assert {**pack(running, "D-0001", "d1").json(), "status": "sent"} == answer  # the same job
         assert pack(running, "D-0001", "d1-again").json()["status"] == "already_packed"
+        assert running.job(answer["job_id"])["status"] == "printed"  # once the printer confirmed it
 
         assert running.agent is not None
         store = running.agent.store
@@ -374,7 +376,7 @@ def test_a_reprint_of_a_job_whose_number_was_voided_labels_the_parcel_with_the_n
         first.wait_synced()
         wait_until(lambda: scale_settled(first), timeout=10, what="the scale reader to settle")
         packed = pack(first, "P-0001", "v1", parcel=3).json()
-        assert (packed["status"], packed["tracking_number"]) == ("printed", gs1("7", 10, 9))
+        assert (packed["status"], packed["tracking_number"]) == ("sent", gs1("7", 10, 9))
     finally:
         first.stop()
     # The state a crash between committing `sending` and `printed` leaves.
@@ -420,7 +422,7 @@ def test_a_closed_order_stays_closed_across_a_restart_and_a_second_close_answers
 ) -> None:
     assert agent.http is not None
     first = pack(agent, "P-0003", "c1").json()
-    assert (first["parcel"], first["status"]) == (1, "printed")
+    assert (first["parcel"], first["status"]) == (1, "sent")
     closed = agent.http.post("/api/v1/orders/P-0003/close", json={"reason": "one carton short"})
     assert closed.status_code == 200, closed.text
     again = agent.http.post("/api/v1/orders/P-0003/close", json={"reason": "a second reason"})
@@ -438,7 +440,7 @@ def test_a_closed_order_stays_closed_across_a_restart_and_a_second_close_answers
     # The weight was not spent on the refused parcel: the next order's pack takes it.
     assert agent.status()["stations"][0]["scale"]["parcel_ready"] is True
     other = pack(agent, "P-0004", "c3").json()
-    assert (other["status"], other["weight_g"]) == ("printed", 2100)
+    assert (other["status"], other["weight_g"]) == ("sent", 2100)
     assert len(printer.wait_for_labels(2)) == 2
     agent.stop()
 
@@ -461,7 +463,7 @@ def test_a_weight_serves_one_parcel_of_an_order_not_the_next_one(
     agent: RunningAgent, printer: MockPrinter, scale: MockScale
 ) -> None:
     one = pack(agent, "P-0005", "w1").json()
-    assert (one["parcel"], one["status"], one["weight_g"]) == (1, "printed", 1234)
+    assert (one["parcel"], one["status"], one["weight_g"]) == (1, "sent", 1234)
     assert agent.status()["stations"][0]["scale"]["last_used"] == {
         "grams": 1234,
         "order_ref": "P-0005",
@@ -477,6 +479,6 @@ def test_a_weight_serves_one_parcel_of_an_order_not_the_next_one(
 
     put_parcel(agent, scale, 2222)
     two = pack(agent, "P-0005", "w3", parcel=2).json()
-    assert (two["parcel"], two["status"], two["weight_g"]) == (2, "printed", 2222)
+    assert (two["parcel"], two["status"], two["weight_g"]) == (2, "sent", 2222)
     assert len(printer.wait_for_labels(2)) == 2
     assert agent.status()["stations"][0]["scale"]["last_used"]["parcel"] == 2

@@ -82,7 +82,7 @@ def test_void_then_relabel_prints_a_new_number_and_never_the_voided_one(
     # Relabel: the same parcel packs again, with the next number.
     put_parcel(agent, scale, 1700)
     relabel = pack(agent, "P-0001", "a2").json()
-    assert (relabel["status"], relabel["parcel"]) == ("printed", 1)
+    assert (relabel["status"], relabel["parcel"]) == ("sent", 1)
     assert relabel["tracking_number"] == gs1("7", 1001, 9)
     assert relabel["job_id"] != first["job_id"]
     assert pack(agent, "P-0001", "a3").json()["status"] == "already_packed"

@@ -235,9 +235,9 @@ def test_a_printer_fault_mid_wave_holds_the_rest_in_order_until_it_is_fixed(
 
     assert (report["printed"], report["held"], report["skipped"]) == (3, 4, [])
     assert [(j["order_ref"], j["status"]) for j in report["jobs"]] == [
-        ("W-0007", "printed"),
-        ("W-0002", "printed"),
-        ("W-0005", "printed"),
+        ("W-0007", "sent"),
+        ("W-0002", "sent"),
+        ("W-0005", "sent"),
         ("W-0001", "held"),
         ("W-0004", "held"),
         ("W-0003", "held"),
@@ -282,7 +282,7 @@ def test_a_label_that_breaks_mid_send_leaves_an_exception_and_no_order_packed(
 
     assert [(f["order_ref"], f["code"]) for f in report["failed"]] == [("W-0002", "printer_send_failed")]
     assert "may have printed in part" in report["failed"][0]["message"]
-    assert [(j["order_ref"], j["status"]) for j in report["jobs"]] == [("W-0005", "printed")]
+    assert [(j["order_ref"], j["status"]) for j in report["jobs"]] == [("W-0005", "sent")]
     # The outbox sends in order: once the broken label's exception arrived, an `order_packed`
     # recorded before it would have arrived too.
     wait_until(lambda: "W-0002" in _events(agent, "exception_raised"), what="the exception for W-0002")

@@ -26,6 +26,7 @@ const page = {
   pending: null,        // {ref, requestId, parcel, total}: the order being packed (weighed, printed) now
   queue: [],            // scans typed while an order is being packed, handled in order
   busy: false,          // a request that must not overlap another is in flight
+  confirming: null,     // the job id whose printer confirmation the panel (PRINTING) waits for
   checking: false,      // the agent is asked whether a scanned order exists and can be packed
   lastJob: null,        // the last answer with a job id: what Reprint reprints
   heldCode: null,
@@ -62,7 +63,7 @@ function show(state, view) {
 const SOUNDS = { printed: "success", error: "failure", held: "failure" };
 
 // An icon per state (the word stays): shapes tell the states apart where colours may not.
-const ICONS = { starting: "…", ready: "◎", weighing: "⚖", printing: "➜", printed: "✓", held: "‖", error: "✗",
+const ICONS = { starting: "…", ready: "◎", weighing: "⚖", printing: "➜", printed: "✓", held: "‖", error: "✗", sent: "?",
   fault: "⚠", closed: "■", voided: "⊘", packed: "↺", items: "☑", item_refused: "✗" };
 
 const READY = { word: "s_ready", detail: "ready_detail" };
@@ -117,7 +118,7 @@ function render() {
   $("state-detail").textContent = text(v.detail, v.arg);
   $("state-todo").textContent = text(v.todo, v.arg);
   $("print").hidden = !(page.pending && !page.busy && !page.checking && ["weighing", "error"].includes(state));
-  $("reprint").hidden = !(page.lastJob && !midPack() && ["printed", "ready", "error", "held", "fault", "closed",
+  $("reprint").hidden = !(page.lastJob && !midPack() && ["printed", "sent", "ready", "error", "held", "fault", "closed",
     "voided"].includes(state) && page.lastJob.status !== "failed_nothing");
   $("reprint-what").textContent = page.lastJob ? t("reprint_what", page.lastJob) : "";
   const order = currentOrder();
@@ -183,7 +184,7 @@ function renderRecent() {
     const what = document.createElement("span");
     what.className = "muted what";
     what.textContent = r.kind === "failed" ? `✗ ${t("not_printed")}: ${r.message}`
-      : `${r.parcel > 1 ? `#${r.parcel} · ` : ""}${r.carrier} · ${fmtKg(r.weight_g)} kg${r.reprint ? " · ↻" : ""}${docName(r.document, true)}`;
+      : `${r.kind === "sent" ? `? ${t("s_sent")} · ` : ""}${r.parcel > 1 ? `#${r.parcel} · ` : ""}${r.carrier} · ${fmtKg(r.weight_g)} kg${r.reprint ? " · ↻" : ""}${docName(r.document, true)}`;
     what.title = what.textContent;
     li.append(ref, what);
     return li;
@@ -193,8 +194,9 @@ function renderRecent() {
 // Every scan's outcome goes here: each printed label, and each order that printed nothing (why).
 function remember(answer, reprint = false) {
   countLabel();
-  note({ kind: "printed", order_ref: answer.order_ref, carrier: answer.carrier, weight_g: answer.weight_g,
-    reprint, document: answer.document, parcel: answer.parcel });
+  // A label its printer could not confirm is "sent" in Recent labels: the packer checks it came out.
+  note({ kind: answer.status === "sent" ? "sent" : "printed", order_ref: answer.order_ref, carrier: answer.carrier,
+    weight_g: answer.weight_g, reprint, document: answer.document, parcel: answer.parcel });
 }
 
 function rememberFailed(ref, message) {
@@ -302,12 +304,13 @@ async function resolveHeld(id) {
     label.askedAt = Date.now();
     return;
   }
-  if (["sending", "sent"].includes(job.status)) {
+  if (unsettled(job)) {
     label.askedAt = Date.now() - 1500; // on its way to the printer: ask again in half a second
     return;
   }
   page.watched.delete(id);
   if (job.status === "printed") return announcePrinted(job);
+  if (job.status === "sent") return unconfirmed({ answer: job, reprint: Boolean(job.reprint_of) }, job, !midPack());
   rememberFailed(job.order_ref, job.message || job.status);
   if (!midPack()) {
     show("error", { word: "s_error", order: job.order_ref, detail: { raw: job.message || job.status },
@@ -556,14 +559,83 @@ function packed(answer) {
     return show("error", { word: "s_packed", order: answer.order_ref, detail: "packed_detail", todo: "packed_todo",
       arg: answer, parcel });
   }
-  remember(answer);
   // The order read before this pack still expects a parcel without a label: the packer scans it again.
   const order = currentOrder();
   const more = order?.order_ref === answer.order_ref && order.expected != null
     && new Set([...order.parcels.map((p) => p.parcel), answer.parcel]).size < order.expected;
-  show("printed", { word: "s_printed", order: answer.order_ref, detail: "printed_detail",
-    todo: more ? "next_parcel_todo" : "printed_todo", arg: answer, parcel: parcelLine(answer, total) });
+  sentLabel({ answer, total, todo: more ? "next_parcel_todo" : "printed_todo", reprint: false });
 }
+
+// -- confirmed printing: PRINTED ✓ only once the printer says so -------------------------------
+
+// A job the printer has not had its say on yet: still going out, or sent and not confirmed.
+function unsettled(job) {
+  return job.status === "sending" || (job.status === "sent" && !job.message);
+}
+
+// The label went out (`sent`): PRINTING until its printer confirms it, PRINTED ✓ only then; HELD
+// with the fix if the printer faults with the label inside; SENT (check the label) if the printer
+// cannot confirm it. The next scan never waits for this: its own outcome takes the panel.
+function sentLabel(done) {
+  const answer = done.answer;
+  if (answer.status === "printed") return printedLabel(done, true);
+  if (!unsettled(answer)) return unconfirmed(done, answer, true);
+  page.confirming = answer.job_id;
+  show("printing", { word: "s_printing", order: answer.order_ref, detail: "confirming_detail",
+    parcel: parcelLine(answer, done.total) });
+  awaitConfirmation(done);
+}
+
+async function awaitConfirmation(done) {
+  const id = done.answer.job_id;
+  let job = null;
+  for (let tries = 0; tries < 1000; tries++) {
+    const result = await call("GET", `/api/v1/jobs/${encodeURIComponent(id)}?wait_s=10`);
+    if (result.ok && !unsettled(result.body)) { job = result.body; break; }
+    if (!result.ok && result.status === 404) break; // forgotten: nothing to announce
+    if (!result.ok) await new Promise((resolve) => setTimeout(resolve, 500)); // busy or unreachable
+  }
+  const current = page.confirming === id;
+  if (current) page.confirming = null;
+  const here = current && !midPack(); // the panel still shows this label
+  if (!job) return;
+  if (job.status === "printed") return printedLabel({ ...done, answer: { ...done.answer, status: "printed" } }, here);
+  if (job.status === "sent") return unconfirmed(done, job, here);
+  if (job.status === "held") { // the printer faulted with the label inside: it prints once fixed
+    page.watched.set(id, { ...job, askedAt: Date.now() });
+    if (here) {
+      page.heldCode = "held_job";
+      page.lastJob = null;
+      show("held", { word: "s_held", order: job.order_ref, detail: heldSaid(job),
+        todo: "held_todo", parcel: parcelLine(job) });
+    }
+    return;
+  }
+  rememberFailed(job.order_ref, job.message || job.status);
+  if (here) {
+    show("error", { word: "s_error", order: job.order_ref, detail: { raw: job.message || job.status },
+      todo: "held_unsure_todo" });
+  } else {
+    renderRecent();
+  }
+}
+
+function printedLabel(done, here) {
+  const answer = done.answer;
+  remember(answer, done.reprint);
+  if (!here) return renderRecent();
+  show("printed", { word: "s_printed", order: answer.order_ref, detail: "printed_detail",
+    todo: done.todo || "printed_todo", arg: answer, parcel: parcelLine(answer, done.total) });
+}
+
+// The label went out but its printer could not confirm it: never PRINTED ✓; the packer checks it.
+function unconfirmed(done, job, here) {
+  remember({ ...done.answer, status: "sent", message: job.message }, done.reprint);
+  if (!here) return renderRecent();
+  show("sent", { word: "s_sent", order: job.order_ref, detail: { raw: job.message }, todo: "sent_todo",
+    parcel: parcelLine(done.answer, done.total) });
+}
+
 
 // The agent holds the label and prints it when it can: the held list follows it from here.
 function held(answer) {
@@ -622,9 +694,7 @@ async function reprint(event) {
   } else if (result.body.status === "held") { // accepted, not printed: announced when it prints
     held(result.body);
   } else {
-    remember(result.body, true);
-    show("printed", { word: "s_printed", order: job.order_ref, detail: "printed_detail", arg: result.body, todo: "reprinted",
-      parcel: parcelLine(result.body, job.total) });
+    sentLabel({ answer: result.body, total: job.total, todo: "reprinted", reprint: true });
   }
   focusScan();
   advance();
