@@ -47,11 +47,17 @@ Each side adds leaves of its own, where they are raised, under the branch they b
                     PackerNotRecognised 401 and SignInThrottled 429 (a packer's station sign-in)
 
 Every error carries a snake_case `code` (the API's `error.code`) and a message that says what
-went wrong and what to do. The HTTP status of each is its `http_status`, which
+went wrong and what to do. `params` holds the values that message names (order_ref, printer,
+grams, limit...), so the station page can say the same in the packer's language from its own
+catalog (edge_agent/http/web/static/messages_*.js); the English `message` stays for API users
+and logs. The HTTP status of each is its `http_status`, which
 `dockside.http_errors` answers with in both apps.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 __all__ = [
     "AuthError",
@@ -82,11 +88,15 @@ class DocksideError(Exception):
     code = "dockside_error"
     http_status = 500
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, params: Mapping[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
+        # The values the message names, for a page that words it in its own language.
+        self.params: dict[str, Any] = dict(params or {})
 
 
 class InputError(DocksideError):

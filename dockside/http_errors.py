@@ -73,16 +73,24 @@ _PROBLEMS: Final[Mapping[str, str]] = {
 }
 
 
-def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
-    """The contract's error body, `{"error": {"code": code, "message": message}}`."""
-    return {"error": {"code": code, "message": message}}
+def error_body(code: str, message: str, params: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """The contract's error body, `{"error": {"code": code, "message": message}}`, with
+    `"params"` (the values the message names) when there are any."""
+    error: dict[str, Any] = {"code": code, "message": message}
+    if params:
+        error["params"] = dict(params)
+    return {"error": error}
 
 
 def error_response(
-    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    status: int,
+    code: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    params: Mapping[str, Any] | None = None,
 ) -> JSONResponse:
     """A response in the contract's error shape."""
-    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
+    return JSONResponse(error_body(code, message, params), status_code=status, headers=headers)
 
 
 async def send_error(
@@ -162,7 +170,7 @@ def invalid_body(errors: Sequence[Mapping[str, Any]], *, expected: str = "a JSON
 async def _dockside_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DocksideError)
     headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
-    return error_response(exc.http_status, exc.code, exc.message, headers)
+    return error_response(exc.http_status, exc.code, exc.message, headers, exc.params)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

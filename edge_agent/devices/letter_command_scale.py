@@ -111,11 +111,14 @@ class ScaleStatus:
             raise ScaleUnsettled(
                 f"the scale could not {action}: the weight is moving; keep it still and try again",
                 code="scale_busy",
+                params={"action": action},
             )
         reason = refusal.message if refusal is not None else _NO_ZERO if self.outside_zero_range else None
         if reason is not None:
             raise ScaleWithoutWeight(
-                f"the scale refused to {action}: {reason}", code="scale_zero_out_of_range"
+                f"the scale refused to {action}: {reason}",
+                code="scale_zero_out_of_range",
+                params={"action": action},
             )
 
 

@@ -125,16 +125,19 @@ def _expect(reply: SicsReply, command: str, done: str, action: str) -> None:
             f"the scale could not {action} now (the weight is moving or it is busy): "
             "keep the platform still and try again",
             code="scale_busy",
+            params={"action": action},
         )
     if reply.status in ("+", "-"):
         raise ScaleWithoutWeight(
             f"the scale refused to {action}: the weight is outside the range it may {action} "
             "(empty the platform first)",
             code="scale_zero_out_of_range",
+            params={"action": action},
         )
     raise ScaleError(
         f"the MT-SICS scale answered {command} with status {reply.status!r}: try to {action} again",
         code="scale_command_rejected",
+        params={"action": action},
     )
 
 

@@ -257,6 +257,7 @@ class ScaleReader:
                 f"put the parcel for order {order_ref} on {scale}: it reads {stable.grams} g, "
                 "as if nothing is on it; then scan again",
                 code="scale_empty",
+                params={"order_ref": order_ref, "parcel": parcel, "grams": stable.grams},
             )
         if stable is not None and used is not None:
             this = (
@@ -268,6 +269,13 @@ class ScaleReader:
                 f"for {used_for} {used.order_ref}. If this parcel is already on it, lift it off and "
                 "put it back, then scan again",
                 code="scale_weight_used",
+                params={
+                    "order_ref": order_ref,
+                    "parcel": parcel,
+                    "grams": stable.grams,
+                    "used_for": used.order_ref,
+                    "used_parcel": used.parcel,
+                },
             )
         raise self._no_stable_weight(timeout_s)
 

@@ -333,6 +333,7 @@ def create_app(
                 f"order {order_ref} is not in this agent's cache: check the scanned barcode, or wait a "
                 "moment for the agent to sync from the cloud and scan again",
                 code="order_not_found",
+                params={"order_ref": order_ref},
             )
         jobs = agent.queue.jobs
         first = jobs.first_for_order(order_ref)

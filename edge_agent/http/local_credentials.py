@@ -281,11 +281,13 @@ class LocalCredentials:
                     f"{tries} wrong pairing codes: this code no longer works; ask IT to run "
                     "`dockside-agent pair-code` for a new one",
                     code="pairing_locked",
+                    params={"tries": tries},
                 )
             raise PairingRefused(
                 f"that is not the pairing code ({PAIR_CODE_TRIES - tries} tries left): check it "
                 "and enter it again",
                 code="pairing_code_wrong",
+                params={"tries_left": PAIR_CODE_TRIES - tries},
             )
         self._burn_code()  # one screen per code
         return self._add_screen(client)

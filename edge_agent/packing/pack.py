@@ -163,6 +163,7 @@ class Packer:
                 f"order {order_ref} is not known at this agent: check the scanned barcode, or wait a "
                 "moment for the agent to sync from the cloud and scan again",
                 code="order_not_found",
+                params={"order_ref": order_ref},
             )
         self.parcels.apply_cloud_voids(order_ref, order, parcel)
         packed = self._already_packed(order_ref, parcel)
@@ -172,6 +173,7 @@ class Packer:
             raise Conflict(
                 f"order {order_ref} was cancelled: do not ship it; set the parcel aside for your supervisor",
                 code="order_cancelled",
+                params={"order_ref": order_ref},
             )
         self.parcels.refuse_if_closed(order_ref)
         self.item_checks.refuse_unless_checked(order_ref, order)  # items_not_checked (409)
@@ -181,6 +183,7 @@ class Packer:
                 f"station {station_code} is not configured for this warehouse: check the station code "
                 "on the station page, or add the station in the cloud console",
                 code="station_not_found",
+                params={"station": station_code},
             )
 
         expected = order.order.parcels[parcel - 1] if parcel <= len(order.order.parcels) else None

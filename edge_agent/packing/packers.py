@@ -123,7 +123,8 @@ class StationSignIns:
             what = "badge" if badge is not None else "PIN"
             raise PackerNotRecognised(
                 f"no packer of this warehouse has this {what}: try again, or ask your supervisor to "
-                "set you up in the cloud console"
+                "set you up in the cloud console",
+                params={"what": "badge" if badge is not None else "pin"},
             )
         self._failures.pop(station, None)
         signed = SignedIn(station, int(packer["id"]), str(packer["name"]), now_ms())
@@ -160,7 +161,8 @@ class StationSignIns:
             wait = int(FAILURE_WINDOW_S - (now - failures[0])) + 1
             raise SignInThrottled(
                 f"{MAX_FAILURES} wrong badges or PINs at station {station} in the last minute: "
-                f"wait {wait} s, then try again (or ask your supervisor)"
+                f"wait {wait} s, then try again (or ask your supervisor)",
+                params={"failures": MAX_FAILURES, "station": station, "wait_s": wait},
             )
 
 

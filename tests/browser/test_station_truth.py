@@ -300,7 +300,7 @@ def test_an_unknown_or_cancelled_order_answers_at_once_without_weighing(page: Pa
 
     scan(page, "NOPE-9999")
     expect(page.locator("body")).to_have_attribute("data-state", "error")
-    expect(page.locator("#state-detail")).to_contain_text("order NOPE-9999 is not in this agent's cache")
+    expect(page.locator("#state-detail")).to_contain_text("This order is not known at this station")
     failed = page.locator("#recent li.recent-failed").first
     expect(failed).to_contain_text("NOPE-9999")
     expect(failed).to_contain_text("not printed")

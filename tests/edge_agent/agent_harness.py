@@ -97,7 +97,9 @@ def error_of(response: httpx.Response) -> dict[str, str]:
     """The contract's error body of `response`, checked for shape and for leaked traces."""
     body = response.json()
     assert set(body) == {"error"}, body
-    assert set(body["error"]) == {"code", "message"}, body
+    # `params`: the values the message names, for the station page's catalogs (when there are any).
+    assert set(body["error"]) in ({"code", "message"}, {"code", "message", "params"}), body
+    assert isinstance(body["error"].get("params", {}), dict), body
     assert body["error"]["code"]
     assert body["error"]["message"]
     assert "Traceback" not in body["error"]["message"]

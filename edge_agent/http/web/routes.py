@@ -32,7 +32,7 @@ from dockside.errors import NotFound
 from edge_agent.agent import Agent
 from edge_agent.http.local_access import loopback_session
 from edge_agent.http.local_credentials import LocalCredentials
-from edge_agent.http.station_state import HeldLabels, label_printer
+from edge_agent.http.station_state import HeldLabels, label_printer, printer_said
 
 __all__ = ["station_page_router", "station_snapshot"]
 
@@ -40,6 +40,10 @@ _STATIC = {
     "station.css": "text/css; charset=utf-8",
     "station.js": "text/javascript; charset=utf-8",
     "i18n.js": "text/javascript; charset=utf-8",
+    "messages.js": "text/javascript; charset=utf-8",
+    "messages_en.js": "text/javascript; charset=utf-8",
+    "messages_zh.js": "text/javascript; charset=utf-8",
+    "messages_es.js": "text/javascript; charset=utf-8",
     "waves.js": "text/javascript; charset=utf-8",
     "parcels.js": "text/javascript; charset=utf-8",
     "floor.js": "text/javascript; charset=utf-8",
@@ -71,7 +75,8 @@ def station_snapshot(agent: Agent, code: str, held: HeldLabels) -> dict[str, Any
         **agent.cache.warehouse_settings(agent.identity.warehouse).to_json(),
         "scale": described.scale.to_json() if described.scale is not None else None,
         "printers": [
-            {"id": p.id, "role": p.role, "state": p.state, "message": p.message} for p in described.printers
+            {"id": p.id, "role": p.role, "state": p.state, "message": p.message, **printer_said(lane, code)}
+            for p, lane in zip(described.printers, station.printers, strict=True)
         ],
         "problems": described.problems,
         "label_printer": label_printer(agent.queue, station),

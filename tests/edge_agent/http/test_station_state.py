@@ -102,6 +102,8 @@ def test_a_label_can_print_while_the_fallback_stands_in_and_not_once_both_are_fa
         "printer": "S1-label",
         "state": "ready",
         "message": "",
+        "code": "printer_ready",
+        "params": {"printer": "ZD421 S1-label", "station": "S1"},
     }
 
     primary.set_fault("paper_out")
@@ -111,6 +113,9 @@ def test_a_label_can_print_while_the_fallback_stands_in_and_not_once_both_are_fa
     assert standing_in["printer"] == "S1-spare"
     assert "printed on" in standing_in["message"]
     assert "S1-spare" in standing_in["message"]
+    assert standing_in["code"] == "printer_fallback"
+    assert standing_in["params"]["faults"] == ["paper_out"]
+    assert standing_in["params"]["fallback"].endswith("S1-spare")
 
     spare.set_fault("head_open")
     wait_until(lambda: _state(agent, "S1-spare") == "fault", what="the poll to see the open head")
@@ -118,6 +123,9 @@ def test_a_label_can_print_while_the_fallback_stands_in_and_not_once_both_are_fa
     assert stopped["ready"] is False
     assert stopped["printer"] == "S1-label"
     assert stopped["message"] == "ZD421 S1-label at S1 is out of labels: load labels"
+    # The page words it from its catalog: the code and what the message names.
+    assert stopped["code"] == "printer_fault"
+    assert stopped["params"] == {"printer": "ZD421 S1-label", "station": "S1", "faults": ["paper_out"]}
 
     # A station with no label printer cannot print either, and says what to configure.
     nothing = snapshot(agent, "S2")["label_printer"]
@@ -196,7 +204,7 @@ def _job(n: int, station: str = "S1") -> Job:
 
 def test_the_held_list_is_read_again_only_when_it_may_have_changed() -> None:
     jobs = _CountedJobs(held=[])
-    lane = SimpleNamespace(held=0)
+    lane = SimpleNamespace(held=0, config=SimpleNamespace(id="P1"), faulted=False, name="ZD421 P1")
     station = cast(Any, SimpleNamespace(code="S1", printers=[lane]))
     held = HeldLabels(cast(PrintQueue, SimpleNamespace(jobs=jobs)), max_age_s=3600)
 
@@ -211,6 +219,7 @@ def test_the_held_list_is_read_again_only_when_it_may_have_changed() -> None:
     assert count == MAX_HELD_LISTED + 5  # every held label counted, the oldest listed
     assert [h["order_ref"] for h in labels] == [f"O-{n}" for n in range(MAX_HELD_LISTED)]
     assert labels[0]["message"] == "waits for printer P1"
+    assert (labels[0]["code"], labels[0]["params"]) == ("held_waiting", {"printer": "ZD421 P1"})
 
     jobs.held = jobs.held[1:]
     lane.held -= 1  # a release moves its printer's count

@@ -131,7 +131,7 @@ async function signIn(event) {
   const result = await floor.helpers.call("POST", `/api/v1/stations/${encodeURIComponent(floor.station)}/packer`,
     badge ? { badge } : { pin });
   if (!result.ok) { // 401 packer_not_recognised, 429 too_many_attempts, 422: the agent's words
-    $("packer-error").textContent = result.error.message;
+    $("packer-error").textContent = floor.helpers.say ? floor.helpers.say(result.error) : result.error.message;
     $("packer-pin").value = "";
     (badge ? $("packer-badge") : $("packer-pin")).select();
     return;

@@ -1,5 +1,6 @@
-// The station page's words in English and Simplified Chinese; the agent's own messages stay as sent.
-// Every key is in both languages (the page falls back to English only for a key missing here).
+// The station page's words in English, Simplified Chinese and Spanish. The agent's messages are
+// worded from their code by messages.js. Every key is in every language (the page falls back to
+// English only for a key missing here; tests/edge_agent/http/test_message_catalogs.py checks).
 export const WORDS = {
   en: {
     station: "Station", warehouse: "Warehouse", online: "Cloud connected", offline: "Cloud offline",
@@ -28,10 +29,10 @@ export const WORDS = {
     next_parcel: "Put the next parcel on the scale",
     next_parcel_detail: "The weight on the scale was used for the last order: put this order's parcel on the scale.",
     printing_detail: "Sending the label to the printer…",
-    printed_detail: (a) => `${a.carrier} ${a.service} · ${fmtKg(a.weight_g)} kg · printer ${a.printer}`,
+    printed_detail: (a) => `${a.carrier} ${a.service} · ${fmtWeight(a.weight_g)} · printer ${a.printer}`,
     printed_todo: "Stick the label on the parcel, then scan the next order.",
     p_ready: "ready", p_fault: "fault", p_offline: "offline", p_unknown: "checking",
-    packed_detail: (a) => `Packed before (${a.carrier} ${a.service}, ${fmtKg(a.weight_g)} kg). Do not pack it twice.`,
+    packed_detail: (a) => `Packed before (${a.carrier} ${a.service}, ${fmtWeight(a.weight_g)}). Do not pack it twice.`,
     packed_todo: "If its label is missing, press Reprint (F4).",
     held_todo: "Fix the printer as it says. The label prints by itself when the printer is ready again.",
     held_unsure_todo: "Fix the printer, then check the label: if none came out, press Reprint (F4).",
@@ -110,6 +111,7 @@ export const WORDS = {
     s_extra_unit: "ONE TOO MANY", extra_unit_detail: (a) => `Every unit of ${a.scan} in this order is scanned already.`,
     extra_unit_todo: "Take this unit out of the parcel, then scan the order's next item.",
     s_item_unreadable: "NOT AN ITEM", item_unreadable_todo: "Scan the item's own barcode (EAN or UPC) or its SKU.",
+    role_label: "label", role_fallback: "fallback", role_slip: "slip",
   },
   zh: {
     station: "工位", warehouse: "仓库", online: "云端已连接", offline: "云端离线",
@@ -137,10 +139,10 @@ export const WORDS = {
     next_parcel: "请放上下一个包裹",
     next_parcel_detail: "秤上的重量已用于上一个订单：请把本订单的包裹放在秤上。",
     printing_detail: "正在发送面单到打印机…",
-    printed_detail: (a) => `${a.carrier} ${a.service} · ${fmtKg(a.weight_g)} 千克 · 打印机 ${a.printer}`,
+    printed_detail: (a) => `${a.carrier} ${a.service} · ${fmtWeight(a.weight_g)} · 打印机 ${a.printer}`,
     printed_todo: "请把面单贴在包裹上，然后扫描下一个订单。",
     p_ready: "就绪", p_fault: "故障", p_offline: "离线", p_unknown: "检查中",
-    packed_detail: (a) => `此订单已打包（${a.carrier} ${a.service}，${fmtKg(a.weight_g)} 千克）。请勿重复打包。`,
+    packed_detail: (a) => `此订单已打包（${a.carrier} ${a.service}，${fmtWeight(a.weight_g)}）。请勿重复打包。`,
     packed_todo: "如面单缺失，请按“重打”（F4）。",
     held_todo: "请按提示处理打印机。打印机恢复后面单会自动打印。",
     held_unsure_todo: "请处理打印机，然后检查面单：如果没有打出，请按“重打”（F4）。",
@@ -150,7 +152,7 @@ export const WORDS = {
     zero_missing: "本代理暂不支持远程置零：请使用秤上的按键。",
     reason_needed: "请填写重打原因。", reprinted: "面单已重打。",
     no_station: "尚未配置工位：代理正在等待云端下发工位。",
-    pick_station: "选择工位", lang_button: "English",
+    pick_station: "选择工位", lang_button: "Español",
     waves: "波次", no_waves: "本工位暂无波次。", print_wave: "打印波次",
     wave_printing: "打印中…",
     wave_title: (w) => `波次 ${w.wave_id} · ${w.total} 个订单`,
@@ -219,9 +221,145 @@ export const WORDS = {
     s_extra_unit: "数量超出", extra_unit_detail: (a) => `此订单中 ${a.scan} 的所有件数都已扫描。`,
     extra_unit_todo: "请把这一件从箱中取出，然后扫描订单的下一件商品。",
     s_item_unreadable: "不是商品条码", item_unreadable_todo: "请扫描商品本身的条码（EAN 或 UPC）或其 SKU。",
+    role_label: "面单", role_fallback: "备用", role_slip: "装箱单",
+  },
+  es: {
+    station: "Estación", warehouse: "Almacén", online: "Nube conectada", offline: "Nube sin conexión",
+    offline_title: "Sin conexión con la nube — puedes seguir empacando.",
+    offline_detail: (n) => n === 1 ? "1 registro espera para enviarse; sale solo cuando vuelva la nube."
+      : `${n} registros esperan para enviarse; salen solos cuando vuelva la nube.`,
+    credential_refused: "La nube rechazó la credencial de este agente: pide a sistemas que lo vuelva a registrar.",
+    agent_lost: "Se perdió la conexión con el agente de Dockside de esta computadora.",
+    agent_lost_todo: "Revisa que el agente esté funcionando; la página se reconecta sola.",
+    pair_title: "Vincula esta pantalla con el agente de Dockside",
+    pair_help: "Esta pantalla está en otra computadora que el agente. Pide a sistemas un código de vinculación (lo generan con dockside-agent pair-code en la computadora del agente) y escríbelo aquí. Solo se hace una vez.",
+    pair_code: "Código de vinculación", pair_button: "Vincular",
+    scan_label: "Escanea el código del pedido", scan_help: "El escáner escribe aquí. Intro empaca.",
+    weight: "Peso", stable: "Estable", unstable: "Estabilizando…", no_scale: "Sin báscula", zero: "Cero", tare: "Tara",
+    auto_print: "Imprimir solo con peso estable", printers: "Impresoras", recent: "Etiquetas recientes", no_recent: "Todavía ninguna en esta pantalla.",
+    print: "Imprimir", reprint: "Reimprimir", cancel: "Cancelar", k_pack: "empacar", k_clear: "borrar",
+    reprint_title: "Reimprimir etiqueta", reprint_why: "¿Por qué se vuelve a imprimir la etiqueta?",
+    r_torn: "Etiqueta rota o dañada", r_smudged: "Impresión ilegible", r_lost: "Etiqueta perdida", r_other: "Otro:",
+    s_ready: "LISTO", s_weighing: "PESANDO", s_printing: "IMPRIMIENDO", s_printed: "IMPRESA",
+    s_sent: "ENVIADA", sent_todo: "Revisa que la etiqueta salió: la impresora no pudo confirmarlo. Si no salió, usa Reimprimir.",
+    confirming_detail: "Enviada: esperando que la impresora confirme la etiqueta…",
+    s_held: "EN ESPERA", s_error: "REVISAR", s_packed: "YA EMPACADO",
+    ready_detail: "Escanea el siguiente pedido.",
+    weighing_detail: "Pon el paquete en la báscula y déjalo quieto.",
+    weighing_manual: "Pon el paquete en la báscula y pulsa Imprimir (F2).",
+    next_parcel: "Pon el siguiente paquete en la báscula",
+    next_parcel_detail: "El peso de la báscula ya se usó para el pedido anterior: pon el paquete de este pedido en la báscula.",
+    printing_detail: "Enviando la etiqueta a la impresora…",
+    printed_detail: (a) => `${a.carrier} ${a.service} · ${fmtWeight(a.weight_g)} · impresora ${a.printer}`,
+    printed_todo: "Pega la etiqueta en el paquete y escanea el siguiente pedido.",
+    p_ready: "lista", p_fault: "falla", p_offline: "desconectada", p_unknown: "revisando",
+    packed_detail: (a) => `Ya se empacó (${a.carrier} ${a.service}, ${fmtWeight(a.weight_g)}). No lo empaques dos veces.`,
+    packed_todo: "Si falta su etiqueta, pulsa Reimprimir (F4).",
+    held_todo: "Arregla la impresora como indica. La etiqueta se imprime sola cuando la impresora vuelva a estar lista.",
+    held_unsure_todo: "Arregla la impresora y revisa la etiqueta: si no salió, pulsa Reimprimir (F4).",
+    error_todo: "Pulsa Esc y vuelve a escanear, o avisa a tu supervisor.",
+    scale_todo: "Revisa la báscula y pulsa Imprimir (F2) para volver a intentarlo.",
+    zero_done: "Báscula en cero.", tare_done: "Tara hecha.",
+    zero_missing: "Este agente todavía no puede poner la báscula en cero: usa el botón de la báscula.",
+    reason_needed: "Escribe el motivo de la reimpresión.", reprinted: "Etiqueta impresa de nuevo.",
+    no_station: "Todavía no hay estación configurada: el agente espera sus estaciones de la nube.",
+    pick_station: "Elige una estación", lang_button: "English",
+    waves: "Olas", no_waves: "No hay olas liberadas para esta estación.", print_wave: "Imprimir ola",
+    wave_printing: "Imprimiendo…",
+    wave_title: (w) => `Ola ${w.wave_id} · ${w.total} pedidos`,
+    wave_progress: (w) => `${w.printed} de ${w.total} impresos · ${w.held} en espera · ${w.skipped} omitidos`,
+    wave_done: (r) => `Ola ${r.wave_id}: ${r.printed} impresos, ${r.held} en espera, ${r.skipped.length + r.failed.length} sin imprimir.`,
+    wave_expected_weight: "Las etiquetas de la ola llevan el peso previsto de cada pedido: no se pesó nada.",
+    dock_mode: "Modo andén", dock_label: "Andén: escanea los paquetes para entregarlos",
+    dock_help: "Escanea el número de seguimiento o el SSCC de la etiqueta de cada paquete. Intro lo entrega.",
+    dock_ready: "Escanea el siguiente paquete para el chofer del transportista.",
+    s_handed: "ENTREGADO", s_already_handed: "YA ENTREGADO", s_handing: "REVISANDO",
+    handed_detail: (a) => `${a.carrier} ${a.tracking_number} · pedido ${a.order_ref}, paquete ${a.parcel}`,
+    handed_todo: "Carga el paquete y escanea el siguiente.",
+    already_handed_todo: "Este paquete ya se escaneó: no lo cargues dos veces.",
+    dock_error_todo: "Aparta el paquete para tu supervisor y escanea el siguiente.",
+    s_starting: "CONECTANDO", starting_detail: "Preguntando al agente de Dockside de esta computadora si la estación puede imprimir…",
+    s_fault: "FALLA DE IMPRESORA",
+    fault_todo: "Arregla la impresora como indica. Los pedidos que escanees ahora quedan en espera y se imprimen solos cuando esté lista.",
+    held_title: "Etiquetas en espera", held_since: (at) => `desde las ${at}`, held_parcel: (n) => `paquete ${n}`,
+    held_more: (n) => `y ${n} más`,
+    held_printed_todo: "La etiqueta en espera se imprimió: pégala en su paquete y escanea el siguiente pedido.",
+    doc_shipping_label: "etiqueta de envío", doc_packing_slip: "lista de empaque", doc_carton_label: "etiqueta de caja",
+    doc_customs_declaration: "declaración de aduana",
+    queue_title: "Siguientes", queue_more: (n) => `+${n} más`,
+    scan_too_long: (n) => `Este escaneo tiene ${n} caracteres: un código de pedido tiene 128 como máximo. No se empacó nada.`,
+    scan_garbage: "Este escaneo tiene caracteres de control que ningún código de pedido tiene: revisa la configuración del escáner. No se empacó nada.",
+    scan_again_todo: "Vuelve a escanear el código del pedido.",
+    order_cancelled: "Este pedido está cancelado: no lo envíes.",
+    cancelled_todo: "Aparta el paquete para tu supervisor y escanea el siguiente pedido.",
+    not_printed: "sin imprimir",
+    parcel_of: (a) => `Paquete ${a.n} de ${a.m}${a.tracking ? ` · ${a.tracking}` : ""}`,
+    parcels_labelled: (a) => `${a.labelled} de ${a.expected} paquetes con etiqueta`,
+    weigh_parcel: (a) => `Pon el paquete ${a.n} de ${a.m} en la báscula y déjalo quieto.`,
+    add_parcel: "Añadir paquete", close_order: "Cerrar pedido",
+    parcels_title: "Paquetes de", parcels_count: (a) => `${a.labelled} de ${a.expected} con etiqueta`,
+    parcel_n: (n) => `Paquete ${n}`, void: "Anular",
+    void_title: "Anular la etiqueta de un paquete",
+    void_help: "Su número de seguimiento no se vuelve a usar. Escanea el pedido para imprimir la nueva etiqueta del paquete.",
+    void_why: "¿Por qué se anula la etiqueta?", void_confirm: "Anular etiqueta",
+    void_which: (a) => `Pedido ${a.order_ref}, paquete ${a.parcel}, etiqueta ${a.tracking_number}`,
+    void_reason_needed: "Escribe por qué se anula la etiqueta.",
+    close_title: "Cerrar pedido",
+    close_which: (a) => `El pedido ${a.order_ref} sale con los paquetes etiquetados hasta ahora: ${a.labelled} de ${a.expected}.`,
+    close_why: "¿Por qué sale con menos paquetes?", close_confirm: "Cerrar pedido",
+    close_reason_needed: "Escribe por qué el pedido sale con menos paquetes.",
+    s_closed: "PEDIDO CERRADO",
+    closed_detail: (a) => `Sale con ${a.parcels} de ${a.expected} paquetes.`,
+    closed_todo: "Escanea el siguiente pedido.",
+    s_voided: "ETIQUETA ANULADA",
+    voided_detail: (a) => `Paquete ${a.parcel}: etiqueta ${a.tracking_number} anulada (${a.reason}).`,
+    voided_todo: "Quita la etiqueta anulada del paquete y escanea el pedido para imprimir la nueva.",
+    next_parcel_todo: "Pega la etiqueta en este paquete, pon el siguiente paquete del pedido en la báscula y vuelve a escanear el pedido.",
+    reprint_what: (a) => `paquete ${a.parcel}`,
+    reprint_which: (a) => `${a.order_ref} · paquete ${a.parcel} de ${a.m} · ${a.doc} · ${a.carrier} ${a.service}`,
+    packer_none: "Sin empacador", packer_sign_in: "Entrar", packer_sign_out: "Salir",
+    packer_title: "Entrada del empacador", packer_help: "Escanea tu gafete o escribe tu PIN.",
+    packer_badge: "Gafete", packer_pin: "PIN", packer_needed: "Escanea un gafete o escribe un PIN.",
+    packer_signed_out: "Sesión cerrada.",
+    shift: (a) => `${a.count} ${a.count === 1 ? "etiqueta" : "etiquetas"} · ${a.rate}/h`,
+    sound_on: "Con sonido", sound_off: "Sin sonido",
+    role_label: "etiquetas", role_fallback: "respaldo", role_slip: "listas de empaque",
+    s_items: "REVISAR ARTÍCULOS", items_detail: (a) => `${a.scanned} de ${a.units} artículos escaneados.`,
+    items_todo: "Escanea el código de cada artículo al meterlo en el paquete. Esc deja el pedido a un lado.",
+    items_restarted: "Las líneas del pedido cambiaron en la nube: escanea sus artículos otra vez desde el primero.",
+    items_title: (a) => `Artículos · ${a.scanned} / ${a.units}`,
+    s_wrong_item: "ARTÍCULO EQUIVOCADO", wrong_item_detail: (a) => `${a.scan} no es de este pedido.`,
+    wrong_item_todo: "Déjalo a un lado, fuera del paquete, y escanea el siguiente artículo del pedido.",
+    s_extra_unit: "UNO DE MÁS", extra_unit_detail: (a) => `Todas las unidades de ${a.scan} de este pedido ya están escaneadas.`,
+    extra_unit_todo: "Saca esta unidad del paquete y escanea el siguiente artículo del pedido.",
+    s_item_unreadable: "NO ES UN ARTÍCULO", item_unreadable_todo: "Escanea el código del propio artículo (EAN o UPC) o su SKU.",
   },
 };
 
 export function fmtKg(grams) {
   return grams == null ? "–" : (grams / 1000).toFixed(3);
+}
+
+// The unit weights are shown in: the warehouse's `weight_unit` ("kg" or "lb"), from the agent's
+// snapshot. The same symbol in every language, in the weight card and every message alike.
+let weightUnit = "kg";
+const GRAMS_PER_LB = 453.59237;
+
+export function setWeightUnit(unit) {
+  weightUnit = unit === "lb" ? "lb" : "kg";
+}
+
+export function unitName() {
+  return weightUnit;
+}
+
+// A weight in the warehouse's unit, without its symbol ("1.234" kg, "2.72" lb).
+export function fmtWeightValue(grams) {
+  if (grams == null) return "–";
+  return weightUnit === "lb" ? (grams / GRAMS_PER_LB).toFixed(2) : (grams / 1000).toFixed(3);
+}
+
+// A weight in the warehouse's unit, with its symbol: "1.234 kg", "2.72 lb".
+export function fmtWeight(grams) {
+  return grams == null ? "–" : `${fmtWeightValue(grams)} ${weightUnit}`;
 }

@@ -1,5 +1,6 @@
 // The packing station page: scan -> weigh -> print, driven by the agent's event stream.
-import { WORDS, fmtKg } from "/station/i18n.js";
+import { WORDS, fmtWeight, fmtWeightValue, setWeightUnit, unitName } from "/station/i18n.js";
+import { agentText, said } from "/station/messages.js";
 import { renderWaves, watchWaves } from "/station/waves.js";
 import { itemScanned, itemsFirst, wireItemCheck } from "/station/itemcheck.js";
 import { countLabel, openSignIn, playSound, renderPacker, watchPacker, wireFloor } from "/station/floor.js";
@@ -18,7 +19,9 @@ const CONTROL = /[\u0000-\u001c\u001e-\u001f\u007f-\u009f\u2028\u2029]/;
 const OUTCOMES = ["printed", "error", "packed", "closed", "voided"];
 
 const page = {
-  lang: localStorage.getItem("dockside.lang") || (navigator.language.startsWith("zh") ? "zh" : "en"),
+  lang: localStorage.getItem("dockside.lang") || (["zh", "es"].find((l) => navigator.language.startsWith(l)) ?? "en"),
+  // The language Alt+L switches to from English: the last other language chosen.
+  otherLang: localStorage.getItem("dockside.other_lang") || (navigator.language.startsWith("es") ? "es" : "zh"),
   station: new URLSearchParams(location.search).get("station"),
   snapshot: null,
   state: "starting",    // nothing is READY before the agent said the station can print
@@ -41,9 +44,22 @@ const page = {
 };
 
 function t(key, arg) {
-  const word = WORDS[page.lang][key] ?? WORDS.en[key] ?? key;
+  const word = (WORDS[page.lang] ?? WORDS.en)[key] ?? WORDS.en[key] ?? key;
   return typeof word === "function" ? word(arg) : word;
 }
+
+// What the agent said (an error, a held label, a printer), in the page's language.
+function sayText(what) {
+  return agentText(page.lang, what && typeof what === "object" ? what : { raw: what ?? "" });
+}
+
+// The page's languages (the language picker lists them).
+const LANGS = ["en", "zh", "es"];
+const HTML_LANG = { en: "en", zh: "zh-Hans", es: "es" };
+// The scale's state in the snapshot, as the code of its message.
+const SCALE_CODES = { unplugged: "scale_unplugged", port_denied: "scale_port_denied",
+  not_answering: "scale_not_answering", overload: "scale_overload", underload: "scale_underload",
+  garbled: "scale_garbled_frame", error: "scale_error" };
 
 function newRequestId() {
   return globalThis.crypto?.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(16).slice(2)}`;
@@ -87,19 +103,19 @@ function shown() {
   const fault = stationFault();
   const older = ["ready", "starting"].includes(page.state) || page.viewAt < page.faultSince;
   if (fault && !midPack() && page.state !== "held" && older) {
-    return ["fault", { word: "s_fault", order: "", detail: { raw: fault.message }, todo: "fault_todo" }];
+    return ["fault", { word: "s_fault", order: "", detail: said(fault), todo: "fault_todo" }];
   }
   return [page.state, page.view];
 }
 
 function text(value, arg) {
   if (value == null) return "";
-  if (typeof value === "object") return value.raw;
+  if (typeof value === "object") return sayText(value);
   return t(value, arg);
 }
 
 function render() {
-  document.documentElement.lang = page.lang === "zh" ? "zh-Hans" : "en";
+  document.documentElement.lang = HTML_LANG[page.lang] || "en";
   const [state, v] = shown();
   document.body.dataset.state = state;
   for (const el of document.querySelectorAll("[data-t]")) el.textContent = t(el.dataset.t);
@@ -109,7 +125,7 @@ function render() {
     $("scan-help").textContent = t("dock_help");
     document.querySelector(".scan-label").textContent = t("dock_label");
   }
-  $("lang").textContent = t("lang_button");
+  $("lang").value = page.lang;
   $("state-icon").textContent = ICONS[state] || "";
   $("state-word").textContent = text(v.word);
   $("state-order").textContent = v.order || "";
@@ -146,12 +162,17 @@ function renderSnapshot() {
   $("offline-banner").hidden = s.online;
   $("offline-detail").textContent = s.credential_refused ? t("credential_refused") : t("offline_detail", s.outbox_depth);
   const scale = s.scale;
-  $("weight-value").textContent = scale && scale.weight_g != null ? fmtKg(scale.weight_g) : "–";
+  setWeightUnit(s.weight_unit);
+  $("weight-value").textContent = scale && scale.weight_g != null ? fmtWeightValue(scale.weight_g) : "–";
+  document.querySelector(".weight .unit").textContent = unitName();
   const stable = $("stable");
   const used = weightUsed(scale);
   stable.className = `stable ${scale && scale.stable && !used ? "stable-yes" : "stable-no"}`;
   $("stable-text").textContent = !scale ? t("no_scale") : used ? t("next_parcel") : t(scale.stable ? "stable" : "unstable");
-  if (!page.scaleNote) $("scale-message").textContent = scale && scale.state !== "ok" ? scale.message : "";
+  if (!page.scaleNote) {
+    $("scale-message").textContent = scale && scale.state !== "ok"
+      ? sayText({ raw: scale.message, code: SCALE_CODES[scale.state] }) : "";
+  }
   const list = $("printers");
   list.replaceChildren(...s.printers.map((p) => {
     const li = document.createElement("li");
@@ -160,7 +181,8 @@ function renderSnapshot() {
     badge.className = `badge badge-${p.state}`;
     badge.textContent = t(`p_${p.state}`);
     const what = document.createElement("span");
-    what.textContent = `${p.id} (${p.role}) — ${p.message}`;
+    const role = WORDS.en[`role_${p.role}`] ? t(`role_${p.role}`) : p.role;
+    what.textContent = `${p.id} (${role}) — ${sayText(said(p))}`;
     li.append(badge, what);
     return li;
   }));
@@ -183,8 +205,8 @@ function renderRecent() {
     ref.title = r.order_ref;
     const what = document.createElement("span");
     what.className = "muted what";
-    what.textContent = r.kind === "failed" ? `✗ ${t("not_printed")}: ${r.message}`
-      : `${r.kind === "sent" ? `? ${t("s_sent")} · ` : ""}${r.parcel > 1 ? `#${r.parcel} · ` : ""}${r.carrier} · ${fmtKg(r.weight_g)} kg${r.reprint ? " · ↻" : ""}${docName(r.document, true)}`;
+    what.textContent = r.kind === "failed" ? `✗ ${t("not_printed")}: ${sayText(r.message)}`
+      : `${r.kind === "sent" ? `? ${t("s_sent")} · ` : ""}${r.parcel > 1 ? `#${r.parcel} · ` : ""}${r.carrier} · ${fmtWeight(r.weight_g)}${r.reprint ? " · ↻" : ""}${docName(r.document, true)}`;
     what.title = what.textContent;
     li.append(ref, what);
     return li;
@@ -227,7 +249,7 @@ function shortRef(ref) {
 function renderHeld(force = false) {
   const held = page.snapshot?.held || [];
   const count = page.snapshot?.held_count ?? held.length;
-  const key = `${page.lang}|${count}|${held.map((h) => `${h.job_id}:${h.message}`).join(",")}`;
+  const key = `${page.lang}|${count}|${held.map((h) => `${h.job_id}:${h.code}:${JSON.stringify(h.params)}:${h.message}`).join(",")}`;
   if (!force && key === page.heldKey) return;
   page.heldKey = key;
   $("held-card").hidden = held.length === 0;
@@ -249,7 +271,7 @@ function renderHeld(force = false) {
     head.append(ref, what);
     const todo = document.createElement("div");
     todo.className = "held-todo";
-    todo.textContent = h.message;
+    todo.textContent = sayText(said(h));
     li.append(head, todo);
     return li;
   });
@@ -263,7 +285,7 @@ function renderHeld(force = false) {
 }
 
 function clock(ms) {
-  return new Date(ms).toLocaleTimeString(page.lang === "zh" ? "zh-CN" : "en-GB", { hour: "2-digit", minute: "2-digit" });
+  return new Date(ms).toLocaleTimeString({ zh: "zh-CN", es: "es-ES" }[page.lang] || "en-GB", { hour: "2-digit", minute: "2-digit" });
 }
 
 // Follow every held label the agent lists (and the ones a pack answer held): those that left the
@@ -454,7 +476,7 @@ async function begin(item) {
     return;
   }
   if (!found.ok && ["order_not_found", "scan_unreadable"].includes(found.error.code)) {
-    return fail(item.ref, { raw: found.error.message }, "error_todo", found.error.message);
+    return fail(item.ref, said(found.error), "error_todo", said(found.error));
   }
   if (!found.ok) { // the agent did not say: the pack answers for the order
     item.parcel ??= 1;
@@ -522,19 +544,20 @@ async function pack() {
     advance();
     return;
   }
-  const { code, message } = result.error;
+  const { code } = result.error;
+  const message = said(result.error);
   if (code.startsWith("printer_")) {
     page.heldCode = code;
     if (!NOTHING_SENT.has(code)) { // it may have printed: a person decides
       page.pending = null;
       rememberFailed(pending.ref, message);
     }
-    show("held", { word: "s_held", order: pending.ref, detail: { raw: message },
+    show("held", { word: "s_held", order: pending.ref, detail: message,
       todo: NOTHING_SENT.has(code) ? "held_todo" : "held_unsure_todo" });
   } else if (code.startsWith("scale_")) { // the order stays: F2 tries again
-    show("error", { word: "s_error", order: pending.ref, detail: { raw: message }, todo: "scale_todo" });
+    show("error", { word: "s_error", order: pending.ref, detail: message, todo: "scale_todo" });
   } else {
-    return fail(pending.ref, { raw: message }, "error_todo", message);
+    return fail(pending.ref, message, "error_todo", message);
   }
   advance();
 }
@@ -636,18 +659,29 @@ function unconfirmed(done, job, here) {
     parcel: parcelLine(done.answer, done.total) });
 }
 
-
 // The agent holds the label and prints it when it can: the held list follows it from here.
 function held(answer) {
   page.heldCode = "held_job";
   page.watched.set(answer.job_id, { ...answer, askedAt: Date.now() });
-  show("held", { word: "s_held", order: answer.order_ref, detail: { raw: answer.message || heldPrinterMessage() }, todo: "held_todo",
+  show("held", { word: "s_held", order: answer.order_ref, detail: heldSaid(answer), todo: "held_todo",
     parcel: parcelLine(answer) });
 }
 
 function heldPrinterMessage() {
   const faulty = (page.snapshot?.printers || []).filter((p) => p.state !== "ready");
   return faulty.map((p) => p.message).join(" ");
+}
+
+// Why a held label waits, as the agent said it: the held list names each held job's reason with
+// a code; a label not listed yet waits for its printer, whose fault the snapshot names.
+function heldSaid(job) {
+  if (job.code) return said(job);
+  const listed = (page.snapshot?.held || []).find((h) => h.job_id === job.job_id);
+  if (listed) return said({ ...listed, message: job.message || listed.message });
+  const printer = (page.snapshot?.printers || []).find((p) => p.id === job.printer && p.code === "printer_fault")
+    || (page.snapshot?.printers || []).find((p) => p.code === "printer_fault");
+  const raw = job.message || heldPrinterMessage();
+  return printer ? { raw, code: "held_printer_fault", params: printer.params } : { raw };
 }
 
 async function zeroOrTare(action) {
@@ -657,7 +691,7 @@ async function zeroOrTare(action) {
   let note;
   if (result.ok) note = t(action === "zero" ? "zero_done" : "tare_done");
   else if (result.status === 404 && result.error.code === "not_found") note = t("zero_missing");
-  else note = result.error.message;
+  else note = sayText(said(result.error));
   page.scaleNote = note;
   $("scale-message").textContent = note;
   setTimeout(() => { page.scaleNote = null; renderSnapshot(); }, 5000);
@@ -690,7 +724,7 @@ async function reprint(event) {
   if (!result.ok) {
     const unsure = result.error.code.startsWith("printer_");
     show(unsure ? "held" : "error", { word: unsure ? "s_held" : "s_error", order: job.order_ref,
-      detail: { raw: result.error.message }, todo: unsure ? "held_unsure_todo" : "error_todo" });
+      detail: said(result.error), todo: unsure ? "held_unsure_todo" : "error_todo" });
   } else if (result.body.status === "held") { // accepted, not printed: announced when it prints
     held(result.body);
   } else {
@@ -717,7 +751,7 @@ async function act(what, request, kind) {
   const result = await request();
   page.busy = false;
   if (!result.ok) {
-    show("error", { word: "s_error", order: what.order_ref, detail: { raw: result.error.message }, todo: "error_todo" });
+    show("error", { word: "s_error", order: what.order_ref, detail: said(result.error), todo: "error_todo" });
   } else if (kind === "voided") {
     if (page.lastJob?.order_ref === what.order_ref && page.lastJob.parcel === what.parcel) page.lastJob = null;
     show("voided", { word: "s_voided", order: what.order_ref, detail: "voided_detail", todo: "voided_todo", arg: result.body });
@@ -773,7 +807,7 @@ async function pair(event) {
   }
   if (!response.ok) {
     const answer = await response.json().catch(() => ({}));
-    $("pair-error").textContent = answer.error?.message || `HTTP ${response.status}`;
+    $("pair-error").textContent = answer.error ? sayText(said(answer.error)) : `HTTP ${response.status}`;
     $("pair-code").select();
     return;
   }
@@ -858,7 +892,7 @@ async function start() {
   page.dock = startsInDock(mode, synced, localStorage.getItem(dockKey(code)));
   if (page.dock) show("ready", DOCK_READY);
   listen(code);
-  watchWaves(code, { t, call, newRequestId, focusScan });
+  watchWaves(code, { t, call, newRequestId, focusScan, say: (error) => sayText(said(error)) });
   watchPacker(code, { t, call, focusScan });
 }
 
@@ -900,7 +934,7 @@ function handedOver(scan, result) {
       detail: "handed_detail", todo: already ? "already_handed_todo" : "handed_todo", arg: result.body,
     });
   } else {
-    show("error", { word: "s_error", order: scan, detail: { raw: result.error.message }, todo: "dock_error_todo" });
+    show("error", { word: "s_error", order: scan, detail: said(result.error), todo: "dock_error_todo" });
   }
 }
 
@@ -953,7 +987,7 @@ function wire() {
   $("close").addEventListener("click", openClose);
   $("zero").addEventListener("click", () => zeroOrTare("zero"));
   $("tare").addEventListener("click", () => zeroOrTare("tare"));
-  $("lang").addEventListener("click", () => { toggleLang(); focusScan(); });
+  $("lang").addEventListener("change", (event) => { setLang(event.target.value); focusScan(); });
   $("auto").addEventListener("change", focusScan);
   $("dock").addEventListener("change", (event) => { setDock(event.target.checked); focusScan(); });
   $("reprint-form").addEventListener("submit", reprint);
@@ -964,13 +998,23 @@ function wire() {
 }
 
 function toggleLang() {
-  page.lang = page.lang === "zh" ? "en" : "zh";
-  localStorage.setItem("dockside.lang", page.lang);
+  setLang(page.lang === "en" ? page.otherLang : "en");
+}
+
+// Speak `lang` from now on (and on this screen's next loads).
+function setLang(lang) {
+  if (!LANGS.includes(lang)) return;
+  page.lang = lang;
+  localStorage.setItem("dockside.lang", lang);
+  if (lang !== "en") {
+    page.otherLang = lang;
+    localStorage.setItem("dockside.other_lang", lang);
+  }
   render();
 }
 
 wire();
-wireFloor({ t, call, focusScan });
+wireFloor({ t, call, focusScan, say: (error) => sayText(said(error)) });
 wireParcels({ t, call, focusScan, act, busy: midPack, hidden: () => page.dock });
 wireItemCheck({ t, call, show, snapshot: () => page.snapshot, pending: () => page.pending, proceed: readyToPack,
   resume: (ref) => { page.queue.push({ ref, requestId: newRequestId(), dock: false }); advance(); } });

@@ -65,7 +65,7 @@ function resultLines(result) {
   const lines = [];
   const head = document.createElement("div");
   head.className = "wave-result-head";
-  head.textContent = result.error ? result.error.message : t("wave_done", result);
+  head.textContent = result.error ? state.helpers.say(result.error) : t("wave_done", result);
   lines.push(head);
   if (!result.error) {
     const weight = document.createElement("div");
@@ -75,7 +75,7 @@ function resultLines(result) {
     for (const skipped of [...result.skipped, ...result.failed]) {
       const line = document.createElement("div");
       line.className = `wave-skip small wave-skip-${skipped.code}`;
-      line.textContent = `${skipped.order_ref}: ${skipped.message}`;
+      line.textContent = `${skipped.order_ref}: ${state.helpers.say(skipped)}`;
       lines.push(line);
     }
   }
