@@ -85,6 +85,21 @@ def agent_codes() -> set[str]:
     codes |= {code for code, _ in STATUS_ERRORS.values()}
     codes |= {"http_error", "internal_error", "agent_unreachable", "fault_other"}
     codes |= {f"fault_{fault}" for fault in {*PRINTER_FAULTS, *RECEIPT_ADVICE}}
+    return codes | page_codes()
+
+
+def page_codes() -> set[str]:
+    """The codes the page gives what the agent said without one (a label's outcome, the scale's
+    state, a lost agent): each `code: "..."` and each value of a `..._CODES = {...}` table in its
+    scripts (the catalogs themselves aside)."""
+    codes: set[str] = set()
+    for path in sorted(STATIC.glob("*.js")):
+        if path.name.startswith("messages"):
+            continue
+        script = path.read_text("utf-8")
+        codes |= set(re.findall(r"\bcode: \"([a-z][a-z0-9_]*)\"", script))
+        for table in re.findall(r"const [A-Z_]*CODES = \{(.*?)\};", script, re.S):
+            codes |= set(re.findall(r"\"([a-z][a-z0-9_]*)\"", table))
     return codes
 
 
@@ -174,6 +189,8 @@ def test_every_agent_code_has_an_entry_in_every_catalog() -> None:
         "invalid_input",
         "body_too_large",
         "scale_busy",
+        "label_unconfirmed",
+        "scale_not_answering",
     } <= codes
     missing = missing_entries(codes, read_catalogs())
     assert missing == {}, (

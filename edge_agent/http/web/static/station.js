@@ -333,9 +333,9 @@ async function resolveHeld(id) {
   page.watched.delete(id);
   if (job.status === "printed") return announcePrinted(job);
   if (job.status === "sent") return unconfirmed({ answer: job, reprint: Boolean(job.reprint_of) }, job, !midPack());
-  rememberFailed(job.order_ref, job.message || job.status);
+  rememberFailed(job.order_ref, jobSaid(job));
   if (!midPack()) {
-    show("error", { word: "s_error", order: job.order_ref, detail: { raw: job.message || job.status },
+    show("error", { word: "s_error", order: job.order_ref, detail: jobSaid(job),
       todo: "held_unsure_todo" });
   } else {
     renderRecent();
@@ -634,9 +634,9 @@ async function awaitConfirmation(done) {
     }
     return;
   }
-  rememberFailed(job.order_ref, job.message || job.status);
+  rememberFailed(job.order_ref, jobSaid(job));
   if (here) {
-    show("error", { word: "s_error", order: job.order_ref, detail: { raw: job.message || job.status },
+    show("error", { word: "s_error", order: job.order_ref, detail: jobSaid(job),
       todo: "held_unsure_todo" });
   } else {
     renderRecent();
@@ -651,11 +651,20 @@ function printedLabel(done, here) {
     todo: done.todo || "printed_todo", arg: answer, parcel: parcelLine(answer, done.total) });
 }
 
+// What a label's outcome says to the packer, as a code the page words (the agent's English
+// message stays for the fallback): sent but never confirmed, failed (it may have printed in
+// part), or unknown (the agent stopped while sending it).
+const JOB_CODES = { sent: "label_unconfirmed", failed: "label_maybe_printed", unknown: "label_outcome_unknown" };
+function jobSaid(job) {
+  const code = JOB_CODES[job.status];
+  return { raw: job.message || job.status, code, params: { printer: job.printer, order_ref: job.order_ref } };
+}
+
 // The label went out but its printer could not confirm it: never PRINTED ✓; the packer checks it.
 function unconfirmed(done, job, here) {
   remember({ ...done.answer, status: "sent", message: job.message }, done.reprint);
   if (!here) return renderRecent();
-  show("sent", { word: "s_sent", order: job.order_ref, detail: { raw: job.message }, todo: "sent_todo",
+  show("sent", { word: "s_sent", order: job.order_ref, detail: jobSaid(job), todo: "sent_todo",
     parcel: parcelLine(done.answer, done.total) });
 }
 
