@@ -161,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
             found = {"sum": 0.0, "count": 0.0}
             for line in body.decode().splitlines():
                 for kind in found:
-                    if line.startswith(f'dockside_pack_seconds_{kind}{{outcome="printed"}}'):
+                    # A pack answers `sent` (its label went out; the printer confirms it after).
+                    if line.startswith(f'dockside_pack_seconds_{kind}{{outcome="sent"}}'):
                         found[kind] = float(line.rsplit(" ", 1)[1])
             return found["sum"], found["count"]
 

@@ -116,11 +116,11 @@ def _run(folder: Path, packs: int, pause_s: float) -> list[float]:
         jobs.insert(job)
         printer.send(label)
         with store.atomic():
-            jobs.set_status(job_id, JobStatus.PRINTED)
+            jobs.set_status(job_id, JobStatus.SENT, sent=True)
             outbox.record_many(
                 PACKED_EVENTS, {"job_id": job_id, "weight_g": 1234}, order_ref=ref, station="S1"
             )
-        json.dumps({"status": "printed", "job_id": job_id, "order_ref": ref, "weight_g": 1234})
+        json.dumps({"status": "sent", "job_id": job_id, "order_ref": ref, "weight_g": 1234})
         if n >= WARMUP:
             timings.append((time.perf_counter() - started) * 1e6)
     printer.close()

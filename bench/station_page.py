@@ -1,16 +1,19 @@
-"""Scan to PRINTED as the station page shows it, in headless Chromium, over a long shift of scans.
+"""Scan to PRINTED ✓ as the station page shows it, in headless Chromium, over a long shift of scans.
 
-Starts a real stack (cloud, one agent, a mock printer that prints at once, a mock scale) in a
-temporary folder on loopback, provisions `--scans` orders (500), and opens the station page at
-1366x768 in Debian's Chromium (never a downloaded browser). For each order it puts a new parcel
-on the scale (a stable weight distinct from the last, so the agent sees a new parcel) and waits,
-untimed, until the page's own event stream has delivered that parcel as ready; then it types the
-order reference and Enter as a keyboard-wedge scanner does.
+Starts a real stack (cloud, one agent, a mock printer that prints and confirms at once, a mock
+scale) in a temporary folder on loopback, provisions `--scans` orders (500), and opens the
+station page at 1366x768 in Debian's Chromium (never a downloaded browser). For each order it
+puts a new parcel on the scale (a stable weight distinct from the last, so the agent sees a new
+parcel) and waits, untimed, until the page's own event stream has delivered that parcel as
+ready; then it types the order reference and Enter as a keyboard-wedge scanner does.
 
 The time is the page's own: a keydown listener takes `performance.now()` at the Enter, and a
 MutationObserver takes it again when `body[data-state]` is "printed" with `#state-order` equal
-to that reference. Playwright only reads the result. A scan that does not reach PRINTED within
-10 s is an error (with the state the page showed); the whole run stops by itself after
+to that reference. The page says PRINTED only once the printer confirmed the label (the pack
+answers `sent`; the page hears the confirmation through `GET /api/v1/jobs/{id}?wait_s=`), so the
+time includes confirmed printing: the agent's `~HS` to the printer and the page's second request.
+`confirmed_via` in the output says so. Playwright only reads the result. A scan that does not
+reach PRINTED within 10 s is an error (with the state the page showed); the whole run stops by itself after
 `--budget-s`. Prints one JSON object.
 """
 
@@ -244,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         "viewport": "1366x768",
         "timing": "in the page: performance.now() at the Enter keydown to the MutationObserver seeing "
         "body[data-state]=printed with #state-order equal to the scanned reference",
+        "confirmed_via": "pack answers sent; PRINTED once the printer confirmed (~HS), heard by "
+        "GET /api/v1/jobs/{id}?wait_s=10",
         "load_avg_1m_before": round(load_before[0], 2),
         "load_avg_1m_after": round(os.getloadavg()[0], 2),
         "cpus": os.cpu_count(),

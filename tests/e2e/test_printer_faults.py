@@ -96,11 +96,11 @@ def test_a_faulted_printer_holds_the_label_and_prints_it_once_when_fixed(
     def cloud_kinds() -> list[str] | None:
         order = stack.admin_call("GET", f"/api/v1/orders/{order_ref}")
         kinds = sorted(event["kind"] for event in order["events"])
-        return kinds if "label_printed" in kinds else None
+        return kinds if "label_confirmed" in kinds else None
 
-    # The cloud takes the new `label_held` kind and sees the label printed after it.
+    # The cloud takes the `label_held` kind and sees the label sent, then confirmed, after it.
     kinds = wait_for(cloud_kinds, timeout=20, what=f"the events of {order_ref} at the cloud")
-    assert kinds == ["label_held", "label_printed", "order_packed", "weight_captured"]
+    assert kinds == ["label_confirmed", "label_held", "label_printed", "order_packed", "weight_captured"]
     # The printer keeps working afterwards, inline again.
     line.put_parcel()
     after = line.pack(f"FLT-{20 + list(HOLDING).index(fault):04d}", f"after-{fault}")
