@@ -122,7 +122,7 @@ def test_a_packer_signs_in_with_a_badge_their_labels_count_and_they_sign_out(
     expect(page.locator("#packer-pin")).to_have_attribute("type", "password")  # a PIN is masked
     page.locator("#packer-pin").fill("9999")
     page.locator("#packer-pin").press("Enter")
-    expect(page.locator("#packer-error")).to_contain_text("no packer of this warehouse has this")
+    expect(page.locator("#packer-error")).to_contain_text("No packer of this warehouse has this")
     expect(page.locator("#packer-dialog")).to_be_visible()
     assert station.http.get("/api/v1/stations/S1/packer").json()["packer"] is None
 
@@ -166,7 +166,7 @@ def test_a_packer_signs_in_with_a_badge_their_labels_count_and_they_sign_out(
         page.locator("#packer-badge").fill("")
         page.locator("#packer-pin").fill(f"000{attempt}")
         page.locator("#packer-pin").press("Enter")
-        expect(page.locator("#packer-error")).to_contain_text("no packer of this warehouse has this PIN")
+        expect(page.locator("#packer-error")).to_contain_text("No packer of this warehouse has this PIN")
         expect(page.locator("#packer-pin")).to_have_value("")  # a wrong PIN is not left on the screen
         page.evaluate("document.getElementById('packer-error').textContent = ''")
     page.locator("#packer-pin").fill("4826")  # the right PIN, too late

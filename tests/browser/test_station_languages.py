@@ -50,7 +50,11 @@ def _shown(page: Page) -> str:
 
 def english_left(page: Page, lang: str, names: set[str], refs: tuple[str, ...] = ()) -> list[str]:
     """The English words in what the packer reads, besides names, order references and units."""
-    text = _shown(page)
+    return english_in(_shown(page), lang, names, refs)
+
+
+def english_in(text: str, lang: str, names: set[str], refs: tuple[str, ...] = ()) -> list[str]:
+    """The English words in `text`, besides names, order references and units."""
     for name in sorted({*names, *refs}, key=len, reverse=True):
         text = text.replace(name, " ")
     text = re.sub(r"\b(WEB|NOPE)-[0-9…]+", " ", text)  # order references, shortened or not
@@ -134,6 +138,15 @@ def test_every_agent_message_is_in_the_packers_language(
     expect(page.locator("body")).to_have_attribute("data-state", "printed", timeout=30_000)
     job = station.http.get(f"/api/v1/orders/{order}").json()["job"]
     assert english_left(page, lang, names, (order, job["carrier"], job["service"])) == []
+
+    # A PIN no packer has, at the sign-in.
+    page.keyboard.press("F6")
+    page.locator("#packer-pin").fill("9999")
+    page.locator("#packer-pin").press("Enter")
+    expect(page.locator("#packer-error")).not_to_be_empty()
+    assert english_in(page.locator("#packer-error").inner_text(), lang, names) == []
+    page.locator("#packer-cancel").click()
+    expect(page.locator("#packer-dialog")).to_be_hidden()
 
 
 def test_weights_show_in_the_warehouses_unit_everywhere(page: Page, ready: Station) -> None:

@@ -902,7 +902,7 @@ async function start() {
   if (page.dock) show("ready", DOCK_READY);
   listen(code);
   watchWaves(code, { t, call, newRequestId, focusScan, say: (error) => sayText(said(error)) });
-  watchPacker(code, { t, call, focusScan });
+  watchPacker(code, { t, call, focusScan, say: (error) => sayText(said(error)) });
 }
 
 // -- dock mode: scan a parcel's label to hand it over to the carrier ------------------------------
