@@ -10,8 +10,8 @@ ready; then it types the order reference and Enter as a keyboard-wedge scanner d
 The time is the page's own: a keydown listener takes `performance.now()` at the Enter, and a
 MutationObserver takes it again when `body[data-state]` is "printed" with `#state-order` equal
 to that reference. The page says PRINTED only once the printer confirmed the label (the pack
-answers `sent`; the page hears the confirmation through `GET /api/v1/jobs/{id}?wait_s=`), so the
-time includes confirmed printing: the agent's `~HS` to the printer and the page's second request.
+answers `sent`; the page hears the confirmation through `GET /api/v1/requests/{request_id}/job?wait_s=`,
+asked alongside the pack), so the time includes confirmed printing: the agent's `~HS` to the printer.
 `confirmed_via` in the output says so. Playwright only reads the result. A scan that does not
 reach PRINTED within 10 s is an error (with the state the page showed); the whole run stops by itself after
 `--budget-s`. Prints one JSON object.
@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         "timing": "in the page: performance.now() at the Enter keydown to the MutationObserver seeing "
         "body[data-state]=printed with #state-order equal to the scanned reference",
         "confirmed_via": "pack answers sent; PRINTED once the printer confirmed (~HS), heard by "
-        "GET /api/v1/jobs/{id}?wait_s=10",
+        "GET /api/v1/requests/{request_id}/job?wait_s=10 asked alongside the pack",
         "load_avg_1m_before": round(load_before[0], 2),
         "load_avg_1m_after": round(os.getloadavg()[0], 2),
         "cpus": os.cpu_count(),

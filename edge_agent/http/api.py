@@ -305,6 +305,33 @@ def create_app(
             )
         return _json(found.details())
 
+    @app.get(
+        "/api/v1/requests/{request_id}/job",
+        summary="The job a pack's request id made, once its printer had its say (`?wait_s=`)",
+    )
+    async def request_job(request_id: str, request: Request) -> Response:
+        # The station page asks this alongside its pack, so it hears the confirmation without a
+        # request after the answer; the job may not exist yet when this arrives.
+        wait_s = _wait_seconds(request.query_params.getlist("wait_s"))
+        if len(request_id) > 64:
+            found = None
+        elif wait_s and agent.queue.job_waiters >= MAX_JOB_WAITERS:
+            raise TooManyWaiters(
+                f"{agent.queue.job_waiters} requests already wait for their jobs at this agent: "
+                "ask again in a second",
+                code="too_many_waiters",
+            )
+        elif wait_s:
+            found = await agent.queue.wait_settled_request(request_id, wait_s)
+        else:
+            found = agent.queue.jobs.by_request(request_id)
+        if found is None:
+            raise NotFound(
+                f"request {request_id[:64]} made no job at this agent (yet): check the request id",
+                code="job_not_found",
+            )
+        return _json(found.details())
+
     @app.post(
         "/api/v1/jobs/{job_id}/reprint",
         summary="Print a job's label again, on purpose, with a reason",

@@ -45,7 +45,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from dockside.errors import PrinterError
@@ -428,14 +428,22 @@ class PrintQueue:
         """The job once the printer has had its say (`settled`), or as it is after `wait_s`; None
         when there is no such job. For `GET /api/v1/jobs/{id}?wait_s=`: the page hears a confirmation
         as it is recorded instead of asking again and again."""
+        return await self._wait(lambda: self.jobs.get(job_id), wait_s, appear=False)
+
+    async def wait_settled_request(self, request_id: str, wait_s: float) -> Job | None:
+        """`wait_settled` for the job a pack's `request_id` makes, which may not exist yet: the page
+        asks alongside the pack, so it hears the confirmation without a request after the answer."""
+        return await self._wait(lambda: self.jobs.by_request(request_id), wait_s, appear=True)
+
+    async def _wait(self, find: Callable[[], Job | None], wait_s: float, *, appear: bool) -> Job | None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
         self.job_waiters += 1
         try:
             while True:
-                job = self.jobs.get(job_id)
+                job = find()
                 remaining = deadline - loop.time()
-                if job is None or settled(job) or remaining <= 0:
+                if (job is None and not appear) or (job is not None and settled(job)) or remaining <= 0:
                     return job
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), remaining)

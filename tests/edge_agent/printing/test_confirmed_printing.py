@@ -9,6 +9,7 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -250,6 +251,38 @@ def test_a_wait_given_twice_is_refused_and_an_unknown_job_is_404_without_waiting
     missing = agent.http.get("/api/v1/jobs/nope", params={"wait_s": "5"})
     assert missing.status_code == 404
     assert time.perf_counter() - started < 1.0
+
+
+def test_the_page_can_ask_for_the_confirmation_alongside_the_pack_by_its_request_id(
+    agent: RunningAgent,
+) -> None:
+    assert agent.http is not None
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        early = pool.submit(agent.http.get, "/api/v1/requests/along-1/job", params={"wait_s": "5"})
+        time.sleep(0.1)  # asked before the pack made its job
+        answer = agent.pack("C-0009", "along-1").json()
+        confirmed = early.result(timeout=10)
+
+    assert confirmed.status_code == 200, confirmed.text
+    assert confirmed.json()["job_id"] == answer["job_id"]
+    assert confirmed.json()["status"] == "printed"
+
+
+def test_a_request_that_made_no_job_is_404_after_its_wait_and_hostile_ones_are_refused(
+    agent: RunningAgent,
+) -> None:
+    assert agent.http is not None
+    started = time.perf_counter()
+    none = agent.http.get("/api/v1/requests/never-made/job", params={"wait_s": "0.3"})
+    assert none.status_code == 404
+    assert error_of(none)["code"] == "job_not_found"
+    assert 0.25 < time.perf_counter() - started < 3
+    assert agent.http.get("/api/v1/requests/never-made/job").status_code == 404
+    assert agent.http.get("/api/v1/requests/" + "x" * 65 + "/job", params={"wait_s": "5"}).status_code == 404
+    for wait_s in ("0", "nan", "31", "-2"):
+        refused = agent.http.get("/api/v1/requests/r/job", params={"wait_s": wait_s})
+        assert refused.status_code == 422, wait_s
+        assert error_of(refused)["code"] == "invalid_wait"
 
 
 # -- ESC/POS: real-time status after the cut -----------------------------------------------------

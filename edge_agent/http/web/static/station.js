@@ -536,11 +536,14 @@ async function pack() {
   page.busy = true;
   const parcel = pending.parcel > 1 ? parcelLine({ order_ref: pending.ref, parcel: pending.parcel }, pending.total) : null;
   show("printing", { word: "s_printing", order: pending.ref, detail: "printing_detail", parcel });
+  // Asked alongside the pack: the agent answers it once the printer confirmed the label (or could
+  // not), so PRINTED ✓ needs no request after the pack's answer.
+  const confirmation = call("GET", `/api/v1/requests/${encodeURIComponent(pending.requestId)}/job?wait_s=10`);
   const result = await call("POST", "/api/v1/pack", { order_ref: pending.ref,
     station: page.snapshot?.station ?? page.station, request_id: pending.requestId, parcel: pending.parcel ?? 1 });
   page.busy = false;
   if (result.ok) {
-    packed(result.body);
+    packed(result.body, confirmation);
     advance();
     return;
   }
@@ -562,7 +565,7 @@ async function pack() {
   advance();
 }
 
-function packed(answer) {
+function packed(answer, confirmation = null) {
   const item = page.pending;
   page.pending = null;
   const scale = page.snapshot?.scale;
@@ -586,7 +589,7 @@ function packed(answer) {
   const order = currentOrder();
   const more = order?.order_ref === answer.order_ref && order.expected != null
     && new Set([...order.parcels.map((p) => p.parcel), answer.parcel]).size < order.expected;
-  sentLabel({ answer, total, todo: more ? "next_parcel_todo" : "printed_todo", reprint: false });
+  sentLabel({ answer, total, todo: more ? "next_parcel_todo" : "printed_todo", reprint: false, confirmation });
 }
 
 // -- confirmed printing: PRINTED ✓ only once the printer says so -------------------------------
@@ -612,7 +615,9 @@ function sentLabel(done) {
 async function awaitConfirmation(done) {
   const id = done.answer.job_id;
   let job = null;
-  for (let tries = 0; tries < 1000; tries++) {
+  const early = done.confirmation ? await done.confirmation : null; // asked alongside the pack
+  if (early?.ok && early.body.job_id === id && !unsettled(early.body)) job = early.body;
+  for (let tries = 0; !job && tries < 1000; tries++) {
     const result = await call("GET", `/api/v1/jobs/${encodeURIComponent(id)}?wait_s=10`);
     if (result.ok && !unsettled(result.body)) { job = result.body; break; }
     if (!result.ok && result.status === 404) break; // forgotten: nothing to announce
