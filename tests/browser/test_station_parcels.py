@@ -271,7 +271,7 @@ def test_a_gs1_scan_is_looked_up_then_packed_parcel_by_parcel(page: Page, shippi
     station.set_weight(2100, stable=False)
     scan(page, "(400)NOPE-0001")
     expect(page.locator("body")).to_have_attribute("data-state", "error")
-    expect(page.locator("#state-detail")).to_contain_text("order NOPE-0001 is not in this agent's cache")
+    expect(page.locator("#state-detail")).to_contain_text("This order is not known at this station")
     assert "weighing" not in states(page)
     assert any(url.endswith("/api/v1/orders/(400)NOPE-0001") for url in asked)
 

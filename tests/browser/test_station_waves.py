@@ -49,7 +49,7 @@ def test_print_wave_prints_the_labels_in_order_once_and_shows_the_progress(
     expect(result).to_contain_text(f"Wave {wave['id']}: 4 printed, 0 held, 1 not printed.")
     expect(result).to_contain_text("expected weight")
     expect(result.locator(".wave-skip-order_cancelled")).to_contain_text(
-        "WEB-0017: order WEB-0017 was cancelled"
+        "WEB-0017: This order was cancelled"
     )
     expect(item.locator("button.print-wave")).to_be_disabled()  # nothing is left to print
     screenshot(page, "station-wave-printed")
