@@ -86,24 +86,28 @@ class TcpLink:
                 f"{self._where} cannot be found ({exc.strerror}): check the printer's host name "
                 "in the station settings",
                 code="printer_unreachable",
+                params={"printer": self._config.id},
             ) from exc
         except ConnectionRefusedError as exc:
             raise PrinterUnreachable(
                 f"{self._where} refused the connection: check that the printer is on and that "
                 f"{port} is its raw printing port",
                 code="printer_unreachable",
+                params={"printer": self._config.id},
             ) from exc
         except TimeoutError as exc:
             raise PrinterUnreachable(
                 f"{self._where} did not answer within {self._connect_timeout_s:g} s: check that it is "
                 "on, its network cable is plugged in and its address is right",
                 code="printer_unreachable",
+                params={"printer": self._config.id},
             ) from exc
         except OSError as exc:
             raise PrinterUnreachable(
                 f"{self._where} cannot be reached ({exc.strerror or exc}): check that it is on and "
                 "on the same network as this PC",
                 code="printer_unreachable",
+                params={"printer": self._config.id},
             ) from exc
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
@@ -176,6 +180,7 @@ class TcpLink:
                 f"{self._where} did not take the data within {self._write_timeout_s:g} s: check that "
                 "it is not paused or jammed, then reprint",
                 code="printer_send_timeout",
+                params={"printer": self._config.id},
             ) from exc
         except OSError as exc:
             self._close_locked()
@@ -183,6 +188,7 @@ class TcpLink:
                 f"{self._where} dropped the connection while receiving ({exc.strerror or exc}): "
                 "check the printer, then reprint",
                 code="printer_send_failed",
+                params={"printer": self._config.id},
             ) from exc
 
     def write(self, data: bytes) -> None:
@@ -231,6 +237,7 @@ class TcpLink:
                 f"{self._where} dropped the connection in the middle of a label: check the printer, "
                 "then reprint",
                 code="printer_send_failed",
+                params={"printer": self._config.id},
             )
         self._send_all(sock, rest)
 
@@ -310,6 +317,7 @@ class SerialLink:
                 raise PrinterUnreachable(
                     f"{self._where} cannot be opened ({exc}): check the cable and the port name",
                     code="printer_unreachable",
+                    params={"printer": self._config.id},
                 ) from exc
 
     def write(self, data: bytes) -> None:
@@ -322,6 +330,7 @@ class SerialLink:
             raise PrinterError(
                 f"{self._where} did not take the data ({exc}): check the cable, then reprint",
                 code="printer_send_failed",
+                params={"printer": self._config.id},
             ) from exc
 
     def write_nowait(self, data: bytes) -> int | None:
@@ -380,6 +389,7 @@ class FileLink:
                     f"printer {self._config.id} at {self._config.device} cannot be opened for writing "
                     f"({exc.strerror or exc}): check the path and its permissions",
                     code="printer_unreachable",
+                    params={"printer": self._config.id},
                 ) from exc
 
     def write(self, data: bytes) -> None:
@@ -394,6 +404,7 @@ class FileLink:
                 f"printer {self._config.id} at {self._config.device} did not take the data "
                 f"({exc.strerror or exc}): check the disk or device, then reprint",
                 code="printer_send_failed",
+                params={"printer": self._config.id},
             ) from exc
 
     def write_nowait(self, data: bytes) -> int | None:

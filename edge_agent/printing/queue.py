@@ -306,7 +306,7 @@ class PrintQueue:
                     {**body, "reason": "label_maybe_printed", "message": message},
                 )
             self._outbox.notify()
-            raise PrinterError(message, code=exc.code) from exc
+            raise PrinterError(message, code=exc.code, params=exc.params) from exc
         if not lane.can_confirm:
             # A spool file or a write-only link: nobody will ever say whether it printed.
             message = unconfirmable_message(lane, job.station, "it cannot report what it printed")
