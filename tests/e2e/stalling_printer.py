@@ -1,6 +1,6 @@
 """Kill the agent while a label is in its `sending` window: a printer that stops reading mid-label.
 
-The pack path commits a job `sending`, hands the label to the printer, then commits `printed`.
+The pack path commits a job `sending`, hands the label to the printer, then commits `sent`.
 A label the socket takes at once is in that window for microseconds, so a kill at a random
 instant almost never lands there. A real printer holds the window open for seconds: when its
 receive buffer fills during a batch it keeps the connection but stops reading, the TCP window
@@ -56,18 +56,22 @@ def start_small_printer(stack: Stack, serial: str, name: str = "printer") -> Pro
 
 
 class StuckJob:
-    """The job a kill interrupted: its id and order, and the wave's printed jobs at that moment."""
+    """The job a kill interrupted: its id and order, and the wave's other labels at that moment:
+    `printed_before` (the printer confirmed them) and `sent_before` (they went out, unconfirmed)."""
 
-    def __init__(self, job_id: str, order_ref: str, printed_before: list[str]) -> None:
+    def __init__(
+        self, job_id: str, order_ref: str, printed_before: list[str], sent_before: list[str]
+    ) -> None:
         self.job_id = job_id
         self.order_ref = order_ref
         self.printed_before = printed_before
+        self.sent_before = sent_before
 
 
 def _wave_jobs(client: httpx.Client, wave_id: int, status: str) -> list[tuple[str, str]]:
-    """(job id, order) of the wave's orders whose label is `status`, as the agent's API shows them."""
+    """(job id, order) of the wave's orders whose job is `status`, as the agent's API shows them."""
     orders: list[dict[str, Any]] = client.get(f"/api/v1/waves/{wave_id}").json()["orders"]
-    return [(order["job_id"], order["order_ref"]) for order in orders if order["status"] == status]
+    return [(order["job_id"], order["order_ref"]) for order in orders if order.get("job_status") == status]
 
 
 def _stuck_sending(client: httpx.Client, wave_id: int) -> tuple[str, str] | None:
@@ -115,6 +119,7 @@ def kill_agent_while_sending(stack: Stack, client: httpx.Client, wave_id: int, r
         # Still inside the window: the printer stopped in the middle of a label and the agent has
         # not given up on it (its write timeout is 5 s).
         assert stack.control("printer", "GET", "/status")["stalled_connections"] == 1
+        sent_before = [order_ref for _, order_ref in _wave_jobs(client, wave_id, "sent")]
         printed_before = [order_ref for _, order_ref in _wave_jobs(client, wave_id, "printed")]
         stack.processes["agent"].stop(kill=True)
     finally:
@@ -128,4 +133,7 @@ def kill_agent_while_sending(stack: Stack, client: httpx.Client, wave_id: int, r
         return status["stalled_connections"] == 0 and status["connections_open"] == 0
 
     wait_for(connection_read, timeout=30, what="the printer to read what the killed agent had sent")
-    return StuckJob(job_id, order_ref, printed_before)
+    # Confirmed a moment before the kill: in the count above as sent, now printed. Either list
+    # holds it, never both.
+    sent_before = [ref for ref in sent_before if ref not in printed_before]
+    return StuckJob(job_id, order_ref, printed_before, sent_before)
