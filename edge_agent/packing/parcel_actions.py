@@ -136,6 +136,7 @@ class ParcelActions:
                     f"order {order_ref} is not known at this agent: check the reference, or wait a "
                     "moment for the agent to sync from the cloud",
                     code="order_not_found",
+                    params={"order_ref": order_ref},
                 )
             earlier = self.closed(order_ref)
             if earlier is not None:
@@ -146,6 +147,7 @@ class ParcelActions:
                     f"order {order_ref} has no labelled parcel to close with: pack its parcels "
                     "first, or cancel the order in the cloud if it does not ship",
                     code="nothing_labelled",
+                    params={"order_ref": order_ref},
                 )
             # The close names no station: the packer is the one at the station of the order's label.
             first = self.jobs.first_for_order(order_ref)
@@ -179,6 +181,7 @@ class ParcelActions:
                 f"order {order_ref} was closed with {closed[0]} parcel(s): do not ship this parcel; "
                 "set it aside and ask your supervisor",
                 code="order_closed",
+                params={"order_ref": order_ref},
             )
 
     # -- void -----------------------------------------------------------------------------------
@@ -215,6 +218,7 @@ class ParcelActions:
                 raise NotFound(
                     f"order {order_ref} is not known at this agent: check the reference",
                     code="order_not_found",
+                    params={"order_ref": order_ref},
                 )
             was_voided = store.conn.execute(
                 "SELECT 1 FROM jobs WHERE order_ref = ? AND parcel = ? AND document = 'shipping_label' "
@@ -226,10 +230,12 @@ class ParcelActions:
                     f"parcel {parcel} of order {order_ref} has no label to void: its label was voided "
                     "already; pack the parcel again to print its new label",
                     code="already_voided",
+                    params={"order_ref": order_ref, "parcel": parcel},
                 )
             raise Conflict(
                 f"parcel {parcel} of order {order_ref} has no label to void: nothing was printed for it",
                 code="parcel_not_labelled",
+                params={"order_ref": order_ref, "parcel": parcel},
             )
         rows = store.conn.execute(
             "SELECT job_id, status, tracking_number FROM jobs WHERE job_id = ? OR reprint_of = ? "
@@ -241,6 +247,7 @@ class ParcelActions:
                 f"parcel {parcel} of order {order_ref} has a label printing or waiting for its printer: "
                 "wait for it to finish (or clear the printer), then void it",
                 code="job_in_flight",
+                params={"order_ref": order_ref, "parcel": parcel},
             )
         handed = store.conn.execute(
             "SELECT 1 FROM handovers WHERE order_ref = ? AND parcel = ? LIMIT 1", (order_ref, parcel)
@@ -250,6 +257,7 @@ class ParcelActions:
                 f"parcel {parcel} of order {order_ref} was handed over to the carrier: it cannot be "
                 "voided here; void it with the carrier, then in the cloud",
                 code="parcel_handed_over",
+                params={"order_ref": order_ref, "parcel": parcel},
             )
         # The number on the parcel: the newest printed label's (a relabel-reprint took a new one).
         printed = [number for _, status, number in rows if status in SENT_OR_PRINTED and number]

@@ -88,6 +88,7 @@ class Reprinter:
             raise NotFound(
                 f"job {job_id} does not exist at this agent: check the job id on the station page",
                 code="job_not_found",
+                params={"job_id": job_id},
             )
         if request_id is not None:
             first = self.jobs.by_request(request_id)
@@ -109,6 +110,7 @@ class Reprinter:
                 f"job {job_id}'s label was voided and is never printed again: pack parcel "
                 f"{original.parcel} of order {original.order_ref} again for its new label",
                 code="job_voided",
+                params={"job_id": job_id},
             )
         if original.status in (JobStatus.SENDING, JobStatus.HELD):
             what = (
@@ -119,6 +121,7 @@ class Reprinter:
             raise Conflict(
                 f"job {job_id} {what}: wait for it to finish, then reprint if needed",
                 code="job_in_flight",
+                params={"job_id": job_id},
             )
         lane = self._floor.lane(original.printer)
         if lane is None:
@@ -126,6 +129,7 @@ class Reprinter:
                 f"printer {original.printer}, which printed job {job_id}, is no longer configured: "
                 "pack the order again at a station with a printer, or add the printer back",
                 code="printer_not_configured",
+                params={"job_id": job_id},
             )
         now = now_ms()
         job = dataclasses.replace(

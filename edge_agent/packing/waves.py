@@ -186,6 +186,7 @@ class WavePrinter:
                 f"there is no wave {wave_id} at this agent: check the number, or wait for the agent "
                 "to sync from the cloud",
                 code="wave_not_found",
+                params={"wave_id": wave_id},
             )
         return wave
 
@@ -306,6 +307,7 @@ class WavePrinter:
                 f"wave {wave_id} was released to station {wave.station}, not {station}: print it at "
                 f"{wave.station}, or release the orders again to {station} in the cloud",
                 code="wave_for_another_station",
+                params={"wave_id": wave_id},
             )
         found = self._floor.get(station)
         if found is None:
@@ -320,6 +322,7 @@ class WavePrinter:
                 f"wave {wave_id} is printing right now (request {busy.request_id}): wait for it to "
                 "finish; labels already printed are never printed again",
                 code="wave_printing",
+                params={"wave_id": wave_id},
             )
         self._cache.ruleset()  # no 'default' ruleset: refused here, before a run is recorded
         run = _Run(wave, request_id, now_ms())
