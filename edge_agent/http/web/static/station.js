@@ -607,9 +607,13 @@ function sentLabel(done) {
   if (answer.status === "printed") return printedLabel(done, true);
   if (!unsettled(answer)) return unconfirmed(done, answer, true);
   page.confirming = answer.job_id;
-  show("printing", { word: "s_printing", order: answer.order_ref, detail: "confirming_detail",
-    parcel: parcelLine(answer, done.total) });
-  awaitConfirmation(done);
+  const waiting = { word: "s_printing", order: answer.order_ref, detail: "confirming_detail",
+    parcel: parcelLine(answer, done.total) };
+  // The panel says PRINTING since the scan: it says "waiting for the printer" only once the printer
+  // takes a moment, so a label confirmed at once goes straight to PRINTED ✓ (one change, one paint).
+  const slow = setTimeout(() => { if (page.confirming === answer.job_id && !midPack()) show("printing", waiting); }, 40);
+  if (page.state !== "printing") show("printing", waiting);
+  awaitConfirmation(done).finally(() => clearTimeout(slow));
 }
 
 async function awaitConfirmation(done) {
