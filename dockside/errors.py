@@ -36,7 +36,9 @@ Each side adds leaves of its own, where they are raised, under the branch they b
                     ParcelNotVoidable 409 (Conflict); agent: ConfigError, NotEnrolled 409,
                     NumbersExhausted 409 (Conflict: names its `carrier`), CloudTlsError;
                     dockside.rule_conditions: RuleError; dockside.scanning: ScanUnreadable (a
-                    scan that names no order reference)
+                    scan that names no order reference); the item check: ItemScanUnreadable (a
+                    scan that names no item), WrongItem 409, ExtraUnit 409 and ItemsNotChecked
+                    409 (Conflict)
     DocksideError   cloud: Unauthenticated 401, Forbidden 403, TokenRevoked 409, SignInLimited 429
                     (RETRYABLE after its Retry-After), ServerBusy 503 (RETRYABLE), IllegalTransition
                     409, ExceptionClosed 409, MissingSecretKey, SecretKeyMismatch, NoReleaseKey 503,
@@ -44,7 +46,8 @@ Each side adds leaves of its own, where they are raised, under the branch they b
                     by `retry_may_help` and `may_have_bought`);
                     agent: PairingRefused 403 and PairingThrottled 429, UpdateRefused, StoreError,
                     RendererUnavailable 503 (the carrier-label worker cannot start),
-                    PackerNotRecognised 401 and SignInThrottled 429 (a packer's station sign-in)
+                    PackerNotRecognised 401 and SignInThrottled 429 (a packer's station sign-in),
+                    TooManyWaiters 429 (RETRYABLE: too many reads wait for their jobs' printers)
 
 Every error carries a snake_case `code` (the API's `error.code`) and a message that says what
 went wrong and what to do. `params` holds the values that message names (order_ref, printer,

@@ -52,6 +52,7 @@ __all__ = [
     "PrintWaveRequest",
     "ReprintRequest",
     "RequestGuard",
+    "TooManyWaiters",
     "VoidParcelRequest",
     "create_app",
 ]
