@@ -63,6 +63,7 @@ SAMPLE = {
     "code": "S1",
     "name": "station.js",
     "parcel": "1",
+    "request_id": "req-1",
 }
 
 
