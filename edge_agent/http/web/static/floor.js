@@ -160,7 +160,7 @@ export function wireFloor(helpers) {
   $("sign-out").addEventListener("click", signOut);
   $("packer-form").addEventListener("submit", signIn);
   $("packer-cancel").addEventListener("click", () => $("packer-dialog").close());
-  $("packer-dialog").addEventListener("close", helpers.focusScan);
+  $("packer-dialog").addEventListener("close", helpers.refocusScan);
   $("mute").addEventListener("click", () => {
     localStorage.setItem(MUTE_KEY, muted() ? "0" : "1");
     renderMute();

@@ -144,5 +144,5 @@ export function wireParcels(helpers) {
   $("void-cancel").addEventListener("click", () => $("void-dialog").close());
   $("close-form").addEventListener("submit", confirmClose);
   $("close-cancel").addEventListener("click", () => $("close-dialog").close());
-  for (const id of ["void-dialog", "close-dialog"]) $(id).addEventListener("close", helpers.focusScan);
+  for (const id of ["void-dialog", "close-dialog"]) $(id).addEventListener("close", helpers.refocusScan);
 }

@@ -963,6 +963,14 @@ function focusScan() {
   else if (!document.querySelector("dialog[open]")) $("scan").focus();
 }
 
+// After a dialog closes: Chromium hands focus back to the scan field itself, but when a click
+// closed the dialog that field takes no typing (keys arrive, no text: the next scan would vanish)
+// until it is focused anew.
+function refocusScan() {
+  if (document.activeElement === $("scan")) $("scan").blur();
+  focusScan();
+}
+
 // Esc: forget the order under way and the scans waiting behind it (a label already sent stays sent).
 function clear() {
   page.pending = null;
@@ -1010,7 +1018,7 @@ function wire() {
   $("dock").addEventListener("change", (event) => { setDock(event.target.checked); focusScan(); });
   $("reprint-form").addEventListener("submit", reprint);
   $("reprint-cancel").addEventListener("click", () => { $("reprint-dialog").close(); });
-  $("reprint-dialog").addEventListener("close", focusScan);
+  $("reprint-dialog").addEventListener("close", refocusScan);
   $("pair-form").addEventListener("submit", pair);
   $("reason-other").addEventListener("focus", () => { document.querySelector('input[value="other"]').checked = true; });
 }
@@ -1032,8 +1040,8 @@ function setLang(lang) {
 }
 
 wire();
-wireFloor({ t, call, focusScan, say: (error) => sayText(said(error)) });
-wireParcels({ t, call, focusScan, act, busy: midPack, hidden: () => page.dock });
+wireFloor({ t, call, focusScan, refocusScan, say: (error) => sayText(said(error)) });
+wireParcels({ t, call, focusScan, refocusScan, act, busy: midPack, hidden: () => page.dock });
 wireItemCheck({ t, call, show, snapshot: () => page.snapshot, pending: () => page.pending, proceed: readyToPack,
   resume: (ref) => { page.queue.push({ ref, requestId: newRequestId(), dock: false }); advance(); } });
 render();
