@@ -48,9 +48,7 @@ def test_print_wave_prints_the_labels_in_order_once_and_shows_the_progress(
     result = page.locator("#wave-result")
     expect(result).to_contain_text(f"Wave {wave['id']}: 4 printed, 0 held, 1 not printed.")
     expect(result).to_contain_text("expected weight")
-    expect(result.locator(".wave-skip-order_cancelled")).to_contain_text(
-        "WEB-0017: This order was cancelled"
-    )
+    expect(result.locator(".wave-skip-order_cancelled")).to_contain_text("WEB-0017: This order was cancelled")
     expect(item.locator("button.print-wave")).to_be_disabled()  # nothing is left to print
     screenshot(page, "station-wave-printed")
     wait_for(lambda: len(station.labels()) == before + 4, timeout=10, what="the wave's labels")
