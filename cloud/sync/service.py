@@ -55,9 +55,11 @@ GRPC_SERVER_OPTIONS: list[tuple[str, int]] = [
     # Python server loop takes them off gRPC's queue. Past 1,000 waiting calls gRPC starts refusing
     # new ones at random, and past 3,000 all of them, with a bare CANCELLED the agent cannot tell
     # from a real cancel. A waiting call costs little; let a whole fleet wait its turn instead.
-    # (Calls still waiting after 30 s are dropped: gRPC's grpc.server_max_unrequested_time_in_server.)
     ("grpc.server.max_pending_requests", 20_000),
     ("grpc.server.max_pending_requests_hard_limit", 40_000),
+    # And for long enough: gRPC drops a call still waiting after 30 s by default, again with a bare
+    # CANCELLED. On a busy 2-core cloud, 2,000 streams opened at once waited longer than that.
+    ("grpc.server_max_unrequested_time_in_server", 120),
 ]
 
 
