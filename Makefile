@@ -56,7 +56,8 @@ $(ESCPOS_CACHE)/.made: $(VENV)/.installed
 
 # Three workers (pytest-xdist) on two cores: most tests wait on processes, sockets and ptys, not
 # on the CPU. Modules go to the workers longest first, by tests/module_seconds.json (see
-# tests/conftest.py and `make test-times`): 9:46 for 2,993 tests on a quiet 2-core machine.
+# tests/conftest.py and `make test-times`): 9:46 for 2,993 tests on a quiet 2-core machine;
+# 21:36 for 3,377 tests on a slower one (7 Dec 2026, README).
 # `make pytest PYTEST_ARGS=tests/e2e` runs a part alone.
 PYTEST_ARGS ?= --numprocesses 3 --dist loadfile --no-loadscope-reorder
 
