@@ -16,7 +16,7 @@ from playwright.sync_api import Page, expect
 
 from bench.stack import running_stack, wait_for
 from tests.browser.conftest import _provisioned, screenshot
-from tests.browser.test_station_truth import RECORD_STATES
+from tests.browser.test_station_truth import open_station, scan, states
 from tests.e2e.conftest import Station
 
 CONFIRM_TIMEOUT_S = 3
@@ -42,41 +42,22 @@ def printer(station: Station) -> Iterator[Station]:
     )
 
 
-def _open(page: Page, station: Station, grams: int) -> None:
-    station.set_weight(0, stable=True)
-    station.set_weight(grams, stable=True)
-    page.add_init_script(RECORD_STATES)
-    page.goto(station.stack.agent_url() + "/?station=S1")
-    expect(page.locator("#station-code")).to_have_text("S1")
-    expect(page.locator("#weight-value")).to_have_text(f"{grams / 1000:.3f}")
-    expect(page.locator("#scan")).to_be_focused()
-
-
-def _scan(page: Page, barcode: str) -> None:
-    page.keyboard.type(barcode, delay=5)
-    page.keyboard.press("Enter")
-
-
-def _states(page: Page) -> list[str]:
-    return list(page.evaluate("window.__states"))
-
-
 def test_a_delayed_confirmation_goes_printing_then_printed(page: Page, printer: Station) -> None:
     printer.stack.control("printer", "POST", "/confirm", {"mode": "delay", "delay_s": 1.5})
-    _open(page, printer, 1301)
+    open_station(page, printer, grams=1301)
 
-    _scan(page, "WEB-0011")
+    scan(page, "WEB-0011")
 
     body = page.locator("body")
     expect(body).to_have_attribute("data-state", "printing")
     expect(page.locator("#state-word")).to_have_text("PRINTING")
     expect(page.locator("#state-order")).to_contain_text("WEB-0011")
-    assert "printed" not in _states(page)  # the label sits in the printer's buffer
+    assert "printed" not in states(page)  # the label sits in the printer's buffer
     screenshot(page, "station-printing-unconfirmed")
     expect(body).to_have_attribute("data-state", "printed", timeout=10_000)
     expect(page.locator("#state-word")).to_have_text("PRINTED")
     expect(page.locator("#state-icon")).to_have_text("✓")
-    seen = _states(page)
+    seen = states(page)
     assert seen.index("printing") < seen.index("printed")
     expect(page.locator("#recent li.recent-printed").first).to_contain_text("WEB-0011")
 
@@ -85,14 +66,14 @@ def test_a_fault_after_the_printer_took_the_label_turns_to_held_and_is_announced
     page: Page, printer: Station
 ) -> None:
     printer.stack.control("printer", "POST", "/confirm", {"mode": "fault_after_accept"})
-    _open(page, printer, 1302)
+    open_station(page, printer, grams=1302)
 
-    _scan(page, "WEB-0012")
+    scan(page, "WEB-0012")
 
     body = page.locator("body")
     expect(body).to_have_attribute("data-state", "held", timeout=10_000)
     expect(page.locator("#state-detail")).to_contain_text("load labels")
-    assert "printed" not in _states(page)
+    assert "printed" not in states(page)
     screenshot(page, "station-held-after-send")
 
     printer.stack.control("printer", "POST", "/fault", {"fault": "none"})
@@ -106,9 +87,9 @@ def test_a_fault_after_the_printer_took_the_label_turns_to_held_and_is_announced
 def test_a_label_whose_printer_never_confirms_is_never_shown_printed(page: Page, printer: Station) -> None:
     # The label waits in the buffer far longer than the agent waits for the printer's word.
     printer.stack.control("printer", "POST", "/confirm", {"mode": "delay", "delay_s": 120})
-    _open(page, printer, 1303)
+    open_station(page, printer, grams=1303)
 
-    _scan(page, "WEB-0013")
+    scan(page, "WEB-0013")
 
     body = page.locator("body")
     expect(body).to_have_attribute("data-state", "sent", timeout=(CONFIRM_TIMEOUT_S + 10) * 1000)
@@ -119,9 +100,9 @@ def test_a_label_whose_printer_never_confirms_is_never_shown_printed(page: Page,
     expect(page.locator("#recent li.recent-sent").first).to_contain_text("WEB-0013")
     screenshot(page, "station-sent-unconfirmed")
     page.wait_for_timeout(1000)
-    assert "printed" not in _states(page)
+    assert "printed" not in states(page)
 
     # A reload does not make it printed either.
     page.reload()
     expect(page.locator("#station-code")).to_have_text("S1")
-    assert "printed" not in _states(page)
+    assert "printed" not in states(page)
