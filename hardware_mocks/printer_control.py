@@ -69,11 +69,9 @@ def build_printer_app(printer: ControlledPrinter) -> FastAPI:
                 "unknown_fault",
                 f"fault {fault!r} is not one this printer knows: send one of {', '.join(FAULTS)}",
             )
-        delay = body.get("delay_s")
-        if delay is not None and (isinstance(delay, bool) or not isinstance(delay, int | float)):
-            raise ControlError(400, "invalid_delay", "delay_s must be a number of seconds, like 0.3")
+        delay = _delay_of(body, example="0.3")
         try:
-            return await printer.apply_fault(fault, None if delay is None else float(delay))
+            return await printer.apply_fault(fault, delay)
         except ValueError as exc:
             raise ControlError(400, "invalid_delay", str(exc)) from None
         except OSError as exc:
@@ -94,11 +92,9 @@ def build_printer_app(printer: ControlledPrinter) -> FastAPI:
                 f"confirm mode {str(mode)[:40]!r} is not one this printer knows: send one of "
                 f"{', '.join(CONFIRM_MODES)}",
             )
-        delay = body.get("delay_s")
-        if delay is not None and (isinstance(delay, bool) or not isinstance(delay, int | float)):
-            raise ControlError(400, "invalid_delay", "delay_s must be a number of seconds, like 2")
+        delay = _delay_of(body, example="2")
         try:
-            return await printer.apply_confirm(mode, None if delay is None else float(delay))
+            return await printer.apply_confirm(mode, delay)
         except ValueError as exc:
             raise ControlError(400, "invalid_delay", str(exc)) from None
 
@@ -111,3 +107,11 @@ def build_printer_app(printer: ControlledPrinter) -> FastAPI:
         return printer.status_snapshot()
 
     return app
+
+
+def _delay_of(body: dict[str, Any], *, example: str) -> float | None:
+    """The body's optional `delay_s` in seconds (its range is the printer's to check), or 400."""
+    delay = body.get("delay_s")
+    if delay is not None and (isinstance(delay, bool) or not isinstance(delay, int | float)):
+        raise ControlError(400, "invalid_delay", f"delay_s must be a number of seconds, like {example}")
+    return None if delay is None else float(delay)
