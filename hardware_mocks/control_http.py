@@ -132,7 +132,8 @@ async def read_json_object(request: Request) -> dict[str, Any]:
 def bind_tcp(host: str, port: int) -> socket.socket:
     """A listening TCP socket on host:port (port 0 picks a free one), ready to hand to a server."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP so that asyncio sets TCP_NODELAY on accepted connections (no ~40 ms per answer).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))

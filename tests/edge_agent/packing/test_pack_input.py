@@ -7,7 +7,6 @@ the `unchanged` fixture checks that no job, label or event appeared.
 from __future__ import annotations
 
 import http.client
-import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ from tests.edge_agent.agent_harness import (
     station_body,
 )
 from tests.edge_agent.waiting import wait_until
+from tests.sockets import server_side_of
 
 
 @pytest.fixture(scope="module")
@@ -204,23 +204,6 @@ def test_a_reprint_body_is_checked_like_a_pack_body(agent: RunningAgent) -> None
     assert "reason must be a text" in error_of(wrong)["message"]
 
 
-def _server_side_of(client: socket.socket) -> socket.socket:
-    """The agent's accepted socket at the other end of `client` (the agent runs in this process)."""
-    want = (client.getpeername(), client.getsockname())
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            candidate = socket.socket(fileno=os.dup(int(fd)))
-        except OSError:
-            continue  # not a socket (or already closed)
-        try:
-            if (candidate.getsockname(), candidate.getpeername()) == want:
-                return candidate
-        except OSError:
-            pass  # a listening or unconnected socket
-        candidate.close()
-    raise AssertionError(f"no accepted socket for the client at {client.getsockname()}")
-
-
 def test_answers_are_not_held_back_by_delayed_acks(agent: RunningAgent) -> None:
     """Accepted connections have TCP_NODELAY (no ~40 ms wait for a delayed ACK) and stay open."""
     host, port = agent.address.rsplit(":", 1)
@@ -232,7 +215,7 @@ def test_answers_are_not_held_back_by_delayed_acks(agent: RunningAgent) -> None:
         assert first.status == 200
         client = connection.sock
         assert client is not None
-        with _server_side_of(client) as accepted:
+        with server_side_of(client) as accepted:
             assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
         # Keep-alive: the next request is answered on the same connection.
         connection.request("GET", "/healthz")
