@@ -6,9 +6,12 @@ from __future__ import annotations
 import asyncio
 import os
 import queue
+import shutil
+import ssl
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,9 @@ from dockside.v1 import sync_pb2, sync_pb2_grpc
 POSTGRES_URL = os.environ.get("DOCKSIDE_TEST_POSTGRES_URL", "")
 BACKENDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]
 HEARTBEAT_S = 0.3
+# One TLS context for the suite's HTTP clients: httpx builds one per client otherwise, loading the
+# CA bundle each time (about 20 ms), though these clients speak plain HTTP to loopback.
+CLIENT_TLS = ssl.create_default_context()
 
 
 @pytest.fixture(scope="session")
@@ -55,11 +61,11 @@ def required_postgres_url() -> str:
     return POSTGRES_URL
 
 
-@pytest.fixture(params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database: a SQLite file, or a new PostgreSQL schema dropped afterwards."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'cloud.db'}"
+@contextmanager
+def fresh_database(backend: str, folder: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file in `folder`, or a new PostgreSQL schema dropped after."""
+    if backend == "sqlite":
+        yield f"sqlite:///{folder / 'cloud.db'}"
         return
     database = request.getfixturevalue("postgres_database")
     schema = f"t_{uuid.uuid4().hex[:12]}"
@@ -77,11 +83,41 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
-@pytest.fixture
-def store(database_url: str) -> Iterator[CloudStore]:
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file, or a new PostgreSQL schema dropped afterwards."""
+    with fresh_database(request.param, tmp_path, request) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database migrated once per worker, closed (its WAL folded in) and never opened again."""
+    path = tmp_path_factory.mktemp("migrated") / "cloud.db"
+    CloudStore.open(f"sqlite:///{path}").close()
+    return path
+
+
+@contextmanager
+def migrated_store(database_url: str, request: pytest.FixtureRequest) -> Iterator[CloudStore]:
+    """The database migrated and opened. On SQLite the file starts as a copy of one migrated once
+    (the same bytes a migration writes, without its tenth of a second per test); PostgreSQL
+    migrates each test's schema."""
+    if database_url.startswith("sqlite:///"):
+        target = Path(database_url.removeprefix("sqlite:///"))
+        shutil.copyfile(request.getfixturevalue("migrated_sqlite"), target)
+        target.chmod(0o600)
     opened = CloudStore.open(database_url)
-    yield opened
-    opened.close()
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@pytest.fixture
+def store(request: pytest.FixtureRequest, database_url: str) -> Iterator[CloudStore]:
+    with migrated_store(database_url, request) as opened:
+        yield opened
 
 
 def order(ref: str, warehouse: str = "WH1", **overrides: Any) -> dict[str, Any]:
@@ -195,9 +231,9 @@ class RunningCloud:
         return answer
 
 
-@pytest.fixture
-def cloud(store: CloudStore) -> Iterator[RunningCloud]:
-    """The admin API and the Sync service running in a thread's event loop, as `serve` runs them."""
+@contextmanager
+def serving(store: CloudStore) -> Iterator[RunningCloud]:
+    """The admin API and the Sync service over `store` in a thread's event loop, as `serve` runs them."""
     ready: queue.Queue[Any] = queue.Queue()
     control: dict[str, Any] = {}
 
@@ -227,7 +263,10 @@ def cloud(store: CloudStore) -> Iterator[RunningCloud]:
         raise addresses
     token = create_api_token(store, name="tests", role=Role.ADMIN)
     api = httpx.Client(
-        base_url=f"http://{addresses['http']}", headers={"Authorization": f"Bearer {token}"}, timeout=30
+        base_url=f"http://{addresses['http']}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+        verify=CLIENT_TLS,
     )
     channel = grpc.insecure_channel(addresses["grpc"])
     running = RunningCloud(
@@ -241,3 +280,10 @@ def cloud(store: CloudStore) -> Iterator[RunningCloud]:
         control["loop"].call_soon_threadsafe(control["stop"].set)
         thread.join(timeout=30)
         assert not thread.is_alive(), "the cloud did not stop"
+
+
+@pytest.fixture
+def cloud(store: CloudStore) -> Iterator[RunningCloud]:
+    """The admin API and the Sync service running in a thread's event loop, as `serve` runs them."""
+    with serving(store) as running:
+        yield running

@@ -29,14 +29,17 @@ from cloud.records import audit
 from cloud.server import run_cloud
 from cloud.storage import schema
 from cloud.storage.store import CloudStore, utcnow
-from tests.cloud.conftest import RunningCloud, order
+from tests.cloud.conftest import CLIENT_TLS, RunningCloud, order
 
 PASSWORD = "correct horse battery staple"
 
 
 def _client(cloud: RunningCloud, token: str) -> httpx.Client:
     return httpx.Client(
-        base_url=f"http://{cloud.http_address}", headers={"Authorization": f"Bearer {token}"}, timeout=30
+        base_url=f"http://{cloud.http_address}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+        verify=CLIENT_TLS,
     )
 
 
@@ -225,7 +228,7 @@ def test_oversized_and_broken_bodies_on_the_new_endpoints(cloud: RunningCloud) -
 
 
 def _sign_in(cloud: RunningCloud, email: str, password: str, secret: str) -> httpx.Response:
-    with httpx.Client(base_url=f"http://{cloud.http_address}", timeout=30) as client:
+    with httpx.Client(base_url=f"http://{cloud.http_address}", timeout=30, verify=CLIENT_TLS) as client:
         return client.post(
             "/api/v1/session", json={"email": email, "password": password, "totp": pyotp.TOTP(secret).now()}
         )
@@ -410,7 +413,7 @@ def test_the_owner_signs_in_over_http_while_an_attacker_hammers_the_account(clou
     home, attacker = "198.51.100.20", "203.0.113.66"
 
     def attempt(address: str, password: str, code: str) -> httpx.Response:
-        with httpx.Client(base_url=f"http://{cloud.http_address}", timeout=30) as client:
+        with httpx.Client(base_url=f"http://{cloud.http_address}", timeout=30, verify=CLIENT_TLS) as client:
             return client.post(
                 "/api/v1/session",
                 json={"email": "ops@example.com", "password": password, "totp": code},
@@ -438,7 +441,7 @@ def test_the_owner_signs_in_over_http_while_an_attacker_hammers_the_account(clou
     welcome = attempt(home, PASSWORD, totp.at(utcnow() + timedelta(seconds=30)))
     assert welcome.status_code == 201, welcome.text
     # Spraying other accounts shuts the attacker's own address out, whatever account it tries.
-    with httpx.Client(base_url=f"http://{cloud.http_address}", timeout=30) as client:
+    with httpx.Client(base_url=f"http://{cloud.http_address}", timeout=30, verify=CLIENT_TLS) as client:
         for n in range(20):
             client.post(
                 "/api/v1/session",

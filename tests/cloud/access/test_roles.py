@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +13,17 @@ import pytest
 
 from cloud.access.principals import Role, create_api_token, create_tenant, create_token
 from cloud.webhooks.targets import ALLOW_PRIVATE_ENV
-from tests.cloud.conftest import STATION, TEMPLATE, RunningCloud, order
+from tests.cloud.conftest import (
+    BACKENDS,
+    CLIENT_TLS,
+    STATION,
+    TEMPLATE,
+    RunningCloud,
+    fresh_database,
+    migrated_store,
+    order,
+    serving,
+)
 
 RULESET = {
     "default": {"carrier": "POST"},
@@ -154,12 +165,14 @@ ELSEWHERE = ("/api/v1/agent/", "/api/v1/releases", "/api/v1/session")
 
 def _client(cloud: RunningCloud, token: str) -> httpx.Client:
     return httpx.Client(
-        base_url=f"http://{cloud.http_address}", headers={"Authorization": f"Bearer {token}"}, timeout=30
+        base_url=f"http://{cloud.http_address}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+        verify=CLIENT_TLS,
     )
 
 
-@pytest.fixture
-def setup(cloud: RunningCloud, monkeypatch: pytest.MonkeyPatch) -> RunningCloud:
+def _set_up(cloud: RunningCloud, monkeypatch: pytest.MonkeyPatch) -> RunningCloud:
     """WH1 with a station, template t1 v1, ruleset t1 v1 and order R1 in the default tenant.
 
     Webhooks may go to loopback here (the matrix subscribes http://127.0.0.1:9/hook).
@@ -173,15 +186,44 @@ def setup(cloud: RunningCloud, monkeypatch: pytest.MonkeyPatch) -> RunningCloud:
     return cloud
 
 
-@pytest.fixture
-def clients(setup: RunningCloud) -> Iterator[dict[Role, httpx.Client]]:
+@contextmanager
+def _role_clients(cloud: RunningCloud) -> Iterator[dict[Role, httpx.Client]]:
     made = {
-        role: _client(setup, create_api_token(setup.store, name=f"{role.value}-token", role=role))
+        role: _client(cloud, create_api_token(cloud.store, name=f"{role.value}-token", role=role))
         for role in Role
     }
-    yield made
-    for client in made.values():
-        client.close()
+    try:
+        yield made
+    finally:
+        for client in made.values():
+            client.close()
+
+
+@pytest.fixture
+def setup(cloud: RunningCloud, monkeypatch: pytest.MonkeyPatch) -> RunningCloud:
+    return _set_up(cloud, monkeypatch)
+
+
+@pytest.fixture
+def clients(setup: RunningCloud) -> Iterator[dict[Role, httpx.Client]]:
+    with _role_clients(setup) as made:
+        yield made
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def reading(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[RunningCloud, dict[Role, httpx.Client]]]:
+    """One cloud set up as `setup` sets one up, with a client per role, shared by the endpoints that
+    only read: a read changes nothing (each one is checked), so each sees the same cloud."""
+    with (
+        pytest.MonkeyPatch.context() as monkeypatch,
+        fresh_database(request.param, tmp_path_factory.mktemp("reads"), request) as url,
+        migrated_store(url, request) as store,
+        serving(store) as cloud,
+        _role_clients(_set_up(cloud, monkeypatch)) as made,
+    ):
+        yield cloud, made
 
 
 def _revision(cloud: RunningCloud) -> int:
@@ -198,13 +240,32 @@ def test_a_refusal_names_the_callers_role_and_the_roles_that_may(clients: dict[R
     }
 
 
-@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=str)
-def test_each_role_on_each_endpoint(
+READS = [endpoint for endpoint in ENDPOINTS if endpoint.method == "GET"]
+WRITES = [endpoint for endpoint in ENDPOINTS if endpoint.method != "GET"]
+
+
+@pytest.mark.parametrize("endpoint", WRITES, ids=str)
+def test_each_role_on_each_write(
     setup: RunningCloud, clients: dict[Role, httpx.Client], endpoint: Endpoint
 ) -> None:
+    _each_role_on(setup, clients, endpoint)
+
+
+@pytest.mark.parametrize("endpoint", READS, ids=str)
+def test_each_role_on_each_read(
+    reading: tuple[RunningCloud, dict[Role, httpx.Client]], endpoint: Endpoint
+) -> None:
+    cloud, clients = reading
+    before = _revision(cloud)
+    _each_role_on(cloud, clients, endpoint)
+    # No role's read changed anything agents would see: the next read finds the same cloud.
+    assert _revision(cloud) == before
+
+
+def _each_role_on(cloud: RunningCloud, clients: dict[Role, httpx.Client], endpoint: Endpoint) -> None:
     # Refused roles first, so an allowed write cannot hide a refused one's effect.
     for role in sorted(Role, key=lambda role: role in endpoint.allowed):
-        before = _revision(setup)
+        before = _revision(cloud)
         response = clients[role].request(endpoint.method, endpoint.path, json=endpoint.body)
         if role in endpoint.allowed:
             assert response.status_code == endpoint.status, (role, response.text)
@@ -215,7 +276,7 @@ def test_each_role_on_each_endpoint(
         # The message says what to do: which role to use instead.
         assert all(allowed.value in error["message"] for allowed in endpoint.allowed), error["message"]
         # A refused write changed nothing that agents would see.
-        assert _revision(setup) == before, role
+        assert _revision(cloud) == before, role
 
 
 def test_every_api_route_is_in_the_matrix(cloud: RunningCloud) -> None:

@@ -20,13 +20,13 @@ from cloud.commands.cli import main
 from cloud.storage import schema
 from cloud.storage.store import CloudStore, utcnow
 from dockside.errors import InputError
-from tests.cloud.conftest import RunningCloud
+from tests.cloud.conftest import CLIENT_TLS, RunningCloud
 
 PASSWORD = "correct horse battery staple"
 
 
 def _anonymous(cloud: RunningCloud) -> httpx.Client:
-    return httpx.Client(base_url=f"http://{cloud.http_address}", timeout=30)
+    return httpx.Client(base_url=f"http://{cloud.http_address}", timeout=30, verify=CLIENT_TLS)
 
 
 def _sign_in(client: httpx.Client, email: str, password: str, code: str) -> httpx.Response:

@@ -23,7 +23,14 @@ from cloud.storage import schema
 from edge_agent.update import SelfUpdate
 from edge_agent.update.release import Release, UpdateRefused, verify_release
 from edge_agent.update.self_update import MARKER
-from tests.cloud.conftest import RunningCloud, cloud, database_url, postgres_database, store  # noqa: F401
+from tests.cloud.conftest import (  # noqa: F401
+    RunningCloud,
+    cloud,
+    database_url,
+    migrated_sqlite,
+    postgres_database,
+    store,
+)
 
 FAKE_AGENT = """#!{python}
 # A stand-in for dockside-agent {version}: mode {mode}.
