@@ -104,6 +104,20 @@ def _printed(response: httpx.Response | None) -> str:
     return str(answer["tracking_number"])
 
 
+def _after_the_cut(client: httpx.Client, response: httpx.Response | None) -> None:
+    """Until the agent has had its say on the label the printer cut off and sees the printer ready
+    again: the next pack then goes out, rather than racing the lane's reconnection (and waiting held)."""
+    assert response is not None
+    job_id = response.json()["job_id"]
+    settled = client.get(f"/api/v1/jobs/{job_id}", params={"wait_s": 10}, timeout=15)
+    assert settled.status_code == 200, settled.text
+    wait_for(
+        lambda: client.get("/api/v1/status").json()["stations"][0]["printers"][0]["state"] == "ready",
+        timeout=30,
+        what="the agent to see the printer ready after the cut",
+    )
+
+
 def _label_numbers(labels: list[dict[str, Any]]) -> list[str]:
     """The one tracking number each label carries, read from its ZPL fields (barcode, QR, text)."""
     numbers = []
@@ -232,9 +246,11 @@ def test_sigkills_mid_pack_never_use_a_number_twice_nor_lose_one(tmp_path) -> No
             if n == drop:
                 stack.control("printer", "POST", "/fault", {"fault": "drop"})
             if n not in kills:
-                answered[ref] = _printed(_pack(client, ref, f"tn-{n}"))
+                response = _pack(client, ref, f"tn-{n}")
+                answered[ref] = _printed(response)
                 if n == drop:
                     stack.control("printer", "POST", "/fault", {"fault": "none"})
+                    _after_the_cut(client, response)
                 continue
             # SIGKILL at a random instant of this pack (which mostly waits for the parcel to settle).
             killer = threading.Timer(
