@@ -23,6 +23,7 @@ from edge_agent.metrics import AgentMetrics
 from edge_agent.packing.labelling import Labeller
 from edge_agent.packing.pack import Packer
 from edge_agent.packing.packers import StationSignIns
+from edge_agent.printing.confirmation import confirm_timeout_from_env
 from edge_agent.printing.queue import PrintQueue
 from edge_agent.scheduler import AgentScheduler, ScheduleSettings
 from edge_agent.shutdown import bounded_step, in_daemon_thread
@@ -57,6 +58,8 @@ class AgentSettings:
     lan_interfaces: tuple[str, ...] | None = None  # None: every interface
     personal_data_retention_days: int = 30  # ship-to of shipped orders is blanked after this
     carrier_label_limit_s: float = 5.0  # time to draw one PDF/PNG carrier label (0.5..60)
+    # How long a printer may take to confirm a label ($DOCKSIDE_PRINT_CONFIRM_TIMEOUT_S wins).
+    print_confirm_timeout_s: float = 30.0
     scan_reader: ScanReader = field(default_factory=ScanReader)  # a scan to its order ([scanner])
 
 
@@ -88,7 +91,14 @@ class Agent:
             floor_options["scale_factory"] = scale_factory
         self.floor = StationFloor(**floor_options)
         self.cache.on_stations_changed(self.floor.configure)
-        self.queue = PrintQueue(store, self.cache, self.floor, self.outbox, self.metrics)
+        self.queue = PrintQueue(
+            store,
+            self.cache,
+            self.floor,
+            self.outbox,
+            self.metrics,
+            confirm_timeout_s=confirm_timeout_from_env(default=self.settings.print_confirm_timeout_s),
+        )
         # Who packs at each station (kept across restarts): every job made there carries them.
         self.sign_ins = StationSignIns(store, self.cache)
         self.labeller = Labeller(

@@ -137,6 +137,11 @@ class PackingSection(_Section):
     # Seconds one PDF or PNG carrier label may take to draw before it fails (a 4-page label
     # takes tens of ms; a PDF of nested forms can take minutes). Not a bool, NaN or infinity.
     carrier_label_limit_s: Annotated[float, Field(ge=0.5, le=60.0, strict=True, allow_inf_nan=False)] = 5.0
+    # Seconds a printer may take to confirm a label before the packer is asked to check that it
+    # came out (it stays `sent`). $DOCKSIDE_PRINT_CONFIRM_TIMEOUT_S, when set, wins over this.
+    print_confirm_timeout_s: Annotated[float, Field(ge=1.0, le=3600.0, strict=True, allow_inf_nan=False)] = (
+        30.0
+    )
 
 
 class ScannerSection(_Section):

@@ -225,6 +225,7 @@ def run(
                     advertise=not no_advertise,
                     personal_data_retention_days=config.privacy.personal_data_retention_days,
                     carrier_label_limit_s=config.packing.carrier_label_limit_s,
+                    print_confirm_timeout_s=config.packing.print_confirm_timeout_s,
                     scan_reader=config.scanner.reader(),
                 ),
             )

@@ -5,7 +5,8 @@ A label is `sent` when its bytes went out and `printed` once its printer confirm
 `edge_agent.devices.print_confirmation` for how an answer confirms labels). The queue asks the
 printer right after a send, then every CONFIRM_POLL_S while labels wait (CONFIRM_IDLE_POLL_S while
 they are held in a faulted printer or it does not answer), and gives a label up after the
-confirmation timeout (`DOCKSIDE_PRINT_CONFIRM_TIMEOUT_S`, 30 s by default): it stays `sent`, with
+confirmation timeout (agent.toml's `packing.print_confirm_timeout_s`, 30 s by default;
+`DOCKSIDE_PRINT_CONFIRM_TIMEOUT_S` wins over it): it stays `sent`, with
 a message telling the packer to check that it came out.
 """
 
@@ -32,12 +33,15 @@ CONFIRM_TIMEOUT_ENV = "DOCKSIDE_PRINT_CONFIRM_TIMEOUT_S"
 DEFAULT_CONFIRM_TIMEOUT_S = 30.0
 
 
-def confirm_timeout_from_env(env: Mapping[str, str] | None = None) -> float:
-    """The confirmation timeout `DOCKSIDE_PRINT_CONFIRM_TIMEOUT_S` sets (30 s when unset); ValueError
-    naming the variable for anything but seconds above 0 and at most 3600."""
+def confirm_timeout_from_env(
+    env: Mapping[str, str] | None = None, default: float = DEFAULT_CONFIRM_TIMEOUT_S
+) -> float:
+    """The confirmation timeout `DOCKSIDE_PRINT_CONFIRM_TIMEOUT_S` sets, else `default` (agent.toml's
+    `packing.print_confirm_timeout_s`, 30 s); ValueError naming the variable for anything but
+    seconds above 0 and at most 3600."""
     text = (os.environ if env is None else env).get(CONFIRM_TIMEOUT_ENV, "").strip()
     if not text:
-        return DEFAULT_CONFIRM_TIMEOUT_S
+        return default
     try:
         value = float(text) if len(text) <= 16 else -1.0
     except ValueError:

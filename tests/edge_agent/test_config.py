@@ -91,6 +91,7 @@ tls_ca = "{ca}"
 [packing]
 scale_wait_s = 1.5
 carrier_label_limit_s = 12
+print_confirm_timeout_s = 45
 [log]
 level = "debug"
 format = "json"
@@ -108,11 +109,13 @@ public_key = "{key}"
     assert config.cloud.tls_ca == ca
     assert config.packing.scale_wait_s == 1.5
     assert config.packing.carrier_label_limit_s == 12.0
+    assert config.packing.print_confirm_timeout_s == 45.0
     assert config.privacy.personal_data_retention_days == 7
     assert config.update.cloud_http == "https://cloud.example:8000"
 
 
 LIMIT = "packing.carrier_label_limit_s"
+CONFIRM = "packing.print_confirm_timeout_s"
 
 
 @pytest.mark.parametrize(
@@ -132,6 +135,10 @@ LIMIT = "packing.carrier_label_limit_s"
         ("[packing]\ncarrier_label_limit_s = true", "packing.carrier_label_limit_s", "number"),
         ("[packing]\ncarrier_label_limit_s = '5'", "packing.carrier_label_limit_s", "number"),
         ("[packing]\ncarrier_label_limit_s = [5]", "packing.carrier_label_limit_s", "number"),
+        ("[packing]\nprint_confirm_timeout_s = 0", CONFIRM, "greater than or equal to 1"),
+        ("[packing]\nprint_confirm_timeout_s = 3601", CONFIRM, "less than or equal to 3600"),
+        ("[packing]\nprint_confirm_timeout_s = nan", CONFIRM, "finite number"),
+        ("[packing]\nprint_confirm_timeout_s = '30'", CONFIRM, "number"),
         ("[log]\nlevel = 'loud'", "log.level", "'debug', 'info', 'warning' or 'error'"),
         ("[log]\nformat = 'xml'", "log.format", "'text' or 'json'"),
         ("[privacy]\npersonal_data_retention_days = 0", "privacy.personal_data_retention_days", "1"),

@@ -157,3 +157,8 @@ def test_a_hostile_confirmation_timeout_setting_is_refused_naming_the_variable(t
 def test_the_confirmation_timeout_defaults_to_30_s_and_can_be_set() -> None:
     assert confirm_timeout_from_env({}) == 30.0
     assert confirm_timeout_from_env({CONFIRM_TIMEOUT_ENV: " 2.5 "}) == 2.5
+
+
+def test_the_variable_wins_over_the_agent_toml_setting() -> None:
+    assert confirm_timeout_from_env({}, default=45.0) == 45.0
+    assert confirm_timeout_from_env({CONFIRM_TIMEOUT_ENV: "3"}, default=45.0) == 3.0

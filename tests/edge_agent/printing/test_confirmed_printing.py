@@ -15,10 +15,14 @@ from typing import Any
 
 import pytest
 
+from edge_agent.agent import Agent
 from edge_agent.devices.config import PrinterConfig
 from edge_agent.devices.escpos_printer import EscposPrinter
 from edge_agent.devices.printer_lane import PrinterLane
+from edge_agent.printing.confirmation import CONFIRM_TIMEOUT_ENV
+from edge_agent.store.database import Store
 from edge_agent.sync import MemoryTransport
+from edge_agent.sync.identity import save_identity
 from hardware_mocks import MockPrinter, MockScale
 from tests.edge_agent.agent_harness import (
     FAST,
@@ -359,3 +363,23 @@ def test_escpos_that_does_not_answer_leaves_the_receipt_unconfirmed_after_the_ti
 
     assert confirmation.printed == ()
     assert confirmation.unconfirmable == ("job-3",)
+
+
+@pytest.mark.parametrize(("variable", "expected"), [(None, 45.0), ("3", 3.0)])
+def test_the_agent_toml_timeout_reaches_the_queue_and_the_variable_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str | None, expected: float
+) -> None:
+    if variable is None:
+        monkeypatch.delenv(CONFIRM_TIMEOUT_ENV, raising=False)
+    else:
+        monkeypatch.setenv(CONFIRM_TIMEOUT_ENV, variable)
+    store = Store.open(tmp_path)
+    try:
+        identity = save_identity(
+            store, agent_id="a", credential="c", warehouse="WH1", tenant="t", cloud="memory"
+        )
+        settings = dataclasses.replace(FAST, print_confirm_timeout_s=45.0)
+        agent = Agent(store, identity, MemoryTransport(), settings)
+        assert agent.queue.confirm_timeout_s == expected
+    finally:
+        store.close()
