@@ -76,14 +76,15 @@ test: lint typecheck agent-binary pytest
 # Line and branch coverage (.coveragerc) of the whole suite, the cloud, agent and mock processes
 # the tests start included (not the agent binary): `.ci/run` runs it after `make test`. Prints
 # each package's figure and fails when dockside/, cloud/ and edge_agent/ together fall below
-# COVERAGE_FLOOR, set just under the figure README.md states (93.9% measured after issue 15).
-# Per file: build/coverage/report.txt.
-COVERAGE_FLOOR ?= 90
+# COVERAGE_FLOOR, set just under the figure README.md states (94.0%, 7 Dec 2026). Under coverage
+# Python runs several times slower: hang deadlines stretch three times (tests/deadlines.py, and
+# pytest-timeout's 180 s here). Per file: build/coverage/report.txt.
+COVERAGE_FLOOR ?= 93
 PRODUCT_FILES := dockside/*,cloud/*,edge_agent/*
 
 coverage: setup $(ESCPOS_CACHE)/.made
 	rm -rf build/coverage
-	$(BIN)/coverage run -m pytest $(PYTEST_ARGS)
+	$(BIN)/coverage run -m pytest $(PYTEST_ARGS) --timeout 540
 	$(BIN)/coverage combine --quiet
 	$(BIN)/coverage report --include='$(PRODUCT_FILES),hardware_mocks/*' > build/coverage/report.txt
 	@for part in dockside cloud edge_agent hardware_mocks; do \

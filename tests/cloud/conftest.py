@@ -232,7 +232,7 @@ class RunningCloud:
 
 
 @contextmanager
-def serving(store: CloudStore) -> Iterator[RunningCloud]:
+def serving(store: CloudStore, heartbeat_s: float = HEARTBEAT_S) -> Iterator[RunningCloud]:
     """The admin API and the Sync service over `store` in a thread's event loop, as `serve` runs them."""
     ready: queue.Queue[Any] = queue.Queue()
     control: dict[str, Any] = {}
@@ -247,7 +247,7 @@ def serving(store: CloudStore) -> Iterator[RunningCloud]:
             stop=stop,
             on_ready=ready.put,
             log_level="warning",
-            heartbeat_s=HEARTBEAT_S,
+            heartbeat_s=heartbeat_s,
         )
 
     def thread_main() -> None:

@@ -7,6 +7,7 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -20,7 +21,8 @@ from cloud.fleet.warehouses import WarehouseIn, create_enrollment_token, put_war
 from cloud.storage.store import CloudStore, utcnow
 from dockside.errors import InputError, NotFound
 from dockside.v1 import sync_pb2, sync_pb2_grpc
-from tests.cloud.conftest import STATION, TEMPLATE, Agent, RunningCloud, order
+from tests.cloud.conftest import STATION, TEMPLATE, Agent, RunningCloud, order, serving
+from tests.deadlines import hang_deadline
 
 
 def _rpc_error(call: Any) -> grpc.RpcError:
@@ -74,9 +76,7 @@ def _next_heartbeat(stream: Any) -> Any:
     raise AssertionError("the stream ended")
 
 
-@pytest.fixture
-def two_warehouses(cloud: RunningCloud) -> RunningCloud:
-    """WH1 and WH2, each with station S1 and orders; one published template for the tenant."""
+def _two_warehouses(cloud: RunningCloud) -> RunningCloud:
     for code in ("WH1", "WH2"):
         cloud.put_warehouse(code)
         assert cloud.api.post(f"/api/v1/warehouses/{code}/stations", json=STATION).status_code == 201
@@ -84,6 +84,20 @@ def two_warehouses(cloud: RunningCloud) -> RunningCloud:
     cloud.api.post("/api/v1/templates/shipping-4x6/versions", json=TEMPLATE)
     assert cloud.api.post("/api/v1/templates/shipping-4x6/versions/1/publish").status_code == 200
     return cloud
+
+
+@pytest.fixture
+def two_warehouses(cloud: RunningCloud) -> RunningCloud:
+    """WH1 and WH2, each with station S1 and orders; one published template for the tenant."""
+    return _two_warehouses(cloud)
+
+
+@pytest.fixture
+def two_warehouses_for_a_fleet(store: CloudStore) -> Iterator[RunningCloud]:
+    """`two_warehouses` on a cloud whose idle streams beat every 2 s, as a fleet's would (rarely):
+    at the suite's 0.3 s, 2,000 streams are 6,700 heartbeats a second through one process."""
+    with serving(store, heartbeat_s=2.0) as cloud:
+        yield _two_warehouses(cloud)
 
 
 # -- Enroll -----------------------------------------------------------------------------------
@@ -300,7 +314,7 @@ def test_many_snapshots_at_once_all_complete(cloud: RunningCloud) -> None:
 
 
 def test_a_fleet_opening_its_streams_at_once_is_served_and_each_gets_only_its_changes(
-    two_warehouses: RunningCloud,
+    two_warehouses_for_a_fleet: RunningCloud,
 ) -> None:
     """2,000 streams opened in the same instant (a fleet after a cloud restart): none is refused.
 
@@ -308,8 +322,8 @@ def test_a_fleet_opening_its_streams_at_once_is_served_and_each_gets_only_its_ch
     bare CANCELLED; the cloud raises that limit. One change per warehouse then reaches every
     stream of its warehouse and no other.
     """
-    agents = {code: two_warehouses.enroll(code) for code in ("WH1", "WH2")}
-    after = two_warehouses.store.current_revision()
+    agents = {code: two_warehouses_for_a_fleet.enroll(code) for code in ("WH1", "WH2")}
+    after = two_warehouses_for_a_fleet.store.current_revision()
     per_warehouse = 1_000
     received: dict[str, list[str]] = {"WH1": [], "WH2": []}
     failures: list[str] = []
@@ -332,23 +346,23 @@ def test_a_fleet_opening_its_streams_at_once_is_served_and_each_gets_only_its_ch
 
     async def fleet() -> None:
         opened: set[int] = set()
-        async with grpc.aio.insecure_channel(two_warehouses.grpc_address) as channel:
+        async with grpc.aio.insecure_channel(two_warehouses_for_a_fleet.grpc_address) as channel:
             tasks = [
                 asyncio.create_task(follow(channel, agents[code], opened, index))
                 for index, code in enumerate(["WH1", "WH2"] * per_warehouse)
             ]
             try:
-                # Every stream has answered with a heartbeat: all are open.
-                async with asyncio.timeout(60):
+                # Every stream has answered with a heartbeat (after 2 s idle): all are open.
+                async with asyncio.timeout(hang_deadline(60)):
                     while len(opened) < len(tasks) and not failures:
                         await asyncio.sleep(0.05)
                 if not failures:
                     await asyncio.to_thread(
-                        two_warehouses.ingest,
+                        two_warehouses_for_a_fleet.ingest,
                         order("LIVE-1", warehouse="WH1"),
                         order("LIVE-2", warehouse="WH2"),
                     )
-                    async with asyncio.timeout(60):
+                    async with asyncio.timeout(hang_deadline(60)):
                         await asyncio.gather(*tasks)
             finally:
                 for task in tasks:
