@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import http.client
 import json
-import socket
 from typing import Any
 
 import httpx
@@ -13,7 +11,7 @@ from sqlalchemy import select, text
 
 from cloud.storage import schema
 from tests.cloud.conftest import STATION, TEMPLATE, RunningCloud
-from tests.sockets import server_side_of
+from tests.sockets import assert_no_delayed_ack_wait
 
 
 def _error(response: httpx.Response) -> dict[str, Any]:
@@ -28,24 +26,7 @@ def _error(response: httpx.Response) -> dict[str, Any]:
 def test_answers_are_not_held_back_by_delayed_acks(cloud: RunningCloud) -> None:
     """Accepted connections have TCP_NODELAY: uvicorn writes an answer's head and body apart, and
     without it each answer waited ~40 ms for the client's delayed ACK. Keep-alive still holds."""
-    host, port = cloud.http_address.rsplit(":", 1)
-    connection = http.client.HTTPConnection(host, int(port), timeout=10)
-    try:
-        connection.request("GET", "/healthz")
-        first = connection.getresponse()
-        first.read()
-        assert first.status == 200
-        client = connection.sock
-        assert client is not None
-        with server_side_of(client) as accepted:
-            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
-        connection.request("GET", "/healthz")
-        second = connection.getresponse()
-        second.read()
-        assert second.status == 200
-        assert connection.sock is client
-    finally:
-        connection.close()
+    assert_no_delayed_ack_wait(cloud.http_address)
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,6 @@ the `unchanged` fixture checks that no job, label or event appeared.
 
 from __future__ import annotations
 
-import http.client
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,7 @@ from tests.edge_agent.agent_harness import (
     station_body,
 )
 from tests.edge_agent.waiting import wait_until
-from tests.sockets import server_side_of
+from tests.sockets import assert_no_delayed_ack_wait
 
 
 @pytest.fixture(scope="module")
@@ -206,22 +204,4 @@ def test_a_reprint_body_is_checked_like_a_pack_body(agent: RunningAgent) -> None
 
 def test_answers_are_not_held_back_by_delayed_acks(agent: RunningAgent) -> None:
     """Accepted connections have TCP_NODELAY (no ~40 ms wait for a delayed ACK) and stay open."""
-    host, port = agent.address.rsplit(":", 1)
-    connection = http.client.HTTPConnection(host, int(port), timeout=10)
-    try:
-        connection.request("GET", "/healthz")
-        first = connection.getresponse()
-        first.read()
-        assert first.status == 200
-        client = connection.sock
-        assert client is not None
-        with server_side_of(client) as accepted:
-            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
-        # Keep-alive: the next request is answered on the same connection.
-        connection.request("GET", "/healthz")
-        second = connection.getresponse()
-        second.read()
-        assert second.status == 200
-        assert connection.sock is client
-    finally:
-        connection.close()
+    assert_no_delayed_ack_wait(agent.address)
