@@ -153,9 +153,12 @@ def test_fleet_and_order_pages(page: Page, cloud: Stack) -> None:
 
 def test_a_slow_page_never_draws_over_the_page_the_admin_went_to(page: Page, cloud: Stack) -> None:
     """The templates list after sign-in answers late; the admin meanwhile opens one template: the
-    template stays on screen, not the list that arrived after it (seen under load in CI)."""
+    template stays on screen, not the list that arrived after it (seen under load in CI), also
+    when the list arrives after the template page drew and while it still waits for its preview
+    (seen in CI: the stale list stayed)."""
     name = shipped_template_names()[0]
     held: list[Any] = []
+    previews: list[Any] = []
 
     def slow_list(route: Any) -> None:
         if held:
@@ -164,12 +167,26 @@ def test_a_slow_page_never_draws_over_the_page_the_admin_went_to(page: Page, clo
             held.append(route)  # the first answer waits until the admin has navigated
 
     page.route("**/api/v1/templates", slow_list)
+
+    def slow_preview(route: Any) -> None:
+        previews.append(route)  # the template page's last step waits too
+
+    page.route("**/preview.png", slow_preview)
     sign_in(page, cloud, cloud.admin_token)
     page.wait_for_function("() => true")
     assert held, "the templates list was not asked for at sign-in"
     page.evaluate("(name) => { location.hash = `#/templates/${name}`; }", name)
     expect(page.locator("#main h1")).to_have_text(name)
+    for _ in range(100):
+        if previews:
+            break
+        page.wait_for_timeout(50)
+    assert previews, "the template page did not ask for its preview"
     for route in held:
         route.continue_()
-    page.wait_for_timeout(500)  # the list's answer arrives and is drawn, then the route draws again
+    page.wait_for_timeout(500)  # the list's answer arrives and is drawn over the template page
+    page.unroute("**/preview.png", slow_preview)
+    for route in previews:
+        route.continue_()
     expect(page.locator("#main h1")).to_have_text(name)
+    expect(page.locator("#preview")).to_be_visible()

@@ -383,11 +383,13 @@ const ROUTES = {
 };
 
 // Each route() draws when its data arrives, so a slow one started earlier (the page at sign-in)
-// can draw over the page the admin went to meanwhile. An older route that ends after the newest
-// one has drawn draws the current page again (one that ends while the newest is still loading
-// leaves it to that one), so the last navigation always wins and nothing loops.
+// can draw over the page the admin went to meanwhile, even after that page drew (a template page
+// draws, then waits for its preview). So when an older route ends, the newest draws again: at
+// once if it has ended, else as soon as it ends. The last navigation always wins and a redraw
+// never triggers another, so nothing loops.
 let routeTicket = 0;
 let drawnTicket = 0;
+let redrawTicket = 0;
 
 async function route() {
   if (!state.me) return;
@@ -396,8 +398,11 @@ async function route() {
   const key = ROUTES[name] ? name : "templates";
   for (const link of document.querySelectorAll(".sidebar a")) link.classList.toggle("current", link.dataset.page === key);
   try { await ROUTES[key](rest); } catch (error) { if (error.message !== "unauthorized") page("Something went wrong", "", failure(error)); }
-  if (ticket === routeTicket) drawnTicket = ticket;
-  else if (drawnTicket === routeTicket) route();
+  if (ticket === routeTicket) {
+    drawnTicket = ticket;
+    if (redrawTicket === ticket) route(); // an older route drew over this one while it loaded
+  } else if (drawnTicket === routeTicket) route();
+  else redrawTicket = routeTicket;
 }
 
 function signOut(message) {
