@@ -102,8 +102,13 @@ def test_an_admin_stages_a_version_to_one_warehouse_then_rolls_it_back(page: Pag
     assert rollout["warehouses"] == {"WH2": 2}
     screenshot(page, "console-rollout")
 
-    # The target survives the publish: WH2 alone is still chosen, so v1 is offered as its rollback.
+    # The target survives the publish and a look at v1 (a new route draws the page again): WH2
+    # alone is still chosen, so v1 is offered as its rollback.
+    page.locator("table.versions tr", has_text="v1").first.click()
+    expect(page.locator("#main h2", has_text="Preview of v1")).to_be_visible()
+    expect(page.locator("#rollout-all")).not_to_be_checked()
     expect(page.locator('input[data-warehouse="WH2"]')).to_be_checked()
+    expect(page.locator('input[data-warehouse="WH1"]')).not_to_be_checked()
     rollback = page.locator('button[data-publish="1"]')
     expect(rollback).to_have_text("Roll back to v1 at WH2")
     page.once("dialog", lambda dialog: dialog.accept())

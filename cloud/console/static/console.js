@@ -117,7 +117,11 @@ function rolloutSummary(rollout) {
   return rollout.tenant == null ? `Staged: ${stagedText}` : `Staged: ${stagedText}; v${rollout.tenant} on every other warehouse`;
 }
 
-async function templatePage(name, selected, target) {
+// The warehouses an admin chose to publish to, per template, for this visit to the console. Every
+// draw of a template page reads it, so a redraw (after a publish, or a late route) keeps the choice.
+const rolloutTargets = new Map();
+
+async function templatePage(name, selected) {
   const [{ versions }, rollout] = await Promise.all([
     api("GET", `/api/v1/templates/${encodeURIComponent(name)}/versions`), rolloutOf(name)]);
   const live = versions.find((v) => v.active);
@@ -127,7 +131,9 @@ async function templatePage(name, selected, target) {
   const codes = Object.keys(rollout.running);
   // A token limited to some warehouses cannot publish tenant-wide, so it always picks warehouses.
   const mayReachAll = !state.me.warehouses;
-  const chosen = { all: mayReachAll && (target ? target.all : true), codes: new Set(target?.codes ?? []) };
+  if (!rolloutTargets.has(name)) rolloutTargets.set(name, { all: mayReachAll, codes: new Set() });
+  const chosen = rolloutTargets.get(name);
+  chosen.all &&= mayReachAll;
   const targetCodes = () => chosen.all ? codes : codes.filter((c) => chosen.codes.has(c));
   const whereText = (word) => chosen.all ? "" : targetCodes().length > 2 ? ` ${word} ${targetCodes().length} warehouses` : ` ${word} ${targetCodes().join(", ")}`;
   const runningOn = (version) => codes.filter((c) => rollout.running[c] === version);
@@ -140,7 +146,7 @@ async function templatePage(name, selected, target) {
     const newest = Math.max(0, ...reach.map((c) => rollout.running[c] ?? 0), chosen.all ? live?.version ?? 0 : 0);
     const rollback = v.version < newest;
     return h("button", { class: rollback ? "danger" : "primary", "data-publish": v.version,
-      onclick: (event) => { event.stopPropagation(); publish(name, v.version, rollback, chosen.all ? null : reach, chosen); } },
+      onclick: (event) => { event.stopPropagation(); publish(name, v.version, rollback, chosen.all ? null : reach); } },
       rollback ? `Roll back to v${v.version}${whereText("at")}` : `Publish v${v.version}${whereText("to")}`);
   };
   const statusOf = (v) => {
@@ -198,7 +204,7 @@ async function templatePage(name, selected, target) {
 }
 
 // warehouses is null for the whole tenant, else the chosen codes (a staged rollout or a partial rollback).
-async function publish(name, version, rollback, warehouses, chosen) {
+async function publish(name, version, rollback, warehouses) {
   const where = warehouses ? warehouses.join(", ") : "every warehouse";
   if (rollback && !confirm(`Roll ${name} back to v${version} on ${where}? Stations print it from their next label.`)) return;
   try {
@@ -206,7 +212,7 @@ async function publish(name, version, rollback, warehouses, chosen) {
     if (rollback) await api("POST", `/api/v1/templates/${encodeURIComponent(name)}/rollback`, { version, ...scope });
     else await api("POST", `/api/v1/templates/${encodeURIComponent(name)}/versions/${version}/publish`, scope);
     toast(`${name} v${version} is live on ${where}; agents pick it up within seconds.`);
-    await templatePage(name, version, { all: chosen.all, codes: [...chosen.codes] });
+    await templatePage(name, version);
   } catch (error) { toast(error.message); }
 }
 
@@ -409,6 +415,7 @@ function signOut(message) {
   sessionStorage.removeItem("dockside.token");
   state.token = null;
   state.me = null;
+  rolloutTargets.clear();
   $("app").hidden = true;
   $("signin").hidden = false;
   $("signin-error").textContent = message || "";
