@@ -36,12 +36,28 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher, profiles
 from cryptography.fernet import Fernet
 from hypothesis import settings
+
+from dockside import typed_secrets
 
 # TOTP and webhook secrets are sealed with this key (cloud/storage/sealed_secrets.py) in the test process
 # and every cloud it starts; a test of a missing key removes it with monkeypatch.
 os.environ.setdefault("DOCKSIDE_SECRET_KEY", Fernet.generate_key().decode("ascii"))
+
+# Passwords and PINs hashed in the test processes use argon2's cheapest parameters: at the
+# production ones each hash takes a tenth of a second on both cores, hundreds of times over. The
+# clouds and agents the tests start as processes keep the production parameters, which
+# tests/dockside/test_typed_secrets.py pins.
+typed_secrets.HASHER = PasswordHasher.from_parameters(profiles.CHEAPEST)
+
+
+@pytest.fixture
+def production_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shipped argon2 parameters, for a test of what happens while hashes take their real time."""
+    monkeypatch.setattr(typed_secrets, "HASHER", PasswordHasher())
+
 
 # Modules that announce or browse zeroconf services on loopback.
 MDNS_MODULES = frozenset(

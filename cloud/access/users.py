@@ -23,8 +23,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pyotp
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection, insert, or_, select, update
 
 from cloud.access import alerts, sign_in_limits
@@ -34,6 +32,7 @@ from cloud.storage import schema
 from cloud.storage.sealed_secrets import is_sealed, seal, unseal
 from cloud.storage.store import CloudStore, utcnow
 from dockside.errors import DocksideError, InputError, NotFound
+from dockside.typed_secrets import hash_typed, matches, unmatchable_hash
 
 __all__ = [
     "SESSION_PREFIX",
@@ -54,9 +53,6 @@ __all__ = [
 
 SESSION_PREFIX = "dss_"
 SESSION_TTL = timedelta(hours=12)
-_HASHER = PasswordHasher()
-# Verified against when the email is unknown, so an unknown email costs as long as a wrong password.
-_DUMMY_HASH = _HASHER.hash("dockside-no-such-user")
 _WRONG = (
     "the email, password or code is wrong: check them and try again "
     "(codes change every 30 s, and each code works only once: wait for the next one)"
@@ -122,7 +118,7 @@ def create_user(
                 name=name,
                 role=role.value,
                 warehouses=",".join(sorted({code for code in warehouses if code})),
-                password_hash=_HASHER.hash(password),
+                password_hash=hash_typed(password),
                 totp_secret=seal(secret),
                 created_at=tx.now,
             )
@@ -238,7 +234,7 @@ def reset_password(
     """Give a user a new password (`password`, or a random one shown once); every session ends."""
     new = password if password is not None else secrets.token_urlsafe(18)
     _check_password(new)
-    before, after = _change_user(store, tenant_id, user_id, warehouses, {"password_hash": _HASHER.hash(new)})
+    before, after = _change_user(store, tenant_id, user_id, warehouses, {"password_hash": hash_typed(new)})
     return UserReset(before=before, after=after, password=None if password is not None else new)
 
 
@@ -322,10 +318,9 @@ def _verified_session(
         user = conn.execute(
             select(users).where(users.c.email == email.strip().lower(), users.c.disabled_at.is_(None))
         ).first()
-    try:
-        _HASHER.verify(user.password_hash if user is not None else _DUMMY_HASH, password)
-    except (VerificationError, InvalidHashError):
-        raise Unauthenticated(_WRONG) from None
+    # An unknown email is checked against a hash too: it costs as long as a wrong password.
+    if not matches(user.password_hash if user is not None else unmatchable_hash(), password):
+        raise Unauthenticated(_WRONG)
     step = _totp_step(unseal(user.totp_secret), code.strip(), now) if user is not None else None
     if user is None or step is None:
         raise Unauthenticated(_WRONG)

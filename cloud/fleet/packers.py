@@ -18,8 +18,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import BaseModel, ConfigDict, StringConstraints
 from sqlalchemy import Connection, Row, insert, select, update
 
@@ -28,6 +26,7 @@ from cloud.storage import schema
 from cloud.storage.store import ChangeRecord, CloudStore, WriteTransaction, dumps
 from dockside.errors import Conflict, InputError, NotFound
 from dockside.sync import ChangeKind
+from dockside.typed_secrets import hash_typed, matches
 
 __all__ = [
     "PackerIn",
@@ -43,8 +42,6 @@ _PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
 PackerName = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=_PRINTABLE)]
 Badge = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")]
 Pin = Annotated[str, StringConstraints(pattern=r"^[0-9]{4,8}$")]
-# The same argon2 parameters as console users' passwords (cloud.access.users).
-_HASHER = PasswordHasher()
 
 
 class _Body(BaseModel):
@@ -130,16 +127,12 @@ def _check_pin(store: CloudStore, tenant_id: int, warehouse: str, packer_id: int
             .scalars()
             .all()
         )
-    for stored in hashes:
-        try:
-            if _HASHER.verify(stored, pin):
-                raise Conflict(
-                    "another packer of this warehouse has this PIN: a PIN alone must name one "
-                    "packer, so pick another",
-                    code="pin_taken",
-                )
-        except (VerificationError, InvalidHashError):
-            continue
+    if any(matches(stored, pin) for stored in hashes):
+        raise Conflict(
+            "another packer of this warehouse has this PIN: a PIN alone must name one "
+            "packer, so pick another",
+            code="pin_taken",
+        )
 
 
 def _append_change(tx: WriteTransaction, tenant_id: int, wh_id: int, row: Row[Any]) -> None:
@@ -169,7 +162,7 @@ def create_packer(store: CloudStore, tenant_id: int, warehouse: str, packer: Pac
                 warehouse_id=wh_id,
                 name=packer.name,
                 badge=packer.badge,
-                pin_hash=_HASHER.hash(packer.pin) if packer.pin is not None else None,
+                pin_hash=hash_typed(packer.pin) if packer.pin is not None else None,
                 disabled=False,
                 created_at=tx.now,
                 updated_at=tx.now,
@@ -203,7 +196,7 @@ def update_packer(
         if "badge" in sent:
             values["badge"] = patch.badge
         if "pin" in sent:
-            values["pin_hash"] = _HASHER.hash(patch.pin) if patch.pin is not None else None
+            values["pin_hash"] = hash_typed(patch.pin) if patch.pin is not None else None
         if "disabled" in sent:
             values["disabled"] = patch.disabled
         keeps_pin = values.get("pin_hash", row.pin_hash) is not None

@@ -21,6 +21,8 @@ wake each other with revisions that mean nothing to them.
 from __future__ import annotations
 
 import logging
+import select
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -35,7 +37,6 @@ __all__ = ["NotifyChannels", "PostgresRevisionNotifier", "channels_for_schema"]
 log = logging.getLogger(__name__)
 
 _RECONNECT_S = 1.0
-_WAKE_S = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,8 @@ class PostgresRevisionNotifier:
         self._sent = 0
         self._threads: list[threading.Thread] = []
         self._listening = threading.Event()
+        # `close` writes a byte here so the listening thread, waiting on its connection, ends at once.
+        self._wake_reader, self._wake_writer = socket.socketpair()
 
     def start(self) -> None:
         """Start the listening and sending threads; returns once LISTEN is in place (or failed once)."""
@@ -104,13 +107,18 @@ class PostgresRevisionNotifier:
         return await self._local.wait_past(revision, seconds)
 
     def close(self) -> None:
+        if self._stopping.is_set():
+            return  # closed before: the threads have ended and the wake-up sockets are closed
         self._stopping.set()
         with self._pending:
             self._pending.notify()
         self._local.close()
+        self._wake_writer.send(b"\0")
         for thread in self._threads:
-            thread.join(timeout=_WAKE_S + 5)
+            thread.join(timeout=5)
         self._threads.clear()
+        self._wake_reader.close()
+        self._wake_writer.close()
 
     def _send(self) -> None:
         """Send one NOTIFY per batch of commits: the highest revision not yet announced."""
@@ -148,11 +156,12 @@ class PostgresRevisionNotifier:
                         if time.monotonic() - polled >= self._poll_s:
                             self._poll_clock(conn)
                             polled = time.monotonic()
-                        # Short waits so `close` is never kept waiting for a long poll interval.
-                        for note in conn.notifies(timeout=min(self._poll_s, _WAKE_S)):
+                        # What has arrived (during the poll too), then sleep until more arrives,
+                        # the next poll is due, or `close` wakes this thread.
+                        for note in conn.notifies(timeout=0):
                             self._receive(note.channel, note.payload)
-                            if self._stopping.is_set():
-                                break
+                        until_poll = max(0.0, self._poll_s - (time.monotonic() - polled))
+                        select.select([conn.fileno(), self._wake_reader.fileno()], [], [], until_poll)
             except psycopg.Error as exc:
                 log.warning("the LISTEN connection failed (%s); reconnecting", type(exc).__name__)
                 self._listening.set()

@@ -25,10 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-
 from dockside.errors import DocksideError
+from dockside.typed_secrets import matches
 from edge_agent.store.cache import Cache
 from edge_agent.store.database import Store, now_ms
 
@@ -43,7 +41,6 @@ __all__ = [
 
 MAX_FAILURES = 5
 FAILURE_WINDOW_S = 60.0
-_HASHER = PasswordHasher()
 
 
 class PackerNotRecognised(DocksideError):
@@ -168,10 +165,4 @@ class StationSignIns:
 
 def _with_pin(hashes: list[tuple[dict[str, Any], str]], pin: str) -> dict[str, Any] | None:
     """The packer whose PIN hash `pin` matches, or None (runs in a worker thread: argon2 is slow)."""
-    for packer, pin_hash in hashes:
-        try:
-            if _HASHER.verify(pin_hash, pin):
-                return packer
-        except (VerificationError, InvalidHashError):
-            continue
-    return None
+    return next((packer for packer, pin_hash in hashes if matches(pin_hash, pin)), None)

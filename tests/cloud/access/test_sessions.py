@@ -19,6 +19,7 @@ from cloud.access.users import create_user
 from cloud.commands.cli import main
 from cloud.storage import schema
 from cloud.storage.store import CloudStore, utcnow
+from dockside import typed_secrets
 from dockside.errors import InputError
 from tests.cloud.conftest import CLIENT_TLS, RunningCloud
 
@@ -151,7 +152,7 @@ class _CountingHasher:
     """The real argon2 hasher, counting how often a password is verified."""
 
     def __init__(self) -> None:
-        self.real = users._HASHER
+        self.real = typed_secrets.HASHER
         self.verified = 0
 
     def hash(self, password: str) -> str:
@@ -165,7 +166,7 @@ class _CountingHasher:
 @pytest.fixture
 def hasher(monkeypatch: pytest.MonkeyPatch) -> _CountingHasher:
     counting = _CountingHasher()
-    monkeypatch.setattr(users, "_HASHER", counting)
+    monkeypatch.setattr(typed_secrets, "HASHER", counting)
     return counting
 
 

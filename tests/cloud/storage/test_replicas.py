@@ -81,6 +81,17 @@ def test_a_revision_announced_on_one_replica_wakes_the_other(pg_schema: tuple[st
         other.close()
 
 
+def test_closing_ends_the_listening_thread_though_its_next_poll_is_a_minute_away(
+    pg_schema: tuple[str, str],
+) -> None:
+    notifier = _notifier(pg_schema, AgentRevocations())
+    threads = list(notifier._threads)
+    assert [thread.is_alive() for thread in threads] == [True, True]
+    notifier.close()  # waits at most 5 s per thread: the 60 s poll must not keep it
+    assert [thread.is_alive() for thread in threads] == [False, False]
+    notifier.close()  # a second close is harmless
+
+
 def _running(store: CloudStore) -> Iterator[dict[str, str]]:
     ready: queue.Queue[Any] = queue.Queue()
     control: dict[str, Any] = {}
