@@ -29,6 +29,7 @@ from tests.cloud.conftest import (  # noqa: F401
     database_url,
     migrated_sqlite,
     postgres_database,
+    postgres_migration,
     store,
 )
 
