@@ -115,16 +115,17 @@ function text(value, arg) {
 }
 
 function render() {
-  document.documentElement.lang = HTML_LANG[page.lang] || "en";
   const [state, v] = shown();
   document.body.dataset.state = state;
-  for (const el of document.querySelectorAll("[data-t]")) el.textContent = t(el.dataset.t);
+  if (page.drawnLang !== page.lang) { // the page's fixed words: again only when the language changes
+    page.drawnLang = page.lang;
+    document.documentElement.lang = HTML_LANG[page.lang] || "en";
+    for (const el of document.querySelectorAll("[data-t]")) el.textContent = t(el.dataset.t);
+  }
   document.body.dataset.mode = page.dock ? "dock" : "pack";
   $("dock").checked = page.dock;
-  if (page.dock) {
-    $("scan-help").textContent = t("dock_help");
-    document.querySelector(".scan-label").textContent = t("dock_label");
-  }
+  $("scan-help").textContent = t(page.dock ? "dock_help" : "scan_help");
+  document.querySelector(".scan-label").textContent = t(page.dock ? "dock_label" : "scan_label");
   $("lang").value = page.lang;
   $("state-icon").textContent = ICONS[state] || "";
   $("state-word").textContent = text(v.word);
@@ -534,13 +535,15 @@ async function pack() {
     return;
   }
   page.busy = true;
+  // Asked alongside the pack: the agent answers it once the printer confirmed the label (or could
+  // not), so PRINTED ✓ needs no request after the pack's answer. Both go out before the panel
+  // draws PRINTING, so the label is on its way while the page draws.
+  const confirmation = call("GET", `/api/v1/requests/${encodeURIComponent(pending.requestId)}/job?wait_s=10`);
+  const packing = call("POST", "/api/v1/pack", { order_ref: pending.ref,
+    station: page.snapshot?.station ?? page.station, request_id: pending.requestId, parcel: pending.parcel ?? 1 });
   const parcel = pending.parcel > 1 ? parcelLine({ order_ref: pending.ref, parcel: pending.parcel }, pending.total) : null;
   show("printing", { word: "s_printing", order: pending.ref, detail: "printing_detail", parcel });
-  // Asked alongside the pack: the agent answers it once the printer confirmed the label (or could
-  // not), so PRINTED ✓ needs no request after the pack's answer.
-  const confirmation = call("GET", `/api/v1/requests/${encodeURIComponent(pending.requestId)}/job?wait_s=10`);
-  const result = await call("POST", "/api/v1/pack", { order_ref: pending.ref,
-    station: page.snapshot?.station ?? page.station, request_id: pending.requestId, parcel: pending.parcel ?? 1 });
+  const result = await packing;
   page.busy = false;
   if (result.ok) {
     packed(result.body, confirmation);
