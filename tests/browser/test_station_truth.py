@@ -313,6 +313,29 @@ def test_an_unknown_or_cancelled_order_answers_at_once_without_weighing(page: Pa
     assert "printing" not in states(page)  # nothing was even sent to print
 
 
+def test_the_last_orders_buttons_hide_while_the_panel_names_another(page: Page, printer: Station) -> None:
+    """Reprint, Add parcel and Close order act on the last order packed. On the CHECK screen of an
+    unknown scan they would reprint or close an order the panel does not name."""
+    station = printer
+    open_station(page, station)
+    scan(page, "WEB-0015")
+    expect(page.locator("body")).to_have_attribute("data-state", "printed")
+    for button in ("#reprint", "#add-parcel", "#close"):
+        expect(page.locator(button)).to_be_visible()
+
+    scan(page, "NOPE-0015")
+    expect(page.locator("body")).to_have_attribute("data-state", "error")
+    expect(page.locator("#state-order")).to_have_text("NOPE-0015")
+    for button in ("#reprint", "#add-parcel", "#close"):
+        expect(page.locator(button)).to_be_hidden()
+
+    # Back to READY, which names no order: the last order's buttons are there again.
+    page.keyboard.press("Escape")
+    expect(page.locator("body")).to_have_attribute("data-state", "ready")
+    expect(page.locator("#reprint")).to_contain_text("parcel 1")
+    expect(page.locator("#add-parcel")).to_be_visible()
+
+
 def test_a_scan_no_barcode_could_be_is_refused_and_the_page_keeps_its_width(
     page: Page, printer: Station
 ) -> None:

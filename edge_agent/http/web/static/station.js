@@ -135,11 +135,15 @@ function render() {
   $("state-detail").textContent = text(v.detail, v.arg);
   $("state-todo").textContent = text(v.todo, v.arg);
   $("print").hidden = !(page.pending && !page.busy && !page.checking && ["weighing", "error"].includes(state));
+  // Reprint, Add parcel and Close order act on the last order packed: hidden while the panel
+  // names another (an unknown scan's CHECK), where they would act on an order nobody looks at.
+  const named = (ref) => !v.order || v.order === ref;
   $("reprint").hidden = !(page.lastJob && !midPack() && ["printed", "sent", "ready", "error", "held", "fault", "closed",
-    "voided"].includes(state) && page.lastJob.status !== "failed_nothing");
+    "voided"].includes(state) && page.lastJob.status !== "failed_nothing" && named(page.lastJob.order_ref));
   $("reprint-what").textContent = page.lastJob ? t("reprint_what", page.lastJob) : "";
   const order = currentOrder();
-  const canAct = Boolean(order && order.parcels.length && !midPack() && !page.dock && state !== "starting");
+  const canAct = Boolean(order && order.parcels.length && !midPack() && !page.dock && state !== "starting"
+    && named(order.order_ref));
   $("add-parcel").hidden = !canAct;
   $("close").hidden = !canAct;
   renderSnapshot();
