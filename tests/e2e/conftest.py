@@ -71,14 +71,19 @@ class Station:
         read empty before or that weighs more than 10 g apart. Without `grams`, it is the one of
         PARCELS_G that is far from the weight the last pack used.
         """
+        used_before = (self.status()["stations"][0]["scale"]["last_used"] or {}).get("grams")
         if grams is None:
-            used = self.status()["stations"][0]["scale"]["last_used"]
-            grams = PARCELS_G[1] if used and abs(used["grams"] - PARCELS_G[0]) <= 10 else PARCELS_G[0]
+            grams = PARCELS_G[1] if used_before and abs(used_before - PARCELS_G[0]) <= 10 else PARCELS_G[0]
         self.stack.control("scale", "POST", "/weight", {"grams": grams, "stable": True})
 
         def ready() -> bool:
+            # Ready, or already taken: a page waiting in WEIGHING packs the moment it is ready,
+            # maybe between two of these reads (a pack that used this weight, when the last one
+            # before used another, used this parcel).
             scale = self.status()["stations"][0]["scale"]
-            return bool(scale["weight_g"] == grams and scale["parcel_ready"])
+            used = (scale["last_used"] or {}).get("grams")
+            taken = used == grams != used_before
+            return scale["weight_g"] == grams and bool(scale["parcel_ready"] or taken)
 
         wait_for(ready, timeout=10, what=f"a new {grams} g parcel at the station")
         return grams
